@@ -1,0 +1,1 @@
+//! Placeholder: built in the cluster issue (see ARCHITECTURE.md).

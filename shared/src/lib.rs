@@ -1,0 +1,10 @@
+//! The zonesweep model chain (MODEL.md): datasets, carbon indices,
+//! Theil-Sen / Mann-Kendall trends, STIRPAT by ridge regression, scenario
+//! projection, zoning, sweep sampling and mergeable aggregates.
+//!
+//! Pure computation: no file or network IO beyond parsing text it is handed,
+//! and nothing of tonic, prost, tokio or redb.
+
+pub mod dataset;
+pub mod fields;
+pub mod spline;
