@@ -136,7 +136,7 @@ impl Dataset {
         geojson: Option<&str>,
     ) -> Result<Dataset, DatasetError> {
         let mut problems = Problems::default();
-        let units = parse_units(units_csv, &mut problems);
+        let (units, unit_lines) = parse_units(units_csv, &mut problems);
         let index: HashMap<&str, usize> = units
             .iter()
             .enumerate()
@@ -146,7 +146,7 @@ impl Dataset {
         if let Some(text) = geojson {
             check_geojson(text, &index, &mut problems);
         }
-        let assembled = panel.and_then(|panel| assemble(&units, panel, &mut problems));
+        let assembled = panel.and_then(|panel| assemble(&units, &unit_lines, panel, &mut problems));
         match assembled {
             Some((years, rows, fills)) if problems.0.is_empty() => Ok(Dataset {
                 units,
@@ -304,20 +304,22 @@ fn header_map(
     map
 }
 
-fn parse_units(text: &str, problems: &mut Problems) -> Vec<Unit> {
+/// The units, and for each the units.csv line it was read from.
+fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
     let mut rdr = reader(text);
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
             problems.add(UNITS_FILE, Some(1), None, None, format!("cannot read the header: {e}"));
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     let columns = header_map(UNITS_FILE, &headers, &["id", "name", "province"], &["lon", "lat"], problems);
     if !["id", "name", "province"].iter().all(|c| columns.contains_key(*c)) {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let mut units = Vec::new();
+    let mut lines = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     for record in rdr.records() {
         let record = match record {
@@ -345,7 +347,7 @@ fn parse_units(text: &str, problems: &mut Problems) -> Vec<Unit> {
             problems.add(UNITS_FILE, Some(line), Some("id"), Some(""), "empty unit id");
             continue;
         }
-        if let Some(first) = seen.insert(id.clone(), line) {
+        if let Some(&first) = seen.get(&id) {
             problems.add(
                 UNITS_FILE,
                 Some(line),
@@ -355,6 +357,7 @@ fn parse_units(text: &str, problems: &mut Problems) -> Vec<Unit> {
             );
             continue;
         }
+        seen.insert(id.clone(), line);
         let mut coordinate = |name: &str, limit: f64| -> Option<f64> {
             let raw = get(name)?;
             if raw.is_empty() {
@@ -381,11 +384,12 @@ fn parse_units(text: &str, problems: &mut Problems) -> Vec<Unit> {
             lon,
             lat,
         });
+        lines.push(line);
     }
     if units.is_empty() && problems.0.is_empty() {
         problems.add(UNITS_FILE, None, None, None, "no units");
     }
-    units
+    (units, lines)
 }
 
 /// A parsed panel cell: a value, or an empty cell to fill, with its line.
@@ -535,12 +539,12 @@ fn check_geojson(text: &str, units: &HashMap<&str, usize>, problems: &mut Proble
 type Assembled = (Vec<i32>, Vec<Row>, Vec<Fill>);
 
 /// Check the year structure, fill interior gaps and produce unit-major rows.
-fn assemble(units: &[Unit], panel: ParsedPanel, problems: &mut Problems) -> Option<Assembled> {
+fn assemble(units: &[Unit], unit_lines: &[u64], panel: ParsedPanel, problems: &mut Problems) -> Option<Assembled> {
     let mut expected_years: Option<(String, Vec<i32>)> = None;
     let mut structure_ok = true;
-    for (unit, rows) in units.iter().zip(&panel) {
+    for ((unit, rows), &unit_line) in units.iter().zip(&panel).zip(unit_lines) {
         if rows.is_empty() {
-            problems.add(UNITS_FILE, None, Some("id"), Some(&unit.id), format!("unit has no rows in {PANEL_FILE}"));
+            problems.add(UNITS_FILE, Some(unit_line), Some("id"), Some(&unit.id), format!("unit has no rows in {PANEL_FILE}"));
             structure_ok = false;
             continue;
         }

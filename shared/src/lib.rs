@@ -8,3 +8,15 @@
 pub mod dataset;
 pub mod fields;
 pub mod spline;
+pub mod coefficients;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod indices;
+pub mod trend;
+pub mod jenks;
+pub mod ridge;
+pub mod projection;
+pub mod zoning;
+pub mod chain;
+pub mod evaluation;

@@ -1,0 +1,595 @@
+//! The model configuration (MODEL.md sections 2–6) as one TOML schema: the
+//! coefficients, the scenario rules of Table 5 as data, the ridge settings,
+//! the trend threshold and the zoning criteria. [`Config::default`] holds the
+//! paper's values; a user file overrides any subset of it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::coefficients::Coefficients;
+
+/// The three scenarios, in the order used everywhere (arrays, JSON, tables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    Low,
+    Baseline,
+    High,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::Low, Scenario::Baseline, Scenario::High];
+
+    /// The key used in JSON documents and sweep specs.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Scenario::Low => "low",
+            Scenario::Baseline => "baseline",
+            Scenario::High => "high",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.key() == key)
+    }
+}
+
+/// The STIRPAT drivers, in the order of the regression columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Driver {
+    P,
+    W,
+    IS,
+    TI,
+    UR,
+    CEI,
+}
+
+impl Driver {
+    pub const ALL: [Driver; 6] = [Driver::P, Driver::W, Driver::IS, Driver::TI, Driver::UR, Driver::CEI];
+
+    pub const fn key(self) -> &'static str {
+        match self {
+            Driver::P => "P",
+            Driver::W => "W",
+            Driver::IS => "IS",
+            Driver::TI => "TI",
+            Driver::UR => "UR",
+            Driver::CEI => "CEI",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Driver> {
+        Driver::ALL.into_iter().find(|d| d.key() == key)
+    }
+}
+
+/// The two projection periods: (T₀, milestone] and (milestone, horizon].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    First,
+    Second,
+}
+
+impl Period {
+    pub const ALL: [Period; 2] = [Period::First, Period::Second];
+
+    pub const fn key(self) -> &'static str {
+        match self {
+            Period::First => "first",
+            Period::Second => "second",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Period> {
+        Period::ALL.into_iter().find(|p| p.key() == key)
+    }
+}
+
+/// Which historical growth statistic a rate rule starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateStat {
+    /// Δ = (v_T₀ / v_first)^(1/(n−1)) − 1, the average annual growth rate.
+    Delta,
+    /// The smallest annual rate v_t / v_{t−1} − 1.
+    MinDelta,
+    /// The largest annual rate.
+    MaxDelta,
+}
+
+/// What is done to the sign of the statistic before the factor and offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sign {
+    /// Keep the observed sign.
+    #[default]
+    Keep,
+    /// The absolute value ("made positive").
+    Positive,
+    /// Minus the absolute value.
+    Negative,
+}
+
+/// A level statistic of the observed series, for caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Min,
+    Mean,
+    Max,
+}
+
+/// A cap on a variable's level: a level statistic of the observed series or a
+/// fixed value, plus an offset (percentage points for IS and UR).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cap {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub offset: f64,
+}
+
+/// One cell of Table 5: annual rate = sign(stat) · factor + offset, with an
+/// optional cap on the level.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub rate: RateStat,
+    #[serde(default)]
+    pub sign: Sign,
+    #[serde(default = "one")]
+    pub factor: f64,
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The rules of one variable in one scenario, per period.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodRules {
+    pub first: Rule,
+    pub second: Rule,
+}
+
+impl PeriodRules {
+    pub fn get(&self, period: Period) -> &Rule {
+        match period {
+            Period::First => &self.first,
+            Period::Second => &self.second,
+        }
+    }
+}
+
+/// The rules of one scenario, per driver.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct ScenarioRules {
+    pub P: PeriodRules,
+    pub W: PeriodRules,
+    pub IS: PeriodRules,
+    pub TI: PeriodRules,
+    pub UR: PeriodRules,
+    pub CEI: PeriodRules,
+}
+
+impl ScenarioRules {
+    pub fn get(&self, driver: Driver) -> &PeriodRules {
+        match driver {
+            Driver::P => &self.P,
+            Driver::W => &self.W,
+            Driver::IS => &self.IS,
+            Driver::TI => &self.TI,
+            Driver::UR => &self.UR,
+            Driver::CEI => &self.CEI,
+        }
+    }
+}
+
+/// What CS a unit is compared with in the neutrality test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeutralSink {
+    /// CS_horizon = the base-year CS (MODEL.md's decision).
+    BaseYear,
+    /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
+    SenExtrapolation,
+}
+
+/// Scenario projection settings and the Table 5 rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioConfig {
+    /// The last projected year.
+    pub horizon: i32,
+    /// The last year of the first period (and the "peaked by" year of CEP).
+    pub milestone: i32,
+    pub neutral_sink: NeutralSink,
+    pub low: ScenarioRules,
+    pub baseline: ScenarioRules,
+    pub high: ScenarioRules,
+}
+
+impl ScenarioConfig {
+    pub fn rules(&self, scenario: Scenario) -> &ScenarioRules {
+        match scenario {
+            Scenario::Low => &self.low,
+            Scenario::Baseline => &self.baseline,
+            Scenario::High => &self.high,
+        }
+    }
+
+    pub fn rules_mut(&mut self, scenario: Scenario) -> &mut ScenarioRules {
+        match scenario {
+            Scenario::Low => &mut self.low,
+            Scenario::Baseline => &mut self.baseline,
+            Scenario::High => &mut self.high,
+        }
+    }
+}
+
+/// One piece of a ridge-trace grid: from the previous end to `to`, by `step`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSegment {
+    pub to: f64,
+    pub step: f64,
+}
+
+/// Ridge regression settings (MODEL.md section 4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RidgeConfig {
+    /// The nominal K of `evaluate` (the paper's 0.02).
+    pub k: f64,
+    /// The ridge-trace grid starts at 0 and follows these segments.
+    pub trace: Vec<GridSegment>,
+    /// Automatic K needs every VIF below this.
+    pub vif_limit: f64,
+    /// Automatic K needs every standardized coefficient to move by at most
+    /// this fraction of its value to the next grid point.
+    pub stability: f64,
+}
+
+impl RidgeConfig {
+    /// The K values of the ridge trace. Each K is computed as start + i·step
+    /// rather than by repeated addition, so grid points are exact decimals.
+    pub fn grid(&self) -> Vec<f64> {
+        let mut grid = vec![0.0];
+        let mut start = 0.0;
+        for segment in &self.trace {
+            let steps = ((segment.to - start) / segment.step).round() as usize;
+            for i in 1..=steps {
+                grid.push(start + i as f64 * segment.step);
+            }
+            start = segment.to;
+        }
+        grid
+    }
+}
+
+/// Whether a rising index is good or bad for the zoning score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    IncreaseIsGood,
+    DecreaseIsGood,
+}
+
+/// The scoring direction of each trend index (Table 6 class columns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct Directions {
+    pub CE: Direction,
+    pub CS: Direction,
+    pub NCE: Direction,
+    pub ECC: Direction,
+    pub ESC: Direction,
+    pub Cf: Direction,
+    pub Ec: Direction,
+    pub Ed: Direction,
+}
+
+/// Zoning criteria (MODEL.md section 6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoningConfig {
+    /// The Mann-Kendall |Z| threshold z* of the trend classes and scores.
+    pub trend_threshold: f64,
+    pub direction: Directions,
+    /// Lower bounds of scaled CLI for scores 2, 3, 4, 5.
+    pub cli_thresholds: [f64; 4],
+    /// The number of zones (Jenks classes).
+    pub zones: usize,
+}
+
+/// The whole model configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub coefficients: Coefficients,
+    pub ridge: RidgeConfig,
+    pub scenarios: ScenarioConfig,
+    pub zoning: ZoningConfig,
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: not valid TOML: {message}")]
+    Syntax { source_name: String, message: String },
+    #[error("{source_name}: at `{path}`: {message}")]
+    Schema { source_name: String, path: String, message: String },
+    #[error("{source_name}: {}", .problems.join("; "))]
+    Invalid { source_name: String, problems: Vec<String> },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        use Level::*;
+        use RateStat::*;
+        use Sign::*;
+        let rate = |rate, sign, factor, offset| Rule { rate, sign, factor, offset, cap: None };
+        let capped = |level: Option<Level>, value: Option<f64>, offset| Rule {
+            rate: Delta,
+            sign: Keep,
+            factor: 1.0,
+            offset: 0.0,
+            cap: Some(Cap { level, value, offset }),
+        };
+        let pr = |first, second| PeriodRules { first, second };
+        let low = ScenarioRules {
+            P: pr(rate(MinDelta, Keep, 1.0, 0.0), rate(Delta, Negative, 1.2, 0.0)),
+            W: pr(rate(MinDelta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.1, 0.0)),
+            IS: pr(capped(Some(Min), None, 0.0), capped(Some(Min), None, -5.0)),
+            TI: pr(rate(MaxDelta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.2, 0.0)),
+            UR: pr(capped(None, Some(65.0), 0.0), capped(None, Some(70.0), 0.0)),
+            CEI: pr(rate(MinDelta, Keep, 1.0, 0.0), rate(MinDelta, Keep, 1.0, -0.01)),
+        };
+        let baseline = ScenarioRules {
+            P: pr(rate(Delta, Keep, 1.0, 0.0), rate(Delta, Negative, 1.0, 0.0)),
+            W: pr(rate(Delta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.15, 0.0)),
+            IS: pr(capped(Some(Mean), None, 0.0), capped(Some(Mean), None, 0.0)),
+            TI: pr(rate(Delta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.15, 0.0)),
+            UR: pr(capped(None, Some(70.0), 0.0), capped(None, Some(75.0), 0.0)),
+            CEI: pr(rate(Delta, Keep, 1.0, 0.0), rate(Delta, Keep, 1.0, 0.0)),
+        };
+        let high = ScenarioRules {
+            P: pr(rate(MaxDelta, Keep, 1.0, 0.0), rate(Delta, Negative, 0.8, 0.0)),
+            W: pr(rate(MaxDelta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.2, 0.0)),
+            IS: pr(capped(Some(Max), None, 0.0), capped(Some(Max), None, 5.0)),
+            TI: pr(rate(MinDelta, Positive, 1.0, 0.0), rate(Delta, Positive, 1.1, 0.0)),
+            UR: pr(capped(None, Some(75.0), 0.0), capped(None, Some(80.0), 0.0)),
+            CEI: pr(rate(MaxDelta, Keep, 1.0, 0.0), rate(MaxDelta, Keep, 1.0, 0.01)),
+        };
+        use Direction::*;
+        Config {
+            coefficients: Coefficients::default(),
+            ridge: RidgeConfig {
+                k: 0.02,
+                trace: vec![GridSegment { to: 0.01, step: 0.001 }, GridSegment { to: 1.0, step: 0.01 }],
+                vif_limit: 10.0,
+                stability: 0.01,
+            },
+            scenarios: ScenarioConfig {
+                horizon: 2060,
+                milestone: 2030,
+                neutral_sink: NeutralSink::BaseYear,
+                low,
+                baseline,
+                high,
+            },
+            zoning: ZoningConfig {
+                trend_threshold: 1.66,
+                direction: Directions {
+                    CE: DecreaseIsGood,
+                    CS: IncreaseIsGood,
+                    NCE: DecreaseIsGood,
+                    ECC: IncreaseIsGood,
+                    ESC: IncreaseIsGood,
+                    Cf: DecreaseIsGood,
+                    Ec: IncreaseIsGood,
+                    Ed: DecreaseIsGood,
+                },
+                cli_thresholds: [0.2, 0.4, 0.6, 0.8],
+                zones: 5,
+            },
+        }
+    }
+}
+
+/// Paths below which a user's table replaces the default whole instead of
+/// being merged key by key: a scenario rule is one thing, and mixing a user's
+/// `rate` with the default's `factor` would be a surprise.
+fn replaced_whole(path: &[&str]) -> bool {
+    matches!(path, ["scenarios", s, _, _] if Scenario::from_key(s).is_some())
+}
+
+fn merge(base: &mut toml::Table, user: toml::Table, path: &mut Vec<String>) {
+    for (key, value) in user {
+        path.push(key.clone());
+        let as_str: Vec<&str> = path.iter().map(String::as_str).collect();
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(user_table)) if !replaced_whole(&as_str) => {
+                merge(base_table, user_table, path);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+        path.pop();
+    }
+}
+
+impl Config {
+    /// The default configuration as a commented TOML document.
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).expect("the default configuration serializes");
+        format!(
+            "# zonesweep model configuration: the paper's values (MODEL.md sections 2-6).\n\
+             # A configuration file may hold any subset of these keys; the rest keep these values.\n\
+             # A scenario rule (scenarios.SCENARIO.VARIABLE.first|second) is replaced whole.\n\n{body}"
+        )
+    }
+
+    /// The default configuration overridden by a user's TOML text.
+    /// `source_name` names the file in errors.
+    pub fn from_toml_overrides(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        let user: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut merged = toml::Table::try_from(Config::default()).expect("the default configuration serializes");
+        merge(&mut merged, user, &mut Vec::new());
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+            ConfigError::Schema {
+                source_name: source_name.to_owned(),
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            }
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { source_name: source_name.to_owned(), problems })
+        }
+    }
+
+    /// Values that parse but make no sense together.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.coefficients.problems();
+        let ridge = &self.ridge;
+        if !(ridge.k.is_finite() && ridge.k >= 0.0) {
+            problems.push(format!("ridge.k is {}; it must be ≥ 0", ridge.k));
+        }
+        let mut previous = 0.0;
+        for (i, segment) in ridge.trace.iter().enumerate() {
+            if !(segment.step > 0.0 && segment.to > previous && segment.to.is_finite()) {
+                problems.push(format!(
+                    "ridge.trace[{i}]: needs step > 0 and `to` above the previous end {previous}"
+                ));
+            }
+            previous = segment.to;
+        }
+        if ridge.trace.is_empty() {
+            problems.push("ridge.trace is empty".to_owned());
+        }
+        if !(ridge.vif_limit > 0.0) {
+            problems.push("ridge.vif_limit must be > 0".to_owned());
+        }
+        if !(ridge.stability >= 0.0) {
+            problems.push("ridge.stability must be ≥ 0".to_owned());
+        }
+        let scenarios = &self.scenarios;
+        if scenarios.milestone > scenarios.horizon {
+            problems.push(format!(
+                "scenarios.milestone {} is after scenarios.horizon {}",
+                scenarios.milestone, scenarios.horizon
+            ));
+        }
+        for scenario in Scenario::ALL {
+            for driver in Driver::ALL {
+                for period in Period::ALL {
+                    let rule = scenarios.rules(scenario).get(driver).get(period);
+                    let at = format!("scenarios.{}.{}.{}", scenario.key(), driver.key(), period.key());
+                    if !rule.factor.is_finite() || !rule.offset.is_finite() {
+                        problems.push(format!("{at}: factor and offset must be finite"));
+                    }
+                    if let Some(cap) = rule.cap {
+                        if cap.level.is_some() == cap.value.is_some() {
+                            problems.push(format!("{at}.cap: give exactly one of `level` or `value`"));
+                        }
+                    }
+                }
+            }
+        }
+        let zoning = &self.zoning;
+        if !(zoning.trend_threshold.is_finite() && zoning.trend_threshold > 0.0) {
+            problems.push(format!("zoning.trend_threshold is {}; it must be > 0", zoning.trend_threshold));
+        }
+        if !zoning.cli_thresholds.windows(2).all(|w| w[0] <= w[1]) {
+            problems.push("zoning.cli_thresholds must be ascending".to_owned());
+        }
+        if !(1..=50).contains(&zoning.zones) {
+            problems.push(format!("zoning.zones is {}; it must be 1–50", zoning.zones));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_its_toml() {
+        let text = Config::default_toml();
+        let config = Config::from_toml_overrides(&text, "default").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(Config::from_toml_overrides("", "empty").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_subset_overrides_and_rules_are_replaced_whole() {
+        let text = "[ridge]\nk = 0.03\n[coefficients.energy.raw_coal]\ncarbon = 0.7\n\
+                    [scenarios.low.P]\nsecond = { rate = \"min_delta\" }\n";
+        let config = Config::from_toml_overrides(text, "user.toml").unwrap();
+        assert_eq!(config.ridge.k, 0.03);
+        assert_eq!(config.ridge.vif_limit, 10.0);
+        let index = Coefficients::index_of("energy.raw_coal.carbon").unwrap();
+        assert_eq!(config.coefficients.get(index), 0.7);
+        let rule = config.scenarios.low.P.second;
+        assert_eq!((rule.rate, rule.sign, rule.factor), (RateStat::MinDelta, Sign::Keep, 1.0));
+        assert_eq!(config.scenarios.low.P.first, Config::default().scenarios.low.P.first);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let err = Config::from_toml_overrides("[ridge]\nkk = 1\n", "user.toml").unwrap_err().to_string();
+        assert!(err.contains("user.toml") && err.contains("kk"), "{err}");
+        let err = Config::from_toml_overrides("[zoning.direction]\nXX = \"increase-is-good\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("XX"), "{err}");
+        let err = Config::from_toml_overrides("[coefficients.crops.rice]\nwatr = 0.1\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crops.rice.watr"), "{err}");
+        let err = Config::from_toml_overrides("bogus = 1\n", "c.toml").unwrap_err().to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let err = Config::from_toml_overrides("[ridge]\nk = -0.1\n", "c.toml").unwrap_err().to_string();
+        assert!(err.contains("ridge.k"), "{err}");
+        let err = Config::from_toml_overrides("[coefficients]\nbreathing = -1.0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("breathing"), "{err}");
+        let err = Config::from_toml_overrides("[ridge]\nk = \"x\"\n", "c.toml").unwrap_err().to_string();
+        assert!(err.contains("ridge.k"), "{err}");
+        assert!(Config::from_toml_overrides("[ridge\n", "c.toml").is_err());
+    }
+
+    #[test]
+    fn ridge_grid_is_exact() {
+        let grid = RidgeConfig { ..Config::default().ridge }.grid();
+        assert_eq!(grid.len(), 1 + 10 + 99);
+        assert_eq!(grid[0], 0.0);
+        assert_eq!(grid[10], 0.01);
+        assert!((grid[109] - 1.0).abs() < 1e-12);
+    }
+}

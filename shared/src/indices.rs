@@ -1,0 +1,202 @@
+//! Carbon indices (MODEL.md section 2, paper Table 2 and Eq. 1–11), per unit
+//! and year: CE, CS, NCE, ECC, ESC, Cf, Ec, Ed and the land-use degree CLI.
+
+use serde::{Deserialize, Serialize};
+
+use crate::coefficients::{
+    CROP_COEFFICIENTS, Coefficients, ENERGY_COEFFICIENTS, LIVESTOCK_COEFFICIENTS, coefficient as c,
+};
+use crate::fields::{Field, Row};
+
+/// The indices of section 2, in the order of the `evaluate` document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum IndexKey {
+    CE,
+    CS,
+    NCE,
+    ECC,
+    ESC,
+    Cf,
+    Ec,
+    Ed,
+    CLI,
+}
+
+impl IndexKey {
+    pub const ALL: [IndexKey; 9] = [
+        IndexKey::CE,
+        IndexKey::CS,
+        IndexKey::NCE,
+        IndexKey::ECC,
+        IndexKey::ESC,
+        IndexKey::Cf,
+        IndexKey::Ec,
+        IndexKey::Ed,
+        IndexKey::CLI,
+    ];
+
+    /// The eight indices with a trend (section 3).
+    pub const TRENDED: [IndexKey; 8] = [
+        IndexKey::CE,
+        IndexKey::CS,
+        IndexKey::NCE,
+        IndexKey::ECC,
+        IndexKey::ESC,
+        IndexKey::Cf,
+        IndexKey::Ec,
+        IndexKey::Ed,
+    ];
+
+    pub const fn key(self) -> &'static str {
+        match self {
+            IndexKey::CE => "CE",
+            IndexKey::CS => "CS",
+            IndexKey::NCE => "NCE",
+            IndexKey::ECC => "ECC",
+            IndexKey::ESC => "ESC",
+            IndexKey::Cf => "Cf",
+            IndexKey::Ec => "Ec",
+            IndexKey::Ed => "Ed",
+            IndexKey::CLI => "CLI",
+        }
+    }
+}
+
+/// Every index for every (unit, year), unit-major like the panel rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Indices {
+    pub n_units: usize,
+    pub n_years: usize,
+    /// `values[IndexKey as usize][unit * n_years + year_index]`.
+    pub values: [Vec<f64>; 9],
+    /// Total energy use in tce per (unit, year), for the STIRPAT TI driver.
+    pub energy_tce: Vec<f64>,
+}
+
+impl Indices {
+    pub fn get(&self, key: IndexKey) -> &[f64] {
+        &self.values[key as usize]
+    }
+
+    /// One unit's series of one index.
+    pub fn series(&self, key: IndexKey, unit: usize) -> &[f64] {
+        &self.values[key as usize][unit * self.n_years..(unit + 1) * self.n_years]
+    }
+}
+
+/// Land-use degree grades A_k of the CLI, by land-use field.
+const CLI_GRADES: [(Field, f64); 7] = [
+    (Field::Cropland, 3.0),
+    (Field::Shrubland, 2.0),
+    (Field::Forest, 2.0),
+    (Field::Grassland, 2.0),
+    (Field::Water, 2.0),
+    (Field::Urban, 4.0),
+    (Field::Unused, 1.0),
+];
+
+/// Per-row quantities before the dataset totals are known.
+struct RowTerms {
+    ce: f64,
+    cs_crop: f64,
+    cs_shrub: f64,
+    cs_forest: f64,
+    cs_grass: f64,
+    cs_water: f64,
+    energy_tce: f64,
+    cli: f64,
+}
+
+fn row_terms(row: &Row, k: &Coefficients) -> RowTerms {
+    let v = |f: Field| row[f as usize];
+    let ce_crop = k.get(c::FERTILIZER) * v(Field::Fertilizer)
+        + k.get(c::PESTICIDE) * v(Field::Pesticide)
+        + k.get(c::PLASTIC_FILM) * v(Field::PlasticFilm)
+        + k.get(c::IRRIGATED) * v(Field::Irrigated)
+        + k.get(c::SOWN) * v(Field::Sown)
+        + k.get(c::MACHINERY) * v(Field::Machinery);
+    let mut energy_tce = 0.0;
+    let mut energy_carbon = 0.0;
+    for (field, (tce, carbon)) in Field::ENERGY.iter().zip(ENERGY_COEFFICIENTS) {
+        let standard_coal = v(*field) * k.get(tce);
+        energy_tce += standard_coal;
+        energy_carbon += standard_coal * k.get(carbon);
+    }
+    let ce_urban = energy_carbon + k.get(c::BREATHING) * v(Field::Population);
+    let mut ce_livestock = 0.0;
+    for (field, first) in Field::LIVESTOCK.iter().zip(LIVESTOCK_COEFFICIENTS) {
+        ce_livestock += v(*field) * (k.get(first) + k.get(first + 1) + k.get(first + 2));
+    }
+    let mut cs_crop = 0.0;
+    for (field, first) in Field::CROPS.iter().zip(CROP_COEFFICIENTS) {
+        let (economic, water, absorption) = (k.get(first), k.get(first + 1), k.get(first + 2));
+        cs_crop += v(*field) * (1.0 - water) / economic * absorption;
+    }
+    let mut graded = 0.0;
+    let mut area = 0.0;
+    for (field, grade) in CLI_GRADES {
+        graded += grade * v(field);
+        area += v(field);
+    }
+    RowTerms {
+        ce: ce_crop + ce_urban + ce_livestock,
+        cs_crop,
+        cs_shrub: k.get(c::SINK_SHRUBLAND) * v(Field::Shrubland),
+        cs_forest: k.get(c::SINK_FOREST) * v(Field::Forest),
+        cs_grass: k.get(c::SINK_GRASSLAND) * v(Field::Grassland),
+        cs_water: k.get(c::SINK_WATER) * v(Field::Water),
+        energy_tce,
+        cli: 100.0 * graded / area,
+    }
+}
+
+/// Compute every index from unit-major panel rows (`n_years` rows a unit).
+/// Non-finite results (a zero total, say) are left in place for the caller
+/// to refuse; see [`crate::chain`].
+pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Indices {
+    let n_units = rows.len() / n_years;
+    let terms: Vec<RowTerms> = rows.iter().map(|row| row_terms(row, coefficients)).collect();
+    let n = rows.len();
+    let mut values: [Vec<f64>; 9] = std::array::from_fn(|_| vec![0.0; n]);
+    let nep = |i| coefficients.get(i);
+    for t in 0..n_years {
+        // Dataset totals of year t, summed in unit order.
+        let (mut gdp, mut ce, mut cs) = (0.0, 0.0, 0.0);
+        let (mut crop, mut shrub, mut forest, mut grass) = (0.0, 0.0, 0.0, 0.0);
+        for u in 0..n_units {
+            let i = u * n_years + t;
+            let term = &terms[i];
+            gdp += rows[i][Field::Gdp as usize];
+            ce += term.ce;
+            cs += term.cs_crop + term.cs_shrub + term.cs_forest + term.cs_grass + term.cs_water;
+            crop += term.cs_crop;
+            shrub += term.cs_shrub;
+            forest += term.cs_forest;
+            grass += term.cs_grass;
+        }
+        let typed_sink = crop + shrub + forest + grass;
+        let footprint_factor = crop / typed_sink / nep(c::NEP_CROPLAND)
+            + shrub / typed_sink / nep(c::NEP_SHRUBLAND)
+            + forest / typed_sink / nep(c::NEP_FOREST)
+            + grass / typed_sink / nep(c::NEP_GRASSLAND);
+        for u in 0..n_units {
+            let i = u * n_years + t;
+            let term = &terms[i];
+            let unit_ce = term.ce;
+            let unit_cs = term.cs_crop + term.cs_shrub + term.cs_forest + term.cs_grass + term.cs_water;
+            let ce_share = unit_ce / ce;
+            let cf = unit_ce * footprint_factor;
+            let ec = unit_cs * footprint_factor;
+            values[IndexKey::CE as usize][i] = unit_ce;
+            values[IndexKey::CS as usize][i] = unit_cs;
+            values[IndexKey::NCE as usize][i] = unit_ce - unit_cs;
+            values[IndexKey::ECC as usize][i] = (rows[i][Field::Gdp as usize] / gdp) / ce_share;
+            values[IndexKey::ESC as usize][i] = (unit_cs / cs) / ce_share;
+            values[IndexKey::Cf as usize][i] = cf;
+            values[IndexKey::Ec as usize][i] = ec;
+            values[IndexKey::Ed as usize][i] = cf - ec;
+            values[IndexKey::CLI as usize][i] = term.cli;
+        }
+    }
+    Indices { n_units, n_years, values, energy_tce: terms.iter().map(|t| t.energy_tce).collect() }
+}

@@ -1,0 +1,254 @@
+//! Scenario projection to the horizon (MODEL.md section 5, paper Table 5):
+//! per-unit historical growth statistics, the scenario rules, projected CE
+//! anchored to the base year, peak years, neutrality and the carbon emission
+//! potential (CEP).
+
+use crate::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
+use crate::error::ChainError;
+use crate::ridge::N_PREDICTORS;
+
+/// Historical statistics of one driver series of one unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DriverStats {
+    /// Average annual growth rate (v_T₀ / v_first)^(1/(n−1)) − 1.
+    pub delta: f64,
+    pub min_delta: f64,
+    pub max_delta: f64,
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    /// The base-year value v_T₀.
+    pub last: f64,
+}
+
+impl DriverStats {
+    /// Statistics of a series of at least two positive values.
+    pub fn of(series: &[f64]) -> DriverStats {
+        let n = series.len();
+        let first = series[0];
+        let last = series[n - 1];
+        let delta = (last / first).powf(1.0 / (n as f64 - 1.0)) - 1.0;
+        let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
+        for w in series.windows(2) {
+            let g = w[1] / w[0] - 1.0;
+            min_delta = min_delta.min(g);
+            max_delta = max_delta.max(g);
+        }
+        let min = series.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = series.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mean = series.iter().sum::<f64>() / n as f64;
+        DriverStats { delta, min_delta, max_delta, min, mean, max, last }
+    }
+
+    fn rate_stat(&self, stat: RateStat) -> f64 {
+        match stat {
+            RateStat::Delta => self.delta,
+            RateStat::MinDelta => self.min_delta,
+            RateStat::MaxDelta => self.max_delta,
+        }
+    }
+
+    fn level(&self, level: Level) -> f64 {
+        match level {
+            Level::Min => self.min,
+            Level::Mean => self.mean,
+            Level::Max => self.max,
+        }
+    }
+}
+
+/// Sampled changes to the scenario rules: a multiplier of each rule's final
+/// annual rate and an offset of its cap, per scenario, driver and period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleAdjustments {
+    pub rate_multiplier: [[[f64; 2]; N_PREDICTORS]; 3],
+    pub cap_offset: [[[f64; 2]; N_PREDICTORS]; 3],
+}
+
+impl Default for RuleAdjustments {
+    fn default() -> Self {
+        RuleAdjustments { rate_multiplier: [[[1.0; 2]; N_PREDICTORS]; 3], cap_offset: [[[0.0; 2]; N_PREDICTORS]; 3] }
+    }
+}
+
+/// A rule resolved for one unit: its annual rate and optional cap.
+#[derive(Clone, Copy, Debug)]
+struct Resolved {
+    rate: f64,
+    cap: Option<f64>,
+}
+
+fn resolve(rule: &Rule, stats: &DriverStats, multiplier: f64, cap_offset: f64) -> Resolved {
+    let stat = stats.rate_stat(rule.rate);
+    let signed = match rule.sign {
+        Sign::Keep => stat,
+        Sign::Positive => stat.abs(),
+        Sign::Negative => -stat.abs(),
+    };
+    let rate = (signed * rule.factor + rule.offset) * multiplier;
+    let cap = rule.cap.map(|cap| {
+        let base = match (cap.level, cap.value) {
+            (Some(level), _) => stats.level(level),
+            (None, Some(value)) => value,
+            (None, None) => f64::INFINITY,
+        };
+        base + cap.offset + cap_offset
+    });
+    Resolved { rate, cap }
+}
+
+/// One unit's projection under one scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitProjection {
+    /// CE for each year T₀ … horizon.
+    pub ce: Vec<f64>,
+    /// The year of the maximum CE (first on ties), `None` when it is the horizon.
+    pub peak_year: Option<i32>,
+    pub neutral: bool,
+}
+
+/// Everything a projection needs to know about one unit.
+#[derive(Clone, Debug)]
+pub struct UnitBase<'a> {
+    pub unit_id: &'a str,
+    pub stats: &'a [DriverStats; N_PREDICTORS],
+    /// Observed base-year CE.
+    pub ce_base: f64,
+    /// CS the horizon-year CE is compared with.
+    pub cs_horizon: f64,
+}
+
+/// Project one unit under one scenario with the fitted STIRPAT coefficients.
+pub fn project_unit(
+    unit: &UnitBase<'_>,
+    scenario: Scenario,
+    config: &ScenarioConfig,
+    adjustments: &RuleAdjustments,
+    coefficients: &[f64; N_PREDICTORS],
+    base_year: i32,
+) -> Result<UnitProjection, ChainError> {
+    let rules = config.rules(scenario);
+    let s = scenario as usize;
+    let resolved: [[Resolved; 2]; N_PREDICTORS] = std::array::from_fn(|d| {
+        let driver = Driver::ALL[d];
+        std::array::from_fn(|p| {
+            resolve(
+                rules.get(driver).get(Period::ALL[p]),
+                &unit.stats[d],
+                adjustments.rate_multiplier[s][d][p],
+                adjustments.cap_offset[s][d][p],
+            )
+        })
+    });
+    let n_years = (config.horizon - base_year).max(0) as usize + 1;
+    let mut ce = Vec::with_capacity(n_years);
+    ce.push(unit.ce_base);
+    let base: [f64; N_PREDICTORS] = std::array::from_fn(|d| unit.stats[d].last);
+    let ln_base: [f64; N_PREDICTORS] = std::array::from_fn(|d| base[d].ln());
+    let mut level = base;
+    for year in (base_year + 1)..=config.horizon {
+        let period = if year <= config.milestone { 0 } else { 1 };
+        let mut exponent = 0.0;
+        for d in 0..N_PREDICTORS {
+            let rule = resolved[d][period];
+            let advanced = level[d] * (1.0 + rule.rate);
+            level[d] = match rule.cap {
+                Some(cap) if level[d] > cap => level[d],
+                Some(cap) => advanced.min(cap),
+                None => advanced,
+            };
+            exponent += coefficients[d] * (level[d].ln() - ln_base[d]);
+        }
+        let value = unit.ce_base * exponent.exp();
+        if !value.is_finite() {
+            return Err(ChainError::Projection { unit: unit.unit_id.to_owned(), scenario: scenario.key(), year });
+        }
+        ce.push(value);
+    }
+    let mut peak = 0;
+    for (i, v) in ce.iter().enumerate() {
+        if *v > ce[peak] {
+            peak = i;
+        }
+    }
+    let peak_year = base_year + peak as i32;
+    let horizon_ce = *ce.last().expect("at least the base year");
+    Ok(UnitProjection {
+        peak_year: (peak_year != config.horizon).then_some(peak_year),
+        neutral: horizon_ce <= unit.cs_horizon,
+        ce,
+    })
+}
+
+/// The CS a unit's horizon-year CE is compared with.
+pub fn horizon_sink(rule: NeutralSink, cs_base: f64, cs_sen_slope: f64, base_year: i32, horizon: i32) -> f64 {
+    match rule {
+        NeutralSink::BaseYear => cs_base,
+        NeutralSink::SenExtrapolation => (cs_base + cs_sen_slope * f64::from(horizon - base_year)).max(0.0),
+    }
+}
+
+/// Carbon emission potential, 5…1 (the first rule that holds):
+/// 5 peaked by the milestone in all scenarios and neutral in the baseline;
+/// 4 peaked by the milestone in all; 3 in low-carbon and baseline; 2 in
+/// low-carbon, or peaked before the horizon in the baseline; 1 otherwise.
+pub fn carbon_emission_potential(peak_year: [Option<i32>; 3], neutral_baseline: bool, milestone: i32) -> u8 {
+    let by_milestone = |s: Scenario| peak_year[s as usize].is_some_and(|y| y <= milestone);
+    let (low, baseline, high) =
+        (by_milestone(Scenario::Low), by_milestone(Scenario::Baseline), by_milestone(Scenario::High));
+    if low && baseline && high && neutral_baseline {
+        5
+    } else if low && baseline && high {
+        4
+    } else if low && baseline {
+        3
+    } else if low || peak_year[Scenario::Baseline as usize].is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn flat_stats() -> [DriverStats; N_PREDICTORS] {
+        [DriverStats::of(&[10.0, 10.0, 10.0]); N_PREDICTORS]
+    }
+
+    #[test]
+    fn statistics_of_a_series() {
+        let s = DriverStats::of(&[100.0, 110.0, 99.0, 121.0]);
+        assert!((s.delta - (1.21f64.powf(1.0 / 3.0) - 1.0)).abs() < 1e-15);
+        assert!((s.min_delta - (-0.1)).abs() < 1e-12);
+        assert!((s.max_delta - (121.0 / 99.0 - 1.0)).abs() < 1e-12);
+        assert_eq!((s.min, s.max, s.last), (99.0, 121.0, 121.0));
+    }
+
+    #[test]
+    fn a_unit_whose_drivers_do_not_move_stays_exactly_flat_and_peaks_at_base() {
+        // Under the baseline every rule of a flat series is a zero rate (the
+        // low-carbon CEI rule's −0.01 offset would move it).
+        let config = Config::default().scenarios;
+        let stats = flat_stats();
+        let unit = UnitBase { unit_id: "U", stats: &stats, ce_base: 5.0, cs_horizon: 5.0 };
+        let p = project_unit(&unit, Scenario::Baseline, &config, &RuleAdjustments::default(), &[1.0; 6], 2020).unwrap();
+        assert_eq!(p.ce.len(), 41);
+        assert!(p.ce.iter().all(|v| *v == 5.0));
+        assert_eq!(p.peak_year, Some(2020));
+        assert!(p.neutral);
+    }
+
+    #[test]
+    fn cep_rules_in_order() {
+        let m = 2030;
+        assert_eq!(carbon_emission_potential([Some(2020), Some(2025), Some(2030)], true, m), 5);
+        assert_eq!(carbon_emission_potential([Some(2020), Some(2025), Some(2030)], false, m), 4);
+        assert_eq!(carbon_emission_potential([Some(2020), Some(2025), None], true, m), 3);
+        assert_eq!(carbon_emission_potential([Some(2020), Some(2040), None], true, m), 2);
+        assert_eq!(carbon_emission_potential([None, Some(2040), None], true, m), 2);
+        assert_eq!(carbon_emission_potential([Some(2031), None, None], true, m), 1);
+    }
+}

@@ -1,0 +1,146 @@
+//! Trend statistics (MODEL.md section 3): the Theil-Sen slope and the
+//! Mann-Kendall test with tie correction.
+
+/// The Theil-Sen slope: the median over all pairs j > k of
+/// (x_j − x_k)/(j − k), the mean of the two middle values when the number of
+/// pairs is even. Matches `scipy.stats.theilslopes` and
+/// `pymannkendall.sens_slope` for series without missing values.
+/// Returns 0 for fewer than two values.
+pub fn sen_slope(x: &[f64]) -> f64 {
+    let n = x.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    for j in 1..n {
+        for k in 0..j {
+            slopes.push((x[j] - x[k]) / (j - k) as f64);
+        }
+    }
+    median_in_place(&mut slopes)
+}
+
+/// The median of a non-empty slice, reordering it.
+fn median_in_place(values: &mut [f64]) -> f64 {
+    let m = values.len();
+    let upper_index = m / 2;
+    let (lower, upper, _) = values.select_nth_unstable_by(upper_index, f64::total_cmp);
+    let upper = *upper;
+    if m % 2 == 1 {
+        upper
+    } else {
+        let lower_max = lower.iter().copied().max_by(f64::total_cmp).expect("an even count ≥ 2");
+        (lower_max + upper) / 2.0
+    }
+}
+
+/// The Mann-Kendall statistics of a series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MannKendall {
+    /// S = Σ_{k<j} sign(x_j − x_k), exact comparison.
+    pub s: f64,
+    /// Var(S) with the tie correction over groups of exactly equal values.
+    pub var_s: f64,
+    /// The continuity-corrected normal score.
+    pub z: f64,
+}
+
+/// The Mann-Kendall test as `pymannkendall.original_test` computes S, Var(S)
+/// and Z (and R `trend::mk.test`). Ties are exact equality; Z is 0 when S is
+/// 0 or Var(S) is 0.
+pub fn mann_kendall(x: &[f64]) -> MannKendall {
+    let n = x.len();
+    let mut s: i64 = 0;
+    for k in 0..n {
+        let xk = x[k];
+        for &xj in &x[k + 1..] {
+            s += i64::from(xj > xk) - i64::from(xj < xk);
+        }
+    }
+    let mut sorted = x.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let mut tie_term: i64 = 0;
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && sorted[end] == sorted[start] {
+            end += 1;
+        }
+        let t = (end - start) as i64;
+        tie_term += t * (t - 1) * (2 * t + 5);
+        start = end;
+    }
+    let n = n as i64;
+    let var_s = (n * (n - 1) * (2 * n + 5) - tie_term) as f64 / 18.0;
+    let s = s as f64;
+    let z = if var_s <= 0.0 || s == 0.0 {
+        0.0
+    } else if s > 0.0 {
+        (s - 1.0) / var_s.sqrt()
+    } else {
+        (s + 1.0) / var_s.sqrt()
+    };
+    MannKendall { s, var_s, z }
+}
+
+/// The five trend classes of paper Table 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TrendClass {
+    MarkedDecrease,
+    ModerateDecrease,
+    Unchanged,
+    ModerateIncrease,
+    MarkedIncrease,
+}
+
+impl TrendClass {
+    /// The class of a Mann-Kendall Z at threshold z*.
+    pub fn of(z: f64, threshold: f64) -> TrendClass {
+        if z > threshold {
+            TrendClass::MarkedIncrease
+        } else if z > 0.0 {
+            TrendClass::ModerateIncrease
+        } else if z == 0.0 {
+            TrendClass::Unchanged
+        } else if z >= -threshold {
+            TrendClass::ModerateDecrease
+        } else {
+            TrendClass::MarkedDecrease
+        }
+    }
+
+    /// The score when an increase is good: marked increase 5 … marked decrease 1.
+    pub fn score_increase_good(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_even_and_odd() {
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn s_of_plus_minus_one_gives_zero_z() {
+        let mk = mann_kendall(&[1.0, 2.0]);
+        assert_eq!((mk.s, mk.z), (1.0, 0.0));
+        let mk = mann_kendall(&[2.0, 1.0]);
+        assert_eq!((mk.s, mk.z), (-1.0, 0.0));
+    }
+
+    #[test]
+    fn classes_at_the_threshold() {
+        assert_eq!(TrendClass::of(1.66, 1.66), TrendClass::ModerateIncrease);
+        assert_eq!(TrendClass::of(1.67, 1.66), TrendClass::MarkedIncrease);
+        assert_eq!(TrendClass::of(-1.66, 1.66), TrendClass::ModerateDecrease);
+        assert_eq!(TrendClass::of(-1.67, 1.66), TrendClass::MarkedDecrease);
+        assert_eq!(TrendClass::of(0.0, 1.66), TrendClass::Unchanged);
+        assert_eq!(TrendClass::MarkedIncrease.score_increase_good(), 5);
+        assert_eq!(TrendClass::MarkedDecrease.score_increase_good(), 1);
+    }
+}

@@ -1,0 +1,174 @@
+//! Zoning (MODEL.md section 6, paper Table 6): ten scores per unit, their
+//! total, Jenks natural breaks of the totals and the five zones.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Direction, Directions, ZoningConfig};
+use crate::indices::IndexKey;
+use crate::jenks;
+use crate::trend::TrendClass;
+
+/// The ten scores, in this order in [`Scores`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ScoreKey {
+    CS,
+    NCE,
+    CE,
+    ECC,
+    ESC,
+    Cf,
+    Ec,
+    Ed,
+    CEP,
+    CLI,
+}
+
+impl ScoreKey {
+    pub const ALL: [ScoreKey; 10] = [
+        ScoreKey::CS,
+        ScoreKey::NCE,
+        ScoreKey::CE,
+        ScoreKey::ECC,
+        ScoreKey::ESC,
+        ScoreKey::Cf,
+        ScoreKey::Ec,
+        ScoreKey::Ed,
+        ScoreKey::CEP,
+        ScoreKey::CLI,
+    ];
+
+    pub const fn key(self) -> &'static str {
+        match self {
+            ScoreKey::CS => "CS",
+            ScoreKey::NCE => "NCE",
+            ScoreKey::CE => "CE",
+            ScoreKey::ECC => "ECC",
+            ScoreKey::ESC => "ESC",
+            ScoreKey::Cf => "Cf",
+            ScoreKey::Ec => "Ec",
+            ScoreKey::Ed => "Ed",
+            ScoreKey::CEP => "CEP",
+            ScoreKey::CLI => "CLI",
+        }
+    }
+
+    /// The score of a trended index.
+    pub const fn of_index(index: IndexKey) -> Option<ScoreKey> {
+        Some(match index {
+            IndexKey::CE => ScoreKey::CE,
+            IndexKey::CS => ScoreKey::CS,
+            IndexKey::NCE => ScoreKey::NCE,
+            IndexKey::ECC => ScoreKey::ECC,
+            IndexKey::ESC => ScoreKey::ESC,
+            IndexKey::Cf => ScoreKey::Cf,
+            IndexKey::Ec => ScoreKey::Ec,
+            IndexKey::Ed => ScoreKey::Ed,
+            IndexKey::CLI => return None,
+        })
+    }
+}
+
+/// One unit's ten scores, indexed by [`ScoreKey`].
+pub type Scores = [u8; 10];
+
+/// The zone names, zone 1 first.
+pub const ZONE_NAMES: [&str; 5] = [
+    "carbon sink functional zone",
+    "low-carbon development zone",
+    "net-carbon stabilization zone",
+    "high-carbon control zone",
+    "carbon source optimization zone",
+];
+
+/// The scoring direction of a trended index.
+pub fn direction(directions: &Directions, index: IndexKey) -> Direction {
+    match index {
+        IndexKey::CE => directions.CE,
+        IndexKey::CS => directions.CS,
+        IndexKey::NCE => directions.NCE,
+        IndexKey::ECC => directions.ECC,
+        IndexKey::ESC => directions.ESC,
+        IndexKey::Cf => directions.Cf,
+        IndexKey::Ec => directions.Ec,
+        IndexKey::Ed => directions.Ed,
+        IndexKey::CLI => Direction::IncreaseIsGood,
+    }
+}
+
+/// The 1–5 score of a Mann-Kendall Z: marked increase 5 … marked decrease 1
+/// when an increase is good, the mirror when a decrease is good.
+pub fn trend_score(z: f64, threshold: f64, direction: Direction) -> u8 {
+    let increase_good = TrendClass::of(z, threshold).score_increase_good();
+    match direction {
+        Direction::IncreaseIsGood => increase_good,
+        Direction::DecreaseIsGood => 6 - increase_good,
+    }
+}
+
+/// CLI scores: base-year CLI min-max scaled over the units, then scored by
+/// the lower bounds of scores 2…5 (all 3 when every CLI is equal).
+pub fn cli_scores(cli: &[f64], thresholds: &[f64; 4]) -> Vec<u8> {
+    let min = cli.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = cli.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    cli.iter()
+        .map(|&c| {
+            if max == min {
+                return 3;
+            }
+            let scaled = (c - min) / (max - min);
+            1 + thresholds.iter().filter(|&&t| scaled >= t).count() as u8
+        })
+        .collect()
+}
+
+/// Totals partitioned into zones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Zoning {
+    /// Upper bound of each class, ascending.
+    pub breaks: Vec<u32>,
+    /// 1 = the class of the highest totals.
+    pub zone: Vec<u8>,
+}
+
+/// Jenks natural breaks of the totals into `config.zones` classes, zone 1
+/// being the highest; with fewer distinct totals than zones, the highest
+/// zone numbers stay empty.
+pub fn zones(totals: &[u32], config: &ZoningConfig) -> Zoning {
+    let values: Vec<f64> = totals.iter().map(|&t| f64::from(t)).collect();
+    let partition = jenks::partition(&values, config.zones);
+    let n_classes = partition.n_classes();
+    Zoning {
+        breaks: partition.upper_bounds.iter().map(|&b| b as u32).collect(),
+        zone: partition.class_of.iter().map(|&c| (n_classes - c) as u8).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn trend_scores_mirror() {
+        use Direction::*;
+        assert_eq!(trend_score(2.0, 1.66, IncreaseIsGood), 5);
+        assert_eq!(trend_score(2.0, 1.66, DecreaseIsGood), 1);
+        assert_eq!(trend_score(0.0, 1.66, DecreaseIsGood), 3);
+        assert_eq!(trend_score(-1.0, 1.66, DecreaseIsGood), 4);
+        assert_eq!(trend_score(-1.0, 1.66, IncreaseIsGood), 2);
+    }
+
+    #[test]
+    fn cli_scores_scale_and_flat() {
+        let t = [0.2, 0.4, 0.6, 0.8];
+        assert_eq!(cli_scores(&[100.0, 200.0, 150.0, 180.0, 119.0], &t), vec![1, 5, 3, 5, 1]);
+        assert_eq!(cli_scores(&[150.0, 150.0], &t), vec![3, 3]);
+    }
+
+    #[test]
+    fn zones_number_from_the_top() {
+        let z = zones(&[10, 10, 30, 20], &Config::default().zoning);
+        assert_eq!(z.breaks, vec![10, 20, 30]);
+        assert_eq!(z.zone, vec![3, 3, 1, 2]);
+    }
+}

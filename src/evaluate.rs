@@ -1,0 +1,126 @@
+//! `zonesweep evaluate` and `zonesweep ridge-trace`.
+
+use anyhow::{Context, Result, bail};
+use zonesweep_shared::chain::{self, Detail, Parameters};
+use zonesweep_shared::config::{Driver, Scenario};
+use zonesweep_shared::evaluation::EvaluateDocument;
+use zonesweep_shared::ridge;
+use zonesweep_shared::zoning::ZONE_NAMES;
+
+use crate::ModelArgs;
+use crate::data::{config_of, dataset_of};
+
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Ridge K: a number ≥ 0, or `auto` for the ridge-trace choice
+    /// (default: the configuration's, the paper's 0.02).
+    #[arg(long)]
+    pub k: Option<String>,
+    /// Print the MODEL.md section 8 JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RidgeTraceArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+enum KChoice {
+    Value(f64),
+    Auto,
+}
+
+fn parse_k(text: &str) -> Result<KChoice> {
+    if text == "auto" {
+        return Ok(KChoice::Auto);
+    }
+    match text.parse::<f64>() {
+        Ok(k) if k.is_finite() && k >= 0.0 => Ok(KChoice::Value(k)),
+        _ => bail!("--k must be a number ≥ 0 or `auto`, not `{text}`"),
+    }
+}
+
+pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    let dataset = dataset_of(&args.model)?;
+    let config = config_of(&args.model)?;
+    for warning in dataset.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let mut parameters = Parameters::nominal(&config);
+    match args.k.as_deref().map(parse_k).transpose()? {
+        Some(KChoice::Value(k)) => parameters.k = k,
+        Some(KChoice::Auto) => {
+            let (trace, _) = chain::ridge_trace(&dataset, &config, &parameters).context("ridge trace")?;
+            parameters.k = ridge::automatic_k(&trace, &config.ridge);
+        }
+        None => {}
+    }
+    let result = chain::run(&dataset, &config, &parameters, Detail::Full).context("the model chain failed")?;
+    let document = EvaluateDocument::new(&dataset, &result);
+    if args.json {
+        println!("{}", serde_json::to_string(&document)?);
+        return Ok(());
+    }
+    let fit = &result.stirpat.fit;
+    println!("{} units, {}–{}", dataset.n_units(), dataset.years()[0], dataset.base_year());
+    println!("STIRPAT ridge K = {}: R² = {:.4}, t-test p = {}", fit.k, result.stirpat.r2,
+        result.stirpat.t_test_p.map_or("n/a".to_owned(), |p| format!("{p:.3}")));
+    println!("  {:<4} {:>10} {:>12} {:>8}", "", "coef", "standardized", "VIF");
+    for (d, driver) in Driver::ALL.iter().enumerate() {
+        println!("  {:<4} {:>10.4} {:>12.4} {:>8.3}", driver.key(), fit.coefficients[d], fit.standardized[d], fit.vif[d]);
+    }
+    for scenario in Scenario::ALL {
+        let projections = &result.projections[scenario as usize];
+        let by_2030 = projections.iter().filter(|p| p.peak_year.is_some_and(|y| y <= config.scenarios.milestone)).count();
+        let not_peaked = projections.iter().filter(|p| p.peak_year.is_none()).count();
+        let neutral = projections.iter().filter(|p| p.neutral).count();
+        println!(
+            "{:<9} peaked by {}: {by_2030}, not peaked by {}: {not_peaked}, neutral by {}: {neutral}",
+            scenario.key(), config.scenarios.milestone, config.scenarios.horizon, config.scenarios.horizon
+        );
+    }
+    println!("breaks (upper bounds of the classes): {:?}", result.breaks);
+    for (z, name) in ZONE_NAMES.iter().enumerate() {
+        let members: Vec<&str> = result
+            .zone
+            .iter()
+            .zip(dataset.units())
+            .filter(|(zone, _)| usize::from(**zone) == z + 1)
+            .map(|(_, u)| u.id.as_str())
+            .collect();
+        println!("zone {} {name}: {} units {}", z + 1, members.len(), members.join(" "));
+    }
+    Ok(())
+}
+
+pub fn ridge_trace(args: &RidgeTraceArgs) -> Result<()> {
+    let dataset = dataset_of(&args.model)?;
+    let config = config_of(&args.model)?;
+    let parameters = Parameters::nominal(&config);
+    let (trace, _) = chain::ridge_trace(&dataset, &config, &parameters).context("ridge trace")?;
+    let auto = ridge::automatic_k(&trace, &config.ridge);
+    print!("{:>6}", "K");
+    for driver in Driver::ALL {
+        print!(" {:>9}", format!("β*{}", driver.key()));
+    }
+    for driver in Driver::ALL {
+        print!(" {:>9}", format!("VIF{}", driver.key()));
+    }
+    println!(" {:>8}", "R²");
+    for point in &trace {
+        print!("{:>6.3}", point.k);
+        for v in point.standardized {
+            print!(" {v:>9.4}");
+        }
+        for v in point.vif {
+            print!(" {v:>9.3}");
+        }
+        println!(" {:>8.5}{}", point.r2, if point.k == auto { "  ← automatic K" } else { "" });
+    }
+    println!("automatic K = {auto} (every VIF < {} and coefficients stable to {} of their value)", config.ridge.vif_limit, config.ridge.stability);
+    Ok(())
+}
