@@ -20,3 +20,8 @@ pub mod projection;
 pub mod zoning;
 pub mod chain;
 pub mod evaluation;
+pub mod distribution;
+pub mod sweep;
+pub mod histogram;
+pub mod aggregate;
+pub mod runner;

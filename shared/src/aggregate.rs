@@ -1,0 +1,364 @@
+//! What a sample yields ([`Outcome`], MODEL.md section 7) and the mergeable
+//! [`Aggregate`] of many samples: integer counts and fixed-bin histograms
+//! whose merge is exact, associative and commutative, so the same samples
+//! give bit-identical aggregates in any split and order. Its size depends on
+//! the number of units and bins, never on the number of samples.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{ChainResult, Parameters};
+use crate::config::{Config, Scenario};
+use crate::histogram::{LinearHistogram, LogHistogram};
+use crate::ridge::N_PREDICTORS;
+use crate::zoning::Scores;
+
+/// One scenario's results for one unit in one sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScenarioOutcome {
+    /// `None`: not peaked by the horizon.
+    pub peak_year: Option<i32>,
+    pub peaked_by_milestone: bool,
+    pub neutral: bool,
+    /// CE in the milestone year (2030); `None` when the data end after it.
+    pub ce_milestone: Option<f64>,
+    /// CE in the horizon year (2060).
+    pub ce_horizon: f64,
+}
+
+/// One unit's results in one sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitOutcome {
+    pub zone: u8,
+    pub total: u32,
+    pub scores: Scores,
+    pub cep: u8,
+    pub scenarios: [ScenarioOutcome; 3],
+}
+
+/// Everything one sample yields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub units: Vec<UnitOutcome>,
+    /// Total CE of all units per projected year T₀…horizon, per scenario.
+    pub regional_ce: [Vec<f64>; 3],
+    pub coefficients: [f64; N_PREDICTORS],
+    pub r2: f64,
+    pub k: f64,
+}
+
+impl Outcome {
+    pub fn new(result: &ChainResult, config: &Config, parameters: &Parameters) -> Outcome {
+        let milestone = config.scenarios.milestone;
+        let milestone_index = usize::try_from(milestone - result.base_year).ok();
+        let units = (0..result.total.len())
+            .map(|u| UnitOutcome {
+                zone: result.zone[u],
+                total: result.total[u],
+                scores: result.scores[u],
+                cep: result.cep[u],
+                scenarios: std::array::from_fn(|s| {
+                    let p = &result.projections[s][u];
+                    ScenarioOutcome {
+                        peak_year: p.peak_year,
+                        peaked_by_milestone: p.peak_year.is_some_and(|y| y <= milestone),
+                        neutral: p.neutral,
+                        ce_milestone: milestone_index.and_then(|i| p.ce.get(i).copied()),
+                        ce_horizon: *p.ce.last().expect("projections hold the base year"),
+                    }
+                }),
+            })
+            .collect();
+        let regional_ce = std::array::from_fn(|s| {
+            let projections = &result.projections[s];
+            let n = projections.first().map_or(0, |p| p.ce.len());
+            (0..n).map(|t| projections.iter().map(|p| p.ce[t]).sum()).collect()
+        });
+        Outcome {
+            units,
+            regional_ce,
+            coefficients: result.stirpat.fit.coefficients,
+            r2: result.stirpat.r2,
+            k: parameters.k,
+        }
+    }
+}
+
+/// The dimensions every aggregate of one sweep shares; merging checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub n_units: usize,
+    pub n_zones: usize,
+    pub base_year: i32,
+    pub milestone: i32,
+    pub horizon: i32,
+}
+
+impl Shape {
+    pub fn new(n_units: usize, base_year: i32, config: &Config) -> Shape {
+        Shape {
+            n_units,
+            n_zones: config.zoning.zones,
+            base_year,
+            milestone: config.scenarios.milestone,
+            horizon: config.scenarios.horizon,
+        }
+    }
+
+    /// Projected years T₀…horizon.
+    pub fn n_projected_years(&self) -> usize {
+        (self.horizon - self.base_year).max(0) as usize + 1
+    }
+
+    /// Peak-year bins: T₀…horizon−1, then "not peaked by the horizon".
+    pub fn n_peak_bins(&self) -> usize {
+        self.n_projected_years()
+    }
+}
+
+/// The smallest and largest total score: ten scores of 1–5.
+pub const MIN_TOTAL: u32 = 10;
+pub const MAX_TOTAL: u32 = 50;
+const N_TOTALS: usize = (MAX_TOTAL - MIN_TOTAL + 1) as usize;
+/// How many failed sample indices are kept per reason (the smallest ones).
+pub const KEPT_FAILED_SAMPLES: usize = 16;
+/// Bin widths of the regression histograms.
+pub const COEFFICIENT_BIN_WIDTH: f64 = 1e-3;
+pub const R2_BIN_WIDTH: f64 = 1e-4;
+pub const K_BIN_WIDTH: f64 = 1e-4;
+
+/// Failed samples of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureKind {
+    pub count: u64,
+    /// The smallest failed sample indices, at most [`KEPT_FAILED_SAMPLES`].
+    pub samples: Vec<u64>,
+    /// The full message of the smallest failed sample.
+    pub example: String,
+}
+
+/// The mergeable aggregate of any set of samples of one sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub shape: Shape,
+    /// Samples whose chain succeeded; they are in every count below.
+    pub samples_ok: u64,
+    /// Failed samples by kind of failure; in no count below.
+    pub failures: BTreeMap<String, FailureKind>,
+    /// `[unit][zone − 1]`.
+    pub zone_counts: Vec<u64>,
+    /// `[unit][total − 10]`.
+    pub total_counts: Vec<u64>,
+    /// `[unit][score key][score − 1]`.
+    pub score_counts: Vec<u64>,
+    /// `[unit][cep − 1]`.
+    pub cep_counts: Vec<u64>,
+    /// `[scenario][unit][peak bin]`, the last bin "not peaked".
+    pub peak_counts: Vec<u64>,
+    /// `[scenario][unit]`: neutral by the horizon.
+    pub neutral_counts: Vec<u64>,
+    /// `[scenario][unit]`: CE in the milestone year.
+    pub ce_milestone: Vec<LogHistogram>,
+    /// `[scenario][unit]`: CE in the horizon year.
+    pub ce_horizon: Vec<LogHistogram>,
+    /// `[scenario][projected year]`: regional total CE.
+    pub regional_ce: Vec<LogHistogram>,
+    /// Per STIRPAT coefficient (P, W, IS, TI, UR, CEI).
+    pub coefficients: Vec<LinearHistogram>,
+    pub r2: LinearHistogram,
+    pub k: LinearHistogram,
+}
+
+/// Aggregates that cannot be merged, or a result that does not fit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("aggregates do not fit together: {0}")]
+pub struct MergeError(pub String);
+
+impl Aggregate {
+    pub fn empty(shape: Shape) -> Aggregate {
+        let n = shape.n_units;
+        Aggregate {
+            shape,
+            samples_ok: 0,
+            failures: BTreeMap::new(),
+            zone_counts: vec![0; n * shape.n_zones],
+            total_counts: vec![0; n * N_TOTALS],
+            score_counts: vec![0; n * 10 * 5],
+            cep_counts: vec![0; n * 5],
+            peak_counts: vec![0; 3 * n * shape.n_peak_bins()],
+            neutral_counts: vec![0; 3 * n],
+            ce_milestone: vec![LogHistogram::default(); 3 * n],
+            ce_horizon: vec![LogHistogram::default(); 3 * n],
+            regional_ce: vec![LogHistogram::default(); 3 * shape.n_projected_years()],
+            coefficients: vec![LinearHistogram::new(COEFFICIENT_BIN_WIDTH); N_PREDICTORS],
+            r2: LinearHistogram::new(R2_BIN_WIDTH),
+            k: LinearHistogram::new(K_BIN_WIDTH),
+        }
+    }
+
+    /// Every sample counted, successful or not.
+    pub fn samples_total(&self) -> u64 {
+        self.samples_ok + self.samples_failed()
+    }
+
+    pub fn samples_failed(&self) -> u64 {
+        self.failures.values().map(|f| f.count).sum()
+    }
+
+    /// Count one successful sample.
+    pub fn add(&mut self, outcome: &Outcome) {
+        let shape = self.shape;
+        let n = shape.n_units;
+        assert_eq!(outcome.units.len(), n, "an outcome of this sweep's dataset");
+        self.samples_ok += 1;
+        let peak_bins = shape.n_peak_bins();
+        for (u, unit) in outcome.units.iter().enumerate() {
+            self.zone_counts[u * shape.n_zones + usize::from(unit.zone) - 1] += 1;
+            self.total_counts[u * N_TOTALS + (unit.total - MIN_TOTAL) as usize] += 1;
+            for (s, score) in unit.scores.iter().enumerate() {
+                self.score_counts[(u * 10 + s) * 5 + usize::from(*score) - 1] += 1;
+            }
+            self.cep_counts[u * 5 + usize::from(unit.cep) - 1] += 1;
+            for (s, scenario) in unit.scenarios.iter().enumerate() {
+                let bin = match scenario.peak_year {
+                    Some(year) => (year - shape.base_year) as usize,
+                    None => peak_bins - 1,
+                };
+                self.peak_counts[(s * n + u) * peak_bins + bin] += 1;
+                self.neutral_counts[s * n + u] += u64::from(scenario.neutral);
+                if let Some(ce) = scenario.ce_milestone {
+                    self.ce_milestone[s * n + u].add(ce);
+                }
+                self.ce_horizon[s * n + u].add(scenario.ce_horizon);
+            }
+        }
+        let years = shape.n_projected_years();
+        for (s, series) in outcome.regional_ce.iter().enumerate() {
+            for (t, value) in series.iter().enumerate().take(years) {
+                self.regional_ce[s * years + t].add(*value);
+            }
+        }
+        for (histogram, value) in self.coefficients.iter_mut().zip(outcome.coefficients) {
+            histogram.add(value);
+        }
+        self.r2.add(outcome.r2);
+        self.k.add(outcome.k);
+    }
+
+    /// Record a failed sample under its kind.
+    pub fn add_failure(&mut self, sample: u64, kind: &str, message: &str) {
+        let entry = self.failures.entry(kind.to_owned()).or_default();
+        entry.count += 1;
+        if entry.samples.first().is_none_or(|first| sample < *first) {
+            entry.example = message.to_owned();
+        }
+        insert_kept(&mut entry.samples, sample);
+    }
+
+    /// Add another aggregate of the same sweep.
+    pub fn merge(&mut self, other: &Aggregate) -> Result<(), MergeError> {
+        if self.shape != other.shape {
+            return Err(MergeError(format!("shapes differ: {:?} and {:?}", self.shape, other.shape)));
+        }
+        fn add(a: &mut [u64], b: &[u64], what: &str) -> Result<(), MergeError> {
+            if a.len() != b.len() {
+                return Err(MergeError(format!("{what} has {} bins, not {}", b.len(), a.len())));
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+            Ok(())
+        }
+        fn add_log(a: &mut [LogHistogram], b: &[LogHistogram], what: &str) -> Result<(), MergeError> {
+            if a.len() != b.len() {
+                return Err(MergeError(format!("{what} has {} histograms, not {}", b.len(), a.len())));
+            }
+            a.iter_mut().zip(b).for_each(|(x, y)| x.merge(y));
+            Ok(())
+        }
+        other.check_lengths()?;
+        self.samples_ok += other.samples_ok;
+        for (kind, failure) in &other.failures {
+            let entry = self.failures.entry(kind.clone()).or_default();
+            let other_first = failure.samples.first();
+            if entry.samples.first().is_none() || other_first.is_some_and(|o| entry.samples.first().is_some_and(|e| o < e)) {
+                entry.example = failure.example.clone();
+            }
+            entry.count += failure.count;
+            for sample in &failure.samples {
+                insert_kept(&mut entry.samples, *sample);
+            }
+        }
+        add(&mut self.zone_counts, &other.zone_counts, "zone_counts")?;
+        add(&mut self.total_counts, &other.total_counts, "total_counts")?;
+        add(&mut self.score_counts, &other.score_counts, "score_counts")?;
+        add(&mut self.cep_counts, &other.cep_counts, "cep_counts")?;
+        add(&mut self.peak_counts, &other.peak_counts, "peak_counts")?;
+        add(&mut self.neutral_counts, &other.neutral_counts, "neutral_counts")?;
+        add_log(&mut self.ce_milestone, &other.ce_milestone, "ce_milestone")?;
+        add_log(&mut self.ce_horizon, &other.ce_horizon, "ce_horizon")?;
+        add_log(&mut self.regional_ce, &other.regional_ce, "regional_ce")?;
+        for (a, b) in self.coefficients.iter_mut().zip(&other.coefficients) {
+            a.merge(b).map_err(MergeError)?;
+        }
+        self.r2.merge(&other.r2).map_err(MergeError)?;
+        self.k.merge(&other.k).map_err(MergeError)?;
+        Ok(())
+    }
+
+    /// Check that every array has the length its shape implies: an aggregate
+    /// that arrived over the network is checked before it is merged.
+    pub fn check_lengths(&self) -> Result<(), MergeError> {
+        let s = self.shape;
+        let n = s.n_units;
+        let expected = [
+            ("zone_counts", self.zone_counts.len(), n * s.n_zones),
+            ("total_counts", self.total_counts.len(), n * N_TOTALS),
+            ("score_counts", self.score_counts.len(), n * 50),
+            ("cep_counts", self.cep_counts.len(), n * 5),
+            ("peak_counts", self.peak_counts.len(), 3 * n * s.n_peak_bins()),
+            ("neutral_counts", self.neutral_counts.len(), 3 * n),
+            ("ce_milestone", self.ce_milestone.len(), 3 * n),
+            ("ce_horizon", self.ce_horizon.len(), 3 * n),
+            ("regional_ce", self.regional_ce.len(), 3 * s.n_projected_years()),
+            ("coefficients", self.coefficients.len(), N_PREDICTORS),
+        ];
+        for (what, got, want) in expected {
+            if got != want {
+                return Err(MergeError(format!("{what} has {got} entries; the shape needs {want}")));
+            }
+        }
+        if self.coefficients.iter().any(|h| h.width != COEFFICIENT_BIN_WIDTH)
+            || self.r2.width != R2_BIN_WIDTH
+            || self.k.width != K_BIN_WIDTH
+        {
+            return Err(MergeError("a regression histogram has the wrong bin width".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// P(zone z) of unit u, z in 1..=n_zones.
+    pub fn zone_probability(&self, unit: usize, zone: usize) -> f64 {
+        ratio(self.zone_counts[unit * self.shape.n_zones + zone - 1], self.samples_ok)
+    }
+
+    /// Peak-year counts of one unit and scenario: T₀…horizon−1, then "not peaked".
+    pub fn peak_histogram(&self, scenario: Scenario, unit: usize) -> &[u64] {
+        let bins = self.shape.n_peak_bins();
+        let start = (scenario as usize * self.shape.n_units + unit) * bins;
+        &self.peak_counts[start..start + bins]
+    }
+}
+
+fn ratio(count: u64, total: u64) -> f64 {
+    if total == 0 { f64::NAN } else { count as f64 / total as f64 }
+}
+
+/// Insert into a sorted list kept to the smallest [`KEPT_FAILED_SAMPLES`].
+fn insert_kept(samples: &mut Vec<u64>, sample: u64) {
+    if let Err(position) = samples.binary_search(&sample) {
+        samples.insert(position, sample);
+        samples.truncate(KEPT_FAILED_SAMPLES);
+    }
+}

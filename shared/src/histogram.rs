@@ -1,0 +1,169 @@
+//! Sparse fixed-bin histograms with exact, order-independent merging: the
+//! bins are fixed in advance (not fitted to the data), so two histograms of
+//! the same quantity add bin by bin, and memory grows with the number of
+//! bins hit, never with the number of values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bins of constant relative width: bin i holds [(1+w)^i, (1+w)^(i+1)), with
+/// w = [`LOG_BIN_WIDTH`]. A quantile read from it is within w/2 relative.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHistogram {
+    /// Values ≤ 0 (or not finite), which have no logarithm.
+    pub non_positive: u64,
+    pub bins: BTreeMap<i32, u64>,
+}
+
+/// The relative bin width of [`LogHistogram`]: 1 %.
+pub const LOG_BIN_WIDTH: f64 = 0.01;
+
+fn log_step() -> f64 {
+    LOG_BIN_WIDTH.ln_1p()
+}
+
+impl LogHistogram {
+    pub fn bin_of(value: f64) -> Option<i32> {
+        (value > 0.0 && value.is_finite()).then(|| (value.ln() / log_step()).floor() as i32)
+    }
+
+    /// The geometric middle of bin i.
+    pub fn representative(bin: i32) -> f64 {
+        ((f64::from(bin) + 0.5) * log_step()).exp()
+    }
+
+    pub fn add(&mut self, value: f64) {
+        match Self::bin_of(value) {
+            Some(bin) => *self.bins.entry(bin).or_insert(0) += 1,
+            None => self.non_positive += 1,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.non_positive + self.bins.values().sum::<u64>()
+    }
+
+    pub fn merge(&mut self, other: &LogHistogram) {
+        self.non_positive += other.non_positive;
+        for (bin, count) in &other.bins {
+            *self.bins.entry(*bin).or_insert(0) += count;
+        }
+    }
+
+    /// The q-quantile (q in [0, 1]) to within half a bin (0.5 % relative);
+    /// values ≤ 0 count as 0. `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        if rank <= self.non_positive {
+            return Some(0.0);
+        }
+        let mut seen = self.non_positive;
+        for (bin, count) in &self.bins {
+            seen += count;
+            if seen >= rank {
+                return Some(Self::representative(*bin));
+            }
+        }
+        None
+    }
+}
+
+/// Bins of constant absolute width: bin i holds [i·w, (i+1)·w).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearHistogram {
+    pub width: f64,
+    /// Values that are not finite.
+    pub non_finite: u64,
+    pub bins: BTreeMap<i64, u64>,
+}
+
+impl LinearHistogram {
+    pub fn new(width: f64) -> LinearHistogram {
+        LinearHistogram { width, non_finite: 0, bins: BTreeMap::new() }
+    }
+
+    pub fn add(&mut self, value: f64) {
+        if value.is_finite() {
+            *self.bins.entry((value / self.width).floor() as i64).or_insert(0) += 1;
+        } else {
+            self.non_finite += 1;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.non_finite + self.bins.values().sum::<u64>()
+    }
+
+    /// Add another histogram of the same bin width.
+    pub fn merge(&mut self, other: &LinearHistogram) -> Result<(), String> {
+        if self.width != other.width {
+            return Err(format!("histogram bin widths differ: {} and {}", self.width, other.width));
+        }
+        self.non_finite += other.non_finite;
+        for (bin, count) in &other.bins {
+            *self.bins.entry(*bin).or_insert(0) += count;
+        }
+        Ok(())
+    }
+
+    /// The q-quantile as the middle of its bin; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n: u64 = self.bins.values().sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bin, count) in &self.bins {
+            seen += count;
+            if seen >= rank {
+                return Some((*bin as f64 + 0.5) * self.width);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_quantiles_are_within_half_a_percent() {
+        let mut h = LogHistogram::default();
+        let values: Vec<f64> = (1..=1000).map(|i| f64::from(i) * 1234.5).collect();
+        for v in &values {
+            h.add(*v);
+        }
+        for q in [0.05, 0.5, 0.95] {
+            let exact = values[((q * 1000.0) as usize).saturating_sub(1)];
+            let got = h.quantile(q).unwrap();
+            assert!((got - exact).abs() / exact < 0.0051, "q {q}: {got} vs {exact}");
+        }
+        h.add(0.0);
+        assert_eq!(h.quantile(0.0), Some(0.0));
+        assert_eq!(h.count(), 1001);
+    }
+
+    #[test]
+    fn merge_is_bin_by_bin() {
+        let (mut a, mut b) = (LogHistogram::default(), LogHistogram::default());
+        a.add(10.0);
+        b.add(10.0);
+        b.add(-1.0);
+        a.merge(&b);
+        assert_eq!(a.count(), 3);
+        assert_eq!(a.bins.len(), 1);
+        let mut l = LinearHistogram::new(0.1);
+        l.add(0.25);
+        l.add(-0.05);
+        assert_eq!(l.bins.keys().copied().collect::<Vec<_>>(), vec![-1, 2]);
+        assert!(l.merge(&LinearHistogram::new(0.2)).is_err());
+        assert!((l.quantile(1.0).unwrap() - 0.25).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,62 @@
+//! Running samples of a sweep: draw sample k's parameters, run the chain,
+//! count the outcome. Sequential here; the worker spreads ranges over cores.
+
+use std::ops::Range;
+
+use crate::aggregate::{Aggregate, Outcome, Shape};
+use crate::chain::{self, Detail};
+use crate::config::Config;
+use crate::dataset::Dataset;
+use crate::error::ChainError;
+use crate::sweep::{Plan, SweepError, SweepSpec};
+
+/// A sweep ready to run: dataset, configuration and resolved spec.
+#[derive(Clone, Debug)]
+pub struct SweepRunner<'a> {
+    dataset: &'a Dataset,
+    config: &'a Config,
+    plan: Plan,
+}
+
+impl<'a> SweepRunner<'a> {
+    pub fn new(dataset: &'a Dataset, config: &'a Config, spec: &SweepSpec) -> Result<SweepRunner<'a>, SweepError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(SweepError::Invalid(problems));
+        }
+        Ok(SweepRunner { dataset, config, plan: spec.plan(config)? })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.dataset.n_units(), self.dataset.base_year(), self.config)
+    }
+
+    /// Sample k's outcome: a pure function of (dataset, config, spec, k).
+    pub fn sample(&self, k: u64) -> Result<Outcome, ChainError> {
+        let draw = self.plan.draw(k, self.config, self.dataset.rows());
+        let rows = draw.rows.as_deref().unwrap_or(self.dataset.rows());
+        let result = chain::run_with_rows(self.dataset, rows, self.config, &draw.parameters, Detail::Sample)?;
+        Ok(Outcome::new(&result, self.config, &draw.parameters))
+    }
+
+    /// Add sample k to an aggregate, as a success or a recorded failure.
+    pub fn add_sample(&self, aggregate: &mut Aggregate, k: u64) {
+        match self.sample(k) {
+            Ok(outcome) => aggregate.add(&outcome),
+            Err(error) => aggregate.add_failure(k, &error.kind(), &format!("sample {k}: {error}")),
+        }
+    }
+
+    /// The aggregate of samples `range`, in order.
+    pub fn run_range(&self, range: Range<u64>) -> Aggregate {
+        let mut aggregate = Aggregate::empty(self.shape());
+        for k in range {
+            self.add_sample(&mut aggregate, k);
+        }
+        aggregate
+    }
+}
