@@ -143,27 +143,46 @@ pub fn project_unit(
     let n_years = (config.horizon - base_year).max(0) as usize + 1;
     let mut ce = Vec::with_capacity(n_years);
     ce.push(unit.ce_base);
-    let base: [f64; N_PREDICTORS] = std::array::from_fn(|d| unit.stats[d].last);
-    let ln_base: [f64; N_PREDICTORS] = std::array::from_fn(|d| base[d].ln());
-    let mut level = base;
+    // ln(1 + rate) of every rule, once: an uncapped year adds it to the
+    // driver's log-ratio ln v_t − ln v_T₀.
+    let ln_growth: [[f64; 2]; N_PREDICTORS] = std::array::from_fn(|d| std::array::from_fn(|p| resolved[d][p].rate.ln_1p()));
+    let mut level: [f64; N_PREDICTORS] = std::array::from_fn(|d| unit.stats[d].last);
+    // CE_t = CE_T₀ · exp(Σ coef·(ln v_t − ln v_T₀)) is advanced year by year as
+    // CE_t = CE_{t−1} · exp(Σ coef·Δ ln v_t); the factor is recomputed only
+    // when the yearly change differs, so a driver set that does not move
+    // keeps CE exactly flat and a steady growth costs one exp per period.
+    let mut current = unit.ce_base;
+    let mut last_change = 0.0;
+    let mut last_factor = 1.0;
     for year in (base_year + 1)..=config.horizon {
         let period = if year <= config.milestone { 0 } else { 1 };
-        let mut exponent = 0.0;
+        let mut change = 0.0;
         for d in 0..N_PREDICTORS {
             let rule = resolved[d][period];
-            let advanced = level[d] * (1.0 + rule.rate);
-            level[d] = match rule.cap {
-                Some(cap) if level[d] > cap => level[d],
-                Some(cap) => advanced.min(cap),
-                None => advanced,
+            let previous = level[d];
+            let advanced = previous * (1.0 + rule.rate);
+            let step = match rule.cap {
+                Some(cap) if previous > cap => 0.0,
+                Some(cap) if advanced > cap => {
+                    level[d] = cap;
+                    if cap == previous { 0.0 } else { (cap / previous).ln() }
+                }
+                _ => {
+                    level[d] = advanced;
+                    ln_growth[d][period]
+                }
             };
-            exponent += coefficients[d] * (level[d].ln() - ln_base[d]);
+            change += coefficients[d] * step;
         }
-        let value = unit.ce_base * exponent.exp();
-        if !value.is_finite() {
+        if change != last_change {
+            last_change = change;
+            last_factor = change.exp();
+        }
+        current *= last_factor;
+        if !(current.is_finite() && level.iter().all(|v| *v > 0.0)) {
             return Err(ChainError::Projection { unit: unit.unit_id.to_owned(), scenario: scenario.key(), year });
         }
-        ce.push(value);
+        ce.push(current);
     }
     let mut peak = 0;
     for (i, v) in ce.iter().enumerate() {

@@ -51,19 +51,22 @@ pub struct MannKendall {
 pub fn mann_kendall(x: &[f64]) -> MannKendall {
     let n = x.len();
     let mut s: i64 = 0;
+    let mut equal_pairs: i64 = 0;
     for k in 0..n {
         let xk = x[k];
         for &xj in &x[k + 1..] {
             s += i64::from(xj > xk) - i64::from(xj < xk);
+            equal_pairs += i64::from(xj == xk);
         }
     }
-    let mut sorted = x.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
     let mut tie_term: i64 = 0;
+    // Tie groups only matter when some pair is equal; most series have none.
+    let mut sorted = if equal_pairs > 0 { x.to_vec() } else { Vec::new() };
+    sorted.sort_unstable_by(f64::total_cmp);
     let mut start = 0;
-    while start < n {
+    while start < sorted.len() {
         let mut end = start + 1;
-        while end < n && sorted[end] == sorted[start] {
+        while end < sorted.len() && sorted[end] == sorted[start] {
             end += 1;
         }
         let t = (end - start) as i64;
