@@ -77,6 +77,64 @@ pub struct ChainResult {
     pub zone: Vec<u8>,
 }
 
+/// The STIRPAT drivers that depend on the panel rows alone (P, W, IS, UR),
+/// computed once per panel: a sweep without data noise reuses them for
+/// every sample, since only TI (through the tce coefficients) and CEI
+/// (through CE) change with the sampled parameters.
+#[derive(Clone, Debug)]
+pub struct PanelTerms {
+    /// ln P, ln W, ln IS, ln UR of every row.
+    logs: Vec<[f64; 4]>,
+    /// Per unit: the statistics of P, W, IS, UR.
+    stats: Vec<[DriverStats; 4]>,
+}
+
+/// Where the row-only drivers sit among the predictors.
+const ROW_ONLY_DRIVERS: [usize; 4] = [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
+
+fn positive(value: f64, driver: Driver, dataset: &Dataset, i: usize) -> Result<f64, ChainError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(value)
+    } else {
+        let n_years = dataset.n_years();
+        Err(ChainError::NonPositive {
+            quantity: driver.key(),
+            unit: dataset.units()[i / n_years].id.clone(),
+            year: dataset.years()[i % n_years],
+            value,
+        })
+    }
+}
+
+impl PanelTerms {
+    pub fn new(dataset: &Dataset, rows: &[Row]) -> Result<PanelTerms, ChainError> {
+        let n_years = dataset.n_years();
+        let mut logs = Vec::with_capacity(rows.len());
+        let mut levels = vec![[0.0; 4]; rows.len()];
+        for (i, row) in rows.iter().enumerate() {
+            let v = |f: Field| row[f as usize];
+            let drivers = [
+                positive(v(Field::Population), Driver::P, dataset, i)?,
+                positive(v(Field::Gdp) / v(Field::Population), Driver::W, dataset, i)?,
+                positive(100.0 * v(Field::SecondaryGdp) / v(Field::Gdp), Driver::IS, dataset, i)?,
+                positive(100.0 * v(Field::UrbanPopulation) / v(Field::Population), Driver::UR, dataset, i)?,
+            ];
+            levels[i] = drivers;
+            logs.push(drivers.map(f64::ln));
+        }
+        let stats = (0..dataset.n_units())
+            .map(|u| {
+                let unit = &levels[u * n_years..(u + 1) * n_years];
+                std::array::from_fn(|j| {
+                    let series: Vec<f64> = unit.iter().map(|l| l[j]).collect();
+                    DriverStats::of(&series)
+                })
+            })
+            .collect();
+        Ok(PanelTerms { logs, stats })
+    }
+}
+
 /// The logged STIRPAT predictors and response of every row, and each unit's
 /// driver statistics.
 struct Design {
@@ -85,46 +143,31 @@ struct Design {
     stats: Vec<[DriverStats; N_PREDICTORS]>,
 }
 
-fn design(dataset: &Dataset, rows: &[Row], indices: &Indices) -> Result<Design, ChainError> {
+fn design(dataset: &Dataset, rows: &[Row], terms: &PanelTerms, indices: &Indices) -> Result<Design, ChainError> {
     let n_years = dataset.n_years();
+    let ce = indices.get(IndexKey::CE);
     let mut x = Vec::with_capacity(rows.len());
     let mut y = Vec::with_capacity(rows.len());
+    let mut ti = vec![0.0; n_years];
+    let mut cei = vec![0.0; n_years];
     let mut stats = Vec::with_capacity(dataset.n_units());
-    let ce = indices.get(IndexKey::CE);
-    let mut levels: [Vec<f64>; N_PREDICTORS] = std::array::from_fn(|_| Vec::with_capacity(n_years));
-    for (u, unit) in dataset.units().iter().enumerate() {
-        for level in &mut levels {
-            level.clear();
-        }
+    for u in 0..dataset.n_units() {
         for t in 0..n_years {
             let i = u * n_years + t;
             let row = &rows[i];
-            let v = |f: Field| row[f as usize];
-            let drivers = [
-                v(Field::Population),
-                v(Field::Gdp) / v(Field::Population),
-                100.0 * v(Field::SecondaryGdp) / v(Field::Gdp),
-                v(Field::Gdp) / indices.energy_tce[i],
-                100.0 * v(Field::UrbanPopulation) / v(Field::Population),
-                ce[i] / v(Field::SecondaryGdp),
-            ];
-            let mut logged = [0.0; N_PREDICTORS];
-            for d in 0..N_PREDICTORS {
-                if !(drivers[d] > 0.0 && drivers[d].is_finite()) {
-                    return Err(ChainError::NonPositive {
-                        quantity: Driver::ALL[d].key(),
-                        unit: unit.id.clone(),
-                        year: dataset.years()[t],
-                        value: drivers[d],
-                    });
-                }
-                logged[d] = drivers[d].ln();
-                levels[d].push(drivers[d]);
-            }
-            x.push(logged);
+            ti[t] = positive(row[Field::Gdp as usize] / indices.energy_tce[i], Driver::TI, dataset, i)?;
+            cei[t] = positive(ce[i] / row[Field::SecondaryGdp as usize], Driver::CEI, dataset, i)?;
+            let fixed = &terms.logs[i];
+            x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
             y.push(ce[i].ln());
         }
-        stats.push(std::array::from_fn(|d| DriverStats::of(&levels[d])));
+        let fixed = &terms.stats[u];
+        let mut unit_stats = [DriverStats::of(&ti); N_PREDICTORS];
+        for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
+            unit_stats[d] = fixed[j];
+        }
+        unit_stats[Driver::CEI as usize] = DriverStats::of(&cei);
+        stats.push(unit_stats);
     }
     Ok(Design { x, y, stats })
 }
@@ -134,6 +177,7 @@ fn design(dataset: &Dataset, rows: &[Row], indices: &Indices) -> Result<Design, 
 pub fn run_with_rows(
     dataset: &Dataset,
     rows: &[Row],
+    terms: &PanelTerms,
     config: &Config,
     parameters: &Parameters,
     detail: Detail,
@@ -177,7 +221,7 @@ pub fn run_with_rows(
         .collect();
 
     // Section 4: STIRPAT by ridge regression.
-    let design = design(dataset, rows, &indices)?;
+    let design = design(dataset, rows, terms, &indices)?;
     let standardized = ridge::standardize(&design.x, &design.y)?;
     let fit = standardized.fit(parameters.k)?;
     let r2 = fit.r_squared(&design.x, &design.y);
@@ -260,7 +304,8 @@ pub fn run_with_rows(
 
 /// Run the chain on the dataset's own rows.
 pub fn run(dataset: &Dataset, config: &Config, parameters: &Parameters, detail: Detail) -> Result<ChainResult, ChainError> {
-    run_with_rows(dataset, dataset.rows(), config, parameters, detail)
+    let terms = PanelTerms::new(dataset, dataset.rows())?;
+    run_with_rows(dataset, dataset.rows(), &terms, config, parameters, detail)
 }
 
 /// The ridge trace of the nominal (or given) parameters on the configured K
@@ -271,7 +316,8 @@ pub fn ridge_trace(
     parameters: &Parameters,
 ) -> Result<(Vec<ridge::TracePoint>, ridge::Standardized), ChainError> {
     let indices = indices::compute(dataset.rows(), dataset.n_years(), &parameters.coefficients);
-    let design = design(dataset, dataset.rows(), &indices)?;
+    let terms = PanelTerms::new(dataset, dataset.rows())?;
+    let design = design(dataset, dataset.rows(), &terms, &indices)?;
     let standardized = ridge::standardize(&design.x, &design.y)?;
     let trace = standardized.trace(&config.ridge, &design.x, &design.y)?;
     Ok((trace, standardized))

@@ -107,31 +107,59 @@ struct RowTerms {
     cli: f64,
 }
 
-fn row_terms(row: &Row, k: &Coefficients) -> RowTerms {
+/// The coefficients arranged for the per-row sums, once per run.
+struct RowCoefficients {
+    crop_inputs: [(Field, f64); 6],
+    energy: [(Field, f64, f64); 11],
+    breathing: f64,
+    /// Respiration + enteric + manure per head.
+    livestock: [(Field, f64); 4],
+    /// (1 − w) / ρ · V per t of yield.
+    crops: [(Field, f64); 9],
+}
+
+impl RowCoefficients {
+    fn new(k: &Coefficients) -> RowCoefficients {
+        RowCoefficients {
+            crop_inputs: [
+                (Field::Fertilizer, k.get(c::FERTILIZER)),
+                (Field::Pesticide, k.get(c::PESTICIDE)),
+                (Field::PlasticFilm, k.get(c::PLASTIC_FILM)),
+                (Field::Irrigated, k.get(c::IRRIGATED)),
+                (Field::Sown, k.get(c::SOWN)),
+                (Field::Machinery, k.get(c::MACHINERY)),
+            ],
+            energy: std::array::from_fn(|e| {
+                let (tce, carbon) = ENERGY_COEFFICIENTS[e];
+                (Field::ENERGY[e], k.get(tce), k.get(carbon))
+            }),
+            breathing: k.get(c::BREATHING),
+            livestock: std::array::from_fn(|s| {
+                let first = LIVESTOCK_COEFFICIENTS[s];
+                (Field::LIVESTOCK[s], k.get(first) + k.get(first + 1) + k.get(first + 2))
+            }),
+            crops: std::array::from_fn(|i| {
+                let first = CROP_COEFFICIENTS[i];
+                let (economic, water, absorption) = (k.get(first), k.get(first + 1), k.get(first + 2));
+                (Field::CROPS[i], (1.0 - water) / economic * absorption)
+            }),
+        }
+    }
+}
+
+fn row_terms(row: &Row, k: &RowCoefficients, sinks: [f64; 4]) -> RowTerms {
     let v = |f: Field| row[f as usize];
-    let ce_crop = k.get(c::FERTILIZER) * v(Field::Fertilizer)
-        + k.get(c::PESTICIDE) * v(Field::Pesticide)
-        + k.get(c::PLASTIC_FILM) * v(Field::PlasticFilm)
-        + k.get(c::IRRIGATED) * v(Field::Irrigated)
-        + k.get(c::SOWN) * v(Field::Sown)
-        + k.get(c::MACHINERY) * v(Field::Machinery);
+    let ce_crop: f64 = k.crop_inputs.iter().map(|&(f, coefficient)| coefficient * v(f)).sum();
     let mut energy_tce = 0.0;
     let mut energy_carbon = 0.0;
-    for (field, (tce, carbon)) in Field::ENERGY.iter().zip(ENERGY_COEFFICIENTS) {
-        let standard_coal = v(*field) * k.get(tce);
+    for &(field, tce, carbon) in &k.energy {
+        let standard_coal = v(field) * tce;
         energy_tce += standard_coal;
-        energy_carbon += standard_coal * k.get(carbon);
+        energy_carbon += standard_coal * carbon;
     }
-    let ce_urban = energy_carbon + k.get(c::BREATHING) * v(Field::Population);
-    let mut ce_livestock = 0.0;
-    for (field, first) in Field::LIVESTOCK.iter().zip(LIVESTOCK_COEFFICIENTS) {
-        ce_livestock += v(*field) * (k.get(first) + k.get(first + 1) + k.get(first + 2));
-    }
-    let mut cs_crop = 0.0;
-    for (field, first) in Field::CROPS.iter().zip(CROP_COEFFICIENTS) {
-        let (economic, water, absorption) = (k.get(first), k.get(first + 1), k.get(first + 2));
-        cs_crop += v(*field) * (1.0 - water) / economic * absorption;
-    }
+    let ce_urban = energy_carbon + k.breathing * v(Field::Population);
+    let ce_livestock: f64 = k.livestock.iter().map(|&(f, per_head)| v(f) * per_head).sum();
+    let cs_crop: f64 = k.crops.iter().map(|&(f, factor)| v(f) * factor).sum();
     let mut graded = 0.0;
     let mut area = 0.0;
     for (field, grade) in CLI_GRADES {
@@ -141,10 +169,10 @@ fn row_terms(row: &Row, k: &Coefficients) -> RowTerms {
     RowTerms {
         ce: ce_crop + ce_urban + ce_livestock,
         cs_crop,
-        cs_shrub: k.get(c::SINK_SHRUBLAND) * v(Field::Shrubland),
-        cs_forest: k.get(c::SINK_FOREST) * v(Field::Forest),
-        cs_grass: k.get(c::SINK_GRASSLAND) * v(Field::Grassland),
-        cs_water: k.get(c::SINK_WATER) * v(Field::Water),
+        cs_shrub: sinks[0] * v(Field::Shrubland),
+        cs_forest: sinks[1] * v(Field::Forest),
+        cs_grass: sinks[2] * v(Field::Grassland),
+        cs_water: sinks[3] * v(Field::Water),
         energy_tce,
         cli: 100.0 * graded / area,
     }
@@ -155,7 +183,9 @@ fn row_terms(row: &Row, k: &Coefficients) -> RowTerms {
 /// to refuse; see [`crate::chain`].
 pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Indices {
     let n_units = rows.len() / n_years;
-    let terms: Vec<RowTerms> = rows.iter().map(|row| row_terms(row, coefficients)).collect();
+    let row_coefficients = RowCoefficients::new(coefficients);
+    let sinks = [c::SINK_SHRUBLAND, c::SINK_FOREST, c::SINK_GRASSLAND, c::SINK_WATER].map(|i| coefficients.get(i));
+    let terms: Vec<RowTerms> = rows.iter().map(|row| row_terms(row, &row_coefficients, sinks)).collect();
     let n = rows.len();
     let mut values: [Vec<f64>; 9] = std::array::from_fn(|_| vec![0.0; n]);
     let nep = |i| coefficients.get(i);

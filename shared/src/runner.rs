@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use crate::aggregate::{Aggregate, Outcome, Shape};
-use crate::chain::{self, Detail};
+use crate::chain::{self, Detail, PanelTerms};
 use crate::config::Config;
 use crate::dataset::Dataset;
 use crate::error::ChainError;
@@ -16,6 +16,9 @@ pub struct SweepRunner<'a> {
     dataset: &'a Dataset,
     config: &'a Config,
     plan: Plan,
+    /// The row-only terms of the dataset's own rows, reused by every sample
+    /// without data noise; `Err` when those rows cannot be modelled at all.
+    terms: Result<PanelTerms, ChainError>,
 }
 
 impl<'a> SweepRunner<'a> {
@@ -24,7 +27,8 @@ impl<'a> SweepRunner<'a> {
         if !problems.is_empty() {
             return Err(SweepError::Invalid(problems));
         }
-        Ok(SweepRunner { dataset, config, plan: spec.plan(config)? })
+        let terms = PanelTerms::new(dataset, dataset.rows());
+        Ok(SweepRunner { dataset, config, plan: spec.plan(config)?, terms })
     }
 
     pub fn plan(&self) -> &Plan {
@@ -38,8 +42,16 @@ impl<'a> SweepRunner<'a> {
     /// Sample k's outcome: a pure function of (dataset, config, spec, k).
     pub fn sample(&self, k: u64) -> Result<Outcome, ChainError> {
         let draw = self.plan.draw(k, self.config, self.dataset.rows());
-        let rows = draw.rows.as_deref().unwrap_or(self.dataset.rows());
-        let result = chain::run_with_rows(self.dataset, rows, self.config, &draw.parameters, Detail::Sample)?;
+        let result = match &draw.rows {
+            Some(rows) => {
+                let terms = PanelTerms::new(self.dataset, rows)?;
+                chain::run_with_rows(self.dataset, rows, &terms, self.config, &draw.parameters, Detail::Sample)?
+            }
+            None => {
+                let terms = self.terms.as_ref().map_err(Clone::clone)?;
+                chain::run_with_rows(self.dataset, self.dataset.rows(), terms, self.config, &draw.parameters, Detail::Sample)?
+            }
+        };
         Ok(Outcome::new(&result, self.config, &draw.parameters))
     }
 

@@ -54,10 +54,12 @@ pub fn mann_kendall(x: &[f64]) -> MannKendall {
     let mut equal_pairs: i64 = 0;
     for k in 0..n {
         let xk = x[k];
-        for &xj in &x[k + 1..] {
-            s += i64::from(xj > xk) - i64::from(xj < xk);
-            equal_pairs += i64::from(xj == xk);
-        }
+        let later = &x[k + 1..];
+        // Counting loops of this form vectorize; a signed sum per pair does not.
+        let greater = later.iter().filter(|&&xj| xj > xk).count() as i64;
+        let less = later.iter().filter(|&&xj| xj < xk).count() as i64;
+        s += greater - less;
+        equal_pairs += later.len() as i64 - greater - less;
     }
     let mut tie_term: i64 = 0;
     // Tie groups only matter when some pair is equal; most series have none.
