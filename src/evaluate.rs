@@ -16,7 +16,7 @@ pub struct EvaluateArgs {
     pub model: ModelArgs,
     /// Ridge K: a number ≥ 0, or `auto` for the ridge-trace choice
     /// (default: the configuration's, the paper's 0.02).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub k: Option<String>,
     /// Print the MODEL.md section 8 JSON document.
     #[arg(long)]

@@ -1,1 +1,29 @@
-//! Placeholder: built in the cluster issue (see ARCHITECTURE.md).
+//! The gRPC contract of zonesweep. This crate owns the generated wire types
+//! ([`pb`]); other crates convert at the boundary into the typed ids of
+//! [`ids`] and the `zonesweep_shared` values of [`convert`].
+
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("zonesweep.v1");
+}
+
+pub mod auth;
+pub mod convert;
+pub mod ids;
+
+pub use tonic;
+
+/// A wire value that does not convert into its domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("`{value}` is not a valid {kind} id")]
+    BadId { kind: &'static str, value: String },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl From<ProtoError> for tonic::Status {
+    fn from(error: ProtoError) -> tonic::Status {
+        tonic::Status::invalid_argument(error.to_string())
+    }
+}

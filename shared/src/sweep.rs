@@ -209,9 +209,11 @@ fn stream(seed: u64, domain: u64, sample: u64) -> ChaCha8Rng {
     rng
 }
 
-/// A uniform number strictly inside (0, 1), from 53 random bits.
+/// A uniform number strictly inside (0, 1), from 52 random bits: the middle
+/// of one of 2^52 equal cells, so neither 0 nor 1 can come out (with 53 bits
+/// the top cell's middle would round up to 1).
 fn open_unit(rng: &mut ChaCha8Rng) -> f64 {
-    ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+    ((rng.next_u64() >> 12) as f64 + 0.5) * (1.0 / (1u64 << 52) as f64)
 }
 
 impl SweepSpec {
@@ -333,12 +335,12 @@ impl SweepSpec {
         }
         for (i, matched) in rate_matched.iter().enumerate() {
             if !matched {
-                problems.push(format!("rate[{i}] matches no scenario rule"));
+                problems.push(format!("rate[{i}] matches no scenario rule, or later entries override every rule it matches"));
             }
         }
         for (i, matched) in cap_matched.iter().enumerate() {
             if !matched {
-                problems.push(format!("cap[{i}] matches no scenario rule"));
+                problems.push(format!("cap[{i}] matches no scenario rule, or later entries override every rule it matches"));
             }
         }
 

@@ -1,0 +1,264 @@
+//! The `zonesweep` program end to end: each test runs the built binary and
+//! checks its exit status, output and error messages.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use zonesweep_shared::demo::{self, DEMO_SEED, DEMO_UNITS};
+
+fn zonesweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zonesweep")).args(args).output().expect("the zonesweep binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Run and require success; the stdout.
+fn ok(args: &[&str]) -> String {
+    let output = zonesweep(args);
+    assert!(
+        output.status.success(),
+        "zonesweep {args:?} failed ({:?}):\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+    assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+/// Run and require a clean failure (non-zero status, no panic); the stderr.
+fn fails(args: &[&str]) -> String {
+    let output = zonesweep(args);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "zonesweep {args:?} should fail; stdout:\n{}", text(&output.stdout));
+    assert!(output.status.code().is_some_and(|c| c != 0), "zonesweep {args:?} ended by a signal: {:?}", output.status);
+    assert!(!stderr.contains("panicked"), "zonesweep {args:?} panicked:\n{stderr}");
+    assert!(!stderr.trim().is_empty(), "zonesweep {args:?} failed without a message");
+    stderr
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    manifest_dir().join("shared/tests/fixtures").join(name)
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+fn evaluate_json(args: &[&str]) -> Value {
+    let mut all = vec!["evaluate", "--json"];
+    all.extend_from_slice(args);
+    let stdout = ok(&all);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("evaluate --json is not JSON ({e}):\n{stdout}"))
+}
+
+/// Zones, totals and scores of an `evaluate --json` document, checked for
+/// shape and range; the number of units.
+fn check_document(document: &Value) -> usize {
+    let units = document["units"].as_array().expect("units");
+    let n = units.len();
+    let zone = document["zone"].as_array().expect("zone");
+    assert_eq!(zone.len(), n);
+    for z in zone {
+        let z = z.as_u64().expect("a zone is an integer");
+        assert!((1..=5).contains(&z), "zone {z}");
+    }
+    let total = document["total"].as_array().expect("total");
+    assert_eq!(total.len(), n);
+    let scores = document["scores"].as_object().expect("scores");
+    assert_eq!(scores.len(), 10);
+    for (u, t) in total.iter().enumerate() {
+        let sum: u64 = scores.values().map(|s| s[u].as_u64().expect("a score is an integer")).sum();
+        assert_eq!(t.as_u64(), Some(sum), "unit {u}: the total is the sum of the ten scores");
+        assert!((10..=50).contains(&sum));
+    }
+    n
+}
+
+#[test]
+fn evaluate_json_on_a_dataset_folder() {
+    let dir = fixture("seed99");
+    let document = evaluate_json(&["--data", path_str(&dir)]);
+    assert_eq!(check_document(&document), 81);
+    assert_eq!(document["years"].as_array().unwrap().len(), 21);
+    assert_eq!(document["stirpat"]["k"].as_f64(), Some(0.02));
+    for key in ["indices", "trend", "stirpat", "projection", "cep", "breaks"] {
+        assert!(!document[key].is_null(), "{key}");
+    }
+    // The reference implementation's zones for this dataset.
+    let expected: Value = serde_json::from_str(&fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(document["zone"], expected["zone"]);
+    assert_eq!(document["units"], expected["units"]);
+}
+
+#[test]
+fn evaluate_without_data_uses_the_embedded_dataset() {
+    let document = evaluate_json(&[]);
+    assert_eq!(check_document(&document), DEMO_UNITS);
+    assert_eq!(document["units"][0].as_str(), Some("QB01"));
+    // The same as the bundled files named explicitly.
+    let explicit = evaluate_json(&["--data", path_str(&manifest_dir().join("data/demo"))]);
+    assert_eq!(document, explicit);
+    // The human-readable report works too.
+    let report = ok(&["evaluate"]);
+    assert!(report.contains("81 units") && report.contains("zone 1"), "{report}");
+}
+
+#[test]
+fn bad_k_values_are_refused_naming_the_option() {
+    for bad in [["--k", "-1"], ["--k", "abc"], ["--k", "-0.5"], ["--k", "NaN"], ["--k", "inf"]] {
+        let stderr = fails(&["evaluate", bad[0], bad[1]]);
+        assert!(stderr.contains("--k"), "{bad:?}: {stderr}");
+    }
+    let stderr = fails(&["evaluate", "--k=-1"]);
+    assert!(stderr.contains("--k"), "{stderr}");
+    let stderr = fails(&["evaluate", "--k"]);
+    assert!(stderr.contains("--k"), "{stderr}");
+}
+
+#[test]
+fn k_values_and_auto_are_used() {
+    let document = evaluate_json(&["--k", "0.05"]);
+    assert_eq!(document["stirpat"]["k"].as_f64(), Some(0.05));
+    let document = evaluate_json(&["--k", "0"]);
+    assert_eq!(document["stirpat"]["k"].as_f64(), Some(0.0));
+    let auto = evaluate_json(&["--k", "auto"]);
+    check_document(&auto);
+    let k = auto["stirpat"]["k"].as_f64().expect("K is a number");
+    assert!((0.0..=1.0 + 1e-9).contains(&k), "automatic K {k}");
+    // The program's automatic K is the one ridge-trace marks.
+    let trace = ok(&["ridge-trace"]);
+    assert!(trace.contains("automatic K = "), "{trace}");
+    let stated: f64 = trace
+        .lines()
+        .find_map(|l| l.strip_prefix("automatic K = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("ridge-trace states the automatic K");
+    assert_eq!(stated, k);
+}
+
+#[test]
+fn the_default_configuration_reads_back_as_a_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default.toml");
+    let default = ok(&["config", "default"]);
+    assert!(default.contains("[ridge]") && default.contains("k = 0.02"), "{default}");
+    fs::write(&path, &default).unwrap();
+    let with_file = evaluate_json(&["--config", path_str(&path)]);
+    let without = evaluate_json(&[]);
+    assert_eq!(with_file, without, "the default configuration file changes nothing");
+
+    // A subset overrides.
+    let subset = dir.path().join("subset.toml");
+    fs::write(&subset, "[ridge]\nk = 0.04\n").unwrap();
+    let document = evaluate_json(&["--config", path_str(&subset)]);
+    assert_eq!(document["stirpat"]["k"].as_f64(), Some(0.04));
+}
+
+#[test]
+fn a_configuration_with_an_unknown_key_is_refused_naming_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    fs::write(&path, "[ridge]\nvif_limt = 5.0\n").unwrap();
+    let stderr = fails(&["evaluate", "--config", path_str(&path)]);
+    assert!(stderr.contains("vif_limt") && stderr.contains("typo.toml"), "{stderr}");
+
+    let top = dir.path().join("top.toml");
+    fs::write(&top, "sceanrios = 1\n").unwrap();
+    let stderr = fails(&["evaluate", "--config", path_str(&top)]);
+    assert!(stderr.contains("sceanrios") && stderr.contains("top.toml"), "{stderr}");
+
+    let missing = dir.path().join("missing.toml");
+    let stderr = fails(&["evaluate", "--config", path_str(&missing)]);
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+/// A copy of a fixture folder whose panel.csv line `line` (the header is line
+/// 1) has `value` in column `column`.
+fn damaged_copy(fixture_name: &str, line: usize, column: &str, value: &str) -> tempfile::TempDir {
+    let source = fixture(fixture_name);
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(source.join("units.csv"), dir.path().join("units.csv")).unwrap();
+    let panel = fs::read_to_string(source.join("panel.csv")).unwrap();
+    let mut lines: Vec<String> = panel.lines().map(str::to_owned).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let c = header.iter().position(|h| *h == column).expect("the column exists");
+    let mut cells: Vec<String> = lines[line - 1].split(',').map(str::to_owned).collect();
+    cells[c] = value.to_owned();
+    lines[line - 1] = cells.join(",");
+    fs::write(dir.path().join("panel.csv"), lines.join("\n") + "\n").unwrap();
+    dir
+}
+
+#[test]
+fn validate_names_file_line_and_column_of_a_negative_value() {
+    let ok_out = ok(&["data", "validate", path_str(&fixture("seed99"))]);
+    assert!(ok_out.contains("valid") && ok_out.contains("81 units"), "{ok_out}");
+
+    let dir = damaged_copy("seed99", 37, "forest", "-12.5");
+    let stderr = fails(&["data", "validate", path_str(dir.path())]);
+    assert!(stderr.contains("panel.csv"), "{stderr}");
+    assert!(stderr.contains("line 37"), "{stderr}");
+    assert!(stderr.contains("forest"), "{stderr}");
+    assert!(stderr.contains("-12.5"), "{stderr}");
+    // evaluate refuses the same folder with the same detail.
+    let stderr = fails(&["evaluate", "--data", path_str(dir.path())]);
+    assert!(stderr.contains("panel.csv") && stderr.contains("line 37") && stderr.contains("forest"), "{stderr}");
+
+    // A folder that does not exist is named.
+    let gone = dir.path().join("nothing-here");
+    let stderr = fails(&["data", "validate", path_str(&gone)]);
+    assert!(stderr.contains("nothing-here"), "{stderr}");
+}
+
+#[test]
+fn demo_writes_a_dataset_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo5");
+    let stdout = ok(&["data", "demo", "--out", path_str(&out), "--units", "5", "--seed", "3"]);
+    assert!(stdout.contains("5 units"), "{stdout}");
+    let validated = ok(&["data", "validate", path_str(&out)]);
+    assert!(validated.contains("valid") && validated.contains("5 units"), "{validated}");
+    // Exactly the generator's output.
+    let (units, panel) = demo::generate(5, 3).unwrap().to_csv();
+    assert_eq!(fs::read_to_string(out.join("units.csv")).unwrap(), units);
+    assert_eq!(fs::read_to_string(out.join("panel.csv")).unwrap(), panel);
+    // The five units evaluate.
+    let document = evaluate_json(&["--data", path_str(&out)]);
+    assert_eq!(check_document(&document), 5);
+
+    let stderr = fails(&["data", "demo", "--out", path_str(&out), "--units", "0"]);
+    assert!(stderr.contains("--units"), "{stderr}");
+}
+
+#[test]
+fn the_bundled_demo_dataset_is_the_generators_output() {
+    let (units, panel) = demo::generate(DEMO_UNITS, DEMO_SEED).expect("the demo generator works").to_csv();
+    assert_eq!(DEMO_UNITS, 81);
+    let dir = manifest_dir().join("data/demo");
+    let bundled_units = fs::read_to_string(dir.join("units.csv")).unwrap();
+    let bundled_panel = fs::read_to_string(dir.join("panel.csv")).unwrap();
+    assert!(bundled_units == units, "data/demo/units.csv differs from demo::generate(81, DEMO_SEED)");
+    if bundled_panel != panel {
+        let first = bundled_panel.lines().zip(panel.lines()).position(|(a, b)| a != b);
+        panic!(
+            "data/demo/panel.csv differs from demo::generate(81, DEMO_SEED) (first differing line {:?}; {} vs {} lines)",
+            first.map(|i| i + 1),
+            bundled_panel.lines().count(),
+            panel.lines().count()
+        );
+    }
+    // And `data demo` with its defaults writes the same files.
+    let out = tempfile::tempdir().unwrap();
+    ok(&["data", "demo", "--out", path_str(out.path())]);
+    assert!(fs::read_to_string(out.path().join("units.csv")).unwrap() == bundled_units);
+    assert!(fs::read_to_string(out.path().join("panel.csv")).unwrap() == bundled_panel);
+}
