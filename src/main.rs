@@ -1,7 +1,10 @@
 //! `zonesweep`: the command-line program.
 
+mod client;
+mod cluster;
 mod data;
 mod evaluate;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a sweep on this machine: an embedded coordinator and local workers.
+    Run(cluster::RunArgs),
+    /// Serve as the coordinator of a cluster.
+    Coordinator(cluster::CoordinatorArgs),
+    /// Serve as a worker of a cluster.
+    Worker(cluster::WorkerArgs),
+    /// Submit a sweep to a coordinator; prints its id.
+    Submit(cluster::SubmitArgs),
+    /// One line on a sweep's progress.
+    Status(cluster::SweepRefArgs),
+    /// Follow a sweep with a progress bar until it is final.
+    Watch(cluster::RemoteSweepArgs),
+    /// Cancel a sweep.
+    Cancel(cluster::RemoteSweepArgs),
+    /// List the sweeps.
+    List(cluster::SourceArgs),
+    /// Zone-membership probabilities per unit.
+    Zones(cluster::SweepRefArgs),
+    /// Peaking-year statistics per unit and scenario.
+    Peaking(cluster::PeakingArgs),
+    /// Write a sweep's whole aggregate as JSON or CSV.
+    Export(cluster::ExportArgs),
     /// One deterministic run of the model chain at nominal parameters.
     Evaluate(evaluate::EvaluateArgs),
     /// The ridge trace: standardized coefficients, VIFs and R² over the K grid.
@@ -47,9 +72,26 @@ pub struct ModelArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Run an async command on a multi-threaded runtime (the network side only;
+/// samples run on the worker's own rayon pool).
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(future)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Run(args) => block_on(cluster::run(args)),
+        Command::Coordinator(args) => block_on(cluster::coordinator(args)),
+        Command::Worker(args) => block_on(cluster::worker(args)),
+        Command::Submit(args) => block_on(cluster::submit(args)),
+        Command::Status(args) => block_on(cluster::status(args)),
+        Command::Watch(args) => block_on(cluster::watch(args)),
+        Command::Cancel(args) => block_on(cluster::cancel(args)),
+        Command::List(args) => block_on(cluster::list(args)),
+        Command::Zones(args) => block_on(cluster::zones(args)),
+        Command::Peaking(args) => block_on(cluster::peaking(args)),
+        Command::Export(args) => block_on(cluster::export(args)),
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),

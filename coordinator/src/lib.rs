@@ -1,1 +1,11 @@
-//! Placeholder: built in the cluster issue (see ARCHITECTURE.md).
+//! The zonesweep coordinator: splits sweeps into jobs, leases them to
+//! workers, merges their results exactly once into a redb database with
+//! group commits, and answers queries. The only crate that knows redb.
+
+pub mod error;
+pub mod offline;
+pub mod schema;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;

@@ -25,3 +25,4 @@ pub mod sweep;
 pub mod histogram;
 pub mod aggregate;
 pub mod runner;
+pub mod blob;

@@ -1,1 +1,234 @@
-//! Placeholder: built in the cluster issue (see ARCHITECTURE.md).
+//! The zonesweep worker: registers with a coordinator, leases jobs (contiguous
+//! sample ranges of a sweep) up to its thread count, runs each job as one task
+//! on a rayon pool and returns the job's partial aggregate.
+//!
+//! - Work is pulled: the worker asks for `threads − in hand` jobs, and backs
+//!   off (200 ms to 1 s) while there are none.
+//! - Samples never run on the runtime's threads: one job is one task on a
+//!   pool of `threads` rayon threads ([`job`]).
+//! - A sweep's dataset, configuration and spec are fetched and parsed once
+//!   per worker ([`cache`]).
+//! - Every held lease is reported each heartbeat interval; a lease the
+//!   coordinator names in `abandon` is finished but its result discarded.
+//! - An unreachable coordinator is retried with backoff at every step,
+//!   never fatal; only a refused token or registration ends [`run`].
+//! - On shutdown the worker drains: it stops leasing, finishes the jobs in
+//!   hand, delivers their results and returns.
+//!
+//! The worker prints nothing unless [`WorkerConfig::verbose`]; then one
+//! `[worker]` line per event on standard error.
+
+pub mod cache;
+mod error;
+pub mod held;
+mod job;
+pub mod rpc;
+mod session;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinSet};
+use tonic::Code;
+use zonesweep_proto::pb;
+
+pub use crate::error::WorkerError;
+use crate::rpc::{Backoff, Disposition, Log, classify};
+use crate::session::Worker;
+
+/// How a worker joins a coordinator.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// The coordinator's URL, such as `http://127.0.0.1:7070`.
+    pub coordinator: String,
+    /// The bearer token the coordinator requires.
+    pub token: String,
+    /// Sample threads, and so the most jobs held at once; at least 1.
+    pub threads: usize,
+    /// How the coordinator lists this worker.
+    pub hostname: String,
+    /// Print a `[worker]` line per event on standard error.
+    pub verbose: bool,
+}
+
+/// Shows everything but the token, so a configuration can be logged.
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("coordinator", &self.coordinator)
+            .field("token", &"<redacted>")
+            .field("threads", &self.threads)
+            .field("hostname", &self.hostname)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
+}
+
+/// While idle, ask for work again after 200 ms, backing off to 1 s.
+const IDLE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const IDLE_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// While the coordinator is unreachable or refuses leases.
+const LEASE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const LEASE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a lease request already sent may take once shutdown is asked:
+/// jobs granted meanwhile are still run, but a hung coordinator must not
+/// hold the shutdown for the full request timeout.
+const LEASE_GRACE_ON_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// Run until `shutdown` resolves (then drain: stop leasing, finish the jobs
+/// in hand and deliver their results, then return `Ok`) or an unrecoverable
+/// error: a refused token, a refused registration, a bad configuration.
+pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
+    if config.threads == 0 {
+        return Err(WorkerError::Config("threads must be at least 1".to_owned()));
+    }
+    let log = Log { verbose: config.verbose };
+    let client = rpc::connect(&config.coordinator, &config.token)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .thread_name(|i| format!("zonesweep-sample-{i}"))
+        .build()
+        .map_err(|e| WorkerError::ThreadPool(e.to_string()))?;
+    let worker = Arc::new(Worker::new(client, log, pool, config.threads, config.hostname.clone()));
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        registered = worker.register() => registered?,
+        () = &mut shutdown => return Ok(()),
+    }
+    let heartbeat = AbortOnDrop(tokio::spawn(session::heartbeat_loop(worker.clone())));
+    let result = lease_loop(&worker, shutdown).await;
+    drop(heartbeat);
+    if result.is_ok() {
+        log.info(format_args!("stopped"));
+    }
+    result
+}
+
+/// Aborts the heartbeat task however `run` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type Jobs = JoinSet<Result<(), WorkerError>>;
+
+/// Lease while there is room, until shutdown; then drain.
+async fn lease_loop<S: Future<Output = ()>>(worker: &Arc<Worker>, mut shutdown: Pin<&mut S>) -> Result<(), WorkerError> {
+    let log = worker.log;
+    let threads = worker.threads;
+    let mut jobs: Jobs = JoinSet::new();
+    let mut idle = Backoff::new(IDLE_BACKOFF_FIRST, IDLE_BACKOFF_MAX);
+    let mut unreachable = Backoff::new(LEASE_BACKOFF_FIRST, LEASE_BACKOFF_MAX);
+    'leasing: loop {
+        while let Some(joined) = jobs.try_join_next() {
+            reap(worker, joined)?;
+        }
+        if jobs.len() >= threads {
+            tokio::select! {
+                () = &mut shutdown => break 'leasing,
+                Some(joined) = jobs.join_next() => reap(worker, joined)?,
+            }
+            continue;
+        }
+
+        let capacity = threads - jobs.len();
+        let worker_id = worker.worker_id();
+        let request = pb::LeaseRequest { worker_id: worker_id.clone(), capacity: u32::try_from(capacity).unwrap_or(u32::MAX) };
+        let mut client = worker.client();
+        let lease = client.lease(request);
+        let mut lease = std::pin::pin!(lease);
+        let mut stopping = false;
+        let answer = tokio::select! {
+            answer = &mut lease => answer,
+            () = &mut shutdown => {
+                stopping = true;
+                match tokio::time::timeout(LEASE_GRACE_ON_SHUTDOWN, &mut lease).await {
+                    Ok(answer) => answer,
+                    Err(_) => break 'leasing,
+                }
+            }
+        };
+
+        let delay = match answer {
+            Ok(response) => {
+                worker.outage.recovered(log);
+                unreachable.reset();
+                let granted = response.into_inner().jobs;
+                let n_granted = granted.len();
+                for job in granted {
+                    log.info(format_args!(
+                        "leased job {}#{} (lease {}): samples {}..{}",
+                        job.sweep_id, job.job_index, job.lease_id, job.sample_start, job.sample_end
+                    ));
+                    jobs.spawn(job::run_job(worker.clone(), job));
+                }
+                if n_granted >= capacity {
+                    idle.reset();
+                    if stopping {
+                        break 'leasing;
+                    }
+                    continue;
+                } else if n_granted > 0 {
+                    // Fewer than asked: the coordinator has run dry for now.
+                    idle.reset();
+                    IDLE_BACKOFF_FIRST
+                } else {
+                    idle.next_delay()
+                }
+            }
+            Err(status) => match classify(&status) {
+                Disposition::Retry => {
+                    worker.outage.failed(log, "lease", &status);
+                    unreachable.next_delay()
+                }
+                Disposition::Fatal => return Err(WorkerError::from_auth_status(&status)),
+                Disposition::Refused if status.code() == Code::NotFound && !stopping => {
+                    tokio::select! {
+                        registered = worker.reregister(&worker_id) => registered?,
+                        () = &mut shutdown => break 'leasing,
+                    }
+                    continue;
+                }
+                Disposition::Refused => {
+                    log.info(format_args!("lease refused ({:?}): {}", status.code(), status.message()));
+                    unreachable.next_delay()
+                }
+            },
+        };
+        if stopping {
+            break 'leasing;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => break 'leasing,
+        }
+    }
+
+    worker.start_draining();
+    if !jobs.is_empty() {
+        log.info(format_args!("shutting down: finishing {} job(s) in hand", jobs.len()));
+    }
+    while let Some(joined) = jobs.join_next().await {
+        reap(worker, joined)?;
+    }
+    Ok(())
+}
+
+/// A job task's end: its error stops the worker; a panic of the task (a bug
+/// of this crate, not of the model, whose panics fail the job) is logged and
+/// costs that job's lease time only.
+fn reap(worker: &Worker, joined: Result<Result<(), WorkerError>, JoinError>) -> Result<(), WorkerError> {
+    match joined {
+        Ok(result) => result,
+        Err(error) => {
+            worker.log.info(format_args!("a job task ended abnormally: {error}"));
+            Ok(())
+        }
+    }
+}

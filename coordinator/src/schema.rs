@@ -1,0 +1,52 @@
+//! Every redb table of the coordinator's database, in one place.
+//!
+//! A table's name and its key and value types are schema: redb records the
+//! type names in the file and refuses to open a table with different ones.
+//! Changing any definition here, or the layout of a value, is a migration
+//! and must bump [`SCHEMA_VERSION`] (and teach [`crate::store::Store::open`]
+//! how to upgrade an older file, or refuse it).
+
+use redb::TableDefinition;
+
+/// The layout of the tables below. Stored under [`SCHEMA_VERSION_KEY`] in
+/// [`META`] when a database is created, and checked on every open: a file
+/// written by another version is refused rather than misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The key of [`META`] that holds the schema version.
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Facts about the database itself.
+///
+/// Key: a fixed name such as [`SCHEMA_VERSION_KEY`]. Value: the number.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// One record per sweep.
+///
+/// Key: the sweep id. Value: a `crate::store::SweepRecord` as serde_json
+/// bytes (its state, its job count, the hashes of its inputs, its units). A
+/// record is small and rewritten whole on every change of state.
+pub const SWEEPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sweeps");
+
+/// Datasets and sweep specifications, stored once by content.
+///
+/// Key: the content hash (lowercase hex) the caller computed. Value: the
+/// bytes exactly as submitted. Never overwritten, since a hash names its
+/// content.
+pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+
+/// The merged results of each sweep so far.
+///
+/// Key: the sweep id. Value: the aggregate in the binary form of
+/// `zonesweep_proto::convert::encode_aggregate`, whose size depends on the
+/// number of units and histogram bins, never on the number of samples.
+pub const AGGREGATES: TableDefinition<&str, &[u8]> = TableDefinition::new("aggregates");
+
+/// The jobs whose results are merged into [`AGGREGATES`].
+///
+/// Key: (sweep id, job index); the tuple orders by sweep id first, so one
+/// sweep's done jobs are a contiguous range in ascending job order. Value:
+/// nothing. A job is in this table exactly when its result is in the
+/// sweep's aggregate: both are written in one transaction, which is what
+/// keeps a result from being merged twice.
+pub const DONE_JOBS: TableDefinition<(&str, u32), ()> = TableDefinition::new("done_jobs");

@@ -1,0 +1,465 @@
+//! The cluster commands: `coordinator`, `worker`, `run` (both in one process),
+//! the client commands and the queries, against a coordinator or a database file.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use zonesweep_coordinator::offline;
+use zonesweep_coordinator::server::serve_coordinator;
+use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
+use zonesweep_coordinator::store::Store;
+use zonesweep_proto::pb;
+use zonesweep_shared::config::Scenario;
+
+use crate::client::{Client, SweepArgs, TokenArgs, connect, status_error};
+use crate::report::{self, SweepView};
+
+/// The database file `run` and `coordinator` use by default.
+pub const DEFAULT_DB: &str = "zonesweep.redb";
+
+#[derive(clap::Args)]
+pub struct CoordinatorArgs {
+    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// The database file (created if missing).
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Samples per job when a submission does not say.
+    #[arg(long, default_value_t = 100)]
+    pub job_size: u64,
+    /// Seconds without a heartbeat after which a lease expires.
+    #[arg(long, default_value_t = 20.0)]
+    pub lease_timeout: f64,
+    /// Seconds between worker heartbeats.
+    #[arg(long, default_value_t = 2.0)]
+    pub heartbeat: f64,
+    /// Times a job may fail or expire before its sweep fails.
+    #[arg(long, default_value_t = 5)]
+    pub max_attempts: u32,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The coordinator's URL, e.g. http://head-node:7070.
+    #[arg(long)]
+    pub coordinator: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Threads to run samples on (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Say when the coordinator cannot be reached, and other events.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// The database file results are stored in.
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Local worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct RemoteArgs {
+    /// The coordinator's URL, e.g. http://127.0.0.1:7070.
+    #[arg(long)]
+    pub coordinator: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// Where stored results are read from: a running coordinator or a database file.
+#[derive(clap::Args, Clone)]
+pub struct SourceArgs {
+    /// Ask this coordinator (needs the token).
+    #[arg(long, conflicts_with = "db", required_unless_present = "db")]
+    pub coordinator: Option<String>,
+    /// Read this database file directly (while no coordinator has it open).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(clap::Args)]
+pub struct SweepRefArgs {
+    /// The sweep id (as `run` or `submit` printed it).
+    pub sweep: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(clap::Args)]
+pub struct PeakingArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    /// Only this unit (its id).
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Only this scenario: low, baseline or high.
+    #[arg(long)]
+    pub scenario: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{what} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn random_token() -> String {
+    (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect()
+}
+
+/// The token file written beside a database when no token is given.
+pub fn token_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".token");
+    PathBuf::from(name)
+}
+
+fn write_token(path: &Path, token: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write the token file {}", path.display()))?;
+    // The mode only applies to a new file; make an existing one private too.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{token}")?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
+    let token = match args.token.token()? {
+        Some(token) => token,
+        None => {
+            let path = token_path(&args.db);
+            let token = random_token();
+            write_token(&path, &token)?;
+            eprintln!("no token given: generated one and wrote it to {} (mode 0600)", path.display());
+            token
+        }
+    };
+    let mut config = CoordinatorConfig::new(args.db.clone(), token);
+    config.default_job_size = args.job_size;
+    config.lease_timeout = seconds(args.lease_timeout, "--lease-timeout")?;
+    config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
+    config.max_attempts = args.max_attempts;
+    let coordinator = Coordinator::start(config).await?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and the test harness read this line for the actual port.
+    println!("coordinator listening on http://{address} (database {})", args.db.display());
+    serve_coordinator(coordinator, listener, termination()).await?;
+    eprintln!("coordinator stopped");
+    Ok(())
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub async fn worker(args: WorkerArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(default_threads);
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let config = zonesweep_worker::WorkerConfig {
+        coordinator: args.coordinator,
+        token: args.token.require()?,
+        threads,
+        hostname: hostname(),
+        verbose: args.verbose,
+    };
+    zonesweep_worker::run(config, termination()).await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+/// Follow a sweep with a progress bar until it is final; returns the last status.
+async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> {
+    let mut stream = client
+        .watch(pb::SweepRef { sweep_id: sweep_id.to_owned() })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {per_sec}  ETA {eta}  {msg}")
+            .expect("a valid template"),
+    );
+    let mut last = None;
+    while let Some(status) = stream.message().await.map_err(status_error)? {
+        bar.set_length(status.samples);
+        bar.set_position(status.samples_done);
+        if status.samples_failed > 0 {
+            bar.set_message(format!("{} failed", status.samples_failed));
+        }
+        last = Some(status);
+    }
+    bar.finish();
+    last.context("the coordinator closed the watch without a status")
+}
+
+async fn query(client: &mut Client, sweep_id: &str) -> Result<SweepView> {
+    let response = client.query(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?;
+    SweepView::new(response.into_inner())
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let request = args.sweep.request()?;
+    let workers = args.workers.unwrap_or_else(default_threads);
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    // The embedded cluster talks over loopback with a token nobody else sees.
+    let token = random_token();
+    let config = CoordinatorConfig::new(args.db.clone(), token.clone());
+    let coordinator = Coordinator::start(config)
+        .await
+        .with_context(|| format!("cannot open the results database {}", args.db.display()))?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
+        let _ = server_stopped.await;
+    }));
+    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+    let worker_config = zonesweep_worker::WorkerConfig {
+        coordinator: url.clone(),
+        token: token.clone(),
+        threads: workers,
+        hostname: "embedded".to_owned(),
+        verbose: false,
+    };
+    let worker = tokio::spawn(zonesweep_worker::run(worker_config, async {
+        let _ = worker_stopped.await;
+    }));
+
+    let mut client = connect(&url, &token).await?;
+    let submitted = client.submit(request).await.map_err(status_error)?.into_inner();
+    eprintln!(
+        "sweep {}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
+        submitted.sweep_id,
+        submitted.samples,
+        submitted.jobs,
+        args.db.display()
+    );
+    let started = std::time::Instant::now();
+    let outcome = tokio::select! {
+        status = follow(&mut client, &submitted.sweep_id) => status,
+        _ = termination() => {
+            let _ = client.cancel(pb::SweepRef { sweep_id: submitted.sweep_id.clone() }).await;
+            Err(anyhow::anyhow!("interrupted: sweep {} cancelled", submitted.sweep_id))
+        }
+    };
+    let elapsed = started.elapsed();
+    let view = match &outcome {
+        Ok(_) => Some(query(&mut client, &submitted.sweep_id).await?),
+        Err(_) => None,
+    };
+    let _ = stop_worker.send(());
+    let _ = worker.await;
+    let _ = stop_server.send(());
+    let _ = server.await;
+    let status = outcome?;
+    let view = view.expect("queried when the sweep finished");
+    print!("{}", report::summary(&view));
+    println!("{}", report::status_line(&status));
+    println!(
+        "{:.1} s, {:.0} samples/s",
+        elapsed.as_secs_f64(),
+        status.samples_done as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if status.state != pb::SweepState::Done as i32 {
+        println!("{}", submitted.sweep_id);
+        bail!("sweep {} ended {}: {}", submitted.sweep_id, report::state_name(status.state), status.reason);
+    }
+    println!("{}", submitted.sweep_id);
+    Ok(())
+}
+
+pub async fn submit(args: SubmitArgs) -> Result<()> {
+    let request = args.sweep.request()?;
+    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = client.submit(request).await.map_err(status_error)?.into_inner();
+    eprintln!("submitted: {} samples in {} jobs", status.samples, status.jobs);
+    println!("{}", status.sweep_id);
+    Ok(())
+}
+
+/// A connection to the coordinator or the database of `source`.
+enum Source {
+    Remote(Client),
+    File(Store),
+}
+
+async fn open(source: &SourceArgs) -> Result<Source> {
+    match (&source.coordinator, &source.db) {
+        (Some(url), _) => Ok(Source::Remote(connect(url, &source.token.require()?).await?)),
+        (None, Some(path)) => Ok(Source::File(Store::open_existing(path)?)),
+        (None, None) => bail!("give --coordinator URL or --db FILE"),
+    }
+}
+
+impl Source {
+    async fn status(&mut self, sweep_id: &str) -> Result<pb::SweepStatus> {
+        match self {
+            Source::Remote(client) => {
+                Ok(client.get(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?.into_inner())
+            }
+            Source::File(store) => Ok(offline::status(store, sweep_id)?),
+        }
+    }
+
+    async fn view(&mut self, sweep_id: &str) -> Result<SweepView> {
+        match self {
+            Source::Remote(client) => query(client, sweep_id).await,
+            Source::File(store) => SweepView::new(offline::query(store, sweep_id)?),
+        }
+    }
+
+    async fn list(&mut self) -> Result<Vec<pb::SweepStatus>> {
+        match self {
+            Source::Remote(client) => {
+                Ok(client.list(pb::ListRequest {}).await.map_err(status_error)?.into_inner().sweeps)
+            }
+            Source::File(store) => Ok(offline::list(store)?),
+        }
+    }
+}
+
+pub async fn status(args: SweepRefArgs) -> Result<()> {
+    let status = open(&args.source).await?.status(&args.sweep).await?;
+    println!("{}", report::status_line(&status));
+    Ok(())
+}
+
+pub async fn list(source: SourceArgs) -> Result<()> {
+    let sweeps = open(&source).await?.list().await?;
+    if sweeps.is_empty() {
+        println!("no sweeps");
+    }
+    for status in sweeps {
+        println!("{}", report::status_line(&status));
+    }
+    Ok(())
+}
+
+pub async fn watch(args: RemoteSweepArgs) -> Result<()> {
+    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = follow(&mut client, &args.sweep).await?;
+    println!("{}", report::status_line(&status));
+    if status.state != pb::SweepState::Done as i32 {
+        bail!("sweep {} ended {}", args.sweep, report::state_name(status.state));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct RemoteSweepArgs {
+    /// The sweep id.
+    pub sweep: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+pub async fn cancel(args: RemoteSweepArgs) -> Result<()> {
+    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = client.cancel(pb::SweepRef { sweep_id: args.sweep }).await.map_err(status_error)?.into_inner();
+    println!("{}", report::status_line(&status));
+    Ok(())
+}
+
+pub async fn zones(args: SweepRefArgs) -> Result<()> {
+    let view = open(&args.source).await?.view(&args.sweep).await?;
+    print!("{}", report::zones_table(&view));
+    Ok(())
+}
+
+pub async fn peaking(args: PeakingArgs) -> Result<()> {
+    let scenario = match args.scenario.as_deref() {
+        Some(key) => Some(Scenario::from_key(key).with_context(|| format!("--scenario must be low, baseline or high, not `{key}`"))?),
+        None => None,
+    };
+    let view = open(&args.sweep.source).await?.view(&args.sweep.sweep).await?;
+    print!("{}", report::peaking_table(&view, args.unit.as_deref(), scenario)?);
+    Ok(())
+}
+
+pub async fn export(args: ExportArgs) -> Result<()> {
+    let view = open(&args.sweep.source).await?.view(&args.sweep.sweep).await?;
+    let text = match args.format {
+        ExportFormat::Json => report::export_json(&view)?,
+        ExportFormat::Csv => report::export_csv(&view)?,
+    };
+    fs::write(&args.out, text).with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! Reading a stored sweep for people: zone-membership tables, peaking-year
+//! statistics and exports. Everything here works on a [`pb::QueryResponse`],
+//! whether it came from a coordinator or straight from a database file.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use zonesweep_proto::convert::aggregate_from_pb;
+use zonesweep_proto::pb;
+use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::config::Scenario;
+use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
+
+/// A sweep's results, decoded.
+pub struct SweepView {
+    pub status: pb::SweepStatus,
+    pub unit_ids: Vec<String>,
+    pub unit_names: Vec<String>,
+    pub aggregate: Aggregate,
+}
+
+impl SweepView {
+    pub fn new(response: pb::QueryResponse) -> Result<SweepView> {
+        let status = response.status.context("the answer has no status")?;
+        let aggregate = aggregate_from_pb(response.aggregate.as_ref().context("the answer has no aggregate")?)?;
+        if response.unit_ids.len() != aggregate.shape.n_units {
+            bail!("the answer names {} units for an aggregate of {}", response.unit_ids.len(), aggregate.shape.n_units);
+        }
+        Ok(SweepView { status, unit_ids: response.unit_ids, unit_names: response.unit_names, aggregate })
+    }
+
+    /// Index of the unit with this id.
+    pub fn unit(&self, id: &str) -> Result<usize> {
+        self.unit_ids
+            .iter()
+            .position(|u| u == id)
+            .with_context(|| format!("no unit `{id}` in sweep {}", self.status.sweep_id))
+    }
+}
+
+pub fn state_name(state: i32) -> &'static str {
+    match pb::SweepState::try_from(state) {
+        Ok(pb::SweepState::Running) => "running",
+        Ok(pb::SweepState::Done) => "done",
+        Ok(pb::SweepState::Failed) => "failed",
+        Ok(pb::SweepState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// One line per sweep, for `list` and `status`.
+pub fn status_line(s: &pb::SweepStatus) -> String {
+    let mut line = format!(
+        "{}  {:<9} {:>9}/{} samples ({} failed), jobs {}/{} done, {} leased, seed {}",
+        s.sweep_id,
+        state_name(s.state),
+        s.samples_done,
+        s.samples,
+        s.samples_failed,
+        s.jobs_done,
+        s.jobs,
+        s.jobs_leased,
+        s.seed
+    );
+    if !s.reason.is_empty() {
+        let _ = write!(line, "\n    {}", s.reason);
+    }
+    line
+}
+
+/// Zone-membership probabilities of one unit, zone 1 first.
+fn zone_probabilities(a: &Aggregate, unit: usize) -> Vec<f64> {
+    (1..=a.shape.n_zones).map(|z| a.zone_probability(unit, z)).collect()
+}
+
+/// The most probable zone (the lowest number on ties) and its probability.
+fn modal_zone(probabilities: &[f64]) -> (usize, f64) {
+    let mut best = (1, f64::NEG_INFINITY);
+    for (z, p) in probabilities.iter().enumerate() {
+        if *p > best.1 {
+            best = (z + 1, *p);
+        }
+    }
+    best
+}
+
+/// Peak-year statistics of one unit under one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Peaking {
+    /// P(peak year ≤ the milestone, 2030).
+    pub peaked_by_milestone: f64,
+    /// P(not peaked by the horizon, 2060).
+    pub not_peaked: f64,
+    /// Median, 5 % and 95 % peak year; `None` = not peaked by the horizon.
+    pub median: Option<i32>,
+    pub p05: Option<i32>,
+    pub p95: Option<i32>,
+}
+
+pub fn peaking(a: &Aggregate, scenario: Scenario, unit: usize) -> Peaking {
+    let counts = a.peak_histogram(scenario, unit);
+    let n: u64 = counts.iter().sum();
+    let base = a.shape.base_year;
+    let quantile = |q: f64| -> Option<i32> {
+        let rank = ((q * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return (i + 1 < counts.len()).then_some(base + i as i32);
+            }
+        }
+        None
+    };
+    let ratio = |c: u64| if n == 0 { f64::NAN } else { c as f64 / n as f64 };
+    let by_milestone: u64 = counts
+        .iter()
+        .take(counts.len() - 1)
+        .enumerate()
+        .filter(|(i, _)| base + *i as i32 <= a.shape.milestone)
+        .map(|(_, c)| c)
+        .sum();
+    Peaking {
+        peaked_by_milestone: ratio(by_milestone),
+        not_peaked: ratio(*counts.last().unwrap_or(&0)),
+        median: quantile(0.5),
+        p05: quantile(0.05),
+        p95: quantile(0.95),
+    }
+}
+
+fn year(y: Option<i32>) -> String {
+    y.map_or("none".to_owned(), |y| y.to_string())
+}
+
+/// `zones`: per unit, the modal zone, its probability and all five.
+pub fn zones_table(view: &SweepView) -> String {
+    let a = &view.aggregate;
+    let mut out = format!(
+        "sweep {}: {} of {} samples succeeded\nzones: 1 {}, 2 {}, 3 {}, 4 {}, 5 {}\n",
+        view.status.sweep_id, a.samples_ok, view.status.samples, ZONE_NAMES[0], ZONE_NAMES[1], ZONE_NAMES[2], ZONE_NAMES[3], ZONE_NAMES[4]
+    );
+    let _ = write!(out, "{:<10} {:<24} {:>5} {:>7}", "unit", "name", "modal", "P");
+    for z in 1..=a.shape.n_zones {
+        let _ = write!(out, " {:>7}", format!("P(z{z})"));
+    }
+    out.push('\n');
+    for (u, id) in view.unit_ids.iter().enumerate() {
+        let probabilities = zone_probabilities(a, u);
+        let (zone, p) = modal_zone(&probabilities);
+        let name: String = view.unit_names.get(u).map_or("", String::as_str).chars().take(24).collect();
+        let _ = write!(out, "{id:<10} {name:<24} {zone:>5} {p:>7.3}");
+        for p in probabilities {
+            let _ = write!(out, " {p:>7.3}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `peaking`: per unit and scenario, P(peak ≤ milestone), the median and
+/// 5–95 % peak year, and P(not peaked by the horizon).
+pub fn peaking_table(view: &SweepView, unit: Option<&str>, scenario: Option<Scenario>) -> Result<String> {
+    let a = &view.aggregate;
+    let units: Vec<usize> = match unit {
+        Some(id) => vec![view.unit(id)?],
+        None => (0..view.unit_ids.len()).collect(),
+    };
+    let scenarios: Vec<Scenario> = scenario.map_or(Scenario::ALL.to_vec(), |s| vec![s]);
+    let mut out = format!(
+        "{:<10} {:<9} {:>9} {:>7} {:>11} {:>10}\n",
+        "unit",
+        "scenario",
+        format!("P(≤{})", a.shape.milestone),
+        "median",
+        "5–95 %",
+        format!("P(none≤{})", a.shape.horizon)
+    );
+    for &u in &units {
+        for &s in &scenarios {
+            let p = peaking(a, s, u);
+            let _ = writeln!(
+                out,
+                "{:<10} {:<9} {:>9.3} {:>7} {:>11} {:>10.3}",
+                view.unit_ids[u],
+                s.key(),
+                p.peaked_by_milestone,
+                year(p.median),
+                format!("{}–{}", year(p.p05), year(p.p95)),
+                p.not_peaked
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The short table `run` ends with: modal zone and peaking per unit.
+pub fn summary(view: &SweepView) -> String {
+    let a = &view.aggregate;
+    let mut out = format!(
+        "{:<10} {:>5} {:>6}   {:>20}   {:>14}\n",
+        "unit",
+        "zone",
+        "P",
+        format!("P(peak≤{}) low/base/high", a.shape.milestone),
+        "baseline peak"
+    );
+    for (u, id) in view.unit_ids.iter().enumerate() {
+        let (zone, p) = modal_zone(&zone_probabilities(a, u));
+        let by: Vec<String> = Scenario::ALL.iter().map(|&s| format!("{:.2}", peaking(a, s, u).peaked_by_milestone)).collect();
+        let base = peaking(a, Scenario::Baseline, u);
+        let _ = writeln!(
+            out,
+            "{id:<10} {zone:>5} {p:>6.2}   {:>20}   {:>14}",
+            by.join("/"),
+            format!("{} ({}–{})", year(base.median), year(base.p05), year(base.p95))
+        );
+    }
+    let mut counts = vec![0usize; a.shape.n_zones];
+    for u in 0..view.unit_ids.len() {
+        counts[modal_zone(&zone_probabilities(a, u)).0 - 1] += 1;
+    }
+    let _ = writeln!(out, "units by modal zone (1 = {} … {} = {}): {:?}", ZONE_NAMES[0], a.shape.n_zones, ZONE_NAMES[a.shape.n_zones.min(5) - 1], counts);
+    out
+}
+
+/// What an export holds: nothing that differs between equal runs (no sweep
+/// id, time or host), so equal results export byte-identically.
+#[derive(Serialize)]
+struct Export<'a> {
+    samples: u64,
+    seed: u64,
+    dataset_hash: &'a str,
+    config_hash: &'a str,
+    spec_hash: &'a str,
+    units: Vec<ExportUnit<'a>>,
+    aggregate: &'a Aggregate,
+}
+
+#[derive(Serialize)]
+struct ExportUnit<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+pub fn export_json(view: &SweepView) -> Result<String> {
+    let export = Export {
+        samples: view.status.samples,
+        seed: view.status.seed,
+        dataset_hash: &view.status.dataset_hash,
+        config_hash: &view.status.config_hash,
+        spec_hash: &view.status.spec_hash,
+        units: view
+            .unit_ids
+            .iter()
+            .zip(&view.unit_names)
+            .map(|(id, name)| ExportUnit { id, name })
+            .collect(),
+        aggregate: &view.aggregate,
+    };
+    Ok(serde_json::to_string_pretty(&export)? + "\n")
+}
+
+/// The whole aggregate as one tidy table: quantity, unit, scenario, bin, count.
+pub fn export_csv(view: &SweepView) -> Result<String> {
+    let a = &view.aggregate;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["quantity", "unit", "scenario", "bin", "count"])?;
+    let n = a.shape.n_units;
+    let mut row = |q: &str, unit: &str, scenario: &str, bin: String, count: u64| -> Result<()> {
+        w.write_record([q, unit, scenario, &bin, &count.to_string()])?;
+        Ok(())
+    };
+    row("samples_ok", "", "", String::new(), a.samples_ok)?;
+    for (kind, failure) in &a.failures {
+        row("samples_failed", "", "", kind.clone(), failure.count)?;
+    }
+    let peak_bins = a.shape.n_peak_bins();
+    for (u, id) in view.unit_ids.iter().enumerate() {
+        for z in 0..a.shape.n_zones {
+            row("zone", id, "", (z + 1).to_string(), a.zone_counts[u * a.shape.n_zones + z])?;
+        }
+        for t in 0..41 {
+            row("total", id, "", (10 + t).to_string(), a.total_counts[u * 41 + t])?;
+        }
+        for (k, key) in ScoreKey::ALL.iter().enumerate() {
+            for s in 0..5 {
+                row(&format!("score_{}", key.key()), id, "", (s + 1).to_string(), a.score_counts[(u * 10 + k) * 5 + s])?;
+            }
+        }
+        for c in 0..5 {
+            row("cep", id, "", (c + 1).to_string(), a.cep_counts[u * 5 + c])?;
+        }
+        for scenario in Scenario::ALL {
+            let s = scenario as usize;
+            for (b, count) in a.peak_histogram(scenario, u).iter().enumerate() {
+                let bin = if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
+                row("peak_year", id, scenario.key(), bin, *count)?;
+            }
+            row("neutral", id, scenario.key(), String::new(), a.neutral_counts[s * n + u])?;
+            for (name, hist) in [("ce_milestone", &a.ce_milestone[s * n + u]), ("ce_horizon", &a.ce_horizon[s * n + u])] {
+                if hist.non_positive > 0 {
+                    row(name, id, scenario.key(), "<=0".to_owned(), hist.non_positive)?;
+                }
+                for (bin, count) in &hist.bins {
+                    row(name, id, scenario.key(), format!("log1.01:{bin}"), *count)?;
+                }
+            }
+        }
+    }
+    let years = a.shape.n_projected_years();
+    for scenario in Scenario::ALL {
+        for t in 0..years {
+            let hist = &a.regional_ce[scenario as usize * years + t];
+            let year = (a.shape.base_year + t as i32).to_string();
+            for (bin, count) in &hist.bins {
+                row("regional_ce", &year, scenario.key(), format!("log1.01:{bin}"), *count)?;
+            }
+        }
+    }
+    let names = ["P", "W", "IS", "TI", "UR", "CEI"];
+    for (name, hist) in names.iter().zip(&a.coefficients) {
+        for (bin, count) in &hist.bins {
+            row(&format!("coefficient_{name}"), "", "", format!("{}:{bin}", hist.width), *count)?;
+        }
+    }
+    for (name, hist) in [("r2", &a.r2), ("k", &a.k)] {
+        for (bin, count) in &hist.bins {
+            row(name, "", "", format!("{}:{bin}", hist.width), *count)?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;
+    Ok(String::from_utf8(bytes)?)
+}

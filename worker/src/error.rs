@@ -1,0 +1,31 @@
+//! The worker's one error type. Only what ends [`crate::run`] is an error:
+//! an unreachable coordinator is retried, a refused job result is logged.
+
+use tonic::Code;
+
+/// Why the worker stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    #[error("`{url}` is not a valid coordinator URL: {message}")]
+    CoordinatorUrl { url: String, message: String },
+    #[error("could not start the worker thread pool: {0}")]
+    ThreadPool(String),
+    /// The coordinator refused the token (UNAUTHENTICATED or PERMISSION_DENIED):
+    /// retrying cannot help.
+    #[error("the coordinator refused this worker's token ({code:?}): {message}")]
+    Unauthenticated { code: Code, message: String },
+    /// Registration was answered with a status no retry can change.
+    #[error("the coordinator refused to register this worker ({code:?}): {message}")]
+    RegisterRefused { code: Code, message: String },
+    /// The coordinator answered with something that breaks the contract.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl WorkerError {
+    pub(crate) fn from_auth_status(status: &tonic::Status) -> WorkerError {
+        WorkerError::Unauthenticated { code: status.code(), message: status.message().to_owned() }
+    }
+}

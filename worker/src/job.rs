@@ -1,0 +1,187 @@
+//! One leased job, from LEASE to COMPLETE (or FAIL): look up its sweep
+//! definition, run its samples as one task on the rayon pool, deliver the
+//! aggregate unless the lease was abandoned meanwhile.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tonic::Code;
+use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::pb;
+use zonesweep_shared::aggregate::Aggregate;
+
+use crate::cache::SweepKey;
+use crate::error::WorkerError;
+use crate::held::LeaseKey;
+use crate::session::{CallError, Worker};
+
+/// Removes the lease from the held set however the job ends, so heartbeats
+/// stop naming it.
+struct Holding<'a> {
+    worker: &'a Worker,
+    key: LeaseKey,
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.worker.held.remove(&self.key);
+    }
+}
+
+/// Run one job to its end. `Err` only for what must stop the worker (a
+/// refused token); everything else is delivered, logged or dropped here.
+pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), WorkerError> {
+    let log = worker.log;
+    let key = match LeaseKey::of_job(&job) {
+        Ok(key) => key,
+        Err(error) => {
+            // Nothing can be held under an id that does not parse; tell the
+            // coordinator once, as it was named.
+            let lease_ref =
+                pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id };
+            log.info(format_args!("refusing a job with a malformed id: {error}"));
+            return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false).await;
+        }
+    };
+    let abandoned = worker.held.insert(key.clone());
+    let _holding = Holding { worker: &worker, key: key.clone() };
+    let stop = || abandoned.load(Ordering::SeqCst) || worker.past_drain_patience();
+    let lease_ref = key.to_ref();
+
+    if job.sample_start >= job.sample_end || job.sample_end > job.samples {
+        let reason = format!(
+            "the job's sample range {}..{} is empty or beyond the sweep's {} samples",
+            job.sample_start, job.sample_end, job.samples
+        );
+        return fail(&worker, lease_ref, &reason, &stop).await;
+    }
+
+    let sweep_key = SweepKey {
+        dataset_hash: job.dataset_hash.clone(),
+        config_hash: job.config_hash.clone(),
+        spec_hash: job.spec_hash.clone(),
+        samples: job.samples,
+        seed: job.seed,
+    };
+    let definition = {
+        let worker_ref: &Worker = &worker;
+        let stop_ref: &(dyn Fn() -> bool + Sync) = &stop;
+        match worker.cache.definition(&sweep_key, move |hash| worker_ref.fetch_blob(hash, stop_ref)).await {
+            Ok(Ok(definition)) => definition,
+            Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await,
+            Err(CallError::Stopped) => {
+                log.info(format_args!("dropping {key}: stopped while fetching its sweep definition"));
+                return Ok(());
+            }
+            Err(CallError::Refused(status)) => {
+                let reason = format!("fetching the sweep's data failed ({:?}): {}", status.code(), status.message());
+                return fail(&worker, lease_ref, &reason, &stop).await;
+            }
+            Err(CallError::Fatal(error)) => return Err(error),
+        }
+    };
+    if abandoned.load(Ordering::SeqCst) {
+        log.info(format_args!("dropping {key}: abandoned before it started"));
+        return Ok(());
+    }
+
+    // One job is one task on the pool: the pool's threads run `threads` jobs
+    // at once, and no sample ever runs on a runtime thread.
+    let started = Instant::now();
+    let range = job.sample_start..job.sample_end;
+    let (sender, receiver) = oneshot::channel::<Result<Aggregate, String>>();
+    worker.pool.spawn(move || {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| definition.run_range(range)));
+        let result = outcome.unwrap_or_else(|panic| Err(format!("running samples panicked: {}", panic_text(&*panic))));
+        // The receiver is gone only when the worker stopped without draining.
+        let _ = sender.send(result);
+    });
+    let aggregate = match receiver.await {
+        Ok(Ok(aggregate)) => aggregate,
+        Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await,
+        Err(_) => return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop).await,
+    };
+    if abandoned.load(Ordering::SeqCst) {
+        log.info(format_args!("discarding the result of {key}: the lease was abandoned"));
+        return Ok(());
+    }
+
+    let request = pb::CompleteRequest {
+        worker_id: worker.worker_id(),
+        lease: Some(lease_ref),
+        aggregate: Some(aggregate_to_pb(&aggregate)),
+    };
+    let outcome = worker
+        .call_with_retry("complete", &stop, |mut client| {
+            // The id is read per attempt: a re-registration may change it.
+            let request = pb::CompleteRequest { worker_id: worker.worker_id(), ..request.clone() };
+            async move { client.complete(request).await }
+        })
+        .await;
+    match outcome {
+        Ok(response) => log.info(format_args!(
+            "completed {key}: {} samples in {:.2} s{}",
+            aggregate.samples_total(),
+            started.elapsed().as_secs_f64(),
+            if response.merged { "" } else { " (already merged)" }
+        )),
+        Err(CallError::Stopped) => log.info(format_args!("dropping the result of {key}: abandoned or shutting down")),
+        Err(CallError::Refused(status)) => log_refused(&worker, "result", &key, &status),
+        Err(CallError::Fatal(error)) => return Err(error),
+    }
+    Ok(())
+}
+
+/// Tell the coordinator the job cannot be run, retrying through outages.
+async fn fail(
+    worker: &Worker,
+    lease_ref: pb::LeaseRef,
+    reason: &str,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<(), WorkerError> {
+    let name = LeaseKey::from_ref(&lease_ref)
+        .map(|key| key.to_string())
+        .unwrap_or_else(|_| format!("job {:?}#{}", lease_ref.sweep_id, lease_ref.job_index));
+    worker.log.info(format_args!("failing {name}: {reason}"));
+    let request = pb::FailRequest { worker_id: worker.worker_id(), lease: Some(lease_ref), reason: reason.to_owned() };
+    let outcome = worker
+        .call_with_retry("fail", stop, |mut client| {
+            let request = pb::FailRequest { worker_id: worker.worker_id(), ..request.clone() };
+            async move { client.fail(request).await }
+        })
+        .await;
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(CallError::Stopped) => Ok(()),
+        Err(CallError::Refused(status)) => {
+            worker.log.info(format_args!("the coordinator refused the failure report of {name}: {status}"));
+            Ok(())
+        }
+        Err(CallError::Fatal(error)) => Err(error),
+    }
+}
+
+fn log_refused(worker: &Worker, what: &str, key: &LeaseKey, status: &tonic::Status) {
+    let why = match status.code() {
+        Code::NotFound | Code::FailedPrecondition => "the sweep was cancelled or the lease is stale",
+        _ => "refused",
+    };
+    worker.log.info(format_args!(
+        "dropping the {what} of {key}: {why} ({:?}: {})",
+        status.code(),
+        status.message()
+    ));
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}

@@ -1,0 +1,190 @@
+//! The connection to the coordinator: the client with its token, how a
+//! status is classified (retry, fatal, refused), backoff, and the one-line
+//! outage log shared by every loop.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::pb::workers_client::WorkersClient;
+
+use crate::error::WorkerError;
+
+/// The generated client with the bearer token on every call.
+pub(crate) type Client = WorkersClient<InterceptedService<Channel, BearerToken>>;
+
+/// Large sweeps carry large aggregates (per-unit histograms) and datasets.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Bounds every call, so a coordinator that hangs (stopped, partitioned)
+/// looks like an outage instead of blocking a loop forever. Generous because
+/// a completion waits for the coordinator's durable group commit.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings detect a dead connection while a call is in flight.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A client that connects on first use and reconnects after an outage.
+pub(crate) fn connect(url: &str, token: &str) -> Result<Client, WorkerError> {
+    let bad_url = |message: String| WorkerError::CoordinatorUrl { url: url.to_owned(), message };
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad_url(e.to_string()))?;
+    let scheme = endpoint.uri().scheme_str().unwrap_or("");
+    if scheme != "http" {
+        return Err(bad_url(format!(
+            "expected a URL such as http://HOST:PORT (scheme `{scheme}` is not supported)"
+        )));
+    }
+    let token = BearerToken::new(token).map_err(WorkerError::Config)?;
+    let channel = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy();
+    Ok(WorkersClient::with_interceptor(channel, token)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// What to do about a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The coordinator is unreachable, overloaded or restarting: try again
+    /// after a backoff. Connection refused and dropped connections arrive
+    /// as UNAVAILABLE or UNKNOWN, a request timeout as CANCELLED.
+    Retry,
+    /// The token is wrong: nothing this worker does will succeed.
+    Fatal,
+    /// The coordinator answered and said no (NOT_FOUND, FAILED_PRECONDITION,
+    /// INVALID_ARGUMENT, OUT_OF_RANGE for an oversized message, …): the same
+    /// request would get the same answer.
+    Refused,
+}
+
+pub fn classify(status: &Status) -> Disposition {
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Aborted
+        | Code::ResourceExhausted => Disposition::Retry,
+        Code::Unauthenticated | Code::PermissionDenied => Disposition::Fatal,
+        _ => Disposition::Refused,
+    }
+}
+
+/// Exponential backoff: `first`, doubling, at most `max`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { first, max, next: first }
+    }
+
+    /// The delay to wait now; the one after it is twice as long.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// Prints through `eprintln!` with a `[worker]` prefix, only when verbose:
+/// the embedded mode draws a progress bar on the same terminal.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Log {
+    pub verbose: bool,
+}
+
+impl Log {
+    pub fn info(&self, message: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("[worker] {message}");
+        }
+    }
+}
+
+/// Whether the coordinator is reachable, as seen by every loop of this
+/// worker, so an outage prints one line when it starts and one when it ends
+/// however many calls fail in between.
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    since: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    pub fn failed(&self, log: Log, call: &str, status: &Status) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+            log.info(format_args!(
+                "coordinator unreachable ({call}: {:?}: {}); retrying with backoff",
+                status.code(),
+                status.message()
+            ));
+        }
+    }
+
+    pub fn recovered(&self, log: Log) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(start) = since.take() {
+            log.info(format_args!("coordinator reachable again after {:.1} s", start.elapsed().as_secs_f64()));
+        }
+    }
+
+    /// How long the current outage has lasted; zero when there is none.
+    pub fn duration(&self) -> Duration {
+        self.since.lock().unwrap_or_else(|e| e.into_inner()).map_or(Duration::ZERO, |start| start.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_failures_are_retried_and_answers_are_not() {
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled, Code::Unknown, Code::ResourceExhausted] {
+            assert_eq!(classify(&Status::new(code, "")), Disposition::Retry, "{code:?}");
+        }
+        for code in [Code::Unauthenticated, Code::PermissionDenied] {
+            assert_eq!(classify(&Status::new(code, "")), Disposition::Fatal, "{code:?}");
+        }
+        for code in [Code::NotFound, Code::FailedPrecondition, Code::InvalidArgument, Code::OutOfRange, Code::Internal] {
+            assert_eq!(classify(&Status::new(code, "")), Disposition::Refused, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_maximum() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let delays: Vec<u128> = (0..9).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+    }
+
+    /// A lazy channel spawns its task on the runtime, hence tokio::test.
+    #[tokio::test]
+    async fn urls_are_checked_without_connecting() {
+        assert!(connect("http://127.0.0.1:7070", "t").is_ok());
+        assert!(matches!(connect("not a url", "t"), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("https://example.com", "t"), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("http://127.0.0.1:7070", "line\nbreak"), Err(WorkerError::Config(_))));
+    }
+}
