@@ -1,5 +1,6 @@
 //! `zonesweep`: the command-line program.
 
+mod bench;
 mod client;
 mod cluster;
 mod data;
@@ -42,6 +43,9 @@ enum Command {
     Peaking(cluster::PeakingArgs),
     /// Write a sweep's whole aggregate as JSON or CSV.
     Export(cluster::ExportArgs),
+    /// Throughput figures of the system (printed, never asserted).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// One deterministic run of the model chain at nominal parameters.
     Evaluate(evaluate::EvaluateArgs),
     /// The ridge trace: standardized coefficients, VIFs and R² over the K grid.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Zones(args) => block_on(cluster::zones(args)),
         Command::Peaking(args) => block_on(cluster::peaking(args)),
         Command::Export(args) => block_on(cluster::export(args)),
+        Command::Bench(command) => block_on(bench::run(command)),
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -13,6 +14,16 @@ use zonesweep_proto::pb::workers_server::WorkersServer;
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, CoordinatorConfig};
+
+/// Accepted connections with Nagle's algorithm off: a completion's small
+/// answer must not wait for a delayed ACK (tens of milliseconds a call).
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
 
 /// Start a coordinator on `listener` and serve until `shutdown` resolves.
 /// Results already acknowledged are durable; in-flight commits finish
@@ -48,7 +59,7 @@ pub async fn serve_coordinator(
         .add_service(health)
         .add_service(InterceptedService::new(sweeps, require.clone()))
         .add_service(InterceptedService::new(workers, require))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(|e| CoordinatorError::Transport(e.to_string()))
 }

@@ -381,10 +381,10 @@ impl Coordinator {
         jobs
     }
 
-    pub fn heartbeat(&self, leases: Vec<pb::LeaseRef>) -> Vec<pb::LeaseRef> {
+    pub fn heartbeat(&self, worker: &WorkerId, leases: Vec<pb::LeaseRef>) -> Vec<pb::LeaseRef> {
         let deadline = Instant::now() + self.inner.config.lease_timeout;
         let held: Vec<(String, u32, u64)> = leases.into_iter().map(|l| (l.sweep_id, l.job_index, l.lease_id)).collect();
-        let abandon = self.state().heartbeat(&held, deadline);
+        let abandon = self.state().heartbeat(worker.as_str(), &held, deadline);
         abandon
             .into_iter()
             .map(|(sweep_id, job_index, lease_id)| pb::LeaseRef { sweep_id, job_index, lease_id })
@@ -405,10 +405,8 @@ impl Coordinator {
                     lease.sweep_id, sweep.record.jobs, lease.job_index
                 )));
             };
-            if *job == JobState::Done {
-                return Ok(false);
-            }
-            if !sweep.is_running() {
+            let already_done = *job == JobState::Done;
+            if !already_done && !sweep.is_running() {
                 return Err(CoordinatorError::FailedPrecondition(format!(
                     "sweep {} is {}; its results are no longer taken",
                     lease.sweep_id,
@@ -438,6 +436,11 @@ impl Coordinator {
                     "the result reports sample {sample}, outside job {}'s samples {}..{}",
                     lease.job_index, range.start, range.end
                 )));
+            }
+            // Checked after the fit, so a broken worker is told even when
+            // another worker already delivered this job.
+            if already_done {
+                return Ok(false);
             }
         }
         let (reply, answer) = oneshot::channel();
@@ -513,9 +516,10 @@ impl Coordinator {
     }
 
     async fn commit(&self, batch: Vec<Command>) {
-        // Work on copies; the shared state changes only after the commit.
-        let mut touched: BTreeMap<String, SweepRuntime> = BTreeMap::new();
-        let mut newly_done: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        // Work on copies of the durable parts (record, aggregate) of the
+        // sweeps the batch touches; the shared state changes only after the
+        // commit. Job tables are not copied: they can be large.
+        let mut touched: BTreeMap<String, Pending> = BTreeMap::new();
         let mut replies_merged = Vec::new();
         let mut replies_stop = Vec::new();
         {
@@ -527,13 +531,13 @@ impl Coordinator {
                             let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
                             continue;
                         };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| original.clone());
-                        let done = newly_done.entry(sweep_id.clone()).or_default();
-                        if sweep.jobs[job_index as usize] == JobState::Done || done.contains(&job_index) {
+                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
+                        let already = original.jobs[job_index as usize] == JobState::Done;
+                        if already || sweep.newly_done.contains(&job_index) {
                             replies_merged.push((reply, Ok(false)));
                             continue;
                         }
-                        if !sweep.is_running() {
+                        if sweep.record.state != SweepState::Running {
                             let message = format!("sweep {sweep_id} is {}", state_name(sweep.record.state));
                             replies_merged.push((reply, Err(CoordinatorError::FailedPrecondition(message))));
                             continue;
@@ -542,10 +546,11 @@ impl Coordinator {
                             replies_merged.push((reply, Err(CoordinatorError::InvalidArgument(e.to_string()))));
                             continue;
                         }
-                        done.insert(job_index);
-                        sweep.jobs[job_index as usize] = JobState::Done;
+                        sweep.newly_done.insert(job_index);
                         replies_merged.push((reply, Ok(true)));
-                        finish_if_complete(sweep);
+                        if original.jobs_done() + sweep.newly_done.len() as u32 == sweep.record.jobs {
+                            finish(&mut sweep.record, &sweep.aggregate);
+                        }
                     }
                     Command::Stop { sweep_id, state: stop_state, reason, reply } => {
                         let Some(original) = state.sweeps.get(&sweep_id) else {
@@ -554,10 +559,10 @@ impl Coordinator {
                             }
                             continue;
                         };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| original.clone());
-                        newly_done.entry(sweep_id.clone()).or_default();
-                        if sweep.is_running() {
-                            sweep.stop(stop_state, reason);
+                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
+                        if sweep.record.state == SweepState::Running {
+                            sweep.record.state = stop_state;
+                            sweep.record.reason = reason;
                         }
                         replies_stop.push(reply);
                     }
@@ -565,11 +570,11 @@ impl Coordinator {
             }
         }
         let entries: Vec<BatchEntry> = touched
-            .iter()
-            .map(|(id, sweep)| BatchEntry {
+            .values()
+            .map(|sweep| BatchEntry {
                 record: sweep.record.clone(),
                 aggregate: sweep.aggregate.clone(),
-                newly_done: newly_done.get(id).map(|s| s.iter().copied().collect()).unwrap_or_default(),
+                newly_done: sweep.newly_done.iter().copied().collect(),
             })
             .collect();
         let store = self.inner.store.clone();
@@ -579,18 +584,15 @@ impl Coordinator {
                 {
                     let mut state = self.state();
                     for (id, updated) in touched {
-                        if let Some(current) = state.sweeps.get_mut(&id) {
-                            // Keep leases granted meanwhile; take the durable parts.
-                            let done = newly_done.remove(&id).unwrap_or_default();
-                            for &j in &done {
-                                current.jobs[j as usize] = JobState::Done;
-                            }
-                            if current.record.state == SweepState::Running && updated.record.state != SweepState::Running {
-                                current.stop(updated.record.state, updated.record.reason.clone());
-                            }
-                            current.record = updated.record;
-                            current.aggregate = updated.aggregate;
+                        let Some(current) = state.sweeps.get_mut(&id) else { continue };
+                        for &j in &updated.newly_done {
+                            current.mark_done(j);
                         }
+                        if current.record.state == SweepState::Running && updated.record.state != SweepState::Running {
+                            current.stop(updated.record.state, updated.record.reason.clone());
+                        }
+                        current.record = updated.record;
+                        current.aggregate = updated.aggregate;
                     }
                 }
                 self.changed();
@@ -614,19 +616,32 @@ impl Coordinator {
     }
 }
 
-/// When every job is done the sweep is done; if no sample succeeded, failed.
-fn finish_if_complete(sweep: &mut SweepRuntime) {
-    if sweep.jobs.iter().all(|j| *j == JobState::Done) && sweep.is_running() {
-        let aggregate = &sweep.aggregate;
-        let failed = aggregate.samples_failed();
-        if aggregate.samples_ok == 0 && failed > 0 {
-            let example = aggregate.failures.values().next().map(|f| f.example.clone()).unwrap_or_default();
-            sweep.record.state = SweepState::Failed;
-            sweep.record.reason = format!("every sample failed; for example {example}");
-        } else {
-            sweep.record.state = SweepState::Done;
-            sweep.record.reason = failure_summary(aggregate);
-        }
+/// A sweep's durable parts as a batch will leave them.
+struct Pending {
+    record: SweepRecord,
+    aggregate: Aggregate,
+    newly_done: BTreeSet<u32>,
+}
+
+impl Pending {
+    fn of(sweep: &SweepRuntime) -> Pending {
+        Pending { record: sweep.record.clone(), aggregate: sweep.aggregate.clone(), newly_done: BTreeSet::new() }
+    }
+}
+
+/// Every job is done: the sweep is done, or failed if no sample succeeded.
+fn finish(record: &mut SweepRecord, aggregate: &Aggregate) {
+    if record.state != SweepState::Running {
+        return;
+    }
+    let failed = aggregate.samples_failed();
+    if aggregate.samples_ok == 0 && failed > 0 {
+        let example = aggregate.failures.values().next().map(|f| f.example.clone()).unwrap_or_default();
+        record.state = SweepState::Failed;
+        record.reason = format!("every sample failed; for example {example}");
+    } else {
+        record.state = SweepState::Done;
+        record.reason = failure_summary(aggregate);
     }
 }
 
@@ -747,8 +762,8 @@ impl pb::workers_server::Workers for Coordinator {
 
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let request = request.into_inner();
-        WorkerId::parse(&request.worker_id)?;
-        Ok(Response::new(pb::HeartbeatResponse { abandon: Coordinator::heartbeat(self, request.leases) }))
+        let worker = WorkerId::parse(&request.worker_id)?;
+        Ok(Response::new(pb::HeartbeatResponse { abandon: Coordinator::heartbeat(self, &worker, request.leases) }))
     }
 
     async fn complete(&self, request: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {

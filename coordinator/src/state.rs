@@ -28,6 +28,10 @@ pub struct SweepRuntime {
     pub pending: VecDeque<u32>,
     /// The merged, durably committed aggregate.
     pub aggregate: Aggregate,
+    /// Counts of done and leased jobs, kept with every change so a status
+    /// costs nothing however many jobs a sweep has.
+    done: u32,
+    leased: u32,
 }
 
 /// A job handed to a worker.
@@ -53,7 +57,31 @@ impl SweepRuntime {
         } else {
             VecDeque::new()
         };
-        SweepRuntime { record, jobs, pending, aggregate }
+        let done = jobs.iter().filter(|j| **j == JobState::Done).count() as u32;
+        SweepRuntime { record, jobs, pending, aggregate, done, leased: 0 }
+    }
+
+    /// Set a job's state, keeping the counts.
+    fn set(&mut self, index: u32, state: JobState) {
+        let job = &mut self.jobs[index as usize];
+        match job {
+            JobState::Done => self.done -= 1,
+            JobState::Leased { .. } => self.leased -= 1,
+            JobState::Pending { .. } => {}
+        }
+        match state {
+            JobState::Done => self.done += 1,
+            JobState::Leased { .. } => self.leased += 1,
+            JobState::Pending { .. } => {}
+        }
+        *job = state;
+    }
+
+    /// A job's result is durably merged.
+    pub fn mark_done(&mut self, index: u32) {
+        if (index as usize) < self.jobs.len() {
+            self.set(index, JobState::Done);
+        }
     }
 
     /// The samples of job `index`.
@@ -63,11 +91,11 @@ impl SweepRuntime {
     }
 
     pub fn jobs_done(&self) -> u32 {
-        self.jobs.iter().filter(|j| **j == JobState::Done).count() as u32
+        self.done
     }
 
     pub fn jobs_leased(&self) -> u32 {
-        self.jobs.iter().filter(|j| matches!(j, JobState::Leased { .. })).count() as u32
+        self.leased
     }
 
     pub fn is_running(&self) -> bool {
@@ -79,9 +107,9 @@ impl SweepRuntime {
         self.record.state = state;
         self.record.reason = reason;
         self.pending.clear();
-        for job in &mut self.jobs {
-            if let JobState::Leased { attempts, .. } = *job {
-                *job = JobState::Pending { attempts };
+        for index in 0..self.jobs.len() as u32 {
+            if let JobState::Leased { attempts, .. } = self.jobs[index as usize] {
+                self.set(index, JobState::Pending { attempts });
             }
         }
     }
@@ -127,8 +155,7 @@ impl State {
                 };
                 self.next_lease += 1;
                 let lease = self.next_lease;
-                sweep.jobs[index as usize] =
-                    JobState::Leased { lease, worker: worker.to_owned(), deadline, attempts };
+                sweep.set(index, JobState::Leased { lease, worker: worker.to_owned(), deadline, attempts });
                 leased.push(LeasedJob { sweep_id: id.clone(), job_index: index, lease, samples: sweep.job_range(index) });
             }
             if leased.len() >= capacity {
@@ -138,13 +165,24 @@ impl State {
         leased
     }
 
-    /// Extend the leases a worker still holds; returns those it should abandon.
-    pub fn heartbeat(&mut self, leases: &[(String, u32, u64)], deadline: Instant) -> Vec<(String, u32, u64)> {
+    /// Extend the leases a worker still holds; returns those it should
+    /// abandon. A job the worker holds that is pending again (its lease
+    /// expired, or the coordinator restarted) is given back to it rather
+    /// than thrown away, since its result will be the same.
+    pub fn heartbeat(&mut self, worker: &str, leases: &[(String, u32, u64)], deadline: Instant) -> Vec<(String, u32, u64)> {
         let mut abandon = Vec::new();
         for (sweep_id, index, lease) in leases {
-            let job = self.sweeps.get_mut(sweep_id).and_then(|s| s.jobs.get_mut(*index as usize));
-            match job {
+            let Some(sweep) = self.sweeps.get_mut(sweep_id) else {
+                abandon.push((sweep_id.clone(), *index, *lease));
+                continue;
+            };
+            let running = sweep.is_running();
+            match sweep.jobs.get_mut(*index as usize) {
                 Some(JobState::Leased { lease: held, deadline: d, .. }) if held == lease => *d = deadline,
+                Some(JobState::Pending { attempts }) if running => {
+                    let attempts = *attempts;
+                    sweep.set(*index, JobState::Leased { lease: *lease, worker: worker.to_owned(), deadline, attempts });
+                }
                 _ => abandon.push((sweep_id.clone(), *index, *lease)),
             }
         }
@@ -155,7 +193,7 @@ impl State {
     /// `max_attempts`, the reason its sweep fails.
     fn retry_or_fail(sweep: &mut SweepRuntime, index: u32, attempts: u32, max_attempts: u32, why: &str) -> Option<String> {
         let attempts = attempts + 1;
-        sweep.jobs[index as usize] = JobState::Pending { attempts };
+        sweep.set(index, JobState::Pending { attempts });
         if attempts >= max_attempts {
             let range = sweep.job_range(index);
             Some(format!(
@@ -274,9 +312,18 @@ mod tests {
         let now = Instant::now();
         let job = state.lease("w", 1, now).remove(0);
         let later = now + Duration::from_secs(60);
-        let abandon = state.heartbeat(&[("a".into(), 0, job.lease), ("a".into(), 1, 99), ("zz".into(), 0, 1)], later);
-        assert_eq!(abandon.len(), 2);
+        // Job 1 is pending: the worker that names it (after a restart, say) keeps it.
+        let abandon = state.heartbeat("w", &[("a".into(), 0, job.lease), ("a".into(), 1, 99), ("zz".into(), 0, 1)], later);
+        assert_eq!(abandon, vec![("zz".to_owned(), 0, 1)]);
         assert!(state.expire(now + Duration::from_secs(1), 3).is_empty());
         assert!(matches!(state.sweeps["a"].jobs[0], JobState::Leased { .. }));
+        assert!(matches!(state.sweeps["a"].jobs[1], JobState::Leased { lease: 99, .. }));
+        assert_eq!(state.sweeps["a"].jobs_leased(), 2);
+        // Leased to another: abandon.
+        let other = state.heartbeat("v", &[("a".into(), 1, 5)], later);
+        assert_eq!(other.len(), 1);
+        // The adopted job is not leased twice.
+        let next = state.lease("x", 10, later);
+        assert!(next.iter().all(|j| j.job_index != 1), "{next:?}");
     }
 }

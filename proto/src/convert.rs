@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use zonesweep_shared::aggregate::{Aggregate, FailureKind, Shape};
-use zonesweep_shared::histogram::{LinearHistogram, LogHistogram};
+use zonesweep_shared::histogram::{LinearHistogram, LogHistogram, SparseBins};
 
 use crate::{ProtoError, pb};
 
@@ -18,6 +18,44 @@ fn shape_to_pb(shape: &Shape) -> pb::Shape {
         milestone: shape.milestone,
         horizon: shape.horizon,
     }
+}
+
+fn counts_to_pb(counts: &[u64]) -> pb::Counts {
+    let mut wire = pb::Counts { len: counts.len() as u32, gap: Vec::new(), count: Vec::new() };
+    let mut previous = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        if c != 0 {
+            wire.gap.push((i - previous) as u32);
+            wire.count.push(c);
+            previous = i;
+        }
+    }
+    wire
+}
+
+fn counts_from_pb(what: &str, wire: Option<&pb::Counts>) -> Result<Vec<u64>, ProtoError> {
+    let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
+    if wire.gap.len() != wire.count.len() {
+        return Err(ProtoError::Malformed(format!("{what}: {} gaps but {} counts", wire.gap.len(), wire.count.len())));
+    }
+    // The length is checked against the shape later; refuse absurd ones now,
+    // before allocating.
+    if wire.len > 1 << 28 {
+        return Err(ProtoError::Malformed(format!("{what}: {} entries is implausible", wire.len)));
+    }
+    let mut counts = vec![0u64; wire.len as usize];
+    let mut index = 0usize;
+    for (n, (&gap, &count)) in wire.gap.iter().zip(&wire.count).enumerate() {
+        if n > 0 && gap == 0 {
+            return Err(ProtoError::Malformed(format!("{what}: an entry is given twice")));
+        }
+        index += gap as usize;
+        let slot = counts
+            .get_mut(index)
+            .ok_or_else(|| ProtoError::Malformed(format!("{what}: entry {index} is beyond its {} entries", wire.len)))?;
+        *slot = count;
+    }
+    Ok(counts)
 }
 
 fn log_to_pb(h: &LogHistogram) -> pb::LogHistogram {
@@ -52,12 +90,12 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
                 example: f.example.clone(),
             })
             .collect(),
-        zone_counts: a.zone_counts.clone(),
-        total_counts: a.total_counts.clone(),
-        score_counts: a.score_counts.clone(),
-        cep_counts: a.cep_counts.clone(),
-        peak_counts: a.peak_counts.clone(),
-        neutral_counts: a.neutral_counts.clone(),
+        zone_counts: Some(counts_to_pb(&a.zone_counts)),
+        total_counts: Some(counts_to_pb(&a.total_counts)),
+        score_counts: Some(counts_to_pb(&a.score_counts)),
+        cep_counts: Some(counts_to_pb(&a.cep_counts)),
+        peak_counts: Some(counts_to_pb(&a.peak_counts)),
+        neutral_counts: Some(counts_to_pb(&a.neutral_counts)),
         ce_milestone: a.ce_milestone.iter().map(log_to_pb).collect(),
         ce_horizon: a.ce_horizon.iter().map(log_to_pb).collect(),
         regional_ce: a.regional_ce.iter().map(log_to_pb).collect(),
@@ -67,14 +105,12 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
     }
 }
 
-fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<BTreeMap<K, u64>, ProtoError> {
+fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<SparseBins<K>, ProtoError> {
     if bins.len() != counts.len() {
         return Err(ProtoError::Malformed(format!("{what}: {} bins but {} counts", bins.len(), counts.len())));
     }
-    if !bins.windows(2).all(|w| w[0] < w[1]) {
-        return Err(ProtoError::Malformed(format!("{what}: bins are not strictly ascending")));
-    }
-    Ok(bins.iter().copied().zip(counts.iter().copied()).collect())
+    SparseBins::from_sorted(bins.iter().copied().zip(counts.iter().copied()).collect())
+        .ok_or_else(|| ProtoError::Malformed(format!("{what}: bins are not strictly ascending")))
 }
 
 fn log_from_pb(what: &str, h: &pb::LogHistogram) -> Result<LogHistogram, ProtoError> {
@@ -116,12 +152,12 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         },
         samples_ok: a.samples_ok,
         failures,
-        zone_counts: a.zone_counts.clone(),
-        total_counts: a.total_counts.clone(),
-        score_counts: a.score_counts.clone(),
-        cep_counts: a.cep_counts.clone(),
-        peak_counts: a.peak_counts.clone(),
-        neutral_counts: a.neutral_counts.clone(),
+        zone_counts: counts_from_pb("zone_counts", a.zone_counts.as_ref())?,
+        total_counts: counts_from_pb("total_counts", a.total_counts.as_ref())?,
+        score_counts: counts_from_pb("score_counts", a.score_counts.as_ref())?,
+        cep_counts: counts_from_pb("cep_counts", a.cep_counts.as_ref())?,
+        peak_counts: counts_from_pb("peak_counts", a.peak_counts.as_ref())?,
+        neutral_counts: counts_from_pb("neutral_counts", a.neutral_counts.as_ref())?,
         ce_milestone: logs("ce_milestone", &a.ce_milestone)?,
         ce_horizon: logs("ce_horizon", &a.ce_horizon)?,
         regional_ce: logs("regional_ce", &a.regional_ce)?,
@@ -146,4 +182,23 @@ pub fn encode_aggregate(a: &Aggregate) -> Vec<u8> {
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Aggregate, ProtoError> {
     let wire = pb::Aggregate::decode(bytes).map_err(|e| ProtoError::Malformed(format!("undecodable aggregate: {e}")))?;
     aggregate_from_pb(&wire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_counts_round_trip_and_refuse_bad_input() {
+        let counts = vec![0, 3, 0, 0, 7, 1, 0];
+        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&counts))).unwrap(), counts);
+        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0]))).unwrap(), vec![0, 0]);
+        let beyond = pb::Counts { len: 2, gap: vec![5], count: vec![1] };
+        assert!(counts_from_pb("x", Some(&beyond)).is_err());
+        let twice = pb::Counts { len: 4, gap: vec![1, 0], count: vec![1, 1] };
+        assert!(counts_from_pb("x", Some(&twice)).is_err());
+        let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![] };
+        assert!(counts_from_pb("x", Some(&uneven)).is_err());
+        assert!(counts_from_pb("x", None).is_err());
+    }
 }

@@ -3,9 +3,89 @@
 //! the same quantity add bin by bin, and memory grows with the number of
 //! bins hit, never with the number of values.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+/// Counts by bin, kept as a vector sorted by bin: cloning and merging are
+/// linear scans over contiguous memory, which matters because the
+/// coordinator copies and merges whole aggregates on every commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SparseBins<K> {
+    entries: Vec<(K, u64)>,
+}
+
+impl<K> Default for SparseBins<K> {
+    fn default() -> Self {
+        SparseBins { entries: Vec::new() }
+    }
+}
+
+impl<K: Ord + Copy> SparseBins<K> {
+    /// Add `count` to `bin`.
+    pub fn add(&mut self, bin: K, count: u64) {
+        match self.entries.binary_search_by(|(k, _)| k.cmp(&bin)) {
+            Ok(i) => self.entries[i].1 += count,
+            Err(i) => self.entries.insert(i, (bin, count)),
+        }
+    }
+
+    /// Add every count of `other`.
+    pub fn merge(&mut self, other: &SparseBins<K>) {
+        if other.entries.is_empty() {
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.entries.len() + other.entries.len());
+        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    merged.push((x.0, x.1 + y.1));
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => merged.push(*a.next().expect("peeked")),
+                (Some(_), Some(_)) | (None, Some(_)) => merged.push(*b.next().expect("peeked")),
+                (Some(_), None) => merged.push(*a.next().expect("peeked")),
+                (None, None) => break,
+            }
+        }
+        self.entries = merged;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &u64> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(K, u64)> {
+        self.entries.iter()
+    }
+
+    /// Build from entries sorted by strictly ascending bin; `None` otherwise.
+    pub fn from_sorted(entries: Vec<(K, u64)>) -> Option<SparseBins<K>> {
+        entries.windows(2).all(|w| w[0].0 < w[1].0).then_some(SparseBins { entries })
+    }
+}
+
+impl<'a, K> IntoIterator for &'a SparseBins<K> {
+    type Item = &'a (K, u64);
+    type IntoIter = std::slice::Iter<'a, (K, u64)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
 
 /// Bins of constant relative width: bin i holds [(1+w)^i, (1+w)^(i+1)), with
 /// w = [`LOG_BIN_WIDTH`]. A quantile read from it is within w/2 relative.
@@ -13,7 +93,7 @@ use serde::{Deserialize, Serialize};
 pub struct LogHistogram {
     /// Values ≤ 0 (or not finite), which have no logarithm.
     pub non_positive: u64,
-    pub bins: BTreeMap<i32, u64>,
+    pub bins: SparseBins<i32>,
 }
 
 /// The relative bin width of [`LogHistogram`]: 1 %.
@@ -35,7 +115,7 @@ impl LogHistogram {
 
     pub fn add(&mut self, value: f64) {
         match Self::bin_of(value) {
-            Some(bin) => *self.bins.entry(bin).or_insert(0) += 1,
+            Some(bin) => self.bins.add(bin, 1),
             None => self.non_positive += 1,
         }
     }
@@ -46,9 +126,7 @@ impl LogHistogram {
 
     pub fn merge(&mut self, other: &LogHistogram) {
         self.non_positive += other.non_positive;
-        for (bin, count) in &other.bins {
-            *self.bins.entry(*bin).or_insert(0) += count;
-        }
+        self.bins.merge(&other.bins);
     }
 
     /// The q-quantile (q in [0, 1]) to within half a bin (0.5 % relative);
@@ -79,17 +157,17 @@ pub struct LinearHistogram {
     pub width: f64,
     /// Values that are not finite.
     pub non_finite: u64,
-    pub bins: BTreeMap<i64, u64>,
+    pub bins: SparseBins<i64>,
 }
 
 impl LinearHistogram {
     pub fn new(width: f64) -> LinearHistogram {
-        LinearHistogram { width, non_finite: 0, bins: BTreeMap::new() }
+        LinearHistogram { width, non_finite: 0, bins: SparseBins::default() }
     }
 
     pub fn add(&mut self, value: f64) {
         if value.is_finite() {
-            *self.bins.entry((value / self.width).floor() as i64).or_insert(0) += 1;
+            self.bins.add((value / self.width).floor() as i64, 1);
         } else {
             self.non_finite += 1;
         }
@@ -105,9 +183,7 @@ impl LinearHistogram {
             return Err(format!("histogram bin widths differ: {} and {}", self.width, other.width));
         }
         self.non_finite += other.non_finite;
-        for (bin, count) in &other.bins {
-            *self.bins.entry(*bin).or_insert(0) += count;
-        }
+        self.bins.merge(&other.bins);
         Ok(())
     }
 

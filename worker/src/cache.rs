@@ -321,7 +321,8 @@ mod tests {
 
         // A new cache: the blob cache rightly holds hash "s" with the old text.
         let store = blobs("samples = \"many\"");
-        let reason = SweepCache::default().definition(&key("d", "c"), fetcher(&store, &calls)).await.unwrap().unwrap_err();
+        let reason =
+            SweepCache::default().definition(&key("d", "c"), fetcher(&store, &calls)).await.unwrap().unwrap_err();
         assert!(reason.contains("sweep spec"), "{reason}");
     }
 
@@ -371,9 +372,8 @@ mod tests {
     fn a_job_range_is_the_runner_range() {
         let store = blobs("");
         let definition = SweepDefinition::parse(&store["d"], &store["c"], &store["s"], 20, 4).unwrap();
-        let direct = SweepRunner::new(definition.dataset(), definition.config(), definition.spec())
-            .unwrap()
-            .run_range(3..7);
+        let direct =
+            SweepRunner::new(definition.dataset(), definition.config(), definition.spec()).unwrap().run_range(3..7);
         let via = definition.run_range(3..7).unwrap();
         assert_eq!(via, direct);
         assert_eq!(via.samples_total(), 4);

@@ -35,11 +35,7 @@ impl LeaseKey {
     }
 
     pub fn to_ref(&self) -> pb::LeaseRef {
-        pb::LeaseRef {
-            sweep_id: self.job.sweep.as_str().to_owned(),
-            job_index: self.job.index,
-            lease_id: self.lease.0,
-        }
+        pb::LeaseRef { sweep_id: self.job.sweep.as_str().to_owned(), job_index: self.job.index, lease_id: self.lease.0 }
     }
 }
 

@@ -169,11 +169,7 @@ fn log_refused(worker: &Worker, what: &str, key: &LeaseKey, status: &tonic::Stat
         Code::NotFound | Code::FailedPrecondition => "the sweep was cancelled or the lease is stale",
         _ => "refused",
     };
-    worker.log.info(format_args!(
-        "dropping the {what} of {key}: {why} ({:?}: {})",
-        status.code(),
-        status.message()
-    ));
+    worker.log.info(format_args!("dropping the {what} of {key}: {why} ({:?}: {})", status.code(), status.message()));
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -35,7 +35,7 @@ use tonic::Code;
 use zonesweep_proto::pb;
 
 pub use crate::error::WorkerError;
-use crate::rpc::{Backoff, Disposition, Log, classify};
+use crate::rpc::{Backoff, CONTROL_DEADLINE, Disposition, Log, bounded, classify};
 use crate::session::Worker;
 
 /// How a worker joins a coordinator.
@@ -119,7 +119,10 @@ impl Drop for AbortOnDrop {
 type Jobs = JoinSet<Result<(), WorkerError>>;
 
 /// Lease while there is room, until shutdown; then drain.
-async fn lease_loop<S: Future<Output = ()>>(worker: &Arc<Worker>, mut shutdown: Pin<&mut S>) -> Result<(), WorkerError> {
+async fn lease_loop<S: Future<Output = ()>>(
+    worker: &Arc<Worker>,
+    mut shutdown: Pin<&mut S>,
+) -> Result<(), WorkerError> {
     let log = worker.log;
     let threads = worker.threads;
     let mut jobs: Jobs = JoinSet::new();
@@ -139,9 +142,10 @@ async fn lease_loop<S: Future<Output = ()>>(worker: &Arc<Worker>, mut shutdown: 
 
         let capacity = threads - jobs.len();
         let worker_id = worker.worker_id();
-        let request = pb::LeaseRequest { worker_id: worker_id.clone(), capacity: u32::try_from(capacity).unwrap_or(u32::MAX) };
+        let request =
+            pb::LeaseRequest { worker_id: worker_id.clone(), capacity: u32::try_from(capacity).unwrap_or(u32::MAX) };
         let mut client = worker.client();
-        let lease = client.lease(request);
+        let lease = bounded(CONTROL_DEADLINE, client.lease(request));
         let mut lease = std::pin::pin!(lease);
         let mut stopping = false;
         let answer = tokio::select! {

@@ -28,15 +28,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Bounds on a whole call, waiting for a connection included: the
+/// endpoint's timeout only starts once a request is on its way. Control
+/// calls (register, lease, heartbeat) are answered from memory; a result or
+/// a blob may wait for a durable commit or carry megabytes.
+pub(crate) const CONTROL_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DATA_DEADLINE: Duration = Duration::from_secs(75);
+
+/// Run one call within `deadline`; past it the call counts as an outage
+/// (DEADLINE_EXCEEDED, retried), so no loop of the worker can wedge on it.
+pub(crate) async fn bounded<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded(format!("no answer within {} s", deadline.as_secs()))))
+}
+
 /// A client that connects on first use and reconnects after an outage.
 pub(crate) fn connect(url: &str, token: &str) -> Result<Client, WorkerError> {
     let bad_url = |message: String| WorkerError::CoordinatorUrl { url: url.to_owned(), message };
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad_url(e.to_string()))?;
     let scheme = endpoint.uri().scheme_str().unwrap_or("");
     if scheme != "http" {
-        return Err(bad_url(format!(
-            "expected a URL such as http://HOST:PORT (scheme `{scheme}` is not supported)"
-        )));
+        return Err(bad_url(format!("expected a URL such as http://HOST:PORT (scheme `{scheme}` is not supported)")));
     }
     let token = BearerToken::new(token).map_err(WorkerError::Config)?;
     let channel = endpoint
@@ -159,13 +175,15 @@ mod tests {
 
     #[test]
     fn transport_failures_are_retried_and_answers_are_not() {
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled, Code::Unknown, Code::ResourceExhausted] {
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled, Code::Unknown, Code::ResourceExhausted]
+        {
             assert_eq!(classify(&Status::new(code, "")), Disposition::Retry, "{code:?}");
         }
         for code in [Code::Unauthenticated, Code::PermissionDenied] {
             assert_eq!(classify(&Status::new(code, "")), Disposition::Fatal, "{code:?}");
         }
-        for code in [Code::NotFound, Code::FailedPrecondition, Code::InvalidArgument, Code::OutOfRange, Code::Internal] {
+        for code in [Code::NotFound, Code::FailedPrecondition, Code::InvalidArgument, Code::OutOfRange, Code::Internal]
+        {
             assert_eq!(classify(&Status::new(code, "")), Disposition::Refused, "{code:?}");
         }
     }

@@ -14,7 +14,7 @@ use zonesweep_proto::pb;
 use crate::cache::SweepCache;
 use crate::error::WorkerError;
 use crate::held::HeldLeases;
-use crate::rpc::{Backoff, Client, Disposition, Log, Outage, classify};
+use crate::rpc::{Backoff, CONTROL_DEADLINE, Client, DATA_DEADLINE, Disposition, Log, Outage, bounded, classify};
 
 /// Used when the coordinator leaves an interval at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -119,7 +119,7 @@ impl Worker {
         };
         let mut backoff = Backoff::new(Duration::from_millis(200), CALL_BACKOFF_MAX);
         let response = loop {
-            match self.client().register(request.clone()).await {
+            match bounded(CONTROL_DEADLINE, self.client().register(request.clone())).await {
                 Ok(response) => break response.into_inner(),
                 Err(status) => match classify(&status) {
                     Disposition::Retry => {
@@ -184,7 +184,7 @@ impl Worker {
     {
         let mut backoff = Backoff::new(CALL_BACKOFF_FIRST, CALL_BACKOFF_MAX);
         loop {
-            match attempt(self.client()).await {
+            match bounded(DATA_DEADLINE, attempt(self.client())).await {
                 Ok(response) => {
                     self.outage.recovered(self.log);
                     return Ok(response.into_inner());
@@ -233,7 +233,7 @@ pub(crate) async fn heartbeat_loop(worker: std::sync::Arc<Worker>) {
         interval.tick().await;
         let worker_id = worker.worker_id();
         let request = pb::HeartbeatRequest { worker_id: worker_id.clone(), leases: worker.held.snapshot() };
-        match worker.client().heartbeat(request).await {
+        match bounded(CONTROL_DEADLINE, worker.client().heartbeat(request)).await {
             Ok(response) => {
                 worker.outage.recovered(worker.log);
                 for lease_ref in response.into_inner().abandon {
@@ -250,11 +250,9 @@ pub(crate) async fn heartbeat_loop(worker: std::sync::Arc<Worker>) {
                     }
                 }
                 // A wrong token also stops the lease loop, which ends the worker.
-                Disposition::Fatal | Disposition::Refused => worker.log.info(format_args!(
-                    "heartbeat refused ({:?}): {}",
-                    status.code(),
-                    status.message()
-                )),
+                Disposition::Fatal | Disposition::Refused => {
+                    worker.log.info(format_args!("heartbeat refused ({:?}): {}", status.code(), status.message()))
+                }
             },
         }
     }

@@ -1,0 +1,197 @@
+//! `zonesweep bench`: throughput figures of the whole system, printed (never
+//! asserted): end-to-end samples per second of the embedded cluster with 1
+//! and 2 workers, and durable completions per second of a coordinator fed by
+//! a load generator that fakes many workers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Endpoint;
+use zonesweep_coordinator::server::serve_coordinator;
+use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
+use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::pb;
+use zonesweep_proto::pb::workers_client::WorkersClient;
+use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::config::Config;
+use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::SweepSpec;
+
+use crate::client::{SweepArgs, connect, status_error};
+use crate::data::demo_dataset;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// End-to-end samples/s of `run` on the demonstration dataset, 1 and 2 workers.
+    Run {
+        /// Samples per measurement.
+        #[arg(long, default_value_t = 4000)]
+        samples: u64,
+        /// Samples per job.
+        #[arg(long, default_value_t = 100)]
+        job_size: u64,
+    },
+    /// Durable completions/s of a coordinator under a fake-worker load.
+    Coordinator {
+        /// Jobs to complete (one sample each).
+        #[arg(long, default_value_t = 20000)]
+        jobs: u64,
+        /// Concurrent fake workers.
+        #[arg(long, default_value_t = 64)]
+        workers: usize,
+    },
+}
+
+pub async fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Run { samples, job_size } => end_to_end(samples, job_size).await,
+        BenchCommand::Coordinator { jobs, workers } => coordinator_load(jobs, workers).await,
+    }
+}
+
+struct Embedded {
+    url: String,
+    token: String,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_coordinator() -> Result<Embedded> {
+    let dir = tempfile::tempdir()?;
+    let token = "bench-token".to_owned();
+    let config = CoordinatorConfig::new(dir.path().join("bench.redb"), token.clone());
+    let coordinator = Coordinator::start(config).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
+        let _ = stopped.await;
+    }));
+    Ok(Embedded { url, token, stop, server, _dir: dir })
+}
+
+async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
+    let mut rates = Vec::new();
+    for workers in [1usize, 2] {
+        let cluster = start_coordinator().await?;
+        let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+        let worker = tokio::spawn(zonesweep_worker::run(
+            zonesweep_worker::WorkerConfig {
+                coordinator: cluster.url.clone(),
+                token: cluster.token.clone(),
+                threads: workers,
+                hostname: "bench".into(),
+                verbose: false,
+            },
+            async {
+                let _ = worker_stopped.await;
+            },
+        ));
+        let mut client = connect(&cluster.url, &cluster.token).await?;
+        let args = SweepArgs { samples: Some(samples), seed: Some(1), data: None, spec: None, config: None, job_size: Some(job_size) };
+        let started = Instant::now();
+        let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
+        let mut stream = client
+            .watch(pb::SweepRef { sweep_id: status.sweep_id.clone() })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let mut last = None;
+        while let Some(s) = stream.message().await.map_err(status_error)? {
+            last = Some(s);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let last = last.context("no status")?;
+        if last.samples_done != samples {
+            bail!("the sweep ended with {} of {samples} samples", last.samples_done);
+        }
+        let rate = samples as f64 / elapsed;
+        println!("run, {workers} worker thread(s): {samples} samples in {elapsed:.2} s = {rate:.0} samples/s");
+        rates.push(rate);
+        let _ = stop_worker.send(());
+        let _ = worker.await;
+        let _ = cluster.stop.send(());
+        let _ = cluster.server.await;
+    }
+    println!("speed-up with 2 workers: {:.2}× (target ≥ 1.8× on 2 cores)", rates[1] / rates[0]);
+    Ok(())
+}
+
+async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
+    let cluster = start_coordinator().await?;
+    let mut client = connect(&cluster.url, &cluster.token).await?;
+    let args = SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1) };
+    let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
+    // A valid one-sample result per job, made once: the load is the
+    // coordinator's, not the model's.
+    let dataset = demo_dataset();
+    let config = Config::default();
+    let spec = SweepSpec { samples: jobs, ..SweepSpec::default() };
+    let runner = SweepRunner::new(&dataset, &config, &spec)?;
+    let template: Aggregate = runner.run_range(0..1);
+    let endpoint = Endpoint::from_shared(cluster.url.clone())?;
+    let interceptor = BearerToken::new(&cluster.token).map_err(anyhow::Error::msg)?;
+    let completed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        // One connection per fake worker, as separate worker processes have.
+        let channel = endpoint.connect().await?;
+        let mut client = WorkersClient::with_interceptor(channel, interceptor.clone())
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let template = template.clone();
+        let completed = completed.clone();
+        tasks.spawn(async move {
+            let worker = client
+                .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads: 1 })
+                .await?
+                .into_inner()
+                .worker_id;
+            loop {
+                let leased = client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
+                let Some(job) = leased.into_iter().next() else { return Ok::<_, tonic::Status>(()) };
+                // The template counts sample 0; shift its failure list to this job's sample.
+                let mut aggregate = template.clone();
+                for failure in aggregate.failures.values_mut() {
+                    failure.samples = vec![job.sample_start];
+                }
+                let lease = pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
+                client
+                    .complete(pb::CompleteRequest {
+                        worker_id: worker.clone(),
+                        lease: Some(lease),
+                        aggregate: Some(aggregate_to_pb(&aggregate)),
+                    })
+                    .await?;
+                completed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result?.map_err(status_error)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = completed.load(Ordering::Relaxed);
+    let final_status = client
+        .get(pb::SweepRef { sweep_id: status.sweep_id })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 2000/s); sweep {} with {}/{} samples",
+        done as f64 / elapsed,
+        crate::report::state_name(final_status.state),
+        final_status.samples_done,
+        final_status.samples
+    );
+    let _ = cluster.stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), cluster.server).await.ok();
+    Ok(())
+}

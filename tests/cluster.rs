@@ -1,0 +1,537 @@
+//! The cluster end to end: the real `zonesweep` binary as a coordinator and
+//! workers on loopback, failures injected (kill -9 of a worker or of the
+//! coordinator, duplicate and malformed results, bad specs, missing tokens),
+//! and the invariants of SYSTEM.md checked on what the programs store and
+//! export.
+//!
+//! Sample counts are small in a debug build (the model is 10–30× slower
+//! there); `ZONESWEEP_E2E_SAMPLES` overrides the main sweeps' size.
+
+mod common;
+
+use std::fs;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
+use zonesweep_proto::pb;
+use zonesweep_proto::pb::sweeps_client::SweepsClient;
+use zonesweep_proto::pb::workers_client::WorkersClient;
+use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::blob::DatasetBlob;
+use zonesweep_shared::config::Config;
+use zonesweep_shared::dataset::Dataset;
+use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::SweepSpec;
+
+/// The seed of the main sweeps.
+const SEED: u64 = 7;
+
+/// Samples of the main sweeps (tests 1–3): enough for many jobs, few
+/// enough for a debug build.
+fn samples() -> u64 {
+    if let Ok(text) = std::env::var("ZONESWEEP_E2E_SAMPLES") {
+        return text.parse().expect("ZONESWEEP_E2E_SAMPLES is a number");
+    }
+    if debug_build() { 400 } else { 6000 }
+}
+
+/// `zonesweep run` of the main sweep on one machine: the exports every
+/// cluster run of the same sweep must reproduce byte for byte. Computed once
+/// per test binary.
+fn reference() -> &'static Exports {
+    static REFERENCE: OnceLock<Exports> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("zonesweep-e2e-run-").tempdir().expect("a temporary directory");
+        let (_, exports) = run_locally(dir.path(), "run.redb", samples(), SEED, 50, 2, &[]);
+        assert_eq!(exported_samples(&exports.json), samples(), "`run` exports every sample");
+        exports
+    })
+}
+
+#[track_caller]
+fn assert_same_exports(what: &str, expected: &Exports, actual: &Exports) {
+    assert_same_text(&format!("JSON exports ({what})"), &expected.json, &actual.json);
+    assert_same_text(&format!("CSV exports ({what})"), &expected.csv, &actual.csv);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+async fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_owned())
+        .expect("a URL")
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+fn bearer(token: &str) -> BearerToken {
+    BearerToken::new(token).expect("a printable token")
+}
+
+/// The demonstration dataset as the repository ships it.
+fn demo_files() -> (String, String) {
+    let read = |name: &str| fs::read_to_string(demo_data_dir().join(name)).expect("the demo dataset");
+    (read("units.csv"), read("panel.csv"))
+}
+
+fn demo_dataset() -> Dataset {
+    let (units_csv, panel_csv) = demo_files();
+    DatasetBlob { units_csv, panel_csv, units_geojson: None }.parse().expect("the demo dataset parses")
+}
+
+/// A complete, valid submission of the demo dataset with the default spec.
+fn demo_submission(samples: u64) -> pb::SubmitRequest {
+    let (units_csv, panel_csv) = demo_files();
+    pb::SubmitRequest {
+        units_csv,
+        panel_csv,
+        units_geojson: String::new(),
+        config_toml: String::new(),
+        spec_toml: String::new(),
+        samples,
+        seed: 1,
+        has_seed: true,
+        job_size: 0,
+    }
+}
+
+// ---------------------------------------------------------------- 1
+
+/// Invariant 1: `run` on one machine and a cluster of three workers, with
+/// different job sizes, store byte-identical results.
+#[test]
+fn run_and_a_three_worker_cluster_export_identical_results() {
+    let n = samples();
+    let reference = reference();
+    let cluster = Cluster::start(3, CoordinatorOptions::default());
+    let sweep = cluster.submit_default(n, SEED, 35);
+    let status = cluster.wait_done(&sweep);
+    assert_eq!(status.samples_done, n, "{status:?}");
+    assert_eq!(status.jobs, n.div_ceil(35), "{status:?}");
+    assert_eq!(status.jobs_done, status.jobs, "{status:?}");
+    let exports = cluster.export(&sweep);
+    assert_eq!(exported_samples(&exports.json), n);
+    assert_same_exports("`run` with jobs of 50 vs 3 workers with jobs of 35", reference, &exports);
+}
+
+// ---------------------------------------------------------------- 2
+
+/// Invariant 3: a worker killed with -9 in the middle of a sweep costs only
+/// its lease; the sweep completes with the undisturbed result.
+#[test]
+fn a_worker_killed_mid_sweep_costs_only_its_lease() {
+    let n = samples();
+    let reference = reference();
+    let mut cluster = Cluster::start(3, CoordinatorOptions::fast_leases());
+    let sweep = cluster.submit_default(n, SEED, 20);
+    // Kill worker 1 while it holds a lease, once some samples are done.
+    let before = cluster.wait_for(&sweep, "some samples done and worker 1 holding a job", MAX_WAIT, |s| {
+        s.is_final() || (s.samples_done >= n / 10 && cluster.job_held_by(1).is_some())
+    });
+    assert!(!before.is_final() && before.samples_done < n, "the sweep ended before a worker could be killed: {before:?}");
+    assert!(cluster.worker_running(1), "worker 1 is running before it is killed");
+    cluster.kill_worker(1);
+    eprintln!("killed worker 1 holding {:?} at {}/{n} samples", cluster.job_held_by(1), before.samples_done);
+
+    let after = cluster.wait_done(&sweep);
+    assert_eq!(after.samples_done, n, "{after:?}");
+    assert_eq!(after.jobs_done, after.jobs, "{after:?}");
+    assert_eq!(after.jobs_leased, 0, "{after:?}");
+    assert!(cluster.worker_running(0) && cluster.worker_running(2), "the other workers are unaffected");
+    let exports = cluster.export(&sweep);
+    assert_eq!(exported_samples(&exports.json), n);
+    assert_same_exports("undisturbed `run` vs a cluster that lost a worker", reference, &exports);
+}
+
+// ---------------------------------------------------------------- 3
+
+/// Invariants 2 and 4: the coordinator killed with -9 in the middle of a
+/// sweep (twice) and restarted on its database loses no acknowledged result,
+/// merges none twice and carries the sweep to the undisturbed result.
+#[test]
+fn a_coordinator_killed_mid_sweep_restarts_and_completes_exactly() {
+    let n = samples();
+    let reference = reference();
+    let mut cluster = Cluster::start(3, CoordinatorOptions::fast_leases());
+    let sweep = cluster.submit_default(n, SEED, 25);
+
+    let mut done_before_kill = 0;
+    for fraction in [10, 2] {
+        let threshold = (n / fraction).max(done_before_kill + 1);
+        let before = cluster.wait_for(&sweep, &format!("{threshold} samples to be done"), MAX_WAIT, |s| {
+            s.samples_done >= threshold || s.is_final()
+        });
+        assert!(
+            !before.is_final() && before.samples_done < n,
+            "the sweep ended before the coordinator could be killed: {before:?}"
+        );
+        cluster.kill_coordinator();
+        let kept_port = cluster.restart_coordinator();
+        eprintln!("coordinator killed at {}/{n} samples; restarted (same port: {kept_port})", before.samples_done);
+        let first = cluster.status(&sweep);
+        assert!(
+            first.samples_done >= before.samples_done,
+            "acknowledged results were lost by the kill: {} samples done before, {} after the restart",
+            before.samples_done,
+            first.samples_done
+        );
+        assert!(first.samples_done <= n, "{first:?}");
+        assert_eq!(first.state, if first.samples_done == n { "done" } else { "running" }, "{first:?}");
+        done_before_kill = first.samples_done;
+    }
+
+    let after = cluster.wait_done(&sweep);
+    assert_eq!(after.samples_done, n, "every sample exactly once: {after:?}");
+    assert_eq!(after.samples, n);
+    assert_eq!(after.jobs_done, after.jobs, "{after:?}");
+    let exports = cluster.export(&sweep);
+    assert_eq!(exported_samples(&exports.json), n, "samples_ok + failures in the export");
+    assert_same_exports("undisturbed `run` vs a cluster whose coordinator was killed twice", reference, &exports);
+}
+
+// ---------------------------------------------------------------- 4
+
+/// Invariants 2 and 5 through the raw worker protocol: a result is merged
+/// exactly once however often it is sent, and a result that does not fit
+/// its job is refused with INVALID_ARGUMENT and changes nothing.
+#[test]
+fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
+    let cluster = Cluster::start(0, CoordinatorOptions::default());
+    let (samples, seed) = (20, 11);
+    let sweep = cluster.submit_default(samples, seed, 10);
+    let dataset = demo_dataset();
+    let config = Config::default();
+    let spec = SweepSpec { samples, seed, ..SweepSpec::default() };
+    let runner = SweepRunner::new(&dataset, &config, &spec).expect("the default spec runs");
+    // Computed before leasing, so the raw client's leases (which it does not
+    // heartbeat) are still current when the results arrive.
+    let good: Vec<Aggregate> = vec![runner.run_range(0..10), runner.run_range(10..20)];
+    let short = runner.run_range(0..9);
+    let mut other_shape = runner.shape();
+    other_shape.n_units += 1;
+    let mut outside = runner.run_range(1..10);
+    outside.add_failure(10, "fabricated", "sample 10: not in this job");
+    let rt = runtime();
+
+    let (worker_id, jobs) = rt.block_on(async {
+        let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        let registered = client
+            .register(pb::RegisterRequest { hostname: "e2e-raw-client".into(), threads: 1 })
+            .await
+            .expect("register")
+            .into_inner();
+        let jobs = client
+            .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4 })
+            .await
+            .expect("lease")
+            .into_inner()
+            .jobs;
+        (registered.worker_id, jobs)
+    });
+    assert_eq!(jobs.len(), 2, "a sweep of 20 samples in jobs of 10 has two jobs: {jobs:?}");
+    for (index, job) in jobs.iter().enumerate() {
+        assert_eq!(job.sweep_id, sweep);
+        assert_eq!(job.job_index, index as u32);
+        assert_eq!((job.sample_start, job.sample_end), (index as u64 * 10, index as u64 * 10 + 10));
+        assert_eq!((job.samples, job.seed), (samples, seed));
+    }
+    let lease_of = |job: &pb::Job| pb::LeaseRef {
+        sweep_id: job.sweep_id.clone(),
+        job_index: job.job_index,
+        lease_id: job.lease_id,
+    };
+    let completion = |job: &pb::Job, aggregate: pb::Aggregate| pb::CompleteRequest {
+        worker_id: worker_id.clone(),
+        lease: Some(lease_of(job)),
+        aggregate: Some(aggregate),
+    };
+
+    // Results that do not fit job 0, each refused before anything is merged.
+    let mut truncated = good[0].clone();
+    truncated.zone_counts.pop();
+    let misfits: Vec<(&str, pb::Aggregate, &str)> = vec![
+        ("9 samples for a job of 10", aggregate_to_pb(&short), "covers samples 0..10"),
+        ("another dataset's shape", aggregate_to_pb(&Aggregate::empty(other_shape)), "shape"),
+        ("a sample outside the job", aggregate_to_pb(&outside), "outside"),
+        ("arrays shorter than the shape", aggregate_to_pb(&truncated), "zone"),
+    ];
+    let query_before = rt.block_on(async {
+        let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        for (what, aggregate, expected) in misfits {
+            let status = client
+                .complete(completion(&jobs[0], aggregate))
+                .await
+                .expect_err(&format!("a result with {what} is refused"));
+            assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+            assert!(status.message().contains(expected), "{what}: {status:?}");
+        }
+        let mut sweeps = SweepsClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        sweeps.query(pb::SweepRef { sweep_id: sweep.clone() }).await.expect("query").into_inner()
+    });
+    let status = cluster.status(&sweep);
+    assert_eq!(
+        (status.state.as_str(), status.samples_done, status.jobs_done, status.jobs_leased),
+        ("running", 0, 0, 2),
+        "refused results changed nothing: {status:?}"
+    );
+    let aggregate = aggregate_from_pb(query_before.aggregate.as_ref().expect("an aggregate")).expect("decodes");
+    assert_eq!(aggregate, Aggregate::empty(runner.shape()), "refused results changed nothing");
+
+    // Job 0 completed twice in a row; job 1 twice at once.
+    let (first, second, concurrent, late) = rt.block_on(async {
+        let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        let first = client.complete(completion(&jobs[0], aggregate_to_pb(&good[0]))).await.expect("complete").into_inner();
+        let second = client.complete(completion(&jobs[0], aggregate_to_pb(&good[0]))).await.expect("complete again").into_inner();
+        let mut other = client.clone();
+        let (a, b) = tokio::join!(
+            client.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))),
+            other.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))),
+        );
+        let concurrent = [a.expect("complete job 1").into_inner().merged, b.expect("complete job 1").into_inner().merged];
+        let late = client.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))).await.expect("a late repeat").into_inner();
+        (first, second, concurrent, late)
+    });
+    assert!(first.merged, "the first completion is merged");
+    assert!(!second.merged, "the repeated completion is not merged again");
+    assert_eq!(concurrent.iter().filter(|m| **m).count(), 1, "of two simultaneous completions one is merged: {concurrent:?}");
+    assert!(!late.merged);
+
+    let status = cluster.status(&sweep);
+    assert_eq!(status.state, "done", "{status:?}");
+    assert_eq!(status.samples_done, samples, "merged exactly once: {status:?}");
+    assert_eq!((status.jobs_done, status.jobs), (2, 2), "{status:?}");
+    let exports = cluster.export(&sweep);
+    assert_eq!(exported_samples(&exports.json), samples);
+    let stored = rt.block_on(async {
+        let mut sweeps = SweepsClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        sweeps.query(pb::SweepRef { sweep_id: sweep.clone() }).await.expect("query").into_inner()
+    });
+    let stored = aggregate_from_pb(stored.aggregate.as_ref().expect("an aggregate")).expect("decodes");
+    let mut expected = Aggregate::empty(runner.shape());
+    expected.merge(&runner.run_range(0..samples)).unwrap();
+    assert_eq!(stored, expected, "the stored aggregate is the whole sweep's, each sample once");
+}
+
+// ---------------------------------------------------------------- 5
+
+const DIVERGING_SPEC: &str = r#"
+k = { dist = "uniform", low = 0.01, high = 0.05 }
+
+[[rate]]
+multiplier = { dist = "truncated-normal", mean = 1.0, sd = 0.1, low = 0.5, high = 1.5 }
+
+# A huge spread of the low-carbon TI rate: about half the projections diverge.
+[[rate]]
+scenario = "low"
+variable = "TI"
+period = "first"
+multiplier = { dist = "uniform", low = -300.0, high = 300.0 }
+"#;
+
+const NEGATIVE_CARBON_SPEC: &str = r#"
+# Negative energy carbon coefficients: CEI is never positive, every sample fails.
+[[coefficient]]
+name = "energy.*.carbon"
+multiplier = { dist = "fixed", value = -1.0 }
+"#;
+
+const INVALID_SPEC: &str = r#"
+[[rate]]
+multiplier = { dist = "uniform", low = 2.0, high = 1.0 }
+"#;
+
+/// Failing samples end a sweep with a reason, never a hang: some failing
+/// leaves it done with the failure kinds named, all failing fails it, and a
+/// spec that does not validate is refused at submission.
+#[test]
+fn failing_samples_end_the_sweep_with_a_reason() {
+    let cluster = Cluster::start(2, CoordinatorOptions::default());
+    let write = |name: &str, text: &str| {
+        let path = cluster.dir().join(name);
+        fs::write(&path, text).unwrap();
+        path
+    };
+
+    let diverging = write("diverging.toml", DIVERGING_SPEC);
+    let some_fail =
+        cluster.submit(&["--spec", path_str(&diverging), "--samples", "40", "--seed", "5", "--job-size", "10"]);
+    let negative = write("negative.toml", NEGATIVE_CARBON_SPEC);
+    let all_fail =
+        cluster.submit(&["--spec", path_str(&negative), "--samples", "12", "--seed", "3", "--job-size", "4"]);
+
+    let status = cluster.wait_final(&some_fail);
+    assert_eq!(status.state, "done", "some failed samples do not fail the sweep: {status:?}");
+    assert_eq!(status.samples_done, 40, "{status:?}");
+    assert!(status.samples_failed > 0 && status.samples_failed < 40, "{status:?}");
+    assert!(status.reason.contains("sample(s) failed"), "{status:?}");
+    assert!(status.reason.contains("projection diverges"), "the reason names the failure kind: {status:?}");
+    let exports = cluster.export(&some_fail);
+    assert_eq!(exported_samples(&exports.json), 40);
+    let document = json(&exports.json);
+    let failures = document["aggregate"]["failures"].as_object().expect("failures");
+    let failed: u64 = failures.values().map(|f| f["count"].as_u64().unwrap()).sum();
+    assert_eq!(failed, status.samples_failed);
+    let diverged = &failures["projection diverges"];
+    assert!(diverged["example"].as_str().unwrap().contains("diverges"), "{diverged}");
+    assert!(exports.csv.contains("samples_failed,,,projection diverges,"), "the CSV names the failure kind");
+
+    let status = cluster.wait_final(&all_fail);
+    assert_eq!(status.state, "failed", "a sweep whose every sample fails fails: {status:?}");
+    assert_eq!((status.samples_done, status.samples_failed), (12, 12), "{status:?}");
+    assert!(status.reason.contains("every sample failed"), "{status:?}");
+    assert!(status.reason.contains("CEI"), "the reason says what failed: {status:?}");
+
+    // A spec that does not validate never becomes a sweep.
+    let invalid = write("invalid.toml", INVALID_SPEC);
+    let remote = cluster.remote();
+    let mut args = vec!["submit", "--spec", path_str(&invalid), "--samples", "10"];
+    args.extend(remote.iter().map(String::as_str));
+    let stderr = fails(&args);
+    assert!(stderr.contains("greater than"), "the validation message is shown: {stderr}");
+    assert!(stderr.contains("rate"), "the message names the entry: {stderr}");
+    let unknown = write("unknown.toml", "samplez = 10\n");
+    let mut args = vec!["submit", "--spec", path_str(&unknown)];
+    args.extend(remote.iter().map(String::as_str));
+    let stderr = fails(&args);
+    assert!(stderr.contains("samplez"), "the unknown key is named: {stderr}");
+
+    let listed = cluster.cli_ok(&["list"]).stdout;
+    let sweeps: Vec<&str> = listed.lines().filter(|l| l.starts_with("sw-")).collect();
+    assert_eq!(sweeps.len(), 2, "refused specs store no sweep:\n{listed}");
+}
+
+// ---------------------------------------------------------------- 6
+
+/// Invariant 5: without the token, or with a wrong one, every call is
+/// refused with UNAUTHENTICATED and changes nothing.
+#[test]
+fn calls_without_the_right_token_are_refused_and_change_nothing() {
+    let cluster = Cluster::start(0, CoordinatorOptions::default());
+    let token = cluster.token();
+    let rt = runtime();
+    rt.block_on(async {
+        let channel = channel(&cluster.url).await;
+        let expect_refused = |what: &str, result: Result<(), tonic::Status>| {
+            let status = result.expect_err(&format!("{what} is refused"));
+            assert_eq!(status.code(), Code::Unauthenticated, "{what}: {status:?}");
+        };
+        // No token at all.
+        let mut sweeps = SweepsClient::new(channel.clone());
+        let mut workers = WorkersClient::new(channel.clone());
+        expect_refused("submit without a token", sweeps.submit(demo_submission(10)).await.map(drop));
+        expect_refused("list without a token", sweeps.list(pb::ListRequest {}).await.map(drop));
+        expect_refused(
+            "register without a token",
+            workers.register(pb::RegisterRequest { hostname: "intruder".into(), threads: 1 }).await.map(drop),
+        );
+        expect_refused(
+            "lease without a token",
+            workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1 }).await.map(drop),
+        );
+        // Wrong tokens: another one, the right one with a suffix, a prefix of it.
+        for wrong in ["wrong-token".to_owned(), format!("{token}x"), token[..token.len() - 1].to_owned()] {
+            let mut sweeps = SweepsClient::with_interceptor(channel.clone(), bearer(&wrong));
+            let mut workers = WorkersClient::with_interceptor(channel.clone(), bearer(&wrong));
+            expect_refused("submit with a wrong token", sweeps.submit(demo_submission(10)).await.map(drop));
+            expect_refused("list with a wrong token", sweeps.list(pb::ListRequest {}).await.map(drop));
+            expect_refused(
+                "lease with a wrong token",
+                workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1 }).await.map(drop),
+            );
+        }
+        // The right token is taken on the same connection, and nothing was stored.
+        let mut sweeps = SweepsClient::with_interceptor(channel.clone(), bearer(&token));
+        let listed = sweeps.list(pb::ListRequest {}).await.expect("list with the token").into_inner();
+        assert!(listed.sweeps.is_empty(), "refused submissions stored nothing: {:?}", listed.sweeps);
+    });
+    let listed = cluster.cli_ok(&["list"]).stdout;
+    assert_eq!(listed.trim(), "no sweeps", "refused submissions stored nothing");
+
+    // The CLI with a wrong token, or none, fails with a message and no panic.
+    let wrong_file = cluster.dir().join("wrong-token");
+    fs::write(&wrong_file, "not-the-token\n").unwrap();
+    let wrong = ["--coordinator", cluster.url.as_str(), "--token-file", path_str(&wrong_file)];
+    let mut list = vec!["list"];
+    list.extend(wrong);
+    let stderr = fails(&list);
+    assert!(stderr.contains("Unauthenticated") || stderr.contains("token"), "{stderr}");
+    let mut submit = vec!["submit", "--samples", "10"];
+    submit.extend(wrong);
+    let stderr = fails(&submit);
+    assert!(stderr.contains("Unauthenticated") || stderr.contains("token"), "{stderr}");
+    let stderr = fails(&["list", "--coordinator", cluster.url.as_str()]);
+    assert!(stderr.contains("no access token"), "{stderr}");
+
+    // A worker with a wrong token stops with a message instead of retrying forever.
+    let mut worker = zonesweep_command(&["worker", "--coordinator", &cluster.url, "--threads", "1"]);
+    worker.args(["--token-file", path_str(&wrong_file)]);
+    let output = run_with_timeout(worker, Duration::from_secs(60));
+    assert!(output.status.code().is_some_and(|c| c != 0), "a worker with a wrong token fails: {output:?}");
+    assert!(output.stderr.contains("token") && !output.stderr.contains("panicked"), "{}", output.stderr);
+
+    let listed = cluster.cli_ok(&["list"]).stdout;
+    assert_eq!(listed.trim(), "no sweeps");
+}
+
+// ---------------------------------------------------------------- 7
+
+/// Invariant 4 for queries: a finished sweep reads the same from the
+/// coordinator before and after a clean (SIGTERM) and a hard (kill -9)
+/// restart, and from the stopped coordinator's database file.
+#[test]
+fn queries_after_a_restart_return_the_stored_results() {
+    let mut cluster = Cluster::start(2, CoordinatorOptions::default());
+    let n = if debug_build() { 120 } else { 2000 };
+    let sweep = cluster.submit_default(n, SEED, 40);
+    let done = cluster.wait_done(&sweep);
+    assert_eq!(done.samples_done, n);
+
+    let zones = cluster.cli_ok(&["zones", &sweep]).stdout;
+    let peaking = cluster.cli_ok(&["peaking", &sweep]).stdout;
+    let exports = cluster.export(&sweep);
+    assert!(zones.contains(&sweep), "{zones}");
+    assert_eq!(exported_samples(&exports.json), n);
+
+    let check_db = |cluster: &Cluster, when: &str| {
+        let db = path_str(&cluster.db);
+        assert_same_text(&format!("zones from the database {when}"), &zones, &ok(&["zones", &sweep, "--db", db]).stdout);
+        assert_same_text(&format!("peaking from the database {when}"), &peaking, &ok(&["peaking", &sweep, "--db", db]).stdout);
+        assert_same_exports(&format!("the coordinator's vs the database's {when}"), &exports, &cluster.export_from_db(&sweep));
+        let status = cluster.status_from_db(&sweep);
+        assert_eq!((status.state.as_str(), status.samples_done, status.jobs_done), ("done", n, done.jobs), "{status:?}");
+        assert!(ok(&["list", "--db", db]).stdout.contains(&sweep));
+    };
+    let check_coordinator = |cluster: &Cluster, when: &str| {
+        assert_same_text(&format!("zones {when}"), &zones, &cluster.cli_ok(&["zones", &sweep]).stdout);
+        assert_same_text(&format!("peaking {when}"), &peaking, &cluster.cli_ok(&["peaking", &sweep]).stdout);
+        assert_same_exports(&format!("exports {when}"), &exports, &cluster.export(&sweep));
+        let status = cluster.status(&sweep);
+        assert_eq!((status.state.as_str(), status.samples_done), ("done", n), "{status:?}");
+    };
+
+    // While the coordinator holds the database, a direct query says so.
+    let out = cluster.dir().join("refused.json");
+    let stderr = fails(&["export", &sweep, "--db", path_str(&cluster.db), "--format", "json", "--out", path_str(&out)]);
+    assert!(stderr.contains("in use") && stderr.contains("--coordinator"), "{stderr}");
+    assert!(!out.exists());
+
+    let stopped = cluster.terminate_coordinator(Duration::from_secs(30));
+    assert!(stopped.success(), "SIGTERM stops the coordinator cleanly: {stopped:?}");
+    check_db(&cluster, "after SIGTERM");
+    cluster.restart_coordinator();
+    check_coordinator(&cluster, "after a clean restart");
+
+    cluster.kill_coordinator();
+    check_db(&cluster, "after kill -9");
+    cluster.restart_coordinator();
+    check_coordinator(&cluster, "after a restart from kill -9");
+}
