@@ -12,6 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The coordinator allocates and frees many small buffers per result
+/// (decoding, merging); mimalloc does this markedly faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "zonesweep", version, about = "Monte Carlo uncertainty analysis of carbon-neutral spatial zoning")]
 struct Cli {

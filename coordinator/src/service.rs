@@ -569,22 +569,27 @@ impl Coordinator {
                 }
             }
         }
+        // The entries own the copies; the store hands them back for publishing.
         let entries: Vec<BatchEntry> = touched
-            .values()
+            .into_values()
             .map(|sweep| BatchEntry {
-                record: sweep.record.clone(),
-                aggregate: sweep.aggregate.clone(),
-                newly_done: sweep.newly_done.iter().copied().collect(),
+                record: sweep.record,
+                aggregate: sweep.aggregate,
+                newly_done: sweep.newly_done.into_iter().collect(),
             })
             .collect();
         let store = self.inner.store.clone();
-        let committed = blocking(move || store.commit_batch(&entries).map_err(CoordinatorError::from)).await;
+        let committed = blocking(move || {
+            store.commit_batch(&entries)?;
+            Ok(entries)
+        })
+        .await;
         match committed {
-            Ok(()) => {
+            Ok(entries) => {
                 {
                     let mut state = self.state();
-                    for (id, updated) in touched {
-                        let Some(current) = state.sweeps.get_mut(&id) else { continue };
+                    for updated in entries {
+                        let Some(current) = state.sweeps.get_mut(&updated.record.id) else { continue };
                         for &j in &updated.newly_done {
                             current.mark_done(j);
                         }

@@ -58,12 +58,23 @@ fn counts_from_pb(what: &str, wire: Option<&pb::Counts>) -> Result<Vec<u64>, Pro
     Ok(counts)
 }
 
-fn log_to_pb(h: &LogHistogram) -> pb::LogHistogram {
-    pb::LogHistogram {
-        non_positive: h.non_positive,
-        bins: h.bins.keys().copied().collect(),
-        counts: h.bins.values().copied().collect(),
+fn logs_to_pb(list: &[LogHistogram]) -> pb::LogHistograms {
+    let total: usize = list.iter().map(|h| h.bins.len()).sum();
+    let mut wire = pb::LogHistograms {
+        non_positive: Vec::with_capacity(list.len()),
+        lens: Vec::with_capacity(list.len()),
+        bins: Vec::with_capacity(total),
+        counts: Vec::with_capacity(total),
+    };
+    for h in list {
+        wire.non_positive.push(h.non_positive);
+        wire.lens.push(h.bins.len() as u32);
+        for &(bin, count) in &h.bins {
+            wire.bins.push(bin);
+            wire.counts.push(count);
+        }
     }
+    wire
 }
 
 fn linear_to_pb(h: &LinearHistogram) -> pb::LinearHistogram {
@@ -96,9 +107,9 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
         cep_counts: Some(counts_to_pb(&a.cep_counts)),
         peak_counts: Some(counts_to_pb(&a.peak_counts)),
         neutral_counts: Some(counts_to_pb(&a.neutral_counts)),
-        ce_milestone: a.ce_milestone.iter().map(log_to_pb).collect(),
-        ce_horizon: a.ce_horizon.iter().map(log_to_pb).collect(),
-        regional_ce: a.regional_ce.iter().map(log_to_pb).collect(),
+        ce_milestone: Some(logs_to_pb(&a.ce_milestone)),
+        ce_horizon: Some(logs_to_pb(&a.ce_horizon)),
+        regional_ce: Some(logs_to_pb(&a.regional_ce)),
         coefficients: a.coefficients.iter().map(linear_to_pb).collect(),
         r2: Some(linear_to_pb(&a.r2)),
         k: Some(linear_to_pb(&a.k)),
@@ -113,8 +124,24 @@ fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<Sp
         .ok_or_else(|| ProtoError::Malformed(format!("{what}: bins are not strictly ascending")))
 }
 
-fn log_from_pb(what: &str, h: &pb::LogHistogram) -> Result<LogHistogram, ProtoError> {
-    Ok(LogHistogram { non_positive: h.non_positive, bins: bins_from(what, &h.bins, &h.counts)? })
+fn logs_from_pb(what: &str, wire: Option<&pb::LogHistograms>) -> Result<Vec<LogHistogram>, ProtoError> {
+    let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
+    if wire.lens.len() != wire.non_positive.len() || wire.bins.len() != wire.counts.len() {
+        return Err(ProtoError::Malformed(format!("{what}: array lengths do not agree")));
+    }
+    let total: u64 = wire.lens.iter().map(|&l| u64::from(l)).sum();
+    if total != wire.bins.len() as u64 {
+        return Err(ProtoError::Malformed(format!("{what}: the lengths add up to {total}, not {}", wire.bins.len())));
+    }
+    let mut list = Vec::with_capacity(wire.lens.len());
+    let mut start = 0;
+    for (&len, &non_positive) in wire.lens.iter().zip(&wire.non_positive) {
+        let end = start + len as usize;
+        let bins = bins_from(what, &wire.bins[start..end], &wire.counts[start..end])?;
+        list.push(LogHistogram { non_positive, bins });
+        start = end;
+    }
+    Ok(list)
 }
 
 fn linear_from_pb(what: &str, h: Option<&pb::LinearHistogram>) -> Result<LinearHistogram, ProtoError> {
@@ -139,9 +166,6 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
             return Err(ProtoError::Malformed(format!("failure kind `{}` appears twice", f.kind)));
         }
     }
-    let logs = |what: &str, list: &[pb::LogHistogram]| -> Result<Vec<LogHistogram>, ProtoError> {
-        list.iter().map(|h| log_from_pb(what, h)).collect()
-    };
     let aggregate = Aggregate {
         shape: Shape {
             n_units: shape.n_units as usize,
@@ -158,9 +182,9 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         cep_counts: counts_from_pb("cep_counts", a.cep_counts.as_ref())?,
         peak_counts: counts_from_pb("peak_counts", a.peak_counts.as_ref())?,
         neutral_counts: counts_from_pb("neutral_counts", a.neutral_counts.as_ref())?,
-        ce_milestone: logs("ce_milestone", &a.ce_milestone)?,
-        ce_horizon: logs("ce_horizon", &a.ce_horizon)?,
-        regional_ce: logs("regional_ce", &a.regional_ce)?,
+        ce_milestone: logs_from_pb("ce_milestone", a.ce_milestone.as_ref())?,
+        ce_horizon: logs_from_pb("ce_horizon", a.ce_horizon.as_ref())?,
+        regional_ce: logs_from_pb("regional_ce", a.regional_ce.as_ref())?,
         coefficients: a
             .coefficients
             .iter()
@@ -200,5 +224,21 @@ mod tests {
         let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![] };
         assert!(counts_from_pb("x", Some(&uneven)).is_err());
         assert!(counts_from_pb("x", None).is_err());
+    }
+
+    #[test]
+    fn flattened_histograms_round_trip_and_refuse_bad_lengths() {
+        let mut a = LogHistogram::default();
+        a.add(10.0);
+        a.add(1000.0);
+        a.add(-1.0);
+        let list = vec![a, LogHistogram::default()];
+        assert_eq!(logs_from_pb("x", Some(&logs_to_pb(&list))).unwrap(), list);
+        let mut bad = logs_to_pb(&list);
+        bad.lens[0] = 5;
+        assert!(logs_from_pb("x", Some(&bad)).is_err());
+        let mut unsorted = logs_to_pb(&list);
+        unsorted.bins.swap(0, 1);
+        assert!(logs_from_pb("x", Some(&unsorted)).is_err());
     }
 }

@@ -34,6 +34,17 @@ impl<K: Ord + Copy> SparseBins<K> {
         if other.entries.is_empty() {
             return;
         }
+        if self.entries.is_empty() {
+            self.entries.clone_from(&other.entries);
+            return;
+        }
+        // A small result (one job's few bins) goes in place, without a new vector.
+        if other.entries.len() <= 8 {
+            for &(bin, count) in &other.entries {
+                self.add(bin, count);
+            }
+            return;
+        }
         let mut merged = Vec::with_capacity(self.entries.len() + other.entries.len());
         let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
         loop {
