@@ -285,28 +285,18 @@ impl SweepSpec {
         };
         let mut rate_matched = vec![false; self.rate.len()];
         let mut cap_matched = vec![false; self.cap.len()];
-        let rate_patterns: Vec<_> = self
-            .rate
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let w = format!("rate[{i}]");
-                (pattern(&e.scenario, &w, &mut problems), pattern(&e.variable, &w, &mut problems), pattern(&e.period, &w, &mut problems))
-            })
-            .collect();
-        let cap_patterns: Vec<_> = self
-            .cap
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let w = format!("cap[{i}]");
-                (pattern(&e.scenario, &w, &mut problems), pattern(&e.variable, &w, &mut problems), pattern(&e.period, &w, &mut problems))
-            })
-            .collect();
-        let matches = |p: &(Option<Pattern>, Option<Pattern>, Option<Pattern>), s: Scenario, d: Driver, q: Period| {
-            p.0.as_ref().is_some_and(|x| x.matches(s.key()))
-                && p.1.as_ref().is_some_and(|x| x.matches(d.key()))
-                && p.2.as_ref().is_some_and(|x| x.matches(q.key()))
+        let cell_patterns = |what: &str, cells: &mut dyn Iterator<Item = [&str; 3]>, problems: &mut Vec<String>| {
+            cells
+                .enumerate()
+                .map(|(i, keys)| keys.map(|text| pattern(text, &format!("{what}[{i}]"), problems)))
+                .collect::<Vec<_>>()
+        };
+        let rate_patterns =
+            cell_patterns("rate", &mut self.rate.iter().map(|e| [&*e.scenario, &*e.variable, &*e.period]), &mut problems);
+        let cap_patterns =
+            cell_patterns("cap", &mut self.cap.iter().map(|e| [&*e.scenario, &*e.variable, &*e.period]), &mut problems);
+        let matches = |p: &[Option<Pattern>; 3], s: Scenario, d: Driver, q: Period| {
+            [s.key(), d.key(), q.key()].iter().zip(p).all(|(key, p)| p.as_ref().is_some_and(|p| p.matches(key)))
         };
         for scenario in Scenario::ALL {
             for driver in Driver::ALL {
