@@ -17,6 +17,9 @@ pub enum CoordinatorError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    /// Passing trouble: the caller should retry.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("cannot serve: {0}")]
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
@@ -38,6 +41,7 @@ impl From<CoordinatorError> for Status {
             // Storage trouble is the server's, and a retry may succeed.
             CoordinatorError::Store(e) => Status::unavailable(format!("storage: {e}")),
             CoordinatorError::Internal(message) => Status::internal(message),
+            CoordinatorError::Unavailable(message) => Status::unavailable(message),
             CoordinatorError::Transport(message) | CoordinatorError::Config(message) => Status::internal(message),
         }
     }

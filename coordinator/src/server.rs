@@ -44,6 +44,11 @@ pub async fn serve_coordinator(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
     let config = coordinator.config().clone();
+    let stopping = coordinator.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.begin_shutdown();
+    };
     let limit = config.max_message_bytes;
     let require = RequireToken::new(&config.token);
     let sweeps = SweepsServer::new(coordinator.clone())

@@ -79,6 +79,9 @@ impl CoordinatorConfig {
 
 /// The largest number of jobs one sweep may have.
 const MAX_JOBS: u64 = 10_000_000;
+/// The most samples one sweep may have: far beyond any real sweep, and low
+/// enough that no count of a merged aggregate can overflow.
+const MAX_SAMPLES: u64 = 1_000_000_000_000;
 
 /// A durable change the committer applies, in order.
 enum Command {
@@ -103,6 +106,10 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     /// Bumped after every change a watcher could see.
     changes: watch::Sender<u64>,
+    /// Set when the server shuts down, so open watch streams end.
+    stopping: watch::Sender<bool>,
+    /// Serializes submissions (sequence numbers).
+    submissions: tokio::sync::Mutex<()>,
     next_worker: AtomicU64,
 }
 
@@ -152,12 +159,15 @@ impl Coordinator {
         }
         let (commands, receiver) = mpsc::channel(4096);
         let (changes, _) = watch::channel(0);
+        let (stopping, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             store: Arc::new(store),
             state: Mutex::new(state),
             config,
             commands,
             changes,
+            stopping,
+            submissions: tokio::sync::Mutex::new(()),
             next_worker: AtomicU64::new(first_lease),
         });
         let coordinator = Coordinator { inner };
@@ -174,6 +184,12 @@ impl Coordinator {
         // A panic while holding the lock would be a bug; the state itself is
         // still consistent (every change is a single assignment), so carry on.
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// End every open watch stream: the server is shutting down, and a
+    /// graceful shutdown waits for open streams.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.send_replace(true);
     }
 
     fn changed(&self) {
@@ -212,6 +228,12 @@ impl Coordinator {
         }
         let runner = SweepRunner::new(&dataset, &config, &spec)
             .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+        if spec.samples > MAX_SAMPLES {
+            return Err(CoordinatorError::InvalidArgument(format!(
+                "{} samples is more than the {MAX_SAMPLES} a sweep may have",
+                spec.samples
+            )));
+        }
         let job_size = if request.job_size == 0 { self.inner.config.default_job_size } else { request.job_size };
         let jobs = spec.samples.div_ceil(job_size);
         if jobs > MAX_JOBS {
@@ -244,23 +266,31 @@ impl Coordinator {
             unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
         };
         let empty = Aggregate::empty(shape);
-        let record = blocking(move || {
-            record.sequence = store.next_sequence()?;
-            let blobs = [
-                (record.dataset_hash.as_str(), dataset_bytes.as_slice()),
-                (record.config_hash.as_str(), config_bytes.as_slice()),
-                (record.spec_hash.as_str(), spec_bytes.as_slice()),
-            ];
-            store.create_sweep(&record, &blobs, &empty)?;
-            Ok((record, empty))
-        })
-        .await;
-        let (record, empty) = record?;
-        let runtime = SweepRuntime::new(record, empty, &[]);
-        let status = status_of(&runtime);
-        self.state().insert(runtime);
-        self.changed();
-        Ok(status)
+        // Stored and made known in a task of its own: if the client goes
+        // away mid-way, the handler is dropped but this still finishes, so
+        // no sweep is stored without the coordinator knowing it.
+        let coordinator = self.clone();
+        let task = tokio::spawn(async move {
+            // One submission at a time, so sequence numbers are unique.
+            let _turn = coordinator.inner.submissions.lock().await;
+            let (record, empty) = blocking(move || {
+                record.sequence = store.next_sequence()?;
+                let blobs = [
+                    (record.dataset_hash.as_str(), dataset_bytes.as_slice()),
+                    (record.config_hash.as_str(), config_bytes.as_slice()),
+                    (record.spec_hash.as_str(), spec_bytes.as_slice()),
+                ];
+                store.create_sweep(&record, &blobs, &empty)?;
+                Ok((record, empty))
+            })
+            .await?;
+            let runtime = SweepRuntime::new(record, empty, &[]);
+            let status = status_of(&runtime);
+            coordinator.state().insert(runtime);
+            coordinator.changed();
+            Ok(status)
+        });
+        task.await.map_err(|e| CoordinatorError::Internal(format!("the submission task failed: {e}")))?
     }
 
     pub async fn cancel(&self, id: &str) -> Result<pb::SweepStatus, CoordinatorError> {
@@ -307,6 +337,7 @@ impl Coordinator {
         let coordinator = self.clone();
         let id = id.to_owned();
         let mut changes = self.inner.changes.subscribe();
+        let mut stopping = self.inner.stopping.subscribe();
         tokio::spawn(async move {
             let mut last = None;
             loop {
@@ -327,8 +358,16 @@ impl Coordinator {
                 if final_state {
                     return;
                 }
-                // Wake on a change, or at least once a second.
-                let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+                // Wake on a change, at least once a second; end when the
+                // client has gone or the server is shutting down.
+                tokio::select! {
+                    _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()) => {}
+                    _ = sender.closed() => return,
+                    _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                        let _ = sender.send(Err(Status::unavailable("the coordinator is shutting down"))).await;
+                        return;
+                    }
+                }
             }
         });
         Ok(receiver)
@@ -413,6 +452,7 @@ impl Coordinator {
                     state_name(sweep.record.state)
                 )));
             }
+            aggregate.check_consistency().map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
             if aggregate.shape != sweep.aggregate.shape {
                 return Err(CoordinatorError::InvalidArgument(format!(
                     "the result's shape {:?} does not fit sweep {} ({:?})",
@@ -562,9 +602,9 @@ impl Coordinator {
                         let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
                         if sweep.record.state == SweepState::Running {
                             sweep.record.state = stop_state;
-                            sweep.record.reason = reason;
+                            sweep.record.reason = reason.clone();
                         }
-                        replies_stop.push(reply);
+                        replies_stop.push(((sweep_id, stop_state, reason), reply));
                     }
                 }
             }
@@ -604,17 +644,34 @@ impl Coordinator {
                 for (reply, result) in replies_merged {
                     let _ = reply.send(result);
                 }
-                for reply in replies_stop.into_iter().flatten() {
-                    let _ = reply.send(Ok(()));
+                for (_, reply) in replies_stop {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
                 }
             }
             Err(e) => {
+                // Storage trouble may pass: answer "unavailable" so workers
+                // keep their results and retry, and try internal stops again.
                 let message = e.to_string();
+                let unavailable = || CoordinatorError::Unavailable(format!("not stored, retry: {message}"));
                 for (reply, _) in replies_merged {
-                    let _ = reply.send(Err(CoordinatorError::Internal(format!("not stored: {message}"))));
+                    let _ = reply.send(Err(unavailable()));
                 }
-                for reply in replies_stop.into_iter().flatten() {
-                    let _ = reply.send(Err(CoordinatorError::Internal(format!("not stored: {message}"))));
+                for (stop, reply) in replies_stop {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(unavailable()));
+                        }
+                        None => {
+                            let coordinator = self.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                let (sweep_id, state, reason) = stop;
+                                let _ = coordinator.send(Command::Stop { sweep_id, state, reason, reply: None }).await;
+                            });
+                        }
+                    }
                 }
             }
         }

@@ -86,8 +86,9 @@ impl SweepRuntime {
 
     /// The samples of job `index`.
     pub fn job_range(&self, index: u32) -> Range<u64> {
-        let start = u64::from(index) * self.record.job_size;
-        start..(start + self.record.job_size).min(self.record.samples)
+        // Saturating: the submission bounds samples, but a range must never panic.
+        let start = u64::from(index).saturating_mul(self.record.job_size).min(self.record.samples);
+        start..start.saturating_add(self.record.job_size).min(self.record.samples)
     }
 
     pub fn jobs_done(&self) -> u32 {
@@ -194,6 +195,9 @@ impl State {
     fn retry_or_fail(sweep: &mut SweepRuntime, index: u32, attempts: u32, max_attempts: u32, why: &str) -> Option<String> {
         let attempts = attempts + 1;
         sweep.set(index, JobState::Pending { attempts });
+        // Requeued even when giving up: should the sweep's failure not be
+        // stored, the job is run again rather than forgotten.
+        sweep.pending.push_front(index);
         if attempts >= max_attempts {
             let range = sweep.job_range(index);
             Some(format!(
@@ -201,7 +205,6 @@ impl State {
                 range.start, range.end
             ))
         } else {
-            sweep.pending.push_front(index);
             None
         }
     }
@@ -223,6 +226,9 @@ impl State {
     pub fn expire(&mut self, now: Instant, max_attempts: u32) -> Vec<(String, String)> {
         let mut failed = Vec::new();
         for (id, sweep) in &mut self.sweeps {
+            if sweep.leased == 0 {
+                continue;
+            }
             let expired: Vec<(u32, u32)> = sweep
                 .jobs
                 .iter()

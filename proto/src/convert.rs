@@ -33,15 +33,15 @@ fn counts_to_pb(counts: &[u64]) -> pb::Counts {
     wire
 }
 
-fn counts_from_pb(what: &str, wire: Option<&pb::Counts>) -> Result<Vec<u64>, ProtoError> {
+/// Decode a count array that must have `expected` entries (from the
+/// shape): the length is checked before anything is allocated.
+fn counts_from_pb(what: &str, wire: Option<&pb::Counts>, expected: usize) -> Result<Vec<u64>, ProtoError> {
     let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
     if wire.gap.len() != wire.count.len() {
         return Err(ProtoError::Malformed(format!("{what}: {} gaps but {} counts", wire.gap.len(), wire.count.len())));
     }
-    // The length is checked against the shape later; refuse absurd ones now,
-    // before allocating.
-    if wire.len > 1 << 28 {
-        return Err(ProtoError::Malformed(format!("{what}: {} entries is implausible", wire.len)));
+    if wire.len as usize != expected {
+        return Err(ProtoError::Malformed(format!("{what} has {} entries; the shape needs {expected}", wire.len)));
     }
     let mut counts = vec![0u64; wire.len as usize];
     let mut index = 0usize;
@@ -156,7 +156,7 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
     if shape.n_units == 0 || shape.n_units > 10_000_000 || shape.n_zones == 0 || shape.n_zones > 50 {
         return Err(ProtoError::Malformed(format!("implausible shape {shape:?}")));
     }
-    if shape.horizon < shape.base_year || shape.horizon - shape.base_year > 1000 {
+    if shape.horizon < shape.base_year || i64::from(shape.horizon) - i64::from(shape.base_year) > 1000 {
         return Err(ProtoError::Malformed(format!("implausible projection years {shape:?}")));
     }
     let mut failures = BTreeMap::new();
@@ -166,22 +166,24 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
             return Err(ProtoError::Malformed(format!("failure kind `{}` appears twice", f.kind)));
         }
     }
+    let shape = Shape {
+        n_units: shape.n_units as usize,
+        n_zones: shape.n_zones as usize,
+        base_year: shape.base_year,
+        milestone: shape.milestone,
+        horizon: shape.horizon,
+    };
+    let lengths = Aggregate::count_lengths(&shape);
     let aggregate = Aggregate {
-        shape: Shape {
-            n_units: shape.n_units as usize,
-            n_zones: shape.n_zones as usize,
-            base_year: shape.base_year,
-            milestone: shape.milestone,
-            horizon: shape.horizon,
-        },
+        shape,
         samples_ok: a.samples_ok,
         failures,
-        zone_counts: counts_from_pb("zone_counts", a.zone_counts.as_ref())?,
-        total_counts: counts_from_pb("total_counts", a.total_counts.as_ref())?,
-        score_counts: counts_from_pb("score_counts", a.score_counts.as_ref())?,
-        cep_counts: counts_from_pb("cep_counts", a.cep_counts.as_ref())?,
-        peak_counts: counts_from_pb("peak_counts", a.peak_counts.as_ref())?,
-        neutral_counts: counts_from_pb("neutral_counts", a.neutral_counts.as_ref())?,
+        zone_counts: counts_from_pb("zone_counts", a.zone_counts.as_ref(), lengths[0])?,
+        total_counts: counts_from_pb("total_counts", a.total_counts.as_ref(), lengths[1])?,
+        score_counts: counts_from_pb("score_counts", a.score_counts.as_ref(), lengths[2])?,
+        cep_counts: counts_from_pb("cep_counts", a.cep_counts.as_ref(), lengths[3])?,
+        peak_counts: counts_from_pb("peak_counts", a.peak_counts.as_ref(), lengths[4])?,
+        neutral_counts: counts_from_pb("neutral_counts", a.neutral_counts.as_ref(), lengths[5])?,
         ce_milestone: logs_from_pb("ce_milestone", a.ce_milestone.as_ref())?,
         ce_horizon: logs_from_pb("ce_horizon", a.ce_horizon.as_ref())?,
         regional_ce: logs_from_pb("regional_ce", a.regional_ce.as_ref())?,
@@ -215,15 +217,18 @@ mod tests {
     #[test]
     fn sparse_counts_round_trip_and_refuse_bad_input() {
         let counts = vec![0, 3, 0, 0, 7, 1, 0];
-        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&counts))).unwrap(), counts);
-        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0]))).unwrap(), vec![0, 0]);
+        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&counts)), 7).unwrap(), counts);
+        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0])), 2).unwrap(), vec![0, 0]);
         let beyond = pb::Counts { len: 2, gap: vec![5], count: vec![1] };
-        assert!(counts_from_pb("x", Some(&beyond)).is_err());
+        assert!(counts_from_pb("x", Some(&beyond), 2).is_err());
         let twice = pb::Counts { len: 4, gap: vec![1, 0], count: vec![1, 1] };
-        assert!(counts_from_pb("x", Some(&twice)).is_err());
+        assert!(counts_from_pb("x", Some(&twice), 4).is_err());
         let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![] };
-        assert!(counts_from_pb("x", Some(&uneven)).is_err());
-        assert!(counts_from_pb("x", None).is_err());
+        assert!(counts_from_pb("x", Some(&uneven), 4).is_err());
+        // A huge declared length is refused before anything is allocated.
+        let huge = pb::Counts { len: u32::MAX, gap: vec![], count: vec![] };
+        assert!(counts_from_pb("x", Some(&huge), 4).is_err());
+        assert!(counts_from_pb("x", None, 0).is_err());
     }
 
     #[test]

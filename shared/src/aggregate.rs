@@ -312,13 +312,14 @@ impl Aggregate {
     pub fn check_lengths(&self) -> Result<(), MergeError> {
         let s = self.shape;
         let n = s.n_units;
+        let [zone, total, score, cep, peak, neutral] = Aggregate::count_lengths(&s);
         let expected = [
-            ("zone_counts", self.zone_counts.len(), n * s.n_zones),
-            ("total_counts", self.total_counts.len(), n * N_TOTALS),
-            ("score_counts", self.score_counts.len(), n * 50),
-            ("cep_counts", self.cep_counts.len(), n * 5),
-            ("peak_counts", self.peak_counts.len(), 3 * n * s.n_peak_bins()),
-            ("neutral_counts", self.neutral_counts.len(), 3 * n),
+            ("zone_counts", self.zone_counts.len(), zone),
+            ("total_counts", self.total_counts.len(), total),
+            ("score_counts", self.score_counts.len(), score),
+            ("cep_counts", self.cep_counts.len(), cep),
+            ("peak_counts", self.peak_counts.len(), peak),
+            ("neutral_counts", self.neutral_counts.len(), neutral),
             ("ce_milestone", self.ce_milestone.len(), 3 * n),
             ("ce_horizon", self.ce_horizon.len(), 3 * n),
             ("regional_ce", self.regional_ce.len(), 3 * s.n_projected_years()),
@@ -334,6 +335,78 @@ impl Aggregate {
             || self.k.width != K_BIN_WIDTH
         {
             return Err(MergeError("a regression histogram has the wrong bin width".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The lengths [`Aggregate::check_lengths`] requires of the six count
+    /// arrays (zone, total, score, CEP, peak, neutral), from the shape alone.
+    pub fn count_lengths(shape: &Shape) -> [usize; 6] {
+        let n = shape.n_units;
+        [n * shape.n_zones, n * N_TOTALS, n * 50, n * 5, 3 * n * shape.n_peak_bins(), 3 * n]
+    }
+
+    /// Check that the counts are those of `samples_ok` successful samples:
+    /// every per-unit distribution sums to it, every histogram counts it, no
+    /// bin is empty and the failure records are well formed. An aggregate
+    /// that arrived over the network is checked before it is merged; with
+    /// its counts bounded by its sample count, merges cannot overflow.
+    pub fn check_consistency(&self) -> Result<(), MergeError> {
+        let bad = |m: String| Err(MergeError(m));
+        let ok = u128::from(self.samples_ok);
+        let mut failed: u128 = 0;
+        for (kind, f) in &self.failures {
+            if kind.len() > 200 || f.example.len() > 4000 {
+                return bad(format!("failure kind `{}…` or its example is too long", kind.chars().take(40).collect::<String>()));
+            }
+            if f.count == 0 || f.samples.len() > KEPT_FAILED_SAMPLES || f.samples.len() as u64 > f.count {
+                return bad(format!("failure kind `{kind}` has count {} and {} samples", f.count, f.samples.len()));
+            }
+            if !f.samples.windows(2).all(|w| w[0] < w[1]) {
+                return bad(format!("failure kind `{kind}`: samples are not strictly ascending"));
+            }
+            failed += u128::from(f.count);
+        }
+        if ok + failed > u128::from(u64::MAX) {
+            return bad("the sample counts overflow".to_owned());
+        }
+        let shape = self.shape;
+        let sum = |values: &[u64]| values.iter().map(|&v| u128::from(v)).sum::<u128>();
+        let each_sums_to_ok = |what: &str, counts: &[u64], width: usize| -> Result<(), MergeError> {
+            match counts.chunks(width).position(|chunk| sum(chunk) != ok) {
+                Some(i) => Err(MergeError(format!("{what}: group {i} counts {} samples, not {ok}", sum(&counts[i * width..(i + 1) * width])))),
+                None => Ok(()),
+            }
+        };
+        each_sums_to_ok("zone_counts", &self.zone_counts, shape.n_zones)?;
+        each_sums_to_ok("total_counts", &self.total_counts, N_TOTALS)?;
+        each_sums_to_ok("score_counts", &self.score_counts, 5)?;
+        each_sums_to_ok("cep_counts", &self.cep_counts, 5)?;
+        each_sums_to_ok("peak_counts", &self.peak_counts, shape.n_peak_bins())?;
+        if let Some(i) = self.neutral_counts.iter().position(|&c| u128::from(c) > ok) {
+            return bad(format!("neutral_counts[{i}] exceeds the {ok} samples"));
+        }
+        let log_counts = |what: &str, list: &[LogHistogram], exact: bool| -> Result<(), MergeError> {
+            for (i, h) in list.iter().enumerate() {
+                if h.bins.values().any(|&c| c == 0) {
+                    return Err(MergeError(format!("{what}[{i}] has an empty bin")));
+                }
+                let count = u128::from(h.non_positive) + sum(&h.bins.values().copied().collect::<Vec<_>>());
+                if (exact && count != ok) || count > ok {
+                    return Err(MergeError(format!("{what}[{i}] counts {count} values for {ok} samples")));
+                }
+            }
+            Ok(())
+        };
+        log_counts("ce_milestone", &self.ce_milestone, false)?;
+        log_counts("ce_horizon", &self.ce_horizon, true)?;
+        log_counts("regional_ce", &self.regional_ce, true)?;
+        let linear = self.coefficients.iter().chain([&self.r2, &self.k]);
+        for (i, h) in linear.enumerate() {
+            let count = u128::from(h.non_finite) + sum(&h.bins.values().copied().collect::<Vec<_>>());
+            if h.bins.values().any(|&c| c == 0) || count != ok {
+                return bad(format!("regression histogram {i} counts {count} values for {ok} samples"));
+            }
         }
         Ok(())
     }
@@ -360,5 +433,44 @@ fn insert_kept(samples: &mut Vec<u64>, sample: u64) {
     if let Err(position) = samples.binary_search(&sample) {
         samples.insert(position, sample);
         samples.truncate(KEPT_FAILED_SAMPLES);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::SweepRunner;
+    use crate::sweep::SweepSpec;
+
+    #[test]
+    fn real_aggregates_are_consistent_and_tampering_is_caught() {
+        let dataset = crate::demo::generate(4, 1).unwrap();
+        let config = Config::default();
+        let spec = SweepSpec { samples: 20, ..SweepSpec::default() };
+        let aggregate = SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(0..20);
+        aggregate.check_consistency().unwrap();
+        let tampered: Vec<Box<dyn Fn(&mut Aggregate)>> = vec![
+            Box::new(|a| a.samples_ok += 1),
+            Box::new(|a| a.zone_counts[0] += 1),
+            Box::new(|a| a.peak_counts[3] += 1),
+            Box::new(|a| a.neutral_counts[0] = a.samples_ok + 1),
+            Box::new(|a| a.ce_horizon[0].add(1.0)),
+            Box::new(|a| a.r2.add(0.5)),
+            Box::new(|a| {
+                a.failures.insert("x".into(), FailureKind { count: 0, samples: vec![], example: String::new() });
+            }),
+            Box::new(|a| {
+                a.failures.insert("x".into(), FailureKind { count: 2, samples: vec![5, 4], example: String::new() });
+            }),
+            Box::new(|a| {
+                a.samples_ok = u64::MAX;
+                a.add_failure(1, "x", "y");
+            }),
+        ];
+        for (i, tamper) in tampered.iter().enumerate() {
+            let mut bad = aggregate.clone();
+            tamper(&mut bad);
+            assert!(bad.check_consistency().is_err(), "tampering {i} went unnoticed");
+        }
     }
 }

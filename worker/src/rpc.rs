@@ -31,8 +31,10 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bounds on a whole call, waiting for a connection included: the
 /// endpoint's timeout only starts once a request is on its way. Control
 /// calls (register, lease, heartbeat) are answered from memory; a result or
-/// a blob may wait for a durable commit or carry megabytes.
-pub(crate) const CONTROL_DEADLINE: Duration = Duration::from_secs(20);
+/// a blob may wait for a durable commit or carry megabytes. A control call
+/// must give up well within a lease's life (20 s by default), so one stalled
+/// heartbeat is retried before the worker's leases expire.
+pub(crate) const CONTROL_DEADLINE: Duration = Duration::from_secs(5);
 pub(crate) const DATA_DEADLINE: Duration = Duration::from_secs(75);
 
 /// Run one call within `deadline`; past it the call counts as an outage
