@@ -211,11 +211,10 @@ pub fn run_with_rows(
         .iter()
         .map(|&key| {
             let with_sen = detail == Detail::Full || (need_cs_sen && key == IndexKey::CS);
-            (0..n_units)
-                .map(|u| {
-                    let series = indices.series(key, u);
-                    Trend { sen: with_sen.then(|| trend::sen_slope(series)), mk: trend::mann_kendall(series) }
-                })
+            trend::mann_kendall_many(indices.get(key), n_units, n_years)
+                .into_iter()
+                .enumerate()
+                .map(|(u, mk)| Trend { sen: with_sen.then(|| trend::sen_slope(indices.series(key, u))), mk })
                 .collect()
         })
         .collect();

@@ -61,10 +61,67 @@ pub fn mann_kendall(x: &[f64]) -> MannKendall {
         s += greater - less;
         equal_pairs += later.len() as i64 - greater - less;
     }
-    let mut tie_term: i64 = 0;
     // Tie groups only matter when some pair is equal; most series have none.
-    let mut sorted = if equal_pairs > 0 { x.to_vec() } else { Vec::new() };
+    let tie_term = if equal_pairs > 0 { tie_correction(x) } else { 0 };
+    finish(s, tie_term, n)
+}
+
+/// [`mann_kendall`] of many series of equal length at once: `values` holds
+/// `n_series` series of `n` values one after another. The pair comparisons
+/// run across series (year-major), which vectorizes; the results are the
+/// same numbers as one call per series.
+pub fn mann_kendall_many(values: &[f64], n_series: usize, n: usize) -> Vec<MannKendall> {
+    assert_eq!(values.len(), n_series * n, "n_series series of n values");
+    // Year-major, padded to whole blocks of LANES series so every block has
+    // the same shape; the padding lanes are computed and ignored.
+    const LANES: usize = 8;
+    let blocks = n_series.div_ceil(LANES);
+    let width = blocks * LANES;
+    let mut by_year = vec![0.0; n * width];
+    for (series, chunk) in values.chunks_exact(n.max(1)).enumerate() {
+        for (t, v) in chunk.iter().enumerate() {
+            by_year[t * width + series] = *v;
+        }
+    }
+    let mut s = vec![0i64; width];
+    let mut equal_pairs = vec![0i64; width];
+    for block in 0..blocks {
+        let lane0 = block * LANES;
+        // Counters in registers for a block of series over every pair;
+        // 64-bit like the f64 comparison masks, so the lanes vectorize.
+        let mut block_s = [0i64; LANES];
+        let mut block_equal = [0i64; LANES];
+        for k in 0..n {
+            let earlier: &[f64; LANES] = by_year[k * width + lane0..][..LANES].try_into().expect("a whole block");
+            for j in (k + 1)..n {
+                let later: &[f64; LANES] = by_year[j * width + lane0..][..LANES].try_into().expect("a whole block");
+                for u in 0..LANES {
+                    let (a, b) = (later[u], earlier[u]);
+                    block_s[u] += i64::from(a > b) - i64::from(a < b);
+                    block_equal[u] += i64::from(a == b);
+                }
+            }
+        }
+        s[lane0..lane0 + LANES].copy_from_slice(&block_s);
+        equal_pairs[lane0..lane0 + LANES].copy_from_slice(&block_equal);
+    }
+    (0..n_series)
+        .map(|series| {
+            let tie_term = if equal_pairs[series] > 0 {
+                tie_correction(&values[series * n..(series + 1) * n])
+            } else {
+                0
+            };
+            finish(s[series], tie_term, n)
+        })
+        .collect()
+}
+
+/// Σ_g t_g(t_g−1)(2t_g+5) over the groups of exactly equal values.
+fn tie_correction(x: &[f64]) -> i64 {
+    let mut sorted = x.to_vec();
     sorted.sort_unstable_by(f64::total_cmp);
+    let mut tie_term = 0;
     let mut start = 0;
     while start < sorted.len() {
         let mut end = start + 1;
@@ -75,6 +132,11 @@ pub fn mann_kendall(x: &[f64]) -> MannKendall {
         tie_term += t * (t - 1) * (2 * t + 5);
         start = end;
     }
+    tie_term
+}
+
+/// Var(S) and Z from S and the tie term.
+fn finish(s: i64, tie_term: i64, n: usize) -> MannKendall {
     let n = n as i64;
     let var_s = (n * (n - 1) * (2 * n + 5) - tie_term) as f64 / 18.0;
     let s = s as f64;
@@ -123,6 +185,21 @@ impl TrendClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_series_at_once_equal_one_at_a_time() {
+        let series = [
+            vec![1.0, 3.0, 2.0, 2.0, 5.0, 4.0],
+            vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0],
+            vec![2.0, 2.0, 2.0, 2.0, 2.0, 2.0],
+            vec![0.5, -1.0, 7.0, 7.0, 7.0, 0.25],
+        ];
+        let flat: Vec<f64> = series.concat();
+        let many = mann_kendall_many(&flat, series.len(), 6);
+        for (one, batch) in series.iter().zip(&many) {
+            assert_eq!(mann_kendall(one), *batch);
+        }
+    }
 
     #[test]
     fn median_even_and_odd() {
