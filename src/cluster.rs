@@ -46,6 +46,10 @@ pub struct CoordinatorArgs {
     /// Times a job may fail or expire before its sweep fails.
     #[arg(long, default_value_t = 5)]
     pub max_attempts: u32,
+    /// Seconds a job may stay leased, heartbeats or not, before it is taken
+    /// back (a worker whose samples hang).
+    #[arg(long, default_value_t = 3600.0)]
+    pub max_job_time: f64,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +212,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     config.lease_timeout = seconds(args.lease_timeout, "--lease-timeout")?;
     config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
     config.max_attempts = args.max_attempts;
+    config.max_job_time = seconds(args.max_job_time, "--max-job-time")?;
     let coordinator = Coordinator::start(config).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
@@ -251,8 +256,11 @@ async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> 
         .into_inner();
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {per_sec}  ETA {eta}  {msg}")
-            .expect("a valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {rate}  ETA {eta}  {msg}")
+            .expect("a valid template")
+            .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} samples/s", state.per_sec());
+            }),
     );
     let mut last = None;
     while let Some(status) = stream.message().await.map_err(status_error)? {

@@ -39,6 +39,9 @@ pub struct CoordinatorConfig {
     pub lease_timeout: Duration,
     /// A job that fails or expires this many times fails its sweep.
     pub max_attempts: u32,
+    /// The longest a job may stay leased, heartbeats or not: a worker whose
+    /// samples hang loses the job after this and it runs elsewhere.
+    pub max_job_time: Duration,
     /// The largest message accepted or sent.
     pub max_message_bytes: usize,
     /// The most completions one durable commit takes.
@@ -54,6 +57,7 @@ impl CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(2),
             lease_timeout: Duration::from_secs(20),
             max_attempts: 5,
+            max_job_time: Duration::from_secs(3600),
             max_message_bytes: 256 * 1024 * 1024,
             max_batch: 1024,
         }
@@ -69,6 +73,9 @@ impl CoordinatorConfig {
         }
         if self.lease_timeout < self.heartbeat_interval * 3 {
             return bad("the lease timeout must be at least three heartbeat intervals, or live workers lose their leases");
+        }
+        if self.max_job_time < self.lease_timeout {
+            return bad("the maximum job time must be at least the lease timeout");
         }
         if self.max_attempts == 0 || self.max_batch == 0 {
             return bad("max attempts and max batch must be at least 1");
@@ -391,10 +398,12 @@ impl Coordinator {
     }
 
     pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Vec<pb::Job> {
-        let deadline = Instant::now() + self.inner.config.lease_timeout;
+        let now = Instant::now();
+        let deadline = now + self.inner.config.lease_timeout;
+        let until = now + self.inner.config.max_job_time;
         let capacity = capacity.min(1024) as usize;
         let mut state = self.state();
-        let leased = state.lease(worker.as_str(), capacity, deadline);
+        let leased = state.lease(worker.as_str(), capacity, deadline, until);
         let jobs = leased
             .into_iter()
             .map(|job| {
@@ -421,9 +430,11 @@ impl Coordinator {
     }
 
     pub fn heartbeat(&self, worker: &WorkerId, leases: Vec<pb::LeaseRef>) -> Vec<pb::LeaseRef> {
-        let deadline = Instant::now() + self.inner.config.lease_timeout;
+        let now = Instant::now();
+        let deadline = now + self.inner.config.lease_timeout;
+        let until = now + self.inner.config.max_job_time;
         let held: Vec<(String, u32, u64)> = leases.into_iter().map(|l| (l.sweep_id, l.job_index, l.lease_id)).collect();
-        let abandon = self.state().heartbeat(worker.as_str(), &held, deadline);
+        let abandon = self.state().heartbeat(worker.as_str(), &held, deadline, until);
         abandon
             .into_iter()
             .map(|(sweep_id, job_index, lease_id)| pb::LeaseRef { sweep_id, job_index, lease_id })

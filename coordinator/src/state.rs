@@ -15,7 +15,7 @@ use crate::store::{SweepRecord, SweepState};
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobState {
     Pending { attempts: u32 },
-    Leased { lease: u64, worker: String, deadline: Instant, attempts: u32 },
+    Leased { lease: u64, worker: String, deadline: Instant, attempts: u32, until: Instant },
     Done,
 }
 
@@ -143,7 +143,9 @@ impl State {
     }
 
     /// Lease up to `capacity` pending jobs to `worker`, oldest sweep first.
-    pub fn lease(&mut self, worker: &str, capacity: usize, deadline: Instant) -> Vec<LeasedJob> {
+    /// Heartbeats extend a lease to `deadline`-like times, but never past
+    /// `until`: a job whose samples hang cannot hold its lease forever.
+    pub fn lease(&mut self, worker: &str, capacity: usize, deadline: Instant, until: Instant) -> Vec<LeasedJob> {
         let mut leased = Vec::new();
         for id in &self.order {
             let sweep = self.sweeps.get_mut(id).expect("ordered ids are present");
@@ -156,7 +158,7 @@ impl State {
                 };
                 self.next_lease += 1;
                 let lease = self.next_lease;
-                sweep.set(index, JobState::Leased { lease, worker: worker.to_owned(), deadline, attempts });
+                sweep.set(index, JobState::Leased { lease, worker: worker.to_owned(), deadline, attempts, until });
                 leased.push(LeasedJob { sweep_id: id.clone(), job_index: index, lease, samples: sweep.job_range(index) });
             }
             if leased.len() >= capacity {
@@ -170,7 +172,13 @@ impl State {
     /// abandon. A job the worker holds that is pending again (its lease
     /// expired, or the coordinator restarted) is given back to it rather
     /// than thrown away, since its result will be the same.
-    pub fn heartbeat(&mut self, worker: &str, leases: &[(String, u32, u64)], deadline: Instant) -> Vec<(String, u32, u64)> {
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        leases: &[(String, u32, u64)],
+        deadline: Instant,
+        until: Instant,
+    ) -> Vec<(String, u32, u64)> {
         let mut abandon = Vec::new();
         for (sweep_id, index, lease) in leases {
             let Some(sweep) = self.sweeps.get_mut(sweep_id) else {
@@ -179,10 +187,13 @@ impl State {
             };
             let running = sweep.is_running();
             match sweep.jobs.get_mut(*index as usize) {
-                Some(JobState::Leased { lease: held, deadline: d, .. }) if held == lease => *d = deadline,
+                Some(JobState::Leased { lease: held, deadline: d, until: limit, .. }) if held == lease => {
+                    *d = deadline.min(*limit);
+                }
                 Some(JobState::Pending { attempts }) if running => {
                     let attempts = *attempts;
-                    sweep.set(*index, JobState::Leased { lease: *lease, worker: worker.to_owned(), deadline, attempts });
+                    let job = JobState::Leased { lease: *lease, worker: worker.to_owned(), deadline, attempts, until };
+                    sweep.set(*index, job);
                 }
                 _ => abandon.push((sweep_id.clone(), *index, *lease)),
             }
@@ -285,7 +296,7 @@ mod tests {
         state.insert(runtime("b", 2, &[]));
         state.insert(runtime("a", 1, &[0]));
         let deadline = Instant::now() + Duration::from_secs(10);
-        let jobs = state.lease("w", 4, deadline);
+        let jobs = state.lease("w", 4, deadline, deadline);
         let got: Vec<_> = jobs.iter().map(|j| (j.sweep_id.as_str(), j.job_index)).collect();
         assert_eq!(got, vec![("a", 1), ("a", 2), ("b", 0), ("b", 1)]);
         assert_eq!(jobs[1].samples, 8..10);
@@ -299,7 +310,7 @@ mod tests {
         state.insert(runtime("a", 1, &[]));
         let now = Instant::now();
         for round in 1..=3 {
-            let jobs = state.lease("w", 1, now);
+            let jobs = state.lease("w", 1, now, now);
             assert_eq!(jobs[0].job_index, 0, "the expired job is leased again first");
             let failed = state.expire(now + Duration::from_millis(1), 3);
             if round < 3 {
@@ -316,20 +327,36 @@ mod tests {
         let mut state = State::new(0);
         state.insert(runtime("a", 1, &[]));
         let now = Instant::now();
-        let job = state.lease("w", 1, now).remove(0);
+        let far = now + Duration::from_secs(3600);
+        let job = state.lease("w", 1, now, far).remove(0);
         let later = now + Duration::from_secs(60);
         // Job 1 is pending: the worker that names it (after a restart, say) keeps it.
-        let abandon = state.heartbeat("w", &[("a".into(), 0, job.lease), ("a".into(), 1, 99), ("zz".into(), 0, 1)], later);
+        let abandon =
+            state.heartbeat("w", &[("a".into(), 0, job.lease), ("a".into(), 1, 99), ("zz".into(), 0, 1)], later, far);
         assert_eq!(abandon, vec![("zz".to_owned(), 0, 1)]);
         assert!(state.expire(now + Duration::from_secs(1), 3).is_empty());
         assert!(matches!(state.sweeps["a"].jobs[0], JobState::Leased { .. }));
         assert!(matches!(state.sweeps["a"].jobs[1], JobState::Leased { lease: 99, .. }));
         assert_eq!(state.sweeps["a"].jobs_leased(), 2);
         // Leased to another: abandon.
-        let other = state.heartbeat("v", &[("a".into(), 1, 5)], later);
+        let other = state.heartbeat("v", &[("a".into(), 1, 5)], later, far);
         assert_eq!(other.len(), 1);
         // The adopted job is not leased twice.
-        let next = state.lease("x", 10, later);
+        let next = state.lease("x", 10, later, far);
         assert!(next.iter().all(|j| j.job_index != 1), "{next:?}");
+    }
+
+    #[test]
+    fn heartbeats_cannot_extend_a_lease_past_its_limit() {
+        let mut state = State::new(0);
+        state.insert(runtime("a", 1, &[]));
+        let now = Instant::now();
+        let limit = now + Duration::from_secs(30);
+        let job = state.lease("w", 1, now + Duration::from_secs(10), limit).remove(0);
+        let abandon = state.heartbeat("w", &[("a".into(), 0, job.lease)], now + Duration::from_secs(3600), limit);
+        assert!(abandon.is_empty());
+        assert!(state.expire(now + Duration::from_secs(29), 3).is_empty());
+        assert!(state.expire(now + Duration::from_secs(31), 3).is_empty(), "first expiry is a retry");
+        assert!(matches!(state.sweeps["a"].jobs[0], JobState::Pending { attempts: 1 }));
     }
 }
