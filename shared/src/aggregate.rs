@@ -282,7 +282,7 @@ impl Aggregate {
         for (kind, failure) in &other.failures {
             let entry = self.failures.entry(kind.clone()).or_default();
             let other_first = failure.samples.first();
-            if entry.samples.first().is_none() || other_first.is_some_and(|o| entry.samples.first().is_some_and(|e| o < e)) {
+            if entry.samples.is_empty() || other_first.is_some_and(|o| entry.samples.first().is_some_and(|e| o < e)) {
                 entry.example = failure.example.clone();
             }
             entry.count += failure.count;

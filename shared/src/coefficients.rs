@@ -240,7 +240,7 @@ impl<'de> Deserialize<'de> for Coefficients {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let tree = BTreeMap::<String, Node>::deserialize(deserializer)?;
         let mut coefficients = Coefficients::default();
-        let mut stack: Vec<(String, Node)> = tree.into_iter().map(|(k, v)| (k, v)).collect();
+        let mut stack: Vec<(String, Node)> = tree.into_iter().collect();
         while let Some((path, node)) = stack.pop() {
             match node {
                 Node::Number(value) => match Coefficients::index_of(&path) {
