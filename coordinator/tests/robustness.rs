@@ -19,7 +19,7 @@ use zonesweep_shared::demo;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
-const TOKEN: &str = "review-token";
+const TOKEN: &str = "robustness-token";
 
 fn files() -> (String, String) {
     demo::generate(6, 3).expect("demo dataset").to_csv()
@@ -67,22 +67,21 @@ async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     assert!(refused.to_string().contains("samples"), "{refused}");
     let status = coordinator.submit(request(1_000_000_000_000, u64::MAX)).await.expect("submit is accepted");
     assert_eq!(status.jobs, 1);
-    let worker = WorkerId::parse("wk-review").unwrap();
+    let worker = WorkerId::parse("wk-robust").unwrap();
     let jobs = coordinator.lease(&worker, 2);
     assert_eq!(jobs.len(), 1);
     assert_eq!((jobs[0].sample_start, jobs[0].sample_end), (0, 1_000_000_000_000));
 }
 
-/// Finding 2 (invariant 5; panic from network input): the fit check adds
-/// wire counts without overflow checking. In a debug build this panics in
-/// the handler; in a release build the sum wraps to the job's sample count
-/// and a result claiming 2^64 − 1 successful samples is merged.
+/// Invariant 5: a result whose counts would overflow when added up (a
+/// wire value of 2^64 − 1 successful samples plus failures) is refused,
+/// neither panicking in the handler nor wrapping to the job's size.
 #[tokio::test]
 async fn a_result_whose_counts_overflow_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     coordinator.submit(request(20, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-review").unwrap(), 1);
+    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 1);
     let mut forged = honest(20, 0..10);
     forged.failures.clear();
     forged.samples_ok = u64::MAX;
@@ -92,15 +91,14 @@ async fn a_result_whose_counts_overflow_is_refused() {
     assert!(result.is_err(), "a result that does not fit its job is refused: {result:?}");
 }
 
-/// Finding 2 (invariant 5): only the total sample count is checked, not
-/// that the counts inside add up to it; an all-zero result that claims its
-/// ten samples succeeded is merged and completes the job.
+/// Invariant 5: a result's counts must add up to its sample count; an
+/// all-zero result that claims ten successful samples is refused.
 #[tokio::test]
 async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     coordinator.submit(request(20, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-review").unwrap(), 1);
+    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 1);
     let honest0 = honest(20, 0..10);
     let mut forged = Aggregate::empty(honest0.shape);
     forged.samples_ok = 10;
@@ -108,15 +106,14 @@ async fn a_result_whose_counts_do_not_add_up_is_refused() {
     assert!(result.is_err(), "counts that do not add up to samples_ok are refused: {result:?}");
 }
 
-/// Finding 2, consequence (hang): two results whose counts overflow when
-/// merged panic the committer task (debug build; it holds the state lock),
-/// after which no completion of any sweep can ever be stored.
+/// Results whose counts would overflow when merged are refused before the
+/// committer sees them, so the single writer keeps storing other results.
 #[tokio::test]
 async fn overflowing_results_do_not_stop_the_committer() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     coordinator.submit(request(30, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-review").unwrap(), 3);
+    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 3);
     assert_eq!(jobs.len(), 3);
     let mut huge = honest(30, 0..10);
     huge.zone_counts[0] = u64::MAX;
@@ -128,8 +125,7 @@ async fn overflowing_results_do_not_stop_the_committer() {
     assert!(matches!(good, Ok(true)), "an honest result is still stored: {good:?}");
 }
 
-/// Finding 3 (panic from network input): `aggregate_from_pb` computes
-/// `horizon - base_year` in i32 after checking only `horizon >= base_year`.
+/// A wire shape with extreme years is refused without overflowing.
 #[test]
 fn a_shape_with_extreme_years_is_refused_without_panicking() {
     let mut wire = aggregate_to_pb(&honest(10, 0..1));
@@ -139,8 +135,8 @@ fn a_shape_with_extreme_years_is_refused_without_panicking() {
     assert!(aggregate_from_pb(&wire).is_err());
 }
 
-/// Finding 4 (leak): a watch whose client has gone away is only noticed
-/// when the status changes; on a sweep nobody works on, its task lives on.
+/// A watch task ends when its client goes away, even on a sweep nobody
+/// works on (no status change would tell it).
 #[tokio::test]
 async fn watch_tasks_end_when_their_client_goes_away() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,8 +155,8 @@ async fn watch_tasks_end_when_their_client_goes_away() {
     assert_eq!(metrics.num_alive_tasks(), before, "watch tasks of departed clients have ended");
 }
 
-/// Control for finding 5: the same server with an idle client connection
-/// and no watch stops promptly (this one passes).
+/// The baseline for the shutdown test below: an idle client connection and
+/// no watch; the server stops promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_shutdown_without_a_watch_is_prompt() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,9 +178,9 @@ async fn control_shutdown_without_a_watch_is_prompt() {
     drop(client);
 }
 
-/// Finding 5 (hang): graceful shutdown waits for every connection to close,
-/// and a watch of a running sweep never ends, so SIGTERM never stops a
-/// coordinator that a `zonesweep watch` is following.
+/// Graceful shutdown waits for open streams: a watch of a running sweep
+/// must end when the server shuts down, or SIGTERM would never stop a
+/// coordinator that a `zonesweep watch` follows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_not_held_up_by_an_open_watch() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,11 +204,8 @@ async fn shutdown_is_not_held_up_by_an_open_watch() {
     drop(stream);
 }
 
-/// Finding 6 (a durable sweep the running coordinator does not know): the
-/// submit handler stores the sweep on a blocking thread and only then puts it
-/// in the in-memory state; if the handler future is dropped in between (the
-/// client cancels or disconnects), the sweep is in the database but not in
-/// memory: not listed, not leased, until a restart resurrects it.
+/// A submission whose client goes away while the sweep is being stored is
+/// still registered in memory (listed, leased), not only in the database.
 #[test]
 fn a_submission_dropped_after_it_is_stored_is_known_to_the_coordinator() {
     use std::future::Future;
