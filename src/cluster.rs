@@ -50,6 +50,9 @@ pub struct CoordinatorArgs {
     /// back (a worker whose samples hang).
     #[arg(long, default_value_t = 3600.0)]
     pub max_job_time: f64,
+    /// The largest message accepted, in MiB (a submission carries its dataset).
+    #[arg(long, default_value_t = 256)]
+    pub max_message_mib: usize,
 }
 
 #[derive(clap::Args)]
@@ -213,6 +216,10 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
     config.max_attempts = args.max_attempts;
     config.max_job_time = seconds(args.max_job_time, "--max-job-time")?;
+    if args.max_message_mib == 0 || args.max_message_mib > 4096 {
+        bail!("--max-message-mib must be 1–4096");
+    }
+    config.max_message_bytes = args.max_message_mib << 20;
     let coordinator = Coordinator::start(config).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;

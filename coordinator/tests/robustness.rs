@@ -229,3 +229,39 @@ fn a_submission_dropped_after_it_is_stored_is_known_to_the_coordinator() {
         .len();
     assert_eq!((stored, listed), (1, 1), "a stored sweep is one the running coordinator serves");
 }
+
+/// Invariant 5: a message over the size limit is refused with a clear status
+/// and changes nothing; an unknown sweep id is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_and_unknown_sweeps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    config.max_message_bytes = 64 * 1024;
+    let coordinator = Coordinator::start(config).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let mut client = pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap())
+        .max_encoding_message_size(usize::MAX);
+    // A 200-unit dataset is far above 64 KiB.
+    let (units_csv, panel_csv) = demo::generate(200, 1).unwrap().to_csv();
+    assert!(panel_csv.len() > 64 * 1024);
+    let big = pb::SubmitRequest { units_csv, panel_csv, ..request(10, 10) };
+    let refused = client.submit(big).await.unwrap_err();
+    assert!(
+        matches!(refused.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
+        "{refused:?}"
+    );
+    let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
+    assert!(listed.sweeps.is_empty(), "nothing was stored");
+    let unknown = client.get(pb::SweepRef { sweep_id: "sw-nope".into() }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let malformed = client.get(pb::SweepRef { sweep_id: "../etc".into() }).await.unwrap_err();
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+}
