@@ -209,19 +209,22 @@ pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Ind
             + shrub / typed_sink / nep(c::NEP_SHRUBLAND)
             + forest / typed_sink / nep(c::NEP_FOREST)
             + grass / typed_sink / nep(c::NEP_GRASSLAND);
+        // (x_i / x_t) / (CE_i / CE_t) = x_i · (CE_t / x_t) / CE_i: one
+        // division per row instead of five.
+        let (ce_per_gdp, ce_per_cs) = (ce / gdp, ce / cs);
         for u in 0..n_units {
             let i = u * n_years + t;
             let term = &terms[i];
             let unit_ce = term.ce;
             let unit_cs = term.cs_crop + term.cs_shrub + term.cs_forest + term.cs_grass + term.cs_water;
-            let ce_share = unit_ce / ce;
+            let per_unit_ce = 1.0 / unit_ce;
             let cf = unit_ce * footprint_factor;
             let ec = unit_cs * footprint_factor;
             values[IndexKey::CE as usize][i] = unit_ce;
             values[IndexKey::CS as usize][i] = unit_cs;
             values[IndexKey::NCE as usize][i] = unit_ce - unit_cs;
-            values[IndexKey::ECC as usize][i] = (rows[i][Field::Gdp as usize] / gdp) / ce_share;
-            values[IndexKey::ESC as usize][i] = (unit_cs / cs) / ce_share;
+            values[IndexKey::ECC as usize][i] = rows[i][Field::Gdp as usize] * ce_per_gdp * per_unit_ce;
+            values[IndexKey::ESC as usize][i] = unit_cs * ce_per_cs * per_unit_ce;
             values[IndexKey::Cf as usize][i] = cf;
             values[IndexKey::Ec as usize][i] = ec;
             values[IndexKey::Ed as usize][i] = cf - ec;
