@@ -144,42 +144,65 @@ pub fn project_unit(
     let mut ce = Vec::with_capacity(n_years);
     ce.push(unit.ce_base);
     // ln(1 + rate) of every rule, once: an uncapped year adds it to the
-    // driver's log-ratio ln v_t − ln v_T₀.
-    let ln_growth: [[f64; 2]; N_PREDICTORS] = std::array::from_fn(|d| std::array::from_fn(|p| resolved[d][p].rate.ln_1p()));
+    // driver's log-ratio ln v_t − ln v_T₀. Uncapped drivers change CE by the
+    // same amount every year of a period, so only capped ones are followed
+    // year by year.
+    let ln_growth: [[f64; 2]; N_PREDICTORS] =
+        std::array::from_fn(|d| std::array::from_fn(|p| resolved[d][p].rate.ln_1p()));
+    let mut steady_change = [0.0; 2];
+    for p in 0..2 {
+        for d in 0..N_PREDICTORS {
+            if resolved[d][p].cap.is_none() {
+                steady_change[p] += coefficients[d] * ln_growth[d][p];
+            }
+        }
+    }
+    let mut followed = [0usize; N_PREDICTORS];
+    let mut n_followed = 0;
+    for d in 0..N_PREDICTORS {
+        if resolved[d].iter().any(|r| r.cap.is_some()) {
+            followed[n_followed] = d;
+            n_followed += 1;
+        }
+    }
     let mut level: [f64; N_PREDICTORS] = std::array::from_fn(|d| unit.stats[d].last);
     // CE_t = CE_T₀ · exp(Σ coef·(ln v_t − ln v_T₀)) is advanced year by year as
     // CE_t = CE_{t−1} · exp(Σ coef·Δ ln v_t); the factor is recomputed only
-    // when the yearly change differs, so a driver set that does not move
-    // keeps CE exactly flat and a steady growth costs one exp per period.
+    // when the yearly change differs, so drivers that do not move keep CE
+    // exactly flat and a steady period costs one exp.
     let mut current = unit.ce_base;
     let mut last_change = 0.0;
     let mut last_factor = 1.0;
     for year in (base_year + 1)..=config.horizon {
-        let period = if year <= config.milestone { 0 } else { 1 };
-        let mut change = 0.0;
-        for d in 0..N_PREDICTORS {
+        let period = usize::from(year > config.milestone);
+        let mut change = steady_change[period];
+        for &d in &followed[..n_followed] {
             let rule = resolved[d][period];
             let previous = level[d];
             let advanced = previous * (1.0 + rule.rate);
-            let step = match rule.cap {
-                Some(cap) if previous > cap => 0.0,
+            match rule.cap {
+                None => level[d] = advanced,
+                Some(cap) if previous > cap => {}
                 Some(cap) if advanced > cap => {
                     level[d] = cap;
-                    if cap == previous { 0.0 } else { (cap / previous).ln() }
+                    if cap != previous {
+                        change += coefficients[d] * (cap / previous).ln();
+                    }
                 }
-                _ => {
+                Some(_) => {
                     level[d] = advanced;
-                    ln_growth[d][period]
+                    change += coefficients[d] * ln_growth[d][period];
                 }
-            };
-            change += coefficients[d] * step;
+            }
         }
         if change != last_change {
             last_change = change;
             last_factor = change.exp();
         }
         current *= last_factor;
-        if !(current.is_finite() && level.iter().all(|v| *v > 0.0)) {
+        // A rate at or below −100 % drives a level to zero or below; its
+        // logarithm, and so the change, is then not finite.
+        if !current.is_finite() || !change.is_finite() || level[..].iter().any(|v| !(*v > 0.0)) {
             return Err(ChainError::Projection { unit: unit.unit_id.to_owned(), scenario: scenario.key(), year });
         }
         ce.push(current);
