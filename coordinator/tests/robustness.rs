@@ -48,6 +48,25 @@ fn lease_ref(job: &pb::Job) -> pb::LeaseRef {
     pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id }
 }
 
+type SweepsClient = pb::sweeps_client::SweepsClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
+>;
+
+/// Serve `coordinator` on a free loopback port: a client, the stop switch
+/// and the server task.
+async fn serve(
+    coordinator: Coordinator,
+) -> (SweepsClient, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    (pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap()), stop, server)
+}
+
 /// The honest result of samples `range` of a sweep of `samples` samples, seed 7.
 fn honest(samples: u64, range: std::ops::Range<u64>) -> Aggregate {
     let (units_csv, panel_csv) = files();
@@ -162,15 +181,7 @@ async fn control_shutdown_without_a_watch_is_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
-    let mut client =
-        pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap());
+    let (mut client, stop, server) = serve(coordinator).await;
     client.get(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap();
     stop.send(()).unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
@@ -186,15 +197,7 @@ async fn shutdown_is_not_held_up_by_an_open_watch() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
-    let mut client =
-        pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap());
+    let (mut client, stop, server) = serve(coordinator).await;
     let mut stream =
         client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap().into_inner();
     assert!(stream.message().await.unwrap().is_some());
@@ -238,15 +241,8 @@ async fn oversized_messages_and_unknown_sweeps_are_refused() {
     let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
     config.max_message_bytes = 64 * 1024;
     let coordinator = Coordinator::start(config).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
-    let mut client = pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap())
-        .max_encoding_message_size(usize::MAX);
+    let (client, stop, server) = serve(coordinator).await;
+    let mut client = client.max_encoding_message_size(usize::MAX);
     // A 200-unit dataset is far above 64 KiB.
     let (units_csv, panel_csv) = demo::generate(200, 1).unwrap().to_csv();
     assert!(panel_csv.len() > 64 * 1024);
