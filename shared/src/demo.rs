@@ -40,6 +40,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use crate::coefficients::{Coefficients, ENERGY_COEFFICIENTS};
 use crate::dataset::{Dataset, DatasetError, Unit};
 use crate::fields::{Field, N_FIELDS, Row};
 
@@ -58,23 +59,17 @@ const REGION_AREA: f64 = 22_450_000.0; // hm²
 const REGION_POPULATION_LAST: f64 = 29_800_000.0; // persons in LAST_YEAR
 const REGION_ENERGY_CARBON_FIRST: f64 = 28_500_000.0; // t C from energy in FIRST_YEAR
 
-/// Energy carriers: (field, tce per physical unit, t C per tce), MODEL.md
-/// section 2 defaults; used to turn a carbon amount into a physical one.
-const ENERGY: [(Field, f64, f64); 11] = [
-    (Field::RawCoal, 0.7143, 0.7260),
-    (Field::Coke, 0.9714, 0.8550),
-    (Field::Gasoline, 1.4714, 0.5538),
-    (Field::Kerosene, 1.4714, 0.5714),
-    (Field::Diesel, 1.4571, 0.5921),
-    (Field::FuelOil, 1.4286, 0.6185),
-    (Field::NaturalGas, 12.143, 0.4483),
-    (Field::Lng, 1.7572, 0.3548),
-    (Field::Lpg, 1.7143, 0.5042),
-    (Field::Electricity, 1.229, 0.7935),
-    (Field::Heat, 0.0341, 0.2600),
-];
+/// Energy carriers: (field, tce per physical unit, t C per tce) at the
+/// default coefficients; used to turn a carbon amount into a physical one.
+fn energy() -> [(Field, f64, f64); 11] {
+    let defaults = Coefficients::default();
+    std::array::from_fn(|e| {
+        let (tce, carbon) = ENERGY_COEFFICIENTS[e];
+        (Field::ENERGY[e], defaults.get(tce), defaults.get(carbon))
+    })
+}
 
-/// Shares of energy carbon by carrier (order of [`ENERGY`]) in the first and
+/// Shares of energy carbon by carrier (order of [`Field::ENERGY`]) in the first and
 /// the last year, before each unit's own random tilt.
 const MIX_COMMON_FIRST: [f64; 11] = [
     0.60, 0.03, 0.07, 0.003, 0.10, 0.015, 0.03, 0.002, 0.01, 0.13, 0.005,
@@ -565,14 +560,14 @@ impl UnitSpec {
                 * (log_energy + 0.03 * gauss(rng)).exp();
             let mut mix = [0.0; 11];
             for c in 0..11 {
-                if ENERGY[c].0 == Field::Lng && k < self.lng_start {
+                if Field::ENERGY[c] == Field::Lng && k < self.lng_start {
                     continue;
                 }
                 let share = self.mix_first[c] + (self.mix_last[c] - self.mix_first[c]) * tau;
                 mix[c] = share * (0.04 * gauss(rng)).exp();
             }
             let total: f64 = mix.iter().sum();
-            for (c, &(field, tce, carbon)) in ENERGY.iter().enumerate() {
+            for (c, &(field, tce, carbon)) in energy().iter().enumerate() {
                 let physical = energy_carbon * mix[c] / total / (tce * carbon);
                 let decimals = match field {
                     Field::NaturalGas | Field::Electricity => 2,
@@ -718,7 +713,7 @@ mod tests {
             + 0.266 * v(Field::Irrigated)
             + 0.02 * v(Field::Sown)
             + 1.81e-4 * v(Field::Machinery);
-        let ce_urban = ENERGY
+        let ce_urban = energy()
             .iter()
             .map(|&(f, tce, c)| v(f) * tce * c)
             .sum::<f64>()
@@ -871,7 +866,7 @@ mod tests {
         };
         let energy_tce = |t: usize| {
             sum_over_units(&d, t, |r| {
-                ENERGY.iter().map(|&(f, tce, _)| r[f as usize] * tce).sum()
+                energy().iter().map(|&(f, tce, _)| r[f as usize] * tce).sum()
             })
         };
         let intensity = |t: usize| energy_tce(t) / total(t, Field::Gdp);
