@@ -94,14 +94,18 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
             },
         ));
         let mut client = connect(&cluster.url, &cluster.token).await?;
-        let args = SweepArgs { samples: Some(samples), seed: Some(1), data: None, spec: None, config: None, job_size: Some(job_size) };
+        let args = SweepArgs {
+            samples: Some(samples),
+            seed: Some(1),
+            data: None,
+            spec: None,
+            config: None,
+            job_size: Some(job_size),
+        };
         let started = Instant::now();
         let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
-        let mut stream = client
-            .watch(pb::SweepRef { sweep_id: status.sweep_id.clone() })
-            .await
-            .map_err(status_error)?
-            .into_inner();
+        let mut stream =
+            client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.map_err(status_error)?.into_inner();
         let mut last = None;
         while let Some(s) = stream.message().await.map_err(status_error)? {
             last = Some(s);
@@ -126,7 +130,8 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
 async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     let cluster = start_coordinator().await?;
     let mut client = connect(&cluster.url, &cluster.token).await?;
-    let args = SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1) };
+    let args =
+        SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1) };
     let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
     // A valid one-sample result per job, made once: the load is the
     // coordinator's, not the model's.
@@ -159,7 +164,8 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
                 .into_inner()
                 .worker_id;
             loop {
-                let leased = client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
+                let leased =
+                    client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
                 let Some(job) = leased.into_iter().next() else { return Ok::<_, tonic::Status>(()) };
                 let lease = pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
                 // The load generator should cost little next to the
@@ -181,11 +187,7 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let done = completed.load(Ordering::Relaxed);
-    let final_status = client
-        .get(pb::SweepRef { sweep_id: status.sweep_id })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let final_status = client.get(pb::SweepRef { sweep_id: status.sweep_id }).await.map_err(status_error)?.into_inner();
     println!(
         "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 2000/s); sweep {} with {}/{} samples",
         done as f64 / elapsed,

@@ -35,7 +35,8 @@ impl TokenArgs {
     /// The token, if one was given.
     pub fn token(&self) -> Result<Option<String>> {
         if let Some(path) = &self.token_file {
-            let text = fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?;
+            let text =
+                fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?;
             let token = text.trim().to_owned();
             if token.is_empty() {
                 bail!("token file {} is empty", path.display());

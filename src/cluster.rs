@@ -256,11 +256,8 @@ fn hostname() -> String {
 
 /// Follow a sweep with a progress bar until it is final; returns the last status.
 async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> {
-    let mut stream = client
-        .watch(pb::SweepRef { sweep_id: sweep_id.to_owned() })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream =
+        client.watch(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?.into_inner();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {rate}  ETA {eta}  {msg}")
@@ -460,7 +457,10 @@ pub async fn zones(args: SweepRefArgs) -> Result<()> {
 
 pub async fn peaking(args: PeakingArgs) -> Result<()> {
     let scenario = match args.scenario.as_deref() {
-        Some(key) => Some(Scenario::from_key(key).with_context(|| format!("--scenario must be low, baseline or high, not `{key}`"))?),
+        Some(key) => Some(
+            Scenario::from_key(key)
+                .with_context(|| format!("--scenario must be low, baseline or high, not `{key}`"))?,
+        ),
         None => None,
     };
     let view = open(&args.sweep.source).await?.view(&args.sweep.sweep).await?;

@@ -67,20 +67,34 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     }
     let fit = &result.stirpat.fit;
     println!("{} units, {}–{}", dataset.n_units(), dataset.years()[0], dataset.base_year());
-    println!("STIRPAT ridge K = {}: R² = {:.4}, t-test p = {}", fit.k, result.stirpat.r2,
-        result.stirpat.t_test_p.map_or("n/a".to_owned(), |p| format!("{p:.3}")));
+    println!(
+        "STIRPAT ridge K = {}: R² = {:.4}, t-test p = {}",
+        fit.k,
+        result.stirpat.r2,
+        result.stirpat.t_test_p.map_or("n/a".to_owned(), |p| format!("{p:.3}"))
+    );
     println!("  {:<4} {:>10} {:>12} {:>8}", "", "coef", "standardized", "VIF");
     for (d, driver) in Driver::ALL.iter().enumerate() {
-        println!("  {:<4} {:>10.4} {:>12.4} {:>8.3}", driver.key(), fit.coefficients[d], fit.standardized[d], fit.vif[d]);
+        println!(
+            "  {:<4} {:>10.4} {:>12.4} {:>8.3}",
+            driver.key(),
+            fit.coefficients[d],
+            fit.standardized[d],
+            fit.vif[d]
+        );
     }
     for scenario in Scenario::ALL {
         let projections = &result.projections[scenario as usize];
-        let by_2030 = projections.iter().filter(|p| p.peak_year.is_some_and(|y| y <= config.scenarios.milestone)).count();
+        let by_2030 =
+            projections.iter().filter(|p| p.peak_year.is_some_and(|y| y <= config.scenarios.milestone)).count();
         let not_peaked = projections.iter().filter(|p| p.peak_year.is_none()).count();
         let neutral = projections.iter().filter(|p| p.neutral).count();
         println!(
             "{:<9} peaked by {}: {by_2030}, not peaked by {}: {not_peaked}, neutral by {}: {neutral}",
-            scenario.key(), config.scenarios.milestone, config.scenarios.horizon, config.scenarios.horizon
+            scenario.key(),
+            config.scenarios.milestone,
+            config.scenarios.horizon,
+            config.scenarios.horizon
         );
     }
     println!("breaks (upper bounds of the classes): {:?}", result.breaks);
@@ -121,6 +135,9 @@ pub fn ridge_trace(args: &RidgeTraceArgs) -> Result<()> {
         }
         println!(" {:>8.5}{}", point.r2, if point.k == auto { "  ← automatic K" } else { "" });
     }
-    println!("automatic K = {auto} (every VIF < {} and coefficients stable to {} of their value)", config.ridge.vif_limit, config.ridge.stability);
+    println!(
+        "automatic K = {auto} (every VIF < {} and coefficients stable to {} of their value)",
+        config.ridge.vif_limit, config.ridge.stability
+    );
     Ok(())
 }

@@ -139,7 +139,14 @@ pub fn zones_table(view: &SweepView) -> String {
     let a = &view.aggregate;
     let mut out = format!(
         "sweep {}: {} of {} samples succeeded\nzones: 1 {}, 2 {}, 3 {}, 4 {}, 5 {}\n",
-        view.status.sweep_id, a.samples_ok, view.status.samples, ZONE_NAMES[0], ZONE_NAMES[1], ZONE_NAMES[2], ZONE_NAMES[3], ZONE_NAMES[4]
+        view.status.sweep_id,
+        a.samples_ok,
+        view.status.samples,
+        ZONE_NAMES[0],
+        ZONE_NAMES[1],
+        ZONE_NAMES[2],
+        ZONE_NAMES[3],
+        ZONE_NAMES[4]
     );
     let _ = write!(out, "{:<10} {:<24} {:>5} {:>7}", "unit", "name", "modal", "P");
     for z in 1..=a.shape.n_zones {
@@ -208,7 +215,8 @@ pub fn summary(view: &SweepView) -> String {
     );
     for (u, id) in view.unit_ids.iter().enumerate() {
         let (zone, p) = modal_zone(&zone_probabilities(a, u));
-        let by: Vec<String> = Scenario::ALL.iter().map(|&s| format!("{:.2}", peaking(a, s, u).peaked_by_milestone)).collect();
+        let by: Vec<String> =
+            Scenario::ALL.iter().map(|&s| format!("{:.2}", peaking(a, s, u).peaked_by_milestone)).collect();
         let base = peaking(a, Scenario::Baseline, u);
         let _ = writeln!(
             out,
@@ -221,7 +229,14 @@ pub fn summary(view: &SweepView) -> String {
     for u in 0..view.unit_ids.len() {
         counts[modal_zone(&zone_probabilities(a, u)).0 - 1] += 1;
     }
-    let _ = writeln!(out, "units by modal zone (1 = {} … {} = {}): {:?}", ZONE_NAMES[0], a.shape.n_zones, ZONE_NAMES[a.shape.n_zones.min(5) - 1], counts);
+    let _ = writeln!(
+        out,
+        "units by modal zone (1 = {} … {} = {}): {:?}",
+        ZONE_NAMES[0],
+        a.shape.n_zones,
+        ZONE_NAMES[a.shape.n_zones.min(5) - 1],
+        counts
+    );
     out
 }
 
@@ -251,12 +266,7 @@ pub fn export_json(view: &SweepView) -> Result<String> {
         dataset_hash: &view.status.dataset_hash,
         config_hash: &view.status.config_hash,
         spec_hash: &view.status.spec_hash,
-        units: view
-            .unit_ids
-            .iter()
-            .zip(&view.unit_names)
-            .map(|(id, name)| ExportUnit { id, name })
-            .collect(),
+        units: view.unit_ids.iter().zip(&view.unit_names).map(|(id, name)| ExportUnit { id, name }).collect(),
         aggregate: &view.aggregate,
     };
     Ok(serde_json::to_string_pretty(&export)? + "\n")
@@ -286,7 +296,13 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
         }
         for (k, key) in ScoreKey::ALL.iter().enumerate() {
             for s in 0..5 {
-                row(&format!("score_{}", key.key()), id, "", (s + 1).to_string(), a.score_counts[(u * 10 + k) * 5 + s])?;
+                row(
+                    &format!("score_{}", key.key()),
+                    id,
+                    "",
+                    (s + 1).to_string(),
+                    a.score_counts[(u * 10 + k) * 5 + s],
+                )?;
             }
         }
         for c in 0..5 {
@@ -295,11 +311,13 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
         for scenario in Scenario::ALL {
             let s = scenario as usize;
             for (b, count) in a.peak_histogram(scenario, u).iter().enumerate() {
-                let bin = if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
+                let bin =
+                    if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
                 row("peak_year", id, scenario.key(), bin, *count)?;
             }
             row("neutral", id, scenario.key(), String::new(), a.neutral_counts[s * n + u])?;
-            for (name, hist) in [("ce_milestone", &a.ce_milestone[s * n + u]), ("ce_horizon", &a.ce_horizon[s * n + u])] {
+            for (name, hist) in [("ce_milestone", &a.ce_milestone[s * n + u]), ("ce_horizon", &a.ce_horizon[s * n + u])]
+            {
                 if hist.non_positive > 0 {
                     row(name, id, scenario.key(), "<=0".to_owned(), hist.non_positive)?;
                 }

@@ -19,12 +19,7 @@ fn text(bytes: &[u8]) -> String {
 /// Run and require success; the stdout.
 fn ok(args: &[&str]) -> String {
     let output = zonesweep(args);
-    assert!(
-        output.status.success(),
-        "zonesweep {args:?} failed ({:?}):\n{}",
-        output.status,
-        text(&output.stderr)
-    );
+    assert!(output.status.success(), "zonesweep {args:?} failed ({:?}):\n{}", output.status, text(&output.stderr));
     assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
     text(&output.stdout)
 }

@@ -137,7 +137,10 @@ fn a_worker_killed_mid_sweep_costs_only_its_lease() {
     let before = cluster.wait_for(&sweep, "some samples done and worker 1 holding a job", MAX_WAIT, |s| {
         s.is_final() || (s.samples_done >= n / 10 && cluster.job_held_by(1).is_some())
     });
-    assert!(!before.is_final() && before.samples_done < n, "the sweep ended before a worker could be killed: {before:?}");
+    assert!(
+        !before.is_final() && before.samples_done < n,
+        "the sweep ended before a worker could be killed: {before:?}"
+    );
     assert!(cluster.worker_running(1), "worker 1 is running before it is killed");
     cluster.kill_worker(1);
     eprintln!("killed worker 1 holding {:?} at {}/{n} samples", cluster.job_held_by(1), before.samples_done);
@@ -289,20 +292,31 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
     // Job 0 completed twice in a row; job 1 twice at once.
     let (first, second, concurrent, late) = rt.block_on(async {
         let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
-        let first = client.complete(completion(&jobs[0], aggregate_to_pb(&good[0]))).await.expect("complete").into_inner();
-        let second = client.complete(completion(&jobs[0], aggregate_to_pb(&good[0]))).await.expect("complete again").into_inner();
+        let first =
+            client.complete(completion(&jobs[0], aggregate_to_pb(&good[0]))).await.expect("complete").into_inner();
+        let second = client
+            .complete(completion(&jobs[0], aggregate_to_pb(&good[0])))
+            .await
+            .expect("complete again")
+            .into_inner();
         let mut other = client.clone();
         let (a, b) = tokio::join!(
             client.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))),
             other.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))),
         );
-        let concurrent = [a.expect("complete job 1").into_inner().merged, b.expect("complete job 1").into_inner().merged];
-        let late = client.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))).await.expect("a late repeat").into_inner();
+        let concurrent =
+            [a.expect("complete job 1").into_inner().merged, b.expect("complete job 1").into_inner().merged];
+        let late =
+            client.complete(completion(&jobs[1], aggregate_to_pb(&good[1]))).await.expect("a late repeat").into_inner();
         (first, second, concurrent, late)
     });
     assert!(first.merged, "the first completion is merged");
     assert!(!second.merged, "the repeated completion is not merged again");
-    assert_eq!(concurrent.iter().filter(|m| **m).count(), 1, "of two simultaneous completions one is merged: {concurrent:?}");
+    assert_eq!(
+        concurrent.iter().filter(|m| **m).count(),
+        1,
+        "of two simultaneous completions one is merged: {concurrent:?}"
+    );
     assert!(!late.merged);
 
     let status = cluster.status(&sweep);
@@ -503,11 +517,27 @@ fn queries_after_a_restart_return_the_stored_results() {
 
     let check_db = |cluster: &Cluster, when: &str| {
         let db = path_str(&cluster.db);
-        assert_same_text(&format!("zones from the database {when}"), &zones, &ok(&["zones", &sweep, "--db", db]).stdout);
-        assert_same_text(&format!("peaking from the database {when}"), &peaking, &ok(&["peaking", &sweep, "--db", db]).stdout);
-        assert_same_exports(&format!("the coordinator's vs the database's {when}"), &exports, &cluster.export_from_db(&sweep));
+        assert_same_text(
+            &format!("zones from the database {when}"),
+            &zones,
+            &ok(&["zones", &sweep, "--db", db]).stdout,
+        );
+        assert_same_text(
+            &format!("peaking from the database {when}"),
+            &peaking,
+            &ok(&["peaking", &sweep, "--db", db]).stdout,
+        );
+        assert_same_exports(
+            &format!("the coordinator's vs the database's {when}"),
+            &exports,
+            &cluster.export_from_db(&sweep),
+        );
         let status = cluster.status_from_db(&sweep);
-        assert_eq!((status.state.as_str(), status.samples_done, status.jobs_done), ("done", n, done.jobs), "{status:?}");
+        assert_eq!(
+            (status.state.as_str(), status.samples_done, status.jobs_done),
+            ("done", n, done.jobs),
+            "{status:?}"
+        );
         assert!(ok(&["list", "--db", db]).stdout.contains(&sweep));
     };
     let check_coordinator = |cluster: &Cluster, when: &str| {

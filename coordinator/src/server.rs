@@ -51,12 +51,9 @@ pub async fn serve_coordinator(
     };
     let limit = config.max_message_bytes;
     let require = RequireToken::new(&config.token);
-    let sweeps = SweepsServer::new(coordinator.clone())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let workers = WorkersServer::new(coordinator)
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    let sweeps =
+        SweepsServer::new(coordinator.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let workers = WorkersServer::new(coordinator).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SweepsServer<Coordinator>>().await;
     health_reporter.set_serving::<WorkersServer<Coordinator>>().await;

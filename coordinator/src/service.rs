@@ -72,7 +72,9 @@ impl CoordinatorConfig {
             return bad("the default job size must be at least 1");
         }
         if self.lease_timeout < self.heartbeat_interval * 3 {
-            return bad("the lease timeout must be at least three heartbeat intervals, or live workers lose their leases");
+            return bad(
+                "the lease timeout must be at least three heartbeat intervals, or live workers lose their leases",
+            );
         }
         if self.max_job_time < self.lease_timeout {
             return bad("the maximum job time must be at least the lease timeout");
@@ -233,8 +235,8 @@ impl Coordinator {
         if request.has_seed {
             spec.seed = request.seed;
         }
-        let runner = SweepRunner::new(&dataset, &config, &spec)
-            .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+        let runner =
+            SweepRunner::new(&dataset, &config, &spec).map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
         if spec.samples > MAX_SAMPLES {
             return Err(CoordinatorError::InvalidArgument(format!(
                 "{} samples is more than the {MAX_SAMPLES} a sweep may have",
@@ -384,11 +386,7 @@ impl Coordinator {
 
     pub fn register(&self, hostname: &str, threads: u32) -> pb::RegisterResponse {
         let n = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
-        let host: String = hostname
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .take(32)
-            .collect();
+        let host: String = hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
         let _ = threads;
         pb::RegisterResponse {
             worker_id: format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host }),
@@ -463,7 +461,9 @@ impl Coordinator {
                     state_name(sweep.record.state)
                 )));
             }
-            aggregate.check_consistency().map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
+            aggregate
+                .check_consistency()
+                .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
             if aggregate.shape != sweep.aggregate.shape {
                 return Err(CoordinatorError::InvalidArgument(format!(
                     "the result's shape {:?} does not fit sweep {} ({:?})",
@@ -515,8 +515,13 @@ impl Coordinator {
             self.inner.config.max_attempts,
         );
         if let Some(reason) = failed {
-            self.send(Command::Stop { sweep_id: lease.sweep_id.clone(), state: SweepState::Failed, reason, reply: None })
-                .await?;
+            self.send(Command::Stop {
+                sweep_id: lease.sweep_id.clone(),
+                state: SweepState::Failed,
+                reason,
+                reply: None,
+            })
+            .await?;
         }
         self.changed();
         Ok(())
@@ -529,11 +534,7 @@ impl Coordinator {
     }
 
     async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
-        self.inner
-            .commands
-            .send(command)
-            .await
-            .map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
+        self.inner.commands.send(command).await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
     }
 
     // ------------------------------------------------------------ tasks
@@ -741,7 +742,12 @@ fn status_of(sweep: &SweepRuntime) -> pb::SweepStatus {
 }
 
 /// The wire status of a sweep record and its merged aggregate.
-pub(crate) fn status_from(record: &SweepRecord, aggregate: &Aggregate, jobs_done: u32, jobs_leased: u32) -> pb::SweepStatus {
+pub(crate) fn status_from(
+    record: &SweepRecord,
+    aggregate: &Aggregate,
+    jobs_done: u32,
+    jobs_leased: u32,
+) -> pb::SweepStatus {
     let state = match record.state {
         SweepState::Running => pb::SweepState::Running,
         SweepState::Done => pb::SweepState::Done,
@@ -833,7 +839,10 @@ impl pb::workers_server::Workers for Coordinator {
         Ok(Response::new(pb::LeaseResponse { jobs: Coordinator::lease(self, &worker, request.capacity) }))
     }
 
-    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
         Ok(Response::new(pb::HeartbeatResponse { abandon: Coordinator::heartbeat(self, &worker, request.leases) }))
@@ -857,7 +866,10 @@ impl pb::workers_server::Workers for Coordinator {
         Ok(Response::new(pb::FailResponse {}))
     }
 
-    async fn fetch_blob(&self, request: Request<pb::FetchBlobRequest>) -> Result<Response<pb::FetchBlobResponse>, Status> {
+    async fn fetch_blob(
+        &self,
+        request: Request<pb::FetchBlobRequest>,
+    ) -> Result<Response<pb::FetchBlobResponse>, Status> {
         let hash = zonesweep_proto::ids::ContentHash::parse(&request.get_ref().hash)?;
         let content = Coordinator::fetch_blob(self, hash.as_str()).await?;
         Ok(Response::new(pb::FetchBlobResponse { content }))

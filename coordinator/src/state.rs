@@ -159,7 +159,12 @@ impl State {
                 self.next_lease += 1;
                 let lease = self.next_lease;
                 sweep.set(index, JobState::Leased { lease, worker: worker.to_owned(), deadline, attempts, until });
-                leased.push(LeasedJob { sweep_id: id.clone(), job_index: index, lease, samples: sweep.job_range(index) });
+                leased.push(LeasedJob {
+                    sweep_id: id.clone(),
+                    job_index: index,
+                    lease,
+                    samples: sweep.job_range(index),
+                });
             }
             if leased.len() >= capacity {
                 break;
@@ -203,7 +208,13 @@ impl State {
 
     /// A job failed or its lease expired: back to pending, or, after
     /// `max_attempts`, the reason its sweep fails.
-    fn retry_or_fail(sweep: &mut SweepRuntime, index: u32, attempts: u32, max_attempts: u32, why: &str) -> Option<String> {
+    fn retry_or_fail(
+        sweep: &mut SweepRuntime,
+        index: u32,
+        attempts: u32,
+        max_attempts: u32,
+        why: &str,
+    ) -> Option<String> {
         let attempts = attempts + 1;
         sweep.set(index, JobState::Pending { attempts });
         // Requeued even when giving up: should the sweep's failure not be
@@ -211,17 +222,21 @@ impl State {
         sweep.pending.push_front(index);
         if attempts >= max_attempts {
             let range = sweep.job_range(index);
-            Some(format!(
-                "job {index} (samples {}..{}) {why} {attempts} times; giving up",
-                range.start, range.end
-            ))
+            Some(format!("job {index} (samples {}..{}) {why} {attempts} times; giving up", range.start, range.end))
         } else {
             None
         }
     }
 
     /// A worker reports that it could not run a job.
-    pub fn fail_job(&mut self, sweep_id: &str, index: u32, lease: u64, reason: &str, max_attempts: u32) -> Option<String> {
+    pub fn fail_job(
+        &mut self,
+        sweep_id: &str,
+        index: u32,
+        lease: u64,
+        reason: &str,
+        max_attempts: u32,
+    ) -> Option<String> {
         let sweep = self.sweeps.get_mut(sweep_id)?;
         match sweep.jobs.get(index as usize) {
             Some(JobState::Leased { lease: held, attempts, .. }) if *held == lease => {

@@ -56,7 +56,11 @@ type SweepsClient = pb::sweeps_client::SweepsClient<
 /// and the server task.
 async fn serve(
     coordinator: Coordinator,
-) -> (SweepsClient, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>) {
+) -> (
+    SweepsClient,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -198,8 +202,7 @@ async fn shutdown_is_not_held_up_by_an_open_watch() {
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
     let (mut client, stop, server) = serve(coordinator).await;
-    let mut stream =
-        client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap().into_inner();
+    let mut stream = client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap().into_inner();
     assert!(stream.message().await.unwrap().is_some());
     stop.send(()).unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
@@ -248,10 +251,7 @@ async fn oversized_messages_and_unknown_sweeps_are_refused() {
     assert!(panel_csv.len() > 64 * 1024);
     let big = pb::SubmitRequest { units_csv, panel_csv, ..request(10, 10) };
     let refused = client.submit(big).await.unwrap_err();
-    assert!(
-        matches!(refused.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
-        "{refused:?}"
-    );
+    assert!(matches!(refused.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{refused:?}");
     let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
     assert!(listed.sweeps.is_empty(), "nothing was stored");
     let unknown = client.get(pb::SweepRef { sweep_id: "sw-nope".into() }).await.unwrap_err();

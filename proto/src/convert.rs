@@ -50,9 +50,9 @@ fn counts_from_pb(what: &str, wire: Option<&pb::Counts>, expected: usize) -> Res
             return Err(ProtoError::Malformed(format!("{what}: an entry is given twice")));
         }
         index += gap as usize;
-        let slot = counts
-            .get_mut(index)
-            .ok_or_else(|| ProtoError::Malformed(format!("{what}: entry {index} is beyond its {} entries", wire.len)))?;
+        let slot = counts.get_mut(index).ok_or_else(|| {
+            ProtoError::Malformed(format!("{what}: entry {index} is beyond its {} entries", wire.len))
+        })?;
         *slot = count;
     }
     Ok(counts)
@@ -206,7 +206,8 @@ pub fn encode_aggregate(a: &Aggregate) -> Vec<u8> {
 
 /// Decode [`encode_aggregate`]'s bytes.
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Aggregate, ProtoError> {
-    let wire = pb::Aggregate::decode(bytes).map_err(|e| ProtoError::Malformed(format!("undecodable aggregate: {e}")))?;
+    let wire =
+        pb::Aggregate::decode(bytes).map_err(|e| ProtoError::Malformed(format!("undecodable aggregate: {e}")))?;
     aggregate_from_pb(&wire)
 }
 

@@ -4,8 +4,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use zonesweep_shared::config::Config;
 use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::sweep::{NoiseEntry, SweepSpec};
 use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::{NoiseEntry, SweepSpec};
 
 fn demo() -> Dataset {
     Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)

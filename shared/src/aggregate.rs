@@ -357,7 +357,10 @@ impl Aggregate {
         let mut failed: u128 = 0;
         for (kind, f) in &self.failures {
             if kind.len() > 200 || f.example.len() > 4000 {
-                return bad(format!("failure kind `{}…` or its example is too long", kind.chars().take(40).collect::<String>()));
+                return bad(format!(
+                    "failure kind `{}…` or its example is too long",
+                    kind.chars().take(40).collect::<String>()
+                ));
             }
             if f.count == 0 || f.samples.len() > KEPT_FAILED_SAMPLES || f.samples.len() as u64 > f.count {
                 return bad(format!("failure kind `{kind}` has count {} and {} samples", f.count, f.samples.len()));
@@ -374,7 +377,10 @@ impl Aggregate {
         let sum = |values: &[u64]| values.iter().map(|&v| u128::from(v)).sum::<u128>();
         let each_sums_to_ok = |what: &str, counts: &[u64], width: usize| -> Result<(), MergeError> {
             match counts.chunks(width).position(|chunk| sum(chunk) != ok) {
-                Some(i) => Err(MergeError(format!("{what}: group {i} counts {} samples, not {ok}", sum(&counts[i * width..(i + 1) * width])))),
+                Some(i) => Err(MergeError(format!(
+                    "{what}: group {i} counts {} samples, not {ok}",
+                    sum(&counts[i * width..(i + 1) * width])
+                ))),
                 None => Ok(()),
             }
         };

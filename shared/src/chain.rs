@@ -277,7 +277,8 @@ pub fn run_with_rows(
         let score_key = ScoreKey::of_index(key).expect("trended indices have scores");
         let direction = zoning::direction(&config.zoning.direction, key);
         for u in 0..n_units {
-            scores[u][score_key as usize] = zoning::trend_score(trends[i][u].mk.z, parameters.trend_threshold, direction);
+            scores[u][score_key as usize] =
+                zoning::trend_score(trends[i][u].mk.z, parameters.trend_threshold, direction);
         }
     }
     for u in 0..n_units {
@@ -302,7 +303,12 @@ pub fn run_with_rows(
 }
 
 /// Run the chain on the dataset's own rows.
-pub fn run(dataset: &Dataset, config: &Config, parameters: &Parameters, detail: Detail) -> Result<ChainResult, ChainError> {
+pub fn run(
+    dataset: &Dataset,
+    config: &Config,
+    parameters: &Parameters,
+    detail: Detail,
+) -> Result<ChainResult, ChainError> {
     let terms = PanelTerms::new(dataset, dataset.rows())?;
     run_with_rows(dataset, dataset.rows(), &terms, config, parameters, detail)
 }

@@ -263,7 +263,11 @@ struct UnknownCoefficient(String);
 
 impl fmt::Display for UnknownCoefficient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown coefficient `{}` (known: cropland.*, energy.*.tce|carbon, breathing, livestock.*.respiration|enteric|manure, crops.*.economic|water|absorption, land_sink.*, nep.*)", self.0)
+        write!(
+            f,
+            "unknown coefficient `{}` (known: cropland.*, energy.*.tce|carbon, breathing, livestock.*.respiration|enteric|manure, crops.*.economic|water|absorption, land_sink.*, nep.*)",
+            self.0
+        )
     }
 }
 

@@ -452,13 +452,12 @@ impl Config {
         })?;
         let mut merged = toml::Table::try_from(Config::default()).expect("the default configuration serializes");
         merge(&mut merged, user, &mut Vec::new());
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
-            ConfigError::Schema {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Schema {
                 source_name: source_name.to_owned(),
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
-            }
-        })?;
+            })?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -477,9 +476,7 @@ impl Config {
         let mut previous = 0.0;
         for (i, segment) in ridge.trace.iter().enumerate() {
             if !(segment.step > 0.0 && segment.to > previous && segment.to.is_finite()) {
-                problems.push(format!(
-                    "ridge.trace[{i}]: needs step > 0 and `to` above the previous end {previous}"
-                ));
+                problems.push(format!("ridge.trace[{i}]: needs step > 0 and `to` above the previous end {previous}"));
             }
             previous = segment.to;
         }
@@ -563,9 +560,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("XX"), "{err}");
-        let err = Config::from_toml_overrides("[coefficients.crops.rice]\nwatr = 0.1\n", "c.toml")
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::from_toml_overrides("[coefficients.crops.rice]\nwatr = 0.1\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("crops.rice.watr"), "{err}");
         let err = Config::from_toml_overrides("bogus = 1\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
@@ -575,9 +571,7 @@ mod tests {
     fn bad_values_are_refused() {
         let err = Config::from_toml_overrides("[ridge]\nk = -0.1\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("ridge.k"), "{err}");
-        let err = Config::from_toml_overrides("[coefficients]\nbreathing = -1.0\n", "c.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml_overrides("[coefficients]\nbreathing = -1.0\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("breathing"), "{err}");
         let err = Config::from_toml_overrides("[ridge]\nk = \"x\"\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("ridge.k"), "{err}");

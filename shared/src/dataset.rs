@@ -130,31 +130,19 @@ impl Problems {
 
 impl Dataset {
     /// Parse and validate a dataset from the text of its files.
-    pub fn from_csv(
-        units_csv: &str,
-        panel_csv: &str,
-        geojson: Option<&str>,
-    ) -> Result<Dataset, DatasetError> {
+    pub fn from_csv(units_csv: &str, panel_csv: &str, geojson: Option<&str>) -> Result<Dataset, DatasetError> {
         let mut problems = Problems::default();
         let (units, unit_lines) = parse_units(units_csv, &mut problems);
-        let index: HashMap<&str, usize> = units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.id.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> = units.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
         let panel = parse_panel(panel_csv, &index, &mut problems);
         if let Some(text) = geojson {
             check_geojson(text, &index, &mut problems);
         }
         let assembled = panel.and_then(|panel| assemble(&units, &unit_lines, panel, &mut problems));
         match assembled {
-            Some((years, rows, fills)) if problems.0.is_empty() => Ok(Dataset {
-                units,
-                years,
-                rows,
-                fills,
-                geojson: geojson.map(str::to_owned),
-            }),
+            Some((years, rows, fills)) if problems.0.is_empty() => {
+                Ok(Dataset { units, years, rows, fills, geojson: geojson.map(str::to_owned) })
+            }
             _ => Err(DatasetError { problems: problems.0 }),
         }
     }
@@ -266,18 +254,11 @@ impl Dataset {
 }
 
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
 }
 
 fn reader(text: &str) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes())
+    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes())
 }
 
 /// Header column positions, with unknown, duplicate and missing columns reported.
@@ -544,7 +525,13 @@ fn assemble(units: &[Unit], unit_lines: &[u64], panel: ParsedPanel, problems: &m
     let mut structure_ok = true;
     for ((unit, rows), &unit_line) in units.iter().zip(&panel).zip(unit_lines) {
         if rows.is_empty() {
-            problems.add(UNITS_FILE, Some(unit_line), Some("id"), Some(&unit.id), format!("unit has no rows in {PANEL_FILE}"));
+            problems.add(
+                UNITS_FILE,
+                Some(unit_line),
+                Some("id"),
+                Some(&unit.id),
+                format!("unit has no rows in {PANEL_FILE}"),
+            );
             structure_ok = false;
             continue;
         }
@@ -648,7 +635,13 @@ fn assemble(units: &[Unit], unit_lines: &[u64], panel: ParsedPanel, problems: &m
                         format!("the cubic-spline fill of this gap is {value}, which is not a valid value"),
                     );
                 }
-                fills.push(Fill { unit_id: unit.id.clone(), year: years[t], field: field.name().to_owned(), line, value });
+                fills.push(Fill {
+                    unit_id: unit.id.clone(),
+                    year: years[t],
+                    field: field.name().to_owned(),
+                    line,
+                    value,
+                });
             }
         }
         for (t, row) in rows[u * n_years..(u + 1) * n_years].iter().enumerate() {

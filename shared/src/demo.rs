@@ -71,18 +71,10 @@ fn energy() -> [(Field, f64, f64); 11] {
 
 /// Shares of energy carbon by carrier (order of [`Field::ENERGY`]) in the first and
 /// the last year, before each unit's own random tilt.
-const MIX_COMMON_FIRST: [f64; 11] = [
-    0.60, 0.03, 0.07, 0.003, 0.10, 0.015, 0.03, 0.002, 0.01, 0.13, 0.005,
-];
-const MIX_COMMON_LAST: [f64; 11] = [
-    0.42, 0.025, 0.12, 0.004, 0.11, 0.008, 0.09, 0.01, 0.012, 0.19, 0.01,
-];
-const MIX_INDUSTRIAL_FIRST: [f64; 11] = [
-    0.55, 0.18, 0.03, 0.001, 0.05, 0.01, 0.02, 0.001, 0.004, 0.15, 0.004,
-];
-const MIX_INDUSTRIAL_LAST: [f64; 11] = [
-    0.48, 0.16, 0.04, 0.001, 0.05, 0.005, 0.04, 0.005, 0.004, 0.20, 0.015,
-];
+const MIX_COMMON_FIRST: [f64; 11] = [0.60, 0.03, 0.07, 0.003, 0.10, 0.015, 0.03, 0.002, 0.01, 0.13, 0.005];
+const MIX_COMMON_LAST: [f64; 11] = [0.42, 0.025, 0.12, 0.004, 0.11, 0.008, 0.09, 0.01, 0.012, 0.19, 0.01];
+const MIX_INDUSTRIAL_FIRST: [f64; 11] = [0.55, 0.18, 0.03, 0.001, 0.05, 0.01, 0.02, 0.001, 0.004, 0.15, 0.004];
+const MIX_INDUSTRIAL_LAST: [f64; 11] = [0.48, 0.16, 0.04, 0.001, 0.05, 0.005, 0.04, 0.005, 0.004, 0.20, 0.015];
 
 /// Crop production shares by mass (order of `Field::CROPS`).
 const CROP_MIX: [f64; 9] = [0.20, 0.20, 0.30, 0.005, 0.02, 0.05, 0.12, 0.02, 0.085];
@@ -143,19 +135,13 @@ pub fn generate(n_units: usize, seed: u64) -> Result<Dataset, DatasetError> {
 
     // Normalize the sizes to the region totals.
     let area_factor = REGION_AREA * scale / specs.iter().map(|s| s.area).sum::<f64>();
-    let population_factor = REGION_POPULATION_LAST * scale
-        / specs
-            .iter()
-            .map(|s| s.area * area_factor * s.density)
-            .sum::<f64>();
+    let population_factor =
+        REGION_POPULATION_LAST * scale / specs.iter().map(|s| s.area * area_factor * s.density).sum::<f64>();
     for spec in &mut specs {
         spec.area = round_to(spec.area * area_factor, 2);
         spec.population_last = spec.area * spec.density * population_factor;
     }
-    let energy_first: f64 = specs
-        .iter()
-        .map(|s| s.population_first() * s.energy_per_person)
-        .sum();
+    let energy_first: f64 = specs.iter().map(|s| s.population_first() * s.energy_per_person).sum();
     let energy_factor = REGION_ENERGY_CARBON_FIRST * scale / energy_first;
     for spec in &mut specs {
         spec.energy_per_person *= energy_factor;
@@ -318,8 +304,7 @@ impl UnitSpec {
             Industrial => 1.8,
         };
         let gdp_per_person_first = 0.42 * wealth * lognormal(rng, 1.0, 0.3);
-        let gdp_growth_early =
-            normal(rng, 0.13, 0.015) + if kind == Industrial { 0.01 } else { 0.0 };
+        let gdp_growth_early = normal(rng, 0.13, 0.015) + if kind == Industrial { 0.01 } else { 0.0 };
         let gdp_growth_late = normal(rng, 0.075, 0.012);
         let secondary_first = match kind {
             Forested => uniform(rng, 0.30, 0.40),
@@ -359,20 +344,11 @@ impl UnitSpec {
             Mixed => 0.10,
             Industrial => 0.35,
         };
-        let (energy_growth_early, energy_growth_late, energy_turn) =
-            if rng.random::<f64>() < early_peak {
-                (
-                    normal(rng, 0.025, 0.012),
-                    normal(rng, -0.02, 0.02),
-                    rng.random_range(6..14),
-                )
-            } else {
-                (
-                    normal(rng, early.0, early.1),
-                    normal(rng, late.0, late.1),
-                    11,
-                )
-            };
+        let (energy_growth_early, energy_growth_late, energy_turn) = if rng.random::<f64>() < early_peak {
+            (normal(rng, 0.025, 0.012), normal(rng, -0.02, 0.02), rng.random_range(6..14))
+        } else {
+            (normal(rng, early.0, early.1), normal(rng, late.0, late.1), 11)
+        };
         let (base_first, base_last) = if kind == Industrial {
             (MIX_INDUSTRIAL_FIRST, MIX_INDUSTRIAL_LAST)
         } else {
@@ -523,8 +499,7 @@ impl UnitSpec {
             .round()
             .max(1000.0);
             let urbanization =
-                (self.urbanization_first + self.urbanization_gain * tau + 0.004 * gauss(rng))
-                    .clamp(0.05, 0.9);
+                (self.urbanization_first + self.urbanization_gain * tau + 0.004 * gauss(rng)).clamp(0.05, 0.9);
             let urban_population = (population * urbanization).round().max(1.0);
             let rural = population - urban_population;
             row[Field::Population as usize] = population;
@@ -534,8 +509,7 @@ impl UnitSpec {
             // 2011–2015; the secondary share rises until 2011, then falls.
             if k > 0 {
                 let slow = ((k as f64 - 10.0) / 5.0).clamp(0.0, 1.0);
-                let rate =
-                    self.gdp_growth_early + (self.gdp_growth_late - self.gdp_growth_early) * slow;
+                let rate = self.gdp_growth_early + (self.gdp_growth_late - self.gdp_growth_early) * slow;
                 gdp *= 1.0 + rate + 0.008 * gauss(rng);
             }
             let turn = 0.55;
@@ -552,12 +526,10 @@ impl UnitSpec {
             // carriers by a mix drifting from coal towards gas and power.
             if k > 0 {
                 let slow = ((k as f64 - self.energy_turn as f64) / 3.0).clamp(0.0, 1.0);
-                log_energy += self.energy_growth_early
-                    + (self.energy_growth_late - self.energy_growth_early) * slow;
+                log_energy += self.energy_growth_early + (self.energy_growth_late - self.energy_growth_early) * slow;
             }
-            let energy_carbon = self.population_first()
-                * self.energy_per_person
-                * (log_energy + 0.03 * gauss(rng)).exp();
+            let energy_carbon =
+                self.population_first() * self.energy_per_person * (log_energy + 0.03 * gauss(rng)).exp();
             let mut mix = [0.0; 11];
             for c in 0..11 {
                 if Field::ENERGY[c] == Field::Lng && k < self.lng_start {
@@ -586,24 +558,9 @@ impl UnitSpec {
                 (up * t.min(peak) - down * (t - peak).max(0.0)).exp() * (0.03 * gauss(rng)).exp()
             }
             put(&mut row, Field::Sown, sown, 2);
-            put(
-                &mut row,
-                Field::Fertilizer,
-                sown * self.fertilizer_rate * rise_fall(rng, t, 0.025, 0.02, 15.0),
-                1,
-            );
-            put(
-                &mut row,
-                Field::Pesticide,
-                sown * self.pesticide_rate * rise_fall(rng, t, 0.03, 0.03, 14.0),
-                1,
-            );
-            put(
-                &mut row,
-                Field::PlasticFilm,
-                sown * self.film_rate * rise_fall(rng, t, 0.04, 0.01, 16.0),
-                1,
-            );
+            put(&mut row, Field::Fertilizer, sown * self.fertilizer_rate * rise_fall(rng, t, 0.025, 0.02, 15.0), 1);
+            put(&mut row, Field::Pesticide, sown * self.pesticide_rate * rise_fall(rng, t, 0.03, 0.03, 14.0), 1);
+            put(&mut row, Field::PlasticFilm, sown * self.film_rate * rise_fall(rng, t, 0.04, 0.01, 16.0), 1);
             put(
                 &mut row,
                 Field::Irrigated,
@@ -636,30 +593,15 @@ impl UnitSpec {
                 (grassland + 0.2 * cropland) * self.cattle_rate * rise_fall(rng, t, 0.0, 0.01, 0.0),
                 0,
             );
-            put(
-                &mut row,
-                Field::Sheep,
-                grassland * self.sheep_rate * rise_fall(rng, t, 0.01, 0.0, 20.0),
-                0,
-            );
-            put(
-                &mut row,
-                Field::Poultry,
-                rural * self.poultry_per_rural * rise_fall(rng, t, 0.015, 0.0, 20.0),
-                0,
-            );
+            put(&mut row, Field::Sheep, grassland * self.sheep_rate * rise_fall(rng, t, 0.01, 0.0, 20.0), 0);
+            put(&mut row, Field::Poultry, rural * self.poultry_per_rural * rise_fall(rng, t, 0.015, 0.0, 20.0), 0);
 
             // Crops: production per sown hectare changes by about +1 %/yr, with
             // weather noise shared by the unit's crops in a year.
             let weather = (0.05 * gauss(rng)).exp();
             let production = sown * self.crop_yield * (self.crop_yield_trend * t).exp() * weather;
             for (c, field) in Field::CROPS.iter().enumerate() {
-                put(
-                    &mut row,
-                    *field,
-                    production * self.crop_mix[c] * (0.05 * gauss(rng)).exp(),
-                    1,
-                );
+                put(&mut row, *field, production * self.crop_mix[c] * (0.05 * gauss(rng)).exp(), 1);
             }
             rows.push(row);
         }
@@ -713,11 +655,7 @@ mod tests {
             + 0.266 * v(Field::Irrigated)
             + 0.02 * v(Field::Sown)
             + 1.81e-4 * v(Field::Machinery);
-        let ce_urban = energy()
-            .iter()
-            .map(|&(f, tce, c)| v(f) * tce * c)
-            .sum::<f64>()
-            + 0.079 * v(Field::Population);
+        let ce_urban = energy().iter().map(|&(f, tce, c)| v(f) * tce * c).sum::<f64>() + 0.079 * v(Field::Population);
         let ce_livestock = v(Field::Pigs) * (0.08 + 0.001 + 0.005)
             + v(Field::Cattle) * (0.79 + 0.005 + 0.003)
             + v(Field::Sheep) * (0.02 + 0.005 + 0.0005)
@@ -733,10 +671,7 @@ mod tests {
             (Field::Peanut, 0.43, 0.10, 0.450),
             (Field::Rapeseed, 0.25, 0.10, 0.450),
         ];
-        let cs_crop: f64 = crops
-            .iter()
-            .map(|&(f, rho, w, vv)| v(f) * (1.0 - w) / rho * vv)
-            .sum();
+        let cs_crop: f64 = crops.iter().map(|&(f, rho, w, vv)| v(f) * (1.0 - w) / rho * vv).sum();
         let cs_land = 3.98 * v(Field::Shrubland)
             + 5.77 * v(Field::Forest)
             + 0.021 * v(Field::Grassland)
@@ -758,11 +693,7 @@ mod tests {
         }
         slopes.sort_by(f64::total_cmp);
         let n = slopes.len();
-        if n % 2 == 1 {
-            slopes[n / 2]
-        } else {
-            (slopes[n / 2 - 1] + slopes[n / 2]) / 2.0
-        }
+        if n % 2 == 1 { slopes[n / 2] } else { (slopes[n / 2 - 1] + slopes[n / 2]) / 2.0 }
     }
 
     /// Mann-Kendall Z without tie correction (the values are continuous).
@@ -809,18 +740,9 @@ mod tests {
         assert_eq!(large.units()[499].id, "QB0500");
         assert_eq!(large.units()[499].name, "Synthetic county 0500");
         // Totals scale with the number of units.
-        let area: f64 = (0..500)
-            .map(|u| {
-                Field::LAND_USE
-                    .iter()
-                    .map(|f| large.row(u, 0)[*f as usize])
-                    .sum::<f64>()
-            })
-            .sum();
-        assert!(
-            (area / (REGION_AREA * 500.0 / 81.0) - 1.0).abs() < 1e-6,
-            "{area}"
-        );
+        let area: f64 =
+            (0..500).map(|u| Field::LAND_USE.iter().map(|f| large.row(u, 0)[*f as usize]).sum::<f64>()).sum();
+        assert!((area / (REGION_AREA * 500.0 / 81.0) - 1.0).abs() < 1e-6, "{area}");
 
         assert!(generate(0, DEMO_SEED).is_err());
     }
@@ -846,29 +768,19 @@ mod tests {
         let ce = |t: usize| sum_over_units(&d, t, |r| ce_cs(r).0);
         let cs = |t: usize| sum_over_units(&d, t, |r| ce_cs(r).1);
         let total = |t: usize, f: Field| sum_over_units(&d, t, |r| r[f as usize]);
-        let area = |t: usize| {
-            sum_over_units(&d, t, |r| {
-                Field::LAND_USE.iter().map(|f| r[*f as usize]).sum()
-            })
-        };
+        let area = |t: usize| sum_over_units(&d, t, |r| Field::LAND_USE.iter().map(|f| r[*f as usize]).sum());
 
         let (ce_first, ce_last) = (ce(0), ce(last));
         let cs_all: Vec<f64> = (0..=last).map(cs).collect();
-        let (cs_min, cs_max) = cs_all
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (cs_min, cs_max) = cs_all.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         let population = total(last, Field::Population);
         let ur = |t| total(t, Field::UrbanPopulation) / total(t, Field::Population);
         let forest = total(last, Field::Forest) / area(last);
         let crop = total(last, Field::Cropland) / area(last);
-        let growth = |a: usize, b: usize| {
-            (total(b, Field::Gdp) / total(a, Field::Gdp)).powf(1.0 / (b - a) as f64) - 1.0
-        };
-        let energy_tce = |t: usize| {
-            sum_over_units(&d, t, |r| {
-                energy().iter().map(|&(f, tce, _)| r[f as usize] * tce).sum()
-            })
-        };
+        let growth =
+            |a: usize, b: usize| (total(b, Field::Gdp) / total(a, Field::Gdp)).powf(1.0 / (b - a) as f64) - 1.0;
+        let energy_tce =
+            |t: usize| sum_over_units(&d, t, |r| energy().iter().map(|&(f, tce, _)| r[f as usize] * tce).sum());
         let intensity = |t: usize| energy_tce(t) / total(t, Field::Gdp);
         eprintln!(
             "CE {:.2} -> {:.2} Mt; CS {:.2}..{:.2} Mt; population 2020 {:.2} M; urbanization {:.3} -> {:.3}; \
@@ -892,50 +804,31 @@ mod tests {
             intensity(0),
             intensity(last),
         );
-        assert!(
-            (32e6..=38e6).contains(&ce_first),
-            "CE first year {ce_first}"
-        );
+        assert!((32e6..=38e6).contains(&ce_first), "CE first year {ce_first}");
         assert!((52e6..=60e6).contains(&ce_last), "CE last year {ce_last}");
         assert!(cs_min >= 85e6 && cs_max <= 95e6, "CS {cs_min}..{cs_max}");
-        assert!(
-            (28e6..=32e6).contains(&population),
-            "population {population}"
-        );
+        assert!((28e6..=32e6).contains(&population), "population {population}");
         assert!((0.25..=0.35).contains(&ur(0)) && (0.45..=0.60).contains(&ur(last)));
         assert!((area(last) / 22.45e6 - 1.0).abs() < 1e-6);
         assert!((0.51..=0.55).contains(&forest), "forest {forest}");
         assert!((0.20..=0.25).contains(&crop), "cropland {crop}");
         assert!(total(last, Field::Urban) > 1.3 * total(0, Field::Urban));
-        assert!(
-            (0.10..=0.14).contains(&growth(0, 10)),
-            "early GDP growth {}",
-            growth(0, 10)
-        );
-        assert!(
-            (0.06..=0.08).contains(&growth(15, 20)),
-            "late GDP growth {}",
-            growth(15, 20)
-        );
+        assert!((0.10..=0.14).contains(&growth(0, 10)), "early GDP growth {}", growth(0, 10));
+        assert!((0.06..=0.08).contains(&growth(15, 20)), "late GDP growth {}", growth(15, 20));
         assert!(intensity(last) < 0.5 * intensity(0));
 
         // Per unit: secondary shares 30–55 % (roughly), a few high emitters,
         // and emissions rising in some units and flat or falling in others
         // late in the period.
         let shares: Vec<f64> = (0..n)
-            .map(|u| {
-                d.row(u, last)[Field::SecondaryGdp as usize] / d.row(u, last)[Field::Gdp as usize]
-            })
+            .map(|u| d.row(u, last)[Field::SecondaryGdp as usize] / d.row(u, last)[Field::Gdp as usize])
             .collect();
-        let (lo, hi) = shares
-            .iter()
-            .fold((1.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        let (lo, hi) = shares.iter().fold((1.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
         eprintln!("secondary shares {lo:.3}..{hi:.3}");
         assert!(lo >= 0.279 && hi <= 0.561);
         let mut ce_last_units: Vec<f64> = (0..n).map(|u| ce_cs(d.row(u, last)).0).collect();
-        let per_person: Vec<f64> = (0..n)
-            .map(|u| ce_last_units[u] / d.row(u, last)[Field::Population as usize])
-            .collect();
+        let per_person: Vec<f64> =
+            (0..n).map(|u| ce_last_units[u] / d.row(u, last)[Field::Population as usize]).collect();
         let mut sorted = per_person.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[n / 2];
@@ -953,10 +846,7 @@ mod tests {
             "high emitters (> 3x median CE per person): {high}; late CE falling/flat: {falling}, rising > 1 %/yr: {rising}"
         );
         assert!((5..=8).contains(&high), "{high} high emitters");
-        assert!(
-            falling >= 10,
-            "{falling} units with flat or falling late CE"
-        );
+        assert!(falling >= 10, "{falling} units with flat or falling late CE");
         assert!(rising >= 20, "{rising} units with rising late CE");
 
         // Whole-period Mann-Kendall trends of CE and CS differ between units.
@@ -977,16 +867,8 @@ mod tests {
         };
         let ce_classes = classes(&|r| ce_cs(r).0);
         let cs_classes = classes(&|r| ce_cs(r).1);
-        eprintln!(
-            "MK classes (Z <= 0, 0 < Z <= 1.66, Z > 1.66): CE {ce_classes:?}, CS {cs_classes:?}"
-        );
-        assert!(
-            ce_classes[0] >= 5 && ce_classes[1] >= 3 && ce_classes[2] >= n / 2,
-            "CE {ce_classes:?}"
-        );
-        assert!(
-            cs_classes[0] >= 5 && cs_classes[2] >= n / 3,
-            "CS {cs_classes:?}"
-        );
+        eprintln!("MK classes (Z <= 0, 0 < Z <= 1.66, Z > 1.66): CE {ce_classes:?}, CS {cs_classes:?}");
+        assert!(ce_classes[0] >= 5 && ce_classes[1] >= 3 && ce_classes[2] >= n / 2, "CE {ce_classes:?}");
+        assert!(cs_classes[0] >= 5 && cs_classes[2] >= n / 3, "CS {cs_classes:?}");
     }
 }

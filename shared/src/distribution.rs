@@ -10,13 +10,33 @@ use statrs::distribution::{ContinuousCDF, Normal};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Distribution {
-    Fixed { value: f64 },
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, sd: f64 },
-    TruncatedNormal { mean: f64, sd: f64, low: f64, high: f64 },
-    Triangular { low: f64, mode: f64, high: f64 },
+    Fixed {
+        value: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        sd: f64,
+    },
+    TruncatedNormal {
+        mean: f64,
+        sd: f64,
+        low: f64,
+        high: f64,
+    },
+    Triangular {
+        low: f64,
+        mode: f64,
+        high: f64,
+    },
     /// exp(N(mu, sigma)): `mu` and `sigma` are of the logarithm.
-    Lognormal { mu: f64, sigma: f64 },
+    Lognormal {
+        mu: f64,
+        sigma: f64,
+    },
 }
 
 fn standard_normal() -> Normal {

@@ -84,15 +84,8 @@ impl Field {
     }
 
     /// Land-use area fields L1–L7 (hm²).
-    pub const LAND_USE: [Field; 7] = [
-        Field::Cropland,
-        Field::Shrubland,
-        Field::Forest,
-        Field::Grassland,
-        Field::Water,
-        Field::Urban,
-        Field::Unused,
-    ];
+    pub const LAND_USE: [Field; 7] =
+        [Field::Cropland, Field::Shrubland, Field::Forest, Field::Grassland, Field::Water, Field::Urban, Field::Unused];
 
     /// Livestock stock fields (head).
     pub const LIVESTOCK: [Field; 4] = [Field::Pigs, Field::Cattle, Field::Sheep, Field::Poultry];
@@ -127,12 +120,7 @@ impl Field {
 
     /// Fields that must be strictly positive in every row, because the model
     /// takes their logarithm or divides by them.
-    pub const POSITIVE: [Field; 4] = [
-        Field::Population,
-        Field::UrbanPopulation,
-        Field::Gdp,
-        Field::SecondaryGdp,
-    ];
+    pub const POSITIVE: [Field; 4] = [Field::Population, Field::UrbanPopulation, Field::Gdp, Field::SecondaryGdp];
 }
 
 /// Groups of fields that share one measurement-noise level in a sweep.

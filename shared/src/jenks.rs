@@ -128,10 +128,7 @@ pub fn partition(values: &[f64], n_classes: usize) -> Partition {
         })
     };
     let upper_bounds: Vec<f64> = upper_index.iter().map(|&e| distinct[e - 1]).collect();
-    let class_of = values
-        .iter()
-        .map(|v| upper_bounds.iter().position(|u| v <= u).unwrap_or(k - 1))
-        .collect();
+    let class_of = values.iter().map(|v| upper_bounds.iter().position(|u| v <= u).unwrap_or(k - 1)).collect();
     Partition { class_of, upper_bounds, min: distinct[0] }
 }
 
@@ -167,7 +164,9 @@ fn optimal_ends<S: Score>(m: usize, k: usize, class_score: impl Fn(usize, usize)
         }
         let target = best[c][end].expect("reachable");
         end = (c..end)
-            .find(|&i| best[c - 1][i].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal))
+            .find(|&i| {
+                best[c - 1][i].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal)
+            })
             .expect("the optimum is attained");
     }
     ends

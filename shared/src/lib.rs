@@ -5,24 +5,24 @@
 //! Pure computation: no file or network IO beyond parsing text it is handed,
 //! and nothing of tonic, prost, tokio or redb.
 
-pub mod dataset;
-pub mod fields;
-pub mod spline;
+pub mod aggregate;
+pub mod blob;
+pub mod chain;
 pub mod coefficients;
 pub mod config;
+pub mod dataset;
 pub mod demo;
-pub mod error;
-pub mod indices;
-pub mod trend;
-pub mod jenks;
-pub mod ridge;
-pub mod projection;
-pub mod zoning;
-pub mod chain;
-pub mod evaluation;
 pub mod distribution;
-pub mod sweep;
+pub mod error;
+pub mod evaluation;
+pub mod fields;
 pub mod histogram;
-pub mod aggregate;
+pub mod indices;
+pub mod jenks;
+pub mod projection;
+pub mod ridge;
 pub mod runner;
-pub mod blob;
+pub mod spline;
+pub mod sweep;
+pub mod trend;
+pub mod zoning;

@@ -97,9 +97,8 @@ impl Standardized {
     /// β*(K) = (R + K·I)⁻¹ r and VIF(K) = diag((R+KI)⁻¹ R (R+KI)⁻¹).
     pub fn solve(&self, k: f64) -> Result<([f64; N_PREDICTORS], [f64; N_PREDICTORS]), ChainError> {
         let shifted = self.corr_xx + Matrix6::identity() * k;
-        let inverse = shifted
-            .try_inverse()
-            .ok_or_else(|| ChainError::Regression(format!("R + K·I is singular at K = {k}")))?;
+        let inverse =
+            shifted.try_inverse().ok_or_else(|| ChainError::Regression(format!("R + K·I is singular at K = {k}")))?;
         let beta = inverse * self.corr_xy;
         let vif_matrix = inverse * self.corr_xx * inverse;
         let standardized: [f64; N_PREDICTORS] = std::array::from_fn(|j| beta[j]);
@@ -114,8 +113,7 @@ impl Standardized {
     /// a = ȳ − Σ b_j·x̄_j.
     pub fn fit(&self, k: f64) -> Result<RidgeFit, ChainError> {
         let (standardized, vif) = self.solve(k)?;
-        let coefficients: [f64; N_PREDICTORS] =
-            std::array::from_fn(|j| standardized[j] * self.sd_y / self.sd_x[j]);
+        let coefficients: [f64; N_PREDICTORS] = std::array::from_fn(|j| standardized[j] * self.sd_y / self.sd_x[j]);
         let intercept = self.mean_y - (0..N_PREDICTORS).map(|j| coefficients[j] * self.mean_x[j]).sum::<f64>();
         Ok(RidgeFit { k, intercept, coefficients, standardized, vif })
     }

@@ -49,7 +49,14 @@ impl<'a> SweepRunner<'a> {
             }
             None => {
                 let terms = self.terms.as_ref().map_err(Clone::clone)?;
-                chain::run_with_rows(self.dataset, self.dataset.rows(), terms, self.config, &draw.parameters, Detail::Sample)?
+                chain::run_with_rows(
+                    self.dataset,
+                    self.dataset.rows(),
+                    terms,
+                    self.config,
+                    &draw.parameters,
+                    Detail::Sample,
+                )?
             }
         };
         Ok(Outcome::new(&result, self.config, &draw.parameters))

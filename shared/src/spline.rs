@@ -13,11 +13,7 @@
 /// a missing point lies outside the known range (extrapolation is not filling).
 pub fn fill_natural_cubic(xs: &[f64], ys: &[Option<f64>]) -> Option<Vec<f64>> {
     assert_eq!(xs.len(), ys.len(), "one x per y");
-    let known: Vec<(f64, f64)> = xs
-        .iter()
-        .zip(ys)
-        .filter_map(|(&x, y)| y.map(|y| (x, y)))
-        .collect();
+    let known: Vec<(f64, f64)> = xs.iter().zip(ys).filter_map(|(&x, y)| y.map(|y| (x, y))).collect();
     if known.len() < 2 {
         return None;
     }
@@ -70,10 +66,7 @@ fn natural_second_derivatives(points: &[(f64, f64)]) -> Vec<f64> {
 }
 
 fn evaluate(points: &[(f64, f64)], m: &[f64], x: f64) -> f64 {
-    let i = points
-        .windows(2)
-        .position(|w| x <= w[1].0)
-        .unwrap_or(points.len() - 2);
+    let i = points.windows(2).position(|w| x <= w[1].0).unwrap_or(points.len() - 2);
     let (x0, y0) = points[i];
     let (x1, y1) = points[i + 1];
     let h = x1 - x0;
@@ -98,10 +91,8 @@ mod tests {
     #[test]
     fn reproduces_a_line_through_many_points() {
         let xs: Vec<f64> = (0..10).map(f64::from).collect();
-        let ys: Vec<Option<f64>> = xs
-            .iter()
-            .map(|&x| if x == 4.0 || x == 7.0 { None } else { Some(2.0 * x + 1.0) })
-            .collect();
+        let ys: Vec<Option<f64>> =
+            xs.iter().map(|&x| if x == 4.0 || x == 7.0 { None } else { Some(2.0 * x + 1.0) }).collect();
         let filled = fill_natural_cubic(&xs, &ys).unwrap();
         assert!((filled[4] - 9.0).abs() < 1e-12);
         assert!((filled[7] - 15.0).abs() < 1e-12);

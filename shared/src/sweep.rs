@@ -270,7 +270,9 @@ impl SweepSpec {
         }
         if let Some(d) = self.trend_threshold {
             if d.lower_bound() < 0.0 {
-                problems.push("trend_threshold: the distribution allows a threshold below 0; bound it at 0 or above".to_owned());
+                problems.push(
+                    "trend_threshold: the distribution allows a threshold below 0; bound it at 0 or above".to_owned(),
+                );
             }
             push(Target::TrendThreshold, Some(d), "trend_threshold".into());
         }
@@ -291,8 +293,11 @@ impl SweepSpec {
                 .map(|(i, keys)| keys.map(|text| pattern(text, &format!("{what}[{i}]"), problems)))
                 .collect::<Vec<_>>()
         };
-        let rate_patterns =
-            cell_patterns("rate", &mut self.rate.iter().map(|e| [&*e.scenario, &*e.variable, &*e.period]), &mut problems);
+        let rate_patterns = cell_patterns(
+            "rate",
+            &mut self.rate.iter().map(|e| [&*e.scenario, &*e.variable, &*e.period]),
+            &mut problems,
+        );
         let cap_patterns =
             cell_patterns("cap", &mut self.cap.iter().map(|e| [&*e.scenario, &*e.variable, &*e.period]), &mut problems);
         let matches = |p: &[Option<Pattern>; 3], s: Scenario, d: Driver, q: Period| {
@@ -306,12 +311,20 @@ impl SweepSpec {
                     if let Some(i) = rate {
                         rate_matched[i] = true;
                     }
-                    push(Target::Rate { scenario, driver, period }, rate.map(|i| self.rate[i].multiplier), format!("rate.{cell}"));
+                    push(
+                        Target::Rate { scenario, driver, period },
+                        rate.map(|i| self.rate[i].multiplier),
+                        format!("rate.{cell}"),
+                    );
                     let has_cap = config.scenarios.rules(scenario).get(driver).get(period).cap.is_some();
                     let cap = cap_patterns.iter().rposition(|p| matches(p, scenario, driver, period));
                     if let Some(i) = cap {
                         cap_matched[i] = true;
-                        if !has_cap && !self.cap[i].scenario.contains(['*', '?', '[']) && !self.cap[i].variable.contains(['*', '?', '[']) && !self.cap[i].period.contains(['*', '?', '[']) {
+                        if !has_cap
+                            && !self.cap[i].scenario.contains(['*', '?', '['])
+                            && !self.cap[i].variable.contains(['*', '?', '['])
+                            && !self.cap[i].period.contains(['*', '?', '['])
+                        {
                             problems.push(format!("cap[{i}]: the rule {cell} has no cap to offset"));
                         }
                     }
@@ -325,12 +338,16 @@ impl SweepSpec {
         }
         for (i, matched) in rate_matched.iter().enumerate() {
             if !matched {
-                problems.push(format!("rate[{i}] matches no scenario rule, or later entries override every rule it matches"));
+                problems.push(format!(
+                    "rate[{i}] matches no scenario rule, or later entries override every rule it matches"
+                ));
             }
         }
         for (i, matched) in cap_matched.iter().enumerate() {
             if !matched {
-                problems.push(format!("cap[{i}] matches no scenario rule, or later entries override every rule it matches"));
+                problems.push(format!(
+                    "cap[{i}] matches no scenario rule, or later entries override every rule it matches"
+                ));
             }
         }
 
@@ -353,7 +370,9 @@ impl SweepSpec {
                 problems.push(format!("coefficient[{i}]: `{}` matches no coefficient", self.coefficient[i].name));
             }
         }
-        debug_assert!(dimensions.iter().filter(|d| matches!(d.target, Target::Coefficient(_))).count() <= N_COEFFICIENTS);
+        debug_assert!(
+            dimensions.iter().filter(|d| matches!(d.target, Target::Coefficient(_))).count() <= N_COEFFICIENTS
+        );
 
         let mut noise_sigma = [0.0; N_FIELDS];
         for (i, entry) in self.noise.iter().enumerate() {

@@ -107,11 +107,8 @@ pub fn mann_kendall_many(values: &[f64], n_series: usize, n: usize) -> Vec<MannK
     }
     (0..n_series)
         .map(|series| {
-            let tie_term = if equal_pairs[series] > 0 {
-                tie_correction(&values[series * n..(series + 1) * n])
-            } else {
-                0
-            };
+            let tie_term =
+                if equal_pairs[series] > 0 { tie_correction(&values[series * n..(series + 1) * n]) } else { 0 };
             finish(s[series], tie_term, n)
         })
         .collect()

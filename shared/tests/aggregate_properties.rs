@@ -33,19 +33,15 @@ fn positive() -> impl Strategy<Value = f64> {
 }
 
 fn scenario_outcome() -> impl Strategy<Value = ScenarioOutcome> {
-    (
-        prop::option::of(BASE_YEAR..HORIZON),
-        any::<bool>(),
-        prop::option::of(positive()),
-        positive(),
-    )
-        .prop_map(|(peak_year, neutral, ce_milestone, ce_horizon)| ScenarioOutcome {
+    (prop::option::of(BASE_YEAR..HORIZON), any::<bool>(), prop::option::of(positive()), positive()).prop_map(
+        |(peak_year, neutral, ce_milestone, ce_horizon)| ScenarioOutcome {
             peak_year,
             peaked_by_milestone: peak_year.is_some_and(|y| y <= MILESTONE),
             neutral,
             ce_milestone,
             ce_horizon,
-        })
+        },
+    )
 }
 
 fn unit_outcome() -> impl Strategy<Value = UnitOutcome> {
@@ -76,9 +72,7 @@ fn event(n_units: usize) -> impl Strategy<Value = Event> {
 
 /// Samples 0..n of a sweep of 1–4 units, each assigned to one of three parts.
 fn sweep() -> impl Strategy<Value = (usize, Vec<(Event, usize)>)> {
-    (1usize..=4).prop_flat_map(|n_units| {
-        (Just(n_units), prop::collection::vec((event(n_units), 0usize..3), 0..50))
-    })
+    (1usize..=4).prop_flat_map(|n_units| (Just(n_units), prop::collection::vec((event(n_units), 0usize..3), 0..50)))
 }
 
 fn add_event(aggregate: &mut Aggregate, sample: u64, event: &Event) {

@@ -41,7 +41,14 @@ fn type_name(v: &Value) -> &'static str {
 
 impl Compare {
     fn new(rtol: f64, atol: f64) -> Compare {
-        Compare { rtol, atol, mismatches: Vec::new(), type_warnings: Vec::new(), compared: 0, worst_float: (0.0, String::new()) }
+        Compare {
+            rtol,
+            atol,
+            mismatches: Vec::new(),
+            type_warnings: Vec::new(),
+            compared: 0,
+            worst_float: (0.0, String::new()),
+        }
     }
 
     fn bad(&mut self, path: &str, e: impl std::fmt::Display, a: impl std::fmt::Display, why: &str) {
@@ -107,7 +114,9 @@ impl Compare {
                 let equal = match (en.as_i64(), an.as_i64(), en.as_u64(), an.as_u64()) {
                     (Some(x), Some(y), _, _) => x == y,
                     (_, _, Some(x), Some(y)) => x == y,
-                    _ if an.is_f64() => an.as_f64() == en.as_f64() && en.as_f64().is_some_and(|v| v.abs() < 2f64.powi(53)),
+                    _ if an.is_f64() => {
+                        an.as_f64() == en.as_f64() && en.as_f64().is_some_and(|v| v.abs() < 2f64.powi(53))
+                    }
                     _ => false,
                 };
                 if !equal {
@@ -269,5 +278,10 @@ fn comparison_reports_every_kind_of_mismatch() {
     cmp.run(&expected, &different, "$");
     let paths: Vec<&str> = cmp.mismatches.iter().map(|m| m.split_whitespace().next().unwrap()).collect();
     // serde_json maps iterate in key order.
-    assert_eq!(paths, vec!["$.b", "$.f", "$.gone", "$.i", "$.l", "$.n", "$.o.k", "$.s", "$.tiny"], "{:#?}", cmp.mismatches);
+    assert_eq!(
+        paths,
+        vec!["$.b", "$.f", "$.gone", "$.i", "$.l", "$.n", "$.o.k", "$.s", "$.tiny"],
+        "{:#?}",
+        cmp.mismatches
+    );
 }

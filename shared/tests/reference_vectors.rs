@@ -119,9 +119,7 @@ fn pad_design(x: &[Vec<f64>], y: &[f64]) -> Vec<[f64; N_PREDICTORS]> {
         // Any scale and offset: correlations do not see them.
         pads.push(unit.iter().map(|v| 3.0 + 2.0 * v).collect::<Vec<f64>>());
     }
-    (0..n)
-        .map(|i| std::array::from_fn(|j| if j < p { x[i][j] } else { pads[j - p][i] }))
-        .collect()
+    (0..n).map(|i| std::array::from_fn(|j| if j < p { x[i][j] } else { pads[j - p][i] })).collect()
 }
 
 #[test]
@@ -140,7 +138,8 @@ fn ridge_matches_correlation_form_reference() {
             pad_design(&x, &y)
         };
         let vif = f64s(&case["vif"]);
-        let rtol = if vif.iter().any(|v| *v > RIDGE_ILL_CONDITIONED_VIF) { RIDGE_ILL_CONDITIONED_RTOL } else { RIDGE_RTOL };
+        let rtol =
+            if vif.iter().any(|v| *v > RIDGE_ILL_CONDITIONED_VIF) { RIDGE_ILL_CONDITIONED_RTOL } else { RIDGE_RTOL };
         let label = format!("case {i} (n={}, p={p}, K={k}, rtol {rtol:e})", x.len());
         let fit = match standardize(&rows, &y).and_then(|s| s.fit(k)) {
             Ok(fit) => fit,
@@ -164,7 +163,13 @@ fn ridge_matches_correlation_form_reference() {
         }
         // The padding columns are orthonormal and uncorrelated: VIF = 1/(1+K)².
         for j in p..N_PREDICTORS {
-            bad.check(|| format!("{label} vif[{j}] (padding)"), fit.vif[j], 1.0 / ((1.0 + k) * (1.0 + k)), rtol, RIDGE_ATOL);
+            bad.check(
+                || format!("{label} vif[{j}] (padding)"),
+                fit.vif[j],
+                1.0 / ((1.0 + k) * (1.0 + k)),
+                rtol,
+                RIDGE_ATOL,
+            );
         }
         bad.check(|| format!("{label} r2"), fit.r_squared(&rows, &y), num(&case["r2"]), rtol, RIDGE_ATOL);
         if fit.k != k {

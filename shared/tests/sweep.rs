@@ -60,7 +60,15 @@ fn coefficient(name: &str, multiplier: Distribution) -> CoefficientEntry {
 
 /// A spec with nothing uncertain, to add entries to.
 fn empty_spec() -> SweepSpec {
-    SweepSpec { k: None, trend_threshold: None, rate: vec![], cap: vec![], coefficient: vec![], noise: vec![], ..SweepSpec::default() }
+    SweepSpec {
+        k: None,
+        trend_threshold: None,
+        rate: vec![],
+        cap: vec![],
+        coefficient: vec![],
+        noise: vec![],
+        ..SweepSpec::default()
+    }
 }
 
 const UNIFORM: Distribution = Distribution::Uniform { low: 0.9, high: 1.1 };
@@ -203,7 +211,8 @@ fn a_later_entry_overrides_an_earlier_one_for_the_cells_it_matches() {
         for (s, row) in p.adjustments.rate_multiplier.iter().enumerate() {
             for (d, periods) in row.iter().enumerate() {
                 for m in periods {
-                    let range = if s == Scenario::Low as usize && d == Driver::P as usize { 2.0..=3.0 } else { 0.9..=1.1 };
+                    let range =
+                        if s == Scenario::Low as usize && d == Driver::P as usize { 2.0..=3.0 } else { 0.9..=1.1 };
                     assert!(range.contains(m), "sample {k}: rate multiplier {m} of scenario {s}, driver {d}");
                 }
             }
@@ -237,10 +246,18 @@ fn fixed_values_apply_without_spending_a_dimension_draw() {
     // hypercube keys its permutations by dimension position, so there the
     // draws after a fixed entry are other, equally valid, draws.)
     for design in [Design::MonteCarlo, Design::Sobol] {
-        let base = SweepSpec { design, samples: 16, coefficient: vec![coefficient("energy.*", UNIFORM)], ..SweepSpec::default() };
+        let base = SweepSpec {
+            design,
+            samples: 16,
+            coefficient: vec![coefficient("energy.*", UNIFORM)],
+            ..SweepSpec::default()
+        };
         let with_fixed = SweepSpec {
             trend_threshold: Some(Distribution::Fixed { value: 1.96 }),
-            coefficient: vec![coefficient("energy.*", UNIFORM), coefficient("breathing", Distribution::Uniform { low: 1.5, high: 1.5 })],
+            coefficient: vec![
+                coefficient("energy.*", UNIFORM),
+                coefficient("breathing", Distribution::Uniform { low: 1.5, high: 1.5 }),
+            ],
             ..base.clone()
         };
         let (a, b) = (self::plan(&with_fixed), self::plan(&base));
@@ -258,7 +275,10 @@ fn fixed_values_apply_without_spending_a_dimension_draw() {
 
 #[test]
 fn patterns_that_match_nothing_are_refused_naming_the_entry() {
-    let problems = refused(&SweepSpec { rate: vec![rate("*", "*", "*", UNIFORM), rate("medium", "*", "*", UNIFORM)], ..empty_spec() });
+    let problems = refused(&SweepSpec {
+        rate: vec![rate("*", "*", "*", UNIFORM), rate("medium", "*", "*", UNIFORM)],
+        ..empty_spec()
+    });
     assert!(problems.contains("rate[1]"), "{problems}");
     assert!(!problems.contains("rate[0]"), "{problems}");
 
@@ -271,7 +291,8 @@ fn patterns_that_match_nothing_are_refused_naming_the_entry() {
     let problems = refused(&SweepSpec { coefficient: vec![coefficient("energy.uranium.*", UNIFORM)], ..empty_spec() });
     assert!(problems.contains("coefficient[0]") && problems.contains("energy.uranium.*"), "{problems}");
 
-    let problems = refused(&SweepSpec { noise: vec![NoiseEntry { group: "weather".into(), sigma: 0.1 }], ..empty_spec() });
+    let problems =
+        refused(&SweepSpec { noise: vec![NoiseEntry { group: "weather".into(), sigma: 0.1 }], ..empty_spec() });
     assert!(problems.contains("noise[0]") && problems.contains("weather"), "{problems}");
 
     let problems = refused(&SweepSpec { rate: vec![rate("[", "*", "*", UNIFORM)], ..empty_spec() });
@@ -293,7 +314,10 @@ fn patterns_that_match_nothing_are_refused_naming_the_entry() {
 fn a_cap_entry_naming_exactly_a_rule_without_a_cap_is_refused() {
     let problems = refused(&SweepSpec { cap: vec![cap("low", "P", "first", UNIFORM)], ..empty_spec() });
     assert!(problems.contains("cap[0]") && problems.contains("low.P.first"), "{problems}");
-    let problems = refused(&SweepSpec { cap: vec![cap("*", "P", "*", UNIFORM), cap("high", "TI", "second", UNIFORM)], ..empty_spec() });
+    let problems = refused(&SweepSpec {
+        cap: vec![cap("*", "P", "*", UNIFORM), cap("high", "TI", "second", UNIFORM)],
+        ..empty_spec()
+    });
     assert!(problems.contains("cap[1]") && problems.contains("high.TI.second"), "{problems}");
     // A wildcard over capped and uncapped rules offsets only the capped ones.
     let plan = plan(&SweepSpec { cap: vec![cap("low", "*", "*", UNIFORM)], ..empty_spec() });
@@ -311,7 +335,8 @@ fn unknown_keys_are_refused_everywhere() {
     assert!(problem.contains("multipler"), "{problem}");
     let problem = parse_error("[[rate]]\nscenaro = \"low\"\nmultiplier = { dist = \"fixed\", value = 1.0 }\n");
     assert!(problem.contains("scenaro"), "{problem}");
-    let problem = parse_error("[[coefficient]]\nname = \"*\"\nmultiplier = { dist = \"uniform\", low = 0.9, hi = 1.1 }\n");
+    let problem =
+        parse_error("[[coefficient]]\nname = \"*\"\nmultiplier = { dist = \"uniform\", low = 0.9, hi = 1.1 }\n");
     assert!(problem.contains("hi"), "{problem}");
     let problem = parse_error("k = { dist = \"uniform\", low = 0.01, high = 0.05, mode = 0.02 }\n");
     assert!(problem.contains("mode"), "{problem}");
@@ -328,7 +353,10 @@ fn unknown_keys_are_refused_everywhere() {
 
 #[test]
 fn bad_values_are_refused() {
-    let problems = refused(&SweepSpec { rate: vec![rate("*", "*", "*", Distribution::Uniform { low: 1.2, high: 0.8 })], ..empty_spec() });
+    let problems = refused(&SweepSpec {
+        rate: vec![rate("*", "*", "*", Distribution::Uniform { low: 1.2, high: 0.8 })],
+        ..empty_spec()
+    });
     assert!(problems.contains("rate[0].multiplier") && problems.contains("greater"), "{problems}");
 
     let problems = refused(&SweepSpec { k: Some(Distribution::Normal { mean: 0.02, sd: 0.01 }), ..empty_spec() });
@@ -348,10 +376,12 @@ fn bad_values_are_refused() {
 
     let problems = refused(&SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: -0.1 }], ..empty_spec() });
     assert!(problems.contains("noise[0]"), "{problems}");
-    let problems = refused(&SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: f64::NAN }], ..empty_spec() });
+    let problems =
+        refused(&SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: f64::NAN }], ..empty_spec() });
     assert!(problems.contains("noise[0]"), "{problems}");
 
-    let problems = refused(&SweepSpec { trend_threshold: Some(Distribution::Normal { mean: 1.66, sd: 0.1 }), ..empty_spec() });
+    let problems =
+        refused(&SweepSpec { trend_threshold: Some(Distribution::Normal { mean: 1.66, sd: 0.1 }), ..empty_spec() });
     assert!(problems.contains("trend_threshold"), "{problems}");
 
     let problems = refused(&SweepSpec {
@@ -377,7 +407,8 @@ fn sobol_plans_the_default_spec() {
     assert_eq!(plan.design, Design::Sobol);
     assert_eq!(plan.dimensions.len(), 125);
     assert!(zonesweep_shared::sweep::SOBOL_MAX_DIMENSIONS >= 125);
-    let problems = refused(&SweepSpec { design: Design::Sobol, samples: u64::from(u32::MAX) + 1, ..SweepSpec::default() });
+    let problems =
+        refused(&SweepSpec { design: Design::Sobol, samples: u64::from(u32::MAX) + 1, ..SweepSpec::default() });
     assert!(problems.contains("Sobol"), "{problems}");
 }
 
@@ -461,7 +492,12 @@ fn noise_is_deterministic_per_seed_and_sample_and_touches_only_its_group() {
     let dataset = small_dataset();
     let config = Config::default();
     let sigma = 0.1;
-    let spec = SweepSpec { samples: 8, seed: 9, noise: vec![NoiseEntry { group: "energy".into(), sigma }], ..SweepSpec::default() };
+    let spec = SweepSpec {
+        samples: 8,
+        seed: 9,
+        noise: vec![NoiseEntry { group: "energy".into(), sigma }],
+        ..SweepSpec::default()
+    };
     let plan = plan(&spec);
     assert!(plan.has_noise());
     for field in Field::ALL {
@@ -561,9 +597,15 @@ fn sobol_points_are_inside_and_stratified_per_dimension() {
             }
             for m in 0..=m_max {
                 let count = 1u64 << m;
-                let mut strata: Vec<u64> = points[..count as usize].iter().map(|u| (u[d] * count as f64).floor() as u64).collect();
+                let mut strata: Vec<u64> =
+                    points[..count as usize].iter().map(|u| (u[d] * count as f64).floor() as u64).collect();
                 strata.sort_unstable();
-                assert_eq!(strata, (0..count).collect::<Vec<_>>(), "seed {seed}, dimension {}, first 2^{m}", plan.dimensions[d].name);
+                assert_eq!(
+                    strata,
+                    (0..count).collect::<Vec<_>>(),
+                    "seed {seed}, dimension {}, first 2^{m}",
+                    plan.dimensions[d].name
+                );
             }
         }
         // Dimensions are not copies of each other.
@@ -595,7 +637,10 @@ fn runner_spec() -> SweepSpec {
         samples: 40,
         seed: 2024,
         trend_threshold: Some(Distribution::Triangular { low: 1.3, mode: 1.66, high: 2.3 }),
-        noise: vec![NoiseEntry { group: "energy".into(), sigma: 0.03 }, NoiseEntry { group: "socioeconomic".into(), sigma: 0.02 }],
+        noise: vec![
+            NoiseEntry { group: "energy".into(), sigma: 0.03 },
+            NoiseEntry { group: "socioeconomic".into(), sigma: 0.02 },
+        ],
         ..SweepSpec::default()
     }
 }
@@ -661,7 +706,8 @@ fn a_range_equals_the_merge_of_its_parts_in_any_order() {
     // from a different seed.
     let again = SweepRunner::new(&dataset, &config, &runner_spec()).unwrap().run_range(29..40);
     assert_eq!(json(&again), json(&parts[2]));
-    let other = SweepRunner::new(&dataset, &config, &SweepSpec { seed: 2025, ..runner_spec() }).unwrap().run_range(29..40);
+    let other =
+        SweepRunner::new(&dataset, &config, &SweepSpec { seed: 2025, ..runner_spec() }).unwrap().run_range(29..40);
     assert_ne!(json(&other), json(&parts[2]));
 }
 
@@ -757,5 +803,9 @@ fn a_coefficient_that_makes_emissions_negative_fails_the_samples_it_reaches() {
     let (kind, failure) = aggregate.failures.iter().next().unwrap();
     assert_eq!(kind, "CEI not positive");
     assert_eq!(failure.samples, (0..12).collect::<Vec<_>>());
-    assert!(failure.example.starts_with("sample 0: CEI of unit ") && failure.example.contains("logarithm is undefined"), "{}", failure.example);
+    assert!(
+        failure.example.starts_with("sample 0: CEI of unit ") && failure.example.contains("logarithm is undefined"),
+        "{}",
+        failure.example
+    );
 }

@@ -125,11 +125,7 @@ pub fn ok(args: &[&str]) -> Output {
 pub fn fails(args: &[&str]) -> String {
     let output = zonesweep(args);
     assert!(!output.status.success(), "zonesweep {args:?} should fail; stdout:\n{}", output.stdout);
-    assert!(
-        output.status.code().is_some_and(|c| c != 0),
-        "zonesweep {args:?} ended by a signal: {:?}",
-        output.status
-    );
+    assert!(output.status.code().is_some_and(|c| c != 0), "zonesweep {args:?} ended by a signal: {:?}", output.status);
     assert!(!output.stderr.contains("panicked"), "zonesweep {args:?} panicked:\n{}", output.stderr);
     assert!(!output.stderr.trim().is_empty(), "zonesweep {args:?} failed without a message");
     output.stderr
@@ -151,11 +147,7 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 
 /// Poll `probe` until it returns `Ok`, failing the test with `what` and
 /// the last value seen when `timeout` passes.
-pub fn poll_until<T, L: std::fmt::Debug>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<T, L>,
-) -> T {
+pub fn poll_until<T, L: std::fmt::Debug>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, L>) -> T {
     assert!(timeout <= MAX_WAIT, "a wait of {timeout:?} is longer than the {MAX_WAIT:?} allowed");
     let deadline = Instant::now() + timeout;
     loop {
@@ -193,8 +185,7 @@ impl SweepStatus {
         let mut lines = text.lines();
         let first = lines.next().unwrap_or_else(|| fail());
         let reason = lines.map(str::trim).collect::<Vec<_>>().join("\n");
-        let cleaned: String =
-            first.chars().map(|c| if matches!(c, '/' | '(' | ')' | ',') { ' ' } else { c }).collect();
+        let cleaned: String = first.chars().map(|c| if matches!(c, '/' | '(' | ')' | ',') { ' ' } else { c }).collect();
         let words: Vec<&str> = cleaned.split_whitespace().collect();
         // id state done samples "samples" failed "failed" "jobs" jd j "done" leased "leased" "seed" seed
         if words.len() != 15 || words[4] != "samples" || words[7] != "jobs" || words[13] != "seed" {
@@ -285,11 +276,30 @@ pub fn export_from(dir: &Path, sweep: &str, source: &[&str]) -> Exports {
 }
 
 /// `zonesweep run` on this machine: the sweep id and its exports from its database.
-pub fn run_locally(dir: &Path, db_name: &str, samples: u64, seed: u64, job_size: u64, workers: usize, extra: &[&str]) -> (String, Exports) {
+pub fn run_locally(
+    dir: &Path,
+    db_name: &str,
+    samples: u64,
+    seed: u64,
+    job_size: u64,
+    workers: usize,
+    extra: &[&str],
+) -> (String, Exports) {
     let db = dir.join(db_name);
-    let (samples, seed, job_size, workers) = (samples.to_string(), seed.to_string(), job_size.to_string(), workers.to_string());
+    let (samples, seed, job_size, workers) =
+        (samples.to_string(), seed.to_string(), job_size.to_string(), workers.to_string());
     let mut args = vec![
-        "run", "--db", path_str(&db), "--samples", &samples, "--seed", &seed, "--job-size", &job_size, "--workers", &workers,
+        "run",
+        "--db",
+        path_str(&db),
+        "--samples",
+        &samples,
+        "--seed",
+        &seed,
+        "--job-size",
+        &job_size,
+        "--workers",
+        &workers,
     ];
     args.extend_from_slice(extra);
     let mut command = zonesweep_command(&args);
@@ -535,7 +545,8 @@ impl Cluster {
             Ok(()) => true,
             Err(error) => {
                 eprintln!("restarting on {old} failed, using a new port: {error}");
-                self.start_coordinator("127.0.0.1:0").unwrap_or_else(|e| panic!("the coordinator did not restart: {e}"));
+                self.start_coordinator("127.0.0.1:0")
+                    .unwrap_or_else(|e| panic!("the coordinator did not restart: {e}"));
                 for index in 0..self.workers.len() {
                     if let Some(mut process) = self.workers[index].take() {
                         process.kill();
@@ -616,7 +627,14 @@ impl Cluster {
 
     /// The default sweep (demo dataset, default spec) with these overrides.
     pub fn submit_default(&self, samples: u64, seed: u64, job_size: u64) -> String {
-        self.submit(&["--samples", &samples.to_string(), "--seed", &seed.to_string(), "--job-size", &job_size.to_string()])
+        self.submit(&[
+            "--samples",
+            &samples.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--job-size",
+            &job_size.to_string(),
+        ])
     }
 
     /// The sweep's status from the coordinator.
@@ -630,7 +648,13 @@ impl Cluster {
     }
 
     /// Poll the status until `accept` holds.
-    pub fn wait_for(&self, sweep: &str, what: &str, timeout: Duration, accept: impl Fn(&SweepStatus) -> bool) -> SweepStatus {
+    pub fn wait_for(
+        &self,
+        sweep: &str,
+        what: &str,
+        timeout: Duration,
+        accept: impl Fn(&SweepStatus) -> bool,
+    ) -> SweepStatus {
         poll_until(what, timeout, || {
             let status = self.status(sweep);
             if accept(&status) { Ok(status) } else { Err(Box::new(status)) }

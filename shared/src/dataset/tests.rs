@@ -165,10 +165,7 @@ fn units_at<'a>(line: u64, column: &'a str, value: Option<&'a str>, message: &'a
 #[track_caller]
 fn assert_close(actual: f64, expected: f64, rel: f64) {
     let scale = expected.abs().max(f64::MIN_POSITIVE);
-    assert!(
-        (actual - expected).abs() / scale <= rel,
-        "{actual} differs from {expected} by more than {rel} relative"
-    );
+    assert!((actual - expected).abs() / scale <= rel, "{actual} differs from {expected} by more than {rel} relative");
 }
 
 // ---------------------------------------------------------------------------
@@ -252,7 +249,8 @@ fn lon_lat_columns_are_optional_and_units_column_order_is_free() {
         Unit { id: "U3".into(), name: "Wanyuan".into(), province: "Sichuan".into(), lon: None, lat: None }
     );
     // Empty coordinates are absent, not zero.
-    let units = "id,name,province,lon,lat\nU1,Xixiang,Shaanxi,,\nU2,Ningqiang,Shaanxi,106.26,\nU3,Wanyuan,Sichuan,,32.07\n";
+    let units =
+        "id,name,province,lon,lat\nU1,Xixiang,Shaanxi,,\nU2,Ningqiang,Shaanxi,106.26,\nU3,Wanyuan,Sichuan,,32.07\n";
     let ds = parse(units, &Panel::new(6));
     assert_eq!((ds.units()[0].lon, ds.units()[0].lat), (None, None));
     assert_eq!((ds.units()[1].lon, ds.units()[1].lat), (Some(106.26), None));
@@ -274,13 +272,16 @@ fn units_unknown_column() {
 fn units_missing_required_column() {
     let units = "id,name,lon,lat\nU1,Xixiang,107.77,32.98\nU2,Ningqiang,106.26,32.83\nU3,Wanyuan,108.04,32.07\n";
     let problems = problems_of(units, &Panel::new(6).csv(), None);
-    assert_eq!(problems[0], Problem {
-        file: UNITS_FILE,
-        line: Some(1),
-        column: Some("province".into()),
-        value: None,
-        message: "missing required column".into(),
-    });
+    assert_eq!(
+        problems[0],
+        Problem {
+            file: UNITS_FILE,
+            line: Some(1),
+            column: Some("province".into()),
+            value: None,
+            message: "missing required column".into(),
+        }
+    );
 }
 
 #[test]
@@ -320,7 +321,8 @@ U3,Wanyuan,Sichuan,108.04,-91\n";
     assert_has(&problems, units_at(3, "lon", Some("east"), "not a number"));
     assert_has(&problems, units_at(4, "lat", Some("-91"), "within ±90"));
 
-    let units = "id,name,province,lon,lat\nU1,Xixiang,Shaanxi,NaN,32.98\nU2,Ningqiang,Shaanxi,,\nU3,Wanyuan,Sichuan,,\n";
+    let units =
+        "id,name,province,lon,lat\nU1,Xixiang,Shaanxi,NaN,32.98\nU2,Ningqiang,Shaanxi,,\nU3,Wanyuan,Sichuan,,\n";
     let problems = problems_of(units, &Panel::new(6).csv(), None);
     assert_only(&problems, units_at(2, "lon", Some("NaN"), ""));
 }
@@ -422,11 +424,17 @@ fn panel_row_with_wrong_number_of_fields() {
     });
     let n = panel.header.len();
     let message = format!("row has {} fields, the header has {n}", n - 1);
-    assert_only(&panel_problems(&panel), At { file: PANEL_FILE, line: Some(line), column: None, value: None, message: &message });
+    assert_only(
+        &panel_problems(&panel),
+        At { file: PANEL_FILE, line: Some(line), column: None, value: None, message: &message },
+    );
 
     let mut panel = Panel::new(6);
     let line = panel.push_copy("U1", 2001, |r| r.push("7".into()));
-    assert_only(&panel_problems(&panel), At { file: PANEL_FILE, line: Some(line), column: None, value: None, message: "fields" });
+    assert_only(
+        &panel_problems(&panel),
+        At { file: PANEL_FILE, line: Some(line), column: None, value: None, message: "fields" },
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -556,7 +564,13 @@ fn panel_units_with_different_years() {
     let line = panel.line("U3", 2001);
     assert_only(
         &panel_problems(&panel),
-        At { file: PANEL_FILE, line: Some(line), column: Some("year"), value: None, message: "unit U3 has years 2001–2006, unit U1 has 2000–2005" },
+        At {
+            file: PANEL_FILE,
+            line: Some(line),
+            column: Some("year"),
+            value: None,
+            message: "unit U3 has years 2001–2006, unit U1 has 2000–2005",
+        },
     );
 
     // A shorter series is also different years.
@@ -565,7 +579,13 @@ fn panel_units_with_different_years() {
     let line = panel.line("U2", 2000);
     assert_only(
         &panel_problems(&panel),
-        At { file: PANEL_FILE, line: Some(line), column: Some("year"), value: None, message: "unit U2 has years 2000–2004, unit U1 has 2000–2005" },
+        At {
+            file: PANEL_FILE,
+            line: Some(line),
+            column: Some("year"),
+            value: None,
+            message: "unit U2 has years 2000–2004, unit U1 has 2000–2005",
+        },
     );
     // When the first unit is the odd one, every other unit is reported against it.
     let mut panel = Panel::new(6);
@@ -574,7 +594,13 @@ fn panel_units_with_different_years() {
     assert_eq!(problems.len(), 2, "{problems:#?}");
     for unit in ["U2", "U3"] {
         let message = format!("unit {unit} has years 2000–2005, unit U1 has 2000–2004");
-        let at = At { file: PANEL_FILE, line: Some(panel.line(unit, 2000)), column: Some("year"), value: None, message: &message };
+        let at = At {
+            file: PANEL_FILE,
+            line: Some(panel.line(unit, 2000)),
+            column: Some("year"),
+            value: None,
+            message: &message,
+        };
         assert_has(&problems, at);
     }
 }
@@ -627,7 +653,8 @@ fn errors_of_all_files_are_reported_together() {
     let mut panel = Panel::new(6);
     let line = panel.line("U1", 2004);
     panel.set("U1", 2004, "sown", "-5");
-    let geojson = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"U7"},"geometry":null}]}"#;
+    let geojson =
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"U7"},"geometry":null}]}"#;
     let problems = problems_of(units, &panel.csv(), Some(geojson));
     assert_eq!(problems.len(), 4, "{problems:#?}");
     assert_has(&problems, units_at(1, "area", None, "unknown column"));
@@ -635,7 +662,13 @@ fn errors_of_all_files_are_reported_together() {
     assert_has(&problems, panel_at(line, "sown", "-5", "negative"));
     assert_has(
         &problems,
-        At { file: GEOJSON_FILE, line: None, column: Some("features[0].properties.id"), value: Some("U7"), message: "unit not in units.csv" },
+        At {
+            file: GEOJSON_FILE,
+            line: None,
+            column: Some("features[0].properties.id"),
+            value: Some("U7"),
+            message: "unit not in units.csv",
+        },
     );
 }
 
@@ -748,7 +781,8 @@ fn gaps_in_a_linear_series_are_filled_on_the_line() {
     assert_close(ds.row(0, 2)[Field::Gdp as usize], value(0, 2, Field::Gdp as usize), 1e-12);
     assert_close(ds.row(2, 1)[Field::Cropland as usize], value(2, 1, 0), 1e-12);
     assert_close(ds.row(2, 4)[Field::Cropland as usize], value(2, 4, 0), 1e-12);
-    let places: Vec<(&str, i32, &str)> = ds.fills().iter().map(|f| (f.unit_id.as_str(), f.year, f.field.as_str())).collect();
+    let places: Vec<(&str, i32, &str)> =
+        ds.fills().iter().map(|f| (f.unit_id.as_str(), f.year, f.field.as_str())).collect();
     assert_eq!(places, [("U1", 2002, "gdp"), ("U3", 2001, "cropland"), ("U3", 2004, "cropland")]);
 }
 
@@ -796,7 +830,9 @@ fn fewer_than_ten_years_gives_a_warning() {
 // ---------------------------------------------------------------------------
 
 fn feature(id: &str) -> String {
-    format!(r#"{{"type":"Feature","properties":{{"id":"{id}"}},"geometry":{{"type":"Point","coordinates":[107.0,33.0]}}}}"#)
+    format!(
+        r#"{{"type":"Feature","properties":{{"id":"{id}"}},"geometry":{{"type":"Point","coordinates":[107.0,33.0]}}}}"#
+    )
 }
 
 fn geojson_problems(geojson: &str) -> Vec<Problem> {
@@ -825,24 +861,56 @@ fn geojson_not_json() {
 #[test]
 fn geojson_not_a_feature_collection() {
     let problems = geojson_problems(&feature("U1"));
-    assert_only(&problems, At { file: GEOJSON_FILE, line: None, column: Some("type"), value: None, message: "not a GeoJSON FeatureCollection" });
+    assert_only(
+        &problems,
+        At {
+            file: GEOJSON_FILE,
+            line: None,
+            column: Some("type"),
+            value: None,
+            message: "not a GeoJSON FeatureCollection",
+        },
+    );
     let problems = geojson_problems("[1, 2]");
-    assert_only(&problems, At { file: GEOJSON_FILE, line: None, column: Some("type"), value: None, message: "FeatureCollection" });
+    assert_only(
+        &problems,
+        At { file: GEOJSON_FILE, line: None, column: Some("type"), value: None, message: "FeatureCollection" },
+    );
     let problems = geojson_problems(r#"{"type":"FeatureCollection"}"#);
-    assert_only(&problems, At { file: GEOJSON_FILE, line: None, column: Some("features"), value: None, message: "no `features` array" });
+    assert_only(
+        &problems,
+        At { file: GEOJSON_FILE, line: None, column: Some("features"), value: None, message: "no `features` array" },
+    );
 }
 
 #[test]
 fn geojson_feature_with_unknown_id() {
-    let text = format!(r#"{{"type":"FeatureCollection","features":[{},{},{}]}}"#, feature("U1"), feature("X42"), feature("U3"));
+    let text = format!(
+        r#"{{"type":"FeatureCollection","features":[{},{},{}]}}"#,
+        feature("U1"),
+        feature("X42"),
+        feature("U3")
+    );
     assert_only(
         &geojson_problems(&text),
-        At { file: GEOJSON_FILE, line: None, column: Some("features[1].properties.id"), value: Some("X42"), message: "unit not in units.csv" },
+        At {
+            file: GEOJSON_FILE,
+            line: None,
+            column: Some("features[1].properties.id"),
+            value: Some("X42"),
+            message: "unit not in units.csv",
+        },
     );
     let text = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":7},"geometry":null}]}"#;
     assert_only(
         &geojson_problems(text),
-        At { file: GEOJSON_FILE, line: None, column: Some("features[0].properties.id"), value: None, message: "without a string `id`" },
+        At {
+            file: GEOJSON_FILE,
+            line: None,
+            column: Some("features[0].properties.id"),
+            value: None,
+            message: "without a string `id`",
+        },
     );
 }
 
