@@ -2,7 +2,9 @@
 //! indices → trends → STIRPAT ridge → scenario projection → scores → zones.
 
 use crate::coefficients::Coefficients;
-use crate::config::{Config, Driver, NeutralSink, Scenario};
+use std::borrow::Cow;
+
+use crate::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Readings, Scenario};
 use crate::dataset::Dataset;
 use crate::error::ChainError;
 use crate::fields::{Field, Row};
@@ -19,6 +21,8 @@ pub struct Parameters {
     pub k: f64,
     pub trend_threshold: f64,
     pub adjustments: RuleAdjustments,
+    /// How the paper is read: fit, CEI basis, interval length, CS rule.
+    pub readings: Readings,
 }
 
 impl Parameters {
@@ -29,6 +33,7 @@ impl Parameters {
             k: config.ridge.k,
             trend_threshold: config.zoning.trend_threshold,
             adjustments: RuleAdjustments::default(),
+            readings: Readings::of(config),
         }
     }
 }
@@ -78,76 +83,133 @@ pub struct ChainResult {
 }
 
 /// The STIRPAT drivers that depend on the panel rows alone (P, W, IS, UR),
-/// computed once per panel: a sweep without data noise reuses them for
-/// every sample, since only TI (through the tce coefficients) and CEI
-/// (through CE) change with the sampled parameters.
+/// computed once per panel and interval length: a sweep without data noise
+/// reuses them for every sample, since only TI (through the tce
+/// coefficients) and CEI (through CE) change with the sampled parameters.
 #[derive(Clone, Debug)]
 pub struct PanelTerms {
     /// ln P, ln W, ln IS, ln UR of every row.
     logs: Vec<[f64; 4]>,
     /// Per unit: the statistics of P, W, IS, UR.
     stats: Vec<[DriverStats; 4]>,
+    /// The interval length the statistics were computed with.
+    interval_years: u32,
+    /// Per year: ln P, ln W, ln IS, ln UR of the region's totals.
+    regional_logs: Vec<[f64; 4]>,
+    /// Per year: the region's total gdp and secondary_gdp.
+    regional_gdp: Vec<f64>,
+    regional_secondary_gdp: Vec<f64>,
 }
 
 /// Where the row-only drivers sit among the predictors.
 const ROW_ONLY_DRIVERS: [usize; 4] = [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
 
-fn positive(value: f64, driver: Driver, dataset: &Dataset, i: usize) -> Result<f64, ChainError> {
-    if value > 0.0 && value.is_finite() {
-        Ok(value)
-    } else {
-        let n_years = dataset.n_years();
-        Err(ChainError::NonPositive {
-            quantity: driver.key(),
-            unit: dataset.units()[i / n_years].id.clone(),
-            year: dataset.years()[i % n_years],
-            value,
-        })
-    }
+/// Where a value the model takes the logarithm of comes from.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// Row i of the panel (unit-major).
+    Row(usize),
+    /// The region's totals in the year of that index.
+    Region(usize),
 }
 
+fn positive(value: f64, driver: Driver, dataset: &Dataset, origin: Origin) -> Result<f64, ChainError> {
+    if value > 0.0 && value.is_finite() {
+        return Ok(value);
+    }
+    let n_years = dataset.n_years();
+    let (unit, year) = match origin {
+        Origin::Row(i) => (dataset.units()[i / n_years].id.clone(), dataset.years()[i % n_years]),
+        Origin::Region(t) => ("(the region's totals)".to_owned(), dataset.years()[t]),
+    };
+    Err(ChainError::NonPositive { quantity: driver.key(), unit, year, value })
+}
+
+/// P, W, IS, UR from population, gdp, secondary_gdp and urban_population.
+fn row_only_drivers(
+    [population, gdp, secondary_gdp, urban_population]: [f64; 4],
+    dataset: &Dataset,
+    origin: Origin,
+) -> Result<[f64; 4], ChainError> {
+    Ok([
+        positive(population, Driver::P, dataset, origin)?,
+        positive(gdp / population, Driver::W, dataset, origin)?,
+        positive(100.0 * secondary_gdp / gdp, Driver::IS, dataset, origin)?,
+        positive(100.0 * urban_population / population, Driver::UR, dataset, origin)?,
+    ])
+}
+
+const ROW_ONLY_FIELDS: [Field; 4] = [Field::Population, Field::Gdp, Field::SecondaryGdp, Field::UrbanPopulation];
+
 impl PanelTerms {
-    pub fn new(dataset: &Dataset, rows: &[Row]) -> Result<PanelTerms, ChainError> {
+    pub fn new(dataset: &Dataset, rows: &[Row], interval_years: u32) -> Result<PanelTerms, ChainError> {
         let n_years = dataset.n_years();
         let mut logs = Vec::with_capacity(rows.len());
         let mut levels = vec![[0.0; 4]; rows.len()];
+        let mut totals = vec![[0.0; 4]; n_years];
         for (i, row) in rows.iter().enumerate() {
-            let v = |f: Field| row[f as usize];
-            let drivers = [
-                positive(v(Field::Population), Driver::P, dataset, i)?,
-                positive(v(Field::Gdp) / v(Field::Population), Driver::W, dataset, i)?,
-                positive(100.0 * v(Field::SecondaryGdp) / v(Field::Gdp), Driver::IS, dataset, i)?,
-                positive(100.0 * v(Field::UrbanPopulation) / v(Field::Population), Driver::UR, dataset, i)?,
-            ];
+            let fields = ROW_ONLY_FIELDS.map(|f| row[f as usize]);
+            let drivers = row_only_drivers(fields, dataset, Origin::Row(i))?;
             levels[i] = drivers;
             logs.push(drivers.map(f64::ln));
+            for (total, value) in totals[i % n_years].iter_mut().zip(fields) {
+                *total += value;
+            }
         }
         let stats = (0..dataset.n_units())
             .map(|u| {
                 let unit = &levels[u * n_years..(u + 1) * n_years];
                 std::array::from_fn(|j| {
                     let series: Vec<f64> = unit.iter().map(|l| l[j]).collect();
-                    DriverStats::of(&series)
+                    DriverStats::of(&series, interval_years as usize)
                 })
             })
             .collect();
-        Ok(PanelTerms { logs, stats })
+        let regional_logs = totals
+            .iter()
+            .enumerate()
+            .map(|(t, &fields)| Ok(row_only_drivers(fields, dataset, Origin::Region(t))?.map(f64::ln)))
+            .collect::<Result<_, ChainError>>()?;
+        Ok(PanelTerms {
+            logs,
+            stats,
+            interval_years,
+            regional_logs,
+            regional_gdp: totals.iter().map(|t| t[1]).collect(),
+            regional_secondary_gdp: totals.iter().map(|t| t[2]).collect(),
+        })
     }
 }
 
-/// The logged STIRPAT predictors and response of every row, and each unit's
-/// driver statistics.
-struct Design {
+/// The regression rows (logged predictors and response, and the response's
+/// level for the t-test) of the configured fit, and each unit's driver
+/// statistics for the projection.
+struct StirpatDesign {
     x: Vec<[f64; N_PREDICTORS]>,
     y: Vec<f64>,
+    response: Vec<f64>,
     stats: Vec<[DriverStats; N_PREDICTORS]>,
 }
 
-fn design(dataset: &Dataset, rows: &[Row], terms: &PanelTerms, indices: &Indices) -> Result<Design, ChainError> {
+fn stirpat_design(
+    dataset: &Dataset,
+    rows: &[Row],
+    terms: &PanelTerms,
+    indices: &Indices,
+    readings: &Readings,
+) -> Result<StirpatDesign, ChainError> {
     let n_years = dataset.n_years();
     let ce = indices.get(IndexKey::CE);
-    let mut x = Vec::with_capacity(rows.len());
-    let mut y = Vec::with_capacity(rows.len());
+    let cei_field = match readings.cei {
+        CeiBasis::Gdp => Field::Gdp,
+        CeiBasis::SecondaryGdp => Field::SecondaryGdp,
+    };
+    let pooled = readings.fit == Fit::Pooled;
+    let (mut x, mut y, mut response) = if pooled {
+        (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()))
+    } else {
+        (Vec::new(), Vec::new(), Vec::new())
+    };
     let mut ti = vec![0.0; n_years];
     let mut cei = vec![0.0; n_years];
     let mut stats = Vec::with_capacity(dataset.n_units());
@@ -155,21 +217,71 @@ fn design(dataset: &Dataset, rows: &[Row], terms: &PanelTerms, indices: &Indices
         for t in 0..n_years {
             let i = u * n_years + t;
             let row = &rows[i];
-            ti[t] = positive(row[Field::Gdp as usize] / indices.energy_tce[i], Driver::TI, dataset, i)?;
-            cei[t] = positive(ce[i] / row[Field::SecondaryGdp as usize], Driver::CEI, dataset, i)?;
-            let fixed = &terms.logs[i];
-            x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
-            y.push(ce[i].ln());
+            ti[t] = positive(row[Field::Gdp as usize] / indices.energy_tce[i], Driver::TI, dataset, Origin::Row(i))?;
+            cei[t] = positive(ce[i] / row[cei_field as usize], Driver::CEI, dataset, Origin::Row(i))?;
+            if pooled {
+                let fixed = &terms.logs[i];
+                x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
+                y.push(ce[i].ln());
+                response.push(ce[i]);
+            }
         }
         let fixed = &terms.stats[u];
-        let mut unit_stats = [DriverStats::of(&ti); N_PREDICTORS];
+        let interval = readings.interval_years as usize;
+        let mut unit_stats = [DriverStats::of(&ti, interval); N_PREDICTORS];
         for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
             unit_stats[d] = fixed[j];
         }
-        unit_stats[Driver::CEI as usize] = DriverStats::of(&cei);
+        unit_stats[Driver::CEI as usize] = DriverStats::of(&cei, interval);
         stats.push(unit_stats);
     }
-    Ok(Design { x, y, stats })
+    if !pooled {
+        // The region's totals per year, summed in unit order.
+        let denominators = match readings.cei {
+            CeiBasis::Gdp => &terms.regional_gdp,
+            CeiBasis::SecondaryGdp => &terms.regional_secondary_gdp,
+        };
+        for t in 0..n_years {
+            let (mut ce_total, mut tce_total) = (0.0, 0.0);
+            for u in 0..dataset.n_units() {
+                ce_total += ce[u * n_years + t];
+                tce_total += indices.energy_tce[u * n_years + t];
+            }
+            let origin = Origin::Region(t);
+            let ti = positive(terms.regional_gdp[t] / tce_total, Driver::TI, dataset, origin)?;
+            let cei = positive(ce_total / denominators[t], Driver::CEI, dataset, origin)?;
+            let fixed = &terms.regional_logs[t];
+            x.push([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()]);
+            y.push(ce_total.ln());
+            response.push(ce_total);
+        }
+    }
+    Ok(StirpatDesign { x, y, response, stats })
+}
+
+/// Standardize the design's rows, naming the regional fit in its errors.
+fn standardize(design: &StirpatDesign, readings: &Readings) -> Result<ridge::Standardized, ChainError> {
+    ridge::standardize(&design.x, &design.y).map_err(|error| match (error, readings.fit) {
+        (ChainError::Regression(message), Fit::Regional) => {
+            ChainError::Regression(format!("the regional fit over {} years: {message}", design.y.len()))
+        }
+        (error, _) => error,
+    })
+}
+
+/// The row-only terms for the sample's interval length: the cached ones
+/// when they match, else computed afresh.
+fn terms_for<'t>(
+    dataset: &Dataset,
+    rows: &[Row],
+    terms: &'t PanelTerms,
+    interval_years: u32,
+) -> Result<Cow<'t, PanelTerms>, ChainError> {
+    if terms.interval_years == interval_years {
+        Ok(Cow::Borrowed(terms))
+    } else {
+        Ok(Cow::Owned(PanelTerms::new(dataset, rows, interval_years)?))
+    }
 }
 
 /// Run the chain on `rows` (the dataset's own rows, or noisy copies of them)
@@ -206,7 +318,7 @@ pub fn run_with_rows(
     }
 
     // Section 3: trends.
-    let need_cs_sen = config.scenarios.neutral_sink == NeutralSink::SenExtrapolation;
+    let need_cs_sen = parameters.readings.neutral_sink == NeutralSink::SenExtrapolation;
     let trends: Vec<Vec<Trend>> = IndexKey::TRENDED
         .iter()
         .map(|&key| {
@@ -220,13 +332,15 @@ pub fn run_with_rows(
         .collect();
 
     // Section 4: STIRPAT by ridge regression.
-    let design = design(dataset, rows, terms, &indices)?;
-    let standardized = ridge::standardize(&design.x, &design.y)?;
+    let readings = &parameters.readings;
+    let terms = terms_for(dataset, rows, terms, readings.interval_years)?;
+    let design = stirpat_design(dataset, rows, &terms, &indices, readings)?;
+    let standardized = standardize(&design, readings)?;
     let fit = standardized.fit(parameters.k)?;
     let r2 = fit.r_squared(&design.x, &design.y);
     let t_test_p = (detail == Detail::Full).then(|| {
         let fitted: Vec<f64> = design.x.iter().map(|row| fit.predict(row).exp()).collect();
-        ridge::welch_t_test(&fitted, indices.get(IndexKey::CE)).1
+        ridge::welch_t_test(&fitted, &design.response).1
     });
 
     // Section 5: projection, peaks, neutrality, CEP.
@@ -243,7 +357,7 @@ pub fn run_with_rows(
                 stats: &design.stats[u],
                 ce_base: ce[last],
                 cs_horizon: projection::horizon_sink(
-                    config.scenarios.neutral_sink,
+                    readings.neutral_sink,
                     cs[last],
                     cs_trend[u].sen.unwrap_or(0.0),
                     base_year,
@@ -309,7 +423,7 @@ pub fn run(
     parameters: &Parameters,
     detail: Detail,
 ) -> Result<ChainResult, ChainError> {
-    let terms = PanelTerms::new(dataset, dataset.rows())?;
+    let terms = PanelTerms::new(dataset, dataset.rows(), parameters.readings.interval_years)?;
     run_with_rows(dataset, dataset.rows(), &terms, config, parameters, detail)
 }
 
@@ -321,9 +435,10 @@ pub fn ridge_trace(
     parameters: &Parameters,
 ) -> Result<(Vec<ridge::TracePoint>, ridge::Standardized), ChainError> {
     let indices = indices::compute(dataset.rows(), dataset.n_years(), &parameters.coefficients);
-    let terms = PanelTerms::new(dataset, dataset.rows())?;
-    let design = design(dataset, dataset.rows(), &terms, &indices)?;
-    let standardized = ridge::standardize(&design.x, &design.y)?;
+    let readings = &parameters.readings;
+    let terms = PanelTerms::new(dataset, dataset.rows(), readings.interval_years)?;
+    let design = stirpat_design(dataset, dataset.rows(), &terms, &indices, readings)?;
+    let standardized = standardize(&design, readings)?;
     let trace = standardized.trace(&config.ridge, &design.x, &design.y)?;
     Ok((trace, standardized))
 }

@@ -92,9 +92,10 @@ impl Period {
 pub enum RateStat {
     /// Δ = (v_T₀ / v_first)^(1/(n−1)) − 1, the average annual growth rate.
     Delta,
-    /// The smallest annual rate v_t / v_{t−1} − 1.
+    /// The smallest interval rate: the smallest average annual growth rate
+    /// over the intervals of `scenarios.interval_years` years that end at T₀.
     MinDelta,
-    /// The largest annual rate.
+    /// The largest interval rate.
     MaxDelta,
 }
 
@@ -206,6 +207,56 @@ pub enum NeutralSink {
     SenExtrapolation,
 }
 
+/// Which rows the STIRPAT equation is fitted to (MODEL.md section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// One row per year of the region's totals (the paper's 21 rows).
+    Regional,
+    /// One row per unit and year, all pooled (the earlier reading).
+    Pooled,
+}
+
+/// The denominator of the carbon intensity CEI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CeiBasis {
+    /// CEI = CE / gdp: the identity ln CE = ln P + ln W + ln CEI holds.
+    Gdp,
+    /// CEI = CE / secondary_gdp (the paper's text; the earlier reading).
+    SecondaryGdp,
+}
+
+/// STIRPAT readings (MODEL.md section 4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StirpatConfig {
+    pub fit: Fit,
+    pub cei: CeiBasis,
+}
+
+/// The readings of the paper that the configuration fixes and a sweep may
+/// draw per sample (MODEL.md section 7): each is one of its Decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readings {
+    pub fit: Fit,
+    pub cei: CeiBasis,
+    pub interval_years: u32,
+    pub neutral_sink: NeutralSink,
+}
+
+impl Readings {
+    /// The readings the configuration names.
+    pub fn of(config: &Config) -> Readings {
+        Readings {
+            fit: config.stirpat.fit,
+            cei: config.stirpat.cei,
+            interval_years: config.scenarios.interval_years,
+            neutral_sink: config.scenarios.neutral_sink,
+        }
+    }
+}
+
 /// Scenario projection settings and the Table 5 rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +266,9 @@ pub struct ScenarioConfig {
     /// The last year of the first period (and the "peaked by" year of CEP).
     pub milestone: i32,
     pub neutral_sink: NeutralSink,
+    /// The length in years of the intervals whose average annual growth
+    /// rates give minΔ and maxΔ (1 = year-over-year changes).
+    pub interval_years: u32,
     pub low: ScenarioRules,
     pub baseline: ScenarioRules,
     pub high: ScenarioRules,
@@ -320,6 +374,7 @@ pub struct ZoningConfig {
 pub struct Config {
     pub coefficients: Coefficients,
     pub ridge: RidgeConfig,
+    pub stirpat: StirpatConfig,
     pub scenarios: ScenarioConfig,
     pub zoning: ZoningConfig,
 }
@@ -382,10 +437,12 @@ impl Default for Config {
                 vif_limit: 10.0,
                 stability: 0.01,
             },
+            stirpat: StirpatConfig { fit: Fit::Regional, cei: CeiBasis::Gdp },
             scenarios: ScenarioConfig {
                 horizon: 2060,
                 milestone: 2030,
                 neutral_sink: NeutralSink::BaseYear,
+                interval_years: 5,
                 low,
                 baseline,
                 high,
@@ -495,6 +552,9 @@ impl Config {
                 "scenarios.milestone {} is after scenarios.horizon {}",
                 scenarios.milestone, scenarios.horizon
             ));
+        }
+        if !(1..=100).contains(&scenarios.interval_years) {
+            problems.push(format!("scenarios.interval_years is {}; it must be 1–100", scenarios.interval_years));
         }
         for scenario in Scenario::ALL {
             for driver in Driver::ALL {

@@ -22,17 +22,28 @@ pub struct DriverStats {
 }
 
 impl DriverStats {
-    /// Statistics of a series of at least two positive values.
-    pub fn of(series: &[f64]) -> DriverStats {
+    /// Statistics of a series of at least two positive values, with minΔ
+    /// and maxΔ over intervals of `interval_years` (≥ 1) years.
+    ///
+    /// The intervals end at the last value and step back: with 21 values and
+    /// 5 years, [15, 20], [10, 15], [5, 10], [0, 5]; the earliest one may be
+    /// shorter (with 9 values, a span of 8 years: [3, 8] and [0, 3]). Each interval [a, b] has the average annual rate
+    /// (v_b / v_a)^(1/(b − a)) − 1; with 1-year intervals that is v_b / v_a − 1.
+    pub fn of(series: &[f64], interval_years: usize) -> DriverStats {
         let n = series.len();
         let first = series[0];
         let last = series[n - 1];
         let delta = (last / first).powf(1.0 / (n as f64 - 1.0)) - 1.0;
         let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
-        for w in series.windows(2) {
-            let g = w[1] / w[0] - 1.0;
+        let step = interval_years.max(1);
+        let mut b = n - 1;
+        while b > 0 {
+            let a = b.saturating_sub(step);
+            let ratio = series[b] / series[a];
+            let g = if b - a == 1 { ratio - 1.0 } else { ratio.powf(1.0 / (b - a) as f64) - 1.0 };
             min_delta = min_delta.min(g);
             max_delta = max_delta.max(g);
+            b = a;
         }
         let min = series.iter().copied().fold(f64::INFINITY, f64::min);
         let max = series.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -257,16 +268,41 @@ mod tests {
     use crate::config::Config;
 
     fn flat_stats() -> [DriverStats; N_PREDICTORS] {
-        [DriverStats::of(&[10.0, 10.0, 10.0]); N_PREDICTORS]
+        [DriverStats::of(&[10.0, 10.0, 10.0], 5); N_PREDICTORS]
     }
 
     #[test]
-    fn statistics_of_a_series() {
-        let s = DriverStats::of(&[100.0, 110.0, 99.0, 121.0]);
+    fn statistics_of_a_series_with_yearly_intervals() {
+        let s = DriverStats::of(&[100.0, 110.0, 99.0, 121.0], 1);
         assert!((s.delta - (1.21f64.powf(1.0 / 3.0) - 1.0)).abs() < 1e-15);
         assert!((s.min_delta - (-0.1)).abs() < 1e-12);
         assert!((s.max_delta - (121.0 / 99.0 - 1.0)).abs() < 1e-12);
         assert_eq!((s.min, s.max, s.last), (99.0, 121.0, 121.0));
+    }
+
+    #[test]
+    fn interval_rates_end_at_the_base_year_and_the_earliest_may_be_shorter() {
+        // 2012–2020 in 5-year intervals: 2015–20 over five years, 2012–15 over three.
+        let series: Vec<f64> = (0..9).map(|t| [1.0, 1.1, 1.3, 2.0, 2.2, 2.4, 2.5, 2.9, 3.0][t]).collect();
+        let s = DriverStats::of(&series, 5);
+        let recent = (3.0f64 / 2.0).powf(1.0 / 5.0) - 1.0;
+        let earliest = (2.0f64 / 1.0).powf(1.0 / 3.0) - 1.0;
+        assert_eq!(s.min_delta, recent);
+        assert_eq!(s.max_delta, earliest);
+        // 21 values: four 5-year rates; a series growing 10 % a year for ten
+        // years, then 2 %, has exactly those two rates as extremes.
+        let mut v = vec![1.0f64];
+        for t in 1..21 {
+            let g = if t <= 10 { 1.10 } else { 1.02 };
+            v.push(v[t - 1] * g);
+        }
+        let s = DriverStats::of(&v, 5);
+        assert!((s.max_delta - 0.10).abs() < 1e-12 && (s.min_delta - 0.02).abs() < 1e-12, "{s:?}");
+        // An interval as long as the span leaves one rate: Δ itself.
+        let s = DriverStats::of(&v, 20);
+        assert!((s.min_delta - s.delta).abs() < 1e-15 && s.min_delta == s.max_delta);
+        let s = DriverStats::of(&v, 50);
+        assert!((s.min_delta - s.delta).abs() < 1e-15);
     }
 
     #[test]

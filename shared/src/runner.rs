@@ -16,9 +16,10 @@ pub struct SweepRunner<'a> {
     dataset: &'a Dataset,
     config: &'a Config,
     plan: Plan,
-    /// The row-only terms of the dataset's own rows, reused by every sample
-    /// without data noise; `Err` when those rows cannot be modelled at all.
-    terms: Result<PanelTerms, ChainError>,
+    /// The row-only terms of the dataset's own rows for every interval
+    /// length the plan can draw, reused by every sample without data noise;
+    /// `Err` when those rows cannot be modelled at all.
+    terms: Vec<(u32, Result<PanelTerms, ChainError>)>,
 }
 
 impl<'a> SweepRunner<'a> {
@@ -27,8 +28,13 @@ impl<'a> SweepRunner<'a> {
         if !problems.is_empty() {
             return Err(SweepError::Invalid(problems));
         }
-        let terms = PanelTerms::new(dataset, dataset.rows());
-        Ok(SweepRunner { dataset, config, plan: spec.plan(config)?, terms })
+        let plan = spec.plan(config)?;
+        let terms = plan
+            .interval_years_drawn(config)
+            .into_iter()
+            .map(|years| (years, PanelTerms::new(dataset, dataset.rows(), years)))
+            .collect();
+        Ok(SweepRunner { dataset, config, plan, terms })
     }
 
     pub fn plan(&self) -> &Plan {
@@ -42,13 +48,19 @@ impl<'a> SweepRunner<'a> {
     /// Sample k's outcome: a pure function of (dataset, config, spec, k).
     pub fn sample(&self, k: u64) -> Result<Outcome, ChainError> {
         let draw = self.plan.draw(k, self.config, self.dataset.rows());
+        let interval_years = draw.parameters.readings.interval_years;
         let result = match &draw.rows {
             Some(rows) => {
-                let terms = PanelTerms::new(self.dataset, rows)?;
+                let terms = PanelTerms::new(self.dataset, rows, interval_years)?;
                 chain::run_with_rows(self.dataset, rows, &terms, self.config, &draw.parameters, Detail::Sample)?
             }
             None => {
-                let terms = self.terms.as_ref().map_err(Clone::clone)?;
+                let (_, terms) = self
+                    .terms
+                    .iter()
+                    .find(|(years, _)| *years == interval_years)
+                    .expect("the plan lists every interval length it draws");
+                let terms = terms.as_ref().map_err(Clone::clone)?;
                 chain::run_with_rows(
                     self.dataset,
                     self.dataset.rows(),

@@ -3,6 +3,8 @@
 //! depend only on (seed, k) (and, for a Latin hypercube, the sample count),
 //! so any subset of a sweep's samples can be computed anywhere, in any order.
 
+use std::collections::BTreeMap;
+
 use glob::Pattern;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::Parameters;
 use crate::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
-use crate::config::{Config, Driver, Period, Scenario};
+use crate::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Period, Readings, Scenario};
 use crate::distribution::Distribution;
 use crate::fields::{Field, FieldGroup, N_FIELDS, Row};
 
@@ -79,6 +81,80 @@ pub struct NoiseEntry {
     pub sigma: f64,
 }
 
+/// A reading of the paper drawn per sample (MODEL.md section 7): `name` is
+/// `fit`, `cei`, `interval_years` or `neutral_sink`, and `weights` gives each
+/// option a relative weight, e.g. `weights = { regional = 0.7, pooled = 0.3 }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingEntry {
+    pub name: String,
+    pub weights: BTreeMap<String, f64>,
+}
+
+/// One option of a reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadingValue {
+    Fit(Fit),
+    Cei(CeiBasis),
+    IntervalYears(u32),
+    NeutralSink(NeutralSink),
+}
+
+impl ReadingValue {
+    /// The reading names and their options as written in a spec.
+    pub const NAMES: [&'static str; 4] = ["fit", "cei", "interval_years", "neutral_sink"];
+
+    /// Parse option `option` of reading `name`, or say what is allowed.
+    fn parse(name: &str, option: &str) -> Result<ReadingValue, String> {
+        let one_of = |choices: &str| format!("reading `{name}` has no option `{option}`; the options are {choices}");
+        match name {
+            "fit" => match option {
+                "regional" => Ok(ReadingValue::Fit(Fit::Regional)),
+                "pooled" => Ok(ReadingValue::Fit(Fit::Pooled)),
+                _ => Err(one_of("regional, pooled")),
+            },
+            "cei" => match option {
+                "gdp" => Ok(ReadingValue::Cei(CeiBasis::Gdp)),
+                "secondary_gdp" => Ok(ReadingValue::Cei(CeiBasis::SecondaryGdp)),
+                _ => Err(one_of("gdp, secondary_gdp")),
+            },
+            "interval_years" => match option.parse::<u32>() {
+                Ok(years) if (1..=100).contains(&years) => Ok(ReadingValue::IntervalYears(years)),
+                _ => Err(one_of("whole numbers of years from 1 to 100")),
+            },
+            "neutral_sink" => match option {
+                "base-year" => Ok(ReadingValue::NeutralSink(NeutralSink::BaseYear)),
+                "sen-extrapolation" => Ok(ReadingValue::NeutralSink(NeutralSink::SenExtrapolation)),
+                _ => Err(one_of("base-year, sen-extrapolation")),
+            },
+            _ => Err(format!("`{name}` is not a reading; the readings are {}", ReadingValue::NAMES.join(", "))),
+        }
+    }
+
+    fn apply(self, readings: &mut Readings) {
+        match self {
+            ReadingValue::Fit(fit) => readings.fit = fit,
+            ReadingValue::Cei(cei) => readings.cei = cei,
+            ReadingValue::IntervalYears(years) => readings.interval_years = years,
+            ReadingValue::NeutralSink(rule) => readings.neutral_sink = rule,
+        }
+    }
+}
+
+/// A categorical draw: options with their cumulative weights, normalised so
+/// that the last is 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Categorical {
+    pub options: Vec<(ReadingValue, f64)>,
+}
+
+impl Categorical {
+    /// The option a uniform number in (0, 1) falls on.
+    pub fn pick(&self, u: f64) -> ReadingValue {
+        self.options.iter().find(|(_, cumulative)| u < *cumulative).unwrap_or(&self.options[self.options.len() - 1]).0
+    }
+}
+
 fn any() -> String {
     "*".to_owned()
 }
@@ -116,6 +192,9 @@ pub struct SweepSpec {
     pub coefficient: Vec<CoefficientEntry>,
     #[serde(default)]
     pub noise: Vec<NoiseEntry>,
+    /// Readings of the paper drawn per sample; the configuration's otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reading: Vec<ReadingEntry>,
 }
 
 impl Default for SweepSpec {
@@ -147,6 +226,7 @@ impl Default for SweepSpec {
                 multiplier: Distribution::TruncatedNormal { mean: 1.0, sd: 0.05, low: 0.8, high: 1.2 },
             }],
             noise: Vec::new(),
+            reading: Vec::new(),
         }
     }
 }
@@ -165,9 +245,19 @@ pub enum SweepError {
 pub enum Target {
     K,
     TrendThreshold,
-    Rate { scenario: Scenario, driver: Driver, period: Period },
-    Cap { scenario: Scenario, driver: Driver, period: Period },
+    Rate {
+        scenario: Scenario,
+        driver: Driver,
+        period: Period,
+    },
+    Cap {
+        scenario: Scenario,
+        driver: Driver,
+        period: Period,
+    },
     Coefficient(usize),
+    /// Index into [`Plan::readings`].
+    Reading(usize),
 }
 
 /// One uncertain parameter: a dimension of the design.
@@ -189,6 +279,9 @@ pub struct Plan {
     pub dimensions: Vec<Dimension>,
     /// σ of each field's noise (0 = none), by field.
     pub noise_sigma: [f64; N_FIELDS],
+    /// The categorical readings, in spec order; their dimensions come last,
+    /// so adding one leaves every other parameter's draws unchanged.
+    pub readings: Vec<Categorical>,
 }
 
 /// The largest Sobol' dimension count of the scrambled-Sobol' generator.
@@ -395,7 +488,46 @@ impl SweepSpec {
             }
         }
 
-        // Fixed values need no draw: apply them without spending a dimension.
+        // Readings: categorical dimensions after all others.
+        let mut readings = Vec::new();
+        let mut seen_readings = Vec::new();
+        for (i, entry) in self.reading.iter().enumerate() {
+            let at = format!("reading[{i}]");
+            if seen_readings.contains(&entry.name) {
+                problems.push(format!("{at}: reading `{}` is named twice", entry.name));
+                continue;
+            }
+            seen_readings.push(entry.name.clone());
+            let mut options = Vec::new();
+            let mut total = 0.0;
+            for (option, &weight) in &entry.weights {
+                match ReadingValue::parse(&entry.name, option) {
+                    Err(message) => problems.push(format!("{at}: {message}")),
+                    Ok(_) if !(weight.is_finite() && weight >= 0.0) => {
+                        problems.push(format!("{at}: the weight of `{option}` is {weight}; it must be ≥ 0"))
+                    }
+                    Ok(value) => {
+                        total += weight;
+                        options.push((value, total));
+                    }
+                }
+            }
+            if entry.weights.is_empty() || !(total > 0.0) {
+                problems.push(format!("{at}: reading `{}` needs at least one option with a weight > 0", entry.name));
+                continue;
+            }
+            for (_, cumulative) in &mut options {
+                *cumulative /= total;
+            }
+            options.retain(|(_, cumulative)| *cumulative > 0.0);
+            dimensions.push(Dimension {
+                target: Target::Reading(readings.len()),
+                distribution: Distribution::Uniform { low: 0.0, high: 1.0 },
+                name: format!("reading.{}", entry.name),
+            });
+            readings.push(Categorical { options });
+        }
+
         let dimensions: Vec<Dimension> = dimensions;
         let uncertain = dimensions.iter().filter(|d| !d.distribution.is_fixed()).count();
         if self.design == Design::Sobol && uncertain > SOBOL_MAX_DIMENSIONS {
@@ -409,7 +541,7 @@ impl SweepSpec {
         if !problems.is_empty() {
             return Err(SweepError::Invalid(problems));
         }
-        Ok(Plan { samples: self.samples, seed: self.seed, design: self.design, dimensions, noise_sigma })
+        Ok(Plan { samples: self.samples, seed: self.seed, design: self.design, dimensions, noise_sigma, readings })
     }
 }
 
@@ -512,10 +644,27 @@ impl Plan {
                     let nominal = parameters.coefficients.get(c);
                     parameters.coefficients.set(c, nominal * value);
                 }
+                Target::Reading(r) => self.readings[r].pick(value).apply(&mut parameters.readings),
             }
         }
         let rows = self.has_noise().then(|| self.noisy_rows(k, rows));
         Draw { parameters, rows }
+    }
+
+    /// Every interval length a sample of this plan can use: the
+    /// configuration's and those a drawn reading offers.
+    pub fn interval_years_drawn(&self, config: &Config) -> Vec<u32> {
+        let mut years = vec![config.scenarios.interval_years];
+        for categorical in &self.readings {
+            for (value, _) in &categorical.options {
+                if let ReadingValue::IntervalYears(y) = value {
+                    if !years.contains(y) {
+                        years.push(*y);
+                    }
+                }
+            }
+        }
+        years
     }
 
     pub fn has_noise(&self) -> bool {

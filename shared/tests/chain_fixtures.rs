@@ -141,11 +141,18 @@ impl Compare {
     }
 }
 
+/// The configuration of the earlier readings (`expected-readings-2026-11-28.json`):
+/// one pooled fit, CEI over secondary GDP, year-over-year rates.
+fn earlier_readings() -> Config {
+    let text = "[stirpat]\nfit = \"pooled\"\ncei = \"secondary_gdp\"\n[scenarios]\ninterval_years = 1\n";
+    Config::from_toml_overrides(text, "earlier readings").expect("a valid configuration")
+}
+
 /// Run the chain on a fixture at the nominal parameters (K = 0.02) and
 /// compare its document with the expected one.
-fn check_fixture(name: &str, units_csv: &str, panel_csv: &str, expected_json: &str) -> Dataset {
+fn check_fixture(name: &str, units_csv: &str, panel_csv: &str, expected_json: &str, config: &Config) -> Dataset {
     let dataset = Dataset::from_csv(units_csv, panel_csv, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let config = Config::default();
+    let config = config.clone();
     let parameters = Parameters::nominal(&config);
     assert_eq!(parameters.k, 0.02, "the fixtures were made at the paper's K");
     let result = chain::run(&dataset, &config, &parameters, Detail::Full).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -187,8 +194,41 @@ fn seed99_matches_the_independent_implementation() {
         include_str!("fixtures/seed99/units.csv"),
         include_str!("fixtures/seed99/panel.csv"),
         include_str!("fixtures/seed99/expected.json"),
+        &Config::default(),
     );
     assert!(dataset.fills().is_empty(), "seed99 has no gaps: {:?}", dataset.fills());
+}
+
+#[test]
+fn seed99_under_the_earlier_readings_matches_too() {
+    check_fixture(
+        "seed99 (earlier readings)",
+        include_str!("fixtures/seed99/units.csv"),
+        include_str!("fixtures/seed99/panel.csv"),
+        include_str!("fixtures/seed99/expected-readings-2026-11-28.json"),
+        &earlier_readings(),
+    );
+}
+
+#[test]
+fn edge98_under_the_earlier_readings_matches_too() {
+    check_fixture(
+        "edge98 (earlier readings)",
+        include_str!("fixtures/edge98/units.csv"),
+        include_str!("fixtures/edge98/panel.csv"),
+        include_str!("fixtures/edge98/expected-readings-2026-11-28.json"),
+        &earlier_readings(),
+    );
+}
+
+/// The two sets of readings give different documents: each fixture pair
+/// really tests its own readings.
+#[test]
+fn the_readings_change_the_fixture_results() {
+    let new: Value = serde_json::from_str(include_str!("fixtures/seed99/expected.json")).unwrap();
+    let old: Value = serde_json::from_str(include_str!("fixtures/seed99/expected-readings-2026-11-28.json")).unwrap();
+    assert_ne!(new["stirpat"], old["stirpat"]);
+    assert_ne!(new["projection"]["low"]["peak_year"], old["projection"]["low"]["peak_year"]);
 }
 
 /// The interior gaps of edge98/panel.csv: (unit, year, field, panel.csv line,
@@ -218,6 +258,7 @@ fn edge98_matches_the_independent_implementation_and_reports_its_fills() {
         include_str!("fixtures/edge98/units.csv"),
         include_str!("fixtures/edge98/panel.csv"),
         include_str!("fixtures/edge98/expected.json"),
+        &Config::default(),
     );
 
     let mut problems = Vec::new();
