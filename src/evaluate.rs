@@ -4,6 +4,8 @@ use anyhow::{Context, Result, bail};
 use zonesweep_shared::chain::{self, Detail, Parameters};
 use zonesweep_shared::config::{Driver, Scenario};
 use zonesweep_shared::evaluation::EvaluateDocument;
+use zonesweep_shared::indices::IndexKey;
+use zonesweep_shared::projection::UnitProjection;
 use zonesweep_shared::ridge;
 use zonesweep_shared::zoning::ZONE_NAMES;
 
@@ -67,6 +69,28 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     }
     let fit = &result.stirpat.fit;
     println!("{} units, {}–{}", dataset.n_units(), dataset.years()[0], dataset.base_year());
+    let ce = result.indices.get(IndexKey::CE);
+    let cs = result.indices.get(IndexKey::CS);
+    let n_years = dataset.n_years();
+    let regional_total = |values: &[f64], t: usize| -> f64 {
+        (0..dataset.n_units()).map(|u| values[u * n_years + t]).sum::<f64>() / 1e6
+    };
+    println!(
+        "region: CE {:.2} Mt in {} and {:.2} Mt in {}; CS {:.2} Mt in {}",
+        regional_total(ce, 0),
+        dataset.years()[0],
+        regional_total(ce, n_years - 1),
+        dataset.base_year(),
+        regional_total(cs, n_years - 1),
+        dataset.base_year()
+    );
+    println!(
+        "readings: fit = {}, cei = {}, interval_years = {}, neutral_sink = {}",
+        config.stirpat.fit.key(),
+        config.stirpat.cei.key(),
+        config.scenarios.interval_years,
+        config.scenarios.neutral_sink.key()
+    );
     println!(
         "STIRPAT ridge K = {}: R² = {:.4}, t-test p = {}",
         fit.k,
@@ -83,18 +107,37 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
             fit.vif[d]
         );
     }
+    let milestone = config.scenarios.milestone;
+    let horizon = config.scenarios.horizon;
+    let base_year = result.base_year;
+    let million = |t: f64| t / 1e6;
+    println!(
+        "{:<9} {:>13} {:>22} {:>15} {:>16} {:>14} {:>14}",
+        "scenario",
+        format!("peaked ≤{milestone}"),
+        format!("rising, then peak ≤{milestone}"),
+        format!("no peak by {horizon}"),
+        format!("not neutral {horizon}"),
+        format!("CE {milestone}, Mt"),
+        format!("CE {horizon}, Mt")
+    );
     for scenario in Scenario::ALL {
         let projections = &result.projections[scenario as usize];
-        let by_2030 =
-            projections.iter().filter(|p| p.peak_year.is_some_and(|y| y <= config.scenarios.milestone)).count();
-        let not_peaked = projections.iter().filter(|p| p.peak_year.is_none()).count();
-        let neutral = projections.iter().filter(|p| p.neutral).count();
+        let count = |f: &dyn Fn(&UnitProjection) -> bool| projections.iter().filter(|p| f(p)).count();
+        let by_milestone = count(&|p| p.peak_year.is_some_and(|y| y <= milestone));
+        let hump = count(&|p| p.peak_year.is_some_and(|y| y > base_year && y <= milestone));
+        let not_peaked = count(&|p| p.peak_year.is_none());
+        let not_neutral = count(&|p| !p.neutral);
+        let regional = |year: i32| -> String {
+            usize::try_from(year - base_year).ok().map_or("–".to_owned(), |i| {
+                format!("{:.2}", million(projections.iter().map(|p| p.ce[i]).sum::<f64>()))
+            })
+        };
         println!(
-            "{:<9} peaked by {}: {by_2030}, not peaked by {}: {not_peaked}, neutral by {}: {neutral}",
+            "{:<9} {by_milestone:>13} {hump:>22} {not_peaked:>15} {not_neutral:>16} {:>14} {:>14}",
             scenario.key(),
-            config.scenarios.milestone,
-            config.scenarios.horizon,
-            config.scenarios.horizon
+            regional(milestone),
+            regional(horizon)
         );
     }
     println!("breaks (upper bounds of the classes): {:?}", result.breaks);

@@ -90,6 +90,9 @@ fn modal_zone(probabilities: &[f64]) -> (usize, f64) {
 pub struct Peaking {
     /// P(peak year ≤ the milestone, 2030).
     pub peaked_by_milestone: f64,
+    /// P(T₀ < peak year ≤ the milestone): CE rises after the base year, then
+    /// falls (the "hump").
+    pub hump: f64,
     /// P(not peaked by the horizon, 2060).
     pub not_peaked: f64,
     /// Median, 5 % and 95 % peak year; `None` = not peaked by the horizon.
@@ -114,15 +117,14 @@ pub fn peaking(a: &Aggregate, scenario: Scenario, unit: usize) -> Peaking {
         None
     };
     let ratio = |c: u64| if n == 0 { f64::NAN } else { c as f64 / n as f64 };
-    let by_milestone: u64 = counts
-        .iter()
-        .take(counts.len() - 1)
-        .enumerate()
-        .filter(|(i, _)| base + *i as i32 <= a.shape.milestone)
-        .map(|(_, c)| c)
-        .sum();
+    let peaks_in = |years: &dyn Fn(i32) -> bool| -> u64 {
+        counts.iter().take(counts.len() - 1).enumerate().filter(|(i, _)| years(base + *i as i32)).map(|(_, c)| c).sum()
+    };
+    let by_milestone = peaks_in(&|y| y <= a.shape.milestone);
+    let hump = peaks_in(&|y| y > base && y <= a.shape.milestone);
     Peaking {
         peaked_by_milestone: ratio(by_milestone),
+        hump: ratio(hump),
         not_peaked: ratio(*counts.last().unwrap_or(&0)),
         median: quantile(0.5),
         p05: quantile(0.05),
@@ -237,6 +239,73 @@ pub fn summary(view: &SweepView) -> String {
         ZONE_NAMES[a.shape.n_zones.min(5) - 1],
         counts
     );
+    out.push_str(&regional_summary(view));
+    out
+}
+
+/// The figures a reader of the paper looks for, as expected counts over the
+/// samples (the sum over units of each unit's probability), with the
+/// paper's single run in brackets where it reports one.
+fn regional_summary(view: &SweepView) -> String {
+    let a = &view.aggregate;
+    let (milestone, horizon) = (a.shape.milestone, a.shape.horizon);
+    let n_units = view.unit_ids.len();
+    let expected = |f: &dyn Fn(&Peaking) -> f64, s: Scenario| (0..n_units).map(|u| f(&peaking(a, s, u))).sum::<f64>();
+    let not_neutral = |s: Scenario| {
+        (0..n_units)
+            .map(|u| 1.0 - a.neutral_counts[s as usize * n_units + u] as f64 / a.samples_ok.max(1) as f64)
+            .sum::<f64>()
+    };
+    let regional_ce = |s: Scenario, year: i32, q: f64| -> Option<f64> {
+        let t = usize::try_from(year - a.shape.base_year).ok()?;
+        a.regional_ce.get(s as usize * a.shape.n_projected_years() + t)?.quantile(q).map(|v| v / 1e6)
+    };
+    let paper = n_units == 81;
+    let bracket = |text: &str| if paper { format!(" [{text}]") } else { String::new() };
+    let mut out = format!(
+        "\nregion, mean over {} samples{}:\n",
+        a.samples_ok,
+        if paper { "; the paper's single run in brackets" } else { "" }
+    );
+    let _ = writeln!(out, "{:<34} {:>16} {:>16} {:>16}", "", "low-carbon", "baseline", "high-carbon");
+    let row =
+        |label: String, cells: [String; 3]| format!("{label:<34} {:>16} {:>16} {:>16}\n", cells[0], cells[1], cells[2]);
+    let papers_by_milestone = ["72", "–", "59"];
+    out += &row(
+        format!("units peaked by {milestone}"),
+        std::array::from_fn(|s| {
+            format!("{:.1}{}", expected(&|p| p.peaked_by_milestone, Scenario::ALL[s]), bracket(papers_by_milestone[s]))
+        }),
+    );
+    out += &row(
+        format!("  of which rising first (T₀ < peak)"),
+        std::array::from_fn(|s| {
+            format!("{:.1}{}", expected(&|p| p.hump, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
+        }),
+    );
+    out += &row(
+        format!("units not neutral by {horizon}"),
+        std::array::from_fn(|s| format!("{:.1}", not_neutral(Scenario::ALL[s]))),
+    );
+    let fan = |s: Scenario, year: i32| match (
+        regional_ce(s, year, 0.5),
+        regional_ce(s, year, 0.05),
+        regional_ce(s, year, 0.95),
+    ) {
+        (Some(m), Some(lo), Some(hi)) => format!("{m:.1} ({lo:.0}–{hi:.0})"),
+        _ => "–".to_owned(),
+    };
+    out += &row(
+        format!("regional CE {milestone}, Mt (5–95 %)"),
+        std::array::from_fn(|s| fan(Scenario::ALL[s], milestone)),
+    );
+    out += &row(
+        format!("regional CE {horizon}, Mt (5–95 %)"),
+        std::array::from_fn(|s| format!("{}{}", fan(Scenario::ALL[s], horizon), bracket(["30.55", "–", "–"][s]))),
+    );
+    if paper {
+        out += "zone sizes in the paper: [10, 33, 19, 14, 5]\n";
+    }
     out
 }
 

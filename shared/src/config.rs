@@ -227,6 +227,33 @@ pub enum CeiBasis {
     SecondaryGdp,
 }
 
+impl Fit {
+    pub const fn key(self) -> &'static str {
+        match self {
+            Fit::Regional => "regional",
+            Fit::Pooled => "pooled",
+        }
+    }
+}
+
+impl CeiBasis {
+    pub const fn key(self) -> &'static str {
+        match self {
+            CeiBasis::Gdp => "gdp",
+            CeiBasis::SecondaryGdp => "secondary_gdp",
+        }
+    }
+}
+
+impl NeutralSink {
+    pub const fn key(self) -> &'static str {
+        match self {
+            NeutralSink::BaseYear => "base-year",
+            NeutralSink::SenExtrapolation => "sen-extrapolation",
+        }
+    }
+}
+
 /// STIRPAT readings (MODEL.md section 4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -46,6 +46,11 @@ pub struct TracePoint {
     pub r2: f64,
 }
 
+/// A standard deviation at or below this fraction of the column's mean
+/// (in absolute value) counts as none: equal values give rounding noise of
+/// about 1e-16 relative, and a real driver series varies by far more.
+pub const RELATIVE_SD_FLOOR: f64 = 1e-12;
+
 /// Means, sample standard deviations (n − 1) and correlations of `x` and `y`.
 /// Two passes (means, then centred cross-products) for accuracy.
 pub fn standardize(x: &[[f64; N_PREDICTORS]], y: &[f64]) -> Result<Standardized, ChainError> {
@@ -79,12 +84,15 @@ pub fn standardize(x: &[[f64; N_PREDICTORS]], y: &[f64]) -> Result<Standardized,
     let sd_x: [f64; N_PREDICTORS] = std::array::from_fn(|j| (sxx[(j, j)] / (nf - 1.0)).sqrt());
     let sd_y = (syy / (nf - 1.0)).sqrt();
     const NAMES: [&str; N_PREDICTORS] = ["ln P", "ln W", "ln IS", "ln TI", "ln UR", "ln CEI"];
+    // A column of equal values can get a standard deviation of a few ulps
+    // from the rounding of its mean; that is no variation either.
+    let varies = |sd: f64, mean: f64| sd.is_finite() && sd > RELATIVE_SD_FLOOR * mean.abs();
     for j in 0..N_PREDICTORS {
-        if !(sd_x[j] > 0.0 && sd_x[j].is_finite()) {
+        if !varies(sd_x[j], mean_x[j]) {
             return Err(ChainError::Regression(format!("{} does not vary, so its correlation is undefined", NAMES[j])));
         }
     }
-    if !(sd_y > 0.0 && sd_y.is_finite()) {
+    if !varies(sd_y, mean_y) {
         return Err(ChainError::Regression("ln CE does not vary".to_owned()));
     }
     let norm_x: [f64; N_PREDICTORS] = std::array::from_fn(|j| sxx[(j, j)].sqrt());
