@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Endpoint;
 use zonesweep_coordinator::server::serve_coordinator;
-use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
+use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;

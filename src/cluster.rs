@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
-use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
 use zonesweep_coordinator::store::Store;
+use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::pb;
 use zonesweep_shared::config::Scenario;
 

@@ -2,10 +2,18 @@
 //! workers, merges their results exactly once into a redb database with
 //! group commits, and answers queries. The only crate that knows redb.
 
+pub mod committer;
+pub mod config;
 pub mod error;
+mod expiry;
+mod grpc;
 pub mod offline;
 pub mod schema;
 pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+
+pub use config::CoordinatorConfig;
+pub use error::CoordinatorError;
+pub use service::Coordinator;

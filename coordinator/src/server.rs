@@ -12,8 +12,9 @@ use zonesweep_proto::auth::RequireToken;
 use zonesweep_proto::pb::sweeps_server::SweepsServer;
 use zonesweep_proto::pb::workers_server::WorkersServer;
 
+use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::service::{Coordinator, CoordinatorConfig};
+use crate::service::Coordinator;
 
 /// Accepted connections with Nagle's algorithm off: a completion's small
 /// answer must not wait for a delayed ACK (tens of milliseconds a call).

@@ -1,20 +1,15 @@
-//! The coordinator: gRPC handlers for clients and workers over the shared
-//! [`State`], and the committer task that makes every result durable in
-//! group commits before it is acknowledged.
+//! The coordinator's operations for clients and workers over the shared
+//! [`State`]; durable changes go through the committer ([`crate::committer`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
-use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
-use zonesweep_proto::ids::{SweepId, WorkerId};
+use tonic::Status;
+use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::ids::WorkerId;
 use zonesweep_proto::pb;
 use zonesweep_shared::aggregate::{Aggregate, Shape};
 use zonesweep_shared::blob::DatasetBlob;
@@ -22,91 +17,17 @@ use zonesweep_shared::config::Config;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
+use crate::committer::{Command, failure_summary};
+use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::state::{JobState, State, SweepRuntime};
-use crate::store::{BatchEntry, Store, SweepRecord, SweepState};
-
-/// Coordinator settings; [`CoordinatorConfig::validate`] checks that they
-/// make sense together.
-#[derive(Clone, Debug)]
-pub struct CoordinatorConfig {
-    pub db: PathBuf,
-    pub token: String,
-    /// Samples per job when a submission does not say.
-    pub default_job_size: u64,
-    pub heartbeat_interval: Duration,
-    /// A lease without a heartbeat for this long expires.
-    pub lease_timeout: Duration,
-    /// A job that fails or expires this many times fails its sweep.
-    pub max_attempts: u32,
-    /// The longest a job may stay leased, heartbeats or not: a worker whose
-    /// samples hang loses the job after this and it runs elsewhere.
-    pub max_job_time: Duration,
-    /// The largest message accepted or sent.
-    pub max_message_bytes: usize,
-    /// The most completions one durable commit takes.
-    pub max_batch: usize,
-}
-
-impl CoordinatorConfig {
-    pub fn new(db: PathBuf, token: String) -> CoordinatorConfig {
-        CoordinatorConfig {
-            db,
-            token,
-            default_job_size: 100,
-            heartbeat_interval: Duration::from_secs(2),
-            lease_timeout: Duration::from_secs(20),
-            max_attempts: 5,
-            max_job_time: Duration::from_secs(3600),
-            max_message_bytes: 256 * 1024 * 1024,
-            max_batch: 1024,
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), CoordinatorError> {
-        let bad = |m: &str| Err(CoordinatorError::Config(m.to_owned()));
-        if self.token.is_empty() {
-            return bad("the access token is empty");
-        }
-        if self.default_job_size == 0 {
-            return bad("the default job size must be at least 1");
-        }
-        if self.lease_timeout < self.heartbeat_interval * 3 {
-            return bad(
-                "the lease timeout must be at least three heartbeat intervals, or live workers lose their leases",
-            );
-        }
-        if self.max_job_time < self.lease_timeout {
-            return bad("the maximum job time must be at least the lease timeout");
-        }
-        if self.max_attempts == 0 || self.max_batch == 0 {
-            return bad("max attempts and max batch must be at least 1");
-        }
-        Ok(())
-    }
-}
+use crate::store::{Store, SweepRecord, SweepState};
 
 /// The largest number of jobs one sweep may have.
 const MAX_JOBS: u64 = 10_000_000;
 /// The most samples one sweep may have: far beyond any real sweep, and low
 /// enough that no count of a merged aggregate can overflow.
 const MAX_SAMPLES: u64 = 1_000_000_000_000;
-
-/// A durable change the committer applies, in order.
-enum Command {
-    Complete {
-        sweep_id: String,
-        job_index: u32,
-        aggregate: Box<Aggregate>,
-        reply: oneshot::Sender<Result<bool, CoordinatorError>>,
-    },
-    Stop {
-        sweep_id: String,
-        state: SweepState,
-        reason: String,
-        reply: Option<oneshot::Sender<Result<(), CoordinatorError>>>,
-    },
-}
 
 struct Inner {
     store: Arc<Store>,
@@ -132,7 +53,7 @@ fn hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CoordinatorError> + Send + 'static,
 ) -> Result<T, CoordinatorError> {
     tokio::task::spawn_blocking(f)
@@ -189,7 +110,11 @@ impl Coordinator {
         &self.inner.config
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn store(&self) -> Arc<Store> {
+        self.inner.store.clone()
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug; the state itself is
         // still consistent (every change is a single assignment), so carry on.
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -201,7 +126,7 @@ impl Coordinator {
         self.inner.stopping.send_replace(true);
     }
 
-    fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.inner.changes.send_modify(|v| *v += 1);
     }
 
@@ -533,202 +458,12 @@ impl Coordinator {
         blocking(move || store.blob(&key)?.ok_or_else(|| CoordinatorError::NotFound(format!("blob {key}")))).await
     }
 
-    async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
+    pub(crate) async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
         self.inner.commands.send(command).await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
     }
-
-    // ------------------------------------------------------------ tasks
-
-    /// Expire leases whose heartbeats stopped.
-    async fn expiry(self) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            let failed = self.state().expire(Instant::now(), self.inner.config.max_attempts);
-            for (sweep_id, reason) in failed {
-                let _ = self.send(Command::Stop { sweep_id, state: SweepState::Failed, reason, reply: None }).await;
-            }
-        }
-    }
-
-    /// The single writer: takes every queued command, applies them to copies
-    /// of the affected sweeps, commits them in one durable transaction and
-    /// only then publishes them and answers the callers.
-    async fn committer(self, mut receiver: mpsc::Receiver<Command>) {
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < self.inner.config.max_batch {
-                match receiver.try_recv() {
-                    Ok(command) => batch.push(command),
-                    Err(_) => break,
-                }
-            }
-            self.commit(batch).await;
-        }
-    }
-
-    async fn commit(&self, batch: Vec<Command>) {
-        // Work on copies of the durable parts (record, aggregate) of the
-        // sweeps the batch touches; the shared state changes only after the
-        // commit. Job tables are not copied: they can be large.
-        let mut touched: BTreeMap<String, Pending> = BTreeMap::new();
-        let mut replies_merged = Vec::new();
-        let mut replies_stop = Vec::new();
-        {
-            let state = self.state();
-            for command in batch {
-                match command {
-                    Command::Complete { sweep_id, job_index, aggregate, reply } => {
-                        let Some(original) = state.sweeps.get(&sweep_id) else {
-                            let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
-                            continue;
-                        };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        let already = original.jobs[job_index as usize] == JobState::Done;
-                        if already || sweep.newly_done.contains(&job_index) {
-                            replies_merged.push((reply, Ok(false)));
-                            continue;
-                        }
-                        if sweep.record.state != SweepState::Running {
-                            let message = format!("sweep {sweep_id} is {}", state_name(sweep.record.state));
-                            replies_merged.push((reply, Err(CoordinatorError::FailedPrecondition(message))));
-                            continue;
-                        }
-                        if let Err(e) = sweep.aggregate.merge(&aggregate) {
-                            replies_merged.push((reply, Err(CoordinatorError::InvalidArgument(e.to_string()))));
-                            continue;
-                        }
-                        sweep.newly_done.insert(job_index);
-                        replies_merged.push((reply, Ok(true)));
-                        if original.jobs_done() + sweep.newly_done.len() as u32 == sweep.record.jobs {
-                            finish(&mut sweep.record, &sweep.aggregate);
-                        }
-                    }
-                    Command::Stop { sweep_id, state: stop_state, reason, reply } => {
-                        let Some(original) = state.sweeps.get(&sweep_id) else {
-                            if let Some(reply) = reply {
-                                let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
-                            }
-                            continue;
-                        };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        if sweep.record.state == SweepState::Running {
-                            sweep.record.state = stop_state;
-                            sweep.record.reason = reason.clone();
-                        }
-                        replies_stop.push(((sweep_id, stop_state, reason), reply));
-                    }
-                }
-            }
-        }
-        // The entries own the copies; the store hands them back for publishing.
-        let entries: Vec<BatchEntry> = touched
-            .into_values()
-            .map(|sweep| BatchEntry {
-                record: sweep.record,
-                aggregate: sweep.aggregate,
-                newly_done: sweep.newly_done.into_iter().collect(),
-            })
-            .collect();
-        let store = self.inner.store.clone();
-        let committed = blocking(move || {
-            store.commit_batch(&entries)?;
-            Ok(entries)
-        })
-        .await;
-        match committed {
-            Ok(entries) => {
-                {
-                    let mut state = self.state();
-                    for updated in entries {
-                        let Some(current) = state.sweeps.get_mut(&updated.record.id) else { continue };
-                        for &j in &updated.newly_done {
-                            current.mark_done(j);
-                        }
-                        if current.record.state == SweepState::Running && updated.record.state != SweepState::Running {
-                            current.stop(updated.record.state, updated.record.reason.clone());
-                        }
-                        current.record = updated.record;
-                        current.aggregate = updated.aggregate;
-                    }
-                }
-                self.changed();
-                for (reply, result) in replies_merged {
-                    let _ = reply.send(result);
-                }
-                for (_, reply) in replies_stop {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-            }
-            Err(e) => {
-                // Storage trouble may pass: answer "unavailable" so workers
-                // keep their results and retry, and try internal stops again.
-                let message = e.to_string();
-                let unavailable = || CoordinatorError::Unavailable(format!("not stored, retry: {message}"));
-                for (reply, _) in replies_merged {
-                    let _ = reply.send(Err(unavailable()));
-                }
-                for (stop, reply) in replies_stop {
-                    match reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(unavailable()));
-                        }
-                        None => {
-                            let coordinator = self.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                                let (sweep_id, state, reason) = stop;
-                                let _ = coordinator.send(Command::Stop { sweep_id, state, reason, reply: None }).await;
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
-/// A sweep's durable parts as a batch will leave them.
-struct Pending {
-    record: SweepRecord,
-    aggregate: Aggregate,
-    newly_done: BTreeSet<u32>,
-}
-
-impl Pending {
-    fn of(sweep: &SweepRuntime) -> Pending {
-        Pending { record: sweep.record.clone(), aggregate: sweep.aggregate.clone(), newly_done: BTreeSet::new() }
-    }
-}
-
-/// Every job is done: the sweep is done, or failed if no sample succeeded.
-fn finish(record: &mut SweepRecord, aggregate: &Aggregate) {
-    if record.state != SweepState::Running {
-        return;
-    }
-    let failed = aggregate.samples_failed();
-    if aggregate.samples_ok == 0 && failed > 0 {
-        let example = aggregate.failures.values().next().map(|f| f.example.clone()).unwrap_or_default();
-        record.state = SweepState::Failed;
-        record.reason = format!("every sample failed; for example {example}");
-    } else {
-        record.state = SweepState::Done;
-        record.reason = failure_summary(aggregate);
-    }
-}
-
-/// "N samples failed: kind (count), …" or empty.
-fn failure_summary(aggregate: &Aggregate) -> String {
-    if aggregate.failures.is_empty() {
-        return String::new();
-    }
-    let kinds: Vec<String> = aggregate.failures.iter().map(|(k, f)| format!("{k} ({})", f.count)).collect();
-    format!("{} sample(s) failed: {}", aggregate.samples_failed(), kinds.join(", "))
-}
-
-fn state_name(state: SweepState) -> &'static str {
+pub(crate) fn state_name(state: SweepState) -> &'static str {
     match state {
         SweepState::Running => "running",
         SweepState::Done => "done",
@@ -776,102 +511,4 @@ pub(crate) fn status_from(
 
 fn rand_suffix() -> u64 {
     rand::random()
-}
-
-// ---------------------------------------------------------------- gRPC
-
-fn sweep_id(text: &str) -> Result<SweepId, Status> {
-    Ok(SweepId::parse(text)?)
-}
-
-type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl pb::sweeps_server::Sweeps for Coordinator {
-    async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SweepStatus>, Status> {
-        Ok(Response::new(Coordinator::submit(self, request.into_inner()).await?))
-    }
-
-    async fn get(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
-        let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(self.status(id.as_str())?))
-    }
-
-    type WatchStream = StatusStream;
-
-    async fn watch(&self, request: Request<pb::SweepRef>) -> Result<Response<StatusStream>, Status> {
-        let id = sweep_id(&request.get_ref().sweep_id)?;
-        let receiver = Coordinator::watch(self, id.as_str())?;
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
-    }
-
-    async fn cancel(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
-        let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(Coordinator::cancel(self, id.as_str()).await?))
-    }
-
-    async fn list(&self, _request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
-        Ok(Response::new(pb::ListResponse { sweeps: Coordinator::list(self) }))
-    }
-
-    async fn query(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::QueryResponse>, Status> {
-        let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(Coordinator::query(self, id.as_str())?))
-    }
-}
-
-fn lease_ref(lease: Option<pb::LeaseRef>) -> Result<pb::LeaseRef, Status> {
-    let lease = lease.ok_or_else(|| Status::invalid_argument("the request names no lease"))?;
-    sweep_id(&lease.sweep_id)?;
-    Ok(lease)
-}
-
-#[tonic::async_trait]
-impl pb::workers_server::Workers for Coordinator {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
-        let request = request.into_inner();
-        Ok(Response::new(Coordinator::register(self, &request.hostname, request.threads)))
-    }
-
-    async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
-        let request = request.into_inner();
-        let worker = WorkerId::parse(&request.worker_id)?;
-        Ok(Response::new(pb::LeaseResponse { jobs: Coordinator::lease(self, &worker, request.capacity) }))
-    }
-
-    async fn heartbeat(
-        &self,
-        request: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let request = request.into_inner();
-        let worker = WorkerId::parse(&request.worker_id)?;
-        Ok(Response::new(pb::HeartbeatResponse { abandon: Coordinator::heartbeat(self, &worker, request.leases) }))
-    }
-
-    async fn complete(&self, request: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
-        let request = request.into_inner();
-        WorkerId::parse(&request.worker_id)?;
-        let lease = lease_ref(request.lease)?;
-        let wire = request.aggregate.ok_or_else(|| Status::invalid_argument("the completion carries no aggregate"))?;
-        let aggregate = aggregate_from_pb(&wire)?;
-        let merged = Coordinator::complete(self, &lease, aggregate).await?;
-        Ok(Response::new(pb::CompleteResponse { merged }))
-    }
-
-    async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
-        let request = request.into_inner();
-        WorkerId::parse(&request.worker_id)?;
-        let lease = lease_ref(request.lease)?;
-        Coordinator::fail(self, &lease, &request.reason).await?;
-        Ok(Response::new(pb::FailResponse {}))
-    }
-
-    async fn fetch_blob(
-        &self,
-        request: Request<pb::FetchBlobRequest>,
-    ) -> Result<Response<pb::FetchBlobResponse>, Status> {
-        let hash = zonesweep_proto::ids::ContentHash::parse(&request.get_ref().hash)?;
-        let content = Coordinator::fetch_blob(self, hash.as_str()).await?;
-        Ok(Response::new(pb::FetchBlobResponse { content }))
-    }
 }

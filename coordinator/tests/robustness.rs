@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use zonesweep_coordinator::server::serve_coordinator;
-use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
+use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::ids::WorkerId;

@@ -1,0 +1,23 @@
+//! The lease-expiry task: every 250 ms, leases whose heartbeats stopped (or
+//! that outlived the maximum job time) go back to pending; a job that expired
+//! too often fails its sweep through the committer.
+
+use std::time::{Duration, Instant};
+
+use crate::committer::Command;
+use crate::service::Coordinator;
+use crate::store::SweepState;
+
+impl Coordinator {
+    /// Expire leases whose heartbeats stopped.
+    pub(crate) async fn expiry(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let failed = self.state().expire(Instant::now(), self.config().max_attempts);
+            for (sweep_id, reason) in failed {
+                let _ = self.send(Command::Stop { sweep_id, state: SweepState::Failed, reason, reply: None }).await;
+            }
+        }
+    }
+}
