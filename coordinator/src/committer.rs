@@ -12,7 +12,7 @@ use zonesweep_shared::aggregate::Aggregate;
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking, state_name};
 use crate::state::{JobState, SweepRuntime};
-use crate::store::{BatchEntry, SweepRecord, SweepState};
+use crate::store::{BatchEntry, StoreCause, SweepRecord, SweepState};
 
 /// A durable change the committer applies, in order.
 pub(crate) enum Command {
@@ -143,10 +143,15 @@ impl Coordinator {
                 }
             }
             Err(e) => {
-                // Storage trouble may pass: answer "unavailable" so workers
-                // keep their results and retry, and try internal stops again.
-                let message = e.to_string();
-                let unavailable = || CoordinatorError::Unavailable(format!("not stored, retry: {message}"));
+                // Nothing is acknowledged. Trouble that may pass is answered
+                // UNAVAILABLE, so workers keep their results and retry;
+                // internal stops are tried again.
+                let (cause, message) = match &e {
+                    CoordinatorError::Store(store) => (store.cause(), store.to_string()),
+                    // A storage task that panicked: a bug, not bad luck.
+                    other => (StoreCause::Refused, other.to_string()),
+                };
+                let unavailable = || CoordinatorError::NotStored { cause, message: message.clone() };
                 for (reply, _) in replies_merged {
                     let _ = reply.send(Err(unavailable()));
                 }

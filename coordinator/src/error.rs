@@ -1,9 +1,11 @@
-//! The coordinator's one error type, and its one mapping to gRPC status codes.
+//! The coordinator's one error type, and its one mapping to gRPC status
+//! codes ([`CoordinatorError::code`]): a caller told UNAVAILABLE tries again,
+//! so only trouble that may pass is UNAVAILABLE.
 
-use tonic::Status;
+use tonic::{Code, Status};
 use zonesweep_proto::ProtoError;
 
-use crate::store::StoreError;
+use crate::store::{StoreCause, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -15,6 +17,10 @@ pub enum CoordinatorError {
     FailedPrecondition(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// A batch of the committer was not stored; every change in it is
+    /// answered with this (the store error itself goes to one caller only).
+    #[error("not stored: {message}")]
+    NotStored { cause: StoreCause, message: String },
     #[error("{0}")]
     Internal(String),
     /// Passing trouble: the caller should retry.
@@ -32,17 +38,87 @@ impl From<ProtoError> for CoordinatorError {
     }
 }
 
+/// The code that tells a caller what to do about a storage failure.
+fn store_code(cause: StoreCause) -> Code {
+    match cause {
+        StoreCause::Transient => Code::Unavailable,
+        StoreCause::Corrupt => Code::DataLoss,
+        StoreCause::Unusable => Code::FailedPrecondition,
+        StoreCause::Missing => Code::NotFound,
+        StoreCause::Exists => Code::AlreadyExists,
+        StoreCause::Refused => Code::Internal,
+    }
+}
+
+impl CoordinatorError {
+    /// The gRPC code of this error: UNAVAILABLE (retry) only for trouble
+    /// that may pass; corrupt storage is DATA_LOSS, bad input
+    /// INVALID_ARGUMENT, an unknown sweep NOT_FOUND.
+    pub fn code(&self) -> Code {
+        match self {
+            CoordinatorError::NotFound(_) => Code::NotFound,
+            CoordinatorError::InvalidArgument(_) | CoordinatorError::Config(_) => Code::InvalidArgument,
+            CoordinatorError::FailedPrecondition(_) => Code::FailedPrecondition,
+            CoordinatorError::Store(error) => store_code(error.cause()),
+            CoordinatorError::NotStored { cause, .. } => store_code(*cause),
+            CoordinatorError::Internal(_) | CoordinatorError::Transport(_) => Code::Internal,
+            CoordinatorError::Unavailable(_) => Code::Unavailable,
+        }
+    }
+}
+
 impl From<CoordinatorError> for Status {
     fn from(error: CoordinatorError) -> Status {
-        match error {
-            CoordinatorError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            CoordinatorError::InvalidArgument(message) => Status::invalid_argument(message),
-            CoordinatorError::FailedPrecondition(message) => Status::failed_precondition(message),
-            // Storage trouble is the server's, and a retry may succeed.
-            CoordinatorError::Store(e) => Status::unavailable(format!("storage: {e}")),
-            CoordinatorError::Internal(message) => Status::internal(message),
-            CoordinatorError::Unavailable(message) => Status::unavailable(message),
-            CoordinatorError::Transport(message) | CoordinatorError::Config(message) => Status::internal(message),
+        let message = match &error {
+            // The wire message of these omits the variant's framing.
+            CoordinatorError::InvalidArgument(m)
+            | CoordinatorError::FailedPrecondition(m)
+            | CoordinatorError::Internal(m)
+            | CoordinatorError::Unavailable(m)
+            | CoordinatorError::Transport(m)
+            | CoordinatorError::Config(m) => m.clone(),
+            other => other.to_string(),
+        };
+        Status::new(error.code(), message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn each_cause_has_its_code() {
+        let corrupt = StoreError::Corrupt { table: "aggregates", key: "sw-1".into(), reason: "truncated".into() };
+        let cases = [
+            (CoordinatorError::Store(corrupt), Code::DataLoss),
+            (CoordinatorError::NotStored { cause: StoreCause::Transient, message: "disk".into() }, Code::Unavailable),
+            (CoordinatorError::NotStored { cause: StoreCause::Corrupt, message: "page".into() }, Code::DataLoss),
+            (CoordinatorError::Store(StoreError::InUse { path: PathBuf::from("db"), hint: "" }), Code::Unavailable),
+            (CoordinatorError::Store(StoreError::JobAlreadyDone { sweep_id: "a".into(), job: 0 }), Code::Internal),
+            (CoordinatorError::Store(StoreError::SweepExists { id: "a".into() }), Code::AlreadyExists),
+            (CoordinatorError::NotFound("sweep sw-1".into()), Code::NotFound),
+            (CoordinatorError::InvalidArgument("bad".into()), Code::InvalidArgument),
+            (CoordinatorError::FailedPrecondition("cancelled".into()), Code::FailedPrecondition),
+            (CoordinatorError::Unavailable("shutting down".into()), Code::Unavailable),
+            (CoordinatorError::Internal("bug".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+            assert_eq!(Status::from(error).code(), code);
         }
+    }
+
+    #[test]
+    fn wire_messages_read_as_before() {
+        let status = Status::from(CoordinatorError::NotFound("sweep sw-1".into()));
+        assert_eq!(status.message(), "sweep sw-1 not found");
+        let status = Status::from(CoordinatorError::InvalidArgument("the result is inconsistent".into()));
+        assert_eq!(status.message(), "the result is inconsistent");
+        let corrupt = StoreError::Corrupt { table: "sweeps", key: "sw-1".into(), reason: "truncated".into() };
+        let status = Status::from(CoordinatorError::Store(corrupt));
+        assert!(status.message().starts_with("storage: corrupt value in table `sweeps`"), "{status:?}");
     }
 }

@@ -13,9 +13,7 @@ fn record(store: &Store, id: &str) -> Result<SweepRecord, CoordinatorError> {
 }
 
 fn status_of(store: &Store, record: &SweepRecord) -> Result<(pb::SweepStatus, pb::Aggregate), CoordinatorError> {
-    let aggregate = store
-        .aggregate(&record.id)?
-        .ok_or_else(|| CoordinatorError::Internal(format!("sweep {} has no stored aggregate", record.id)))?;
+    let aggregate = store.stored_aggregate(&record.id)?;
     let done = store.done_jobs(&record.id)?.len() as u32;
     Ok((status_from(record, &aggregate, done, 0), aggregate_to_pb(&aggregate)))
 }

@@ -71,9 +71,7 @@ impl Coordinator {
             let store = Store::open(&path)?;
             let mut sweeps = Vec::new();
             for record in store.sweeps()? {
-                let aggregate = store.aggregate(&record.id)?.ok_or_else(|| {
-                    CoordinatorError::Internal(format!("sweep {} has no stored aggregate", record.id))
-                })?;
+                let aggregate = store.stored_aggregate(&record.id)?;
                 let done = store.done_jobs(&record.id)?;
                 sweeps.push(SweepRuntime::new(record, aggregate, &done));
             }

@@ -99,6 +99,63 @@ pub enum StoreError {
     ReadOnly { path: PathBuf, operation: &'static str },
 }
 
+/// What kind of trouble a [`StoreError`] is, for callers that must decide
+/// whether trying again can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreCause {
+    /// Input/output trouble or a file held by another process: it may pass,
+    /// so the same request can succeed later.
+    Transient,
+    /// Stored bytes that do not decode, or a file redb finds damaged:
+    /// trying again reads the same bytes.
+    Corrupt,
+    /// A file of another schema version, not a zonesweep database, or open
+    /// read-only: an operator has to act.
+    Unusable,
+    /// No such database file or sweep.
+    Missing,
+    /// A sweep id that is taken.
+    Exists,
+    /// A request the coordinator should never make (a job merged twice, a
+    /// job out of range, a value too large): a bug, not bad luck.
+    Refused,
+}
+
+impl StoreError {
+    pub fn cause(&self) -> StoreCause {
+        match self {
+            StoreError::Database { source, .. } => redb_cause(source),
+            StoreError::InUse { .. } => StoreCause::Transient,
+            StoreError::Corrupt { .. } => StoreCause::Corrupt,
+            StoreError::NotZonesweep { .. } | StoreError::SchemaVersion { .. } | StoreError::ReadOnly { .. } => {
+                StoreCause::Unusable
+            }
+            StoreError::Missing { .. } | StoreError::UnknownSweep { .. } => StoreCause::Missing,
+            StoreError::SweepExists { .. } => StoreCause::Exists,
+            StoreError::JobAlreadyDone { .. } | StoreError::JobOutOfRange { .. } => StoreCause::Refused,
+        }
+    }
+}
+
+fn redb_cause(error: &redb::Error) -> StoreCause {
+    use redb::Error as E;
+    match error {
+        // After an IO error redb refuses every write until the database is
+        // reopened; a restarted coordinator takes the retried results.
+        E::Io(_) | E::PreviousIo | E::DatabaseAlreadyOpen | E::RepairAborted | E::DatabaseClosed => {
+            StoreCause::Transient
+        }
+        E::Corrupted(_)
+        | E::TableTypeMismatch { .. }
+        | E::TypeDefinitionChanged { .. }
+        | E::TableIsMultimap(_)
+        | E::TableIsNotMultimap(_)
+        | E::TableDoesNotExist(_) => StoreCause::Corrupt,
+        E::UpgradeRequired(_) => StoreCause::Unusable,
+        _ => StoreCause::Refused,
+    }
+}
+
 fn version_advice(found: u64, supported: u64) -> &'static str {
     if found > supported {
         "it was written by a newer zonesweep; use that release"
@@ -299,6 +356,16 @@ impl Store {
                 })
             })
             .transpose()
+    }
+
+    /// The aggregate of a stored sweep: every sweep is created with one, so
+    /// a missing aggregate is corruption.
+    pub fn stored_aggregate(&self, id: &str) -> Result<Aggregate, StoreError> {
+        self.aggregate(id)?.ok_or_else(|| StoreError::Corrupt {
+            table: "aggregates",
+            key: id.to_string(),
+            reason: "the sweep has no stored aggregate".to_string(),
+        })
     }
 
     /// The indices of the sweep's jobs whose results are merged, ascending.
@@ -765,6 +832,23 @@ mod tests {
         );
         assert_eq!(store.sweep("good").unwrap(), Some(record("good", 0)));
         assert_eq!(store.aggregate("good").unwrap(), Some(Aggregate::empty(shape())));
+    }
+
+    #[test]
+    fn errors_say_whether_trying_again_can_help() {
+        let io = redb::Error::Io(std::io::Error::other("disk unplugged"));
+        let database = |source| StoreError::Database { context: "committing".into(), source };
+        assert_eq!(database(io).cause(), StoreCause::Transient);
+        assert_eq!(database(redb::Error::PreviousIo).cause(), StoreCause::Transient);
+        assert_eq!(database(redb::Error::Corrupted("bad page".into())).cause(), StoreCause::Corrupt);
+        assert_eq!(database(redb::Error::ValueTooLarge(1 << 40)).cause(), StoreCause::Refused);
+        let corrupt = StoreError::Corrupt { table: "sweeps", key: "a".into(), reason: "truncated".into() };
+        assert_eq!(corrupt.cause(), StoreCause::Corrupt);
+        assert_eq!(StoreError::JobAlreadyDone { sweep_id: "a".into(), job: 1 }.cause(), StoreCause::Refused);
+        assert_eq!(StoreError::UnknownSweep { id: "a".into() }.cause(), StoreCause::Missing);
+        let path = PathBuf::from("db.redb");
+        assert_eq!(StoreError::InUse { path: path.clone(), hint: "" }.cause(), StoreCause::Transient);
+        assert_eq!(StoreError::SchemaVersion { path, found: 9, supported: 1 }.cause(), StoreCause::Unusable);
     }
 
     #[test]
