@@ -3,81 +3,45 @@
 //! heartbeat's `abandon` list.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use zonesweep_proto::ProtoError;
-use zonesweep_proto::ids::{JobId, LeaseId, SweepId};
+use zonesweep_proto::ids::LeaseRef;
 use zonesweep_proto::pb;
-
-/// One lease of one job, as the wire's `LeaseRef` names it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LeaseKey {
-    pub job: JobId,
-    pub lease: LeaseId,
-}
-
-impl LeaseKey {
-    pub fn from_ref(lease_ref: &pb::LeaseRef) -> Result<LeaseKey, ProtoError> {
-        Ok(LeaseKey {
-            job: JobId { sweep: SweepId::parse(&lease_ref.sweep_id)?, index: lease_ref.job_index },
-            lease: LeaseId(lease_ref.lease_id),
-        })
-    }
-
-    pub fn of_job(job: &pb::Job) -> Result<LeaseKey, ProtoError> {
-        LeaseKey::from_ref(&pb::LeaseRef {
-            sweep_id: job.sweep_id.clone(),
-            job_index: job.job_index,
-            lease_id: job.lease_id,
-        })
-    }
-
-    pub fn to_ref(&self) -> pb::LeaseRef {
-        pb::LeaseRef { sweep_id: self.job.sweep.as_str().to_owned(), job_index: self.job.index, lease_id: self.lease.0 }
-    }
-}
-
-impl fmt::Display for LeaseKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job {} (lease {})", self.job, self.lease.0)
-    }
-}
 
 /// Set once the coordinator has asked the worker to give a lease up.
 pub type AbandonFlag = Arc<AtomicBool>;
 
 #[derive(Debug, Default)]
 pub struct HeldLeases {
-    leases: Mutex<HashMap<LeaseKey, AbandonFlag>>,
+    leases: Mutex<HashMap<LeaseRef, AbandonFlag>>,
 }
 
 impl HeldLeases {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseKey, AbandonFlag>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseRef, AbandonFlag>> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Start holding `key`; the flag turns true if it is abandoned.
-    pub fn insert(&self, key: LeaseKey) -> AbandonFlag {
+    pub fn insert(&self, key: LeaseRef) -> AbandonFlag {
         self.lock().entry(key).or_default().clone()
     }
 
-    pub fn remove(&self, key: &LeaseKey) {
+    pub fn remove(&self, key: &LeaseRef) {
         self.lock().remove(key);
     }
 
     /// Every lease held, for a heartbeat, in a stable order.
     pub fn snapshot(&self) -> Vec<pb::LeaseRef> {
-        let mut keys: Vec<LeaseKey> = self.lock().keys().cloned().collect();
+        let mut keys: Vec<LeaseRef> = self.lock().keys().cloned().collect();
         keys.sort();
-        keys.iter().map(LeaseKey::to_ref).collect()
+        keys.iter().map(LeaseRef::to_pb).collect()
     }
 
     /// Mark a held lease abandoned; false when it is not held (already
     /// delivered, or a reference that names nothing here).
-    pub fn abandon(&self, lease_ref: &pb::LeaseRef) -> Option<LeaseKey> {
-        let key = LeaseKey::from_ref(lease_ref).ok()?;
+    pub fn abandon(&self, lease_ref: &pb::LeaseRef) -> Option<LeaseRef> {
+        let key = LeaseRef::from_pb(lease_ref).ok()?;
         let flag = self.lock().get(&key).cloned()?;
         flag.store(true, Ordering::SeqCst);
         Some(key)
@@ -103,8 +67,8 @@ mod tests {
     #[test]
     fn abandoning_raises_the_flag_of_that_lease_only() {
         let held = HeldLeases::default();
-        let a = held.insert(LeaseKey::from_ref(&lease_ref("sw-1", 0, 7)).unwrap());
-        let b = held.insert(LeaseKey::from_ref(&lease_ref("sw-1", 1, 8)).unwrap());
+        let a = held.insert(LeaseRef::from_pb(&lease_ref("sw-1", 0, 7)).unwrap());
+        let b = held.insert(LeaseRef::from_pb(&lease_ref("sw-1", 1, 8)).unwrap());
         assert_eq!(held.snapshot(), vec![lease_ref("sw-1", 0, 7), lease_ref("sw-1", 1, 8)]);
 
         // A newer lease of the same job is another lease.
@@ -114,7 +78,7 @@ mod tests {
         assert!(a.load(Ordering::SeqCst));
         assert!(!b.load(Ordering::SeqCst));
 
-        held.remove(&LeaseKey::from_ref(&lease_ref("sw-1", 0, 7)).unwrap());
+        held.remove(&LeaseRef::from_pb(&lease_ref("sw-1", 0, 7)).unwrap());
         assert_eq!(held.snapshot(), vec![lease_ref("sw-1", 1, 8)]);
         assert_eq!(held.len(), 1);
     }

@@ -10,19 +10,19 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tonic::Code;
 use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::ids::LeaseRef;
 use zonesweep_proto::pb;
 use zonesweep_shared::aggregate::Aggregate;
 
 use crate::cache::SweepKey;
 use crate::error::WorkerError;
-use crate::held::LeaseKey;
 use crate::session::{CallError, Worker};
 
 /// Removes the lease from the held set however the job ends, so heartbeats
 /// stop naming it.
 struct Holding<'a> {
     worker: &'a Worker,
-    key: LeaseKey,
+    key: LeaseRef,
 }
 
 impl Drop for Holding<'_> {
@@ -35,7 +35,7 @@ impl Drop for Holding<'_> {
 /// refused token); everything else is delivered, logged or dropped here.
 pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), WorkerError> {
     let log = worker.log;
-    let key = match LeaseKey::of_job(&job) {
+    let key = match LeaseRef::of_job(&job) {
         Ok(key) => key,
         Err(error) => {
             // Nothing can be held under an id that does not parse; tell the
@@ -49,7 +49,7 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), Wor
     let abandoned = worker.held.insert(key.clone());
     let _holding = Holding { worker: &worker, key: key.clone() };
     let stop = || abandoned.load(Ordering::SeqCst) || worker.past_drain_patience();
-    let lease_ref = key.to_ref();
+    let lease_ref = key.to_pb();
 
     if job.sample_start >= job.sample_end || job.sample_end > job.samples {
         let reason = format!(
@@ -142,7 +142,7 @@ async fn fail(
     reason: &str,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), WorkerError> {
-    let name = LeaseKey::from_ref(&lease_ref)
+    let name = LeaseRef::from_pb(&lease_ref)
         .map(|key| key.to_string())
         .unwrap_or_else(|_| format!("job {:?}#{}", lease_ref.sweep_id, lease_ref.job_index));
     worker.log.info(format_args!("failing {name}: {reason}"));
@@ -164,7 +164,7 @@ async fn fail(
     }
 }
 
-fn log_refused(worker: &Worker, what: &str, key: &LeaseKey, status: &tonic::Status) {
+fn log_refused(worker: &Worker, what: &str, key: &LeaseRef, status: &tonic::Status) {
     let why = match status.code() {
         Code::NotFound | Code::FailedPrecondition => "the sweep was cancelled or the lease is stale",
         _ => "refused",
