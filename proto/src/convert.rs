@@ -1,6 +1,7 @@
-//! Conversions between the wire aggregate and [`zonesweep_shared::aggregate::Aggregate`].
-//! Decoding checks everything a peer could get wrong, so a malformed result
-//! is refused before it reaches a merge.
+//! Conversions between the wire and the domain: aggregates
+//! ([`zonesweep_shared::aggregate::Aggregate`]) and sweep statuses and
+//! results ([`crate::status`]). Decoding checks everything a peer could get
+//! wrong, so a malformed result is refused before it reaches a merge.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,8 @@ use prost::Message;
 use zonesweep_shared::aggregate::{Aggregate, FailureKind, Shape};
 use zonesweep_shared::histogram::{LinearHistogram, LogHistogram, SparseBins};
 
+use crate::ids::SweepId;
+use crate::status::{SweepResults, SweepState, SweepStatus};
 use crate::{ProtoError, pb};
 
 fn shape_to_pb(shape: &Shape) -> pb::Shape {
@@ -199,6 +202,29 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
     Ok(aggregate)
 }
 
+/// Decode a job's result for a sweep whose shape is known: a wire shape
+/// other than `expected` is refused first, so a result cannot make the
+/// decoder allocate more than the sweep's own aggregate takes.
+pub fn result_from_pb(a: &pb::Aggregate, expected: &Shape) -> Result<Aggregate, ProtoError> {
+    let wire = a.shape.as_ref().ok_or_else(|| ProtoError::Malformed("aggregate without a shape".into()))?;
+    if *wire != shape_to_pb(expected) {
+        return Err(ProtoError::Malformed(format!(
+            "the result's shape ({} units, {} zones, years {}–{}, milestone {}) does not fit the sweep's ({} units, {} zones, years {}–{}, milestone {})",
+            wire.n_units,
+            wire.n_zones,
+            wire.base_year,
+            wire.horizon,
+            wire.milestone,
+            expected.n_units,
+            expected.n_zones,
+            expected.base_year,
+            expected.horizon,
+            expected.milestone
+        )));
+    }
+    aggregate_from_pb(a)
+}
+
 /// The aggregate in the compact binary form used for storage.
 pub fn encode_aggregate(a: &Aggregate) -> Vec<u8> {
     aggregate_to_pb(a).encode_to_vec()
@@ -211,9 +237,161 @@ pub fn decode_aggregate(bytes: &[u8]) -> Result<Aggregate, ProtoError> {
     aggregate_from_pb(&wire)
 }
 
+fn state_to_pb(state: SweepState) -> pb::SweepState {
+    match state {
+        SweepState::Running => pb::SweepState::Running,
+        SweepState::Done => pb::SweepState::Done,
+        SweepState::Failed => pb::SweepState::Failed,
+        SweepState::Cancelled => pb::SweepState::Cancelled,
+    }
+}
+
+fn state_from_pb(state: i32) -> Result<SweepState, ProtoError> {
+    match pb::SweepState::try_from(state) {
+        Ok(pb::SweepState::Running) => Ok(SweepState::Running),
+        Ok(pb::SweepState::Done) => Ok(SweepState::Done),
+        Ok(pb::SweepState::Failed) => Ok(SweepState::Failed),
+        Ok(pb::SweepState::Cancelled) => Ok(SweepState::Cancelled),
+        _ => Err(ProtoError::Malformed(format!("unknown sweep state {state}"))),
+    }
+}
+
+/// The wire form of a sweep's status.
+pub fn status_to_pb(status: &SweepStatus) -> pb::SweepStatus {
+    pb::SweepStatus {
+        sweep_id: status.id.as_str().to_owned(),
+        state: state_to_pb(status.state) as i32,
+        samples: status.samples,
+        samples_done: status.samples_done,
+        samples_failed: status.samples_failed,
+        jobs: status.jobs,
+        jobs_done: status.jobs_done,
+        jobs_leased: status.jobs_leased,
+        reason: status.reason.clone(),
+        seed: status.seed,
+        dataset_hash: status.dataset_hash.clone(),
+        config_hash: status.config_hash.clone(),
+        spec_hash: status.spec_hash.clone(),
+        units: status.units,
+        sequence: status.sequence,
+    }
+}
+
+/// Check a wire status: its sweep id and state.
+pub fn status_from_pb(wire: pb::SweepStatus) -> Result<SweepStatus, ProtoError> {
+    Ok(SweepStatus {
+        id: SweepId::parse(&wire.sweep_id)?,
+        state: state_from_pb(wire.state)?,
+        reason: wire.reason,
+        sequence: wire.sequence,
+        seed: wire.seed,
+        samples: wire.samples,
+        samples_done: wire.samples_done,
+        samples_failed: wire.samples_failed,
+        jobs: wire.jobs,
+        jobs_done: wire.jobs_done,
+        jobs_leased: wire.jobs_leased,
+        units: wire.units,
+        dataset_hash: wire.dataset_hash,
+        config_hash: wire.config_hash,
+        spec_hash: wire.spec_hash,
+    })
+}
+
+/// The wire answer to a query.
+pub fn results_to_pb(results: &SweepResults) -> pb::QueryResponse {
+    pb::QueryResponse {
+        status: Some(status_to_pb(&results.status)),
+        unit_ids: results.unit_ids.clone(),
+        unit_names: results.unit_names.clone(),
+        aggregate: Some(aggregate_to_pb(&results.aggregate)),
+    }
+}
+
+/// Check the answer to a query: a status, an aggregate that decodes, and
+/// one unit id per unit of the aggregate's shape.
+pub fn results_from_pb(wire: pb::QueryResponse) -> Result<SweepResults, ProtoError> {
+    let status = status_from_pb(wire.status.ok_or_else(|| ProtoError::Malformed("the answer has no status".into()))?)?;
+    let aggregate =
+        wire.aggregate.as_ref().ok_or_else(|| ProtoError::Malformed("the answer has no aggregate".into()))?;
+    let aggregate = aggregate_from_pb(aggregate)?;
+    if wire.unit_ids.len() != aggregate.shape.n_units {
+        return Err(ProtoError::Malformed(format!(
+            "the answer names {} units for an aggregate of {}",
+            wire.unit_ids.len(),
+            aggregate.shape.n_units
+        )));
+    }
+    Ok(SweepResults { status, unit_ids: wire.unit_ids, unit_names: wire.unit_names, aggregate })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(state: SweepState) -> SweepStatus {
+        SweepStatus {
+            id: SweepId::parse("sw-0123").unwrap(),
+            state,
+            reason: "2 sample(s) failed: x (2)".into(),
+            sequence: 4,
+            seed: 7,
+            samples: 100,
+            samples_done: 40,
+            samples_failed: 2,
+            jobs: 10,
+            jobs_done: 4,
+            jobs_leased: 3,
+            units: 2,
+            dataset_hash: "d".repeat(64),
+            config_hash: "c".repeat(64),
+            spec_hash: "5".repeat(64),
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_unknown_states_are_refused() {
+        for state in SweepState::ALL {
+            assert_eq!(status_from_pb(status_to_pb(&status(state))).unwrap(), status(state));
+        }
+        let unspecified =
+            pb::SweepStatus { state: pb::SweepState::Unspecified as i32, ..status_to_pb(&status(SweepState::Done)) };
+        assert!(matches!(status_from_pb(unspecified), Err(ProtoError::Malformed(m)) if m.contains("sweep state")));
+        let bad_id = pb::SweepStatus { sweep_id: "../x".into(), ..status_to_pb(&status(SweepState::Done)) };
+        assert!(matches!(status_from_pb(bad_id), Err(ProtoError::BadId { .. })));
+    }
+
+    #[test]
+    fn a_result_is_decoded_against_its_sweep_shape() {
+        let shape = Shape { n_units: 2, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
+        let wire = aggregate_to_pb(&Aggregate::empty(shape));
+        assert_eq!(result_from_pb(&wire, &shape).unwrap(), Aggregate::empty(shape));
+        // A plausible but larger shape is refused before its arrays are read.
+        let huge = Shape { n_units: 9_000_000, ..shape };
+        let mut claims_huge = wire.clone();
+        claims_huge.shape = Some(shape_to_pb(&huge));
+        let error = result_from_pb(&claims_huge, &shape).unwrap_err();
+        assert!(error.to_string().contains("does not fit the sweep's (2 units"), "{error}");
+        let no_shape = pb::Aggregate { shape: None, ..wire };
+        assert!(result_from_pb(&no_shape, &shape).is_err());
+    }
+
+    #[test]
+    fn results_name_one_unit_per_unit_of_their_shape() {
+        let shape = Shape { n_units: 2, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
+        let results = SweepResults {
+            status: status(SweepState::Done),
+            unit_ids: vec!["a".into(), "b".into()],
+            unit_names: vec!["A".into(), "B".into()],
+            aggregate: Aggregate::empty(shape),
+        };
+        assert_eq!(results_from_pb(results_to_pb(&results)).unwrap(), results);
+        assert_eq!(results.unit_index("b"), Some(1));
+        let mut short = results_to_pb(&results);
+        short.unit_ids.pop();
+        let error = results_from_pb(short).unwrap_err();
+        assert!(error.to_string().contains("names 1 units for an aggregate of 2"), "{error}");
+    }
 
     #[test]
     fn sparse_counts_round_trip_and_refuse_bad_input() {

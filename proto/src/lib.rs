@@ -1,6 +1,7 @@
 //! The gRPC contract of zonesweep. This crate owns the generated wire types
-//! ([`pb`]); other crates convert at the boundary into the typed ids of
-//! [`ids`] and the `zonesweep_shared` values of [`convert`].
+//! ([`pb`]); other crates convert at the boundary ([`convert`]) into the
+//! typed ids of [`ids`], the sweep statuses of [`status`] and the
+//! `zonesweep_shared` aggregates.
 
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
@@ -10,6 +11,7 @@ pub mod pb {
 pub mod auth;
 pub mod convert;
 pub mod ids;
+pub mod status;
 
 pub use tonic;
 
