@@ -22,7 +22,7 @@ use zonesweep_shared::config::Config;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
-use crate::client::{SweepArgs, connect, status_error};
+use crate::client::{Remote, SweepArgs, status_error};
 use crate::data::demo_dataset;
 
 #[derive(clap::Subcommand)]
@@ -93,7 +93,7 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
                 let _ = worker_stopped.await;
             },
         ));
-        let mut client = connect(&cluster.url, &cluster.token).await?;
+        let mut client = Remote::connect(&cluster.url, &cluster.token).await?;
         let args = SweepArgs {
             samples: Some(samples),
             seed: Some(1),
@@ -103,11 +103,10 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
             job_size: Some(job_size),
         };
         let started = Instant::now();
-        let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
-        let mut stream =
-            client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.map_err(status_error)?.into_inner();
+        let status = client.submit(args.request()?).await?;
+        let mut stream = client.watch(&status.id).await?;
         let mut last = None;
-        while let Some(s) = stream.message().await.map_err(status_error)? {
+        while let Some(s) = stream.next().await? {
             last = Some(s);
         }
         let elapsed = started.elapsed().as_secs_f64();
@@ -129,10 +128,10 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
 
 async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     let cluster = start_coordinator().await?;
-    let mut client = connect(&cluster.url, &cluster.token).await?;
+    let mut client = Remote::connect(&cluster.url, &cluster.token).await?;
     let args =
         SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1) };
-    let status = client.submit(args.request()?).await.map_err(status_error)?.into_inner();
+    let status = client.submit(args.request()?).await?;
     // A valid one-sample result per job, made once: the load is the
     // coordinator's, not the model's.
     let dataset = demo_dataset();
@@ -187,11 +186,11 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let done = completed.load(Ordering::Relaxed);
-    let final_status = client.get(pb::SweepRef { sweep_id: status.sweep_id }).await.map_err(status_error)?.into_inner();
+    let final_status = client.status(&status.id).await?;
     println!(
         "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 2000/s); sweep {} with {}/{} samples",
         done as f64 / elapsed,
-        crate::report::state_name(final_status.state),
+        final_status.state,
         final_status.samples_done,
         final_status.samples
     );

@@ -1,5 +1,5 @@
-//! Talking to a coordinator: connection with the bearer token, and the
-//! sweep-definition options that `run` and `submit` share.
+//! Talking to a coordinator: [`Remote`], its Sweeps service answering in
+//! domain types, and the sweep-definition options that `run` and `submit` share.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,11 @@ use anyhow::{Context, Result, bail};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::convert::{results_from_pb, status_from_pb};
+use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
+use zonesweep_proto::status::{SweepResults, SweepStatus};
 use zonesweep_shared::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
 
 use crate::data::{DEMO_PANEL_CSV, DEMO_UNITS_CSV};
@@ -68,6 +71,66 @@ pub async fn connect(url: &str, token: &str) -> Result<Client> {
 /// A gRPC error as a readable message.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("coordinator: {} ({:?})", status.message(), status.code())
+}
+
+/// A sweep id given on the command line.
+pub fn sweep_id(text: &str) -> Result<SweepId> {
+    Ok(SweepId::parse(text)?)
+}
+
+fn sweep_ref(id: &SweepId) -> pb::SweepRef {
+    pb::SweepRef { sweep_id: id.as_str().to_owned() }
+}
+
+/// A coordinator's Sweeps service; every answer is checked into domain types.
+pub struct Remote {
+    client: Client,
+}
+
+/// A sweep's statuses as a coordinator streams them.
+pub struct StatusStream {
+    stream: tonic::Streaming<pb::SweepStatus>,
+}
+
+impl StatusStream {
+    /// The next status, or `None` when the coordinator ended the stream.
+    pub async fn next(&mut self) -> Result<Option<SweepStatus>> {
+        match self.stream.message().await.map_err(status_error)? {
+            Some(status) => Ok(Some(status_from_pb(status)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Remote {
+    pub async fn connect(url: &str, token: &str) -> Result<Remote> {
+        Ok(Remote { client: connect(url, token).await? })
+    }
+
+    pub async fn submit(&mut self, request: pb::SubmitRequest) -> Result<SweepStatus> {
+        Ok(status_from_pb(self.client.submit(request).await.map_err(status_error)?.into_inner())?)
+    }
+
+    pub async fn status(&mut self, id: &SweepId) -> Result<SweepStatus> {
+        Ok(status_from_pb(self.client.get(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+    }
+
+    pub async fn watch(&mut self, id: &SweepId) -> Result<StatusStream> {
+        Ok(StatusStream { stream: self.client.watch(sweep_ref(id)).await.map_err(status_error)?.into_inner() })
+    }
+
+    pub async fn cancel(&mut self, id: &SweepId) -> Result<SweepStatus> {
+        Ok(status_from_pb(self.client.cancel(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+    }
+
+    pub async fn list(&mut self) -> Result<Vec<SweepStatus>> {
+        let sweeps = self.client.list(pb::ListRequest {}).await.map_err(status_error)?.into_inner().sweeps;
+        Ok(sweeps.into_iter().map(status_from_pb).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn query(&mut self, id: &SweepId) -> Result<SweepResults> {
+        Ok(results_from_pb(self.client.query(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+    }
 }
 
 /// What defines a sweep, shared by `run` and `submit`.

@@ -15,10 +15,11 @@ use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::store::Store;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
-use zonesweep_proto::pb;
+use zonesweep_proto::ids::SweepId;
+use zonesweep_proto::status::{SweepState, SweepStatus};
 use zonesweep_shared::config::Scenario;
 
-use crate::client::{Client, SweepArgs, TokenArgs, connect, status_error};
+use crate::client::{Remote, SweepArgs, TokenArgs, sweep_id};
 use crate::report::{self, SweepView};
 
 /// The database file `run` and `coordinator` use by default.
@@ -255,9 +256,8 @@ fn hostname() -> String {
 }
 
 /// Follow a sweep with a progress bar until it is final; returns the last status.
-async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> {
-    let mut stream =
-        client.watch(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?.into_inner();
+async fn follow(client: &mut Remote, sweep: &SweepId) -> Result<SweepStatus> {
+    let mut stream = client.watch(sweep).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {rate}  ETA {eta}  {msg}")
@@ -267,7 +267,7 @@ async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> 
             }),
     );
     let mut last = None;
-    while let Some(status) = stream.message().await.map_err(status_error)? {
+    while let Some(status) = stream.next().await? {
         bar.set_length(status.samples);
         bar.set_position(status.samples_done);
         if status.samples_failed > 0 {
@@ -277,11 +277,6 @@ async fn follow(client: &mut Client, sweep_id: &str) -> Result<pb::SweepStatus> 
     }
     bar.finish();
     last.context("the coordinator closed the watch without a status")
-}
-
-async fn query(client: &mut Client, sweep_id: &str) -> Result<SweepView> {
-    let response = client.query(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?;
-    SweepView::new(response.into_inner())
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -314,26 +309,26 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let _ = worker_stopped.await;
     }));
 
-    let mut client = connect(&url, &token).await?;
-    let submitted = client.submit(request).await.map_err(status_error)?.into_inner();
+    let mut client = Remote::connect(&url, &token).await?;
+    let submitted = client.submit(request).await?;
     eprintln!(
         "sweep {}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
-        submitted.sweep_id,
+        submitted.id,
         submitted.samples,
         submitted.jobs,
         args.db.display()
     );
     let started = std::time::Instant::now();
     let outcome = tokio::select! {
-        status = follow(&mut client, &submitted.sweep_id) => status,
+        status = follow(&mut client, &submitted.id) => status,
         _ = termination() => {
-            let _ = client.cancel(pb::SweepRef { sweep_id: submitted.sweep_id.clone() }).await;
-            Err(anyhow::anyhow!("interrupted: sweep {} cancelled", submitted.sweep_id))
+            let _ = client.cancel(&submitted.id).await;
+            Err(anyhow::anyhow!("interrupted: sweep {} cancelled", submitted.id))
         }
     };
     let elapsed = started.elapsed();
     let view = match &outcome {
-        Ok(_) => Some(query(&mut client, &submitted.sweep_id).await?),
+        Ok(_) => Some(client.query(&submitted.id).await?),
         Err(_) => None,
     };
     let _ = stop_worker.send(());
@@ -349,66 +344,62 @@ pub async fn run(args: RunArgs) -> Result<()> {
         elapsed.as_secs_f64(),
         status.samples_done as f64 / elapsed.as_secs_f64().max(1e-9)
     );
-    if status.state != pb::SweepState::Done as i32 {
-        println!("{}", submitted.sweep_id);
-        bail!("sweep {} ended {}: {}", submitted.sweep_id, report::state_name(status.state), status.reason);
+    if status.state != SweepState::Done {
+        println!("{}", submitted.id);
+        bail!("sweep {} ended {}: {}", submitted.id, status.state, status.reason);
     }
-    println!("{}", submitted.sweep_id);
+    println!("{}", submitted.id);
     Ok(())
 }
 
 pub async fn submit(args: SubmitArgs) -> Result<()> {
     let request = args.sweep.request()?;
-    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
-    let status = client.submit(request).await.map_err(status_error)?.into_inner();
+    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = client.submit(request).await?;
     eprintln!("submitted: {} samples in {} jobs", status.samples, status.jobs);
-    println!("{}", status.sweep_id);
+    println!("{}", status.id);
     Ok(())
 }
 
 /// A connection to the coordinator or the database of `source`.
 enum Source {
-    Remote(Client),
+    Remote(Remote),
     File(Store),
 }
 
 async fn open(source: &SourceArgs) -> Result<Source> {
     match (&source.coordinator, &source.db) {
-        (Some(url), _) => Ok(Source::Remote(connect(url, &source.token.require()?).await?)),
+        (Some(url), _) => Ok(Source::Remote(Remote::connect(url, &source.token.require()?).await?)),
         (None, Some(path)) => Ok(Source::File(Store::open_existing(path)?)),
         (None, None) => bail!("give --coordinator URL or --db FILE"),
     }
 }
 
 impl Source {
-    async fn status(&mut self, sweep_id: &str) -> Result<pb::SweepStatus> {
+    async fn status(&mut self, sweep: &SweepId) -> Result<SweepStatus> {
         match self {
-            Source::Remote(client) => {
-                Ok(client.get(pb::SweepRef { sweep_id: sweep_id.to_owned() }).await.map_err(status_error)?.into_inner())
-            }
-            Source::File(store) => Ok(offline::status(store, sweep_id)?),
+            Source::Remote(client) => client.status(sweep).await,
+            Source::File(store) => Ok(offline::status(store, sweep)?),
         }
     }
 
-    async fn view(&mut self, sweep_id: &str) -> Result<SweepView> {
+    async fn view(&mut self, sweep: &SweepId) -> Result<SweepView> {
         match self {
-            Source::Remote(client) => query(client, sweep_id).await,
-            Source::File(store) => SweepView::new(offline::query(store, sweep_id)?),
+            Source::Remote(client) => client.query(sweep).await,
+            Source::File(store) => Ok(offline::query(store, sweep)?),
         }
     }
 
-    async fn list(&mut self) -> Result<Vec<pb::SweepStatus>> {
+    async fn list(&mut self) -> Result<Vec<SweepStatus>> {
         match self {
-            Source::Remote(client) => {
-                Ok(client.list(pb::ListRequest {}).await.map_err(status_error)?.into_inner().sweeps)
-            }
+            Source::Remote(client) => client.list().await,
             Source::File(store) => Ok(offline::list(store)?),
         }
     }
 }
 
 pub async fn status(args: SweepRefArgs) -> Result<()> {
-    let status = open(&args.source).await?.status(&args.sweep).await?;
+    let status = open(&args.source).await?.status(&sweep_id(&args.sweep)?).await?;
     println!("{}", report::status_line(&status));
     Ok(())
 }
@@ -425,11 +416,12 @@ pub async fn list(source: SourceArgs) -> Result<()> {
 }
 
 pub async fn watch(args: RemoteSweepArgs) -> Result<()> {
-    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
-    let status = follow(&mut client, &args.sweep).await?;
+    let sweep = sweep_id(&args.sweep)?;
+    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = follow(&mut client, &sweep).await?;
     println!("{}", report::status_line(&status));
-    if status.state != pb::SweepState::Done as i32 {
-        bail!("sweep {} ended {}", args.sweep, report::state_name(status.state));
+    if status.state != SweepState::Done {
+        bail!("sweep {sweep} ended {}", status.state);
     }
     Ok(())
 }
@@ -443,14 +435,15 @@ pub struct RemoteSweepArgs {
 }
 
 pub async fn cancel(args: RemoteSweepArgs) -> Result<()> {
-    let mut client = connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
-    let status = client.cancel(pb::SweepRef { sweep_id: args.sweep }).await.map_err(status_error)?.into_inner();
+    let sweep = sweep_id(&args.sweep)?;
+    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let status = client.cancel(&sweep).await?;
     println!("{}", report::status_line(&status));
     Ok(())
 }
 
 pub async fn zones(args: SweepRefArgs) -> Result<()> {
-    let view = open(&args.source).await?.view(&args.sweep).await?;
+    let view = open(&args.source).await?.view(&sweep_id(&args.sweep)?).await?;
     print!("{}", report::zones_table(&view));
     Ok(())
 }
@@ -463,13 +456,13 @@ pub async fn peaking(args: PeakingArgs) -> Result<()> {
         ),
         None => None,
     };
-    let view = open(&args.sweep.source).await?.view(&args.sweep.sweep).await?;
+    let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
     print!("{}", report::peaking_table(&view, args.unit.as_deref(), scenario)?);
     Ok(())
 }
 
 pub async fn export(args: ExportArgs) -> Result<()> {
-    let view = open(&args.sweep.source).await?.view(&args.sweep.sweep).await?;
+    let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
     let text = match args.format {
         ExportFormat::Json => report::export_json(&view)?,
         ExportFormat::Csv => report::export_csv(&view)?,

@@ -1,60 +1,26 @@
 //! Reading a stored sweep for people: zone-membership tables, peaking-year
-//! statistics and exports. Everything here works on a [`pb::QueryResponse`],
-//! whether it came from a coordinator or straight from a database file.
+//! statistics and exports. Everything here works on domain values
+//! ([`SweepStatus`], [`SweepResults`]), whether they came from a coordinator
+//! or straight from a database file.
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
-use zonesweep_proto::convert::aggregate_from_pb;
-use zonesweep_proto::pb;
+use zonesweep_proto::status::{SweepResults, SweepStatus};
 use zonesweep_shared::aggregate::Aggregate;
 use zonesweep_shared::config::Scenario;
 use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
 
-/// A sweep's results, decoded.
-pub struct SweepView {
-    pub status: pb::SweepStatus,
-    pub unit_ids: Vec<String>,
-    pub unit_names: Vec<String>,
-    pub aggregate: Aggregate,
-}
-
-impl SweepView {
-    pub fn new(response: pb::QueryResponse) -> Result<SweepView> {
-        let status = response.status.context("the answer has no status")?;
-        let aggregate = aggregate_from_pb(response.aggregate.as_ref().context("the answer has no aggregate")?)?;
-        if response.unit_ids.len() != aggregate.shape.n_units {
-            bail!("the answer names {} units for an aggregate of {}", response.unit_ids.len(), aggregate.shape.n_units);
-        }
-        Ok(SweepView { status, unit_ids: response.unit_ids, unit_names: response.unit_names, aggregate })
-    }
-
-    /// Index of the unit with this id.
-    pub fn unit(&self, id: &str) -> Result<usize> {
-        self.unit_ids
-            .iter()
-            .position(|u| u == id)
-            .with_context(|| format!("no unit `{id}` in sweep {}", self.status.sweep_id))
-    }
-}
-
-pub fn state_name(state: i32) -> &'static str {
-    match pb::SweepState::try_from(state) {
-        Ok(pb::SweepState::Running) => "running",
-        Ok(pb::SweepState::Done) => "done",
-        Ok(pb::SweepState::Failed) => "failed",
-        Ok(pb::SweepState::Cancelled) => "cancelled",
-        _ => "unknown",
-    }
-}
+/// A sweep's results, decoded, whether from a coordinator or a database file.
+pub type SweepView = SweepResults;
 
 /// One line per sweep, for `list` and `status`.
-pub fn status_line(s: &pb::SweepStatus) -> String {
+pub fn status_line(s: &SweepStatus) -> String {
     let mut line = format!(
         "{}  {:<9} {:>9}/{} samples ({} failed), jobs {}/{} done, {} leased, seed {}",
-        s.sweep_id,
-        state_name(s.state),
+        s.id,
+        s.state.name(),
         s.samples_done,
         s.samples,
         s.samples_failed,
@@ -141,7 +107,7 @@ pub fn zones_table(view: &SweepView) -> String {
     let a = &view.aggregate;
     let mut out = format!(
         "sweep {}: {} of {} samples succeeded\nzones: 1 {}, 2 {}, 3 {}, 4 {}, 5 {}\n",
-        view.status.sweep_id,
+        view.status.id,
         a.samples_ok,
         view.status.samples,
         ZONE_NAMES[0],
@@ -173,7 +139,7 @@ pub fn zones_table(view: &SweepView) -> String {
 pub fn peaking_table(view: &SweepView, unit: Option<&str>, scenario: Option<Scenario>) -> Result<String> {
     let a = &view.aggregate;
     let units: Vec<usize> = match unit {
-        Some(id) => vec![view.unit(id)?],
+        Some(id) => vec![view.unit_index(id).with_context(|| format!("no unit `{id}` in sweep {}", view.status.id))?],
         None => (0..view.unit_ids.len()).collect(),
     };
     let scenarios: Vec<Scenario> = scenario.map_or(Scenario::ALL.to_vec(), |s| vec![s]);
@@ -278,7 +244,7 @@ fn regional_summary(view: &SweepView) -> String {
         }),
     );
     out += &row(
-        format!("  of which rising first (T₀ < peak)"),
+        "  of which rising first (T₀ < peak)".to_string(),
         std::array::from_fn(|s| {
             format!("{:.1}{}", expected(&|p| p.hump, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
         }),

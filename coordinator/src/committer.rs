@@ -9,21 +9,24 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zonesweep_shared::aggregate::Aggregate;
 
+use zonesweep_proto::ids::{JobId, SweepId};
+use zonesweep_proto::status::SweepState;
+
 use crate::error::CoordinatorError;
-use crate::service::{Coordinator, blocking, state_name};
+use crate::service::{Coordinator, blocking};
 use crate::state::{JobState, SweepRuntime};
-use crate::store::{BatchEntry, StoreCause, SweepRecord, SweepState};
+use crate::store::{BatchEntry, StoreCause};
+use crate::sweep::SweepRecord;
 
 /// A durable change the committer applies, in order.
 pub(crate) enum Command {
     Complete {
-        sweep_id: String,
-        job_index: u32,
+        job: JobId,
         aggregate: Box<Aggregate>,
         reply: oneshot::Sender<Result<bool, CoordinatorError>>,
     },
     Stop {
-        sweep_id: String,
+        sweep: SweepId,
         state: SweepState,
         reason: String,
         reply: Option<oneshot::Sender<Result<(), CoordinatorError>>>,
@@ -51,26 +54,27 @@ impl Coordinator {
         // Work on copies of the durable parts (record, aggregate) of the
         // sweeps the batch touches; the shared state changes only after the
         // commit. Job tables are not copied: they can be large.
-        let mut touched: BTreeMap<String, Pending> = BTreeMap::new();
+        let mut touched: BTreeMap<SweepId, Pending> = BTreeMap::new();
         let mut replies_merged = Vec::new();
         let mut replies_stop = Vec::new();
         {
             let state = self.state();
             for command in batch {
                 match command {
-                    Command::Complete { sweep_id, job_index, aggregate, reply } => {
-                        let Some(original) = state.sweeps.get(&sweep_id) else {
+                    Command::Complete { job, aggregate, reply } => {
+                        let (sweep_id, job_index) = (job.sweep, job.index);
+                        let Some(original) = state.sweep(&sweep_id) else {
                             let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
                             continue;
                         };
                         let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        let already = original.jobs[job_index as usize] == JobState::Done;
+                        let already = original.is_done(job_index);
                         if already || sweep.newly_done.contains(&job_index) {
                             replies_merged.push((reply, Ok(false)));
                             continue;
                         }
                         if sweep.record.state != SweepState::Running {
-                            let message = format!("sweep {sweep_id} is {}", state_name(sweep.record.state));
+                            let message = format!("sweep {sweep_id} is {}", sweep.record.state);
                             replies_merged.push((reply, Err(CoordinatorError::FailedPrecondition(message))));
                             continue;
                         }
@@ -81,21 +85,18 @@ impl Coordinator {
                         sweep.newly_done.insert(job_index);
                         replies_merged.push((reply, Ok(true)));
                         if original.jobs_done() + sweep.newly_done.len() as u32 == sweep.record.jobs {
-                            finish(&mut sweep.record, &sweep.aggregate);
+                            sweep.record.finish(&sweep.aggregate);
                         }
                     }
-                    Command::Stop { sweep_id, state: stop_state, reason, reply } => {
-                        let Some(original) = state.sweeps.get(&sweep_id) else {
+                    Command::Stop { sweep: sweep_id, state: stop_state, reason, reply } => {
+                        let Some(original) = state.sweep(&sweep_id) else {
                             if let Some(reply) = reply {
                                 let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
                             }
                             continue;
                         };
                         let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        if sweep.record.state == SweepState::Running {
-                            sweep.record.state = stop_state;
-                            sweep.record.reason = reason.clone();
-                        }
+                        sweep.record.stop(stop_state, &reason);
                         replies_stop.push(((sweep_id, stop_state, reason), reply));
                     }
                 }
@@ -121,15 +122,7 @@ impl Coordinator {
                 {
                     let mut state = self.state();
                     for updated in entries {
-                        let Some(current) = state.sweeps.get_mut(&updated.record.id) else { continue };
-                        for &j in &updated.newly_done {
-                            current.mark_done(j);
-                        }
-                        if current.record.state == SweepState::Running && updated.record.state != SweepState::Running {
-                            current.stop(updated.record.state, updated.record.reason.clone());
-                        }
-                        current.record = updated.record;
-                        current.aggregate = updated.aggregate;
+                        state.publish(updated);
                     }
                 }
                 self.changed();
@@ -165,7 +158,8 @@ impl Coordinator {
                             tokio::spawn(async move {
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                                 let (sweep_id, state, reason) = stop;
-                                let _ = coordinator.send(Command::Stop { sweep_id, state, reason, reply: None }).await;
+                                let stop = Command::Stop { sweep: sweep_id, state, reason, reply: None };
+                                let _ = coordinator.send(stop).await;
                             });
                         }
                     }
@@ -184,31 +178,66 @@ struct Pending {
 
 impl Pending {
     fn of(sweep: &SweepRuntime) -> Pending {
-        Pending { record: sweep.record.clone(), aggregate: sweep.aggregate.clone(), newly_done: BTreeSet::new() }
+        Pending { record: sweep.record().clone(), aggregate: sweep.aggregate().clone(), newly_done: BTreeSet::new() }
     }
 }
 
-/// Every job is done: the sweep is done, or failed if no sample succeeded.
-fn finish(record: &mut SweepRecord, aggregate: &Aggregate) {
-    if record.state != SweepState::Running {
-        return;
-    }
-    let failed = aggregate.samples_failed();
-    if aggregate.samples_ok == 0 && failed > 0 {
-        let example = aggregate.failures.values().next().map(|f| f.example.clone()).unwrap_or_default();
-        record.state = SweepState::Failed;
-        record.reason = format!("every sample failed; for example {example}");
-    } else {
-        record.state = SweepState::Done;
-        record.reason = failure_summary(aggregate);
-    }
+/// Whether a result fits its job, so it may go to the committer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Not merged yet: send it to the committer.
+    New,
+    /// The job is merged already: answer "not merged again".
+    AlreadyMerged,
 }
 
-/// "N samples failed: kind (count), …" or empty.
-pub(crate) fn failure_summary(aggregate: &Aggregate) -> String {
-    if aggregate.failures.is_empty() {
-        return String::new();
+/// Check a result against job `index` of `sweep` before it is queued
+/// (invariant 5): the job exists, the sweep still takes results, and the
+/// result is consistent, of the sweep's shape, with exactly the job's
+/// sample count and failures only among the job's samples.
+pub(crate) fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+    let id = sweep.id();
+    let Some(job) = sweep.job(index) else {
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "sweep {id} has {} jobs; there is no job {index}",
+            sweep.record().jobs
+        )));
+    };
+    let already_done = *job == JobState::Done;
+    if !already_done && !sweep.is_running() {
+        return Err(CoordinatorError::FailedPrecondition(format!(
+            "sweep {id} is {}; its results are no longer taken",
+            sweep.record().state
+        )));
     }
-    let kinds: Vec<String> = aggregate.failures.iter().map(|(k, f)| format!("{k} ({})", f.count)).collect();
-    format!("{} sample(s) failed: {}", aggregate.samples_failed(), kinds.join(", "))
+    aggregate
+        .check_consistency()
+        .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
+    if aggregate.shape != *sweep.shape() {
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "the result's shape {:?} does not fit sweep {id} ({:?})",
+            aggregate.shape,
+            sweep.shape()
+        )));
+    }
+    let range = sweep.job_range(index);
+    let expected = range.end - range.start;
+    if aggregate.samples_total() != expected {
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "job {index} covers samples {}..{} ({expected}), but the result counts {}",
+            range.start,
+            range.end,
+            aggregate.samples_total()
+        )));
+    }
+    let outside = aggregate.failures.values().flat_map(|f| f.samples.iter()).find(|s| !range.contains(s));
+    if let Some(sample) = outside {
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "the result reports sample {sample}, outside job {index}'s samples {}..{}",
+            range.start, range.end
+        )));
+    }
+    // Checked after the fit, so a broken worker is told even when another
+    // worker already delivered this job.
+    Ok(if already_done { Fit::AlreadyMerged } else { Fit::New })
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::committer::Command;
 use crate::service::Coordinator;
-use crate::store::SweepState;
+use zonesweep_proto::status::SweepState;
 
 impl Coordinator {
     /// Expire leases whose heartbeats stopped.
@@ -16,7 +16,8 @@ impl Coordinator {
             tick.tick().await;
             let failed = self.state().expire(Instant::now(), self.config().max_attempts);
             for (sweep_id, reason) in failed {
-                let _ = self.send(Command::Stop { sweep_id, state: SweepState::Failed, reason, reply: None }).await;
+                let _ =
+                    self.send(Command::Stop { sweep: sweep_id, state: SweepState::Failed, reason, reply: None }).await;
             }
         }
     }

@@ -1,18 +1,51 @@
-//! The tonic services: each handler converts the wire request into checked
-//! domain values, calls the [`Coordinator`], and converts the answer back.
+//! The tonic services: each handler checks the wire request into domain
+//! values (typed ids, a completion decoded against its sweep's shape),
+//! calls the [`Coordinator`], and converts the answer back. Errors become
+//! statuses through [`CoordinatorError::code`].
 
 use std::pin::Pin;
 
-use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-use zonesweep_proto::convert::aggregate_from_pb;
-use zonesweep_proto::ids::{SweepId, WorkerId};
+use zonesweep_proto::convert::{result_from_pb, results_to_pb, status_to_pb};
+use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::pb;
 
-use crate::service::Coordinator;
+use crate::error::CoordinatorError;
+use crate::service::{Coordinator, Registration};
+use crate::state::LeasedJob;
 
 fn sweep_id(text: &str) -> Result<SweepId, Status> {
     Ok(SweepId::parse(text)?)
+}
+
+fn lease_ref(lease: Option<pb::LeaseRef>) -> Result<LeaseRef, Status> {
+    let lease = lease.ok_or_else(|| Status::invalid_argument("the request names no lease"))?;
+    Ok(LeaseRef::from_pb(&lease)?)
+}
+
+fn job_to_pb(job: LeasedJob) -> pb::Job {
+    pb::Job {
+        sweep_id: job.lease.sweep().as_str().to_owned(),
+        job_index: job.lease.index(),
+        lease_id: job.lease.lease.0,
+        sample_start: job.samples.start,
+        sample_end: job.samples.end,
+        dataset_hash: job.dataset_hash,
+        config_hash: job.config_hash,
+        spec_hash: job.spec_hash,
+        samples: job.sweep_samples,
+        seed: job.seed,
+    }
+}
+
+fn registration_to_pb(registration: Registration) -> pb::RegisterResponse {
+    pb::RegisterResponse {
+        worker_id: registration.worker_id.as_str().to_owned(),
+        heartbeat_millis: registration.heartbeat_interval.as_millis() as u32,
+        lease_millis: registration.lease_timeout.as_millis() as u32,
+    }
 }
 
 type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> + Send>>;
@@ -20,54 +53,53 @@ type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> +
 #[tonic::async_trait]
 impl pb::sweeps_server::Sweeps for Coordinator {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SweepStatus>, Status> {
-        Ok(Response::new(Coordinator::submit(self, request.into_inner()).await?))
+        let status = Coordinator::submit(self, request.into_inner()).await?;
+        Ok(Response::new(status_to_pb(&status)))
     }
 
     async fn get(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(self.status(id.as_str())?))
+        Ok(Response::new(status_to_pb(&self.status(&id)?)))
     }
 
     type WatchStream = StatusStream;
 
     async fn watch(&self, request: Request<pb::SweepRef>) -> Result<Response<StatusStream>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
-        let receiver = Coordinator::watch(self, id.as_str())?;
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+        let receiver = Coordinator::watch(self, &id)?;
+        let stream = ReceiverStream::new(receiver)
+            .map(|item: Result<_, CoordinatorError>| item.map(|status| status_to_pb(&status)).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn cancel(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(Coordinator::cancel(self, id.as_str()).await?))
+        Ok(Response::new(status_to_pb(&Coordinator::cancel(self, &id).await?)))
     }
 
     async fn list(&self, _request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
-        Ok(Response::new(pb::ListResponse { sweeps: Coordinator::list(self) }))
+        let sweeps = Coordinator::list(self).iter().map(status_to_pb).collect();
+        Ok(Response::new(pb::ListResponse { sweeps }))
     }
 
     async fn query(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::QueryResponse>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(Coordinator::query(self, id.as_str())?))
+        Ok(Response::new(results_to_pb(&Coordinator::query(self, &id)?)))
     }
-}
-
-fn lease_ref(lease: Option<pb::LeaseRef>) -> Result<pb::LeaseRef, Status> {
-    let lease = lease.ok_or_else(|| Status::invalid_argument("the request names no lease"))?;
-    sweep_id(&lease.sweep_id)?;
-    Ok(lease)
 }
 
 #[tonic::async_trait]
 impl pb::workers_server::Workers for Coordinator {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(Coordinator::register(self, &request.hostname, request.threads)))
+        Ok(Response::new(registration_to_pb(Coordinator::register(self, &request.hostname, request.threads))))
     }
 
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        Ok(Response::new(pb::LeaseResponse { jobs: Coordinator::lease(self, &worker, request.capacity) }))
+        let jobs = Coordinator::lease(self, &worker, request.capacity).into_iter().map(job_to_pb).collect();
+        Ok(Response::new(pb::LeaseResponse { jobs }))
     }
 
     async fn heartbeat(
@@ -76,7 +108,16 @@ impl pb::workers_server::Workers for Coordinator {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        Ok(Response::new(pb::HeartbeatResponse { abandon: Coordinator::heartbeat(self, &worker, request.leases) }))
+        // A lease whose id does not parse names nothing here: abandon it.
+        let (mut held, mut abandon) = (Vec::new(), Vec::new());
+        for wire in request.leases {
+            match LeaseRef::from_pb(&wire) {
+                Ok(lease) => held.push(lease),
+                Err(_) => abandon.push(wire),
+            }
+        }
+        abandon.extend(Coordinator::heartbeat(self, &worker, &held).iter().map(LeaseRef::to_pb));
+        Ok(Response::new(pb::HeartbeatResponse { abandon }))
     }
 
     async fn complete(&self, request: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
@@ -84,7 +125,8 @@ impl pb::workers_server::Workers for Coordinator {
         WorkerId::parse(&request.worker_id)?;
         let lease = lease_ref(request.lease)?;
         let wire = request.aggregate.ok_or_else(|| Status::invalid_argument("the completion carries no aggregate"))?;
-        let aggregate = aggregate_from_pb(&wire)?;
+        let shape = self.result_shape(lease.sweep())?;
+        let aggregate = result_from_pb(&wire, &shape)?;
         let merged = Coordinator::complete(self, &lease, aggregate).await?;
         Ok(Response::new(pb::CompleteResponse { merged }))
     }
@@ -101,8 +143,8 @@ impl pb::workers_server::Workers for Coordinator {
         &self,
         request: Request<pb::FetchBlobRequest>,
     ) -> Result<Response<pb::FetchBlobResponse>, Status> {
-        let hash = zonesweep_proto::ids::ContentHash::parse(&request.get_ref().hash)?;
-        let content = Coordinator::fetch_blob(self, hash.as_str()).await?;
+        let hash = ContentHash::parse(&request.get_ref().hash)?;
+        let content = Coordinator::fetch_blob(self, &hash).await?;
         Ok(Response::new(pb::FetchBlobResponse { content }))
     }
 }

@@ -1,5 +1,7 @@
-//! The coordinator's operations for clients and workers over the shared
-//! [`State`]; durable changes go through the committer ([`crate::committer`]).
+//! The coordinator's operations for clients and workers, in domain types:
+//! reads answer from the in-memory [`State`]; every durable change goes
+//! through the committer ([`crate::committer`]) and is answered only once
+//! it is stored. The wire side is [`crate::grpc`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,27 +9,36 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
-use tonic::Status;
-use zonesweep_proto::convert::aggregate_to_pb;
-use zonesweep_proto::ids::WorkerId;
+use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::pb;
+use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
 use zonesweep_shared::aggregate::{Aggregate, Shape};
 use zonesweep_shared::blob::DatasetBlob;
 use zonesweep_shared::config::Config;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
-use crate::committer::{Command, failure_summary};
+use crate::committer::{Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::state::{JobState, State, SweepRuntime};
-use crate::store::{Store, SweepRecord, SweepState};
+use crate::state::{LeasedJob, State, SweepRuntime};
+use crate::store::Store;
+use crate::sweep::SweepRecord;
 
 /// The largest number of jobs one sweep may have.
 const MAX_JOBS: u64 = 10_000_000;
 /// The most samples one sweep may have: far beyond any real sweep, and low
 /// enough that no count of a merged aggregate can overflow.
 const MAX_SAMPLES: u64 = 1_000_000_000_000;
+
+/// What a worker learns when it registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub worker_id: WorkerId,
+    pub heartbeat_interval: Duration,
+    /// A lease without a heartbeat for this long expires.
+    pub lease_timeout: Duration,
+}
 
 struct Inner {
     store: Arc<Store>,
@@ -51,6 +62,10 @@ pub struct Coordinator {
 
 fn hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+fn not_found(id: &SweepId) -> CoordinatorError {
+    CoordinatorError::NotFound(format!("sweep {id}"))
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -128,16 +143,18 @@ impl Coordinator {
         self.inner.changes.send_modify(|v| *v += 1);
     }
 
-    /// The status of a sweep.
-    pub fn status(&self, id: &str) -> Result<pb::SweepStatus, CoordinatorError> {
-        let state = self.state();
-        let sweep = state.sweeps.get(id).ok_or_else(|| CoordinatorError::NotFound(format!("sweep {id}")))?;
-        Ok(status_of(sweep))
+    pub(crate) async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
+        self.inner.commands.send(command).await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
     }
 
     // ------------------------------------------------------------ clients
 
-    pub async fn submit(&self, request: pb::SubmitRequest) -> Result<pb::SweepStatus, CoordinatorError> {
+    /// The status of a sweep.
+    pub fn status(&self, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
+        self.state().sweep(id).map(SweepRuntime::status).ok_or_else(|| not_found(id))
+    }
+
+    pub async fn submit(&self, request: pb::SubmitRequest) -> Result<SweepStatus, CoordinatorError> {
         let blob = DatasetBlob {
             units_csv: request.units_csv,
             panel_csv: request.panel_csv,
@@ -179,8 +196,8 @@ impl Coordinator {
         let config_bytes = request.config_toml.into_bytes();
         let spec_bytes = spec.to_toml().into_bytes();
         let (dataset_hash, config_hash, spec_hash) = (hash(&dataset_bytes), hash(&config_bytes), hash(&spec_bytes));
-        let id_seed = format!("{dataset_hash}{spec_hash}{:?}{}", SystemTime::now(), rand_suffix());
-        let id = format!("sw-{}", &hash(id_seed.as_bytes())[..16]);
+        let id_seed = format!("{dataset_hash}{spec_hash}{:?}{}", SystemTime::now(), rand::random::<u64>());
+        let id = SweepId::parse(&format!("sw-{}", &hash(id_seed.as_bytes())[..16]))?;
         let store = self.inner.store.clone();
         let mut record = SweepRecord {
             id,
@@ -217,7 +234,7 @@ impl Coordinator {
             })
             .await?;
             let runtime = SweepRuntime::new(record, empty, &[]);
-            let status = status_of(&runtime);
+            let status = runtime.status();
             coordinator.state().insert(runtime);
             coordinator.changed();
             Ok(status)
@@ -225,49 +242,47 @@ impl Coordinator {
         task.await.map_err(|e| CoordinatorError::Internal(format!("the submission task failed: {e}")))?
     }
 
-    pub async fn cancel(&self, id: &str) -> Result<pb::SweepStatus, CoordinatorError> {
-        {
-            let state = self.state();
-            let sweep = state.sweeps.get(id).ok_or_else(|| CoordinatorError::NotFound(format!("sweep {id}")))?;
-            if !sweep.is_running() {
-                return Ok(status_of(sweep));
-            }
+    /// Cancel a running sweep; a final sweep is answered as it is.
+    pub async fn cancel(&self, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
+        let status = self.status(id)?;
+        if status.state.is_final() {
+            return Ok(status);
         }
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Stop {
-            sweep_id: id.to_owned(),
-            state: SweepState::Cancelled,
-            reason: "cancelled by request".to_owned(),
-            reply: Some(reply),
-        })
-        .await?;
+        let reason = "cancelled by request".to_owned();
+        self.send(Command::Stop { sweep: id.clone(), state: SweepState::Cancelled, reason, reply: Some(reply) })
+            .await?;
         answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))??;
         self.status(id)
     }
 
-    pub fn list(&self) -> Vec<pb::SweepStatus> {
-        let state = self.state();
-        state.order.iter().map(|id| status_of(&state.sweeps[id])).collect()
+    /// Every sweep's status, in submission order.
+    pub fn list(&self) -> Vec<SweepStatus> {
+        self.state().statuses()
     }
 
-    pub fn query(&self, id: &str) -> Result<pb::QueryResponse, CoordinatorError> {
+    /// A sweep's status, units and merged aggregate.
+    pub fn query(&self, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
         let state = self.state();
-        let sweep = state.sweeps.get(id).ok_or_else(|| CoordinatorError::NotFound(format!("sweep {id}")))?;
-        Ok(pb::QueryResponse {
-            status: Some(status_of(sweep)),
-            unit_ids: sweep.record.unit_ids.clone(),
-            unit_names: sweep.record.unit_names.clone(),
-            aggregate: Some(aggregate_to_pb(&sweep.aggregate)),
+        let sweep = state.sweep(id).ok_or_else(|| not_found(id))?;
+        Ok(SweepResults {
+            status: sweep.status(),
+            unit_ids: sweep.record().unit_ids.clone(),
+            unit_names: sweep.record().unit_names.clone(),
+            aggregate: sweep.aggregate().clone(),
         })
     }
 
     /// A stream of a sweep's status: now, after every change, and a last
-    /// one when it is final.
-    pub fn watch(&self, id: &str) -> Result<mpsc::Receiver<Result<pb::SweepStatus, Status>>, CoordinatorError> {
+    /// one when it is final. Ends with UNAVAILABLE when the server shuts down.
+    pub fn watch(
+        &self,
+        id: &SweepId,
+    ) -> Result<mpsc::Receiver<Result<SweepStatus, CoordinatorError>>, CoordinatorError> {
         self.status(id)?;
         let (sender, receiver) = mpsc::channel(16);
         let coordinator = self.clone();
-        let id = id.to_owned();
+        let id = id.clone();
         let mut changes = self.inner.changes.subscribe();
         let mut stopping = self.inner.stopping.subscribe();
         tokio::spawn(async move {
@@ -276,11 +291,11 @@ impl Coordinator {
                 let status = match coordinator.status(&id) {
                     Ok(status) => status,
                     Err(e) => {
-                        let _ = sender.send(Err(e.into())).await;
+                        let _ = sender.send(Err(e)).await;
                         return;
                     }
                 };
-                let final_state = status.state != pb::SweepState::Running as i32;
+                let final_state = status.state.is_final();
                 if last.as_ref() != Some(&status) {
                     if sender.send(Ok(status.clone())).await.is_err() {
                         return;
@@ -296,7 +311,8 @@ impl Coordinator {
                     _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()) => {}
                     _ = sender.closed() => return,
                     _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
-                        let _ = sender.send(Err(Status::unavailable("the coordinator is shutting down"))).await;
+                        let shutting_down = CoordinatorError::Unavailable("the coordinator is shutting down".into());
+                        let _ = sender.send(Err(shutting_down)).await;
                         return;
                     }
                 }
@@ -307,206 +323,76 @@ impl Coordinator {
 
     // ------------------------------------------------------------ workers
 
-    pub fn register(&self, hostname: &str, threads: u32) -> pb::RegisterResponse {
+    pub fn register(&self, hostname: &str, threads: u32) -> Registration {
         let n = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let host: String = hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
         let _ = threads;
-        pb::RegisterResponse {
-            worker_id: format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host }),
-            heartbeat_millis: self.inner.config.heartbeat_interval.as_millis() as u32,
-            lease_millis: self.inner.config.lease_timeout.as_millis() as u32,
+        let id = format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host });
+        Registration {
+            worker_id: WorkerId::parse(&id).expect("letters, digits and `-`, at most 3 + 32 + 1 + 16 characters"),
+            heartbeat_interval: self.inner.config.heartbeat_interval,
+            lease_timeout: self.inner.config.lease_timeout,
         }
     }
 
-    pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Vec<pb::Job> {
+    /// Lease up to `capacity` (at most 1024) pending jobs, oldest sweep first.
+    pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Vec<LeasedJob> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
         let capacity = capacity.min(1024) as usize;
-        let mut state = self.state();
-        let leased = state.lease(worker.as_str(), capacity, deadline, until);
-        let jobs = leased
-            .into_iter()
-            .map(|job| {
-                let record = &state.sweeps[&job.sweep_id].record;
-                pb::Job {
-                    sweep_id: job.sweep_id.clone(),
-                    job_index: job.job_index,
-                    lease_id: job.lease,
-                    sample_start: job.samples.start,
-                    sample_end: job.samples.end,
-                    dataset_hash: record.dataset_hash.clone(),
-                    config_hash: record.config_hash.clone(),
-                    spec_hash: record.spec_hash.clone(),
-                    samples: record.samples,
-                    seed: record.seed,
-                }
-            })
-            .collect::<Vec<_>>();
-        drop(state);
+        let jobs = self.state().lease(worker, capacity, deadline, until);
         if !jobs.is_empty() {
             self.changed();
         }
         jobs
     }
 
-    pub fn heartbeat(&self, worker: &WorkerId, leases: Vec<pb::LeaseRef>) -> Vec<pb::LeaseRef> {
+    /// Extend the leases a worker holds; returns those it should abandon.
+    pub fn heartbeat(&self, worker: &WorkerId, leases: &[LeaseRef]) -> Vec<LeaseRef> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
-        let held: Vec<(String, u32, u64)> = leases.into_iter().map(|l| (l.sweep_id, l.job_index, l.lease_id)).collect();
-        let abandon = self.state().heartbeat(worker.as_str(), &held, deadline, until);
-        abandon
-            .into_iter()
-            .map(|(sweep_id, job_index, lease_id)| pb::LeaseRef { sweep_id, job_index, lease_id })
-            .collect()
+        self.state().heartbeat(worker, leases, deadline, until)
     }
 
-    /// Merge a job's result exactly once: `Ok(false)` when it was merged before.
-    pub async fn complete(&self, lease: &pb::LeaseRef, aggregate: Aggregate) -> Result<bool, CoordinatorError> {
+    /// The shape every result of a sweep must have, to decode a completion against.
+    pub fn result_shape(&self, id: &SweepId) -> Result<Shape, CoordinatorError> {
+        self.state().sweep(id).map(|sweep| *sweep.shape()).ok_or_else(|| not_found(id))
+    }
+
+    /// Merge a job's result exactly once: `Ok(false)` when it was merged
+    /// before. A result that does not fit its job is refused and changes nothing.
+    pub async fn complete(&self, lease: &LeaseRef, aggregate: Aggregate) -> Result<bool, CoordinatorError> {
         {
             let state = self.state();
-            let sweep = state
-                .sweeps
-                .get(&lease.sweep_id)
-                .ok_or_else(|| CoordinatorError::NotFound(format!("sweep {}", lease.sweep_id)))?;
-            let Some(job) = sweep.jobs.get(lease.job_index as usize) else {
-                return Err(CoordinatorError::InvalidArgument(format!(
-                    "sweep {} has {} jobs; there is no job {}",
-                    lease.sweep_id, sweep.record.jobs, lease.job_index
-                )));
-            };
-            let already_done = *job == JobState::Done;
-            if !already_done && !sweep.is_running() {
-                return Err(CoordinatorError::FailedPrecondition(format!(
-                    "sweep {} is {}; its results are no longer taken",
-                    lease.sweep_id,
-                    state_name(sweep.record.state)
-                )));
-            }
-            aggregate
-                .check_consistency()
-                .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
-            if aggregate.shape != sweep.aggregate.shape {
-                return Err(CoordinatorError::InvalidArgument(format!(
-                    "the result's shape {:?} does not fit sweep {} ({:?})",
-                    aggregate.shape, lease.sweep_id, sweep.aggregate.shape
-                )));
-            }
-            let range = sweep.job_range(lease.job_index);
-            let expected = range.end - range.start;
-            if aggregate.samples_total() != expected {
-                return Err(CoordinatorError::InvalidArgument(format!(
-                    "job {} covers samples {}..{} ({expected}), but the result counts {}",
-                    lease.job_index,
-                    range.start,
-                    range.end,
-                    aggregate.samples_total()
-                )));
-            }
-            let outside = aggregate.failures.values().flat_map(|f| f.samples.iter()).find(|s| !range.contains(s));
-            if let Some(sample) = outside {
-                return Err(CoordinatorError::InvalidArgument(format!(
-                    "the result reports sample {sample}, outside job {}'s samples {}..{}",
-                    lease.job_index, range.start, range.end
-                )));
-            }
-            // Checked after the fit, so a broken worker is told even when
-            // another worker already delivered this job.
-            if already_done {
+            let sweep = state.sweep(lease.sweep()).ok_or_else(|| not_found(lease.sweep()))?;
+            if check_result(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
                 return Ok(false);
             }
         }
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Complete {
-            sweep_id: lease.sweep_id.clone(),
-            job_index: lease.job_index,
-            aggregate: Box::new(aggregate),
-            reply,
-        })
-        .await?;
+        self.send(Command::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), reply }).await?;
         answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))?
     }
 
-    pub async fn fail(&self, lease: &pb::LeaseRef, reason: &str) -> Result<(), CoordinatorError> {
+    /// A worker could not run a job: it runs again, or after too many
+    /// attempts its sweep fails.
+    pub async fn fail(&self, lease: &LeaseRef, reason: &str) -> Result<(), CoordinatorError> {
         let reason: String = reason.chars().take(2000).collect();
-        let failed = self.state().fail_job(
-            &lease.sweep_id,
-            lease.job_index,
-            lease.lease_id,
-            &reason,
-            self.inner.config.max_attempts,
-        );
+        let failed = self.state().fail_job(lease, &reason, self.inner.config.max_attempts);
         if let Some(reason) = failed {
-            self.send(Command::Stop {
-                sweep_id: lease.sweep_id.clone(),
-                state: SweepState::Failed,
-                reason,
-                reply: None,
-            })
-            .await?;
+            self.send(Command::Stop { sweep: lease.sweep().clone(), state: SweepState::Failed, reason, reply: None })
+                .await?;
         }
         self.changed();
         Ok(())
     }
 
-    pub async fn fetch_blob(&self, hash: &str) -> Result<Vec<u8>, CoordinatorError> {
+    pub async fn fetch_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CoordinatorError> {
         let store = self.inner.store.clone();
-        let key = hash.to_owned();
-        blocking(move || store.blob(&key)?.ok_or_else(|| CoordinatorError::NotFound(format!("blob {key}")))).await
+        let key = hash.clone();
+        blocking(move || store.blob(key.as_str())?.ok_or_else(|| CoordinatorError::NotFound(format!("blob {key}"))))
+            .await
     }
-
-    pub(crate) async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
-        self.inner.commands.send(command).await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
-    }
-}
-
-pub(crate) fn state_name(state: SweepState) -> &'static str {
-    match state {
-        SweepState::Running => "running",
-        SweepState::Done => "done",
-        SweepState::Failed => "failed",
-        SweepState::Cancelled => "cancelled",
-    }
-}
-
-fn status_of(sweep: &SweepRuntime) -> pb::SweepStatus {
-    status_from(&sweep.record, &sweep.aggregate, sweep.jobs_done(), sweep.jobs_leased())
-}
-
-/// The wire status of a sweep record and its merged aggregate.
-pub(crate) fn status_from(
-    record: &SweepRecord,
-    aggregate: &Aggregate,
-    jobs_done: u32,
-    jobs_leased: u32,
-) -> pb::SweepStatus {
-    let state = match record.state {
-        SweepState::Running => pb::SweepState::Running,
-        SweepState::Done => pb::SweepState::Done,
-        SweepState::Failed => pb::SweepState::Failed,
-        SweepState::Cancelled => pb::SweepState::Cancelled,
-    };
-    let reason = if record.reason.is_empty() { failure_summary(aggregate) } else { record.reason.clone() };
-    pb::SweepStatus {
-        sweep_id: record.id.clone(),
-        state: state as i32,
-        samples: record.samples,
-        samples_done: aggregate.samples_total(),
-        samples_failed: aggregate.samples_failed(),
-        jobs: record.jobs,
-        jobs_done,
-        jobs_leased,
-        reason,
-        seed: record.seed,
-        dataset_hash: record.dataset_hash.clone(),
-        config_hash: record.config_hash.clone(),
-        spec_hash: record.spec_hash.clone(),
-        units: record.unit_ids.len() as u32,
-        sequence: record.sequence,
-    }
-}
-
-fn rand_suffix() -> u64 {
-    rand::random()
 }

@@ -15,40 +15,12 @@ use redb::{
     Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     StorageError, TableError, TableHandle, WriteTransaction,
 };
-use serde::{Deserialize, Serialize};
 use zonesweep_proto::convert::{decode_aggregate, encode_aggregate};
+use zonesweep_proto::ids::SweepId;
 use zonesweep_shared::aggregate::Aggregate;
 
 use crate::schema::{AGGREGATES, BLOBS, DONE_JOBS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SWEEPS};
-
-/// Where a sweep is in its life. Only `Running` sweeps hand out jobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SweepState {
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-/// Everything the coordinator keeps about a sweep besides its results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SweepRecord {
-    pub id: String,
-    /// Submission order: the coordinator hands out jobs of older sweeps first.
-    pub sequence: u64,
-    pub dataset_hash: String,
-    pub config_hash: String,
-    pub spec_hash: String,
-    pub samples: u64,
-    pub seed: u64,
-    pub job_size: u64,
-    pub jobs: u32,
-    pub state: SweepState,
-    /// Why the sweep failed or was cancelled; empty otherwise.
-    pub reason: String,
-    pub unit_ids: Vec<String>,
-    pub unit_names: Vec<String>,
-}
+use crate::sweep::SweepRecord;
 
 /// One sweep's share of a group commit: its new record, its aggregate with
 /// the newly done jobs' results merged in, and those jobs' indices.
@@ -291,7 +263,7 @@ impl Store {
         self.write("creating a sweep", |txn| {
             let mut sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
             if sweeps.get(record.id.as_str()).context("reading table `sweeps`")?.is_some() {
-                return Err(StoreError::SweepExists { id: record.id.clone() });
+                return Err(StoreError::SweepExists { id: record.id.to_string() });
             }
             let mut blob_table = txn.open_table(BLOBS).context("opening table `blobs`")?;
             for (hash, bytes) in blobs {
@@ -335,18 +307,18 @@ impl Store {
         Ok(records)
     }
 
-    pub fn sweep(&self, id: &str) -> Result<Option<SweepRecord>, StoreError> {
+    pub fn sweep(&self, id: &SweepId) -> Result<Option<SweepRecord>, StoreError> {
         let txn = self.read()?;
         let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
-        let value = sweeps.get(id).context("reading table `sweeps`")?;
-        value.map(|value| decode_record(id, value.value())).transpose()
+        let value = sweeps.get(id.as_str()).context("reading table `sweeps`")?;
+        value.map(|value| decode_record(id.as_str(), value.value())).transpose()
     }
 
     /// The sweep's results merged so far.
-    pub fn aggregate(&self, id: &str) -> Result<Option<Aggregate>, StoreError> {
+    pub fn aggregate(&self, id: &SweepId) -> Result<Option<Aggregate>, StoreError> {
         let txn = self.read()?;
         let aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
-        let value = aggregates.get(id).context("reading table `aggregates`")?;
+        let value = aggregates.get(id.as_str()).context("reading table `aggregates`")?;
         value
             .map(|value| {
                 decode_aggregate(value.value()).map_err(|error| StoreError::Corrupt {
@@ -360,7 +332,7 @@ impl Store {
 
     /// The aggregate of a stored sweep: every sweep is created with one, so
     /// a missing aggregate is corruption.
-    pub fn stored_aggregate(&self, id: &str) -> Result<Aggregate, StoreError> {
+    pub fn stored_aggregate(&self, id: &SweepId) -> Result<Aggregate, StoreError> {
         self.aggregate(id)?.ok_or_else(|| StoreError::Corrupt {
             table: "aggregates",
             key: id.to_string(),
@@ -369,7 +341,8 @@ impl Store {
     }
 
     /// The indices of the sweep's jobs whose results are merged, ascending.
-    pub fn done_jobs(&self, id: &str) -> Result<Vec<u32>, StoreError> {
+    pub fn done_jobs(&self, id: &SweepId) -> Result<Vec<u32>, StoreError> {
+        let id = id.as_str();
         let txn = self.read()?;
         let done = txn.open_table(DONE_JOBS).context("opening table `done_jobs`")?;
         let mut jobs = Vec::new();
@@ -429,7 +402,7 @@ impl Store {
         self.write("updating a sweep", |txn| {
             let mut sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
             if sweeps.get(record.id.as_str()).context("reading table `sweeps`")?.is_none() {
-                return Err(StoreError::UnknownSweep { id: record.id.clone() });
+                return Err(StoreError::UnknownSweep { id: record.id.to_string() });
             }
             sweeps.insert(record.id.as_str(), encode_record(record).as_slice()).context("writing table `sweeps`")?;
             Ok(())
@@ -489,7 +462,7 @@ fn encode_record(record: &SweepRecord) -> Vec<u8> {
 fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { table: "sweeps", key: key.to_string(), reason };
     let record: SweepRecord = serde_json::from_slice(bytes).map_err(|error| corrupt(error.to_string()))?;
-    if record.id != key {
+    if record.id.as_str() != key {
         return Err(corrupt(format!("the record's id is `{}`", record.id)));
     }
     Ok(record)
@@ -497,9 +470,14 @@ fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use zonesweep_proto::status::SweepState;
     use zonesweep_shared::aggregate::Shape;
 
     use super::*;
+
+    fn id(text: &str) -> SweepId {
+        SweepId::parse(text).unwrap()
+    }
 
     fn shape() -> Shape {
         Shape { n_units: 2, n_zones: 3, base_year: 2020, milestone: 2030, horizon: 2060 }
@@ -507,7 +485,7 @@ mod tests {
 
     fn record(id: &str, sequence: u64) -> SweepRecord {
         SweepRecord {
-            id: id.to_string(),
+            id: self::id(id),
             sequence,
             dataset_hash: "d".repeat(64),
             config_hash: "c".repeat(64),
@@ -568,23 +546,23 @@ mod tests {
         expected.state = SweepState::Done;
         expected.reason = "all jobs done".into();
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.sweep("s1").unwrap(), Some(expected.clone()));
+        assert_eq!(store.sweep(&id("s1")).unwrap(), Some(expected.clone()));
         assert_eq!(store.sweeps().unwrap(), vec![expected.clone()]);
-        assert_eq!(store.aggregate("s1").unwrap(), Some(merged(200)));
-        assert_eq!(store.done_jobs("s1").unwrap(), vec![0, 3]);
+        assert_eq!(store.aggregate(&id("s1")).unwrap(), Some(merged(200)));
+        assert_eq!(store.done_jobs(&id("s1")).unwrap(), vec![0, 3]);
         assert_eq!(store.blob("aa11").unwrap().as_deref(), Some(&b"dataset"[..]));
         assert_eq!(store.blob("bb22").unwrap().as_deref(), Some(&b"spec"[..]));
         assert_eq!(store.blob("cc33").unwrap(), None);
-        assert_eq!(store.sweep("nope").unwrap(), None);
-        assert_eq!(store.aggregate("nope").unwrap(), None);
-        assert_eq!(store.done_jobs("nope").unwrap(), Vec::<u32>::new());
+        assert_eq!(store.sweep(&id("nope")).unwrap(), None);
+        assert_eq!(store.aggregate(&id("nope")).unwrap(), None);
+        assert_eq!(store.done_jobs(&id("nope")).unwrap(), Vec::<u32>::new());
         drop(store);
         // The read-only query path sees the same.
         let query = Store::open_existing(&path).unwrap();
         assert!(query.is_read_only());
-        assert_eq!(query.sweep("s1").unwrap(), Some(expected));
-        assert_eq!(query.aggregate("s1").unwrap(), Some(merged(200)));
-        assert_eq!(query.done_jobs("s1").unwrap(), vec![0, 3]);
+        assert_eq!(query.sweep(&id("s1")).unwrap(), Some(expected));
+        assert_eq!(query.aggregate(&id("s1")).unwrap(), Some(merged(200)));
+        assert_eq!(query.done_jobs(&id("s1")).unwrap(), vec![0, 3]);
     }
 
     #[test]
@@ -599,8 +577,8 @@ mod tests {
         store
             .commit_batch(&[BatchEntry { record: record("s10", 1), aggregate: merged(1), newly_done: vec![2] }])
             .unwrap();
-        assert_eq!(store.done_jobs("s1").unwrap(), vec![9]);
-        assert_eq!(store.done_jobs("s10").unwrap(), vec![2]);
+        assert_eq!(store.done_jobs(&id("s1")).unwrap(), vec![9]);
+        assert_eq!(store.done_jobs(&id("s10")).unwrap(), vec![2]);
     }
 
     #[test]
@@ -624,18 +602,18 @@ mod tests {
             ])
             .unwrap_err();
         assert!(matches!(&error, StoreError::JobAlreadyDone { sweep_id, job: 1 } if sweep_id == "a"), "{error}");
-        assert_eq!(store.sweep("a").unwrap(), Some(record("a", 0)));
-        assert_eq!(store.aggregate("a").unwrap(), Some(merged(100)));
-        assert_eq!(store.done_jobs("a").unwrap(), vec![1]);
-        assert_eq!(store.aggregate("b").unwrap(), Some(Aggregate::empty(shape())));
-        assert_eq!(store.done_jobs("b").unwrap(), Vec::<u32>::new());
+        assert_eq!(store.sweep(&id("a")).unwrap(), Some(record("a", 0)));
+        assert_eq!(store.aggregate(&id("a")).unwrap(), Some(merged(100)));
+        assert_eq!(store.done_jobs(&id("a")).unwrap(), vec![1]);
+        assert_eq!(store.aggregate(&id("b")).unwrap(), Some(Aggregate::empty(shape())));
+        assert_eq!(store.done_jobs(&id("b")).unwrap(), Vec::<u32>::new());
 
         // The same job twice within one batch is refused as well.
         let error = store
             .commit_batch(&[BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![4, 4] }])
             .unwrap_err();
         assert!(matches!(error, StoreError::JobAlreadyDone { job: 4, .. }), "{error}");
-        assert_eq!(store.done_jobs("b").unwrap(), Vec::<u32>::new());
+        assert_eq!(store.done_jobs(&id("b")).unwrap(), Vec::<u32>::new());
 
         // A job index outside the sweep and an unknown sweep change nothing.
         let error = store
@@ -646,15 +624,15 @@ mod tests {
             .commit_batch(&[BatchEntry { record: record("ghost", 2), aggregate: merged(1), newly_done: vec![0] }])
             .unwrap_err();
         assert!(matches!(error, StoreError::UnknownSweep { .. }), "{error}");
-        assert_eq!(store.sweep("ghost").unwrap(), None);
+        assert_eq!(store.sweep(&id("ghost")).unwrap(), None);
         assert!(matches!(store.update_sweep(&record("ghost", 2)), Err(StoreError::UnknownSweep { .. })));
 
         // After the refusals the store still takes a correct batch.
         store
             .commit_batch(&[BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![0] }])
             .unwrap();
-        assert_eq!(store.done_jobs("b").unwrap(), vec![0]);
-        assert_eq!(store.aggregate("b").unwrap(), Some(merged(50)));
+        assert_eq!(store.done_jobs(&id("b")).unwrap(), vec![0]);
+        assert_eq!(store.aggregate(&id("b")).unwrap(), Some(merged(50)));
     }
 
     #[test]
@@ -686,8 +664,8 @@ mod tests {
         let blobs: [(&str, &[u8]); 1] = [("dd44", b"new")];
         let error = store.create_sweep(&record("a", 5), &blobs, &Aggregate::empty(shape())).unwrap_err();
         assert!(matches!(&error, StoreError::SweepExists { id } if id == "a"), "{error}");
-        assert_eq!(store.sweep("a").unwrap(), Some(record("a", 0)));
-        assert_eq!(store.aggregate("a").unwrap(), Some(merged(10)));
+        assert_eq!(store.sweep(&id("a")).unwrap(), Some(record("a", 0)));
+        assert_eq!(store.aggregate(&id("a")).unwrap(), Some(merged(10)));
         assert_eq!(store.blob("dd44").unwrap(), None, "a refused sweep stores none of its blobs");
     }
 
@@ -705,7 +683,8 @@ mod tests {
             create(&store, id, sequence);
         }
         assert_eq!(store.next_sequence().unwrap(), 3);
-        let order: Vec<(String, u64)> = store.sweeps().unwrap().into_iter().map(|r| (r.id, r.sequence)).collect();
+        let order: Vec<(String, u64)> =
+            store.sweeps().unwrap().into_iter().map(|r| (r.id.to_string(), r.sequence)).collect();
         assert_eq!(order, [("z".to_string(), 0), ("m".to_string(), 1), ("a".to_string(), 2)]);
         drop(store);
         assert_eq!(Store::open(&path).unwrap().next_sequence().unwrap(), 3, "numbering carries on after a restart");
@@ -763,8 +742,8 @@ mod tests {
         );
         let query = Store::open_existing(&crashed).unwrap();
         assert!(query.is_read_only());
-        assert_eq!(query.aggregate("a").unwrap(), Some(merged(7)));
-        assert_eq!(query.done_jobs("a").unwrap(), vec![5]);
+        assert_eq!(query.aggregate(&id("a")).unwrap(), Some(merged(7)));
+        assert_eq!(query.done_jobs(&id("a")).unwrap(), vec![5]);
     }
 
     #[test]
@@ -820,18 +799,18 @@ mod tests {
             aggregates.insert("bad-aggregate", &[0xff, 0xff, 0xff][..]).unwrap();
         });
         let store = Store::open(&path).unwrap();
-        let error = store.sweep("bad-record").unwrap_err();
+        let error = store.sweep(&id("bad-record")).unwrap_err();
         assert!(matches!(&error, StoreError::Corrupt { table: "sweeps", key, .. } if key == "bad-record"), "{error}");
         assert!(error.to_string().contains("`bad-record`"), "{error}");
         let error = store.sweeps().unwrap_err();
         assert!(matches!(&error, StoreError::Corrupt { key, .. } if key == "bad-record"), "{error}");
-        let error = store.aggregate("bad-aggregate").unwrap_err();
+        let error = store.aggregate(&id("bad-aggregate")).unwrap_err();
         assert!(
             matches!(&error, StoreError::Corrupt { table: "aggregates", key, .. } if key == "bad-aggregate"),
             "{error}"
         );
-        assert_eq!(store.sweep("good").unwrap(), Some(record("good", 0)));
-        assert_eq!(store.aggregate("good").unwrap(), Some(Aggregate::empty(shape())));
+        assert_eq!(store.sweep(&id("good")).unwrap(), Some(record("good", 0)));
+        assert_eq!(store.aggregate(&id("good")).unwrap(), Some(Aggregate::empty(shape())));
     }
 
     #[test]
@@ -860,7 +839,7 @@ mod tests {
             let bytes = encode_record(&record("a", 0));
             txn.open_table(SWEEPS).unwrap().insert("b", bytes.as_slice()).unwrap();
         });
-        let error = Store::open(&path).unwrap().sweep("b").unwrap_err();
+        let error = Store::open(&path).unwrap().sweep(&id("b")).unwrap_err();
         assert!(matches!(&error, StoreError::Corrupt { key, .. } if key == "b"), "{error}");
     }
 }

@@ -44,10 +44,6 @@ async fn start(dir: &tempfile::TempDir) -> Coordinator {
     Coordinator::start(CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into())).await.expect("start")
 }
 
-fn lease_ref(job: &pb::Job) -> pb::LeaseRef {
-    pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id }
-}
-
 type SweepsClient = pb::sweeps_client::SweepsClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
 >;
@@ -93,7 +89,7 @@ async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     let worker = WorkerId::parse("wk-robust").unwrap();
     let jobs = coordinator.lease(&worker, 2);
     assert_eq!(jobs.len(), 1);
-    assert_eq!((jobs[0].sample_start, jobs[0].sample_end), (0, 1_000_000_000_000));
+    assert_eq!(jobs[0].samples, 0..1_000_000_000_000);
 }
 
 /// Invariant 5: a result whose counts would overflow when added up (a
@@ -110,7 +106,7 @@ async fn a_result_whose_counts_overflow_is_refused() {
     forged.samples_ok = u64::MAX;
     // u64::MAX + 11 wraps to 10, the job's sample count.
     forged.failures.insert("x".into(), FailureKind { count: 11, samples: vec![], example: String::new() });
-    let result = coordinator.complete(&lease_ref(&jobs[0]), forged).await;
+    let result = coordinator.complete(&jobs[0].lease, forged).await;
     assert!(result.is_err(), "a result that does not fit its job is refused: {result:?}");
 }
 
@@ -125,7 +121,7 @@ async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let honest0 = honest(20, 0..10);
     let mut forged = Aggregate::empty(honest0.shape);
     forged.samples_ok = 10;
-    let result = coordinator.complete(&lease_ref(&jobs[0]), forged).await;
+    let result = coordinator.complete(&jobs[0].lease, forged).await;
     assert!(result.is_err(), "counts that do not add up to samples_ok are refused: {result:?}");
 }
 
@@ -142,9 +138,9 @@ async fn overflowing_results_do_not_stop_the_committer() {
     huge.zone_counts[0] = u64::MAX;
     let mut one = honest(30, 10..20);
     one.zone_counts[0] += 1;
-    let _ = coordinator.complete(&lease_ref(&jobs[0]), huge).await;
-    let _ = coordinator.complete(&lease_ref(&jobs[1]), one).await;
-    let good = coordinator.complete(&lease_ref(&jobs[2]), honest(30, 20..30)).await;
+    let _ = coordinator.complete(&jobs[0].lease, huge).await;
+    let _ = coordinator.complete(&jobs[1].lease, one).await;
+    let good = coordinator.complete(&jobs[2].lease, honest(30, 20..30)).await;
     assert!(matches!(good, Ok(true)), "an honest result is still stored: {good:?}");
 }
 
@@ -170,7 +166,7 @@ async fn watch_tasks_end_when_their_client_goes_away() {
     let before = metrics.num_alive_tasks();
     for _ in 0..20 {
         // The client reads the first status, then goes away (Ctrl-C).
-        let mut receiver = coordinator.watch(&status.sweep_id).unwrap();
+        let mut receiver = coordinator.watch(&status.id).unwrap();
         assert!(receiver.recv().await.is_some());
         drop(receiver);
     }
@@ -186,7 +182,7 @@ async fn control_shutdown_without_a_watch_is_prompt() {
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
     let (mut client, stop, server) = serve(coordinator).await;
-    client.get(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap();
+    client.get(pb::SweepRef { sweep_id: status.id.to_string() }).await.unwrap();
     stop.send(()).unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
     assert!(ended.is_ok(), "the server stops within 5 s of the shutdown signal");
@@ -202,7 +198,7 @@ async fn shutdown_is_not_held_up_by_an_open_watch() {
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
     let (mut client, stop, server) = serve(coordinator).await;
-    let mut stream = client.watch(pb::SweepRef { sweep_id: status.sweep_id.clone() }).await.unwrap().into_inner();
+    let mut stream = client.watch(pb::SweepRef { sweep_id: status.id.to_string() }).await.unwrap().into_inner();
     assert!(stream.message().await.unwrap().is_some());
     stop.send(()).unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -1,0 +1,210 @@
+//! A sweep's durable record and its life: how a record and its merged
+//! aggregate read as a [`SweepStatus`], and how a sweep whose jobs are all
+//! done ends ([`SweepRecord::finish`]).
+
+use serde::{Deserialize, Serialize};
+use zonesweep_proto::ids::SweepId;
+use zonesweep_proto::status::{SweepState, SweepStatus};
+use zonesweep_shared::aggregate::Aggregate;
+
+/// Everything the coordinator keeps about a sweep besides its results. Its
+/// JSON form is the value of the `sweeps` table ([`crate::schema::SWEEPS`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRecord {
+    #[serde(with = "sweep_id_text")]
+    pub id: SweepId,
+    /// Submission order: the coordinator hands out jobs of older sweeps first.
+    pub sequence: u64,
+    pub dataset_hash: String,
+    pub config_hash: String,
+    pub spec_hash: String,
+    pub samples: u64,
+    pub seed: u64,
+    pub job_size: u64,
+    pub jobs: u32,
+    #[serde(with = "state_text")]
+    pub state: SweepState,
+    /// Why the sweep failed or was cancelled; empty otherwise.
+    pub reason: String,
+    pub unit_ids: Vec<String>,
+    pub unit_names: Vec<String>,
+}
+
+impl SweepRecord {
+    /// The status of this sweep with `aggregate` merged and these job counts.
+    pub fn status(&self, aggregate: &Aggregate, jobs_done: u32, jobs_leased: u32) -> SweepStatus {
+        let reason = if self.reason.is_empty() { failure_summary(aggregate) } else { self.reason.clone() };
+        SweepStatus {
+            id: self.id.clone(),
+            state: self.state,
+            reason,
+            sequence: self.sequence,
+            seed: self.seed,
+            samples: self.samples,
+            samples_done: aggregate.samples_total(),
+            samples_failed: aggregate.samples_failed(),
+            jobs: self.jobs,
+            jobs_done,
+            jobs_leased,
+            units: self.unit_ids.len() as u32,
+            dataset_hash: self.dataset_hash.clone(),
+            config_hash: self.config_hash.clone(),
+            spec_hash: self.spec_hash.clone(),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == SweepState::Running
+    }
+
+    /// Every job is done: the sweep is done, or failed if no sample succeeded.
+    pub fn finish(&mut self, aggregate: &Aggregate) {
+        if !self.is_running() {
+            return;
+        }
+        let failed = aggregate.samples_failed();
+        if aggregate.samples_ok == 0 && failed > 0 {
+            let example = aggregate.failures.values().next().map(|f| f.example.clone()).unwrap_or_default();
+            self.state = SweepState::Failed;
+            self.reason = format!("every sample failed; for example {example}");
+        } else {
+            self.state = SweepState::Done;
+            self.reason = failure_summary(aggregate);
+        }
+    }
+
+    /// Stop a running sweep (cancelled or failed); a final one keeps its end.
+    pub fn stop(&mut self, state: SweepState, reason: &str) {
+        if self.is_running() {
+            self.state = state;
+            self.reason = reason.to_owned();
+        }
+    }
+}
+
+/// "N sample(s) failed: kind (count), …" or empty.
+pub fn failure_summary(aggregate: &Aggregate) -> String {
+    if aggregate.failures.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<String> = aggregate.failures.iter().map(|(k, f)| format!("{k} ({})", f.count)).collect();
+    format!("{} sample(s) failed: {}", aggregate.samples_failed(), kinds.join(", "))
+}
+
+/// A sweep id as JSON text; a stored id that does not parse is corrupt.
+mod sweep_id_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zonesweep_proto::ids::SweepId;
+
+    pub fn serialize<S: Serializer>(id: &SweepId, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(id.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SweepId, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        SweepId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A sweep state as the JSON text schema version 1 stores: the variant's
+/// name, `"Running"`, `"Done"`, `"Failed"` or `"Cancelled"`.
+mod state_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zonesweep_proto::status::SweepState;
+
+    fn text(state: SweepState) -> &'static str {
+        match state {
+            SweepState::Running => "Running",
+            SweepState::Done => "Done",
+            SweepState::Failed => "Failed",
+            SweepState::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn serialize<S: Serializer>(state: &SweepState, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text(*state))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SweepState, D::Error> {
+        let stored = String::deserialize(deserializer)?;
+        SweepState::ALL
+            .into_iter()
+            .find(|&state| text(state) == stored)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown sweep state `{stored}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zonesweep_shared::aggregate::Shape;
+
+    use super::*;
+
+    fn record() -> SweepRecord {
+        SweepRecord {
+            id: SweepId::parse("sw-1").unwrap(),
+            sequence: 3,
+            dataset_hash: "d".repeat(64),
+            config_hash: "c".repeat(64),
+            spec_hash: "5".repeat(64),
+            samples: 20,
+            seed: 7,
+            job_size: 10,
+            jobs: 2,
+            state: SweepState::Running,
+            reason: String::new(),
+            unit_ids: vec!["a".into()],
+            unit_names: vec!["A".into()],
+        }
+    }
+
+    fn aggregate(ok: u64, failed: u64) -> Aggregate {
+        let mut aggregate =
+            Aggregate::empty(Shape { n_units: 1, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 });
+        aggregate.samples_ok = ok;
+        for sample in 0..failed {
+            aggregate.add_failure(sample, "diverges", "projection diverges");
+        }
+        aggregate
+    }
+
+    /// The stored form is schema version 1's: changing it is a migration.
+    #[test]
+    fn the_stored_json_keeps_schema_version_1() {
+        let json = serde_json::to_string(&record()).unwrap();
+        assert!(json.starts_with(r#"{"id":"sw-1","sequence":3,"#), "{json}");
+        assert!(json.contains(r#""state":"Running","reason":"""#), "{json}");
+        let mut cancelled = record();
+        cancelled.state = SweepState::Cancelled;
+        let back: SweepRecord = serde_json::from_str(&serde_json::to_string(&cancelled).unwrap()).unwrap();
+        assert_eq!(back, cancelled);
+        let unknown = json.replace("\"Running\"", "\"Paused\"");
+        assert!(serde_json::from_str::<SweepRecord>(&unknown).unwrap_err().to_string().contains("Paused"));
+        let bad_id = json.replace("\"sw-1\"", "\"a/b\"");
+        assert!(serde_json::from_str::<SweepRecord>(&bad_id).is_err());
+    }
+
+    #[test]
+    fn a_finished_sweep_is_done_unless_every_sample_failed() {
+        let mut done = record();
+        done.finish(&aggregate(18, 2));
+        assert_eq!((done.state, done.reason.as_str()), (SweepState::Done, "2 sample(s) failed: diverges (2)"));
+        let mut failed = record();
+        failed.finish(&aggregate(0, 20));
+        assert_eq!(failed.state, SweepState::Failed);
+        assert!(failed.reason.starts_with("every sample failed; for example"), "{}", failed.reason);
+        // A cancelled sweep stays cancelled.
+        let mut cancelled = record();
+        cancelled.stop(SweepState::Cancelled, "cancelled by request");
+        cancelled.finish(&aggregate(20, 0));
+        cancelled.stop(SweepState::Failed, "too late");
+        assert_eq!((cancelled.state, cancelled.reason.as_str()), (SweepState::Cancelled, "cancelled by request"));
+    }
+
+    #[test]
+    fn a_status_counts_the_merged_samples() {
+        let status = record().status(&aggregate(5, 1), 1, 1);
+        assert_eq!((status.samples_done, status.samples_failed, status.units), (6, 1, 1));
+        assert_eq!(status.reason, "1 sample(s) failed: diverges (1)", "a running sweep shows its failures");
+    }
+}
