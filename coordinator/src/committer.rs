@@ -1,42 +1,224 @@
-//! The committer: the single writer of the database. It takes every queued
-//! command, applies them to copies of the sweeps they touch, commits them
-//! in one durable transaction (a group commit) and only then publishes
-//! them and answers the callers (invariant 2).
+//! The committer: the single writer of the database, and the heart of
+//! invariant 2 (nothing acknowledged is lost, nothing merged twice).
+//!
+//! Its loop takes every queued [`Command`] (up to `max_batch`) and handles
+//! them as one batch in three steps:
+//!
+//! 1. [`plan`] (pure): decide each change against the current [`State`] —
+//!    merge, already merged, sweep closed, refused, unknown sweep, stop —
+//!    and build the sweeps' new records and aggregates on copies;
+//! 2. store the copies in one durable transaction ([`Store::commit_batch`],
+//!    a group commit) on a blocking thread;
+//! 3. [`settle`] (pure): only if that succeeded, publish the copies to the
+//!    state and answer each change by its decision; otherwise change
+//!    nothing and answer every change "not stored", so workers keep their
+//!    results and retry, and stops the coordinator decided are queued again.
+//!
+//! [`check_result`] is what a result must satisfy before it is queued at all.
+//!
+//! [`Store::commit_batch`]: crate::store::Store::commit_batch
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use zonesweep_shared::aggregate::Aggregate;
-
 use zonesweep_proto::ids::{JobId, SweepId};
 use zonesweep_proto::status::SweepState;
+use zonesweep_shared::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking};
-use crate::state::{JobState, SweepRuntime};
+use crate::state::{JobState, State, SweepRuntime};
 use crate::store::{BatchEntry, StoreCause};
 use crate::sweep::SweepRecord;
 
-/// A durable change the committer applies, in order.
-pub(crate) enum Command {
-    Complete {
-        job: JobId,
-        aggregate: Box<Aggregate>,
-        reply: oneshot::Sender<Result<bool, CoordinatorError>>,
-    },
-    Stop {
-        sweep: SweepId,
-        state: SweepState,
-        reason: String,
-        reply: Option<oneshot::Sender<Result<(), CoordinatorError>>>,
-    },
+/// A durable change asked of the committer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Merge a job's result, already checked by [`check_result`].
+    Complete { job: JobId, aggregate: Box<Aggregate> },
+    /// End a running sweep: cancelled by a client, or failed.
+    Stop { sweep: SweepId, state: SweepState, reason: String },
 }
 
+/// The answer to a change: for a completion, whether it was merged now
+/// (`false`: merged before); for a stop, `true`.
+pub type Answer = Result<bool, CoordinatorError>;
+
+/// A change and who waits for its answer: nobody, for a stop the
+/// coordinator decided itself (which is queued again if not stored).
+pub(crate) struct Command {
+    pub change: Change,
+    pub reply: Option<oneshot::Sender<Answer>>,
+}
+
+/// What the planner decided for one change of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Merged into the batch; acknowledged once the batch is stored.
+    Merge,
+    /// Merged before, or earlier in this batch: "not merged again".
+    AlreadyMerged,
+    /// The sweep no longer takes results: cancelled, failed or done.
+    SweepClosed(SweepId, SweepState),
+    /// The result cannot be merged, and why.
+    Refused(String),
+    /// No such sweep.
+    UnknownSweep(SweepId),
+    /// The sweep ends (one already final keeps its end).
+    Stop,
+}
+
+impl Decision {
+    /// The answer to a change with this decision, once its batch is stored.
+    fn answer(&self) -> Answer {
+        match self {
+            Decision::Merge | Decision::Stop => Ok(true),
+            Decision::AlreadyMerged => Ok(false),
+            Decision::SweepClosed(id, state) => Err(CoordinatorError::FailedPrecondition(format!(
+                "sweep {id} is {state}; its results are no longer taken"
+            ))),
+            Decision::Refused(why) => Err(CoordinatorError::InvalidArgument(why.clone())),
+            Decision::UnknownSweep(id) => Err(CoordinatorError::NotFound(format!("sweep {id}"))),
+        }
+    }
+}
+
+/// A planned batch: one decision per change, and what to store — an entry
+/// per sweep the batch changes, with its new record and aggregate and the
+/// jobs it newly merges.
+#[derive(Debug)]
+pub struct Plan {
+    pub decisions: Vec<Decision>,
+    pub entries: Vec<BatchEntry>,
+}
+
+/// A sweep's durable parts as the batch leaves them (copies: the state
+/// changes only once they are stored). Job tables are not copied: they can
+/// be large, and the state's tell what was done before the batch.
+struct Draft<'a> {
+    sweep: &'a SweepRuntime,
+    record: SweepRecord,
+    aggregate: Aggregate,
+    newly_done: BTreeSet<u32>,
+}
+
+impl<'a> Draft<'a> {
+    fn of(sweep: &'a SweepRuntime) -> Draft<'a> {
+        Draft {
+            sweep,
+            record: sweep.record().clone(),
+            aggregate: sweep.aggregate().clone(),
+            newly_done: BTreeSet::new(),
+        }
+    }
+
+    fn complete(&mut self, index: u32, result: &Aggregate) -> Decision {
+        let id = self.sweep.id();
+        if self.sweep.job(index).is_none() {
+            return Decision::Refused(format!("sweep {id} has {} jobs; there is no job {index}", self.record.jobs));
+        }
+        if self.sweep.is_done(index) || self.newly_done.contains(&index) {
+            return Decision::AlreadyMerged;
+        }
+        if !self.record.is_running() {
+            return Decision::SweepClosed(id.clone(), self.record.state);
+        }
+        // `merge` checks the shape and every length before it changes
+        // anything, so a refused result leaves the draft as it was.
+        if let Err(e) = self.aggregate.merge(result) {
+            return Decision::Refused(format!("the result does not merge: {e}"));
+        }
+        self.newly_done.insert(index);
+        if self.sweep.jobs_done() + self.newly_done.len() as u32 == self.record.jobs {
+            self.record.finish(&self.aggregate);
+        }
+        Decision::Merge
+    }
+
+    /// The entry to store, if the batch changed this sweep.
+    fn into_entry(self) -> Option<BatchEntry> {
+        let changed = !self.newly_done.is_empty() || self.record != *self.sweep.record();
+        changed.then(|| BatchEntry {
+            record: self.record,
+            aggregate: self.aggregate,
+            newly_done: self.newly_done.into_iter().collect(),
+        })
+    }
+}
+
+/// Decide every change of a batch, in order, against `state`; pure.
+pub fn plan(state: &State, changes: &[Change]) -> Plan {
+    let mut drafts: BTreeMap<SweepId, Draft<'_>> = BTreeMap::new();
+    let mut decisions = Vec::with_capacity(changes.len());
+    for change in changes {
+        let id = match change {
+            Change::Complete { job, .. } => &job.sweep,
+            Change::Stop { sweep, .. } => sweep,
+        };
+        let Some(sweep) = state.sweep(id) else {
+            decisions.push(Decision::UnknownSweep(id.clone()));
+            continue;
+        };
+        let draft = drafts.entry(id.clone()).or_insert_with(|| Draft::of(sweep));
+        decisions.push(match change {
+            Change::Complete { job, aggregate } => draft.complete(job.index, aggregate),
+            Change::Stop { state: end, reason, .. } => {
+                draft.record.stop(*end, reason);
+                Decision::Stop
+            }
+        });
+    }
+    Plan { decisions, entries: drafts.into_values().filter_map(Draft::into_entry).collect() }
+}
+
+/// Why a batch was not stored: every change in it is answered with this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitFailure {
+    pub cause: StoreCause,
+    pub message: String,
+}
+
+impl From<CoordinatorError> for CommitFailure {
+    fn from(error: CoordinatorError) -> CommitFailure {
+        match error {
+            CoordinatorError::Store(store) => CommitFailure { cause: store.cause(), message: store.to_string() },
+            // A storage task that panicked: a bug, not bad luck.
+            other => CommitFailure { cause: StoreCause::Refused, message: other.to_string() },
+        }
+    }
+}
+
+/// Settle a planned batch: once `stored`, publish its entries to `state`
+/// and answer each change by its decision; if not, leave `state` as it was
+/// and answer every change with the failure (nothing is acknowledged, so
+/// each result is sent again and planned again). Pure.
+pub fn settle(
+    state: &mut State,
+    decisions: &[Decision],
+    stored: Result<Vec<BatchEntry>, CommitFailure>,
+) -> Vec<Answer> {
+    match stored {
+        Ok(entries) => {
+            for entry in entries {
+                state.publish(entry);
+            }
+            decisions.iter().map(Decision::answer).collect()
+        }
+        Err(failure) => decisions
+            .iter()
+            .map(|_| Err(CoordinatorError::NotStored { cause: failure.cause, message: failure.message.clone() }))
+            .collect(),
+    }
+}
+
+/// A stop the coordinator decided that could not be stored is tried again
+/// after this.
+const STOP_RETRY: Duration = Duration::from_secs(1);
+
 impl Coordinator {
-    /// The single writer: takes every queued command, applies them to copies
-    /// of the affected sweeps, commits them in one durable transaction and
-    /// only then publishes them and answers the callers.
+    /// The committer task: batches of queued commands, each planned,
+    /// stored, settled and answered, one batch at a time.
     pub(crate) async fn committer(self, mut receiver: mpsc::Receiver<Command>) {
         while let Some(first) = receiver.recv().await {
             let mut batch = vec![first];
@@ -51,134 +233,35 @@ impl Coordinator {
     }
 
     async fn commit(&self, batch: Vec<Command>) {
-        // Work on copies of the durable parts (record, aggregate) of the
-        // sweeps the batch touches; the shared state changes only after the
-        // commit. Job tables are not copied: they can be large.
-        let mut touched: BTreeMap<SweepId, Pending> = BTreeMap::new();
-        let mut replies_merged = Vec::new();
-        let mut replies_stop = Vec::new();
-        {
-            let state = self.state();
-            for command in batch {
-                match command {
-                    Command::Complete { job, aggregate, reply } => {
-                        let (sweep_id, job_index) = (job.sweep, job.index);
-                        let Some(original) = state.sweep(&sweep_id) else {
-                            let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
-                            continue;
-                        };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        let already = original.is_done(job_index);
-                        if already || sweep.newly_done.contains(&job_index) {
-                            replies_merged.push((reply, Ok(false)));
-                            continue;
-                        }
-                        if sweep.record.state != SweepState::Running {
-                            let message = format!("sweep {sweep_id} is {}", sweep.record.state);
-                            replies_merged.push((reply, Err(CoordinatorError::FailedPrecondition(message))));
-                            continue;
-                        }
-                        if let Err(e) = sweep.aggregate.merge(&aggregate) {
-                            replies_merged.push((reply, Err(CoordinatorError::InvalidArgument(e.to_string()))));
-                            continue;
-                        }
-                        sweep.newly_done.insert(job_index);
-                        replies_merged.push((reply, Ok(true)));
-                        if original.jobs_done() + sweep.newly_done.len() as u32 == sweep.record.jobs {
-                            sweep.record.finish(&sweep.aggregate);
-                        }
-                    }
-                    Command::Stop { sweep: sweep_id, state: stop_state, reason, reply } => {
-                        let Some(original) = state.sweep(&sweep_id) else {
-                            if let Some(reply) = reply {
-                                let _ = reply.send(Err(CoordinatorError::NotFound(format!("sweep {sweep_id}"))));
-                            }
-                            continue;
-                        };
-                        let sweep = touched.entry(sweep_id.clone()).or_insert_with(|| Pending::of(original));
-                        sweep.record.stop(stop_state, &reason);
-                        replies_stop.push(((sweep_id, stop_state, reason), reply));
-                    }
-                }
-            }
-        }
-        // The entries own the copies; the store hands them back for publishing.
-        let entries: Vec<BatchEntry> = touched
-            .into_values()
-            .map(|sweep| BatchEntry {
-                record: sweep.record,
-                aggregate: sweep.aggregate,
-                newly_done: sweep.newly_done.into_iter().collect(),
-            })
-            .collect();
+        let (changes, replies): (Vec<Change>, Vec<_>) = batch.into_iter().map(|c| (c.change, c.reply)).unzip();
+        let Plan { decisions, entries } = plan(&self.state(), &changes);
         let store = self.store();
-        let committed = blocking(move || {
+        let stored = blocking(move || {
             store.commit_batch(&entries)?;
             Ok(entries)
         })
-        .await;
-        match committed {
-            Ok(entries) => {
-                {
-                    let mut state = self.state();
-                    for updated in entries {
-                        state.publish(updated);
-                    }
+        .await
+        .map_err(CommitFailure::from);
+        let published = stored.is_ok();
+        let answers = settle(&mut self.state(), &decisions, stored);
+        if published {
+            self.changed();
+        }
+        for ((change, reply), answer) in changes.into_iter().zip(replies).zip(answers) {
+            match reply {
+                Some(reply) => {
+                    let _ = reply.send(answer);
                 }
-                self.changed();
-                for (reply, result) in replies_merged {
-                    let _ = reply.send(result);
+                None if matches!(answer, Err(CoordinatorError::NotStored { .. })) => {
+                    let coordinator = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(STOP_RETRY).await;
+                        let _ = coordinator.send(Command { change, reply: None }).await;
+                    });
                 }
-                for (_, reply) in replies_stop {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-            }
-            Err(e) => {
-                // Nothing is acknowledged. Trouble that may pass is answered
-                // UNAVAILABLE, so workers keep their results and retry;
-                // internal stops are tried again.
-                let (cause, message) = match &e {
-                    CoordinatorError::Store(store) => (store.cause(), store.to_string()),
-                    // A storage task that panicked: a bug, not bad luck.
-                    other => (StoreCause::Refused, other.to_string()),
-                };
-                let unavailable = || CoordinatorError::NotStored { cause, message: message.clone() };
-                for (reply, _) in replies_merged {
-                    let _ = reply.send(Err(unavailable()));
-                }
-                for (stop, reply) in replies_stop {
-                    match reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(unavailable()));
-                        }
-                        None => {
-                            let coordinator = self.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                                let (sweep_id, state, reason) = stop;
-                                let stop = Command::Stop { sweep: sweep_id, state, reason, reply: None };
-                                let _ = coordinator.send(stop).await;
-                            });
-                        }
-                    }
-                }
+                None => {}
             }
         }
-    }
-}
-
-/// A sweep's durable parts as a batch will leave them.
-struct Pending {
-    record: SweepRecord,
-    aggregate: Aggregate,
-    newly_done: BTreeSet<u32>,
-}
-
-impl Pending {
-    fn of(sweep: &SweepRuntime) -> Pending {
-        Pending { record: sweep.record().clone(), aggregate: sweep.aggregate().clone(), newly_done: BTreeSet::new() }
     }
 }
 
@@ -240,4 +323,219 @@ pub(crate) fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggrega
     // Checked after the fit, so a broken worker is told even when another
     // worker already delivered this job.
     Ok(if already_done { Fit::AlreadyMerged } else { Fit::New })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tonic::Code;
+    use zonesweep_proto::ids::WorkerId;
+    use zonesweep_proto::status::SweepStatus;
+    use zonesweep_shared::aggregate::Shape;
+
+    use super::*;
+    use crate::state::tests::{id, record, shape};
+
+    /// A state with sweep "a": 10 samples in jobs of 4 (jobs 0, 1, 2).
+    fn state() -> State {
+        let mut state = State::new(0);
+        state.insert(SweepRuntime::new(record("a", 0, 10, 4), Aggregate::empty(shape()), &[]));
+        state
+    }
+
+    /// A result of `samples` successful samples, all in zone 1.
+    fn result(samples: u64) -> Box<Aggregate> {
+        let mut aggregate = Aggregate::empty(shape());
+        aggregate.samples_ok = samples;
+        aggregate.zone_counts[0] = samples;
+        Box::new(aggregate)
+    }
+
+    fn complete(sweep: &str, index: u32, samples: u64) -> Change {
+        Change::Complete { job: JobId::new(id(sweep), index), aggregate: result(samples) }
+    }
+
+    fn stop(sweep: &str, state: SweepState) -> Change {
+        Change::Stop { sweep: id(sweep), state, reason: format!("{state} in a test") }
+    }
+
+    fn status(state: &State) -> SweepStatus {
+        state.sweep(&id("a")).unwrap().status()
+    }
+
+    /// Plan, store successfully, settle: one batch of the committer loop.
+    fn stored(state: &mut State, changes: &[Change]) -> Vec<Answer> {
+        let Plan { decisions, entries } = plan(state, changes);
+        settle(state, &decisions, Ok(entries))
+    }
+
+    fn codes(answers: &[Answer]) -> Vec<Result<bool, Code>> {
+        answers.iter().map(|a| a.as_ref().map(|m| *m).map_err(CoordinatorError::code)).collect()
+    }
+
+    #[test]
+    fn a_job_completed_twice_in_one_batch_is_merged_once() {
+        let state = state();
+        let plan = plan(&state, &[complete("a", 0, 4), complete("a", 0, 4), complete("a", 1, 4)]);
+        assert_eq!(plan.decisions, [Decision::Merge, Decision::AlreadyMerged, Decision::Merge]);
+        assert_eq!(plan.entries.len(), 1);
+        let entry = &plan.entries[0];
+        assert_eq!(entry.newly_done, [0, 1]);
+        assert_eq!((entry.aggregate.samples_ok, entry.aggregate.zone_counts[0]), (8, 8), "job 0 counted once");
+        assert_eq!(entry.record.state, SweepState::Running);
+        assert_eq!(status(&state).samples_done, 0, "planning changes no state");
+    }
+
+    #[test]
+    fn a_job_completed_again_in_a_later_batch_is_not_merged_again() {
+        let mut state = state();
+        assert_eq!(codes(&stored(&mut state, &[complete("a", 0, 4)])), [Ok(true)]);
+        assert_eq!((status(&state).samples_done, status(&state).jobs_done), (4, 1));
+
+        let again = plan(&state, &[complete("a", 0, 4)]);
+        assert_eq!(again.decisions, [Decision::AlreadyMerged]);
+        assert!(again.entries.is_empty(), "nothing to store: {:?}", again.entries);
+        assert_eq!(codes(&settle(&mut state, &again.decisions, Ok(again.entries))), [Ok(false)]);
+        assert_eq!(status(&state).samples_done, 4);
+    }
+
+    #[test]
+    fn the_last_job_ends_the_sweep_done() {
+        let mut state = state();
+        let answers = stored(&mut state, &[complete("a", 2, 2), complete("a", 0, 4)]);
+        assert_eq!(codes(&answers), [Ok(true), Ok(true)]);
+        assert_eq!(status(&state).state, SweepState::Running);
+        let last = plan(&state, &[complete("a", 1, 4)]);
+        assert_eq!(last.entries[0].record.state, SweepState::Done, "the record that completes the sweep ends it");
+        settle(&mut state, &last.decisions, Ok(last.entries));
+        let done = status(&state);
+        assert_eq!((done.state, done.samples_done, done.jobs_done), (SweepState::Done, 10, 3));
+    }
+
+    #[test]
+    fn a_completion_for_a_cancelled_sweep_is_refused_and_stores_nothing() {
+        let mut state = state();
+        assert_eq!(codes(&stored(&mut state, &[stop("a", SweepState::Cancelled)])), [Ok(true)]);
+        let late = plan(&state, &[complete("a", 0, 4)]);
+        assert_eq!(late.decisions, [Decision::SweepClosed(id("a"), SweepState::Cancelled)]);
+        assert!(late.entries.is_empty());
+        let answers = settle(&mut state, &late.decisions, Ok(late.entries));
+        assert_eq!(codes(&answers), [Err(Code::FailedPrecondition)]);
+        let message = answers[0].as_ref().unwrap_err().to_string();
+        assert_eq!(message, "sweep a is cancelled; its results are no longer taken");
+        assert_eq!((status(&state).samples_done, status(&state).state), (0, SweepState::Cancelled));
+    }
+
+    #[test]
+    fn within_a_batch_a_cancel_applies_in_order() {
+        // Cancelled first: the result that follows is refused.
+        let first = plan(&state(), &[stop("a", SweepState::Cancelled), complete("a", 0, 4)]);
+        assert_eq!(first.decisions, [Decision::Stop, Decision::SweepClosed(id("a"), SweepState::Cancelled)]);
+        assert_eq!((first.entries[0].record.state, first.entries[0].newly_done.len()), (SweepState::Cancelled, 0));
+        // Completed first: the result is stored with the cancel.
+        let second = plan(&state(), &[complete("a", 0, 4), stop("a", SweepState::Cancelled)]);
+        assert_eq!(second.decisions, [Decision::Merge, Decision::Stop]);
+        assert_eq!(second.entries[0].newly_done, [0]);
+        assert_eq!(second.entries[0].record.state, SweepState::Cancelled);
+        // A final sweep keeps its end, and a stop of it stores nothing.
+        let mut state = state();
+        stored(&mut state, &[stop("a", SweepState::Cancelled)]);
+        let again = plan(&state, &[stop("a", SweepState::Failed)]);
+        assert_eq!(again.decisions, [Decision::Stop]);
+        assert!(again.entries.is_empty());
+        assert_eq!(status(&state).reason, "cancelled in a test");
+    }
+
+    #[test]
+    fn a_batch_that_is_not_stored_acknowledges_nothing_changes_nothing_and_is_retried() {
+        let mut state = state();
+        let now = Instant::now();
+        state.lease(&WorkerId::parse("wk-1").unwrap(), 2, now, now);
+        let before = status(&state);
+        let batch = [complete("a", 0, 4), complete("a", 0, 4), complete("a", 1, 4), stop("a", SweepState::Failed)];
+        let Plan { decisions, entries: _ } = plan(&state, &batch);
+        let disk_full = CommitFailure { cause: StoreCause::Transient, message: "disk full".into() };
+        let answers = settle(&mut state, &decisions, Err(disk_full));
+        assert_eq!(codes(&answers), [Err(Code::Unavailable); 4], "every change is told to retry: {answers:?}");
+        assert!(matches!(&answers[0], Err(CoordinatorError::NotStored { message, .. }) if message == "disk full"));
+        assert_eq!(status(&state), before, "the state is as it was");
+        assert!(matches!(state.sweep(&id("a")).unwrap().job(0), Some(JobState::Leased { .. })));
+
+        // The workers send their results again; this time the batch is stored.
+        let answers = stored(&mut state, &batch);
+        assert_eq!(codes(&answers), [Ok(true), Ok(false), Ok(true), Ok(true)]);
+        let after = status(&state);
+        assert_eq!((after.samples_done, after.jobs_done, after.state), (8, 2, SweepState::Failed));
+    }
+
+    #[test]
+    fn corrupt_storage_is_not_answered_with_retry() {
+        let mut state = state();
+        let Plan { decisions, .. } = plan(&state, &[complete("a", 0, 4)]);
+        let corrupt = CommitFailure { cause: StoreCause::Corrupt, message: "bad page".into() };
+        assert_eq!(codes(&settle(&mut state, &decisions, Err(corrupt))), [Err(Code::DataLoss)]);
+        assert_eq!(status(&state).samples_done, 0);
+    }
+
+    #[test]
+    fn refused_results_and_unknown_sweeps_leave_the_rest_of_the_batch() {
+        let mut state = state();
+        let other_shape = Shape { n_units: 2, ..shape() };
+        let misfit =
+            Change::Complete { job: JobId::new(id("a"), 1), aggregate: Box::new(Aggregate::empty(other_shape)) };
+        let batch = [misfit, complete("ghost", 0, 4), complete("a", 7, 4), complete("a", 0, 4)];
+        let plan = plan(&state, &batch);
+        assert!(matches!(&plan.decisions[0], Decision::Refused(why) if why.contains("shapes differ")), "{plan:?}");
+        assert_eq!(plan.decisions[1], Decision::UnknownSweep(id("ghost")));
+        assert!(matches!(&plan.decisions[2], Decision::Refused(why) if why.contains("no job 7")), "{plan:?}");
+        assert_eq!(plan.decisions[3], Decision::Merge);
+        assert_eq!(plan.entries[0].newly_done, [0]);
+        assert_eq!(plan.entries[0].aggregate, *result(4), "a refused result changes nothing");
+        let answers = settle(&mut state, &plan.decisions, Ok(plan.entries));
+        assert_eq!(
+            codes(&answers),
+            [Err(Code::InvalidArgument), Err(Code::NotFound), Err(Code::InvalidArgument), Ok(true)]
+        );
+    }
+
+    /// A consistent result: samples `range`, every one failed.
+    fn failed(range: std::ops::Range<u64>) -> Aggregate {
+        let mut aggregate = Aggregate::empty(shape());
+        for sample in range {
+            aggregate.add_failure(sample, "diverges", "projection diverges");
+        }
+        aggregate
+    }
+
+    #[test]
+    fn results_that_do_not_fit_their_job_are_refused_before_the_committer() {
+        let mut state = state();
+        let sweep = |state: &State| state.sweep(&id("a")).unwrap().clone();
+        let a = sweep(&state);
+        assert_eq!(check_result(&a, 2, &failed(8..10)).unwrap(), Fit::New);
+        let refusal = |index, aggregate: &Aggregate| {
+            let error = check_result(&a, index, aggregate).unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+            error.to_string()
+        };
+        assert!(refusal(0, &failed(0..3)).contains("job 0 covers samples 0..4 (4), but the result counts 3"));
+        assert!(refusal(3, &failed(0..4)).contains("sweep a has 3 jobs; there is no job 3"));
+        let mut inconsistent = failed(0..4);
+        inconsistent.zone_counts[0] = 3;
+        assert!(refusal(0, &inconsistent).contains("the result is inconsistent"));
+        let mut outside = failed(0..3);
+        outside.add_failure(9, "diverges", "sample 9");
+        assert!(refusal(0, &outside).contains("sample 9, outside job 0's samples 0..4"));
+        let other_shape = Aggregate::empty(Shape { n_units: 2, ..shape() });
+        assert!(refusal(0, &other_shape).contains("shape"));
+
+        stored(&mut state, &[complete("a", 0, 4)]);
+        let a = sweep(&state);
+        assert_eq!(check_result(&a, 0, &failed(0..4)).unwrap(), Fit::AlreadyMerged);
+        assert!(check_result(&a, 0, &failed(0..3)).is_err(), "a misfit is refused even when the job is done");
+        stored(&mut state, &[stop("a", SweepState::Cancelled)]);
+        let closed = check_result(&sweep(&state), 1, &failed(4..8)).unwrap_err();
+        assert_eq!(closed.code(), Code::FailedPrecondition, "{closed}");
+    }
 }

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::committer::Command;
-use crate::service::Coordinator;
 use zonesweep_proto::status::SweepState;
+
+use crate::committer::{Change, Command};
+use crate::service::Coordinator;
 
 impl Coordinator {
     /// Expire leases whose heartbeats stopped.
@@ -15,9 +16,9 @@ impl Coordinator {
         loop {
             tick.tick().await;
             let failed = self.state().expire(Instant::now(), self.config().max_attempts);
-            for (sweep_id, reason) in failed {
-                let _ =
-                    self.send(Command::Stop { sweep: sweep_id, state: SweepState::Failed, reason, reply: None }).await;
+            for (sweep, reason) in failed {
+                let change = Change::Stop { sweep, state: SweepState::Failed, reason };
+                let _ = self.send(Command { change, reply: None }).await;
             }
         }
     }

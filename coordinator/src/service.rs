@@ -18,7 +18,7 @@ use zonesweep_shared::config::Config;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
-use crate::committer::{Command, Fit, check_result};
+use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::state::{LeasedJob, State, SweepRuntime};
@@ -143,8 +143,16 @@ impl Coordinator {
         self.inner.changes.send_modify(|v| *v += 1);
     }
 
+    /// Queue a command for the committer.
     pub(crate) async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
         self.inner.commands.send(command).await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))
+    }
+
+    /// Queue a change and wait for the committer's answer.
+    async fn ask(&self, change: Change) -> Result<bool, CoordinatorError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command { change, reply: Some(reply) }).await?;
+        answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))?
     }
 
     // ------------------------------------------------------------ clients
@@ -248,11 +256,8 @@ impl Coordinator {
         if status.state.is_final() {
             return Ok(status);
         }
-        let (reply, answer) = oneshot::channel();
         let reason = "cancelled by request".to_owned();
-        self.send(Command::Stop { sweep: id.clone(), state: SweepState::Cancelled, reason, reply: Some(reply) })
-            .await?;
-        answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))??;
+        self.ask(Change::Stop { sweep: id.clone(), state: SweepState::Cancelled, reason }).await?;
         self.status(id)
     }
 
@@ -371,9 +376,7 @@ impl Coordinator {
                 return Ok(false);
             }
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), reply }).await?;
-        answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))?
+        self.ask(Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) }).await
     }
 
     /// A worker could not run a job: it runs again, or after too many
@@ -382,8 +385,11 @@ impl Coordinator {
         let reason: String = reason.chars().take(2000).collect();
         let failed = self.state().fail_job(lease, &reason, self.inner.config.max_attempts);
         if let Some(reason) = failed {
-            self.send(Command::Stop { sweep: lease.sweep().clone(), state: SweepState::Failed, reason, reply: None })
-                .await?;
+            self.send(Command {
+                change: Change::Stop { sweep: lease.sweep().clone(), state: SweepState::Failed, reason },
+                reply: None,
+            })
+            .await?;
         }
         self.changed();
         Ok(())
