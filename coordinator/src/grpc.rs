@@ -15,6 +15,7 @@ use zonesweep_proto::pb;
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, Registration};
 use crate::state::LeasedJob;
+use crate::submission::Submission;
 
 fn sweep_id(text: &str) -> Result<SweepId, Status> {
     Ok(SweepId::parse(text)?)
@@ -23,6 +24,20 @@ fn sweep_id(text: &str) -> Result<SweepId, Status> {
 fn lease_ref(lease: Option<pb::LeaseRef>) -> Result<LeaseRef, Status> {
     let lease = lease.ok_or_else(|| Status::invalid_argument("the request names no lease"))?;
     Ok(LeaseRef::from_pb(&lease)?)
+}
+
+/// Zero samples, zero job size and an empty GeoJSON mean "not given".
+fn submission_from_pb(request: pb::SubmitRequest) -> Submission {
+    Submission {
+        units_csv: request.units_csv,
+        panel_csv: request.panel_csv,
+        units_geojson: (!request.units_geojson.is_empty()).then_some(request.units_geojson),
+        config_toml: request.config_toml,
+        spec_toml: request.spec_toml,
+        samples: (request.samples > 0).then_some(request.samples),
+        seed: request.has_seed.then_some(request.seed),
+        job_size: (request.job_size > 0).then_some(request.job_size),
+    }
 }
 
 fn job_to_pb(job: LeasedJob) -> pb::Job {
@@ -53,7 +68,7 @@ type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> +
 #[tonic::async_trait]
 impl pb::sweeps_server::Sweeps for Coordinator {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SweepStatus>, Status> {
-        let status = Coordinator::submit(self, request.into_inner()).await?;
+        let status = Coordinator::submit(self, submission_from_pb(request.into_inner())).await?;
         Ok(Response::new(status_to_pb(&status)))
     }
 

@@ -13,6 +13,7 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod submission;
 pub mod sweep;
 
 pub use config::CoordinatorConfig;

@@ -7,29 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
-use zonesweep_proto::pb;
 use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
 use zonesweep_shared::aggregate::{Aggregate, Shape};
-use zonesweep_shared::blob::DatasetBlob;
-use zonesweep_shared::config::Config;
-use zonesweep_shared::runner::SweepRunner;
-use zonesweep_shared::sweep::SweepSpec;
 
 use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::state::{LeasedJob, State, SweepRuntime};
 use crate::store::Store;
-use crate::sweep::SweepRecord;
-
-/// The largest number of jobs one sweep may have.
-const MAX_JOBS: u64 = 10_000_000;
-/// The most samples one sweep may have: far beyond any real sweep, and low
-/// enough that no count of a merged aggregate can overflow.
-const MAX_SAMPLES: u64 = 1_000_000_000_000;
+use crate::submission::{Prepared, Submission, prepare};
 
 /// What a worker learns when it registers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,10 +48,6 @@ pub struct Coordinator {
     inner: Arc<Inner>,
 }
 
-fn hash(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 fn not_found(id: &SweepId) -> CoordinatorError {
     CoordinatorError::NotFound(format!("sweep {id}"))
 }
@@ -73,7 +57,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, CoordinatorError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| CoordinatorError::Internal(format!("a storage task panicked: {e}")))?
+        .map_err(|e| CoordinatorError::Internal(format!("a blocking task panicked: {e}")))?
 }
 
 impl Coordinator {
@@ -162,81 +146,22 @@ impl Coordinator {
         self.state().sweep(id).map(SweepRuntime::status).ok_or_else(|| not_found(id))
     }
 
-    pub async fn submit(&self, request: pb::SubmitRequest) -> Result<SweepStatus, CoordinatorError> {
-        let blob = DatasetBlob {
-            units_csv: request.units_csv,
-            panel_csv: request.panel_csv,
-            units_geojson: (!request.units_geojson.is_empty()).then_some(request.units_geojson),
-        };
-        let dataset = blob.parse().map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
-        let config = Config::from_toml_overrides(&request.config_toml, "the configuration")
-            .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
-        let mut spec = if request.spec_toml.trim().is_empty() {
-            SweepSpec::default()
-        } else {
-            SweepSpec::from_toml(&request.spec_toml, "the sweep spec")
-                .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?
-        };
-        if request.samples > 0 {
-            spec.samples = request.samples;
-        }
-        if request.has_seed {
-            spec.seed = request.seed;
-        }
-        let runner =
-            SweepRunner::new(&dataset, &config, &spec).map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
-        if spec.samples > MAX_SAMPLES {
-            return Err(CoordinatorError::InvalidArgument(format!(
-                "{} samples is more than the {MAX_SAMPLES} a sweep may have",
-                spec.samples
-            )));
-        }
-        let job_size = if request.job_size == 0 { self.inner.config.default_job_size } else { request.job_size };
-        let jobs = spec.samples.div_ceil(job_size);
-        if jobs > MAX_JOBS {
-            return Err(CoordinatorError::InvalidArgument(format!(
-                "{} samples in jobs of {job_size} make {jobs} jobs; at most {MAX_JOBS} are allowed (use a larger job size)",
-                spec.samples
-            )));
-        }
-        let shape: Shape = runner.shape();
-        let dataset_bytes = blob.to_bytes();
-        let config_bytes = request.config_toml.into_bytes();
-        let spec_bytes = spec.to_toml().into_bytes();
-        let (dataset_hash, config_hash, spec_hash) = (hash(&dataset_bytes), hash(&config_bytes), hash(&spec_bytes));
-        let id_seed = format!("{dataset_hash}{spec_hash}{:?}{}", SystemTime::now(), rand::random::<u64>());
-        let id = SweepId::parse(&format!("sw-{}", &hash(id_seed.as_bytes())[..16]))?;
-        let store = self.inner.store.clone();
-        let mut record = SweepRecord {
-            id,
-            sequence: 0,
-            dataset_hash,
-            config_hash,
-            spec_hash,
-            samples: spec.samples,
-            seed: spec.seed,
-            job_size,
-            jobs: jobs as u32,
-            state: SweepState::Running,
-            reason: String::new(),
-            unit_ids: dataset.units().iter().map(|u| u.id.clone()).collect(),
-            unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
-        };
-        let empty = Aggregate::empty(shape);
-        // Stored and made known in a task of its own: if the client goes
-        // away mid-way, the handler is dropped but this still finishes, so
-        // no sweep is stored without the coordinator knowing it.
+    /// Check, plan and store a new sweep. Parsing and hashing run on a
+    /// blocking thread; the whole submission runs in a task of its own, so
+    /// a client that goes away mid-way cannot leave a sweep stored but
+    /// unknown to the running coordinator.
+    pub async fn submit(&self, submission: Submission) -> Result<SweepStatus, CoordinatorError> {
         let coordinator = self.clone();
         let task = tokio::spawn(async move {
+            let default_job_size = coordinator.config().default_job_size;
+            let Prepared { mut record, empty, blobs } = blocking(move || prepare(submission, default_job_size)).await?;
+            let store = coordinator.store();
             // One submission at a time, so sequence numbers are unique.
             let _turn = coordinator.inner.submissions.lock().await;
             let (record, empty) = blocking(move || {
                 record.sequence = store.next_sequence()?;
-                let blobs = [
-                    (record.dataset_hash.as_str(), dataset_bytes.as_slice()),
-                    (record.config_hash.as_str(), config_bytes.as_slice()),
-                    (record.spec_hash.as_str(), spec_bytes.as_slice()),
-                ];
+                let blobs: Vec<(&str, &[u8])> =
+                    blobs.iter().map(|(hash, bytes)| (hash.as_str(), bytes.as_slice())).collect();
                 store.create_sweep(&record, &blobs, &empty)?;
                 Ok((record, empty))
             })

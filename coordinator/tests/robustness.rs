@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use zonesweep_coordinator::server::serve_coordinator;
+use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
@@ -25,18 +26,15 @@ fn files() -> (String, String) {
     demo::generate(6, 3).expect("demo dataset").to_csv()
 }
 
-fn request(samples: u64, job_size: u64) -> pb::SubmitRequest {
+fn request(samples: u64, job_size: u64) -> Submission {
     let (units_csv, panel_csv) = files();
-    pb::SubmitRequest {
+    Submission {
         units_csv,
         panel_csv,
-        units_geojson: String::new(),
-        config_toml: String::new(),
-        spec_toml: String::new(),
-        samples,
-        seed: 7,
-        has_seed: true,
-        job_size,
+        samples: Some(samples),
+        seed: Some(7),
+        job_size: Some(job_size),
+        ..Submission::default()
     }
 }
 
@@ -245,7 +243,7 @@ async fn oversized_messages_and_unknown_sweeps_are_refused() {
     // A 200-unit dataset is far above 64 KiB.
     let (units_csv, panel_csv) = demo::generate(200, 1).unwrap().to_csv();
     assert!(panel_csv.len() > 64 * 1024);
-    let big = pb::SubmitRequest { units_csv, panel_csv, ..request(10, 10) };
+    let big = pb::SubmitRequest { units_csv, panel_csv, samples: 10, job_size: 10, ..pb::SubmitRequest::default() };
     let refused = client.submit(big).await.unwrap_err();
     assert!(matches!(refused.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{refused:?}");
     let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
