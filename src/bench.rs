@@ -10,19 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::transport::Endpoint;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
-use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::client::{ClientOptions, Connection};
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;
-use zonesweep_proto::pb::workers_client::WorkersClient;
 use zonesweep_shared::aggregate::Aggregate;
 use zonesweep_shared::config::Config;
 use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
-use crate::client::{Remote, SweepArgs, status_error};
+use crate::client::{LimitArgs, Remote, SweepArgs, status_error};
 use crate::data::demo_dataset;
 
 #[derive(clap::Subcommand)]
@@ -82,18 +80,12 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
         let cluster = start_coordinator().await?;
         let (stop_worker, worker_stopped) = oneshot::channel::<()>();
         let worker = tokio::spawn(zonesweep_worker::run(
-            zonesweep_worker::WorkerConfig {
-                coordinator: cluster.url.clone(),
-                token: cluster.token.clone(),
-                threads: workers,
-                hostname: "bench".into(),
-                verbose: false,
-            },
+            zonesweep_worker::WorkerConfig::new(&cluster.url, &cluster.token, workers, "bench"),
             async {
                 let _ = worker_stopped.await;
             },
         ));
-        let mut client = Remote::connect(&cluster.url, &cluster.token).await?;
+        let mut client = Remote::connect(&cluster.url, &cluster.token, &LimitArgs::default()).await?;
         let args = SweepArgs {
             samples: Some(samples),
             seed: Some(1),
@@ -128,7 +120,7 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
 
 async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     let cluster = start_coordinator().await?;
-    let mut client = Remote::connect(&cluster.url, &cluster.token).await?;
+    let mut client = Remote::connect(&cluster.url, &cluster.token, &LimitArgs::default()).await?;
     let args =
         SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1) };
     let status = client.submit(args.request()?).await?;
@@ -143,17 +135,12 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
         bail!("sample 0 of the demonstration dataset failed; the load needs a successful one");
     }
     let wire = aggregate_to_pb(&template);
-    let endpoint = Endpoint::from_shared(cluster.url.clone())?;
-    let interceptor = BearerToken::new(&cluster.token).map_err(anyhow::Error::msg)?;
     let completed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
         // One connection per fake worker, as separate worker processes have.
-        let channel = endpoint.connect().await?;
-        let mut client = WorkersClient::with_interceptor(channel, interceptor.clone())
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
+        let mut client = Connection::connect(&cluster.url, &cluster.token, &ClientOptions::default()).await?.workers();
         let wire = wire.clone();
         let completed = completed.clone();
         tasks.spawn(async move {

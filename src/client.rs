@@ -3,12 +3,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::client::{Authorized, ClientOptions, Connection, DEFAULT_MAX_MESSAGE_MIB, max_message_bytes};
 use zonesweep_proto::convert::{results_from_pb, status_from_pb};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::pb;
@@ -18,10 +15,26 @@ use zonesweep_shared::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
 
 use crate::data::{DEMO_PANEL_CSV, DEMO_UNITS_CSV};
 
-pub type Client = SweepsClient<InterceptedService<Channel, BearerToken>>;
+/// `--max-message-mib`: one range on every side (1–4096).
+pub fn message_mib(text: &str) -> Result<usize, String> {
+    let mib: usize = text.parse().map_err(|e| format!("{e}"))?;
+    max_message_bytes(mib).map(|_| mib).map_err(|e| e.to_string())
+}
 
-/// The largest message a client sends or accepts.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// The message-size limit of a connection to a coordinator.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// The largest message sent or accepted, in MiB (a query's answer
+    /// carries the sweep's whole aggregate, a submission its dataset).
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB, value_parser = message_mib)]
+    pub max_message_mib: usize,
+}
+
+impl Default for LimitArgs {
+    fn default() -> LimitArgs {
+        LimitArgs { max_message_mib: DEFAULT_MAX_MESSAGE_MIB }
+    }
+}
 
 /// The environment variable that carries the access token.
 pub const TOKEN_ENV: &str = "ZONESWEEP_TOKEN";
@@ -56,18 +69,6 @@ impl TokenArgs {
     }
 }
 
-/// Connect to a coordinator at `url` with `token`.
-pub async fn connect(url: &str, token: &str) -> Result<Client> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("`{url}` is not a coordinator URL (like http://host:7070)"))?
-        .connect_timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.with_context(|| format!("cannot reach the coordinator at {url}"))?;
-    let interceptor = BearerToken::new(token).map_err(anyhow::Error::msg)?;
-    Ok(SweepsClient::with_interceptor(channel, interceptor)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
-}
-
 /// A gRPC error as a readable message.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("coordinator: {} ({:?})", status.message(), status.code())
@@ -84,7 +85,7 @@ fn sweep_ref(id: &SweepId) -> pb::SweepRef {
 
 /// A coordinator's Sweeps service; every answer is checked into domain types.
 pub struct Remote {
-    client: Client,
+    client: SweepsClient<Authorized>,
 }
 
 /// A sweep's statuses as a coordinator streams them.
@@ -103,8 +104,10 @@ impl StatusStream {
 }
 
 impl Remote {
-    pub async fn connect(url: &str, token: &str) -> Result<Remote> {
-        Ok(Remote { client: connect(url, token).await? })
+    /// Connect to the coordinator at `url` now, with `token`.
+    pub async fn connect(url: &str, token: &str, limits: &LimitArgs) -> Result<Remote> {
+        let options = ClientOptions { max_message_mib: limits.max_message_mib, ..ClientOptions::default() };
+        Ok(Remote { client: Connection::connect(url, token, &options).await?.sweeps() })
     }
 
     pub async fn submit(&mut self, request: pb::SubmitRequest) -> Result<SweepStatus> {

@@ -15,11 +15,12 @@ use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::store::Store;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
+use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, max_message_bytes};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
 use zonesweep_shared::config::Scenario;
 
-use crate::client::{Remote, SweepArgs, TokenArgs, sweep_id};
+use crate::client::{LimitArgs, Remote, SweepArgs, TokenArgs, message_mib, sweep_id};
 use crate::report::{self, SweepView};
 
 /// The database file `run` and `coordinator` use by default.
@@ -51,8 +52,9 @@ pub struct CoordinatorArgs {
     /// back (a worker whose samples hang).
     #[arg(long, default_value_t = 3600.0)]
     pub max_job_time: f64,
-    /// The largest message accepted, in MiB (a submission carries its dataset).
-    #[arg(long, default_value_t = 256)]
+    /// The largest message accepted or sent, in MiB (a submission carries
+    /// its dataset, a query's answer the whole aggregate).
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB, value_parser = message_mib)]
     pub max_message_mib: usize,
 }
 
@@ -69,6 +71,8 @@ pub struct WorkerArgs {
     /// Say when the coordinator cannot be reached, and other events.
     #[arg(long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +102,14 @@ pub struct RemoteArgs {
     pub coordinator: String,
     #[command(flatten)]
     pub token: TokenArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl RemoteArgs {
+    async fn connect(&self) -> Result<Remote> {
+        Remote::connect(&self.coordinator, &self.token.require()?, &self.limits).await
+    }
 }
 
 /// Where stored results are read from: a running coordinator or a database file.
@@ -111,6 +123,8 @@ pub struct SourceArgs {
     pub db: Option<PathBuf>,
     #[command(flatten)]
     pub token: TokenArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(clap::Args)]
@@ -217,10 +231,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
     config.max_attempts = args.max_attempts;
     config.max_job_time = seconds(args.max_job_time, "--max-job-time")?;
-    if args.max_message_mib == 0 || args.max_message_mib > 4096 {
-        bail!("--max-message-mib must be 1–4096");
-    }
-    config.max_message_bytes = args.max_message_mib << 20;
+    config.max_message_bytes = max_message_bytes(args.max_message_mib)?;
     let coordinator = Coordinator::start(config).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
@@ -241,11 +252,9 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         bail!("--threads must be at least 1");
     }
     let config = zonesweep_worker::WorkerConfig {
-        coordinator: args.coordinator,
-        token: args.token.require()?,
-        threads,
-        hostname: hostname(),
         verbose: args.verbose,
+        max_message_mib: args.limits.max_message_mib,
+        ..zonesweep_worker::WorkerConfig::new(&args.coordinator, &args.token.require()?, threads, &hostname())
     };
     zonesweep_worker::run(config, termination()).await?;
     Ok(())
@@ -298,18 +307,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let _ = server_stopped.await;
     }));
     let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let worker_config = zonesweep_worker::WorkerConfig {
-        coordinator: url.clone(),
-        token: token.clone(),
-        threads: workers,
-        hostname: "embedded".to_owned(),
-        verbose: false,
-    };
+    let worker_config = zonesweep_worker::WorkerConfig::new(&url, &token, workers, "embedded");
     let worker = tokio::spawn(zonesweep_worker::run(worker_config, async {
         let _ = worker_stopped.await;
     }));
 
-    let mut client = Remote::connect(&url, &token).await?;
+    let mut client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
     let submitted = client.submit(request).await?;
     eprintln!(
         "sweep {}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
@@ -354,7 +357,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
 pub async fn submit(args: SubmitArgs) -> Result<()> {
     let request = args.sweep.request()?;
-    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let mut client = args.remote.connect().await?;
     let status = client.submit(request).await?;
     eprintln!("submitted: {} samples in {} jobs", status.samples, status.jobs);
     println!("{}", status.id);
@@ -369,7 +372,7 @@ enum Source {
 
 async fn open(source: &SourceArgs) -> Result<Source> {
     match (&source.coordinator, &source.db) {
-        (Some(url), _) => Ok(Source::Remote(Remote::connect(url, &source.token.require()?).await?)),
+        (Some(url), _) => Ok(Source::Remote(Remote::connect(url, &source.token.require()?, &source.limits).await?)),
         (None, Some(path)) => Ok(Source::File(Store::open_existing(path)?)),
         (None, None) => bail!("give --coordinator URL or --db FILE"),
     }
@@ -417,7 +420,7 @@ pub async fn list(source: SourceArgs) -> Result<()> {
 
 pub async fn watch(args: RemoteSweepArgs) -> Result<()> {
     let sweep = sweep_id(&args.sweep)?;
-    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let mut client = args.remote.connect().await?;
     let status = follow(&mut client, &sweep).await?;
     println!("{}", report::status_line(&status));
     if status.state != SweepState::Done {
@@ -436,7 +439,7 @@ pub struct RemoteSweepArgs {
 
 pub async fn cancel(args: RemoteSweepArgs) -> Result<()> {
     let sweep = sweep_id(&args.sweep)?;
-    let mut client = Remote::connect(&args.remote.coordinator, &args.remote.token.require()?).await?;
+    let mut client = args.remote.connect().await?;
     let status = client.cancel(&sweep).await?;
     println!("{}", report::status_line(&status));
     Ok(())

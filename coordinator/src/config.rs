@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, MAX_MESSAGE_MIB_LIMIT};
+
 use crate::error::CoordinatorError;
 
 /// Coordinator settings; [`CoordinatorConfig::validate`] checks that they
@@ -37,7 +39,7 @@ impl CoordinatorConfig {
             lease_timeout: Duration::from_secs(20),
             max_attempts: 5,
             max_job_time: Duration::from_secs(3600),
-            max_message_bytes: 256 * 1024 * 1024,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_MIB << 20,
             max_batch: 1024,
         }
     }
@@ -57,6 +59,9 @@ impl CoordinatorConfig {
         }
         if self.max_job_time < self.lease_timeout {
             return bad("the maximum job time must be at least the lease timeout");
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > MAX_MESSAGE_MIB_LIMIT << 20 {
+            return bad("the message limit must be 1 byte to 4096 MiB");
         }
         if self.max_attempts == 0 || self.max_batch == 0 {
             return bad("max attempts and max batch must be at least 1");

@@ -9,6 +9,7 @@ pub mod pb {
 }
 
 pub mod auth;
+pub mod client;
 pub mod convert;
 pub mod ids;
 pub mod status;

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use tokio::task::{JoinError, JoinSet};
 use tonic::Code;
+use zonesweep_proto::client::DEFAULT_MAX_MESSAGE_MIB;
 use zonesweep_proto::pb;
 
 pub use crate::error::WorkerError;
@@ -51,6 +52,23 @@ pub struct WorkerConfig {
     pub hostname: String,
     /// Print a `[worker]` line per event on standard error.
     pub verbose: bool,
+    /// The largest message sent or accepted, in MiB (1–4096; the
+    /// coordinator's limit is set on its side).
+    pub max_message_mib: usize,
+}
+
+impl WorkerConfig {
+    /// A configuration with the default message limit, quiet.
+    pub fn new(coordinator: &str, token: &str, threads: usize, hostname: &str) -> WorkerConfig {
+        WorkerConfig {
+            coordinator: coordinator.to_owned(),
+            token: token.to_owned(),
+            threads,
+            hostname: hostname.to_owned(),
+            verbose: false,
+            max_message_mib: DEFAULT_MAX_MESSAGE_MIB,
+        }
+    }
 }
 
 /// Shows everything but the token, so a configuration can be logged.
@@ -62,6 +80,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("threads", &self.threads)
             .field("hostname", &self.hostname)
             .field("verbose", &self.verbose)
+            .field("max_message_mib", &self.max_message_mib)
             .finish()
     }
 }
@@ -85,7 +104,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
         return Err(WorkerError::Config("threads must be at least 1".to_owned()));
     }
     let log = Log { verbose: config.verbose };
-    let client = rpc::connect(&config.coordinator, &config.token)?;
+    let client = rpc::connect(&config.coordinator, &config.token, config.max_message_mib)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .thread_name(|i| format!("zonesweep-sample-{i}"))

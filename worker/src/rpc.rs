@@ -5,19 +5,14 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-use zonesweep_proto::auth::BearerToken;
+use zonesweep_proto::client::{Authorized, ClientError, ClientOptions, Connection};
 use zonesweep_proto::pb::workers_client::WorkersClient;
 
 use crate::error::WorkerError;
 
 /// The generated client with the bearer token on every call.
-pub(crate) type Client = WorkersClient<InterceptedService<Channel, BearerToken>>;
-
-/// Large sweeps carry large aggregates (per-unit histograms) and datasets.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+pub(crate) type Client = WorkersClient<Authorized>;
 
 /// Bounds every call, so a coordinator that hangs (stopped, partitioned)
 /// looks like an outage instead of blocking a loop forever. Generous because
@@ -48,25 +43,20 @@ pub(crate) async fn bounded<T>(
         .unwrap_or_else(|_| Err(Status::deadline_exceeded(format!("no answer within {} s", deadline.as_secs()))))
 }
 
-/// A client that connects on first use and reconnects after an outage.
-pub(crate) fn connect(url: &str, token: &str) -> Result<Client, WorkerError> {
-    let bad_url = |message: String| WorkerError::CoordinatorUrl { url: url.to_owned(), message };
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad_url(e.to_string()))?;
-    let scheme = endpoint.uri().scheme_str().unwrap_or("");
-    if scheme != "http" {
-        return Err(bad_url(format!("expected a URL such as http://HOST:PORT (scheme `{scheme}` is not supported)")));
-    }
-    let token = BearerToken::new(token).map_err(WorkerError::Config)?;
-    let channel = endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(WorkersClient::with_interceptor(channel, token)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+/// A client that connects on first use and reconnects after an outage,
+/// with messages up to `max_message_mib`.
+pub(crate) fn connect(url: &str, token: &str, max_message_mib: usize) -> Result<Client, WorkerError> {
+    let options = ClientOptions {
+        max_message_mib,
+        connect_timeout: CONNECT_TIMEOUT,
+        request_timeout: Some(REQUEST_TIMEOUT),
+        keep_alive: Some((KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)),
+    };
+    let connection = Connection::lazy(url, token, &options).map_err(|error| match error {
+        ClientError::Url { url, message } => WorkerError::CoordinatorUrl { url, message },
+        other => WorkerError::Config(other.to_string()),
+    })?;
+    Ok(connection.workers())
 }
 
 /// What to do about a failed call.
@@ -202,9 +192,11 @@ mod tests {
     /// A lazy channel spawns its task on the runtime, hence tokio::test.
     #[tokio::test]
     async fn urls_are_checked_without_connecting() {
-        assert!(connect("http://127.0.0.1:7070", "t").is_ok());
-        assert!(matches!(connect("not a url", "t"), Err(WorkerError::CoordinatorUrl { .. })));
-        assert!(matches!(connect("https://example.com", "t"), Err(WorkerError::CoordinatorUrl { .. })));
-        assert!(matches!(connect("http://127.0.0.1:7070", "line\nbreak"), Err(WorkerError::Config(_))));
+        assert!(connect("http://127.0.0.1:7070", "t", 256).is_ok());
+        assert!(matches!(connect("not a url", "t", 256), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("https://example.com", "t", 256), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("http://127.0.0.1:7070", "line\nbreak", 256), Err(WorkerError::Config(_))));
+        let limit = connect("http://127.0.0.1:7070", "t", 0).unwrap_err();
+        assert!(limit.to_string().contains("message limit must be 1–4096 MiB"), "{limit}");
     }
 }

@@ -32,7 +32,7 @@ fn closed_port_url() -> String {
 }
 
 fn config(coordinator: String, threads: usize) -> WorkerConfig {
-    WorkerConfig { coordinator, token: "test-token".into(), threads, hostname: "test-host".into(), verbose: false }
+    WorkerConfig::new(&coordinator, "test-token", threads, "test-host")
 }
 
 /// An unreachable coordinator is retried, not an error: the worker keeps
