@@ -429,7 +429,7 @@ impl Store {
         };
         let mut txn = database.begin_write().context(operation)?;
         // Immediate is redb 3's default; it is set here because acknowledging
-        // a result depends on it (SYSTEM.md, invariant 2).
+        // a result depends on it (ARCHITECTURE.md, invariant 2).
         txn.set_durability(Durability::Immediate).context(operation)?;
         match body(&txn) {
             Ok(value) => {

@@ -1,18 +1,23 @@
 //! Robustness of the coordinator against hostile or unlucky input: results
-//! whose counts overflow or do not add up, extreme shapes and job sizes,
+//! that do not fit their job, hostile results that reach the committer
+//! mixed with honest ones, extreme shapes and job sizes, oversized messages,
 //! watch streams at shutdown and after their client left, and submissions
-//! dropped mid-way. Each test states what the invariants of SYSTEM.md require.
+//! dropped mid-way. Each test names the invariant of ARCHITECTURE.md it
+//! checks, and every refusal is checked for its code and message.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tonic::Code;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::submission::Submission;
-use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
-use zonesweep_proto::auth::BearerToken;
+use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
+use zonesweep_proto::client::{Authorized, ClientOptions, Connection};
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
-use zonesweep_proto::ids::WorkerId;
+use zonesweep_proto::ids::{LeaseRef, WorkerId};
 use zonesweep_proto::pb;
+use zonesweep_proto::status::SweepState;
 use zonesweep_shared::aggregate::{Aggregate, FailureKind};
 use zonesweep_shared::blob::DatasetBlob;
 use zonesweep_shared::config::Config;
@@ -21,6 +26,18 @@ use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
 
 const TOKEN: &str = "robustness-token";
+
+/// The longest any poll in these tests waits.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Poll `probe` every 10 ms until it holds; fail after [`DEADLINE`].
+async fn poll_until(what: &str, mut probe: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !probe() {
+        assert!(started.elapsed() < DEADLINE, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 fn files() -> (String, String) {
     demo::generate(6, 3).expect("demo dataset").to_csv()
@@ -42,27 +59,39 @@ async fn start(dir: &tempfile::TempDir) -> Coordinator {
     Coordinator::start(CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into())).await.expect("start")
 }
 
-type SweepsClient = pb::sweeps_client::SweepsClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
->;
+fn worker() -> WorkerId {
+    WorkerId::parse("wk-robust").unwrap()
+}
 
-/// Serve `coordinator` on a free loopback port: a client, the stop switch
-/// and the server task.
-async fn serve(
-    coordinator: Coordinator,
-) -> (
-    SweepsClient,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
-) {
+struct Served {
+    connection: Connection,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), CoordinatorError>>,
+}
+
+/// Serve `coordinator` on a free loopback port.
+async fn serve(coordinator: Coordinator) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
         let _ = stopped.await;
     }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
-    (pb::sweeps_client::SweepsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap()), stop, server)
+    let connection = Connection::connect(&url, TOKEN, &ClientOptions::default()).await.unwrap();
+    Served { connection, stop, server }
+}
+
+impl Served {
+    fn sweeps(&self) -> pb::sweeps_client::SweepsClient<Authorized> {
+        self.connection.sweeps()
+    }
+
+    /// Stop the server; it must be gone within 5 s.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        assert!(ended.is_ok(), "the server stops within 5 s of the shutdown signal");
+    }
 }
 
 /// The honest result of samples `range` of a sweep of `samples` samples, seed 7.
@@ -74,38 +103,55 @@ fn honest(samples: u64, range: std::ops::Range<u64>) -> Aggregate {
     SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(range)
 }
 
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, CoordinatorError>, code: Code, message: &str) {
+    match result {
+        Err(error) => {
+            assert_eq!(error.code(), code, "{error}");
+            assert!(error.to_string().contains(message), "`{error}` does not say `{message}`");
+        }
+        Ok(value) => panic!("expected {code:?} ({message}), got {value:?}"),
+    }
+}
+
 /// A submission with absurd sizes is refused, and the largest allowed one
 /// with a job size near u64::MAX leases without overflowing a sample range.
 #[tokio::test]
 async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
-    let refused = coordinator.submit(request(u64::MAX, 1 << 63)).await.expect_err("u64::MAX samples is refused");
-    assert!(refused.to_string().contains("samples"), "{refused}");
+    let refused = coordinator.submit(request(u64::MAX, 1 << 63)).await;
+    assert_refused(refused, Code::InvalidArgument, "samples is more than the 1000000000000 a sweep may have");
     let status = coordinator.submit(request(1_000_000_000_000, u64::MAX)).await.expect("submit is accepted");
     assert_eq!(status.jobs, 1);
-    let worker = WorkerId::parse("wk-robust").unwrap();
-    let jobs = coordinator.lease(&worker, 2);
+    let jobs = coordinator.lease(&worker(), 2);
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].samples, 0..1_000_000_000_000);
 }
 
 /// Invariant 5: a result whose counts would overflow when added up (a
 /// wire value of 2^64 − 1 successful samples plus failures) is refused,
-/// neither panicking in the handler nor wrapping to the job's size.
+/// neither panicking in the handler nor wrapping to the job's size, and
+/// changes nothing.
 #[tokio::test]
 async fn a_result_whose_counts_overflow_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
-    coordinator.submit(request(20, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 1);
+    let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
+    let jobs = coordinator.lease(&worker(), 1);
     let mut forged = honest(20, 0..10);
     forged.failures.clear();
     forged.samples_ok = u64::MAX;
     // u64::MAX + 11 wraps to 10, the job's sample count.
     forged.failures.insert("x".into(), FailureKind { count: 11, samples: vec![], example: String::new() });
     let result = coordinator.complete(&jobs[0].lease, forged).await;
-    assert!(result.is_err(), "a result that does not fit its job is refused: {result:?}");
+    assert_refused(
+        result,
+        Code::InvalidArgument,
+        "the result is inconsistent: aggregates do not fit together: the sample counts overflow",
+    );
+    let status = coordinator.status(&sweep).unwrap();
+    assert_eq!((status.samples_done, status.jobs_done, status.jobs_leased), (0, 0, 1), "nothing changed");
 }
 
 /// Invariant 5: a result's counts must add up to its sample count; an
@@ -114,32 +160,98 @@ async fn a_result_whose_counts_overflow_is_refused() {
 async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
-    coordinator.submit(request(20, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 1);
-    let honest0 = honest(20, 0..10);
-    let mut forged = Aggregate::empty(honest0.shape);
+    let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
+    let jobs = coordinator.lease(&worker(), 1);
+    let mut forged = Aggregate::empty(honest(20, 0..10).shape);
     forged.samples_ok = 10;
     let result = coordinator.complete(&jobs[0].lease, forged).await;
-    assert!(result.is_err(), "counts that do not add up to samples_ok are refused: {result:?}");
+    assert_refused(result, Code::InvalidArgument, "zone_counts: group 0 counts 0 samples, not 10");
+    assert_eq!(coordinator.status(&sweep).unwrap().samples_done, 0, "nothing changed");
 }
 
-/// Results whose counts would overflow when merged are refused before the
-/// committer sees them, so the single writer keeps storing other results.
-#[tokio::test]
-async fn overflowing_results_do_not_stop_the_committer() {
+/// Invariants 2 and 5 at the committer: hostile results that pass the
+/// checks made before queueing — the same job three times at once, and a
+/// result whose regression histograms have another bin width (which only
+/// the merge notices) — queued together with honest results. Each is
+/// decided on its own: the duplicates are merged once, the misfit is
+/// refused by the committer, the honest results are stored, and the sweep
+/// ends with exactly the aggregate of a run on one machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_results_reaching_the_committer_are_refused_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
-    coordinator.submit(request(30, 10)).await.unwrap();
-    let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 3);
-    assert_eq!(jobs.len(), 3);
-    let mut huge = honest(30, 0..10);
-    huge.zone_counts[0] = u64::MAX;
-    let mut one = honest(30, 10..20);
-    one.zone_counts[0] += 1;
-    let _ = coordinator.complete(&jobs[0].lease, huge).await;
-    let _ = coordinator.complete(&jobs[1].lease, one).await;
-    let good = coordinator.complete(&jobs[2].lease, honest(30, 20..30)).await;
-    assert!(matches!(good, Ok(true)), "an honest result is still stored: {good:?}");
+    let sweep = coordinator.submit(request(30, 10)).await.unwrap().id;
+    let jobs = coordinator.lease(&worker(), 3);
+    let lease: Vec<LeaseRef> = jobs.iter().map(|job| job.lease.clone()).collect();
+    let mut other_width = honest(30, 10..20);
+    other_width.r2.width *= 2.0;
+    let (first, second, third, misfit, job2) = tokio::join!(
+        coordinator.complete(&lease[0], honest(30, 0..10)),
+        coordinator.complete(&lease[0], honest(30, 0..10)),
+        coordinator.complete(&lease[0], honest(30, 0..10)),
+        coordinator.complete(&lease[1], other_width),
+        coordinator.complete(&lease[2], honest(30, 20..30)),
+    );
+    let merged: Vec<bool> =
+        [first, second, third].into_iter().map(|r| r.expect("a duplicate is not an error")).collect();
+    assert_eq!(merged.iter().filter(|m| **m).count(), 1, "job 0 is merged exactly once: {merged:?}");
+    // Only the committer's merge says "does not merge": the misfit got that far.
+    assert_refused(
+        misfit,
+        Code::InvalidArgument,
+        "the result does not merge: aggregates do not fit together: a regression histogram has the wrong bin width",
+    );
+    assert!(job2.expect("an honest result is stored"));
+    let status = coordinator.status(&sweep).unwrap();
+    assert_eq!((status.state, status.jobs_done, status.samples_done), (SweepState::Running, 2, 20), "{status:?}");
+
+    // The committer still works: job 1's honest result completes the sweep.
+    assert!(coordinator.complete(&lease[1], honest(30, 10..20)).await.unwrap());
+    let results = coordinator.query(&sweep).unwrap();
+    assert_eq!(results.status.state, SweepState::Done);
+    assert_eq!(results.aggregate, honest(30, 0..30), "exactly the one-machine aggregate");
+}
+
+/// Invariant 5 at the wire: a completion is decoded against its sweep's
+/// shape, so a result claiming a larger (plausible) shape is refused before
+/// its arrays are read, and a completion for an unknown sweep is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_is_decoded_against_its_sweeps_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    coordinator.submit(request(20, 10)).await.unwrap();
+    let served = serve(coordinator).await;
+    let mut workers = served.connection.workers();
+    let worker_id = workers
+        .register(pb::RegisterRequest { hostname: "robust".into(), threads: 1 })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let job = workers
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1 })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs
+        .remove(0);
+    let lease = pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id };
+    let mut wire = aggregate_to_pb(&honest(20, 0..10));
+    let shape = wire.shape.as_mut().unwrap();
+    shape.n_units = 9_000_000;
+    let completion = |lease: pb::LeaseRef, aggregate: pb::Aggregate| pb::CompleteRequest {
+        worker_id: worker_id.clone(),
+        lease: Some(lease),
+        aggregate: Some(aggregate),
+    };
+    let refused = workers.complete(completion(lease.clone(), wire.clone())).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("the result's shape (9000000 units"), "{refused:?}");
+    assert!(refused.message().contains("does not fit the sweep's (6 units"), "{refused:?}");
+    let ghost = pb::LeaseRef { sweep_id: "sw-ghost".into(), ..lease };
+    let unknown = workers.complete(completion(ghost, wire)).await.unwrap_err();
+    assert_eq!((unknown.code(), unknown.message()), (Code::NotFound, "sweep sw-ghost not found"));
+    served.stop().await;
 }
 
 /// A wire shape with extreme years is refused without overflowing.
@@ -149,7 +261,8 @@ fn a_shape_with_extreme_years_is_refused_without_panicking() {
     let shape = wire.shape.as_mut().unwrap();
     shape.base_year = i32::MIN;
     shape.horizon = i32::MAX;
-    assert!(aggregate_from_pb(&wire).is_err());
+    let error = aggregate_from_pb(&wire).unwrap_err();
+    assert!(error.to_string().contains("implausible projection years"), "{error}");
 }
 
 /// A watch task ends when its client goes away, even on a sweep nobody
@@ -159,17 +272,15 @@ async fn watch_tasks_end_when_their_client_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
     for _ in 0..20 {
         // The client reads the first status, then goes away (Ctrl-C).
         let mut receiver = coordinator.watch(&status.id).unwrap();
-        assert!(receiver.recv().await.is_some());
+        assert_eq!(receiver.recv().await.unwrap().unwrap(), status);
         drop(receiver);
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(metrics.num_alive_tasks(), before, "watch tasks of departed clients have ended");
+    poll_until("the watch tasks of departed clients end", || metrics.num_alive_tasks() <= before).await;
 }
 
 /// The baseline for the shutdown test below: an idle client connection and
@@ -179,36 +290,34 @@ async fn control_shutdown_without_a_watch_is_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
-    let (mut client, stop, server) = serve(coordinator).await;
+    let served = serve(coordinator).await;
+    let mut client = served.sweeps();
     client.get(pb::SweepRef { sweep_id: status.id.to_string() }).await.unwrap();
-    stop.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
-    assert!(ended.is_ok(), "the server stops within 5 s of the shutdown signal");
-    drop(client);
+    served.stop().await;
 }
 
 /// Graceful shutdown waits for open streams: a watch of a running sweep
 /// must end when the server shuts down, or SIGTERM would never stop a
-/// coordinator that a `zonesweep watch` follows.
+/// coordinator that a `zonesweep watch` follows. The watcher is told why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_not_held_up_by_an_open_watch() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let status = coordinator.submit(request(20, 10)).await.unwrap();
-    let (mut client, stop, server) = serve(coordinator).await;
+    let served = serve(coordinator).await;
+    let mut client = served.sweeps();
     let mut stream = client.watch(pb::SweepRef { sweep_id: status.id.to_string() }).await.unwrap().into_inner();
     assert!(stream.message().await.unwrap().is_some());
-    stop.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
-    assert!(ended.is_ok(), "the server stops within 5 s of the shutdown signal");
-    drop(stream);
+    served.stop().await;
+    let end = stream.message().await.unwrap_err();
+    assert_eq!((end.code(), end.message()), (Code::Unavailable, "the coordinator is shutting down"));
 }
 
-/// A submission whose client goes away while the sweep is being stored is
-/// still registered in memory (listed, leased), not only in the database.
+/// A submission whose client goes away while the sweep is being prepared
+/// or stored is still registered in memory (listed, leased), not only in
+/// the database.
 #[test]
-fn a_submission_dropped_after_it_is_stored_is_known_to_the_coordinator() {
-    use std::future::Future;
+fn a_submission_dropped_mid_way_is_known_to_the_coordinator() {
     use std::task::Poll;
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -216,9 +325,9 @@ fn a_submission_dropped_after_it_is_stored_is_known_to_the_coordinator() {
         let coordinator = start(&dir).await;
         let mut submit = Box::pin(coordinator.submit(request(20, 10)));
         let first = std::future::poll_fn(|cx| Poll::Ready(submit.as_mut().poll(cx))).await;
-        assert!(first.is_pending(), "the submission waits for its durable write");
+        assert!(first.is_pending(), "the submission waits for its parsing and durable write");
         drop(submit); // what tonic does when the client goes away
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        poll_until("the dropped submission is listed", || coordinator.list().len() == 1).await;
         coordinator.list().len()
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
@@ -231,27 +340,29 @@ fn a_submission_dropped_after_it_is_stored_is_known_to_the_coordinator() {
 }
 
 /// Invariant 5: a message over the size limit is refused with a clear status
-/// and changes nothing; an unknown sweep id is NOT_FOUND.
+/// and changes nothing; an unknown sweep id is NOT_FOUND, a malformed one
+/// INVALID_ARGUMENT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_and_unknown_sweeps_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
     config.max_message_bytes = 64 * 1024;
     let coordinator = Coordinator::start(config).await.unwrap();
-    let (client, stop, server) = serve(coordinator).await;
-    let mut client = client.max_encoding_message_size(usize::MAX);
+    let served = serve(coordinator).await;
+    let mut client = served.sweeps();
     // A 200-unit dataset is far above 64 KiB.
     let (units_csv, panel_csv) = demo::generate(200, 1).unwrap().to_csv();
     assert!(panel_csv.len() > 64 * 1024);
     let big = pb::SubmitRequest { units_csv, panel_csv, samples: 10, job_size: 10, ..pb::SubmitRequest::default() };
     let refused = client.submit(big).await.unwrap_err();
-    assert!(matches!(refused.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{refused:?}");
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("message length too large"), "{refused:?}");
+    assert!(refused.message().contains("the limit is: 65536 bytes"), "{refused:?}");
     let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
     assert!(listed.sweeps.is_empty(), "nothing was stored");
     let unknown = client.get(pb::SweepRef { sweep_id: "sw-nope".into() }).await.unwrap_err();
-    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert_eq!((unknown.code(), unknown.message()), (Code::NotFound, "sweep sw-nope not found"));
     let malformed = client.get(pb::SweepRef { sweep_id: "../etc".into() }).await.unwrap_err();
-    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
-    stop.send(()).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert_eq!((malformed.code(), malformed.message()), (Code::InvalidArgument, "`../etc` is not a valid sweep id"));
+    served.stop().await;
 }
