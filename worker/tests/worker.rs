@@ -1,26 +1,168 @@
-//! The worker's public surface without a coordinator: the dataset blob it
-//! fetches, and `run` against a coordinator that is not there. The full
-//! protocol is exercised by the cluster tests in the workspace's `tests/`.
+//! The worker against a real coordinator in this process: it registers,
+//! leases, fetches and parses the sweep's blobs, runs jobs on its pool and
+//! delivers results that merge into exactly the one-machine aggregate; it
+//! drains on shutdown, stops on a refused token, and waits out an
+//! unreachable coordinator. The kill -9 and restart cases are in the
+//! workspace's `tests/cluster.rs`.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use zonesweep_shared::blob::DatasetBlob;
+use tokio::sync::oneshot;
+use zonesweep_coordinator::server::serve_coordinator;
+use zonesweep_coordinator::submission::Submission;
+use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
+use zonesweep_proto::ids::SweepId;
+use zonesweep_proto::status::{SweepState, SweepStatus};
+use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::config::Config;
 use zonesweep_shared::demo;
+use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_worker::{WorkerConfig, WorkerError, run};
 
-#[test]
-fn the_dataset_blob_round_trips_to_the_same_dataset() {
-    let dataset = demo::generate(12, 5).unwrap();
-    let (units_csv, panel_csv) = dataset.to_csv();
-    let blob = DatasetBlob { units_csv, panel_csv, units_geojson: None };
-    let back = DatasetBlob::from_bytes(&blob.to_bytes()).unwrap();
-    assert_eq!(back, blob);
-    assert_eq!(back.parse().unwrap(), dataset);
+const TOKEN: &str = "worker-test-token";
+/// The longest any wait in these tests lasts.
+const DEADLINE: Duration = Duration::from_secs(60);
 
-    let damaged = DatasetBlob { panel_csv: "id,year\nQB01,2000\n".to_owned(), ..blob };
-    assert!(damaged.parse().unwrap_err().to_string().contains("problem"));
-    assert!(DatasetBlob::from_bytes(b"not json").is_err());
+/// A coordinator served on a loopback port of this process.
+struct Served {
+    coordinator: Coordinator,
+    url: String,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), CoordinatorError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.lease_timeout = Duration::from_secs(5);
+    let coordinator = Coordinator::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_coordinator(coordinator.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    Served { coordinator, url, stop, server, _dir: dir }
+}
+
+impl Served {
+    async fn submit(&self, samples: u64, job_size: u64) -> SweepId {
+        let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
+        let submission = Submission {
+            units_csv,
+            panel_csv,
+            samples: Some(samples),
+            seed: Some(5),
+            job_size: Some(job_size),
+            ..Submission::default()
+        };
+        self.coordinator.submit(submission).await.unwrap().id
+    }
+
+    fn status(&self, sweep: &SweepId) -> SweepStatus {
+        self.coordinator.status(sweep).unwrap()
+    }
+
+    /// Poll the sweep's status every 20 ms until `done` holds.
+    async fn wait_for(&self, sweep: &SweepId, what: &str, done: impl Fn(&SweepStatus) -> bool) -> SweepStatus {
+        let started = Instant::now();
+        loop {
+            let status = self.status(sweep);
+            if done(&status) {
+                return status;
+            }
+            assert!(started.elapsed() < DEADLINE, "{what}: not within {DEADLINE:?}: {status:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("the coordinator stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The aggregate of samples `0..samples` of the test sweep, run here.
+fn one_machine(samples: u64) -> Aggregate {
+    let dataset = demo::generate(6, 3).unwrap();
+    let spec = SweepSpec { samples, seed: 5, ..SweepSpec::default() };
+    SweepRunner::new(&dataset, &Config::default(), &spec).unwrap().run_range(0..samples)
+}
+
+fn worker(url: &str, threads: usize) -> WorkerConfig {
+    WorkerConfig::new(url, TOKEN, threads, "test-host")
+}
+
+/// Run `future` to its end within the deadline.
+async fn finish<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not end within {DEADLINE:?}"))
+}
+
+/// Invariant 1 through the worker: every job leased, fetched, run on the
+/// pool and delivered; the merged sweep is the one-machine aggregate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_a_whole_sweep_to_the_one_machine_aggregate() {
+    let served = serve().await;
+    let sweep = served.submit(24, 5).await;
+    let (stop_worker, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(run(worker(&served.url, 2), async {
+        let _ = stopped.await;
+    }));
+    let status = served.wait_for(&sweep, "the sweep is done", |s| s.state.is_final()).await;
+    assert_eq!((status.state, status.samples_done, status.jobs_done), (SweepState::Done, 24, 5), "{status:?}");
+    assert_eq!(served.coordinator.query(&sweep).unwrap().aggregate, one_machine(24));
+    stop_worker.send(()).unwrap();
+    let result = finish("the worker", running).await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    served.stop().await;
+}
+
+/// On shutdown the worker stops leasing but finishes and delivers the jobs
+/// in hand: afterwards no job is leased and every merged job is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_delivers_the_jobs_in_hand_when_it_shuts_down() {
+    let served = serve().await;
+    let sweep = served.submit(4000, 10).await;
+    let (stop_worker, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(run(worker(&served.url, 2), async {
+        let _ = stopped.await;
+    }));
+    served.wait_for(&sweep, "the worker holds jobs", |s| s.jobs_leased > 0).await;
+    stop_worker.send(()).unwrap();
+    let result = finish("the draining worker", running).await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    let status = served.status(&sweep);
+    assert_eq!(status.jobs_leased, 0, "every job in hand was delivered: {status:?}");
+    assert!(status.jobs_done >= 1 && status.jobs_done < status.jobs, "{status:?}");
+    assert_eq!(status.samples_done, u64::from(status.jobs_done) * 10, "only whole jobs are merged: {status:?}");
+    served.stop().await;
+}
+
+/// A refused token ends the worker with an error saying so; nothing is leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_ends_the_worker() {
+    let served = serve().await;
+    let sweep = served.submit(20, 10).await;
+    let config = WorkerConfig { token: "wrong-token".into(), ..worker(&served.url, 1) };
+    let result = finish("the refused worker", run(config, std::future::pending::<()>())).await;
+    match result {
+        Err(WorkerError::Unauthenticated { code, message }) => {
+            assert_eq!(code, tonic::Code::Unauthenticated);
+            assert_eq!(message, "wrong bearer token");
+        }
+        other => panic!("expected Unauthenticated, got {other:?}"),
+    }
+    assert_eq!(served.status(&sweep).jobs_leased, 0);
+    served.stop().await;
 }
 
 /// A loopback URL where nothing listens: bind a port, then let it go.
@@ -31,17 +173,13 @@ fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-fn config(coordinator: String, threads: usize) -> WorkerConfig {
-    WorkerConfig::new(&coordinator, "test-token", threads, "test-host")
-}
-
 /// An unreachable coordinator is retried, not an error: the worker keeps
 /// trying until it is shut down, then returns Ok promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_coordinator_is_waited_for_until_shutdown() {
     let started = Instant::now();
     let shutdown = tokio::time::sleep(Duration::from_millis(1500));
-    let result = tokio::time::timeout(Duration::from_secs(20), run(config(closed_port_url(), 2), shutdown)).await;
+    let result = tokio::time::timeout(Duration::from_secs(20), run(worker(&closed_port_url(), 2), shutdown)).await;
     let elapsed = started.elapsed();
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");
     assert!(elapsed >= Duration::from_millis(1500), "returned before shutdown, after {elapsed:?}");
@@ -50,21 +188,25 @@ async fn an_unreachable_coordinator_is_waited_for_until_shutdown() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_an_error_at_once() {
-    let never = std::future::pending::<()>();
-    let zero_threads = run(config(closed_port_url(), 0), never).await;
-    assert!(matches!(zero_threads, Err(WorkerError::Config(_))), "{zero_threads:?}");
-
-    let never = std::future::pending::<()>();
-    let bad_url = run(config("127.0.0.1 7070".into(), 1), never).await;
+    let never = std::future::pending::<()>;
+    let zero_threads = run(worker(&closed_port_url(), 0), never()).await;
+    assert!(
+        matches!(&zero_threads, Err(WorkerError::Config(m)) if m == "threads must be at least 1"),
+        "{zero_threads:?}"
+    );
+    let bad_url = run(worker("127.0.0.1 7070", 1), never()).await;
     assert!(matches!(bad_url, Err(WorkerError::CoordinatorUrl { .. })), "{bad_url:?}");
+    let huge = WorkerConfig { max_message_mib: 5000, ..worker(&closed_port_url(), 1) };
+    let limit = run(huge, never()).await.unwrap_err();
+    assert_eq!(limit.to_string(), "invalid worker configuration: the message limit must be 1–4096 MiB, not 5000");
 }
 
 /// The embedded mode spawns the worker on the runtime, so `run` must be Send.
 #[test]
 fn the_worker_future_can_be_spawned() {
     fn assert_send<T: Send + 'static>(_: &T) {}
-    let future = run(config(closed_port_url(), 1), std::future::pending::<()>());
+    let future = run(worker(&closed_port_url(), 1), std::future::pending::<()>());
     assert_send(&future);
-    let shown = format!("{:?}", config("http://h:1".into(), 1));
-    assert!(!shown.contains("test-token") && shown.contains("<redacted>"), "{shown}");
+    let shown = format!("{:?}", worker("http://h:1", 1));
+    assert!(!shown.contains(TOKEN) && shown.contains("<redacted>"), "{shown}");
 }
