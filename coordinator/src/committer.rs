@@ -1,7 +1,7 @@
 //! The committer: the single writer of the database, and the heart of
 //! invariant 2 (nothing acknowledged is lost, nothing merged twice).
 //!
-//! Its loop takes every queued [`Command`] (up to `max_batch`) and handles
+//! Its loop takes every queued `Command` (up to `max_batch`) and handles
 //! them as one batch in three steps:
 //!
 //! 1. [`plan`] (pure): decide each change against the current [`State`] —
@@ -267,7 +267,7 @@ impl Coordinator {
 
 /// Whether a result fits its job, so it may go to the committer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fit {
+pub enum Fit {
     /// Not merged yet: send it to the committer.
     New,
     /// The job is merged already: answer "not merged again".
@@ -278,7 +278,7 @@ pub(crate) enum Fit {
 /// (invariant 5): the job exists, the sweep still takes results, and the
 /// result is consistent, of the sweep's shape, with exactly the job's
 /// sample count and failures only among the job's samples.
-pub(crate) fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
     let id = sweep.id();
     let Some(job) = sweep.job(index) else {
         return Err(CoordinatorError::InvalidArgument(format!(

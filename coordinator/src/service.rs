@@ -1,7 +1,7 @@
 //! The coordinator's operations for clients and workers, in domain types:
 //! reads answer from the in-memory [`State`]; every durable change goes
 //! through the committer ([`crate::committer`]) and is answered only once
-//! it is stored. The wire side is [`crate::grpc`].
+//! it is stored. The wire side is `grpc.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
