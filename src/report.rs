@@ -278,7 +278,7 @@ fn regional_summary(view: &SweepView) -> String {
         }),
     );
     out += &row(
-        format!("  of which rising first (T₀ < peak)"),
+        "  of which rising first (T₀ < peak)".to_owned(),
         std::array::from_fn(|s| {
             format!("{:.1}{}", expected(&|p| p.hump, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
         }),

@@ -455,7 +455,8 @@ mod tests {
         let spec = SweepSpec { samples: 20, ..SweepSpec::default() };
         let aggregate = SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(0..20);
         aggregate.check_consistency().unwrap();
-        let tampered: Vec<Box<dyn Fn(&mut Aggregate)>> = vec![
+        type Tamper = Box<dyn Fn(&mut Aggregate)>;
+        let tampered: Vec<Tamper> = vec![
             Box::new(|a| a.samples_ok += 1),
             Box::new(|a| a.zone_counts[0] += 1),
             Box::new(|a| a.peak_counts[3] += 1),

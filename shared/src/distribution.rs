@@ -67,7 +67,7 @@ impl Distribution {
                         .then(|| format!("[{low}, {high}] holds no probability of N({mean}, {sd})"))
                 }
             }
-            Triangular { low, mode, high } if !finite(&[low, mode, high]) || !(low <= mode && mode <= high) => {
+            Triangular { low, mode, high } if !(finite(&[low, mode, high]) && low <= mode && mode <= high) => {
                 Some(format!("needs low ≤ mode ≤ high (got {low}, {mode}, {high})"))
             }
             Lognormal { mu, sigma } if !finite(&[mu, sigma]) || sigma <= 0.0 => {

@@ -406,7 +406,24 @@ fn sobol_plans_the_default_spec() {
     let plan = plan(&spec);
     assert_eq!(plan.design, Design::Sobol);
     assert_eq!(plan.dimensions.len(), 125);
-    assert!(zonesweep_shared::sweep::SOBOL_MAX_DIMENSIONS >= 125);
+    // The largest spec there is, every parameter uncertain (K, z*, every
+    // rate, cap and coefficient, every reading), fits the Sobol' generator.
+    let everything = SweepSpec {
+        design: Design::Sobol,
+        trend_threshold: Some(Distribution::Uniform { low: 1.5, high: 2.0 }),
+        reading: ["fit", "cei", "interval_years", "neutral_sink"]
+            .iter()
+            .zip([("pooled", "regional"), ("gdp", "secondary_gdp"), ("1", "5"), ("base-year", "sen-extrapolation")])
+            .map(|(name, (a, b))| zonesweep_shared::sweep::ReadingEntry {
+                name: (*name).to_owned(),
+                weights: [(a.to_owned(), 1.0), (b.to_owned(), 1.0)].into_iter().collect(),
+            })
+            .collect(),
+        ..SweepSpec::default()
+    };
+    let largest = self::plan(&everything);
+    assert_eq!(largest.dimensions.len(), 125 + 1 + 4);
+    assert!(largest.dimensions.len() <= zonesweep_shared::sweep::SOBOL_MAX_DIMENSIONS);
     let problems =
         refused(&SweepSpec { design: Design::Sobol, samples: u64::from(u32::MAX) + 1, ..SweepSpec::default() });
     assert!(problems.contains("Sobol"), "{problems}");
