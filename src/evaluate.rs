@@ -20,7 +20,7 @@ pub struct EvaluateArgs {
     /// (default: the configuration's, the paper's 0.02).
     #[arg(long, allow_negative_numbers = true)]
     pub k: Option<String>,
-    /// Print the MODEL.md section 8 JSON document.
+    /// Print the docs/model.md section 13 JSON document.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,7 +1,7 @@
 //! The cluster end to end: the real `zonesweep` binary as a coordinator and
 //! workers on loopback, failures injected (kill -9 of a worker or of the
 //! coordinator, duplicate and malformed results, bad specs, missing tokens),
-//! and the invariants of SYSTEM.md checked on what the programs store and
+//! and the invariants of ARCHITECTURE.md checked on what the programs store and
 //! export.
 //!
 //! Sample counts are small in a debug build (the model is 10–30× slower

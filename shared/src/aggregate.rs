@@ -1,4 +1,4 @@
-//! What a sample yields ([`Outcome`], MODEL.md section 7) and the mergeable
+//! What a sample yields ([`Outcome`], docs/model.md section 8) and the mergeable
 //! [`Aggregate`] of many samples: integer counts and fixed-bin histograms
 //! whose merge is exact, associative and commutative, so the same samples
 //! give bit-identical aggregates in any split and order. Its size depends on

@@ -1,4 +1,4 @@
-//! The whole chain of MODEL.md sections 2–6 for one set of parameters:
+//! The whole chain of docs/model.md sections 3–7 for one set of parameters:
 //! indices → trends → STIRPAT ridge → scenario projection → scores → zones.
 
 use crate::coefficients::Coefficients;

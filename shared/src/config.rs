@@ -1,4 +1,4 @@
-//! The model configuration (MODEL.md sections 2–6) as one TOML schema: the
+//! The model configuration (docs/model.md sections 3–7) as one TOML schema: the
 //! coefficients, the scenario rules of Table 5 as data, the ridge settings,
 //! the trend threshold and the zoning criteria. [`Config::default`] holds the
 //! paper's values; a user file overrides any subset of it.
@@ -201,13 +201,13 @@ impl ScenarioRules {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NeutralSink {
-    /// CS_horizon = the base-year CS (MODEL.md's decision).
+    /// CS_horizon = the base-year CS (docs/model.md section 9).
     BaseYear,
     /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
     SenExtrapolation,
 }
 
-/// Which rows the STIRPAT equation is fitted to (MODEL.md section 4).
+/// Which rows the STIRPAT equation is fitted to (docs/model.md section 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fit {
@@ -254,7 +254,7 @@ impl NeutralSink {
     }
 }
 
-/// STIRPAT readings (MODEL.md section 4).
+/// STIRPAT readings (docs/model.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StirpatConfig {
@@ -263,7 +263,7 @@ pub struct StirpatConfig {
 }
 
 /// The readings of the paper that the configuration fixes and a sweep may
-/// draw per sample (MODEL.md section 7): each is one of its Decisions.
+/// draw per sample (docs/model.md section 8): each is one of its Decisions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Readings {
     pub fit: Fit,
@@ -327,7 +327,7 @@ pub struct GridSegment {
     pub step: f64,
 }
 
-/// Ridge regression settings (MODEL.md section 4).
+/// Ridge regression settings (docs/model.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RidgeConfig {
@@ -344,7 +344,10 @@ pub struct RidgeConfig {
 
 impl RidgeConfig {
     /// The K values of the ridge trace. Each K is computed as start + i·step
-    /// rather than by repeated addition, so grid points are exact decimals.
+    /// rather than by repeated addition, so rounding does not accumulate
+    /// along the grid; a point is within an ulp or two of its decimal but not
+    /// always the nearest double to it (9 × 0.001 = 0.009000000000000001;
+    /// 26 of the default grid's 110 points are such).
     pub fn grid(&self) -> Vec<f64> {
         let mut grid = vec![0.0];
         let mut start = 0.0;
@@ -382,7 +385,7 @@ pub struct Directions {
     pub Ed: Direction,
 }
 
-/// Zoning criteria (MODEL.md section 6).
+/// Zoning criteria (docs/model.md section 7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoningConfig {
@@ -521,7 +524,7 @@ impl Config {
     pub fn default_toml() -> String {
         let body = toml::to_string_pretty(&Config::default()).expect("the default configuration serializes");
         format!(
-            "# zonesweep model configuration: the paper's values (MODEL.md sections 2-6).\n\
+            "# zonesweep model configuration: the paper's values (docs/model.md sections 3-7).\n\
              # A configuration file may hold any subset of these keys; the rest keep these values.\n\
              # A scenario rule (scenarios.SCENARIO.VARIABLE.first|second) is replaced whole.\n\n{body}"
         )

@@ -1,5 +1,5 @@
-//! The distributions a sweep can give an uncertain parameter (MODEL.md
-//! section 7), each sampled by its quantile function so that every design
+//! The distributions a sweep can give an uncertain parameter (docs/model.md
+//! section 8), each sampled by its quantile function so that every design
 //! (Monte Carlo, Latin hypercube, Sobol') only has to supply a uniform number.
 
 use serde::{Deserialize, Serialize};

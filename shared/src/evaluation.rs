@@ -1,4 +1,4 @@
-//! The `evaluate --json` document (MODEL.md section 8): one nominal run with
+//! The `evaluate --json` document (docs/model.md section 13): one nominal run with
 //! every intermediate result.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The per (unit, year) fields of a dataset (MODEL.md section 1), in one fixed
+//! The per (unit, year) fields of a dataset (docs/model.md section 2), in one fixed
 //! order. A panel row is a `[f64; N_FIELDS]` indexed by [`Field`].
 
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,7 @@ impl Field {
         Field::Rapeseed,
     ];
 
-    /// Energy carriers, in the physical unit MODEL.md section 2 names.
+    /// Energy carriers, in the physical unit docs/model.md section 3 names.
     pub const ENERGY: [Field; 11] = [
         Field::RawCoal,
         Field::Coke,

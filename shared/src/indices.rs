@@ -1,4 +1,4 @@
-//! Carbon indices (MODEL.md section 2, paper Table 2 and Eq. 1–11), per unit
+//! Carbon indices (docs/model.md section 3, paper Table 2 and Eq. 1–11), per unit
 //! and year: CE, CS, NCE, ECC, ESC, Cf, Ec, Ed and the land-use degree CLI.
 
 use serde::{Deserialize, Serialize};

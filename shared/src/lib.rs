@@ -1,4 +1,4 @@
-//! The zonesweep model chain (MODEL.md): datasets, carbon indices,
+//! The zonesweep model chain (docs/model.md): datasets, carbon indices,
 //! Theil-Sen / Mann-Kendall trends, STIRPAT by ridge regression, scenario
 //! projection, zoning, sweep sampling and mergeable aggregates.
 //!

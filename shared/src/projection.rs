@@ -1,4 +1,4 @@
-//! Scenario projection to the horizon (MODEL.md section 5, paper Table 5):
+//! Scenario projection to the horizon (docs/model.md section 6, paper Table 5):
 //! per-unit historical growth statistics, the scenario rules, projected CE
 //! anchored to the base year, peak years, neutrality and the carbon emission
 //! potential (CEP).

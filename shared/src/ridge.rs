@@ -1,4 +1,4 @@
-//! STIRPAT by ridge regression in correlation form (MODEL.md section 4): the
+//! STIRPAT by ridge regression in correlation form (docs/model.md section 5): the
 //! "ridge trace" method of SPSS and NCSS that the paper used.
 
 use nalgebra::{Matrix6, Vector6};

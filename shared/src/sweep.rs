@@ -1,4 +1,4 @@
-//! Sweep specs (MODEL.md section 7): which parameters are uncertain, with
+//! Sweep specs (docs/model.md section 8): which parameters are uncertain, with
 //! what distribution, under which design; and the draws of sample k, which
 //! depend only on (seed, k) (and, for a Latin hypercube, the sample count),
 //! so any subset of a sweep's samples can be computed anywhere, in any order.
@@ -81,7 +81,7 @@ pub struct NoiseEntry {
     pub sigma: f64,
 }
 
-/// A reading of the paper drawn per sample (MODEL.md section 7): `name` is
+/// A reading of the paper drawn per sample (docs/model.md section 8): `name` is
 /// `fit`, `cei`, `interval_years` or `neutral_sink`, and `weights` gives each
 /// option a relative weight, e.g. `weights = { regional = 0.7, pooled = 0.3 }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -528,7 +528,7 @@ impl SweepSpec {
             readings.push(Categorical { options });
         }
 
-        let dimensions: Vec<Dimension> = dimensions;
+        // Fixed values are dimensions too, but spend no draw (see `uniforms`).
         let uncertain = dimensions.iter().filter(|d| !d.distribution.is_fixed()).count();
         if self.design == Design::Sobol && uncertain > SOBOL_MAX_DIMENSIONS {
             problems.push(format!(

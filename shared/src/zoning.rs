@@ -1,4 +1,4 @@
-//! Zoning (MODEL.md section 6, paper Table 6): ten scores per unit, their
+//! Zoning (docs/model.md section 7, paper Table 6): ten scores per unit, their
 //! total, Jenks natural breaks of the totals and the five zones.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Properties of the mergeable [`Aggregate`] on synthetic outcomes and
-//! failures (SYSTEM.md invariant 1): merging is commutative and associative
+//! failures (ARCHITECTURE.md invariant 1): merging is commutative and associative
 //! and equals adding every sample to one aggregate, bit for bit; aggregates
 //! that do not fit are refused and leave the target unchanged.
 

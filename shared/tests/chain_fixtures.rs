@@ -1,4 +1,4 @@
-//! The whole chain against an independent implementation of MODEL.md: two
+//! The whole chain against an independent implementation of the model specification: two
 //! datasets (tests/fixtures/{seed99,edge98}, copied from the project's shared
 //! reference vectors) and the `evaluate --json` document that implementation
 //! produced at K = 0.02. The comparison is a port of

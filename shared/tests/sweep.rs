@@ -1,5 +1,5 @@
-//! Sweep specs, plans, designs and the sample runner (MODEL.md section 7,
-//! SYSTEM.md invariant 1): spec parsing and wildcard resolution, the draws of
+//! Sweep specs, plans, designs and the sample runner (docs/model.md section 8,
+//! ARCHITECTURE.md invariant 1): spec parsing and wildcard resolution, the draws of
 //! sample k depending on (seed, k) alone, the stratification of the Latin
 //! hypercube and Sobol' designs, and aggregates that do not depend on how a
 //! sweep's samples were split or ordered.
@@ -429,7 +429,7 @@ fn sobol_plans_the_default_spec() {
     assert!(problems.contains("Sobol"), "{problems}");
 }
 
-// --- determinism (SYSTEM.md invariant 1) -------------------------------------
+// --- determinism (ARCHITECTURE.md invariant 1) -------------------------------------
 
 fn designs() -> [Design; 3] {
     [Design::MonteCarlo, Design::LatinHypercube, Design::Sobol]
