@@ -170,7 +170,8 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
                 let lease = pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
                 // The load generator should cost little next to the
                 // coordinator: a successful one-sample result is the same
-                // for every job, so it is encoded once and cloned.
+                // for every job, so its protobuf message is built once and
+                // cloned (tonic still encodes every request).
                 client
                     .complete(pb::CompleteRequest {
                         worker_id: worker.clone(),
