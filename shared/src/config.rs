@@ -6,83 +6,39 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coefficients::Coefficients;
+use crate::keyed::keyed_enum;
 
-/// The three scenarios, in the order used everywhere (arrays, JSON, tables).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scenario {
-    Low,
-    Baseline,
-    High,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Low, Scenario::Baseline, Scenario::High];
-
-    /// The key used in JSON documents and sweep specs.
-    pub const fn key(self) -> &'static str {
-        match self {
-            Scenario::Low => "low",
-            Scenario::Baseline => "baseline",
-            Scenario::High => "high",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.key() == key)
+keyed_enum! {
+    /// The three scenarios, in the order used everywhere (arrays, JSON, tables).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Scenario {
+        Low = "low",
+        Baseline = "baseline",
+        High = "high",
     }
 }
 
-/// The STIRPAT drivers, in the order of the regression columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Driver {
-    P,
-    W,
-    IS,
-    TI,
-    UR,
-    CEI,
-}
-
-impl Driver {
-    pub const ALL: [Driver; 6] = [Driver::P, Driver::W, Driver::IS, Driver::TI, Driver::UR, Driver::CEI];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            Driver::P => "P",
-            Driver::W => "W",
-            Driver::IS => "IS",
-            Driver::TI => "TI",
-            Driver::UR => "UR",
-            Driver::CEI => "CEI",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Driver> {
-        Driver::ALL.into_iter().find(|d| d.key() == key)
+keyed_enum! {
+    /// The STIRPAT drivers, in the order of the regression columns.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum Driver {
+        P = "P",
+        W = "W",
+        IS = "IS",
+        TI = "TI",
+        UR = "UR",
+        CEI = "CEI",
     }
 }
 
-/// The two projection periods: (T₀, milestone] and (milestone, horizon].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    First,
-    Second,
-}
-
-impl Period {
-    pub const ALL: [Period; 2] = [Period::First, Period::Second];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            Period::First => "first",
-            Period::Second => "second",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Period> {
-        Period::ALL.into_iter().find(|p| p.key() == key)
+keyed_enum! {
+    /// The two projection periods: (T₀, milestone] and (milestone, horizon].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Period {
+        First = "first",
+        Second = "second",
     }
 }
 
@@ -197,60 +153,39 @@ impl ScenarioRules {
     }
 }
 
-/// What CS a unit is compared with in the neutrality test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NeutralSink {
-    /// CS_horizon = the base-year CS (docs/model.md section 9).
-    BaseYear,
-    /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
-    SenExtrapolation,
-}
-
-/// Which rows the STIRPAT equation is fitted to (docs/model.md section 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fit {
-    /// One row per year of the region's totals (the paper's 21 rows).
-    Regional,
-    /// One row per unit and year, all pooled (the earlier reading).
-    Pooled,
-}
-
-/// The denominator of the carbon intensity CEI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CeiBasis {
-    /// CEI = CE / gdp: the identity ln CE = ln P + ln W + ln CEI holds.
-    Gdp,
-    /// CEI = CE / secondary_gdp (the paper's text; the earlier reading).
-    SecondaryGdp,
-}
-
-impl Fit {
-    pub const fn key(self) -> &'static str {
-        match self {
-            Fit::Regional => "regional",
-            Fit::Pooled => "pooled",
-        }
+keyed_enum! {
+    /// What CS a unit is compared with in the neutrality test.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum NeutralSink {
+        /// CS_horizon = the base-year CS (docs/model.md section 9).
+        BaseYear = "base-year",
+        /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
+        SenExtrapolation = "sen-extrapolation",
     }
 }
 
-impl CeiBasis {
-    pub const fn key(self) -> &'static str {
-        match self {
-            CeiBasis::Gdp => "gdp",
-            CeiBasis::SecondaryGdp => "secondary_gdp",
-        }
+keyed_enum! {
+    /// Which rows the STIRPAT equation is fitted to (docs/model.md section 5).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Fit {
+        /// One row per year of the region's totals (the paper's 21 rows).
+        Regional = "regional",
+        /// One row per unit and year, all pooled (the earlier reading).
+        Pooled = "pooled",
     }
 }
 
-impl NeutralSink {
-    pub const fn key(self) -> &'static str {
-        match self {
-            NeutralSink::BaseYear => "base-year",
-            NeutralSink::SenExtrapolation => "sen-extrapolation",
-        }
+keyed_enum! {
+    /// The denominator of the carbon intensity CEI.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CeiBasis {
+        /// CEI = CE / gdp: the identity ln CE = ln P + ln W + ln CEI holds.
+        Gdp = "gdp",
+        /// CEI = CE / secondary_gdp (the paper's text; the earlier reading).
+        SecondaryGdp = "secondary_gdp",
     }
 }
 

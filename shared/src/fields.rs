@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::keyed::keyed_enum;
+
 macro_rules! fields {
     ($( $variant:ident => $name:literal, $group:ident; )*) => {
         /// One column of `panel.csv`.
@@ -123,27 +125,18 @@ impl Field {
     pub const POSITIVE: [Field; 4] = [Field::Population, Field::UrbanPopulation, Field::Gdp, Field::SecondaryGdp];
 }
 
-/// Groups of fields that share one measurement-noise level in a sweep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldGroup {
-    LandUse,
-    Agriculture,
-    Livestock,
-    CropYield,
-    Energy,
-    Socioeconomic,
-}
-
-impl FieldGroup {
-    pub const ALL: [FieldGroup; 6] = [
-        FieldGroup::LandUse,
-        FieldGroup::Agriculture,
-        FieldGroup::Livestock,
-        FieldGroup::CropYield,
-        FieldGroup::Energy,
-        FieldGroup::Socioeconomic,
-    ];
+keyed_enum! {
+    /// Groups of fields that share one measurement-noise level in a sweep.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FieldGroup {
+        LandUse = "land_use",
+        Agriculture = "agriculture",
+        Livestock = "livestock",
+        CropYield = "crop_yield",
+        Energy = "energy",
+        Socioeconomic = "socioeconomic",
+    }
 }
 
 #[cfg(test)]

@@ -7,34 +7,25 @@ use crate::coefficients::{
     CROP_COEFFICIENTS, Coefficients, ENERGY_COEFFICIENTS, LIVESTOCK_COEFFICIENTS, coefficient as c,
 };
 use crate::fields::{Field, Row};
+use crate::keyed::keyed_enum;
 
-/// The indices of section 2, in the order of the `evaluate` document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum IndexKey {
-    CE,
-    CS,
-    NCE,
-    ECC,
-    ESC,
-    Cf,
-    Ec,
-    Ed,
-    CLI,
+keyed_enum! {
+    /// The indices of docs/model.md section 3, in the order of the `evaluate` document.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum IndexKey {
+        CE = "CE",
+        CS = "CS",
+        NCE = "NCE",
+        ECC = "ECC",
+        ESC = "ESC",
+        Cf = "Cf",
+        Ec = "Ec",
+        Ed = "Ed",
+        CLI = "CLI",
+    }
 }
 
 impl IndexKey {
-    pub const ALL: [IndexKey; 9] = [
-        IndexKey::CE,
-        IndexKey::CS,
-        IndexKey::NCE,
-        IndexKey::ECC,
-        IndexKey::ESC,
-        IndexKey::Cf,
-        IndexKey::Ec,
-        IndexKey::Ed,
-        IndexKey::CLI,
-    ];
-
     /// The eight indices with a trend (section 3).
     pub const TRENDED: [IndexKey; 8] = [
         IndexKey::CE,
@@ -46,20 +37,6 @@ impl IndexKey {
         IndexKey::Ec,
         IndexKey::Ed,
     ];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            IndexKey::CE => "CE",
-            IndexKey::CS => "CS",
-            IndexKey::NCE => "NCE",
-            IndexKey::ECC => "ECC",
-            IndexKey::ESC => "ESC",
-            IndexKey::Cf => "Cf",
-            IndexKey::Ec => "Ec",
-            IndexKey::Ed => "Ed",
-            IndexKey::CLI => "CLI",
-        }
-    }
 }
 
 /// Every index for every (unit, year), unit-major like the panel rows.

@@ -10,6 +10,8 @@ pub mod blob;
 pub mod chain;
 pub mod coefficients;
 pub mod config;
+mod keyed;
+
 pub mod dataset;
 pub mod demo;
 pub mod distribution;

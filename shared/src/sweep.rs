@@ -474,7 +474,7 @@ impl SweepSpec {
                 continue;
             }
             let Some(p) = pattern(&entry.group, &format!("noise[{i}]"), &mut problems) else { continue };
-            let groups: Vec<FieldGroup> = FieldGroup::ALL.into_iter().filter(|g| p.matches(group_key(*g))).collect();
+            let groups: Vec<FieldGroup> = FieldGroup::ALL.into_iter().filter(|g| p.matches(g.key())).collect();
             if groups.is_empty() {
                 problems.push(format!(
                     "noise[{i}]: `{}` matches no field group (land_use, agriculture, livestock, crop_yield, energy, socioeconomic)",
@@ -542,17 +542,6 @@ impl SweepSpec {
             return Err(SweepError::Invalid(problems));
         }
         Ok(Plan { samples: self.samples, seed: self.seed, design: self.design, dimensions, noise_sigma, readings })
-    }
-}
-
-fn group_key(group: FieldGroup) -> &'static str {
-    match group {
-        FieldGroup::LandUse => "land_use",
-        FieldGroup::Agriculture => "agriculture",
-        FieldGroup::Livestock => "livestock",
-        FieldGroup::CropYield => "crop_yield",
-        FieldGroup::Energy => "energy",
-        FieldGroup::Socioeconomic => "socioeconomic",
     }
 }
 

@@ -6,52 +6,27 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Direction, Directions, ZoningConfig};
 use crate::indices::IndexKey;
 use crate::jenks;
+use crate::keyed::keyed_enum;
 use crate::trend::TrendClass;
 
-/// The ten scores, in this order in [`Scores`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ScoreKey {
-    CS,
-    NCE,
-    CE,
-    ECC,
-    ESC,
-    Cf,
-    Ec,
-    Ed,
-    CEP,
-    CLI,
+keyed_enum! {
+    /// The ten scores, in this order in [`Scores`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum ScoreKey {
+        CS = "CS",
+        NCE = "NCE",
+        CE = "CE",
+        ECC = "ECC",
+        ESC = "ESC",
+        Cf = "Cf",
+        Ec = "Ec",
+        Ed = "Ed",
+        CEP = "CEP",
+        CLI = "CLI",
+    }
 }
 
 impl ScoreKey {
-    pub const ALL: [ScoreKey; 10] = [
-        ScoreKey::CS,
-        ScoreKey::NCE,
-        ScoreKey::CE,
-        ScoreKey::ECC,
-        ScoreKey::ESC,
-        ScoreKey::Cf,
-        ScoreKey::Ec,
-        ScoreKey::Ed,
-        ScoreKey::CEP,
-        ScoreKey::CLI,
-    ];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            ScoreKey::CS => "CS",
-            ScoreKey::NCE => "NCE",
-            ScoreKey::CE => "CE",
-            ScoreKey::ECC => "ECC",
-            ScoreKey::ESC => "ESC",
-            ScoreKey::Cf => "Cf",
-            ScoreKey::Ec => "Ec",
-            ScoreKey::Ed => "Ed",
-            ScoreKey::CEP => "CEP",
-            ScoreKey::CLI => "CLI",
-        }
-    }
-
     /// The score of a trended index.
     pub const fn of_index(index: IndexKey) -> Option<ScoreKey> {
         Some(match index {
