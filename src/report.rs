@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use zonesweep_proto::convert::aggregate_from_pb;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::aggregate::{Aggregate, MIN_TOTAL};
 use zonesweep_shared::config::Scenario;
 use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
 
@@ -252,9 +252,7 @@ fn regional_summary(view: &SweepView) -> String {
     let n_units = view.unit_ids.len();
     let expected = |f: &dyn Fn(&Peaking) -> f64, s: Scenario| (0..n_units).map(|u| f(&peaking(a, s, u))).sum::<f64>();
     let not_neutral = |s: Scenario| {
-        (0..n_units)
-            .map(|u| 1.0 - a.neutral_counts[s as usize * n_units + u] as f64 / a.samples_ok.max(1) as f64)
-            .sum::<f64>()
+        (0..n_units).map(|u| 1.0 - a.neutral_count(s, u) as f64 / a.samples_ok.max(1) as f64).sum::<f64>()
     };
     let regional_ce = |s: Scenario, year: i32, q: f64| -> Option<f64> {
         let t = usize::try_from(year - a.shape.base_year).ok()?;
@@ -357,25 +355,19 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     }
     let peak_bins = a.shape.n_peak_bins();
     for (u, id) in view.unit_ids.iter().enumerate() {
-        for z in 0..a.shape.n_zones {
-            row("zone", id, "", (z + 1).to_string(), a.zone_counts[u * a.shape.n_zones + z])?;
+        for (z, count) in a.zone_counts.row(u).iter().enumerate() {
+            row("zone", id, "", (z + 1).to_string(), *count)?;
         }
-        for t in 0..41 {
-            row("total", id, "", (10 + t).to_string(), a.total_counts[u * 41 + t])?;
+        for (t, count) in a.total_counts.row(u).iter().enumerate() {
+            row("total", id, "", (MIN_TOTAL as usize + t).to_string(), *count)?;
         }
-        for (k, key) in ScoreKey::ALL.iter().enumerate() {
-            for s in 0..5 {
-                row(
-                    &format!("score_{}", key.key()),
-                    id,
-                    "",
-                    (s + 1).to_string(),
-                    a.score_counts[(u * 10 + k) * 5 + s],
-                )?;
+        for key in ScoreKey::ALL {
+            for (s, count) in a.score_row(u, key).iter().enumerate() {
+                row(&format!("score_{}", key.key()), id, "", (s + 1).to_string(), *count)?;
             }
         }
-        for c in 0..5 {
-            row("cep", id, "", (c + 1).to_string(), a.cep_counts[u * 5 + c])?;
+        for (c, count) in a.cep_counts.row(u).iter().enumerate() {
+            row("cep", id, "", (c + 1).to_string(), *count)?;
         }
         for scenario in Scenario::ALL {
             let s = scenario as usize;
@@ -384,7 +376,7 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
                     if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
                 row("peak_year", id, scenario.key(), bin, *count)?;
             }
-            row("neutral", id, scenario.key(), String::new(), a.neutral_counts[s * n + u])?;
+            row("neutral", id, scenario.key(), String::new(), a.neutral_count(scenario, u))?;
             for (name, hist) in [("ce_milestone", &a.ce_milestone[s * n + u]), ("ce_horizon", &a.ce_horizon[s * n + u])]
             {
                 if hist.non_positive > 0 {

@@ -259,13 +259,13 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
     };
 
     // Results that do not fit job 0, each refused before anything is merged.
-    let mut truncated = good[0].clone();
-    truncated.zone_counts.pop();
+    let mut truncated = aggregate_to_pb(&good[0]);
+    truncated.zone_counts.as_mut().expect("zone counts").len -= 1;
     let misfits: Vec<(&str, pb::Aggregate, &str)> = vec![
         ("9 samples for a job of 10", aggregate_to_pb(&short), "covers samples 0..10"),
         ("another dataset's shape", aggregate_to_pb(&Aggregate::empty(other_shape)), "shape"),
         ("a sample outside the job", aggregate_to_pb(&outside), "outside"),
-        ("arrays shorter than the shape", aggregate_to_pb(&truncated), "zone"),
+        ("arrays shorter than the shape", truncated, "zone"),
     ];
     let query_before = rt.block_on(async {
         let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));

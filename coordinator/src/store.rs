@@ -460,7 +460,7 @@ mod tests {
     fn merged(samples_ok: u64) -> Aggregate {
         let mut aggregate = Aggregate::empty(shape());
         aggregate.samples_ok = samples_ok;
-        aggregate.zone_counts[0] = samples_ok;
+        aggregate.zone_counts.row_mut(0)[0] = samples_ok;
         aggregate.add_failure(7, "singular", "ridge matrix is singular");
         aggregate
     }

@@ -139,9 +139,9 @@ async fn overflowing_results_do_not_stop_the_committer() {
     let jobs = coordinator.lease(&WorkerId::parse("wk-robust").unwrap(), 3);
     assert_eq!(jobs.len(), 3);
     let mut huge = honest(30, 0..10);
-    huge.zone_counts[0] = u64::MAX;
+    huge.zone_counts.row_mut(0)[0] = u64::MAX;
     let mut one = honest(30, 10..20);
-    one.zone_counts[0] += 1;
+    one.zone_counts.row_mut(0)[0] += 1;
     let _ = coordinator.complete(&lease_ref(&jobs[0]), huge).await;
     let _ = coordinator.complete(&lease_ref(&jobs[1]), one).await;
     let good = coordinator.complete(&lease_ref(&jobs[2]), honest(30, 20..30)).await;

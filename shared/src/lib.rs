@@ -10,6 +10,7 @@ pub mod blob;
 pub mod chain;
 pub mod coefficients;
 pub mod config;
+pub mod count_table;
 mod keyed;
 
 pub mod dataset;

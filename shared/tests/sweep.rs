@@ -781,9 +781,8 @@ fn failing_samples_are_recorded_with_index_and_reason() {
     }
     // Failed samples are in no count: every unit's zone counts add up to the
     // successful samples only.
-    let zones = aggregate.shape.n_zones;
     for u in 0..aggregate.shape.n_units {
-        let total: u64 = aggregate.zone_counts[u * zones..(u + 1) * zones].iter().sum();
+        let total: u64 = aggregate.zone_counts.row(u).iter().sum();
         assert_eq!(total, aggregate.samples_ok);
     }
     assert_eq!(aggregate.k.count(), aggregate.samples_ok);
