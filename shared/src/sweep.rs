@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::Parameters;
 use crate::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
 use crate::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Period, Readings, Scenario};
-use crate::distribution::Distribution;
+use crate::distribution::{Checked, Distribution};
 use crate::fields::{Field, FieldGroup, N_FIELDS, Row};
 
 /// How sample points are spread over the parameter space.
@@ -264,7 +264,7 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dimension {
     pub target: Target,
-    pub distribution: Distribution,
+    pub distribution: Checked,
     /// A readable name (`rate.low.P.first`, `coefficient.breathing`).
     pub name: String,
 }
@@ -328,40 +328,41 @@ impl SweepSpec {
         if self.samples == 0 {
             problems.push("`samples` must be at least 1".to_owned());
         }
-        let mut check = |what: String, d: &Distribution| {
-            if let Some(p) = d.problem() {
+        // Every distribution is checked once, where the spec gives it; the
+        // plan holds only checked ones.
+        let mut check = |what: String, d: Distribution| match Checked::try_from(d) {
+            Ok(checked) => Some(checked),
+            Err(p) => {
                 problems.push(format!("{what}: {p}"));
+                None
             }
         };
-        if let Some(d) = &self.k {
-            check("k".into(), d);
-        }
-        if let Some(d) = &self.trend_threshold {
-            check("trend_threshold".into(), d);
-        }
-        for (i, e) in self.rate.iter().enumerate() {
-            check(format!("rate[{i}].multiplier"), &e.multiplier);
-        }
-        for (i, e) in self.cap.iter().enumerate() {
-            check(format!("cap[{i}].offset"), &e.offset);
-        }
-        for (i, e) in self.coefficient.iter().enumerate() {
-            check(format!("coefficient[{i}].multiplier"), &e.multiplier);
-        }
+        let k = self.k.and_then(|d| check("k".into(), d));
+        let trend_threshold = self.trend_threshold.and_then(|d| check("trend_threshold".into(), d));
+        let rate_distributions: Vec<_> =
+            self.rate.iter().enumerate().map(|(i, e)| check(format!("rate[{i}].multiplier"), e.multiplier)).collect();
+        let cap_distributions: Vec<_> =
+            self.cap.iter().enumerate().map(|(i, e)| check(format!("cap[{i}].offset"), e.offset)).collect();
+        let coefficient: Vec<_> = self
+            .coefficient
+            .iter()
+            .enumerate()
+            .map(|(i, e)| check(format!("coefficient[{i}].multiplier"), e.multiplier))
+            .collect();
 
         let mut dimensions = Vec::new();
-        let mut push = |target, distribution: Option<Distribution>, name: String| {
+        let mut push = |target, distribution: Option<Checked>, name: String| {
             if let Some(distribution) = distribution {
                 dimensions.push(Dimension { target, distribution, name });
             }
         };
-        if let Some(d) = self.k {
+        if let Some(d) = k {
             if d.lower_bound() < 0.0 {
                 problems.push("k: the distribution allows a ridge K below 0; bound it at 0 or above (a truncated normal, uniform, triangular or lognormal)".to_owned());
             }
             push(Target::K, Some(d), "k".into());
         }
-        if let Some(d) = self.trend_threshold {
+        if let Some(d) = trend_threshold {
             if d.lower_bound() < 0.0 {
                 problems.push(
                     "trend_threshold: the distribution allows a threshold below 0; bound it at 0 or above".to_owned(),
@@ -406,7 +407,7 @@ impl SweepSpec {
                     }
                     push(
                         Target::Rate { scenario, driver, period },
-                        rate.map(|i| self.rate[i].multiplier),
+                        rate.and_then(|i| rate_distributions[i]),
                         format!("rate.{cell}"),
                     );
                     let has_cap = config.scenarios.rules(scenario).get(driver).get(period).cap.is_some();
@@ -423,7 +424,7 @@ impl SweepSpec {
                     }
                     push(
                         Target::Cap { scenario, driver, period },
-                        cap.filter(|_| has_cap).map(|i| self.cap[i].offset),
+                        cap.filter(|_| has_cap).and_then(|i| cap_distributions[i]),
                         format!("cap.{cell}"),
                     );
                 }
@@ -456,7 +457,7 @@ impl SweepSpec {
             if let Some(i) = entry {
                 coefficient_matched[i] = true;
             }
-            push(Target::Coefficient(c), entry.map(|i| self.coefficient[i].multiplier), format!("coefficient.{name}"));
+            push(Target::Coefficient(c), entry.and_then(|i| coefficient[i]), format!("coefficient.{name}"));
         }
         for (i, matched) in coefficient_matched.iter().enumerate() {
             if !matched {
@@ -522,7 +523,7 @@ impl SweepSpec {
             options.retain(|(_, cumulative)| *cumulative > 0.0);
             dimensions.push(Dimension {
                 target: Target::Reading(readings.len()),
-                distribution: Distribution::Uniform { low: 0.0, high: 1.0 },
+                distribution: Checked::UNIT_UNIFORM,
                 name: format!("reading.{}", entry.name),
             });
             readings.push(Categorical { options });

@@ -75,7 +75,7 @@ const UNIFORM: Distribution = Distribution::Uniform { low: 0.9, high: 1.1 };
 const OTHER: Distribution = Distribution::Uniform { low: 2.0, high: 3.0 };
 
 fn dimension_distribution(plan: &Plan, target: Target) -> Option<Distribution> {
-    plan.dimensions.iter().find(|d| d.target == target).map(|d| d.distribution)
+    plan.dimensions.iter().find(|d| d.target == target).map(|d| d.distribution.spec())
 }
 
 /// A small synthetic dataset: the runner tests run a few hundred samples.
