@@ -17,10 +17,10 @@ use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::workers_client::WorkersClient;
-use zonesweep_shared::aggregate::Aggregate;
 use zonesweep_shared::config::Config;
-use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 use crate::client::{SweepArgs, connect, status_error};
 use crate::data::demo_dataset;

@@ -5,8 +5,8 @@ use zonesweep_shared::chain::{self, Detail, Parameters};
 use zonesweep_shared::config::{Driver, Scenario};
 use zonesweep_shared::evaluation::EvaluateDocument;
 use zonesweep_shared::indices::IndexKey;
+use zonesweep_shared::numerics::ridge;
 use zonesweep_shared::projection::UnitProjection;
-use zonesweep_shared::ridge;
 use zonesweep_shared::zoning::ZONE_NAMES;
 
 use crate::ModelArgs;

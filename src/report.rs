@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use zonesweep_proto::convert::aggregate_from_pb;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::{Aggregate, MIN_TOTAL};
 use zonesweep_shared::config::Scenario;
+use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
 use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
 
 /// A sweep's results, decoded.

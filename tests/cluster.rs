@@ -21,12 +21,12 @@ use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
 use zonesweep_proto::pb::workers_client::WorkersClient;
-use zonesweep_shared::aggregate::Aggregate;
 use zonesweep_shared::blob::DatasetBlob;
 use zonesweep_shared::config::Config;
 use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 /// The seed of the main sweeps.
 const SEED: u64 = 7;

@@ -16,11 +16,11 @@ use tonic::{Request, Response, Status};
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::ids::{SweepId, WorkerId};
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::{Aggregate, Shape};
 use zonesweep_shared::blob::DatasetBlob;
 use zonesweep_shared::config::Config;
-use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 use crate::error::CoordinatorError;
 use crate::state::{JobState, State, SweepRuntime};

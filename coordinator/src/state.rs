@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
 
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::store::{SweepRecord, SweepState};
 
@@ -278,7 +278,7 @@ impl State {
 mod tests {
     use std::time::Duration;
 
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
 

@@ -17,7 +17,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use zonesweep_proto::convert::{decode_aggregate, encode_aggregate};
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::schema::{AGGREGATES, BLOBS, DONE_JOBS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SWEEPS};
 
@@ -430,7 +430,7 @@ fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
 

@@ -12,12 +12,12 @@ use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::ids::WorkerId;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::{Aggregate, FailureKind};
 use zonesweep_shared::blob::DatasetBlob;
 use zonesweep_shared::config::Config;
 use zonesweep_shared::demo;
-use zonesweep_shared::runner::SweepRunner;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind};
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 const TOKEN: &str = "robustness-token";
 

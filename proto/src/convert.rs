@@ -1,13 +1,13 @@
-//! Conversions between the wire aggregate and [`zonesweep_shared::aggregate::Aggregate`].
+//! Conversions between the wire aggregate and [`zonesweep_shared::sweep::aggregate::Aggregate`].
 //! Decoding checks everything a peer could get wrong, so a malformed result
 //! is refused before it reaches a merge.
 
 use std::collections::BTreeMap;
 
 use prost::Message;
-use zonesweep_shared::aggregate::{Aggregate, FailureKind, Shape};
-use zonesweep_shared::count_table::CountTable;
-use zonesweep_shared::histogram::{LinearHistogram, LogHistogram, SparseBins};
+use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
+use zonesweep_shared::sweep::count_table::CountTable;
+use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
 
 use crate::{ProtoError, pb};
 

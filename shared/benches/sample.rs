@@ -4,7 +4,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use zonesweep_shared::config::Config;
 use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{NoiseEntry, SweepSpec};
 
 fn demo() -> Dataset {

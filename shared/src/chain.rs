@@ -9,9 +9,9 @@ use crate::dataset::Dataset;
 use crate::error::ChainError;
 use crate::fields::{Field, Row};
 use crate::indices::{self, IndexKey, Indices};
+use crate::numerics::ridge::{self, N_PREDICTORS, RidgeFit};
+use crate::numerics::trend::{self, MannKendall};
 use crate::projection::{self, DriverStats, RuleAdjustments, UnitBase, UnitProjection};
-use crate::ridge::{self, N_PREDICTORS, RidgeFit};
-use crate::trend::{self, MannKendall};
 use crate::zoning::{self, ScoreKey, Scores};
 
 /// The parameters a sweep samples; [`Parameters::nominal`] is one `evaluate`.

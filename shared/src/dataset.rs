@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::fields::{Field, N_FIELDS, Row};
-use crate::spline::fill_natural_cubic;
+use crate::numerics::spline::fill_natural_cubic;
 
 /// File names of the on-disk format.
 pub const UNITS_FILE: &str = "units.csv";

@@ -9,7 +9,7 @@ use crate::chain::ChainResult;
 use crate::config::{Driver, Scenario};
 use crate::dataset::Dataset;
 use crate::indices::IndexKey;
-use crate::ridge::N_PREDICTORS;
+use crate::numerics::ridge::N_PREDICTORS;
 use crate::zoning::ScoreKey;
 
 /// Trend statistics of one index, per unit.

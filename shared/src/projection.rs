@@ -5,7 +5,7 @@
 
 use crate::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
 use crate::error::ChainError;
-use crate::ridge::N_PREDICTORS;
+use crate::numerics::ridge::N_PREDICTORS;
 
 /// Historical statistics of one driver series of one unit.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Direction, Directions, ZoningConfig};
 use crate::indices::IndexKey;
-use crate::jenks;
 use crate::keyed::keyed_enum;
-use crate::trend::TrendClass;
+use crate::numerics::jenks;
+use crate::numerics::trend::TrendClass;
 
 keyed_enum! {
     /// The ten scores, in this order in [`Scores`].

@@ -4,9 +4,11 @@
 //! that do not fit are refused and leave the target unchanged.
 
 use proptest::prelude::*;
-use zonesweep_shared::aggregate::{Aggregate, KEPT_FAILED_SAMPLES, Outcome, ScenarioOutcome, Shape, UnitOutcome};
-use zonesweep_shared::count_table::CountTable;
-use zonesweep_shared::ridge::N_PREDICTORS;
+use zonesweep_shared::numerics::ridge::N_PREDICTORS;
+use zonesweep_shared::sweep::aggregate::{
+    Aggregate, KEPT_FAILED_SAMPLES, Outcome, ScenarioOutcome, Shape, UnitOutcome,
+};
+use zonesweep_shared::sweep::count_table::CountTable;
 
 const BASE_YEAR: i32 = 2020;
 const MILESTONE: i32 = 2023;

@@ -5,9 +5,9 @@ mod common;
 
 use common::{SEN_LINEAR_ATOL, SEN_LINEAR_RTOL, close};
 use proptest::prelude::*;
-use zonesweep_shared::jenks::partition;
-use zonesweep_shared::ridge::{N_PREDICTORS, standardize};
-use zonesweep_shared::trend::{mann_kendall, sen_slope};
+use zonesweep_shared::numerics::jenks::partition;
+use zonesweep_shared::numerics::ridge::{N_PREDICTORS, standardize};
+use zonesweep_shared::numerics::trend::{mann_kendall, sen_slope};
 
 /// A series with frequent exact ties: small integers mixed with arbitrary
 /// finite values.

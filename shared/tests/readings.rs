@@ -2,14 +2,14 @@
 //! `[[reading]]` entries draw `fit`, `cei`, `interval_years` and
 //! `neutral_sink` per sample, each with given weights.
 
-use zonesweep_shared::aggregate::Aggregate;
 use zonesweep_shared::chain::{self, Detail, Parameters};
 use zonesweep_shared::config::{CeiBasis, Config, Fit, Readings};
 use zonesweep_shared::dataset::Dataset;
 use zonesweep_shared::demo;
-use zonesweep_shared::distribution::Distribution;
-use zonesweep_shared::ridge::N_PREDICTORS;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::numerics::ridge::N_PREDICTORS;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::distribution::Distribution;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{Design, ReadingEntry, SweepError, SweepSpec};
 
 fn reading(name: &str, weights: &[(&str, f64)]) -> ReadingEntry {
@@ -110,7 +110,7 @@ fn a_fifty_fifty_fit_shows_both_readings_in_the_aggregate() {
 }
 
 fn bin_of(v: f64) -> i64 {
-    (v / zonesweep_shared::aggregate::COEFFICIENT_BIN_WIDTH).floor() as i64
+    (v / zonesweep_shared::sweep::aggregate::COEFFICIENT_BIN_WIDTH).floor() as i64
 }
 
 #[test]

@@ -6,15 +6,15 @@
 
 use std::collections::BTreeSet;
 
-use zonesweep_shared::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
 use zonesweep_shared::chain::Parameters;
 use zonesweep_shared::coefficients::{Coefficients, N_COEFFICIENTS};
 use zonesweep_shared::config::{Config, Driver, Period, Scenario};
 use zonesweep_shared::dataset::Dataset;
 use zonesweep_shared::demo;
-use zonesweep_shared::distribution::Distribution;
 use zonesweep_shared::fields::{Field, FieldGroup};
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::sweep::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
+use zonesweep_shared::sweep::distribution::Distribution;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{
     CapEntry, CoefficientEntry, Design, NoiseEntry, Plan, RateEntry, SweepError, SweepSpec, Target, design_points,
 };

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tonic::Code;
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::cache::SweepKey;
 use crate::error::WorkerError;

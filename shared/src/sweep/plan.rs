@@ -1,244 +1,17 @@
-//! Sweep specs (docs/model.md section 8): which parameters are uncertain, with
-//! what distribution, under which design; and the draws of sample k, which
-//! depend only on (seed, k) (and, for a Latin hypercube, the sample count),
-//! so any subset of a sweep's samples can be computed anywhere, in any order.
-
-use std::collections::BTreeMap;
+//! A spec resolved against a configuration: the dimensions (one uncertain
+//! parameter each, in a fixed order, readings last) and the noise levels;
+//! and the draws of sample k.
 
 use glob::Pattern;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, LogNormal};
-use serde::{Deserialize, Serialize};
 
 use crate::chain::Parameters;
 use crate::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
-use crate::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Period, Readings, Scenario};
-use crate::distribution::{Checked, Distribution};
+use crate::config::{Config, Driver, Period, Scenario};
 use crate::fields::{Field, FieldGroup, N_FIELDS, Row};
-
-/// How sample points are spread over the parameter space.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Design {
-    /// Independent uniform draws per sample.
-    #[default]
-    MonteCarlo,
-    /// Each parameter's range cut into `samples` equal-probability strata,
-    /// one sample per stratum, strata shuffled independently per parameter.
-    LatinHypercube,
-    /// Owen-scrambled Sobol' points (at most 256 uncertain parameters).
-    Sobol,
-}
-
-/// Scenario rule cells a rate or cap entry applies to; each key is a glob
-/// (`*` for all).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateEntry {
-    #[serde(default = "any")]
-    pub scenario: String,
-    #[serde(default = "any")]
-    pub variable: String,
-    #[serde(default = "any")]
-    pub period: String,
-    /// Multiplies the rule's final annual rate.
-    pub multiplier: Distribution,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CapEntry {
-    #[serde(default = "any")]
-    pub scenario: String,
-    #[serde(default = "any")]
-    pub variable: String,
-    #[serde(default = "any")]
-    pub period: String,
-    /// Added to the period's cap (percentage points for IS and UR).
-    pub offset: Distribution,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CoefficientEntry {
-    /// A glob over dotted coefficient names (`energy.*.carbon`, `*`).
-    #[serde(default = "any")]
-    pub name: String,
-    /// Multiplies the coefficient.
-    pub multiplier: Distribution,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoiseEntry {
-    /// A field group (`land_use`, `agriculture`, `livestock`, `crop_yield`,
-    /// `energy`, `socioeconomic`) or a glob over them.
-    #[serde(default = "any")]
-    pub group: String,
-    /// σ of the relative lognormal error: every value of the group is
-    /// multiplied by exp(N(0, σ)), drawn per unit, year and field.
-    pub sigma: f64,
-}
-
-/// A reading of the paper drawn per sample (docs/model.md section 8): `name` is
-/// `fit`, `cei`, `interval_years` or `neutral_sink`, and `weights` gives each
-/// option a relative weight, e.g. `weights = { regional = 0.7, pooled = 0.3 }`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadingEntry {
-    pub name: String,
-    pub weights: BTreeMap<String, f64>,
-}
-
-/// One option of a reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadingValue {
-    Fit(Fit),
-    Cei(CeiBasis),
-    IntervalYears(u32),
-    NeutralSink(NeutralSink),
-}
-
-impl ReadingValue {
-    /// The reading names and their options as written in a spec.
-    pub const NAMES: [&'static str; 4] = ["fit", "cei", "interval_years", "neutral_sink"];
-
-    /// Parse option `option` of reading `name`, or say what is allowed.
-    fn parse(name: &str, option: &str) -> Result<ReadingValue, String> {
-        let one_of = |choices: &str| format!("reading `{name}` has no option `{option}`; the options are {choices}");
-        match name {
-            "fit" => match option {
-                "regional" => Ok(ReadingValue::Fit(Fit::Regional)),
-                "pooled" => Ok(ReadingValue::Fit(Fit::Pooled)),
-                _ => Err(one_of("regional, pooled")),
-            },
-            "cei" => match option {
-                "gdp" => Ok(ReadingValue::Cei(CeiBasis::Gdp)),
-                "secondary_gdp" => Ok(ReadingValue::Cei(CeiBasis::SecondaryGdp)),
-                _ => Err(one_of("gdp, secondary_gdp")),
-            },
-            "interval_years" => match option.parse::<u32>() {
-                Ok(years) if (1..=100).contains(&years) => Ok(ReadingValue::IntervalYears(years)),
-                _ => Err(one_of("whole numbers of years from 1 to 100")),
-            },
-            "neutral_sink" => match option {
-                "base-year" => Ok(ReadingValue::NeutralSink(NeutralSink::BaseYear)),
-                "sen-extrapolation" => Ok(ReadingValue::NeutralSink(NeutralSink::SenExtrapolation)),
-                _ => Err(one_of("base-year, sen-extrapolation")),
-            },
-            _ => Err(format!("`{name}` is not a reading; the readings are {}", ReadingValue::NAMES.join(", "))),
-        }
-    }
-
-    fn apply(self, readings: &mut Readings) {
-        match self {
-            ReadingValue::Fit(fit) => readings.fit = fit,
-            ReadingValue::Cei(cei) => readings.cei = cei,
-            ReadingValue::IntervalYears(years) => readings.interval_years = years,
-            ReadingValue::NeutralSink(rule) => readings.neutral_sink = rule,
-        }
-    }
-}
-
-/// A categorical draw: options with their cumulative weights, normalised so
-/// that the last is 1.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Categorical {
-    pub options: Vec<(ReadingValue, f64)>,
-}
-
-impl Categorical {
-    /// The option a uniform number in (0, 1) falls on.
-    pub fn pick(&self, u: f64) -> ReadingValue {
-        self.options.iter().find(|(_, cumulative)| u < *cumulative).unwrap_or(&self.options[self.options.len() - 1]).0
-    }
-}
-
-fn any() -> String {
-    "*".to_owned()
-}
-
-fn default_samples() -> u64 {
-    10_000
-}
-
-fn default_seed() -> u64 {
-    1
-}
-
-/// A sweep spec as written in TOML. Later entries override earlier ones for
-/// the cells they both match.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepSpec {
-    #[serde(default = "default_samples")]
-    pub samples: u64,
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    #[serde(default)]
-    pub design: Design,
-    /// Ridge K; the configuration's K when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub k: Option<Distribution>,
-    /// The trend threshold z*; the configuration's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trend_threshold: Option<Distribution>,
-    #[serde(default)]
-    pub rate: Vec<RateEntry>,
-    #[serde(default)]
-    pub cap: Vec<CapEntry>,
-    #[serde(default)]
-    pub coefficient: Vec<CoefficientEntry>,
-    #[serde(default)]
-    pub noise: Vec<NoiseEntry>,
-    /// Readings of the paper drawn per sample; the configuration's otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reading: Vec<ReadingEntry>,
-}
-
-impl Default for SweepSpec {
-    /// The shipped default: K ~ U(0.01, 0.05); every rule's rate × N(1, 0.1)
-    /// truncated to [0.5, 1.5] and every cap + U(−2, 2), each drawn per
-    /// scenario, variable and period; every coefficient × N(1, 0.05)
-    /// truncated to [0.8, 1.2]; no data noise; Monte Carlo.
-    fn default() -> Self {
-        SweepSpec {
-            samples: default_samples(),
-            seed: default_seed(),
-            design: Design::MonteCarlo,
-            k: Some(Distribution::Uniform { low: 0.01, high: 0.05 }),
-            trend_threshold: None,
-            rate: vec![RateEntry {
-                scenario: any(),
-                variable: any(),
-                period: any(),
-                multiplier: Distribution::TruncatedNormal { mean: 1.0, sd: 0.1, low: 0.5, high: 1.5 },
-            }],
-            cap: vec![CapEntry {
-                scenario: any(),
-                variable: any(),
-                period: any(),
-                offset: Distribution::Uniform { low: -2.0, high: 2.0 },
-            }],
-            coefficient: vec![CoefficientEntry {
-                name: any(),
-                multiplier: Distribution::TruncatedNormal { mean: 1.0, sd: 0.05, low: 0.8, high: 1.2 },
-            }],
-            noise: Vec::new(),
-            reading: Vec::new(),
-        }
-    }
-}
-
-/// A sweep spec that cannot be run.
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error("{source_name}: not a valid sweep spec: {message}")]
-    Parse { source_name: String, message: String },
-    #[error("the sweep spec has {} problem(s): {}", .0.len(), .0.join("; "))]
-    Invalid(Vec<String>),
-}
+use crate::sweep::design::{DOMAIN_NOISE, Design, SOBOL_MAX_DIMENSIONS, stream};
+use crate::sweep::distribution::{Checked, Distribution};
+use crate::sweep::spec::{Categorical, ReadingValue, SweepError, SweepSpec};
 
 /// What one uncertain parameter changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,44 +57,7 @@ pub struct Plan {
     pub readings: Vec<Categorical>,
 }
 
-/// The largest Sobol' dimension count of the scrambled-Sobol' generator.
-pub const SOBOL_MAX_DIMENSIONS: usize = sobol_burley::NUM_DIMENSIONS as usize;
-
-/// Random streams are keyed by (seed, domain), so the parameter draws, the
-/// Latin-hypercube jitter and the data noise never share numbers.
-const DOMAIN_PARAMETERS: u64 = 1;
-const DOMAIN_NOISE: u64 = 2;
-const DOMAIN_PERMUTATION: u64 = 3;
-
-fn stream(seed: u64, domain: u64, sample: u64) -> ChaCha8Rng {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&domain.to_le_bytes());
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.set_stream(sample);
-    rng
-}
-
-/// A uniform number strictly inside (0, 1), from 52 random bits: the middle
-/// of one of 2^52 equal cells, so neither 0 nor 1 can come out (with 53 bits
-/// the top cell's middle would round up to 1).
-fn open_unit(rng: &mut ChaCha8Rng) -> f64 {
-    ((rng.next_u64() >> 12) as f64 + 0.5) * (1.0 / (1u64 << 52) as f64)
-}
-
 impl SweepSpec {
-    /// Parse a spec from TOML; `source_name` names the file in errors.
-    pub fn from_toml(text: &str, source_name: &str) -> Result<SweepSpec, SweepError> {
-        toml::from_str(text).map_err(|e: toml::de::Error| SweepError::Parse {
-            source_name: source_name.to_owned(),
-            message: e.to_string(),
-        })
-    }
-
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a sweep spec serializes")
-    }
-
     /// Resolve the wildcards against `config` and check every value.
     pub fn plan(&self, config: &Config) -> Result<Plan, SweepError> {
         let mut problems = Vec::new();
@@ -546,33 +282,6 @@ impl SweepSpec {
     }
 }
 
-/// A random permutation of 0..n evaluated at one index, keyed by `key`:
-/// Kensler's hash-based permutation ("Correlated Multi-Jittered Sampling",
-/// Pixar 2013) with cycle walking, so a Latin-hypercube stratum can be found
-/// for sample k without building the whole permutation.
-fn permute(mut i: u64, n: u64, key: u64) -> u64 {
-    debug_assert!(i < n);
-    if n <= 1 {
-        return 0;
-    }
-    let mask = u64::MAX >> (n - 1).leading_zeros();
-    loop {
-        // A bijection on 0..=mask: xorshift-multiply rounds keyed by `key`.
-        let mut x = i;
-        for round in 0..4u64 {
-            let k = key.wrapping_add(round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            x ^= k & mask;
-            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9 | 1) & mask;
-            x ^= (x & mask) >> (mask.count_ones() / 2 + 1);
-            x = x.wrapping_add(k >> 7) & mask;
-        }
-        if x < n {
-            return x;
-        }
-        i = x;
-    }
-}
-
 /// The draws of one sample: the model parameters and, when the spec has
 /// noise, the noisy panel rows.
 #[derive(Clone, Debug)]
@@ -583,38 +292,6 @@ pub struct Draw {
 }
 
 impl Plan {
-    /// The uniform number of dimension `d` for sample `k`, per the design.
-    fn uniforms(&self, k: u64) -> Vec<f64> {
-        let mut rng = stream(self.seed, DOMAIN_PARAMETERS, k);
-        let mut u = Vec::with_capacity(self.dimensions.len());
-        let mut sobol_dimension = 0u32;
-        // The Sobol' scramble seed: the user's seed folded to 32 bits.
-        let sobol_seed = (self.seed ^ (self.seed >> 32)) as u32;
-        for (d, dimension) in self.dimensions.iter().enumerate() {
-            if dimension.distribution.is_fixed() {
-                u.push(0.5);
-                continue;
-            }
-            let value = match self.design {
-                Design::MonteCarlo => open_unit(&mut rng),
-                Design::LatinHypercube => {
-                    let mut key_rng = stream(self.seed, DOMAIN_PERMUTATION, d as u64);
-                    let stratum = permute(k, self.samples, key_rng.next_u64());
-                    (stratum as f64 + open_unit(&mut rng)) / self.samples as f64
-                }
-                Design::Sobol => {
-                    let x = sobol_burley::sample(k as u32, sobol_dimension, sobol_seed);
-                    sobol_dimension += 1;
-                    // The generator gives multiples of 2^-24 in [0, 1); move to
-                    // the middle of the cell so the quantile is never at 0.
-                    f64::from(x) + 0.5 / f64::from(1u32 << 24)
-                }
-            };
-            u.push(value);
-        }
-        u
-    }
-
     /// Sample k's parameters, starting from the configuration's nominal
     /// values, and its noisy rows when the plan has noise.
     pub fn draw(&self, k: u64, config: &Config, rows: &[Row]) -> Draw {
@@ -680,9 +357,4 @@ impl Plan {
             })
             .collect()
     }
-}
-
-/// Uniform numbers for tests of designs: dimension `d` of samples 0..n.
-pub fn design_points(plan: &Plan, n: u64) -> Vec<Vec<f64>> {
-    (0..n).map(|k| plan.uniforms(k)).collect()
 }

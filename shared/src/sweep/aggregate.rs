@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{ChainResult, Parameters};
 use crate::config::{Config, Scenario};
-use crate::count_table::CountTable;
-use crate::histogram::{LinearHistogram, LogHistogram};
-use crate::ridge::N_PREDICTORS;
+use crate::numerics::ridge::N_PREDICTORS;
+use crate::sweep::count_table::CountTable;
+use crate::sweep::histogram::{LinearHistogram, LogHistogram};
 use crate::zoning::{ScoreKey, Scores};
 
 /// One scenario's results for one unit in one sample.
@@ -458,8 +458,8 @@ fn insert_kept(samples: &mut Vec<u64>, sample: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::SweepRunner;
     use crate::sweep::SweepSpec;
+    use crate::sweep::runner::SweepRunner;
 
     #[test]
     fn real_aggregates_are_consistent_and_tampering_is_caught() {
