@@ -412,3 +412,68 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;
     Ok(String::from_utf8(bytes)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use zonesweep_shared::config::Config;
+    use zonesweep_shared::sweep::aggregate::Shape;
+
+    use super::*;
+
+    /// An aggregate of one unit whose baseline peak years are `years`
+    /// (`None`: not peaked by the horizon), 2020–2060.
+    fn with_peaks(years: &[Option<i32>]) -> Aggregate {
+        let shape = Shape::new(1, 2020, &Config::default());
+        let mut a = Aggregate::empty(shape);
+        a.samples_ok = years.len() as u64;
+        let last = shape.n_peak_bins() - 1;
+        for year in years {
+            let bin = year.map_or(last, |y| (y - 2020) as usize);
+            a.peak_counts.row_mut(Scenario::Baseline as usize)[bin] += 1;
+        }
+        a
+    }
+
+    /// The q-quantile of a sorted list the way the report defines it: the
+    /// smallest value with at least ⌈q·n⌉ values at or below it.
+    fn quantile(sorted: &[Option<i32>], q: f64) -> Option<i32> {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    #[test]
+    fn peaking_statistics_equal_those_of_the_sample_list() {
+        // 10 × 2020, 20 × 2025, 30 × 2035, 40 × never; `None` sorts last.
+        let mut years: Vec<Option<i32>> = Vec::new();
+        for (year, n) in [(Some(2020), 10), (Some(2025), 20), (Some(2035), 30), (None, 40)] {
+            years.extend(std::iter::repeat_n(year, n));
+        }
+        let a = with_peaks(&years);
+        let p = peaking(&a, Scenario::Baseline, 0);
+        let share = |f: &dyn Fn(Option<i32>) -> bool| years.iter().filter(|y| f(**y)).count() as f64 / 100.0;
+        assert_eq!(p.peaked_by_milestone, share(&|y| y.is_some_and(|y| y <= 2030)));
+        assert_eq!(p.hump, share(&|y| y.is_some_and(|y| y > 2020 && y <= 2030)));
+        assert_eq!(p.not_peaked, share(&|y| y.is_none()));
+        let mut sorted = years.clone();
+        sorted.sort_by_key(|y| y.unwrap_or(i32::MAX));
+        assert_eq!(
+            (p.p05, p.median, p.p95),
+            (quantile(&sorted, 0.05), quantile(&sorted, 0.5), quantile(&sorted, 0.95))
+        );
+        assert_eq!((p.p05, p.median, p.p95), (Some(2020), Some(2035), None));
+        // Another scenario of the same unit has no samples counted.
+        assert!(peaking(&a, Scenario::Low, 0).peaked_by_milestone.is_nan());
+    }
+
+    #[test]
+    fn the_modal_zone_is_the_most_probable_and_the_lowest_on_ties() {
+        assert_eq!(modal_zone(&[0.1, 0.5, 0.4]), (2, 0.5));
+        assert_eq!(modal_zone(&[0.2, 0.4, 0.4]), (2, 0.4));
+        assert_eq!(modal_zone(&[1.0, 0.0, 0.0, 0.0, 0.0]), (1, 1.0));
+        let shape = Shape::new(2, 2020, &Config::default());
+        let mut a = Aggregate::empty(shape);
+        a.samples_ok = 4;
+        a.zone_counts.row_mut(1).copy_from_slice(&[0, 1, 3, 0, 0]);
+        assert_eq!(modal_zone(&zone_probabilities(&a, 1)), (3, 0.75));
+    }
+}
