@@ -17,7 +17,7 @@ use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::workers_client::WorkersClient;
-use zonesweep_shared::config::Config;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 use zonesweep_shared::sweep::runner::SweepRunner;

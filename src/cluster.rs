@@ -16,7 +16,7 @@ use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::service::{Coordinator, CoordinatorConfig};
 use zonesweep_coordinator::store::Store;
 use zonesweep_proto::pb;
-use zonesweep_shared::config::Scenario;
+use zonesweep_shared::model::config::Scenario;
 
 use crate::client::{Client, SweepArgs, TokenArgs, connect, status_error};
 use crate::report::{self, SweepView};

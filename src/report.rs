@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use zonesweep_proto::convert::aggregate_from_pb;
 use zonesweep_proto::pb;
-use zonesweep_shared::config::Scenario;
+use zonesweep_shared::model::config::Scenario;
+use zonesweep_shared::model::zoning::{ScoreKey, ZONE_NAMES};
 use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
-use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
 
 /// A sweep's results, decoded.
 pub struct SweepView {
@@ -415,7 +415,7 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use zonesweep_shared::config::Config;
+    use zonesweep_shared::model::config::Config;
     use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;

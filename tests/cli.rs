@@ -262,7 +262,7 @@ fn the_bundled_demo_dataset_is_the_generators_output() {
 /// spec when its commented lines are uncommented.
 #[test]
 fn the_readme_spec_block_works_as_shown_and_uncommented() {
-    use zonesweep_shared::config::Config;
+    use zonesweep_shared::model::config::Config;
     use zonesweep_shared::sweep::SweepSpec;
     let readme = fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
     let start = readme.find("```toml\n").expect("a toml block in the README") + "```toml\n".len();

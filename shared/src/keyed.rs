@@ -43,10 +43,10 @@ pub(crate) use keyed_enum;
 mod tests {
     use serde::Serialize;
 
-    use crate::config::{CeiBasis, Driver, Fit, NeutralSink, Period, Scenario};
-    use crate::fields::FieldGroup;
-    use crate::indices::IndexKey;
-    use crate::zoning::ScoreKey;
+    use crate::data::fields::FieldGroup;
+    use crate::model::config::{CeiBasis, Driver, Fit, NeutralSink, Period, Scenario};
+    use crate::model::indices::IndexKey;
+    use crate::model::zoning::ScoreKey;
 
     /// Serde's name of every variant is its key, and `from_key` inverts `key`.
     fn agree<T: Serialize + Copy + PartialEq + std::fmt::Debug>(

@@ -2,10 +2,10 @@
 //! `[[reading]]` entries draw `fit`, `cei`, `interval_years` and
 //! `neutral_sink` per sample, each with given weights.
 
-use zonesweep_shared::chain::{self, Detail, Parameters};
-use zonesweep_shared::config::{CeiBasis, Config, Fit, Readings};
-use zonesweep_shared::dataset::Dataset;
+use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::demo;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
+use zonesweep_shared::model::config::{CeiBasis, Config, Fit, Readings};
 use zonesweep_shared::numerics::ridge::N_PREDICTORS;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 use zonesweep_shared::sweep::distribution::Distribution;
@@ -195,7 +195,7 @@ fn the_configured_readings_are_checked() {
 /// A regional series that does not vary is a clear error of the run, not a NaN.
 #[test]
 fn a_regional_series_without_variance_is_a_clear_error() {
-    use zonesweep_shared::fields::Field;
+    use zonesweep_shared::data::fields::Field;
     let dataset = dataset();
     let mut rows = dataset.rows().to_vec();
     let n_years = dataset.n_years();

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeSet;
 
-use zonesweep_shared::chain::Parameters;
-use zonesweep_shared::coefficients::{Coefficients, N_COEFFICIENTS};
-use zonesweep_shared::config::{Config, Driver, Period, Scenario};
-use zonesweep_shared::dataset::Dataset;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::data::fields::{Field, FieldGroup};
 use zonesweep_shared::demo;
-use zonesweep_shared::fields::{Field, FieldGroup};
+use zonesweep_shared::model::chain::Parameters;
+use zonesweep_shared::model::coefficients::{Coefficients, N_COEFFICIENTS};
+use zonesweep_shared::model::config::{Config, Driver, Period, Scenario};
 use zonesweep_shared::sweep::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
 use zonesweep_shared::sweep::distribution::Distribution;
 use zonesweep_shared::sweep::runner::SweepRunner;
@@ -199,7 +199,7 @@ fn a_later_entry_overrides_an_earlier_one_for_the_cells_it_matches() {
             }
         }
     }
-    for (c, name) in zonesweep_shared::coefficients::COEFFICIENT_NAMES.iter().enumerate() {
+    for (c, name) in zonesweep_shared::model::coefficients::COEFFICIENT_NAMES.iter().enumerate() {
         let expected = if name.starts_with("crops.") && name.ends_with(".water") { OTHER } else { UNIFORM };
         assert_eq!(dimension_distribution(&plan, Target::Coefficient(c)), Some(expected), "{name}");
     }

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use zonesweep_shared::blob::DatasetBlob;
+use zonesweep_shared::data::blob::DatasetBlob;
 use zonesweep_shared::demo;
 use zonesweep_worker::{WorkerConfig, WorkerError, run};
 

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{ChainResult, Parameters};
-use crate::config::{Config, Scenario};
+use crate::model::chain::{ChainResult, Parameters};
+use crate::model::config::{Config, Scenario};
+use crate::model::zoning::{ScoreKey, Scores};
 use crate::numerics::ridge::N_PREDICTORS;
 use crate::sweep::count_table::CountTable;
 use crate::sweep::histogram::{LinearHistogram, LogHistogram};
-use crate::zoning::{ScoreKey, Scores};
 
 /// One scenario's results for one unit in one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]

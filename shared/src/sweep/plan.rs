@@ -5,10 +5,10 @@
 use glob::Pattern;
 use rand_distr::{Distribution as _, LogNormal};
 
-use crate::chain::Parameters;
-use crate::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
-use crate::config::{Config, Driver, Period, Scenario};
-use crate::fields::{Field, FieldGroup, N_FIELDS, Row};
+use crate::data::fields::{Field, FieldGroup, N_FIELDS, Row};
+use crate::model::chain::Parameters;
+use crate::model::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
+use crate::model::config::{Config, Driver, Period, Scenario};
 use crate::sweep::design::{DOMAIN_NOISE, Design, SOBOL_MAX_DIMENSIONS, stream};
 use crate::sweep::distribution::{Checked, Distribution};
 use crate::sweep::spec::{Categorical, ReadingValue, SweepError, SweepSpec};

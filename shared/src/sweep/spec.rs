@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CeiBasis, Fit, NeutralSink, Readings};
+use crate::model::config::{CeiBasis, Fit, NeutralSink, Readings};
 use crate::sweep::design::Design;
 use crate::sweep::distribution::Distribution;
 

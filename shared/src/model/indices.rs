@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::coefficients::{
+use crate::data::fields::{Field, Row};
+use crate::keyed::keyed_enum;
+use crate::model::coefficients::{
     CROP_COEFFICIENTS, Coefficients, ENERGY_COEFFICIENTS, LIVESTOCK_COEFFICIENTS, coefficient as c,
 };
-use crate::fields::{Field, Row};
-use crate::keyed::keyed_enum;
 
 keyed_enum! {
     /// The indices of docs/model.md section 3, in the order of the `evaluate` document.
@@ -157,7 +157,7 @@ fn row_terms(row: &Row, k: &RowCoefficients, sinks: [f64; 4]) -> RowTerms {
 
 /// Compute every index from unit-major panel rows (`n_years` rows a unit).
 /// Non-finite results (a zero total, say) are left in place for the caller
-/// to refuse; see [`crate::chain`].
+/// to refuse; see [`crate::model::chain`].
 pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Indices {
     let n_units = rows.len() / n_years;
     let row_coefficients = RowCoefficients::new(coefficients);

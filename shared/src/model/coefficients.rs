@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::fields::Field;
+use crate::data::fields::Field;
 
 macro_rules! coefficients {
     ($( $konst:ident = $path:literal => $value:expr; )*) => {

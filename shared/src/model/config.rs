@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::coefficients::Coefficients;
 use crate::keyed::keyed_enum;
+use crate::model::coefficients::Coefficients;
 
 keyed_enum! {
     /// The three scenarios, in the order used everywhere (arrays, JSON, tables).

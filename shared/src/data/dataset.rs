@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{Field, N_FIELDS, Row};
+use crate::data::fields::{Field, N_FIELDS, Row};
 use crate::numerics::spline::fill_natural_cubic;
 
 /// File names of the on-disk format.

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Direction, Directions, ZoningConfig};
-use crate::indices::IndexKey;
 use crate::keyed::keyed_enum;
+use crate::model::config::{Direction, Directions, ZoningConfig};
+use crate::model::indices::IndexKey;
 use crate::numerics::jenks;
 use crate::numerics::trend::TrendClass;
 
@@ -121,7 +121,7 @@ pub fn zones(totals: &[u32], config: &ZoningConfig) -> Zoning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::model::config::Config;
 
     #[test]
     fn trend_scores_mirror() {
