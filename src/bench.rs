@@ -15,10 +15,10 @@ use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::client::{ClientOptions, Connection};
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::config::Config;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 use crate::client::{LimitArgs, Remote, SweepArgs, status_error};
 use crate::data::demo_dataset;
@@ -156,7 +156,8 @@ async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
                 let lease = pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
                 // The load generator should cost little next to the
                 // coordinator: a successful one-sample result is the same
-                // for every job, so it is encoded once and cloned.
+                // for every job, so its protobuf message is built once and
+                // cloned (tonic still encodes every request).
                 client
                     .complete(pb::CompleteRequest {
                         worker_id: worker.clone(),

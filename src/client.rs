@@ -11,7 +11,7 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
-use zonesweep_shared::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
+use zonesweep_shared::data::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
 
 use crate::data::{DEMO_PANEL_CSV, DEMO_UNITS_CSV};
 

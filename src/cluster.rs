@@ -18,7 +18,7 @@ use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, max_message_bytes};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
-use zonesweep_shared::config::Scenario;
+use zonesweep_shared::model::config::Scenario;
 
 use crate::client::{LimitArgs, Remote, SweepArgs, TokenArgs, message_mib, sweep_id};
 use crate::report::{self, SweepView};

@@ -1,13 +1,13 @@
 //! `zonesweep evaluate` and `zonesweep ridge-trace`.
 
 use anyhow::{Context, Result, bail};
-use zonesweep_shared::chain::{self, Detail, Parameters};
-use zonesweep_shared::config::{Driver, Scenario};
-use zonesweep_shared::evaluation::EvaluateDocument;
-use zonesweep_shared::indices::IndexKey;
-use zonesweep_shared::projection::UnitProjection;
-use zonesweep_shared::ridge;
-use zonesweep_shared::zoning::ZONE_NAMES;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
+use zonesweep_shared::model::config::{Driver, Scenario};
+use zonesweep_shared::model::evaluation::EvaluateDocument;
+use zonesweep_shared::model::indices::IndexKey;
+use zonesweep_shared::model::projection::UnitProjection;
+use zonesweep_shared::model::zoning::ZONE_NAMES;
+use zonesweep_shared::numerics::ridge;
 
 use crate::ModelArgs;
 use crate::data::{config_of, dataset_of};
@@ -20,7 +20,7 @@ pub struct EvaluateArgs {
     /// (default: the configuration's, the paper's 0.02).
     #[arg(long, allow_negative_numbers = true)]
     pub k: Option<String>,
-    /// Print the MODEL.md section 8 JSON document.
+    /// Print the docs/model.md section 13 JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -57,7 +57,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         Some(KChoice::Value(k)) => parameters.k = k,
         Some(KChoice::Auto) => {
             let (trace, _) = chain::ridge_trace(&dataset, &config, &parameters).context("ridge trace")?;
-            parameters.k = ridge::automatic_k(&trace, &config.ridge);
+            parameters.k = ridge::automatic_k(&trace, config.ridge.vif_limit, config.ridge.stability);
         }
         None => {}
     }
@@ -159,7 +159,7 @@ pub fn ridge_trace(args: &RidgeTraceArgs) -> Result<()> {
     let config = config_of(&args.model)?;
     let parameters = Parameters::nominal(&config);
     let (trace, _) = chain::ridge_trace(&dataset, &config, &parameters).context("ridge trace")?;
-    let auto = ridge::automatic_k(&trace, &config.ridge);
+    let auto = ridge::automatic_k(&trace, config.ridge.vif_limit, config.ridge.stability);
     print!("{:>6}", "K");
     for driver in Driver::ALL {
         print!(" {:>9}", format!("β*{}", driver.key()));

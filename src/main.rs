@@ -106,7 +106,7 @@ fn main() -> ExitCode {
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),
         Command::Config(ConfigCommand::Default) => {
-            print!("{}", zonesweep_shared::config::Config::default_toml());
+            print!("{}", zonesweep_shared::model::config::Config::default_toml());
             Ok(())
         }
     };

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::config::Scenario;
-use zonesweep_shared::zoning::{ScoreKey, ZONE_NAMES};
+use zonesweep_shared::model::config::Scenario;
+use zonesweep_shared::model::zoning::{ScoreKey, ZONE_NAMES};
+use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
 
 /// A sweep's results, decoded, whether from a coordinator or a database file.
 pub type SweepView = SweepResults;
@@ -218,9 +218,7 @@ fn regional_summary(view: &SweepView) -> String {
     let n_units = view.unit_ids.len();
     let expected = |f: &dyn Fn(&Peaking) -> f64, s: Scenario| (0..n_units).map(|u| f(&peaking(a, s, u))).sum::<f64>();
     let not_neutral = |s: Scenario| {
-        (0..n_units)
-            .map(|u| 1.0 - a.neutral_counts[s as usize * n_units + u] as f64 / a.samples_ok.max(1) as f64)
-            .sum::<f64>()
+        (0..n_units).map(|u| 1.0 - a.neutral_count(s, u) as f64 / a.samples_ok.max(1) as f64).sum::<f64>()
     };
     let regional_ce = |s: Scenario, year: i32, q: f64| -> Option<f64> {
         let t = usize::try_from(year - a.shape.base_year).ok()?;
@@ -244,7 +242,7 @@ fn regional_summary(view: &SweepView) -> String {
         }),
     );
     out += &row(
-        "  of which rising first (T₀ < peak)".to_string(),
+        "  of which rising first (T₀ < peak)".to_owned(),
         std::array::from_fn(|s| {
             format!("{:.1}{}", expected(&|p| p.hump, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
         }),
@@ -323,25 +321,19 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     }
     let peak_bins = a.shape.n_peak_bins();
     for (u, id) in view.unit_ids.iter().enumerate() {
-        for z in 0..a.shape.n_zones {
-            row("zone", id, "", (z + 1).to_string(), a.zone_counts[u * a.shape.n_zones + z])?;
+        for (z, count) in a.zone_counts.row(u).iter().enumerate() {
+            row("zone", id, "", (z + 1).to_string(), *count)?;
         }
-        for t in 0..41 {
-            row("total", id, "", (10 + t).to_string(), a.total_counts[u * 41 + t])?;
+        for (t, count) in a.total_counts.row(u).iter().enumerate() {
+            row("total", id, "", (MIN_TOTAL as usize + t).to_string(), *count)?;
         }
-        for (k, key) in ScoreKey::ALL.iter().enumerate() {
-            for s in 0..5 {
-                row(
-                    &format!("score_{}", key.key()),
-                    id,
-                    "",
-                    (s + 1).to_string(),
-                    a.score_counts[(u * 10 + k) * 5 + s],
-                )?;
+        for key in ScoreKey::ALL {
+            for (s, count) in a.score_row(u, key).iter().enumerate() {
+                row(&format!("score_{}", key.key()), id, "", (s + 1).to_string(), *count)?;
             }
         }
-        for c in 0..5 {
-            row("cep", id, "", (c + 1).to_string(), a.cep_counts[u * 5 + c])?;
+        for (c, count) in a.cep_counts.row(u).iter().enumerate() {
+            row("cep", id, "", (c + 1).to_string(), *count)?;
         }
         for scenario in Scenario::ALL {
             let s = scenario as usize;
@@ -350,7 +342,7 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
                     if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
                 row("peak_year", id, scenario.key(), bin, *count)?;
             }
-            row("neutral", id, scenario.key(), String::new(), a.neutral_counts[s * n + u])?;
+            row("neutral", id, scenario.key(), String::new(), a.neutral_count(scenario, u))?;
             for (name, hist) in [("ce_milestone", &a.ce_milestone[s * n + u]), ("ce_horizon", &a.ce_horizon[s * n + u])]
             {
                 if hist.non_positive > 0 {
@@ -385,4 +377,69 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;
     Ok(String::from_utf8(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use zonesweep_shared::model::config::Config;
+    use zonesweep_shared::sweep::aggregate::Shape;
+
+    use super::*;
+
+    /// An aggregate of one unit whose baseline peak years are `years`
+    /// (`None`: not peaked by the horizon), 2020–2060.
+    fn with_peaks(years: &[Option<i32>]) -> Aggregate {
+        let shape = Shape::new(1, 2020, &Config::default());
+        let mut a = Aggregate::empty(shape);
+        a.samples_ok = years.len() as u64;
+        let last = shape.n_peak_bins() - 1;
+        for year in years {
+            let bin = year.map_or(last, |y| (y - 2020) as usize);
+            a.peak_counts.row_mut(Scenario::Baseline as usize)[bin] += 1;
+        }
+        a
+    }
+
+    /// The q-quantile of a sorted list the way the report defines it: the
+    /// smallest value with at least ⌈q·n⌉ values at or below it.
+    fn quantile(sorted: &[Option<i32>], q: f64) -> Option<i32> {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    #[test]
+    fn peaking_statistics_equal_those_of_the_sample_list() {
+        // 10 × 2020, 20 × 2025, 30 × 2035, 40 × never; `None` sorts last.
+        let mut years: Vec<Option<i32>> = Vec::new();
+        for (year, n) in [(Some(2020), 10), (Some(2025), 20), (Some(2035), 30), (None, 40)] {
+            years.extend(std::iter::repeat_n(year, n));
+        }
+        let a = with_peaks(&years);
+        let p = peaking(&a, Scenario::Baseline, 0);
+        let share = |f: &dyn Fn(Option<i32>) -> bool| years.iter().filter(|y| f(**y)).count() as f64 / 100.0;
+        assert_eq!(p.peaked_by_milestone, share(&|y| y.is_some_and(|y| y <= 2030)));
+        assert_eq!(p.hump, share(&|y| y.is_some_and(|y| y > 2020 && y <= 2030)));
+        assert_eq!(p.not_peaked, share(&|y| y.is_none()));
+        let mut sorted = years.clone();
+        sorted.sort_by_key(|y| y.unwrap_or(i32::MAX));
+        assert_eq!(
+            (p.p05, p.median, p.p95),
+            (quantile(&sorted, 0.05), quantile(&sorted, 0.5), quantile(&sorted, 0.95))
+        );
+        assert_eq!((p.p05, p.median, p.p95), (Some(2020), Some(2035), None));
+        // Another scenario of the same unit has no samples counted.
+        assert!(peaking(&a, Scenario::Low, 0).peaked_by_milestone.is_nan());
+    }
+
+    #[test]
+    fn the_modal_zone_is_the_most_probable_and_the_lowest_on_ties() {
+        assert_eq!(modal_zone(&[0.1, 0.5, 0.4]), (2, 0.5));
+        assert_eq!(modal_zone(&[0.2, 0.4, 0.4]), (2, 0.4));
+        assert_eq!(modal_zone(&[1.0, 0.0, 0.0, 0.0, 0.0]), (1, 1.0));
+        let shape = Shape::new(2, 2020, &Config::default());
+        let mut a = Aggregate::empty(shape);
+        a.samples_ok = 4;
+        a.zone_counts.row_mut(1).copy_from_slice(&[0, 1, 3, 0, 0]);
+        assert_eq!(modal_zone(&zone_probabilities(&a, 1)), (3, 0.75));
+    }
 }

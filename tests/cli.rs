@@ -257,3 +257,27 @@ fn the_bundled_demo_dataset_is_the_generators_output() {
     assert!(fs::read_to_string(out.path().join("units.csv")).unwrap() == bundled_units);
     assert!(fs::read_to_string(out.path().join("panel.csv")).unwrap() == bundled_panel);
 }
+
+/// The README's sweep-spec block is the default spec, and stays a valid
+/// spec when its commented lines are uncommented.
+#[test]
+fn the_readme_spec_block_works_as_shown_and_uncommented() {
+    use zonesweep_shared::model::config::Config;
+    use zonesweep_shared::sweep::SweepSpec;
+    let readme = fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
+    let start = readme.find("```toml\n").expect("a toml block in the README") + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").expect("the block ends")];
+    let as_shown = SweepSpec::from_toml(block, "README").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(as_shown, SweepSpec::default(), "the README shows the default spec");
+    let uncommented: String = block
+        .lines()
+        .map(|line| line.strip_prefix("# ").filter(|rest| !rest.starts_with(' ')).unwrap_or(line))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_ne!(uncommented, block);
+    let spec =
+        SweepSpec::from_toml(&uncommented, "README uncommented").unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let plan = spec.plan(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(spec.trend_threshold.is_some() && !spec.noise.is_empty() && !spec.reading.is_empty(), "{spec:?}");
+    assert!(plan.has_noise() && plan.dimensions.iter().any(|d| d.name == "reading.fit"));
+}

@@ -1,7 +1,7 @@
 //! The cluster end to end: the real `zonesweep` binary as a coordinator and
 //! workers on loopback, failures injected (kill -9 of a worker or of the
 //! coordinator, duplicate and malformed results, bad specs, missing tokens),
-//! and the invariants of SYSTEM.md checked on what the programs store and
+//! and the invariants of ARCHITECTURE.md checked on what the programs store and
 //! export.
 //!
 //! Sample counts are small in a debug build (the model is 10–30× slower
@@ -21,12 +21,12 @@ use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
 use zonesweep_proto::pb::workers_client::WorkersClient;
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::blob::DatasetBlob;
-use zonesweep_shared::config::Config;
-use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::data::blob::DatasetBlob;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 /// The seed of the main sweeps.
 const SEED: u64 = 7;
@@ -259,13 +259,13 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
     };
 
     // Results that do not fit job 0, each refused before anything is merged.
-    let mut truncated = good[0].clone();
-    truncated.zone_counts.pop();
+    let mut truncated = aggregate_to_pb(&good[0]);
+    truncated.zone_counts.as_mut().expect("zone counts").len -= 1;
     let misfits: Vec<(&str, pb::Aggregate, &str)> = vec![
         ("9 samples for a job of 10", aggregate_to_pb(&short), "covers samples 0..10"),
         ("another dataset's shape", aggregate_to_pb(&Aggregate::empty(other_shape)), "shape"),
         ("a sample outside the job", aggregate_to_pb(&outside), "outside"),
-        ("arrays shorter than the shape", aggregate_to_pb(&truncated), "zone"),
+        ("arrays shorter than the shape", truncated, "zone"),
     ];
     let query_before = rt.block_on(async {
         let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));

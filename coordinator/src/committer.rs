@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zonesweep_proto::ids::{JobId, SweepId};
 use zonesweep_proto::status::SweepState;
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking};
@@ -332,7 +332,7 @@ mod tests {
     use tonic::Code;
     use zonesweep_proto::ids::WorkerId;
     use zonesweep_proto::status::SweepStatus;
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
     use crate::state::tests::{id, record, shape};
@@ -348,7 +348,7 @@ mod tests {
     fn result(samples: u64) -> Box<Aggregate> {
         let mut aggregate = Aggregate::empty(shape());
         aggregate.samples_ok = samples;
-        aggregate.zone_counts[0] = samples;
+        aggregate.zone_counts.row_mut(0)[0] = samples;
         Box::new(aggregate)
     }
 
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(plan.entries.len(), 1);
         let entry = &plan.entries[0];
         assert_eq!(entry.newly_done, [0, 1]);
-        assert_eq!((entry.aggregate.samples_ok, entry.aggregate.zone_counts[0]), (8, 8), "job 0 counted once");
+        assert_eq!((entry.aggregate.samples_ok, entry.aggregate.zone_counts.row(0)[0]), (8, 8), "job 0 counted once");
         assert_eq!(entry.record.state, SweepState::Running);
         assert_eq!(status(&state).samples_done, 0, "planning changes no state");
     }
@@ -522,7 +522,7 @@ mod tests {
         assert!(refusal(0, &failed(0..3)).contains("job 0 covers samples 0..4 (4), but the result counts 3"));
         assert!(refusal(3, &failed(0..4)).contains("sweep a has 3 jobs; there is no job 3"));
         let mut inconsistent = failed(0..4);
-        inconsistent.zone_counts[0] = 3;
+        inconsistent.zone_counts.row_mut(0)[0] = 3;
         assert!(refusal(0, &inconsistent).contains("the result is inconsistent"));
         let mut outside = failed(0..3);
         outside.add_failure(9, "diverges", "sample 9");

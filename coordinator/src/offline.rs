@@ -3,7 +3,7 @@
 
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
 use crate::store::Store;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
-use zonesweep_shared::aggregate::{Aggregate, Shape};
+use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 
 use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;

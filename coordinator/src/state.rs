@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use zonesweep_proto::ids::{LeaseId, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::status::SweepStatus;
-use zonesweep_shared::aggregate::{Aggregate, Shape};
+use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 
 use crate::store::BatchEntry;
 use crate::sweep::SweepRecord;
@@ -341,7 +341,7 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use zonesweep_proto::status::SweepState;
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
 

@@ -17,7 +17,7 @@ use redb::{
 };
 use zonesweep_proto::convert::{decode_aggregate, encode_aggregate};
 use zonesweep_proto::ids::SweepId;
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::schema::{AGGREGATES, BLOBS, DONE_JOBS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SWEEPS};
 use crate::sweep::SweepRecord;
@@ -471,7 +471,7 @@ fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use zonesweep_proto::status::SweepState;
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
 
@@ -505,7 +505,7 @@ mod tests {
     fn merged(samples_ok: u64) -> Aggregate {
         let mut aggregate = Aggregate::empty(shape());
         aggregate.samples_ok = samples_ok;
-        aggregate.zone_counts[0] = samples_ok;
+        aggregate.zone_counts.row_mut(0)[0] = samples_ok;
         aggregate.add_failure(7, "singular", "ridge matrix is singular");
         aggregate
     }

@@ -9,11 +9,11 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::SweepState;
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::blob::DatasetBlob;
-use zonesweep_shared::config::Config;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::data::blob::DatasetBlob;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 use crate::error::CoordinatorError;
 use crate::sweep::SweepRecord;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 /// Everything the coordinator keeps about a sweep besides its results. Its
 /// JSON form is the value of the `sweeps` table ([`crate::schema::SWEEPS`]).
@@ -136,7 +136,7 @@ mod state_text {
 
 #[cfg(test)]
 mod tests {
-    use zonesweep_shared::aggregate::Shape;
+    use zonesweep_shared::sweep::aggregate::Shape;
 
     use super::*;
 

@@ -18,12 +18,12 @@ use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::ids::{LeaseRef, WorkerId};
 use zonesweep_proto::pb;
 use zonesweep_proto::status::SweepState;
-use zonesweep_shared::aggregate::{Aggregate, FailureKind};
-use zonesweep_shared::blob::DatasetBlob;
-use zonesweep_shared::config::Config;
+use zonesweep_shared::data::blob::DatasetBlob;
 use zonesweep_shared::demo;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind};
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 const TOKEN: &str = "robustness-token";
 
@@ -165,7 +165,7 @@ async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let mut forged = Aggregate::empty(honest(20, 0..10).shape);
     forged.samples_ok = 10;
     let result = coordinator.complete(&jobs[0].lease, forged).await;
-    assert_refused(result, Code::InvalidArgument, "zone_counts: group 0 counts 0 samples, not 10");
+    assert_refused(result, Code::InvalidArgument, "zone_counts: row 0 counts 0 samples, not 10");
     assert_eq!(coordinator.status(&sweep).unwrap().samples_done, 0, "nothing changed");
 }
 

@@ -1,13 +1,14 @@
 //! Conversions between the wire and the domain: aggregates
-//! ([`zonesweep_shared::aggregate::Aggregate`]) and sweep statuses and
+//! ([`zonesweep_shared::sweep::aggregate::Aggregate`]) and sweep statuses and
 //! results ([`crate::status`]). Decoding checks everything a peer could get
 //! wrong, so a malformed result is refused before it reaches a merge.
 
 use std::collections::BTreeMap;
 
 use prost::Message;
-use zonesweep_shared::aggregate::{Aggregate, FailureKind, Shape};
-use zonesweep_shared::histogram::{LinearHistogram, LogHistogram, SparseBins};
+use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
+use zonesweep_shared::sweep::count_table::CountTable;
+use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
 
 use crate::ids::SweepId;
 use crate::status::{SweepResults, SweepState, SweepStatus};
@@ -36,9 +37,14 @@ fn counts_to_pb(counts: &[u64]) -> pb::Counts {
     wire
 }
 
-/// Decode a count array that must have `expected` entries (from the
+/// Decode a count table that must have the layout `(rows, width)` (from the
 /// shape): the length is checked before anything is allocated.
-fn counts_from_pb(what: &str, wire: Option<&pb::Counts>, expected: usize) -> Result<Vec<u64>, ProtoError> {
+fn counts_from_pb(
+    what: &str,
+    wire: Option<&pb::Counts>,
+    (rows, width): (usize, usize),
+) -> Result<CountTable, ProtoError> {
+    let expected = rows * width;
     let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
     if wire.gap.len() != wire.count.len() {
         return Err(ProtoError::Malformed(format!("{what}: {} gaps but {} counts", wire.gap.len(), wire.count.len())));
@@ -58,7 +64,8 @@ fn counts_from_pb(what: &str, wire: Option<&pb::Counts>, expected: usize) -> Res
         })?;
         *slot = count;
     }
-    Ok(counts)
+    CountTable::from_flat(width, counts)
+        .ok_or_else(|| ProtoError::Malformed(format!("{what}: {rows}×{width} is not a table")))
 }
 
 fn logs_to_pb(list: &[LogHistogram]) -> pb::LogHistograms {
@@ -104,12 +111,12 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
                 example: f.example.clone(),
             })
             .collect(),
-        zone_counts: Some(counts_to_pb(&a.zone_counts)),
-        total_counts: Some(counts_to_pb(&a.total_counts)),
-        score_counts: Some(counts_to_pb(&a.score_counts)),
-        cep_counts: Some(counts_to_pb(&a.cep_counts)),
-        peak_counts: Some(counts_to_pb(&a.peak_counts)),
-        neutral_counts: Some(counts_to_pb(&a.neutral_counts)),
+        zone_counts: Some(counts_to_pb(a.zone_counts.as_flat())),
+        total_counts: Some(counts_to_pb(a.total_counts.as_flat())),
+        score_counts: Some(counts_to_pb(a.score_counts.as_flat())),
+        cep_counts: Some(counts_to_pb(a.cep_counts.as_flat())),
+        peak_counts: Some(counts_to_pb(a.peak_counts.as_flat())),
+        neutral_counts: Some(counts_to_pb(a.neutral_counts.as_flat())),
         ce_milestone: Some(logs_to_pb(&a.ce_milestone)),
         ce_horizon: Some(logs_to_pb(&a.ce_horizon)),
         regional_ce: Some(logs_to_pb(&a.regional_ce)),
@@ -176,7 +183,7 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         milestone: shape.milestone,
         horizon: shape.horizon,
     };
-    let lengths = Aggregate::count_lengths(&shape);
+    let lengths = Aggregate::count_layouts(&shape);
     let aggregate = Aggregate {
         shape,
         samples_ok: a.samples_ok,
@@ -395,19 +402,20 @@ mod tests {
 
     #[test]
     fn sparse_counts_round_trip_and_refuse_bad_input() {
-        let counts = vec![0, 3, 0, 0, 7, 1, 0];
-        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&counts)), 7).unwrap(), counts);
-        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0])), 2).unwrap(), vec![0, 0]);
+        let counts = vec![0, 3, 0, 0, 7, 1];
+        let table = counts_from_pb("x", Some(&counts_to_pb(&counts)), (2, 3)).unwrap();
+        assert_eq!((table.as_flat(), table.row(1)), (&counts[..], &[0, 7, 1][..]));
+        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0])), (1, 2)).unwrap().as_flat(), &[0, 0]);
         let beyond = pb::Counts { len: 2, gap: vec![5], count: vec![1] };
-        assert!(counts_from_pb("x", Some(&beyond), 2).is_err());
+        assert!(counts_from_pb("x", Some(&beyond), (1, 2)).is_err());
         let twice = pb::Counts { len: 4, gap: vec![1, 0], count: vec![1, 1] };
-        assert!(counts_from_pb("x", Some(&twice), 4).is_err());
+        assert!(counts_from_pb("x", Some(&twice), (2, 2)).is_err());
         let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![] };
-        assert!(counts_from_pb("x", Some(&uneven), 4).is_err());
+        assert!(counts_from_pb("x", Some(&uneven), (2, 2)).is_err());
         // A huge declared length is refused before anything is allocated.
         let huge = pb::Counts { len: u32::MAX, gap: vec![], count: vec![] };
-        assert!(counts_from_pb("x", Some(&huge), 4).is_err());
-        assert!(counts_from_pb("x", None, 0).is_err());
+        assert!(counts_from_pb("x", Some(&huge), (2, 2)).is_err());
+        assert!(counts_from_pb("x", None, (0, 1)).is_err());
     }
 
     #[test]

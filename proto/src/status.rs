@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::ids::SweepId;
 

@@ -2,9 +2,9 @@
 //! and with data noise on. Target (issue 2): ≥ 5,000 samples/s per core.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use zonesweep_shared::config::Config;
-use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::model::config::Config;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{NoiseEntry, SweepSpec};
 
 fn demo() -> Dataset {

@@ -40,9 +40,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::coefficients::{Coefficients, ENERGY_COEFFICIENTS};
-use crate::dataset::{Dataset, DatasetError, Unit};
-use crate::fields::{Field, N_FIELDS, Row};
+use crate::data::dataset::{Dataset, DatasetError, Unit};
+use crate::data::fields::{Field, N_FIELDS, Row};
+use crate::model::coefficients::{Coefficients, ENERGY_COEFFICIENTS};
 
 /// Seed of the demonstration dataset.
 pub const DEMO_SEED: u64 = 2025;
@@ -646,7 +646,7 @@ mod tests {
     use super::*;
 
     /// CE and CS of one row, straight from MODEL.md section 2 with its
-    /// default coefficients (to be replaced by `crate::indices`).
+    /// default coefficients (to be replaced by `crate::model::indices`).
     fn ce_cs(row: &Row) -> (f64, f64) {
         let v = |f: Field| row[f as usize];
         let ce_crop = 0.86 * v(Field::Fertilizer)

@@ -1,28 +1,19 @@
-//! The zonesweep model chain (MODEL.md): datasets, carbon indices,
-//! Theil-Sen / Mann-Kendall trends, STIRPAT by ridge regression, scenario
-//! projection, zoning, sweep sampling and mergeable aggregates.
+//! The zonesweep model (docs/model.md), pure computation: no file or network
+//! IO beyond parsing text it is handed, and nothing of tonic, prost, tokio or
+//! redb.
 //!
-//! Pure computation: no file or network IO beyond parsing text it is handed,
-//! and nothing of tonic, prost, tokio or redb.
+//! - [`data`]: the dataset format, its validation and gap filling;
+//! - [`numerics`]: trend tests, natural breaks, ridge regression, splines;
+//! - [`model`]: the chain, in the order of docs/model.md;
+//! - [`sweep`]: specs, plans, designs, the sample runner and the mergeable
+//!   aggregate;
+//! - [`demo`]: the seeded synthetic demonstration dataset.
 
-pub mod aggregate;
-pub mod blob;
-pub mod chain;
-pub mod coefficients;
-pub mod config;
-pub mod dataset;
+mod keyed;
+
+pub mod data;
 pub mod demo;
-pub mod distribution;
 pub mod error;
-pub mod evaluation;
-pub mod fields;
-pub mod histogram;
-pub mod indices;
-pub mod jenks;
-pub mod projection;
-pub mod ridge;
-pub mod runner;
-pub mod spline;
+pub mod model;
+pub mod numerics;
 pub mod sweep;
-pub mod trend;
-pub mod zoning;

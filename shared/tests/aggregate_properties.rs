@@ -1,11 +1,14 @@
 //! Properties of the mergeable [`Aggregate`] on synthetic outcomes and
-//! failures (SYSTEM.md invariant 1): merging is commutative and associative
+//! failures (ARCHITECTURE.md invariant 1): merging is commutative and associative
 //! and equals adding every sample to one aggregate, bit for bit; aggregates
 //! that do not fit are refused and leave the target unchanged.
 
 use proptest::prelude::*;
-use zonesweep_shared::aggregate::{Aggregate, KEPT_FAILED_SAMPLES, Outcome, ScenarioOutcome, Shape, UnitOutcome};
-use zonesweep_shared::ridge::N_PREDICTORS;
+use zonesweep_shared::numerics::ridge::N_PREDICTORS;
+use zonesweep_shared::sweep::aggregate::{
+    Aggregate, KEPT_FAILED_SAMPLES, Outcome, ScenarioOutcome, Shape, UnitOutcome,
+};
+use zonesweep_shared::sweep::count_table::CountTable;
 
 const BASE_YEAR: i32 = 2020;
 const MILESTONE: i32 = 2023;
@@ -106,19 +109,21 @@ fn merged(a: &Aggregate, b: &Aggregate) -> Aggregate {
     out
 }
 
+/// A table of zeros with `rows` and `width` changed by the given amounts.
+fn reshape(table: &mut CountTable, rows: isize, width: isize) {
+    let change = |n: usize, by: isize| n.checked_add_signed(by).expect("a layout to shrink").max(1);
+    *table = CountTable::zeros(change(table.n_rows(), rows), change(table.width(), width));
+}
+
 /// Ways to damage an aggregate's arrays so they no longer fit its shape.
 fn tamper(aggregate: &mut Aggregate, how: usize) {
     match how % 14 {
-        0 => aggregate.zone_counts.push(0),
-        1 => {
-            aggregate.total_counts.pop();
-        }
-        2 => aggregate.score_counts.push(1),
-        3 => {
-            aggregate.cep_counts.pop();
-        }
-        4 => aggregate.peak_counts.push(0),
-        5 => aggregate.neutral_counts.push(0),
+        0 => reshape(&mut aggregate.zone_counts, 1, 0),
+        1 => reshape(&mut aggregate.total_counts, 0, -1),
+        2 => reshape(&mut aggregate.score_counts, -1, 0),
+        3 => reshape(&mut aggregate.cep_counts, 0, 1),
+        4 => reshape(&mut aggregate.peak_counts, 1, 0),
+        5 => reshape(&mut aggregate.neutral_counts, 0, 1),
         6 => aggregate.ce_milestone.push(Default::default()),
         7 => {
             aggregate.ce_horizon.pop();
@@ -193,7 +198,7 @@ proptest! {
         }
         // Every unit's zone counts add up to the successes.
         for u in 0..n_units {
-            prop_assert_eq!(all.zone_counts[u * N_ZONES..(u + 1) * N_ZONES].iter().sum::<u64>(), successes);
+            prop_assert_eq!(all.zone_counts.row(u).iter().sum::<u64>(), successes);
         }
     }
 

@@ -1,4 +1,4 @@
-//! The whole chain against an independent implementation of MODEL.md: two
+//! The whole chain against an independent implementation of the model specification: two
 //! datasets (tests/fixtures/{seed99,edge98}, copied from the project's shared
 //! reference vectors) and the `evaluate --json` document that implementation
 //! produced at K = 0.02. The comparison is a port of
@@ -9,11 +9,11 @@ mod common;
 
 use common::{CHAIN_ATOL, CHAIN_RTOL, FILL_RTOL, close, rel_diff};
 use serde_json::Value;
-use zonesweep_shared::chain::{self, Detail, Parameters};
-use zonesweep_shared::config::Config;
-use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::evaluation::EvaluateDocument;
-use zonesweep_shared::fields::Field;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::data::fields::Field;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
+use zonesweep_shared::model::config::Config;
+use zonesweep_shared::model::evaluation::EvaluateDocument;
 
 /// compare.py's `Cmp`: every mismatch with its path, type warnings, and the
 /// number of leaf values compared.

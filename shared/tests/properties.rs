@@ -5,9 +5,9 @@ mod common;
 
 use common::{SEN_LINEAR_ATOL, SEN_LINEAR_RTOL, close};
 use proptest::prelude::*;
-use zonesweep_shared::jenks::partition;
-use zonesweep_shared::ridge::{N_PREDICTORS, standardize};
-use zonesweep_shared::trend::{mann_kendall, sen_slope};
+use zonesweep_shared::numerics::jenks::partition;
+use zonesweep_shared::numerics::ridge::{N_PREDICTORS, standardize};
+use zonesweep_shared::numerics::trend::{mann_kendall, sen_slope};
 
 /// A series with frequent exact ties: small integers mixed with arbitrary
 /// finite values.
@@ -131,7 +131,7 @@ proptest! {
     /// On small integer inputs, the partition is the exact optimum of the
     /// within-class sum of squares (found by enumerating every partition of
     /// the distinct values into contiguous classes), and among equal optima
-    /// the one with the largest top class, then the next (MODEL.md section 6).
+    /// the one with the largest top class, then the next (docs/model.md section 7).
     #[test]
     fn jenks_is_the_exact_optimum_with_the_documented_tie_break(
         values in prop::collection::vec((0i64..12).prop_map(|v| v as f64), 1..30),

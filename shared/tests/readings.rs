@@ -2,14 +2,14 @@
 //! `[[reading]]` entries draw `fit`, `cei`, `interval_years` and
 //! `neutral_sink` per sample, each with given weights.
 
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::chain::{self, Detail, Parameters};
-use zonesweep_shared::config::{CeiBasis, Config, Fit, Readings};
-use zonesweep_shared::dataset::Dataset;
+use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::demo;
-use zonesweep_shared::distribution::Distribution;
-use zonesweep_shared::ridge::N_PREDICTORS;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
+use zonesweep_shared::model::config::{CeiBasis, Config, Fit, Readings};
+use zonesweep_shared::numerics::ridge::N_PREDICTORS;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::distribution::Distribution;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{Design, ReadingEntry, SweepError, SweepSpec};
 
 fn reading(name: &str, weights: &[(&str, f64)]) -> ReadingEntry {
@@ -110,7 +110,7 @@ fn a_fifty_fifty_fit_shows_both_readings_in_the_aggregate() {
 }
 
 fn bin_of(v: f64) -> i64 {
-    (v / zonesweep_shared::aggregate::COEFFICIENT_BIN_WIDTH).floor() as i64
+    (v / zonesweep_shared::sweep::aggregate::COEFFICIENT_BIN_WIDTH).floor() as i64
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn the_configured_readings_are_checked() {
 /// A regional series that does not vary is a clear error of the run, not a NaN.
 #[test]
 fn a_regional_series_without_variance_is_a_clear_error() {
-    use zonesweep_shared::fields::Field;
+    use zonesweep_shared::data::fields::Field;
     let dataset = dataset();
     let mut rows = dataset.rows().to_vec();
     let n_years = dataset.n_years();

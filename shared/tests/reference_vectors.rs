@@ -8,9 +8,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use zonesweep_shared::jenks::partition;
-use zonesweep_shared::ridge::{N_PREDICTORS, standardize, welch_t_test};
-use zonesweep_shared::trend::{mann_kendall, sen_slope};
+use zonesweep_shared::numerics::jenks::partition;
+use zonesweep_shared::numerics::ridge::{N_PREDICTORS, standardize, welch_t_test};
+use zonesweep_shared::numerics::trend::{mann_kendall, sen_slope};
 
 fn load(text: &str) -> Vec<Value> {
     let doc: Value = serde_json::from_str(text).expect("valid JSON");

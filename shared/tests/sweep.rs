@@ -1,20 +1,20 @@
-//! Sweep specs, plans, designs and the sample runner (MODEL.md section 7,
-//! SYSTEM.md invariant 1): spec parsing and wildcard resolution, the draws of
+//! Sweep specs, plans, designs and the sample runner (docs/model.md section 8,
+//! ARCHITECTURE.md invariant 1): spec parsing and wildcard resolution, the draws of
 //! sample k depending on (seed, k) alone, the stratification of the Latin
 //! hypercube and Sobol' designs, and aggregates that do not depend on how a
 //! sweep's samples were split or ordered.
 
 use std::collections::BTreeSet;
 
-use zonesweep_shared::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
-use zonesweep_shared::chain::Parameters;
-use zonesweep_shared::coefficients::{Coefficients, N_COEFFICIENTS};
-use zonesweep_shared::config::{Config, Driver, Period, Scenario};
-use zonesweep_shared::dataset::Dataset;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::data::fields::{Field, FieldGroup};
 use zonesweep_shared::demo;
-use zonesweep_shared::distribution::Distribution;
-use zonesweep_shared::fields::{Field, FieldGroup};
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::model::chain::Parameters;
+use zonesweep_shared::model::coefficients::{Coefficients, N_COEFFICIENTS};
+use zonesweep_shared::model::config::{Config, Driver, Period, Scenario};
+use zonesweep_shared::sweep::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
+use zonesweep_shared::sweep::distribution::Distribution;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{
     CapEntry, CoefficientEntry, Design, NoiseEntry, Plan, RateEntry, SweepError, SweepSpec, Target, design_points,
 };
@@ -75,7 +75,7 @@ const UNIFORM: Distribution = Distribution::Uniform { low: 0.9, high: 1.1 };
 const OTHER: Distribution = Distribution::Uniform { low: 2.0, high: 3.0 };
 
 fn dimension_distribution(plan: &Plan, target: Target) -> Option<Distribution> {
-    plan.dimensions.iter().find(|d| d.target == target).map(|d| d.distribution)
+    plan.dimensions.iter().find(|d| d.target == target).map(|d| d.distribution.spec())
 }
 
 /// A small synthetic dataset: the runner tests run a few hundred samples.
@@ -199,7 +199,7 @@ fn a_later_entry_overrides_an_earlier_one_for_the_cells_it_matches() {
             }
         }
     }
-    for (c, name) in zonesweep_shared::coefficients::COEFFICIENT_NAMES.iter().enumerate() {
+    for (c, name) in zonesweep_shared::model::coefficients::COEFFICIENT_NAMES.iter().enumerate() {
         let expected = if name.starts_with("crops.") && name.ends_with(".water") { OTHER } else { UNIFORM };
         assert_eq!(dimension_distribution(&plan, Target::Coefficient(c)), Some(expected), "{name}");
     }
@@ -406,13 +406,30 @@ fn sobol_plans_the_default_spec() {
     let plan = plan(&spec);
     assert_eq!(plan.design, Design::Sobol);
     assert_eq!(plan.dimensions.len(), 125);
-    assert!(zonesweep_shared::sweep::SOBOL_MAX_DIMENSIONS >= 125);
+    // The largest spec there is, every parameter uncertain (K, z*, every
+    // rate, cap and coefficient, every reading), fits the Sobol' generator.
+    let everything = SweepSpec {
+        design: Design::Sobol,
+        trend_threshold: Some(Distribution::Uniform { low: 1.5, high: 2.0 }),
+        reading: ["fit", "cei", "interval_years", "neutral_sink"]
+            .iter()
+            .zip([("pooled", "regional"), ("gdp", "secondary_gdp"), ("1", "5"), ("base-year", "sen-extrapolation")])
+            .map(|(name, (a, b))| zonesweep_shared::sweep::ReadingEntry {
+                name: (*name).to_owned(),
+                weights: [(a.to_owned(), 1.0), (b.to_owned(), 1.0)].into_iter().collect(),
+            })
+            .collect(),
+        ..SweepSpec::default()
+    };
+    let largest = self::plan(&everything);
+    assert_eq!(largest.dimensions.len(), 125 + 1 + 4);
+    assert!(largest.dimensions.len() <= zonesweep_shared::sweep::SOBOL_MAX_DIMENSIONS);
     let problems =
         refused(&SweepSpec { design: Design::Sobol, samples: u64::from(u32::MAX) + 1, ..SweepSpec::default() });
     assert!(problems.contains("Sobol"), "{problems}");
 }
 
-// --- determinism (SYSTEM.md invariant 1) -------------------------------------
+// --- determinism (ARCHITECTURE.md invariant 1) -------------------------------------
 
 fn designs() -> [Design; 3] {
     [Design::MonteCarlo, Design::LatinHypercube, Design::Sobol]
@@ -764,9 +781,8 @@ fn failing_samples_are_recorded_with_index_and_reason() {
     }
     // Failed samples are in no count: every unit's zone counts add up to the
     // successful samples only.
-    let zones = aggregate.shape.n_zones;
     for u in 0..aggregate.shape.n_units {
-        let total: u64 = aggregate.zone_counts[u * zones..(u + 1) * zones].iter().sum();
+        let total: u64 = aggregate.zone_counts.row(u).iter().sum();
         assert_eq!(total, aggregate.samples_ok);
     }
     assert_eq!(aggregate.k.count(), aggregate.samples_ok);

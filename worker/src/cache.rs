@@ -14,12 +14,12 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::blob::DatasetBlob;
-use zonesweep_shared::config::Config;
-use zonesweep_shared::dataset::Dataset;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::data::blob::DatasetBlob;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 
 /// What identifies a sweep definition: its three blobs and the sample count
 /// and seed that override the spec's.

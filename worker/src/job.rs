@@ -12,7 +12,7 @@ use tonic::Code;
 use zonesweep_proto::convert::aggregate_to_pb;
 use zonesweep_proto::ids::LeaseRef;
 use zonesweep_proto::pb;
-use zonesweep_shared::aggregate::Aggregate;
+use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::cache::SweepKey;
 use crate::error::WorkerError;

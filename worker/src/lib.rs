@@ -5,7 +5,7 @@
 //! - Work is pulled: the worker asks for `threads − in hand` jobs, and backs
 //!   off (200 ms to 1 s) while there are none.
 //! - Samples never run on the runtime's threads: one job is one task on a
-//!   pool of `threads` rayon threads ([`job`]).
+//!   pool of `threads` rayon threads (the `job` module).
 //! - A sweep's dataset, configuration and spec are fetched and parsed once
 //!   per worker ([`cache`]).
 //! - Every held lease is reported each heartbeat interval; a lease the

@@ -15,11 +15,11 @@ use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
-use zonesweep_shared::aggregate::Aggregate;
-use zonesweep_shared::config::Config;
 use zonesweep_shared::demo;
-use zonesweep_shared::runner::SweepRunner;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_worker::{WorkerConfig, WorkerError, run};
 
 const TOKEN: &str = "worker-test-token";

@@ -61,7 +61,7 @@ pub const WELCH_T_RTOL: f64 = 1e-12;
 /// agree to a few 1e-13 (observed 7.0e-13 at p = 0.245).
 pub const WELCH_P_RTOL: f64 = 1e-11;
 
-// --- Whole chain (reference: an independent implementation of MODEL.md) ---
+// --- Whole chain (reference: an independent implementation of the model specification) ---
 
 /// Floats of the `evaluate --json` document: the default of
 /// /work/shared/vectors/chain/compare.py (relative 1e-6, absolute 1e-12).

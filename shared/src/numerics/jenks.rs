@@ -1,4 +1,4 @@
-//! Jenks natural breaks (MODEL.md section 6): Fisher's exact optimal 1-D
+//! Jenks natural breaks (docs/model.md section 7): Fisher's exact optimal 1-D
 //! partition into classes minimising the within-class sum of squared
 //! deviations, over the distinct values weighted by their multiplicity, so
 //! equal values are never split.

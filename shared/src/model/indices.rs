@@ -1,40 +1,31 @@
-//! Carbon indices (MODEL.md section 2, paper Table 2 and Eq. 1–11), per unit
+//! Carbon indices (docs/model.md section 3, paper Table 2 and Eq. 1–11), per unit
 //! and year: CE, CS, NCE, ECC, ESC, Cf, Ec, Ed and the land-use degree CLI.
 
 use serde::{Deserialize, Serialize};
 
-use crate::coefficients::{
+use crate::data::fields::{Field, Row};
+use crate::keyed::keyed_enum;
+use crate::model::coefficients::{
     CROP_COEFFICIENTS, Coefficients, ENERGY_COEFFICIENTS, LIVESTOCK_COEFFICIENTS, coefficient as c,
 };
-use crate::fields::{Field, Row};
 
-/// The indices of section 2, in the order of the `evaluate` document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum IndexKey {
-    CE,
-    CS,
-    NCE,
-    ECC,
-    ESC,
-    Cf,
-    Ec,
-    Ed,
-    CLI,
+keyed_enum! {
+    /// The indices of docs/model.md section 3, in the order of the `evaluate` document.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum IndexKey {
+        CE = "CE",
+        CS = "CS",
+        NCE = "NCE",
+        ECC = "ECC",
+        ESC = "ESC",
+        Cf = "Cf",
+        Ec = "Ec",
+        Ed = "Ed",
+        CLI = "CLI",
+    }
 }
 
 impl IndexKey {
-    pub const ALL: [IndexKey; 9] = [
-        IndexKey::CE,
-        IndexKey::CS,
-        IndexKey::NCE,
-        IndexKey::ECC,
-        IndexKey::ESC,
-        IndexKey::Cf,
-        IndexKey::Ec,
-        IndexKey::Ed,
-        IndexKey::CLI,
-    ];
-
     /// The eight indices with a trend (section 3).
     pub const TRENDED: [IndexKey; 8] = [
         IndexKey::CE,
@@ -46,20 +37,6 @@ impl IndexKey {
         IndexKey::Ec,
         IndexKey::Ed,
     ];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            IndexKey::CE => "CE",
-            IndexKey::CS => "CS",
-            IndexKey::NCE => "NCE",
-            IndexKey::ECC => "ECC",
-            IndexKey::ESC => "ESC",
-            IndexKey::Cf => "Cf",
-            IndexKey::Ec => "Ec",
-            IndexKey::Ed => "Ed",
-            IndexKey::CLI => "CLI",
-        }
-    }
 }
 
 /// Every index for every (unit, year), unit-major like the panel rows.
@@ -180,7 +157,7 @@ fn row_terms(row: &Row, k: &RowCoefficients, sinks: [f64; 4]) -> RowTerms {
 
 /// Compute every index from unit-major panel rows (`n_years` rows a unit).
 /// Non-finite results (a zero total, say) are left in place for the caller
-/// to refuse; see [`crate::chain`].
+/// to refuse; see [`crate::model::chain`].
 pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Indices {
     let n_units = rows.len() / n_years;
     let row_coefficients = RowCoefficients::new(coefficients);

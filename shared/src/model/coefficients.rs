@@ -1,4 +1,4 @@
-//! The emission and sequestration coefficients of MODEL.md section 2, as one
+//! The emission and sequestration coefficients of docs/model.md section 3, as one
 //! flat table of named values so that a sweep can scale any of them by name
 //! (`energy.raw_coal.carbon`, `crops.*.water`) without reflection.
 
@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::fields::Field;
+use crate::data::fields::Field;
 
 macro_rules! coefficients {
     ($( $konst:ident = $path:literal => $value:expr; )*) => {
@@ -155,7 +155,7 @@ pub const CROP_COEFFICIENTS: [usize; 9] = {
 
 const _: () = assert!(Field::ENERGY.len() == ENERGY_COEFFICIENTS.len());
 
-/// Every coefficient of MODEL.md section 2, by index ([`coefficient`]).
+/// Every coefficient of docs/model.md section 3, by index ([`coefficient`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Coefficients {
     values: [f64; N_COEFFICIENTS],

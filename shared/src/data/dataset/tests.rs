@@ -993,7 +993,8 @@ fn spline_matches_scipy_reference_vectors() {
         let ys: Vec<Option<f64>> = case["values"].as_array().unwrap().iter().map(|v| v.as_f64()).collect();
         let expected: Vec<f64> = case["filled"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert!(ys.iter().any(Option::is_none), "case {c} has gaps");
-        let filled = crate::spline::fill_natural_cubic(&xs, &ys).unwrap_or_else(|| panic!("case {c} not filled"));
+        let filled =
+            crate::numerics::spline::fill_natural_cubic(&xs, &ys).unwrap_or_else(|| panic!("case {c} not filled"));
         assert_eq!(filled.len(), expected.len());
         for (t, (a, e)) in filled.iter().zip(&expected).enumerate() {
             let rel = (a - e).abs() / e.abs();

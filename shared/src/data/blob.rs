@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, DatasetError};
+use crate::data::dataset::{Dataset, DatasetError};
 
 /// A dataset's files as text, as stored by the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
-//! Scenario projection to the horizon (MODEL.md section 5, paper Table 5):
+//! Scenario projection to the horizon (docs/model.md section 6, paper Table 5):
 //! per-unit historical growth statistics, the scenario rules, projected CE
 //! anchored to the base year, peak years, neutrality and the carbon emission
 //! potential (CEP).
 
-use crate::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
 use crate::error::ChainError;
-use crate::ridge::N_PREDICTORS;
+use crate::model::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
+use crate::numerics::ridge::N_PREDICTORS;
 
 /// Historical statistics of one driver series of one unit.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -265,7 +265,7 @@ pub fn carbon_emission_potential(peak_year: [Option<i32>; 3], neutral_baseline: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::model::config::Config;
 
     fn flat_stats() -> [DriverStats; N_PREDICTORS] {
         [DriverStats::of(&[10.0, 10.0, 10.0], 5); N_PREDICTORS]

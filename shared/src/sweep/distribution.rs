@@ -1,5 +1,5 @@
-//! The distributions a sweep can give an uncertain parameter (MODEL.md
-//! section 7), each sampled by its quantile function so that every design
+//! The distributions a sweep can give an uncertain parameter (docs/model.md
+//! section 8), each sampled by its quantile function so that every design
 //! (Monte Carlo, Latin hypercube, Sobol') only has to supply a uniform number.
 
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ impl Distribution {
                         .then(|| format!("[{low}, {high}] holds no probability of N({mean}, {sd})"))
                 }
             }
-            Triangular { low, mode, high } if !finite(&[low, mode, high]) || !(low <= mode && mode <= high) => {
+            Triangular { low, mode, high } if !(finite(&[low, mode, high]) && low <= mode && mode <= high) => {
                 Some(format!("needs low ≤ mode ≤ high (got {low}, {mode}, {high})"))
             }
             Lognormal { mu, sigma } if !finite(&[mu, sigma]) || sigma <= 0.0 => {
@@ -100,11 +100,45 @@ impl Distribution {
             _ => false,
         }
     }
+}
+
+/// A distribution whose parameters were checked ([`Distribution::problem`]):
+/// the only form a sweep plan holds and samples from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checked(Distribution);
+
+impl TryFrom<Distribution> for Checked {
+    type Error = String;
+
+    fn try_from(distribution: Distribution) -> Result<Checked, String> {
+        match distribution.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(Checked(distribution)),
+        }
+    }
+}
+
+impl Checked {
+    /// U(0, 1): a categorical draw's uniform number.
+    pub const UNIT_UNIFORM: Checked = Checked(Distribution::Uniform { low: 0.0, high: 1.0 });
+
+    /// The distribution as written in the spec.
+    pub fn spec(&self) -> Distribution {
+        self.0
+    }
+
+    pub fn lower_bound(&self) -> f64 {
+        self.0.lower_bound()
+    }
+
+    pub fn is_fixed(&self) -> bool {
+        self.0.is_fixed()
+    }
 
     /// The value at probability `u` ∈ (0, 1): the quantile function.
     pub fn quantile(&self, u: f64) -> f64 {
         let n = standard_normal();
-        match *self {
+        match self.0 {
             Distribution::Fixed { value } => value,
             Distribution::Uniform { low, high } => low + u * (high - low),
             Distribution::Normal { mean, sd } => mean + sd * n.inverse_cdf(u),
@@ -130,24 +164,27 @@ impl Distribution {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn checked(d: Distribution) -> Checked {
+        Checked::try_from(d).expect("a valid distribution")
+    }
+
     #[test]
     fn quantiles() {
-        let u = Distribution::Uniform { low: 1.0, high: 3.0 };
+        let u = checked(Distribution::Uniform { low: 1.0, high: 3.0 });
         assert_eq!(u.quantile(0.25), 1.5);
-        let n = Distribution::Normal { mean: 1.0, sd: 2.0 };
+        let n = checked(Distribution::Normal { mean: 1.0, sd: 2.0 });
         assert!((n.quantile(0.5) - 1.0).abs() < 1e-12);
         assert!((n.quantile(0.975) - (1.0 + 2.0 * 1.959963984540054)).abs() < 1e-9);
-        let t = Distribution::TruncatedNormal { mean: 1.0, sd: 0.1, low: 0.95, high: 1.5 };
+        let t = checked(Distribution::TruncatedNormal { mean: 1.0, sd: 0.1, low: 0.95, high: 1.5 });
         assert!(t.quantile(1e-9) >= 0.95 && t.quantile(0.999999) <= 1.5);
         assert!((t.quantile(0.0) - 0.95).abs() < 1e-9);
-        let tri = Distribution::Triangular { low: 0.0, mode: 1.0, high: 2.0 };
+        let tri = checked(Distribution::Triangular { low: 0.0, mode: 1.0, high: 2.0 });
         assert_eq!(tri.quantile(0.5), 1.0);
-        let ln = Distribution::Lognormal { mu: 0.0, sigma: 1.0 };
+        let ln = checked(Distribution::Lognormal { mu: 0.0, sigma: 1.0 });
         assert!((ln.quantile(0.5) - 1.0).abs() < 1e-12);
     }
 
@@ -159,6 +196,8 @@ mod tests {
         assert!(Distribution::Triangular { low: 0.0, mode: 3.0, high: 2.0 }.problem().is_some());
         assert!(Distribution::Lognormal { mu: 0.0, sigma: -1.0 }.problem().is_some());
         assert!(Distribution::Uniform { low: 1.0, high: 2.0 }.problem().is_none());
+        let refused = Checked::try_from(Distribution::Normal { mean: 0.0, sd: -1.0 }).unwrap_err();
+        assert!(refused.contains("sd"), "{refused}");
     }
 
     #[test]

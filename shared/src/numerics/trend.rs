@@ -1,4 +1,4 @@
-//! Trend statistics (MODEL.md section 3): the Theil-Sen slope and the
+//! Trend statistics (docs/model.md section 4): the Theil-Sen slope and the
 //! Mann-Kendall test with tie correction.
 
 /// The Theil-Sen slope: the median over all pairs j > k of

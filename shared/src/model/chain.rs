@@ -1,18 +1,18 @@
-//! The whole chain of MODEL.md sections 2–6 for one set of parameters:
+//! The whole chain of docs/model.md sections 3–7 for one set of parameters:
 //! indices → trends → STIRPAT ridge → scenario projection → scores → zones.
 
-use crate::coefficients::Coefficients;
+use crate::model::coefficients::Coefficients;
 use std::borrow::Cow;
 
-use crate::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Readings, Scenario};
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
+use crate::data::fields::{Field, Row};
 use crate::error::ChainError;
-use crate::fields::{Field, Row};
-use crate::indices::{self, IndexKey, Indices};
-use crate::projection::{self, DriverStats, RuleAdjustments, UnitBase, UnitProjection};
-use crate::ridge::{self, N_PREDICTORS, RidgeFit};
-use crate::trend::{self, MannKendall};
-use crate::zoning::{self, ScoreKey, Scores};
+use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Readings, Scenario};
+use crate::model::indices::{self, IndexKey, Indices};
+use crate::model::projection::{self, DriverStats, RuleAdjustments, UnitBase, UnitProjection};
+use crate::model::zoning::{self, ScoreKey, Scores};
+use crate::numerics::ridge::{self, N_PREDICTORS, RidgeFit};
+use crate::numerics::trend::{self, MannKendall};
 
 /// The parameters a sweep samples; [`Parameters::nominal`] is one `evaluate`.
 #[derive(Clone, Debug, PartialEq)]
@@ -439,6 +439,6 @@ pub fn ridge_trace(
     let terms = PanelTerms::new(dataset, dataset.rows(), readings.interval_years)?;
     let design = stirpat_design(dataset, dataset.rows(), &terms, &indices, readings)?;
     let standardized = standardize(&design, readings)?;
-    let trace = standardized.trace(&config.ridge, &design.x, &design.y)?;
+    let trace = standardized.trace(&config.ridge.grid(), &design.x, &design.y)?;
     Ok((trace, standardized))
 }

@@ -1,88 +1,44 @@
-//! The model configuration (MODEL.md sections 2–6) as one TOML schema: the
+//! The model configuration (docs/model.md sections 3–7) as one TOML schema: the
 //! coefficients, the scenario rules of Table 5 as data, the ridge settings,
 //! the trend threshold and the zoning criteria. [`Config::default`] holds the
 //! paper's values; a user file overrides any subset of it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::coefficients::Coefficients;
+use crate::keyed::keyed_enum;
+use crate::model::coefficients::Coefficients;
 
-/// The three scenarios, in the order used everywhere (arrays, JSON, tables).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scenario {
-    Low,
-    Baseline,
-    High,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Low, Scenario::Baseline, Scenario::High];
-
-    /// The key used in JSON documents and sweep specs.
-    pub const fn key(self) -> &'static str {
-        match self {
-            Scenario::Low => "low",
-            Scenario::Baseline => "baseline",
-            Scenario::High => "high",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.key() == key)
+keyed_enum! {
+    /// The three scenarios, in the order used everywhere (arrays, JSON, tables).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Scenario {
+        Low = "low",
+        Baseline = "baseline",
+        High = "high",
     }
 }
 
-/// The STIRPAT drivers, in the order of the regression columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Driver {
-    P,
-    W,
-    IS,
-    TI,
-    UR,
-    CEI,
-}
-
-impl Driver {
-    pub const ALL: [Driver; 6] = [Driver::P, Driver::W, Driver::IS, Driver::TI, Driver::UR, Driver::CEI];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            Driver::P => "P",
-            Driver::W => "W",
-            Driver::IS => "IS",
-            Driver::TI => "TI",
-            Driver::UR => "UR",
-            Driver::CEI => "CEI",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Driver> {
-        Driver::ALL.into_iter().find(|d| d.key() == key)
+keyed_enum! {
+    /// The STIRPAT drivers, in the order of the regression columns.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum Driver {
+        P = "P",
+        W = "W",
+        IS = "IS",
+        TI = "TI",
+        UR = "UR",
+        CEI = "CEI",
     }
 }
 
-/// The two projection periods: (T₀, milestone] and (milestone, horizon].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    First,
-    Second,
-}
-
-impl Period {
-    pub const ALL: [Period; 2] = [Period::First, Period::Second];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            Period::First => "first",
-            Period::Second => "second",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Period> {
-        Period::ALL.into_iter().find(|p| p.key() == key)
+keyed_enum! {
+    /// The two projection periods: (T₀, milestone] and (milestone, horizon].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Period {
+        First = "first",
+        Second = "second",
     }
 }
 
@@ -197,64 +153,43 @@ impl ScenarioRules {
     }
 }
 
-/// What CS a unit is compared with in the neutrality test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NeutralSink {
-    /// CS_horizon = the base-year CS (MODEL.md's decision).
-    BaseYear,
-    /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
-    SenExtrapolation,
-}
-
-/// Which rows the STIRPAT equation is fitted to (MODEL.md section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fit {
-    /// One row per year of the region's totals (the paper's 21 rows).
-    Regional,
-    /// One row per unit and year, all pooled (the earlier reading).
-    Pooled,
-}
-
-/// The denominator of the carbon intensity CEI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CeiBasis {
-    /// CEI = CE / gdp: the identity ln CE = ln P + ln W + ln CEI holds.
-    Gdp,
-    /// CEI = CE / secondary_gdp (the paper's text; the earlier reading).
-    SecondaryGdp,
-}
-
-impl Fit {
-    pub const fn key(self) -> &'static str {
-        match self {
-            Fit::Regional => "regional",
-            Fit::Pooled => "pooled",
-        }
+keyed_enum! {
+    /// What CS a unit is compared with in the neutrality test.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum NeutralSink {
+        /// CS_horizon = the base-year CS (docs/model.md section 9).
+        BaseYear = "base-year",
+        /// CS_horizon = CS_T₀ + Sen slope · (horizon − T₀), floored at 0.
+        SenExtrapolation = "sen-extrapolation",
     }
 }
 
-impl CeiBasis {
-    pub const fn key(self) -> &'static str {
-        match self {
-            CeiBasis::Gdp => "gdp",
-            CeiBasis::SecondaryGdp => "secondary_gdp",
-        }
+keyed_enum! {
+    /// Which rows the STIRPAT equation is fitted to (docs/model.md section 5).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Fit {
+        /// One row per year of the region's totals (the paper's 21 rows).
+        Regional = "regional",
+        /// One row per unit and year, all pooled (the earlier reading).
+        Pooled = "pooled",
     }
 }
 
-impl NeutralSink {
-    pub const fn key(self) -> &'static str {
-        match self {
-            NeutralSink::BaseYear => "base-year",
-            NeutralSink::SenExtrapolation => "sen-extrapolation",
-        }
+keyed_enum! {
+    /// The denominator of the carbon intensity CEI.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CeiBasis {
+        /// CEI = CE / gdp: the identity ln CE = ln P + ln W + ln CEI holds.
+        Gdp = "gdp",
+        /// CEI = CE / secondary_gdp (the paper's text; the earlier reading).
+        SecondaryGdp = "secondary_gdp",
     }
 }
 
-/// STIRPAT readings (MODEL.md section 4).
+/// STIRPAT readings (docs/model.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StirpatConfig {
@@ -263,7 +198,7 @@ pub struct StirpatConfig {
 }
 
 /// The readings of the paper that the configuration fixes and a sweep may
-/// draw per sample (MODEL.md section 7): each is one of its Decisions.
+/// draw per sample (docs/model.md section 8): each is one of its Decisions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Readings {
     pub fit: Fit,
@@ -327,7 +262,7 @@ pub struct GridSegment {
     pub step: f64,
 }
 
-/// Ridge regression settings (MODEL.md section 4).
+/// Ridge regression settings (docs/model.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RidgeConfig {
@@ -344,7 +279,10 @@ pub struct RidgeConfig {
 
 impl RidgeConfig {
     /// The K values of the ridge trace. Each K is computed as start + i·step
-    /// rather than by repeated addition, so grid points are exact decimals.
+    /// rather than by repeated addition, so rounding does not accumulate
+    /// along the grid; a point is within an ulp or two of its decimal but not
+    /// always the nearest double to it (9 × 0.001 = 0.009000000000000001;
+    /// 26 of the default grid's 110 points are such).
     pub fn grid(&self) -> Vec<f64> {
         let mut grid = vec![0.0];
         let mut start = 0.0;
@@ -382,7 +320,7 @@ pub struct Directions {
     pub Ed: Direction,
 }
 
-/// Zoning criteria (MODEL.md section 6).
+/// Zoning criteria (docs/model.md section 7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoningConfig {
@@ -521,7 +459,7 @@ impl Config {
     pub fn default_toml() -> String {
         let body = toml::to_string_pretty(&Config::default()).expect("the default configuration serializes");
         format!(
-            "# zonesweep model configuration: the paper's values (MODEL.md sections 2-6).\n\
+            "# zonesweep model configuration: the paper's values (docs/model.md sections 3-7).\n\
              # A configuration file may hold any subset of these keys; the rest keep these values.\n\
              # A scenario rule (scenarios.SCENARIO.VARIABLE.first|second) is replaced whole.\n\n{body}"
         )

@@ -1,16 +1,16 @@
-//! The `evaluate --json` document (MODEL.md section 8): one nominal run with
+//! The `evaluate --json` document (docs/model.md section 13): one nominal run with
 //! every intermediate result.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::ChainResult;
-use crate::config::{Driver, Scenario};
-use crate::dataset::Dataset;
-use crate::indices::IndexKey;
-use crate::ridge::N_PREDICTORS;
-use crate::zoning::ScoreKey;
+use crate::data::dataset::Dataset;
+use crate::model::chain::ChainResult;
+use crate::model::config::{Driver, Scenario};
+use crate::model::indices::IndexKey;
+use crate::model::zoning::ScoreKey;
+use crate::numerics::ridge::N_PREDICTORS;
 
 /// Trend statistics of one index, per unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ fn by_driver(values: &[f64; N_PREDICTORS]) -> BTreeMap<String, f64> {
 }
 
 impl EvaluateDocument {
-    /// The document of a [`crate::chain::Detail::Full`] run on `dataset`.
+    /// The document of a [`crate::model::chain::Detail::Full`] run on `dataset`.
     pub fn new(dataset: &Dataset, result: &ChainResult) -> EvaluateDocument {
         let n_units = dataset.n_units();
         let indices = IndexKey::ALL

@@ -1,4 +1,4 @@
-//! What a sample yields ([`Outcome`], MODEL.md section 7) and the mergeable
+//! What a sample yields ([`Outcome`], docs/model.md section 8) and the mergeable
 //! [`Aggregate`] of many samples: integer counts and fixed-bin histograms
 //! whose merge is exact, associative and commutative, so the same samples
 //! give bit-identical aggregates in any split and order. Its size depends on
@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{ChainResult, Parameters};
-use crate::config::{Config, Scenario};
-use crate::histogram::{LinearHistogram, LogHistogram};
-use crate::ridge::N_PREDICTORS;
-use crate::zoning::Scores;
+use crate::model::chain::{ChainResult, Parameters};
+use crate::model::config::{Config, Scenario};
+use crate::model::zoning::{ScoreKey, Scores};
+use crate::numerics::ridge::N_PREDICTORS;
+use crate::sweep::count_table::CountTable;
+use crate::sweep::histogram::{LinearHistogram, LogHistogram};
 
 /// One scenario's results for one unit in one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,6 +122,7 @@ impl Shape {
 pub const MIN_TOTAL: u32 = 10;
 pub const MAX_TOTAL: u32 = 50;
 const N_TOTALS: usize = (MAX_TOTAL - MIN_TOTAL + 1) as usize;
+const N_SCORES: usize = ScoreKey::ALL.len();
 /// How many failed sample indices are kept per reason (the smallest ones).
 pub const KEPT_FAILED_SAMPLES: usize = 16;
 /// Bin widths of the regression histograms.
@@ -139,25 +141,26 @@ pub struct FailureKind {
 }
 
 /// The mergeable aggregate of any set of samples of one sweep.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Aggregate {
     pub shape: Shape,
     /// Samples whose chain succeeded; they are in every count below.
     pub samples_ok: u64,
     /// Failed samples by kind of failure; in no count below.
     pub failures: BTreeMap<String, FailureKind>,
-    /// `[unit][zone − 1]`.
-    pub zone_counts: Vec<u64>,
-    /// `[unit][total − 10]`.
-    pub total_counts: Vec<u64>,
-    /// `[unit][score key][score − 1]`.
-    pub score_counts: Vec<u64>,
-    /// `[unit][cep − 1]`.
-    pub cep_counts: Vec<u64>,
-    /// `[scenario][unit][peak bin]`, the last bin "not peaked".
-    pub peak_counts: Vec<u64>,
-    /// `[scenario][unit]`: neutral by the horizon.
-    pub neutral_counts: Vec<u64>,
+    /// A row per unit: `[zone − 1]`.
+    pub zone_counts: CountTable,
+    /// A row per unit: `[total − 10]`.
+    pub total_counts: CountTable,
+    /// A row per unit and score key ([`Aggregate::score_row`]): `[score − 1]`.
+    pub score_counts: CountTable,
+    /// A row per unit: `[cep − 1]`.
+    pub cep_counts: CountTable,
+    /// A row per scenario and unit ([`Aggregate::peak_histogram`]):
+    /// `[peak bin]`, the last bin "not peaked".
+    pub peak_counts: CountTable,
+    /// A row per scenario: `[unit]`, samples neutral by the horizon.
+    pub neutral_counts: CountTable,
     /// `[scenario][unit]`: CE in the milestone year.
     pub ce_milestone: Vec<LogHistogram>,
     /// `[scenario][unit]`: CE in the horizon year.
@@ -182,12 +185,12 @@ impl Aggregate {
             shape,
             samples_ok: 0,
             failures: BTreeMap::new(),
-            zone_counts: vec![0; n * shape.n_zones],
-            total_counts: vec![0; n * N_TOTALS],
-            score_counts: vec![0; n * 10 * 5],
-            cep_counts: vec![0; n * 5],
-            peak_counts: vec![0; 3 * n * shape.n_peak_bins()],
-            neutral_counts: vec![0; 3 * n],
+            zone_counts: CountTable::zeros(n, shape.n_zones),
+            total_counts: CountTable::zeros(n, N_TOTALS),
+            score_counts: CountTable::zeros(n * N_SCORES, 5),
+            cep_counts: CountTable::zeros(n, 5),
+            peak_counts: CountTable::zeros(3 * n, shape.n_peak_bins()),
+            neutral_counts: CountTable::zeros(3, n),
             ce_milestone: vec![LogHistogram::default(); 3 * n],
             ce_horizon: vec![LogHistogram::default(); 3 * n],
             regional_ce: vec![LogHistogram::default(); 3 * shape.n_projected_years()],
@@ -214,19 +217,19 @@ impl Aggregate {
         self.samples_ok += 1;
         let peak_bins = shape.n_peak_bins();
         for (u, unit) in outcome.units.iter().enumerate() {
-            self.zone_counts[u * shape.n_zones + usize::from(unit.zone) - 1] += 1;
-            self.total_counts[u * N_TOTALS + (unit.total - MIN_TOTAL) as usize] += 1;
-            for (s, score) in unit.scores.iter().enumerate() {
-                self.score_counts[(u * 10 + s) * 5 + usize::from(*score) - 1] += 1;
+            self.zone_counts.row_mut(u)[usize::from(unit.zone) - 1] += 1;
+            self.total_counts.row_mut(u)[(unit.total - MIN_TOTAL) as usize] += 1;
+            for (k, score) in unit.scores.iter().enumerate() {
+                self.score_counts.row_mut(u * N_SCORES + k)[usize::from(*score) - 1] += 1;
             }
-            self.cep_counts[u * 5 + usize::from(unit.cep) - 1] += 1;
+            self.cep_counts.row_mut(u)[usize::from(unit.cep) - 1] += 1;
             for (s, scenario) in unit.scenarios.iter().enumerate() {
                 let bin = match scenario.peak_year {
                     Some(year) => (year - shape.base_year) as usize,
                     None => peak_bins - 1,
                 };
-                self.peak_counts[(s * n + u) * peak_bins + bin] += 1;
-                self.neutral_counts[s * n + u] += u64::from(scenario.neutral);
+                self.peak_counts.row_mut(s * n + u)[bin] += 1;
+                self.neutral_counts.row_mut(s)[u] += u64::from(scenario.neutral);
                 if let Some(ce) = scenario.ce_milestone {
                     self.ce_milestone[s * n + u].add(ce);
                 }
@@ -261,14 +264,8 @@ impl Aggregate {
         if self.shape != other.shape {
             return Err(MergeError(format!("shapes differ: {:?} and {:?}", self.shape, other.shape)));
         }
-        fn add(a: &mut [u64], b: &[u64], what: &str) -> Result<(), MergeError> {
-            if a.len() != b.len() {
-                return Err(MergeError(format!("{what} has {} bins, not {}", b.len(), a.len())));
-            }
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-            Ok(())
+        fn add(a: &mut CountTable, b: &CountTable, what: &str) -> Result<(), MergeError> {
+            a.add(b).map_err(|e| MergeError(format!("{what}: {e}")))
         }
         fn add_log(a: &mut [LogHistogram], b: &[LogHistogram], what: &str) -> Result<(), MergeError> {
             if a.len() != b.len() {
@@ -312,14 +309,25 @@ impl Aggregate {
     pub fn check_lengths(&self) -> Result<(), MergeError> {
         let s = self.shape;
         let n = s.n_units;
-        let [zone, total, score, cep, peak, neutral] = Aggregate::count_lengths(&s);
+        let layouts = Aggregate::count_layouts(&s);
+        let tables = [
+            ("zone_counts", &self.zone_counts),
+            ("total_counts", &self.total_counts),
+            ("score_counts", &self.score_counts),
+            ("cep_counts", &self.cep_counts),
+            ("peak_counts", &self.peak_counts),
+            ("neutral_counts", &self.neutral_counts),
+        ];
+        for ((what, table), (rows, width)) in tables.into_iter().zip(layouts) {
+            if (table.n_rows(), table.width()) != (rows, width) {
+                return Err(MergeError(format!(
+                    "{what} has {}×{} entries; the shape needs {rows}×{width}",
+                    table.n_rows(),
+                    table.width()
+                )));
+            }
+        }
         let expected = [
-            ("zone_counts", self.zone_counts.len(), zone),
-            ("total_counts", self.total_counts.len(), total),
-            ("score_counts", self.score_counts.len(), score),
-            ("cep_counts", self.cep_counts.len(), cep),
-            ("peak_counts", self.peak_counts.len(), peak),
-            ("neutral_counts", self.neutral_counts.len(), neutral),
             ("ce_milestone", self.ce_milestone.len(), 3 * n),
             ("ce_horizon", self.ce_horizon.len(), 3 * n),
             ("regional_ce", self.regional_ce.len(), 3 * s.n_projected_years()),
@@ -339,11 +347,12 @@ impl Aggregate {
         Ok(())
     }
 
-    /// The lengths [`Aggregate::check_lengths`] requires of the six count
-    /// arrays (zone, total, score, CEP, peak, neutral), from the shape alone.
-    pub fn count_lengths(shape: &Shape) -> [usize; 6] {
+    /// The layouts (rows, width) [`Aggregate::check_lengths`] requires of the
+    /// six count tables (zone, total, score, CEP, peak, neutral), from the
+    /// shape alone.
+    pub fn count_layouts(shape: &Shape) -> [(usize, usize); 6] {
         let n = shape.n_units;
-        [n * shape.n_zones, n * N_TOTALS, n * 50, n * 5, 3 * n * shape.n_peak_bins(), 3 * n]
+        [(n, shape.n_zones), (n, N_TOTALS), (n * N_SCORES, 5), (n, 5), (3 * n, shape.n_peak_bins()), (3, n)]
     }
 
     /// Check that the counts are those of `samples_ok` successful samples:
@@ -373,23 +382,19 @@ impl Aggregate {
         if ok + failed > u128::from(u64::MAX) {
             return bad("the sample counts overflow".to_owned());
         }
-        let shape = self.shape;
         let sum = |values: &[u64]| values.iter().map(|&v| u128::from(v)).sum::<u128>();
-        let each_sums_to_ok = |what: &str, counts: &[u64], width: usize| -> Result<(), MergeError> {
-            match counts.chunks(width).position(|chunk| sum(chunk) != ok) {
-                Some(i) => Err(MergeError(format!(
-                    "{what}: group {i} counts {} samples, not {ok}",
-                    sum(&counts[i * width..(i + 1) * width])
-                ))),
+        let each_sums_to_ok = |what: &str, table: &CountTable| -> Result<(), MergeError> {
+            match table.rows().position(|row| sum(row) != ok) {
+                Some(i) => Err(MergeError(format!("{what}: row {i} counts {} samples, not {ok}", sum(table.row(i))))),
                 None => Ok(()),
             }
         };
-        each_sums_to_ok("zone_counts", &self.zone_counts, shape.n_zones)?;
-        each_sums_to_ok("total_counts", &self.total_counts, N_TOTALS)?;
-        each_sums_to_ok("score_counts", &self.score_counts, 5)?;
-        each_sums_to_ok("cep_counts", &self.cep_counts, 5)?;
-        each_sums_to_ok("peak_counts", &self.peak_counts, shape.n_peak_bins())?;
-        if let Some(i) = self.neutral_counts.iter().position(|&c| u128::from(c) > ok) {
+        each_sums_to_ok("zone_counts", &self.zone_counts)?;
+        each_sums_to_ok("total_counts", &self.total_counts)?;
+        each_sums_to_ok("score_counts", &self.score_counts)?;
+        each_sums_to_ok("cep_counts", &self.cep_counts)?;
+        each_sums_to_ok("peak_counts", &self.peak_counts)?;
+        if let Some(i) = self.neutral_counts.as_flat().iter().position(|&c| u128::from(c) > ok) {
             return bad(format!("neutral_counts[{i}] exceeds the {ok} samples"));
         }
         let log_counts = |what: &str, list: &[LogHistogram], exact: bool| -> Result<(), MergeError> {
@@ -419,14 +424,22 @@ impl Aggregate {
 
     /// P(zone z) of unit u, z in 1..=n_zones.
     pub fn zone_probability(&self, unit: usize, zone: usize) -> f64 {
-        ratio(self.zone_counts[unit * self.shape.n_zones + zone - 1], self.samples_ok)
+        ratio(self.zone_counts.row(unit)[zone - 1], self.samples_ok)
     }
 
     /// Peak-year counts of one unit and scenario: T₀…horizon−1, then "not peaked".
     pub fn peak_histogram(&self, scenario: Scenario, unit: usize) -> &[u64] {
-        let bins = self.shape.n_peak_bins();
-        let start = (scenario as usize * self.shape.n_units + unit) * bins;
-        &self.peak_counts[start..start + bins]
+        self.peak_counts.row(scenario as usize * self.shape.n_units + unit)
+    }
+
+    /// Counts of scores 1…5 of one unit and score key.
+    pub fn score_row(&self, unit: usize, key: ScoreKey) -> &[u64] {
+        self.score_counts.row(unit * N_SCORES + key as usize)
+    }
+
+    /// Samples in which one unit was neutral by the horizon under one scenario.
+    pub fn neutral_count(&self, scenario: Scenario, unit: usize) -> u64 {
+        self.neutral_counts.row(scenario as usize)[unit]
     }
 }
 
@@ -445,8 +458,8 @@ fn insert_kept(samples: &mut Vec<u64>, sample: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::SweepRunner;
     use crate::sweep::SweepSpec;
+    use crate::sweep::runner::SweepRunner;
 
     #[test]
     fn real_aggregates_are_consistent_and_tampering_is_caught() {
@@ -455,11 +468,12 @@ mod tests {
         let spec = SweepSpec { samples: 20, ..SweepSpec::default() };
         let aggregate = SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(0..20);
         aggregate.check_consistency().unwrap();
-        let tampered: Vec<Box<dyn Fn(&mut Aggregate)>> = vec![
+        type Tamper = Box<dyn Fn(&mut Aggregate)>;
+        let tampered: Vec<Tamper> = vec![
             Box::new(|a| a.samples_ok += 1),
-            Box::new(|a| a.zone_counts[0] += 1),
-            Box::new(|a| a.peak_counts[3] += 1),
-            Box::new(|a| a.neutral_counts[0] = a.samples_ok + 1),
+            Box::new(|a| a.zone_counts.row_mut(0)[0] += 1),
+            Box::new(|a| a.peak_counts.row_mut(0)[3] += 1),
+            Box::new(|a| a.neutral_counts.row_mut(0)[0] = a.samples_ok + 1),
             Box::new(|a| a.ce_horizon[0].add(1.0)),
             Box::new(|a| a.r2.add(0.5)),
             Box::new(|a| {

@@ -1,5 +1,5 @@
 //! Natural cubic spline interpolation, used to fill interior gaps of a series
-//! (MODEL.md section 1). Matches `scipy.interpolate.CubicSpline(x, y,
+//! (docs/model.md section 2). Matches `scipy.interpolate.CubicSpline(x, y,
 //! bc_type="natural")` evaluated at the missing points; with two known points
 //! it is the straight line through them.
 //!

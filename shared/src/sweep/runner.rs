@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 
-use crate::aggregate::{Aggregate, Outcome, Shape};
-use crate::chain::{self, Detail, PanelTerms};
-use crate::config::Config;
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::ChainError;
+use crate::model::chain::{self, Detail, PanelTerms};
+use crate::model::config::Config;
+use crate::sweep::aggregate::{Aggregate, Outcome, Shape};
 use crate::sweep::{Plan, SweepError, SweepSpec};
 
 /// A sweep ready to run: dataset, configuration and resolved spec.

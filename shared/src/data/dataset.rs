@@ -1,4 +1,4 @@
-//! Datasets (MODEL.md section 1): parsing and validation of the `units.csv` /
+//! Datasets (docs/model.md section 2): parsing and validation of the `units.csv` /
 //! `panel.csv` / optional `units.geojson` folder format, and interior-gap
 //! filling by natural cubic spline.
 //!
@@ -11,8 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{Field, N_FIELDS, Row};
-use crate::spline::fill_natural_cubic;
+use crate::data::fields::{Field, N_FIELDS, Row};
+use crate::numerics::spline::fill_natural_cubic;
 
 /// File names of the on-disk format.
 pub const UNITS_FILE: &str = "units.csv";
@@ -451,13 +451,13 @@ fn parse_panel(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems
                 Ok(v) if v == 0.0 && Field::POSITIVE.contains(field) => {
                     problems.add(PANEL_FILE, Some(line), Some(field.name()), Some(raw), "must be greater than zero");
                 }
-                // Store the value even when refused above, so one bad cell does
-                // not also show up as a spurious gap.
                 Ok(v) => values[f] = Some(v),
                 Err(_) => {
                     problems.add(PANEL_FILE, Some(line), Some(field.name()), Some(raw), "not a number");
                 }
             }
+            // A refused cell is stored as NaN, not left empty, so that one bad
+            // cell does not also show up as a spurious gap to fill.
             if values[f].is_none() {
                 values[f] = Some(f64::NAN);
             }

@@ -1,10 +1,9 @@
-//! STIRPAT by ridge regression in correlation form (MODEL.md section 4): the
+//! STIRPAT by ridge regression in correlation form (docs/model.md section 5): the
 //! "ridge trace" method of SPSS and NCSS that the paper used.
 
 use nalgebra::{Matrix6, Vector6};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::config::RidgeConfig;
 use crate::error::ChainError;
 
 /// The number of STIRPAT predictors (P, W, IS, TI, UR, CEI).
@@ -126,17 +125,10 @@ impl Standardized {
         Ok(RidgeFit { k, intercept, coefficients, standardized, vif })
     }
 
-    /// The ridge trace on `config`'s grid, with R² of each fit on `x`, `y`.
-    pub fn trace(
-        &self,
-        config: &RidgeConfig,
-        x: &[[f64; N_PREDICTORS]],
-        y: &[f64],
-    ) -> Result<Vec<TracePoint>, ChainError> {
-        config
-            .grid()
-            .into_iter()
-            .map(|k| {
+    /// The ridge trace at the K values of `grid`, with R² of each fit on `x`, `y`.
+    pub fn trace(&self, grid: &[f64], x: &[[f64; N_PREDICTORS]], y: &[f64]) -> Result<Vec<TracePoint>, ChainError> {
+        grid.iter()
+            .map(|&k| {
                 let fit = self.fit(k)?;
                 Ok(TracePoint { k, standardized: fit.standardized, vif: fit.vif, r2: fit.r_squared(x, y) })
             })
@@ -145,16 +137,15 @@ impl Standardized {
 }
 
 /// Automatic K from a ridge trace: the smallest grid K at which every VIF is
-/// below the limit and no standardized coefficient moves by more than
+/// below `vif_limit` and no standardized coefficient moves by more than
 /// `stability` of its value (at that K) to the next grid point. The last grid
 /// point cannot qualify; when none does, the last grid K (1 by default).
-pub fn automatic_k(trace: &[TracePoint], config: &RidgeConfig) -> f64 {
+pub fn automatic_k(trace: &[TracePoint], vif_limit: f64, stability: f64) -> f64 {
     for pair in trace.windows(2) {
         let (here, next) = (&pair[0], &pair[1]);
-        let vif_ok = here.vif.iter().all(|v| *v < config.vif_limit);
-        let stable = (0..N_PREDICTORS).all(|j| {
-            (next.standardized[j] - here.standardized[j]).abs() <= config.stability * here.standardized[j].abs()
-        });
+        let vif_ok = here.vif.iter().all(|v| *v < vif_limit);
+        let stable = (0..N_PREDICTORS)
+            .all(|j| (next.standardized[j] - here.standardized[j]).abs() <= stability * here.standardized[j].abs());
         if vif_ok && stable {
             return here.k;
         }

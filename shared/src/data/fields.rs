@@ -1,7 +1,9 @@
-//! The per (unit, year) fields of a dataset (MODEL.md section 1), in one fixed
+//! The per (unit, year) fields of a dataset (docs/model.md section 2), in one fixed
 //! order. A panel row is a `[f64; N_FIELDS]` indexed by [`Field`].
 
 use serde::{Deserialize, Serialize};
+
+use crate::keyed::keyed_enum;
 
 macro_rules! fields {
     ($( $variant:ident => $name:literal, $group:ident; )*) => {
@@ -103,7 +105,7 @@ impl Field {
         Field::Rapeseed,
     ];
 
-    /// Energy carriers, in the physical unit MODEL.md section 2 names.
+    /// Energy carriers, in the physical unit docs/model.md section 3 names.
     pub const ENERGY: [Field; 11] = [
         Field::RawCoal,
         Field::Coke,
@@ -123,27 +125,18 @@ impl Field {
     pub const POSITIVE: [Field; 4] = [Field::Population, Field::UrbanPopulation, Field::Gdp, Field::SecondaryGdp];
 }
 
-/// Groups of fields that share one measurement-noise level in a sweep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldGroup {
-    LandUse,
-    Agriculture,
-    Livestock,
-    CropYield,
-    Energy,
-    Socioeconomic,
-}
-
-impl FieldGroup {
-    pub const ALL: [FieldGroup; 6] = [
-        FieldGroup::LandUse,
-        FieldGroup::Agriculture,
-        FieldGroup::Livestock,
-        FieldGroup::CropYield,
-        FieldGroup::Energy,
-        FieldGroup::Socioeconomic,
-    ];
+keyed_enum! {
+    /// Groups of fields that share one measurement-noise level in a sweep.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FieldGroup {
+        LandUse = "land_use",
+        Agriculture = "agriculture",
+        Livestock = "livestock",
+        CropYield = "crop_yield",
+        Energy = "energy",
+        Socioeconomic = "socioeconomic",
+    }
 }
 
 #[cfg(test)]

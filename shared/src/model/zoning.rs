@@ -1,57 +1,32 @@
-//! Zoning (MODEL.md section 6, paper Table 6): ten scores per unit, their
+//! Zoning (docs/model.md section 7, paper Table 6): ten scores per unit, their
 //! total, Jenks natural breaks of the totals and the five zones.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Direction, Directions, ZoningConfig};
-use crate::indices::IndexKey;
-use crate::jenks;
-use crate::trend::TrendClass;
+use crate::keyed::keyed_enum;
+use crate::model::config::{Direction, Directions, ZoningConfig};
+use crate::model::indices::IndexKey;
+use crate::numerics::jenks;
+use crate::numerics::trend::TrendClass;
 
-/// The ten scores, in this order in [`Scores`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ScoreKey {
-    CS,
-    NCE,
-    CE,
-    ECC,
-    ESC,
-    Cf,
-    Ec,
-    Ed,
-    CEP,
-    CLI,
+keyed_enum! {
+    /// The ten scores, in this order in [`Scores`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum ScoreKey {
+        CS = "CS",
+        NCE = "NCE",
+        CE = "CE",
+        ECC = "ECC",
+        ESC = "ESC",
+        Cf = "Cf",
+        Ec = "Ec",
+        Ed = "Ed",
+        CEP = "CEP",
+        CLI = "CLI",
+    }
 }
 
 impl ScoreKey {
-    pub const ALL: [ScoreKey; 10] = [
-        ScoreKey::CS,
-        ScoreKey::NCE,
-        ScoreKey::CE,
-        ScoreKey::ECC,
-        ScoreKey::ESC,
-        ScoreKey::Cf,
-        ScoreKey::Ec,
-        ScoreKey::Ed,
-        ScoreKey::CEP,
-        ScoreKey::CLI,
-    ];
-
-    pub const fn key(self) -> &'static str {
-        match self {
-            ScoreKey::CS => "CS",
-            ScoreKey::NCE => "NCE",
-            ScoreKey::CE => "CE",
-            ScoreKey::ECC => "ECC",
-            ScoreKey::ESC => "ESC",
-            ScoreKey::Cf => "Cf",
-            ScoreKey::Ec => "Ec",
-            ScoreKey::Ed => "Ed",
-            ScoreKey::CEP => "CEP",
-            ScoreKey::CLI => "CLI",
-        }
-    }
-
     /// The score of a trended index.
     pub const fn of_index(index: IndexKey) -> Option<ScoreKey> {
         Some(match index {
@@ -146,7 +121,7 @@ pub fn zones(totals: &[u32], config: &ZoningConfig) -> Zoning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::model::config::Config;
 
     #[test]
     fn trend_scores_mirror() {
