@@ -225,15 +225,16 @@ fn regional_summary(view: &SweepView) -> String {
         a.regional_ce.get(s as usize * a.shape.n_projected_years() + t)?.quantile(q).map(|v| v / 1e6)
     };
     let paper = n_units == 81;
-    let bracket = |text: &str| if paper { format!(" [{text}]") } else { String::new() };
+    // The paper's figure, where it reports one for this cell.
+    let bracket = |text: &str| if paper && text != "–" { format!(" [{text}]") } else { String::new() };
     let mut out = format!(
         "\nregion, mean over {} samples{}:\n",
         a.samples_ok,
         if paper { "; the paper's single run in brackets" } else { "" }
     );
-    let _ = writeln!(out, "{:<34} {:>16} {:>16} {:>16}", "", "low-carbon", "baseline", "high-carbon");
+    let _ = writeln!(out, "{:<36} {:>22} {:>22} {:>22}", "", "low-carbon", "baseline", "high-carbon");
     let row =
-        |label: String, cells: [String; 3]| format!("{label:<34} {:>16} {:>16} {:>16}\n", cells[0], cells[1], cells[2]);
+        |label: String, cells: [String; 3]| format!("{label:<36} {:>22} {:>22} {:>22}\n", cells[0], cells[1], cells[2]);
     let papers_by_milestone = ["72", "–", "59"];
     out += &row(
         format!("units peaked by {milestone}"),
