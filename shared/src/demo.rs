@@ -40,9 +40,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use crate::model::coefficients::{Coefficients, ENERGY_COEFFICIENTS};
 use crate::data::dataset::{Dataset, DatasetError, Unit};
 use crate::data::fields::{Field, N_FIELDS, Row};
-use crate::model::coefficients::{Coefficients, ENERGY_COEFFICIENTS};
 
 /// Seed of the demonstration dataset.
 pub const DEMO_SEED: u64 = 2025;
