@@ -17,9 +17,10 @@
 //! their target table. The objective is the sum of the targets' distances
 //! (0 when all are met), a quarter for each missed target, plus a small pull of each target towards the middle
 //! of its range, so the search keeps going towards a robust dataset after
-//! every target is met. `--seeds A..B` scores the calibrated parameters
+//! every target is met (`--pull W` sets its weight, 0.002 by default). `--seeds A..B` scores the calibrated parameters
 //! under each seed of the range instead (to choose DEMO_SEED).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -30,8 +31,12 @@ use zonesweep_shared::model::chain::{self, Parameters};
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::model::indices::IndexKey;
 
+/// The weight of the pull to the middle of the ranges (`--pull`, default
+/// 0.002), as f64 bits.
+static PULL: AtomicU64 = AtomicU64::new(0x3F60_624D_D2F1_A9FC);
+
 /// The objective of a target list: distances, and a pull to the middle.
-fn objective(targets: &[Target]) -> f64 {
+fn objective(targets: &[Target], pull_weight: f64) -> f64 {
     let pull: f64 = targets
         .iter()
         .filter(|t| t.low.is_finite() && t.high.is_finite() && t.high > t.low)
@@ -42,16 +47,17 @@ fn objective(targets: &[Target]) -> f64 {
         })
         .sum();
     let missed = targets.iter().filter(|t| !t.met()).count() as f64;
-    calibration::total_distance(targets) + 0.25 * missed + 0.002 * pull
+    calibration::total_distance(targets) + 0.25 * missed + pull_weight * pull
 }
 
 fn evaluate(p: &DemoParameters, seed: u64) -> (f64, Vec<Target>) {
+    let pull_weight = f64::from_bits(PULL.load(Ordering::Relaxed));
     let dataset = match demo::generate_with(DEMO_UNITS, seed, p) {
         Ok(d) => d,
         Err(_) => return (f64::INFINITY, Vec::new()),
     };
     match calibration::targets(&dataset) {
-        Ok(targets) => (objective(&targets), targets),
+        Ok(targets) => (objective(&targets, pull_weight), targets),
         Err(_) => (f64::INFINITY, Vec::new()),
     }
 }
@@ -97,6 +103,9 @@ fn main() {
     let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let seed: u64 = value_of("--seed").map_or(DEMO_SEED, |s| s.parse().expect("--seed N"));
     let mut best = DemoParameters::CALIBRATED;
+    if let Some(w) = value_of("--pull") {
+        PULL.store(w.parse::<f64>().expect("--pull W").to_bits(), Ordering::Relaxed);
+    }
 
     if args.iter().any(|a| a == "--show") {
         let (score, targets) = evaluate(&best, seed);
