@@ -40,8 +40,9 @@
 //! leaves after every unit's other emissions: a third of the units ("falling"
 //! units: old plants and mines closing) follow their own path — an early
 //! drop, a trend, and cuts after 2015 — and the others share out the rest by
-//! weights that grow with population density and a unit's non-forest share,
-//! each with its own trend and noise. The energy is split over the carriers
+//! weights proportional to population, larger for industrial units and for
+//! units with little forest, each with its own trend and noise (the
+//! calibrated weights happen not to depend on population density). The energy is split over the carriers
 //! by a mix drifting from coal towards gas and power, whose low-carbon
 //! carriers' shares carry a common yearly noise, so energy use in tce moves
 //! apart from CE.
