@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use zonesweep_shared::data::dataset::{Dataset, GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
-use zonesweep_shared::demo;
+use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 
 use crate::ModelArgs;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use zonesweep_shared::demo::{self, DEMO_SEED, DEMO_UNITS};
+use zonesweep_shared::data::demo::{self, DEMO_SEED, DEMO_UNITS};
 
 fn zonesweep(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zonesweep")).args(args).output().expect("the zonesweep binary runs")

@@ -125,7 +125,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
 #[cfg(test)]
 mod tests {
     use tonic::Code;
-    use zonesweep_shared::demo;
+    use zonesweep_shared::data::demo;
 
     use super::*;
 

@@ -19,7 +19,7 @@ use zonesweep_proto::ids::{LeaseRef, WorkerId};
 use zonesweep_proto::pb;
 use zonesweep_proto::status::SweepState;
 use zonesweep_shared::data::blob::DatasetBlob;
-use zonesweep_shared::demo;
+use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind};

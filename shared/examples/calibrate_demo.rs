@@ -1,6 +1,6 @@
 //! Search the demonstration generator's parameters ([`DemoParameters`]) for
 //! a dataset that meets the calibration targets of
-//! `zonesweep_shared::demo::calibration`, with the nominal chain in the loop.
+//! `zonesweep_shared::data::demo::calibration`, with the nominal chain in the loop.
 //!
 //! ```sh
 //! cargo run --release -p zonesweep-shared --example calibrate_demo -- --show
@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zonesweep_shared::demo::calibration::{self, Target};
-use zonesweep_shared::demo::{self, DEMO_SEED, DEMO_UNITS, DemoParameters};
+use zonesweep_shared::data::demo::calibration::{self, Target};
+use zonesweep_shared::data::demo::{self, DEMO_SEED, DEMO_UNITS, DemoParameters};
 use zonesweep_shared::model::chain::{self, Parameters};
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::model::indices::IndexKey;
@@ -63,7 +63,7 @@ fn evaluate(p: &DemoParameters, seed: u64) -> (f64, Vec<Target>) {
 }
 
 fn print_parameters(p: &DemoParameters) {
-    println!("parameters (for demo_parameters! in shared/src/demo/mod.rs):");
+    println!("parameters (for demo_parameters! in shared/src/data/demo/mod.rs):");
     for (i, name) in DemoParameters::NAMES.iter().enumerate() {
         println!("    {name} = {:.7},", p.get(i));
     }

@@ -1,10 +1,10 @@
 //! The committed demonstration dataset, `demo::generate(DEMO_UNITS,
 //! DEMO_SEED)`, meets every calibration target of
-//! `zonesweep_shared::demo::calibration` (figures of Huo et al. 2025 run
+//! `zonesweep_shared::data::demo::calibration` (figures of Huo et al. 2025 run
 //! through the nominal chain), except those listed in [`KNOWN_MISSES`].
 
-use zonesweep_shared::demo::calibration::{self, Target};
-use zonesweep_shared::demo::{self, DEMO_SEED, DEMO_UNITS};
+use zonesweep_shared::data::demo::calibration::{self, Target};
+use zonesweep_shared::data::demo::{self, DEMO_SEED, DEMO_UNITS};
 
 /// Targets the calibration search could not meet, by name, with the reason.
 /// Each is still measured and printed; the test fails if one of them becomes

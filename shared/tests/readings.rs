@@ -3,7 +3,7 @@
 //! `neutral_sink` per sample, each with given weights.
 
 use zonesweep_shared::data::dataset::Dataset;
-use zonesweep_shared::demo;
+use zonesweep_shared::data::demo;
 use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::config::{CeiBasis, Config, Fit, Readings};
 use zonesweep_shared::numerics::ridge::N_PREDICTORS;

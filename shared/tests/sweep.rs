@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::data::demo;
 use zonesweep_shared::data::fields::{Field, FieldGroup};
-use zonesweep_shared::demo;
 use zonesweep_shared::model::chain::Parameters;
 use zonesweep_shared::model::coefficients::{Coefficients, N_COEFFICIENTS};
 use zonesweep_shared::model::config::{Config, Driver, Period, Scenario};

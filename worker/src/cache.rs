@@ -243,7 +243,7 @@ impl SweepCache {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use zonesweep_shared::demo;
+    use zonesweep_shared::data::demo;
 
     use super::*;
 

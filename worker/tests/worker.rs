@@ -15,7 +15,7 @@ use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
-use zonesweep_shared::demo;
+use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::Aggregate;

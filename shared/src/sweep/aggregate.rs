@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn real_aggregates_are_consistent_and_tampering_is_caught() {
-        let dataset = crate::demo::generate(4, 1).unwrap();
+        let dataset = crate::data::demo::generate(4, 1).unwrap();
         let config = Config::default();
         let spec = SweepSpec { samples: 20, ..SweepSpec::default() };
         let aggregate = SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(0..20);
