@@ -87,7 +87,27 @@ fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> an
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(future)
 }
 
+/// A reader that stops early (`zonesweep evaluate | head`) closes stdout, and
+/// `println!` turns the failed write into a panic. The reader chose to stop:
+/// end quietly with status 0 instead.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => block_on(cluster::run(args)),

@@ -281,3 +281,28 @@ fn the_readme_spec_block_works_as_shown_and_uncommented() {
     assert!(spec.trend_threshold.is_some() && !spec.noise.is_empty() && !spec.reading.is_empty(), "{spec:?}");
     assert!(plan.has_noise() && plan.dimensions.iter().any(|d| d.name == "reading.fit"));
 }
+
+/// A reader that stops early (`evaluate --json | head -c 100`) ends the
+/// program quietly with status 0, not with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // The JSON document (about half a megabyte) is larger than a pipe's
+    // buffer, so the program is still writing when the reader goes away.
+    for args in [&["evaluate", "--json"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zonesweep"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the zonesweep binary runs");
+        let mut first = [0u8; 100];
+        child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+        // The read end is dropped here: the rest of the output meets a closed pipe.
+        let output = child.wait_with_output().expect("the program ends");
+        let stderr = text(&output.stderr);
+        assert!(output.status.success(), "zonesweep {args:?}: {:?}\n{stderr}", output.status);
+        assert!(!stderr.contains("panicked"), "zonesweep {args:?}:\n{stderr}");
+    }
+}
