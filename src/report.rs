@@ -224,11 +224,11 @@ fn regional_summary(view: &SweepView) -> String {
         let t = usize::try_from(year - a.shape.base_year).ok()?;
         a.regional_ce.get(s as usize * a.shape.n_projected_years() + t)?.quantile(q).map(|v| v / 1e6)
     };
-    let paper = n_units == 81;
+    let paper = n_units == 81 && a.shape.base_year == 2020;
     // The paper's figure, where it reports one for this cell.
     let bracket = |text: &str| if paper && text != "–" { format!(" [{text}]") } else { String::new() };
     let mut out = format!(
-        "\nregion, mean over {} samples{}:\n",
+        "\nregion over {} samples: unit counts are means, regional CE medians (5–95 %){}:\n",
         a.samples_ok,
         if paper { "; the paper's single run in brackets" } else { "" }
     );

@@ -214,3 +214,23 @@ fn a_regional_series_without_variance_is_a_clear_error() {
     };
     assert!(error.contains("regional fit over 21 years") && error.contains("ln P does not vary"), "{error}");
 }
+
+/// An option of weight 0 is never drawn, wherever it sorts among the others.
+#[test]
+fn an_option_of_weight_zero_is_never_drawn() {
+    let config = Config::default();
+    let rows = dataset();
+    for design in [Design::MonteCarlo, Design::LatinHypercube, Design::Sobol] {
+        let spec = SweepSpec {
+            design,
+            reading: vec![reading("cei", &[("gdp", 1.0), ("secondary_gdp", 0.0)])],
+            ..quiet_spec(64)
+        };
+        let plan = spec.plan(&config).unwrap();
+        assert_eq!(plan.readings[0].options.len(), 1, "{:?}", plan.readings[0]);
+        for k in 0..64 {
+            assert_eq!(plan.draw(k, &config, rows.rows()).parameters.readings.cei, CeiBasis::Gdp);
+        }
+        assert_eq!(plan.readings[0].pick(1.0), zonesweep_shared::sweep::ReadingValue::Cei(CeiBasis::Gdp));
+    }
+}

@@ -39,6 +39,9 @@ pub(crate) fn stream(seed: u64, domain: u64, sample: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The largest double below 1.
+const BELOW_ONE: f64 = 1.0 - f64::EPSILON / 2.0;
+
 /// A uniform number strictly inside (0, 1), from 52 random bits: the middle
 /// of one of 2^52 equal cells, so neither 0 nor 1 can come out (with 53 bits
 /// the top cell's middle would round up to 1).
@@ -91,7 +94,9 @@ impl Plan {
                 Design::LatinHypercube => {
                     let mut key_rng = stream(self.seed, DOMAIN_PERMUTATION, d as u64);
                     let stratum = permute(k, self.samples, key_rng.next_u64());
-                    (stratum as f64 + open_unit(&mut rng)) / self.samples as f64
+                    // In the top stratum the division can round up to 1;
+                    // keep the number inside (0, 1) like the other designs.
+                    ((stratum as f64 + open_unit(&mut rng)) / self.samples as f64).min(BELOW_ONE)
                 }
                 Design::Sobol => {
                     let x = sobol_burley::sample(k as u32, sobol_dimension, sobol_seed);

@@ -243,6 +243,9 @@ impl SweepSpec {
                     Ok(_) if !(weight.is_finite() && weight >= 0.0) => {
                         problems.push(format!("{at}: the weight of `{option}` is {weight}; it must be ≥ 0"))
                     }
+                    // An option of weight 0 is never drawn, not even by a
+                    // uniform number that rounds to 1.
+                    Ok(_) if weight == 0.0 => {}
                     Ok(value) => {
                         total += weight;
                         options.push((value, total));
@@ -256,7 +259,6 @@ impl SweepSpec {
             for (_, cumulative) in &mut options {
                 *cumulative /= total;
             }
-            options.retain(|(_, cumulative)| *cumulative > 0.0);
             dimensions.push(Dimension {
                 target: Target::Reading(readings.len()),
                 distribution: Checked::UNIT_UNIFORM,
