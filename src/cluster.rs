@@ -198,6 +198,32 @@ fn write_token(path: &Path, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// The token kept beside the database: the one written on an earlier start,
+/// so that workers and clients holding it keep working after a restart, or
+/// else a new one, written for the next start.
+fn stored_or_new_token(path: &Path) -> Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let token = text.trim();
+            if token.is_empty() || token.chars().any(char::is_whitespace) {
+                bail!(
+                    "the token file {} does not hold one token; remove it to have a new one generated, or give --token-file",
+                    path.display()
+                );
+            }
+            eprintln!("no token given: using the one in {} (written on an earlier start)", path.display());
+            Ok(token.to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random_token();
+            write_token(path, &token)?;
+            eprintln!("no token given: generated one and wrote it to {} (mode 0600)", path.display());
+            Ok(token)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the token file {}", path.display())),
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn termination() {
     let term = async {
@@ -217,13 +243,7 @@ pub async fn termination() {
 pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let token = match args.token.token()? {
         Some(token) => token,
-        None => {
-            let path = token_path(&args.db);
-            let token = random_token();
-            write_token(&path, &token)?;
-            eprintln!("no token given: generated one and wrote it to {} (mode 0600)", path.display());
-            token
-        }
+        None => stored_or_new_token(&token_path(&args.db))?,
     };
     let mut config = CoordinatorConfig::new(args.db.clone(), token);
     config.default_job_size = args.job_size;

@@ -304,3 +304,80 @@ fn a_closed_stdout_ends_quietly() {
     assert!(output.status.success(), "{:?}\n{stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A coordinator started without a token generates one once, beside its
+/// database, and reuses it on every later start, so the workers and clients
+/// that hold it keep working across restarts.
+#[test]
+fn a_generated_token_survives_a_restart() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = dir.path().join("z.redb");
+    let token_file = dir.path().join("z.redb.token");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_zonesweep"))
+            .args(["coordinator", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env_remove("ZONESWEEP_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the coordinator starts")
+    };
+    let wait_for_token = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = fs::read_to_string(&token_file) {
+                if !text.trim().is_empty() {
+                    return text;
+                }
+            }
+            assert!(Instant::now() < deadline, "no token file after 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut first = start();
+    let token = wait_for_token();
+    first.kill().expect("stop the first coordinator");
+    let _ = first.wait();
+    let mut second = start();
+    // The second start has read the file once it says so on stderr; stop it
+    // then. The lines are read on a thread, so a start that never says so
+    // fails the test at the deadline instead of blocking it.
+    let stderr = second.stderr.take().expect("stderr");
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) if line.contains("using the one in") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = second.kill();
+                panic!("the second start did not reuse the token; it said: {seen:?}");
+            }
+        }
+    }
+    second.kill().expect("stop the second coordinator");
+    let _ = second.wait();
+    assert_eq!(fs::read_to_string(&token_file).unwrap(), token, "the token file is unchanged");
+
+    // A damaged token file is refused with its name, not replaced.
+    fs::write(&token_file, "two tokens\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_zonesweep"))
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env_remove("ZONESWEEP_TOKEN")
+        .output()
+        .expect("the coordinator runs");
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("z.redb.token") && !stderr.contains("panicked"), "{stderr}");
+}
