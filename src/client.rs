@@ -134,6 +134,25 @@ impl Remote {
     pub async fn query(&mut self, id: &SweepId) -> Result<SweepResults> {
         Ok(results_from_pb(self.client.query(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
     }
+
+    pub async fn resume(&mut self, id: &SweepId) -> Result<SweepStatus> {
+        Ok(status_from_pb(self.client.resume(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+    }
+
+    pub async fn delete(&mut self, id: &SweepId) -> Result<()> {
+        self.client.delete(sweep_ref(id)).await.map_err(status_error)?;
+        Ok(())
+    }
+
+    /// Delete the final sweeps that ended more than `age` ago; their ids.
+    pub async fn prune(&mut self, age: std::time::Duration) -> Result<Vec<String>> {
+        let request = pb::PruneRequest { older_than_seconds: age.as_secs() };
+        Ok(self.client.prune(request).await.map_err(status_error)?.into_inner().deleted)
+    }
+
+    pub async fn workers(&mut self) -> Result<Vec<pb::WorkerStatus>> {
+        Ok(self.client.list_workers(pb::ListWorkersRequest {}).await.map_err(status_error)?.into_inner().workers)
+    }
 }
 
 /// What defines a sweep, shared by `run` and `submit`.

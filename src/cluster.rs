@@ -45,7 +45,9 @@ pub struct CoordinatorArgs {
     /// Seconds between worker heartbeats.
     #[arg(long, default_value_t = 2.0)]
     pub heartbeat: f64,
-    /// Times a job may fail or expire before its sweep fails.
+    /// Times a job may fail (an error its worker reported, or a run past
+    /// --max-job-time) before its sweep fails. Leases that expire because a
+    /// worker went silent do not count.
     #[arg(long, default_value_t = 5)]
     pub max_attempts: u32,
     /// Seconds a job may stay leased, heartbeats or not, before it is taken
@@ -85,6 +87,11 @@ pub struct RunArgs {
     /// Local worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Continue this failed or cancelled sweep of the database (an
+    /// interrupted `run`, say) instead of submitting a new one; the sweep
+    /// options are then not used.
+    #[arg(long, value_name = "SWEEP")]
+    pub resume: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -309,6 +316,7 @@ async fn follow(client: &mut Remote, sweep: &SweepId) -> Result<SweepStatus> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
     let workers = args.workers.unwrap_or_else(default_threads);
     if workers == 0 {
@@ -333,10 +341,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }));
 
     let mut client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
-    let submitted = client.submit(request).await?;
+    let submitted = match &resume {
+        Some(id) => client.resume(id).await?,
+        None => client.submit(request).await?,
+    };
     eprintln!(
-        "sweep {}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
+        "sweep {}{}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
         submitted.id,
+        if resume.is_some() { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
         submitted.samples,
         submitted.jobs,
         args.db.display()
@@ -346,7 +358,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         status = follow(&mut client, &submitted.id) => status,
         _ = termination() => {
             let _ = client.cancel(&submitted.id).await;
-            Err(anyhow::anyhow!("interrupted: sweep {} cancelled", submitted.id))
+            Err(anyhow::anyhow!(
+                "interrupted: sweep {id} stopped with what it has; continue it with `zonesweep run --db {} --resume {id}`",
+                args.db.display(),
+                id = submitted.id,
+            ))
         }
     };
     let elapsed = started.elapsed();
@@ -462,6 +478,100 @@ pub async fn cancel(args: RemoteSweepArgs) -> Result<()> {
     let mut client = args.remote.connect().await?;
     let status = client.cancel(&sweep).await?;
     println!("{}", report::status_line(&status));
+    Ok(())
+}
+
+pub async fn resume(args: RemoteSweepArgs) -> Result<()> {
+    let sweep = sweep_id(&args.sweep)?;
+    let status = args.remote.connect().await?.resume(&sweep).await?;
+    println!("{}", report::status_line(&status));
+    Ok(())
+}
+
+/// Where a sweep is deleted: through a running coordinator, or in a
+/// database file no coordinator has open (through one started here).
+#[derive(clap::Args)]
+pub struct ManageArgs {
+    /// Ask this coordinator (needs a token).
+    #[arg(long, conflicts_with = "db")]
+    pub coordinator: Option<String>,
+    /// Change this database file directly (while no coordinator has it open).
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// The sweep id; it must be final (cancel a running one first).
+    pub sweep: String,
+    #[command(flatten)]
+    pub target: ManageArgs,
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Delete every final sweep that ended more than this many days ago.
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: f64,
+    #[command(flatten)]
+    pub target: ManageArgs,
+}
+
+/// A coordinator on `path`, with no server and no workers, to change it.
+async fn local_coordinator(path: &Path) -> Result<Coordinator> {
+    let config = CoordinatorConfig::new(path.to_path_buf(), random_token());
+    Coordinator::start(config).await.with_context(|| format!("cannot open the results database {}", path.display()))
+}
+
+pub async fn delete(args: DeleteArgs) -> Result<()> {
+    let sweep = sweep_id(&args.sweep)?;
+    match &args.target.coordinator {
+        Some(url) => {
+            Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.delete(&sweep).await?
+        }
+        None => local_coordinator(&args.target.db).await?.delete(&sweep).await?,
+    }
+    println!("deleted {sweep}");
+    Ok(())
+}
+
+pub async fn prune(args: PruneArgs) -> Result<()> {
+    if !(args.older_than.is_finite() && (0.0..=1e6).contains(&args.older_than)) {
+        bail!("--older-than must be a number of days from 0 to 1000000, not {}", args.older_than);
+    }
+    let age = Duration::from_secs_f64(args.older_than * 86_400.0);
+    let deleted: Vec<String> = match &args.target.coordinator {
+        Some(url) => Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.prune(age).await?,
+        None => {
+            let coordinator = local_coordinator(&args.target.db).await?;
+            coordinator.prune(age).await?.iter().map(|id| id.as_str().to_owned()).collect()
+        }
+    };
+    for id in &deleted {
+        println!("deleted {id}");
+    }
+    eprintln!("{} sweep(s) deleted", deleted.len());
+    Ok(())
+}
+
+pub async fn workers(args: RemoteArgs) -> Result<()> {
+    let workers = args.connect().await?.workers().await?;
+    if workers.is_empty() {
+        println!("no workers registered");
+        return Ok(());
+    }
+    println!("{:<40} {:>7} {:>6} {:>9} {:>11}  host", "worker", "threads", "leases", "jobs done", "last seen");
+    for w in workers {
+        let seen = format!("{:.1} s ago", w.idle_millis as f64 / 1000.0);
+        println!(
+            "{:<40} {:>7} {:>6} {:>9} {:>11}  {}",
+            w.worker_id, w.threads, w.leases, w.jobs_delivered, seen, w.hostname
+        );
+    }
     Ok(())
 }
 

@@ -38,8 +38,17 @@ enum Command {
     Status(cluster::SweepRefArgs),
     /// Follow a sweep with a progress bar until it is final.
     Watch(cluster::RemoteSweepArgs),
-    /// Cancel a sweep.
+    /// Cancel a sweep; what it has is kept, and `resume` continues it.
     Cancel(cluster::RemoteSweepArgs),
+    /// Run a failed or cancelled sweep again from what it has (on this
+    /// machine: `run --resume SWEEP`).
+    Resume(cluster::RemoteSweepArgs),
+    /// Delete a final sweep and everything stored of it.
+    Delete(cluster::DeleteArgs),
+    /// Delete every final sweep that ended more than --older-than DAYS ago.
+    Prune(cluster::PruneArgs),
+    /// The workers registered with a coordinator.
+    Workers(cluster::RemoteArgs),
     /// List the sweeps.
     List(cluster::SourceArgs),
     /// Zone-membership probabilities per unit.
@@ -117,6 +126,10 @@ fn main() -> ExitCode {
         Command::Status(args) => block_on(cluster::status(args)),
         Command::Watch(args) => block_on(cluster::watch(args)),
         Command::Cancel(args) => block_on(cluster::cancel(args)),
+        Command::Resume(args) => block_on(cluster::resume(args)),
+        Command::Delete(args) => block_on(cluster::delete(args)),
+        Command::Prune(args) => block_on(cluster::prune(args)),
+        Command::Workers(args) => block_on(cluster::workers(args)),
         Command::List(args) => block_on(cluster::list(args)),
         Command::Zones(args) => block_on(cluster::zones(args)),
         Command::Peaking(args) => block_on(cluster::peaking(args)),

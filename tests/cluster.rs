@@ -565,3 +565,56 @@ fn queries_after_a_restart_return_the_stored_results() {
     cluster.restart_coordinator();
     check_coordinator(&cluster, "after a restart from kill -9");
 }
+
+// ---------------------------------------------------------------- resume
+
+/// An interrupted `run` (SIGINT, as Ctrl-C sends) keeps what it has and says
+/// how to continue; `run --resume` continues the same sweep and ends with
+/// exactly the results of an uninterrupted run. `resume` of a done sweep
+/// is refused by name.
+#[test]
+fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
+    use std::io::BufRead as _;
+    let n = samples();
+    let reference = reference();
+    let dir = tempfile::Builder::new().prefix("zonesweep-e2e-resume-").tempdir().expect("a temporary directory");
+    let db = dir.path().join("resume.redb");
+    let (n_text, seed) = (n.to_string(), SEED.to_string());
+    let args =
+        ["run", "--db", path_str(&db), "--samples", &n_text, "--seed", &seed, "--job-size", "50", "--workers", "1"];
+    let mut command = zonesweep_command(&args);
+    command.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("zonesweep run starts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("run says which sweep it runs");
+    assert!(first.starts_with("sweep sw-"), "{first}");
+    // Interrupt once some jobs are done.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = wait_timeout(&mut child, Duration::from_secs(60)).expect("run stops on SIGINT");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let sweep = first["sweep ".len()..].split(':').next().unwrap().trim().to_owned();
+    assert!(!status.success(), "the run ended before the interrupt (make the sweep longer):\n{rest}");
+    let advice = format!("--resume {sweep}");
+    assert!(rest.contains(&advice), "the interrupted run names how to continue:\n{rest}");
+
+    let mut resume_args = vec!["run", "--db", path_str(&db), "--resume", &sweep, "--workers", "2"];
+    let mut command = zonesweep_command(&resume_args);
+    command.current_dir(dir.path());
+    let output = run_with_timeout(command, Duration::from_secs(600));
+    assert!(output.status.success(), "run --resume failed:\n{}\n{}", output.stdout, output.stderr);
+    assert!(output.stderr.contains(&format!("sweep {sweep} resumed with")), "{}", output.stderr);
+    assert_eq!(output.last_line(), sweep);
+    let exports = export_from(dir.path(), &sweep, &["--db", path_str(&db)]);
+    assert_same_exports("an uninterrupted `run` vs an interrupted and resumed one", reference, &exports);
+
+    resume_args[4] = "sw-unknown";
+    let refused = fails(&resume_args);
+    assert!(refused.contains("sweep sw-unknown not found"), "{refused}");
+    resume_args[4] = &sweep;
+    let refused = fails(&resume_args);
+    assert!(refused.contains("is done; there is nothing to resume"), "{refused}");
+}

@@ -39,6 +39,20 @@ pub enum Change {
     Complete { job: JobId, aggregate: Box<Aggregate> },
     /// End a running sweep: cancelled by a client, or failed.
     Stop { sweep: SweepId, state: SweepState, reason: String },
+    /// Run a failed or cancelled sweep again from its stored aggregate (read
+    /// from the store by the caller: a final sweep's is not in memory).
+    Resume { sweep: SweepId, aggregate: Box<Aggregate> },
+    /// Remove a final sweep and everything stored of it.
+    Delete { sweep: SweepId },
+}
+
+impl Change {
+    fn sweep(&self) -> &SweepId {
+        match self {
+            Change::Complete { job, .. } => &job.sweep,
+            Change::Stop { sweep, .. } | Change::Resume { sweep, .. } | Change::Delete { sweep } => sweep,
+        }
+    }
 }
 
 /// The answer to a change: for a completion, whether it was merged now
@@ -65,15 +79,21 @@ pub enum Decision {
     Refused(String),
     /// No such sweep.
     UnknownSweep(SweepId),
-    /// The sweep ends (one already final keeps its end).
+    /// The sweep ends (one already final keeps its end), runs again, or is
+    /// deleted.
     Stop,
+    Resume,
+    Delete,
+    /// The change does not apply to the sweep as it stands, and why.
+    NotNow(String),
 }
 
 impl Decision {
     /// The answer to a change with this decision, once its batch is stored.
     fn answer(&self) -> Answer {
         match self {
-            Decision::Merge | Decision::Stop => Ok(true),
+            Decision::Merge | Decision::Stop | Decision::Resume | Decision::Delete => Ok(true),
+            Decision::NotNow(why) => Err(CoordinatorError::FailedPrecondition(why.clone())),
             Decision::AlreadyMerged => Ok(false),
             Decision::SweepClosed(id, state) => Err(CoordinatorError::FailedPrecondition(format!(
                 "sweep {id} is {state}; its results are no longer taken"
@@ -99,18 +119,37 @@ pub struct Plan {
 struct Draft<'a> {
     sweep: &'a SweepRuntime,
     record: SweepRecord,
-    aggregate: Aggregate,
+    /// Copied from the state when a result is merged, or the stored one a
+    /// resumption brings; `None` while the batch leaves it as it is.
+    aggregate: Option<Aggregate>,
     newly_done: BTreeSet<u32>,
+    delete: bool,
 }
 
 impl<'a> Draft<'a> {
     fn of(sweep: &'a SweepRuntime) -> Draft<'a> {
-        Draft {
-            sweep,
-            record: sweep.record().clone(),
-            aggregate: sweep.aggregate().clone(),
-            newly_done: BTreeSet::new(),
+        Draft { sweep, record: sweep.record().clone(), aggregate: None, newly_done: BTreeSet::new(), delete: false }
+    }
+
+    fn resume(&mut self, stored: &Aggregate) -> Decision {
+        if self.delete {
+            return Decision::NotNow(format!("sweep {} is being deleted", self.record.id));
         }
+        let done = self.sweep.jobs_done() + self.newly_done.len() as u32;
+        if let Err(why) = self.record.check_resumable(done) {
+            return if self.record.is_running() { Decision::Resume } else { Decision::NotNow(why) };
+        }
+        self.record.resume();
+        self.aggregate = Some(stored.clone());
+        Decision::Resume
+    }
+
+    fn delete(&mut self) -> Decision {
+        if self.record.is_running() {
+            return Decision::NotNow(format!("sweep {} is running; cancel it first", self.record.id));
+        }
+        self.delete = true;
+        Decision::Delete
     }
 
     fn complete(&mut self, index: u32, result: &Aggregate) -> Decision {
@@ -121,28 +160,35 @@ impl<'a> Draft<'a> {
         if self.sweep.is_done(index) || self.newly_done.contains(&index) {
             return Decision::AlreadyMerged;
         }
-        if !self.record.is_running() {
+        if !self.record.is_running() || self.delete {
             return Decision::SweepClosed(id.clone(), self.record.state);
         }
+        if self.aggregate.is_none() {
+            self.aggregate = self.sweep.aggregate().cloned();
+        }
+        let Some(aggregate) = self.aggregate.as_mut() else {
+            return Decision::Refused(format!("sweep {id} has no merged results in memory"));
+        };
         // `merge` checks the shape and every length before it changes
         // anything, so a refused result leaves the draft as it was.
-        if let Err(e) = self.aggregate.merge(result) {
+        if let Err(e) = aggregate.merge(result) {
             return Decision::Refused(format!("the result does not merge: {e}"));
         }
         self.newly_done.insert(index);
         if self.sweep.jobs_done() + self.newly_done.len() as u32 == self.record.jobs {
-            self.record.finish(&self.aggregate);
+            self.record.finish(aggregate);
         }
         Decision::Merge
     }
 
     /// The entry to store, if the batch changed this sweep.
     fn into_entry(self) -> Option<BatchEntry> {
-        let changed = !self.newly_done.is_empty() || self.record != *self.sweep.record();
+        let changed = !self.newly_done.is_empty() || self.record != *self.sweep.record() || self.delete;
         changed.then(|| BatchEntry {
             record: self.record,
             aggregate: self.aggregate,
             newly_done: self.newly_done.into_iter().collect(),
+            delete: self.delete,
         })
     }
 }
@@ -152,10 +198,7 @@ pub fn plan(state: &State, changes: &[Change]) -> Plan {
     let mut drafts: BTreeMap<SweepId, Draft<'_>> = BTreeMap::new();
     let mut decisions = Vec::with_capacity(changes.len());
     for change in changes {
-        let id = match change {
-            Change::Complete { job, .. } => &job.sweep,
-            Change::Stop { sweep, .. } => sweep,
-        };
+        let id = change.sweep();
         let Some(sweep) = state.sweep(id) else {
             decisions.push(Decision::UnknownSweep(id.clone()));
             continue;
@@ -167,6 +210,8 @@ pub fn plan(state: &State, changes: &[Change]) -> Plan {
                 draft.record.stop(*end, reason);
                 Decision::Stop
             }
+            Change::Resume { aggregate, .. } => draft.resume(aggregate),
+            Change::Delete { .. } => draft.delete(),
         });
     }
     Plan { decisions, entries: drafts.into_values().filter_map(Draft::into_entry).collect() }
@@ -330,7 +375,6 @@ mod tests {
     use std::time::Instant;
 
     use tonic::Code;
-    use zonesweep_proto::ids::WorkerId;
     use zonesweep_proto::status::SweepStatus;
     use zonesweep_shared::sweep::aggregate::Shape;
 
@@ -382,7 +426,8 @@ mod tests {
         assert_eq!(plan.entries.len(), 1);
         let entry = &plan.entries[0];
         assert_eq!(entry.newly_done, [0, 1]);
-        assert_eq!((entry.aggregate.samples_ok, entry.aggregate.zone_counts.row(0)[0]), (8, 8), "job 0 counted once");
+        let aggregate = entry.aggregate.as_ref().unwrap();
+        assert_eq!((aggregate.samples_ok, aggregate.zone_counts.row(0)[0]), (8, 8), "job 0 counted once");
         assert_eq!(entry.record.state, SweepState::Running);
         assert_eq!(status(&state).samples_done, 0, "planning changes no state");
     }
@@ -451,7 +496,8 @@ mod tests {
     fn a_batch_that_is_not_stored_acknowledges_nothing_changes_nothing_and_is_retried() {
         let mut state = state();
         let now = Instant::now();
-        state.lease(&WorkerId::parse("wk-1").unwrap(), 2, now, now);
+        let worker = crate::state::tests::registered(&mut state, "wk-1");
+        state.lease(&worker, 2, now, now).unwrap();
         let before = status(&state);
         let batch = [complete("a", 0, 4), complete("a", 0, 4), complete("a", 1, 4), stop("a", SweepState::Failed)];
         let Plan { decisions, entries: _ } = plan(&state, &batch);
@@ -491,7 +537,7 @@ mod tests {
         assert!(matches!(&plan.decisions[2], Decision::Refused(why) if why.contains("no job 7")), "{plan:?}");
         assert_eq!(plan.decisions[3], Decision::Merge);
         assert_eq!(plan.entries[0].newly_done, [0]);
-        assert_eq!(plan.entries[0].aggregate, *result(4), "a refused result changes nothing");
+        assert_eq!(plan.entries[0].aggregate, Some(*result(4)), "a refused result changes nothing");
         let answers = settle(&mut state, &plan.decisions, Ok(plan.entries));
         assert_eq!(
             codes(&answers),

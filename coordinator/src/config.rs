@@ -18,7 +18,9 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// A lease without a heartbeat for this long expires.
     pub lease_timeout: Duration,
-    /// A job that fails or expires this many times fails its sweep.
+    /// A job that fails this many times (an error its worker reported, or a
+    /// run past `max_job_time`) fails its sweep. Lease expiries of silent
+    /// workers do not count: they are faults of the infrastructure.
     pub max_attempts: u32,
     /// The longest a job may stay leased, heartbeats or not: a worker whose
     /// samples hang loses the job after this and it runs elsewhere.
@@ -42,6 +44,12 @@ impl CoordinatorConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_MIB << 20,
             max_batch: 1024,
         }
+    }
+
+    /// A registered worker silent for this long and holding no lease is
+    /// forgotten: ten lease timeouts, and at least five minutes.
+    pub fn worker_silence(&self) -> Duration {
+        (self.lease_timeout * 10).max(Duration::from_secs(300))
     }
 
     pub fn validate(&self) -> Result<(), CoordinatorError> {

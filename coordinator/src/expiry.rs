@@ -1,6 +1,7 @@
 //! The lease-expiry task: every 250 ms, leases whose heartbeats stopped (or
-//! that outlived the maximum job time) go back to pending; a job that expired
-//! too often fails its sweep through the committer.
+//! that outlived the maximum job time) go back to pending; a job that failed
+//! too often fails its sweep through the committer. Workers silent for long
+//! and holding nothing are forgotten (they register again if they return).
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,12 @@ impl Coordinator {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let failed = self.state().expire(Instant::now(), self.config().max_attempts);
+            let now = Instant::now();
+            let failed = {
+                let mut state = self.state();
+                state.forget_silent_workers(now, self.config().worker_silence());
+                state.expire(now, self.config().max_attempts)
+            };
             for (sweep, reason) in failed {
                 let change = Change::Stop { sweep, state: SweepState::Failed, reason };
                 let _ = self.send(Command { change, reply: None }).await;

@@ -99,7 +99,45 @@ impl pb::sweeps_server::Sweeps for Coordinator {
 
     async fn query(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::QueryResponse>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
-        Ok(Response::new(results_to_pb(&Coordinator::query(self, &id)?)))
+        Ok(Response::new(results_to_pb(&Coordinator::query(self, &id).await?)))
+    }
+
+    async fn resume(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        let id = sweep_id(&request.get_ref().sweep_id)?;
+        Ok(Response::new(status_to_pb(&Coordinator::resume(self, &id).await?)))
+    }
+
+    async fn delete(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {
+        let id = sweep_id(&request.get_ref().sweep_id)?;
+        Coordinator::delete(self, &id).await?;
+        Ok(Response::new(pb::DeleteResponse {}))
+    }
+
+    async fn prune(&self, request: Request<pb::PruneRequest>) -> Result<Response<pb::PruneResponse>, Status> {
+        let age = std::time::Duration::from_secs(request.get_ref().older_than_seconds);
+        let deleted = Coordinator::prune(self, age).await?.iter().map(|id| id.as_str().to_owned()).collect();
+        Ok(Response::new(pb::PruneResponse { deleted }))
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let now = std::time::Instant::now();
+        let millis = |since: std::time::Instant| now.saturating_duration_since(since).as_millis() as u64;
+        let workers = Coordinator::workers(self)
+            .into_iter()
+            .map(|(info, leases)| pb::WorkerStatus {
+                worker_id: info.id.as_str().to_owned(),
+                hostname: info.hostname,
+                threads: info.threads,
+                leases,
+                jobs_delivered: info.jobs_delivered,
+                idle_millis: millis(info.last_seen),
+                registered_millis: millis(info.registered),
+            })
+            .collect();
+        Ok(Response::new(pb::ListWorkersResponse { workers }))
     }
 }
 
@@ -113,7 +151,7 @@ impl pb::workers_server::Workers for Coordinator {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        let jobs = Coordinator::lease(self, &worker, request.capacity).into_iter().map(job_to_pb).collect();
+        let jobs = Coordinator::lease(self, &worker, request.capacity)?.into_iter().map(job_to_pb).collect();
         Ok(Response::new(pb::LeaseResponse { jobs }))
     }
 
@@ -131,26 +169,26 @@ impl pb::workers_server::Workers for Coordinator {
                 Err(_) => abandon.push(wire),
             }
         }
-        abandon.extend(Coordinator::heartbeat(self, &worker, &held).iter().map(LeaseRef::to_pb));
+        abandon.extend(Coordinator::heartbeat(self, &worker, &held)?.iter().map(LeaseRef::to_pb));
         Ok(Response::new(pb::HeartbeatResponse { abandon }))
     }
 
     async fn complete(&self, request: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
         let request = request.into_inner();
-        WorkerId::parse(&request.worker_id)?;
+        let worker = WorkerId::parse(&request.worker_id)?;
         let lease = lease_ref(request.lease)?;
         let wire = request.aggregate.ok_or_else(|| Status::invalid_argument("the completion carries no aggregate"))?;
         let shape = self.result_shape(lease.sweep())?;
         let aggregate = result_from_pb(&wire, &shape)?;
-        let merged = Coordinator::complete(self, &lease, aggregate).await?;
+        let merged = Coordinator::complete(self, &worker, &lease, aggregate).await?;
         Ok(Response::new(pb::CompleteResponse { merged }))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
         let request = request.into_inner();
-        WorkerId::parse(&request.worker_id)?;
+        let worker = WorkerId::parse(&request.worker_id)?;
         let lease = lease_ref(request.lease)?;
-        Coordinator::fail(self, &lease, &request.reason).await?;
+        Coordinator::fail(self, &worker, &lease, &request.reason).await?;
         Ok(Response::new(pb::FailResponse {}))
     }
 

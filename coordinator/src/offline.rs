@@ -7,7 +7,7 @@ use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
 use crate::store::Store;
-use crate::sweep::SweepRecord;
+use crate::sweep::{SweepRecord, Tally};
 
 fn record(store: &Store, id: &SweepId) -> Result<SweepRecord, CoordinatorError> {
     store.sweep(id)?.ok_or_else(|| CoordinatorError::NotFound(format!("sweep {id}")))
@@ -16,7 +16,7 @@ fn record(store: &Store, id: &SweepId) -> Result<SweepRecord, CoordinatorError> 
 fn status_of(store: &Store, record: &SweepRecord) -> Result<(SweepStatus, Aggregate), CoordinatorError> {
     let aggregate = store.stored_aggregate(&record.id)?;
     let done = store.done_jobs(&record.id)?.len() as u32;
-    Ok((record.status(&aggregate, done, 0), aggregate))
+    Ok((record.status(&Tally::of(&aggregate), done, 0), aggregate))
 }
 
 pub fn status(store: &Store, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {

@@ -15,7 +15,7 @@ use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::state::{LeasedJob, State, SweepRuntime};
+use crate::state::{LeasedJob, Refusal, State, SweepRuntime, WorkerInfo};
 use crate::store::Store;
 use crate::submission::{Prepared, Submission, prepare};
 
@@ -50,6 +50,19 @@ pub struct Coordinator {
 
 fn not_found(id: &SweepId) -> CoordinatorError {
     CoordinatorError::NotFound(format!("sweep {id}"))
+}
+
+impl From<Refusal> for CoordinatorError {
+    fn from(refusal: Refusal) -> CoordinatorError {
+        match refusal {
+            // NOT_FOUND tells the worker to register again.
+            Refusal::UnknownWorker(id) => CoordinatorError::NotFound(format!(
+                "worker {id} (not registered with this coordinator, which may have restarted; register again)"
+            )),
+            Refusal::UnknownSweep(id) => not_found(&id),
+            Refusal::NotHolder(why) => CoordinatorError::FailedPrecondition(why),
+        }
+    }
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -191,16 +204,78 @@ impl Coordinator {
         self.state().statuses()
     }
 
-    /// A sweep's status, units and merged aggregate.
-    pub fn query(&self, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
-        let state = self.state();
-        let sweep = state.sweep(id).ok_or_else(|| not_found(id))?;
-        Ok(SweepResults {
-            status: sweep.status(),
-            unit_ids: sweep.record().unit_ids.clone(),
-            unit_names: sweep.record().unit_names.clone(),
-            aggregate: sweep.aggregate().clone(),
-        })
+    /// A sweep's status, units and merged aggregate: a running sweep's from
+    /// memory, a final sweep's from the store.
+    pub async fn query(&self, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
+        let (status, unit_ids, unit_names, live) = {
+            let state = self.state();
+            let sweep = state.sweep(id).ok_or_else(|| not_found(id))?;
+            let record = sweep.record();
+            (sweep.status(), record.unit_ids.clone(), record.unit_names.clone(), sweep.aggregate().cloned())
+        };
+        let aggregate = match live {
+            Some(aggregate) => aggregate,
+            None => self.stored_aggregate(id).await?,
+        };
+        Ok(SweepResults { status, unit_ids, unit_names, aggregate })
+    }
+
+    async fn stored_aggregate(&self, id: &SweepId) -> Result<Aggregate, CoordinatorError> {
+        let store = self.store();
+        let id = id.clone();
+        blocking(move || Ok(store.stored_aggregate(&id)?)).await
+    }
+
+    /// Run a failed or cancelled sweep again from what it has: the jobs not
+    /// done are leased again, none counted as failed. A running sweep is
+    /// answered as it is; a done one, or one whose jobs are all done, is
+    /// refused with FAILED_PRECONDITION.
+    pub async fn resume(&self, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
+        let status = self.status(id)?;
+        if status.state == SweepState::Running {
+            return Ok(status);
+        }
+        let aggregate = Box::new(self.stored_aggregate(id).await?);
+        self.ask(Change::Resume { sweep: id.clone(), aggregate }).await?;
+        self.status(id)
+    }
+
+    /// Delete a final sweep and everything stored of it; a running sweep
+    /// is refused (cancel it first).
+    pub async fn delete(&self, id: &SweepId) -> Result<(), CoordinatorError> {
+        self.status(id)?;
+        self.ask(Change::Delete { sweep: id.clone() }).await?;
+        self.changed();
+        Ok(())
+    }
+
+    /// Delete every final sweep that ended more than `age` ago (sweeps
+    /// whose end time is not known are kept); returns those deleted.
+    pub async fn prune(&self, age: Duration) -> Result<Vec<SweepId>, CoordinatorError> {
+        let cutoff = crate::sweep::now_unix().saturating_sub(age.as_secs());
+        let old: Vec<SweepId> = {
+            let state = self.state();
+            state
+                .statuses()
+                .iter()
+                .filter_map(|status| state.sweep(&status.id))
+                .filter(|sweep| !sweep.is_running() && sweep.record().ended_unix.is_some_and(|end| end <= cutoff))
+                .map(|sweep| sweep.id().clone())
+                .collect()
+        };
+        let mut deleted = Vec::new();
+        for id in old {
+            match self.ask(Change::Delete { sweep: id.clone() }).await {
+                Ok(_) => deleted.push(id),
+                // Resumed meanwhile: it stays.
+                Err(CoordinatorError::FailedPrecondition(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if !deleted.is_empty() {
+            self.changed();
+        }
+        Ok(deleted)
     }
 
     /// A stream of a sweep's status: now, after every change, and a last
@@ -256,34 +331,50 @@ impl Coordinator {
     pub fn register(&self, hostname: &str, threads: u32) -> Registration {
         let n = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let host: String = hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
-        let _ = threads;
         let id = format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host });
+        let worker_id = WorkerId::parse(&id).expect("letters, digits and `-`, at most 3 + 32 + 1 + 16 characters");
+        let now = Instant::now();
+        let hostname: String = hostname.chars().take(256).collect();
+        self.state().register(WorkerInfo {
+            id: worker_id.clone(),
+            hostname,
+            threads,
+            registered: now,
+            last_seen: now,
+            jobs_delivered: 0,
+        });
         Registration {
-            worker_id: WorkerId::parse(&id).expect("letters, digits and `-`, at most 3 + 32 + 1 + 16 characters"),
+            worker_id,
             heartbeat_interval: self.inner.config.heartbeat_interval,
             lease_timeout: self.inner.config.lease_timeout,
         }
     }
 
-    /// Lease up to `capacity` (at most 1024) pending jobs, oldest sweep first.
-    pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Vec<LeasedJob> {
+    /// The registered workers with the number of leases each holds.
+    pub fn workers(&self) -> Vec<(WorkerInfo, u32)> {
+        self.state().workers()
+    }
+
+    /// Lease up to `capacity` (at most 1024) pending jobs, oldest sweep
+    /// first; NOT_FOUND for a worker that is not registered.
+    pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Result<Vec<LeasedJob>, CoordinatorError> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
         let capacity = capacity.min(1024) as usize;
-        let jobs = self.state().lease(worker, capacity, deadline, until);
+        let jobs = self.state().lease(worker, capacity, deadline, until)?;
         if !jobs.is_empty() {
             self.changed();
         }
-        jobs
+        Ok(jobs)
     }
 
     /// Extend the leases a worker holds; returns those it should abandon.
-    pub fn heartbeat(&self, worker: &WorkerId, leases: &[LeaseRef]) -> Vec<LeaseRef> {
+    pub fn heartbeat(&self, worker: &WorkerId, leases: &[LeaseRef]) -> Result<Vec<LeaseRef>, CoordinatorError> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
-        self.state().heartbeat(worker, leases, deadline, until)
+        Ok(self.state().heartbeat(worker, leases, deadline, until)?)
     }
 
     /// The shape every result of a sweep must have, to decode a completion against.
@@ -292,23 +383,35 @@ impl Coordinator {
     }
 
     /// Merge a job's result exactly once: `Ok(false)` when it was merged
-    /// before. A result that does not fit its job is refused and changes nothing.
-    pub async fn complete(&self, lease: &LeaseRef, aggregate: Aggregate) -> Result<bool, CoordinatorError> {
+    /// before. The result must come from the worker holding the job's lease
+    /// (see [`State::check_delivery`]) and fit its job; otherwise it is
+    /// refused and changes nothing.
+    pub async fn complete(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseRef,
+        aggregate: Aggregate,
+    ) -> Result<bool, CoordinatorError> {
         {
-            let state = self.state();
+            let mut state = self.state();
+            state.check_delivery(worker, lease)?;
             let sweep = state.sweep(lease.sweep()).ok_or_else(|| not_found(lease.sweep()))?;
             if check_result(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
                 return Ok(false);
             }
         }
-        self.ask(Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) }).await
+        let merged = self.ask(Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) }).await?;
+        if merged {
+            self.state().delivered(worker);
+        }
+        Ok(merged)
     }
 
     /// A worker could not run a job: it runs again, or after too many
-    /// attempts its sweep fails.
-    pub async fn fail(&self, lease: &LeaseRef, reason: &str) -> Result<(), CoordinatorError> {
+    /// failures its sweep fails. Only the job's current holder can fail it.
+    pub async fn fail(&self, worker: &WorkerId, lease: &LeaseRef, reason: &str) -> Result<(), CoordinatorError> {
         let reason: String = reason.chars().take(2000).collect();
-        let failed = self.state().fail_job(lease, &reason, self.inner.config.max_attempts);
+        let failed = self.state().fail_job(worker, lease, &reason, self.inner.config.max_attempts)?;
         if let Some(reason) = failed {
             self.send(Command {
                 change: Change::Stop { sweep: lease.sweep().clone(), state: SweepState::Failed, reason },

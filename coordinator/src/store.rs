@@ -23,12 +23,16 @@ use crate::schema::{AGGREGATES, BLOBS, DONE_JOBS, META, SCHEMA_VERSION, SCHEMA_V
 use crate::sweep::SweepRecord;
 
 /// One sweep's share of a group commit: its new record, its aggregate with
-/// the newly done jobs' results merged in, and those jobs' indices.
+/// the newly done jobs' results merged in (`None`: unchanged), and those
+/// jobs' indices; or, with `delete`, the sweep's removal.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchEntry {
     pub record: SweepRecord,
-    pub aggregate: Aggregate,
+    pub aggregate: Option<Aggregate>,
     pub newly_done: Vec<u32>,
+    /// Remove the sweep: its record, aggregate and done jobs, and every
+    /// blob no other sweep uses.
+    pub delete: bool,
 }
 
 /// What opening a locked database tells a coordinator.
@@ -369,10 +373,18 @@ impl Store {
             let mut sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
             let mut aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
             let mut done = txn.open_table(DONE_JOBS).context("opening table `done_jobs`")?;
+            let mut deleted = Vec::new();
             for entry in batch {
                 let id = entry.record.id.as_str();
                 if sweeps.get(id).context("reading table `sweeps`")?.is_none() {
                     return Err(StoreError::UnknownSweep { id: id.to_string() });
+                }
+                if entry.delete {
+                    sweeps.remove(id).context("writing table `sweeps`")?;
+                    aggregates.remove(id).context("writing table `aggregates`")?;
+                    done.retain_in((id, 0u32)..=(id, u32::MAX), |_, _| false).context("writing table `done_jobs`")?;
+                    deleted.push(&entry.record);
+                    continue;
                 }
                 for &job in &entry.newly_done {
                     if job >= entry.record.jobs {
@@ -389,9 +401,28 @@ impl Store {
                     }
                 }
                 sweeps.insert(id, encode_record(&entry.record).as_slice()).context("writing table `sweeps`")?;
-                aggregates
-                    .insert(id, encode_aggregate(&entry.aggregate).as_slice())
-                    .context("writing table `aggregates`")?;
+                if let Some(aggregate) = &entry.aggregate {
+                    aggregates
+                        .insert(id, encode_aggregate(aggregate).as_slice())
+                        .context("writing table `aggregates`")?;
+                }
+            }
+            if !deleted.is_empty() {
+                // Blobs are shared by content: keep those a remaining sweep names.
+                let mut used = std::collections::BTreeSet::new();
+                for entry in sweeps.iter().context("reading table `sweeps`")? {
+                    let (key, value) = entry.context("reading table `sweeps`")?;
+                    let record = decode_record(key.value(), value.value())?;
+                    used.extend([record.dataset_hash, record.config_hash, record.spec_hash]);
+                }
+                let mut blobs = txn.open_table(BLOBS).context("opening table `blobs`")?;
+                for record in deleted {
+                    for hash in [&record.dataset_hash, &record.config_hash, &record.spec_hash] {
+                        if !used.contains(hash) {
+                            blobs.remove(hash.as_str()).context("writing table `blobs`")?;
+                        }
+                    }
+                }
             }
             Ok(())
         })
@@ -498,6 +529,8 @@ mod tests {
             reason: String::new(),
             unit_ids: vec!["110000".into(), "120000".into()],
             unit_names: vec!["Beijing".into(), "Tianjin".into()],
+            submitted_unix: None,
+            ended_unix: None,
         }
     }
 
@@ -535,8 +568,9 @@ mod tests {
             store
                 .commit_batch(&[BatchEntry {
                     record: progressed.clone(),
-                    aggregate: merged(200),
+                    aggregate: Some(merged(200)),
                     newly_done: vec![3, 0],
+                    delete: false,
                 }])
                 .unwrap();
             progressed.reason = "all jobs done".into();
@@ -572,10 +606,20 @@ mod tests {
         create(&store, "s1", 0);
         create(&store, "s10", 1);
         store
-            .commit_batch(&[BatchEntry { record: record("s1", 0), aggregate: merged(1), newly_done: vec![9] }])
+            .commit_batch(&[BatchEntry {
+                record: record("s1", 0),
+                aggregate: Some(merged(1)),
+                newly_done: vec![9],
+                delete: false,
+            }])
             .unwrap();
         store
-            .commit_batch(&[BatchEntry { record: record("s10", 1), aggregate: merged(1), newly_done: vec![2] }])
+            .commit_batch(&[BatchEntry {
+                record: record("s10", 1),
+                aggregate: Some(merged(1)),
+                newly_done: vec![2],
+                delete: false,
+            }])
             .unwrap();
         assert_eq!(store.done_jobs(&id("s1")).unwrap(), vec![9]);
         assert_eq!(store.done_jobs(&id("s10")).unwrap(), vec![2]);
@@ -588,7 +632,12 @@ mod tests {
         create(&store, "a", 0);
         create(&store, "b", 1);
         store
-            .commit_batch(&[BatchEntry { record: record("a", 0), aggregate: merged(100), newly_done: vec![1] }])
+            .commit_batch(&[BatchEntry {
+                record: record("a", 0),
+                aggregate: Some(merged(100)),
+                newly_done: vec![1],
+                delete: false,
+            }])
             .unwrap();
 
         // A batch holding a new result for `b` and a repeat of `a`'s job 1 is
@@ -597,8 +646,8 @@ mod tests {
         changed_a.reason = "should not be stored".into();
         let error = store
             .commit_batch(&[
-                BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![0] },
-                BatchEntry { record: changed_a, aggregate: merged(999), newly_done: vec![2, 1] },
+                BatchEntry { record: record("b", 1), aggregate: Some(merged(50)), newly_done: vec![0], delete: false },
+                BatchEntry { record: changed_a, aggregate: Some(merged(999)), newly_done: vec![2, 1], delete: false },
             ])
             .unwrap_err();
         assert!(matches!(&error, StoreError::JobAlreadyDone { sweep_id, job: 1 } if sweep_id == "a"), "{error}");
@@ -610,18 +659,33 @@ mod tests {
 
         // The same job twice within one batch is refused as well.
         let error = store
-            .commit_batch(&[BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![4, 4] }])
+            .commit_batch(&[BatchEntry {
+                record: record("b", 1),
+                aggregate: Some(merged(50)),
+                newly_done: vec![4, 4],
+                delete: false,
+            }])
             .unwrap_err();
         assert!(matches!(error, StoreError::JobAlreadyDone { job: 4, .. }), "{error}");
         assert_eq!(store.done_jobs(&id("b")).unwrap(), Vec::<u32>::new());
 
         // A job index outside the sweep and an unknown sweep change nothing.
         let error = store
-            .commit_batch(&[BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![10] }])
+            .commit_batch(&[BatchEntry {
+                record: record("b", 1),
+                aggregate: Some(merged(50)),
+                newly_done: vec![10],
+                delete: false,
+            }])
             .unwrap_err();
         assert!(matches!(error, StoreError::JobOutOfRange { job: 10, jobs: 10, .. }), "{error}");
         let error = store
-            .commit_batch(&[BatchEntry { record: record("ghost", 2), aggregate: merged(1), newly_done: vec![0] }])
+            .commit_batch(&[BatchEntry {
+                record: record("ghost", 2),
+                aggregate: Some(merged(1)),
+                newly_done: vec![0],
+                delete: false,
+            }])
             .unwrap_err();
         assert!(matches!(error, StoreError::UnknownSweep { .. }), "{error}");
         assert_eq!(store.sweep(&id("ghost")).unwrap(), None);
@@ -629,7 +693,12 @@ mod tests {
 
         // After the refusals the store still takes a correct batch.
         store
-            .commit_batch(&[BatchEntry { record: record("b", 1), aggregate: merged(50), newly_done: vec![0] }])
+            .commit_batch(&[BatchEntry {
+                record: record("b", 1),
+                aggregate: Some(merged(50)),
+                newly_done: vec![0],
+                delete: false,
+            }])
             .unwrap();
         assert_eq!(store.done_jobs(&id("b")).unwrap(), vec![0]);
         assert_eq!(store.aggregate(&id("b")).unwrap(), Some(merged(50)));
@@ -659,7 +728,12 @@ mod tests {
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
         create(&store, "a", 0);
         store
-            .commit_batch(&[BatchEntry { record: record("a", 0), aggregate: merged(10), newly_done: vec![0] }])
+            .commit_batch(&[BatchEntry {
+                record: record("a", 0),
+                aggregate: Some(merged(10)),
+                newly_done: vec![0],
+                delete: false,
+            }])
             .unwrap();
         let blobs: [(&str, &[u8]); 1] = [("dd44", b"new")];
         let error = store.create_sweep(&record("a", 5), &blobs, &Aggregate::empty(shape())).unwrap_err();
@@ -730,7 +804,12 @@ mod tests {
         let store = Store::open(&path).unwrap();
         create(&store, "a", 0);
         store
-            .commit_batch(&[BatchEntry { record: record("a", 0), aggregate: merged(7), newly_done: vec![5] }])
+            .commit_batch(&[BatchEntry {
+                record: record("a", 0),
+                aggregate: Some(merged(7)),
+                newly_done: vec![5],
+                delete: false,
+            }])
             .unwrap();
         // A copy taken while the store is open is what a kill -9 leaves: every
         // durable commit, but no clean shutdown.

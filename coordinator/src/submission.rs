@@ -117,6 +117,8 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         reason: String::new(),
         unit_ids: dataset.units().iter().map(|u| u.id.clone()).collect(),
         unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
+        submitted_unix: Some(crate::sweep::now_unix()),
+        ended_unix: None,
     };
     let blobs = vec![(dataset_hash, dataset_bytes), (config_hash, config_bytes), (spec_hash, spec_bytes)];
     Ok(Prepared { record, empty, blobs })

@@ -28,12 +28,43 @@ pub struct SweepRecord {
     pub reason: String,
     pub unit_ids: Vec<String>,
     pub unit_names: Vec<String>,
+    /// When the sweep was submitted and when it last became final, in
+    /// seconds since 1970 (absent in records written before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_unix: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_unix: Option<u64>,
+}
+
+/// What a status tells of a sweep's merged results: all a finished sweep
+/// keeps in memory (its aggregate is read from the store when asked for).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub samples_done: u64,
+    pub samples_failed: u64,
+    /// "N sample(s) failed: kind (count), …", or empty.
+    pub failures: String,
+}
+
+impl Tally {
+    pub fn of(aggregate: &Aggregate) -> Tally {
+        Tally {
+            samples_done: aggregate.samples_total(),
+            samples_failed: aggregate.samples_failed(),
+            failures: failure_summary(aggregate),
+        }
+    }
+}
+
+/// Seconds since 1970 now (0 on a clock set before it).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl SweepRecord {
-    /// The status of this sweep with `aggregate` merged and these job counts.
-    pub fn status(&self, aggregate: &Aggregate, jobs_done: u32, jobs_leased: u32) -> SweepStatus {
-        let reason = if self.reason.is_empty() { failure_summary(aggregate) } else { self.reason.clone() };
+    /// The status of this sweep with these results merged and these job counts.
+    pub fn status(&self, tally: &Tally, jobs_done: u32, jobs_leased: u32) -> SweepStatus {
+        let reason = if self.reason.is_empty() { tally.failures.clone() } else { self.reason.clone() };
         SweepStatus {
             id: self.id.clone(),
             state: self.state,
@@ -41,8 +72,8 @@ impl SweepRecord {
             sequence: self.sequence,
             seed: self.seed,
             samples: self.samples,
-            samples_done: aggregate.samples_total(),
-            samples_failed: aggregate.samples_failed(),
+            samples_done: tally.samples_done,
+            samples_failed: tally.samples_failed,
             jobs: self.jobs,
             jobs_done,
             jobs_leased,
@@ -71,6 +102,7 @@ impl SweepRecord {
             self.state = SweepState::Done;
             self.reason = failure_summary(aggregate);
         }
+        self.ended_unix = Some(now_unix());
     }
 
     /// Stop a running sweep (cancelled or failed); a final one keeps its end.
@@ -78,7 +110,30 @@ impl SweepRecord {
         if self.is_running() {
             self.state = state;
             self.reason = reason.to_owned();
+            self.ended_unix = Some(now_unix());
         }
+    }
+
+    /// Whether a final sweep can run again: it failed or was cancelled,
+    /// and some of its jobs are not done. `Err` says why not.
+    pub fn check_resumable(&self, jobs_done: u32) -> Result<(), String> {
+        let id = &self.id;
+        match self.state {
+            SweepState::Running => Err(format!("sweep {id} is running")),
+            SweepState::Done => Err(format!("sweep {id} is done; there is nothing to resume")),
+            SweepState::Failed | SweepState::Cancelled if jobs_done >= self.jobs => Err(format!(
+                "every job of sweep {id} is done (it is {} because: {}); running it again changes nothing",
+                self.state, self.reason
+            )),
+            SweepState::Failed | SweepState::Cancelled => Ok(()),
+        }
+    }
+
+    /// Run again from what is stored (see [`SweepRecord::check_resumable`]).
+    pub fn resume(&mut self) {
+        self.state = SweepState::Running;
+        self.reason.clear();
+        self.ended_unix = None;
     }
 }
 
@@ -155,6 +210,8 @@ mod tests {
             reason: String::new(),
             unit_ids: vec!["a".into()],
             unit_names: vec!["A".into()],
+            submitted_unix: None,
+            ended_unix: None,
         }
     }
 
@@ -202,8 +259,22 @@ mod tests {
     }
 
     #[test]
+    fn only_a_failed_or_cancelled_sweep_with_jobs_left_resumes() {
+        let mut record = record();
+        assert!(record.check_resumable(0).unwrap_err().contains("is running"));
+        record.stop(SweepState::Cancelled, "cancelled by request");
+        assert!(record.ended_unix.is_some());
+        assert_eq!(record.check_resumable(1), Ok(()));
+        assert!(record.check_resumable(2).unwrap_err().contains("every job of sweep sw-1 is done"));
+        record.resume();
+        assert_eq!((record.state, record.reason.as_str(), record.ended_unix), (SweepState::Running, "", None));
+        record.finish(&aggregate(20, 0));
+        assert!(record.check_resumable(2).unwrap_err().contains("is done; there is nothing to resume"));
+    }
+
+    #[test]
     fn a_status_counts_the_merged_samples() {
-        let status = record().status(&aggregate(5, 1), 1, 1);
+        let status = record().status(&Tally::of(&aggregate(5, 1)), 1, 1);
         assert_eq!((status.samples_done, status.samples_failed, status.units), (6, 1, 1));
         assert_eq!(status.reason, "1 sample(s) failed: diverges (1)", "a running sweep shows its failures");
     }

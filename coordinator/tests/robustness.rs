@@ -59,8 +59,9 @@ async fn start(dir: &tempfile::TempDir) -> Coordinator {
     Coordinator::start(CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into())).await.expect("start")
 }
 
-fn worker() -> WorkerId {
-    WorkerId::parse("wk-robust").unwrap()
+/// A worker registered with `coordinator`.
+fn worker(coordinator: &Coordinator) -> WorkerId {
+    coordinator.register("robust", 1).worker_id
 }
 
 struct Served {
@@ -124,7 +125,8 @@ async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     assert_refused(refused, Code::InvalidArgument, "samples is more than the 1000000000000 a sweep may have");
     let status = coordinator.submit(request(1_000_000_000_000, u64::MAX)).await.expect("submit is accepted");
     assert_eq!(status.jobs, 1);
-    let jobs = coordinator.lease(&worker(), 2);
+    let worker = worker(&coordinator);
+    let jobs = coordinator.lease(&worker, 2).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].samples, 0..1_000_000_000_000);
 }
@@ -138,13 +140,14 @@ async fn a_result_whose_counts_overflow_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
-    let jobs = coordinator.lease(&worker(), 1);
+    let worker = worker(&coordinator);
+    let jobs = coordinator.lease(&worker, 1).unwrap();
     let mut forged = honest(20, 0..10);
     forged.failures.clear();
     forged.samples_ok = u64::MAX;
     // u64::MAX + 11 wraps to 10, the job's sample count.
     forged.failures.insert("x".into(), FailureKind { count: 11, samples: vec![], example: String::new() });
-    let result = coordinator.complete(&jobs[0].lease, forged).await;
+    let result = coordinator.complete(&worker, &jobs[0].lease, forged).await;
     assert_refused(
         result,
         Code::InvalidArgument,
@@ -161,10 +164,11 @@ async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
-    let jobs = coordinator.lease(&worker(), 1);
+    let worker = worker(&coordinator);
+    let jobs = coordinator.lease(&worker, 1).unwrap();
     let mut forged = Aggregate::empty(honest(20, 0..10).shape);
     forged.samples_ok = 10;
-    let result = coordinator.complete(&jobs[0].lease, forged).await;
+    let result = coordinator.complete(&worker, &jobs[0].lease, forged).await;
     assert_refused(result, Code::InvalidArgument, "zone_counts: row 0 counts 0 samples, not 10");
     assert_eq!(coordinator.status(&sweep).unwrap().samples_done, 0, "nothing changed");
 }
@@ -181,16 +185,17 @@ async fn hostile_results_reaching_the_committer_are_refused_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(30, 10)).await.unwrap().id;
-    let jobs = coordinator.lease(&worker(), 3);
+    let worker = worker(&coordinator);
+    let jobs = coordinator.lease(&worker, 3).unwrap();
     let lease: Vec<LeaseRef> = jobs.iter().map(|job| job.lease.clone()).collect();
     let mut other_width = honest(30, 10..20);
     other_width.r2.width *= 2.0;
     let (first, second, third, misfit, job2) = tokio::join!(
-        coordinator.complete(&lease[0], honest(30, 0..10)),
-        coordinator.complete(&lease[0], honest(30, 0..10)),
-        coordinator.complete(&lease[0], honest(30, 0..10)),
-        coordinator.complete(&lease[1], other_width),
-        coordinator.complete(&lease[2], honest(30, 20..30)),
+        coordinator.complete(&worker, &lease[0], honest(30, 0..10)),
+        coordinator.complete(&worker, &lease[0], honest(30, 0..10)),
+        coordinator.complete(&worker, &lease[0], honest(30, 0..10)),
+        coordinator.complete(&worker, &lease[1], other_width),
+        coordinator.complete(&worker, &lease[2], honest(30, 20..30)),
     );
     let merged: Vec<bool> =
         [first, second, third].into_iter().map(|r| r.expect("a duplicate is not an error")).collect();
@@ -206,8 +211,8 @@ async fn hostile_results_reaching_the_committer_are_refused_one_by_one() {
     assert_eq!((status.state, status.jobs_done, status.samples_done), (SweepState::Running, 2, 20), "{status:?}");
 
     // The committer still works: job 1's honest result completes the sweep.
-    assert!(coordinator.complete(&lease[1], honest(30, 10..20)).await.unwrap());
-    let results = coordinator.query(&sweep).unwrap();
+    assert!(coordinator.complete(&worker, &lease[1], honest(30, 10..20)).await.unwrap());
+    let results = coordinator.query(&sweep).await.unwrap();
     assert_eq!(results.status.state, SweepState::Done);
     assert_eq!(results.aggregate, honest(30, 0..30), "exactly the one-machine aggregate");
 }
@@ -365,4 +370,157 @@ async fn oversized_messages_and_unknown_sweeps_are_refused() {
     let malformed = client.get(pb::SweepRef { sweep_id: "../etc".into() }).await.unwrap_err();
     assert_eq!((malformed.code(), malformed.message()), (Code::InvalidArgument, "`../etc` is not a valid sweep id"));
     served.stop().await;
+}
+
+/// Results belong to their lease, at the wire: a completion under a
+/// made-up worker id, under a made-up lease, or carrying another sweep's
+/// (fitting) result under a lease its worker does not hold is refused and
+/// changes nothing; a heartbeat naming leases it was never given adopts
+/// nothing; a failure report from a worker that does not hold the job
+/// changes nothing. The sweep then completes with exactly the honest results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    let target = coordinator.submit(request(20, 10)).await.unwrap().id;
+    let served = serve(coordinator.clone()).await;
+    let mut workers = served.connection.workers();
+    let register = pb::RegisterRequest { hostname: "intruder".into(), threads: 1 };
+    let intruder = workers.register(register).await.unwrap().into_inner().worker_id;
+    let job_ref =
+        |index: u32, lease_id: u64| pb::LeaseRef { sweep_id: target.as_str().to_owned(), job_index: index, lease_id };
+    let complete = |worker_id: &str, lease: pb::LeaseRef, aggregate: &Aggregate| pb::CompleteRequest {
+        worker_id: worker_id.to_owned(),
+        lease: Some(lease),
+        aggregate: Some(aggregate_to_pb(aggregate)),
+    };
+
+    // Nobody holds job 0: a made-up worker, then a registered one with a made-up lease.
+    let forged = workers.complete(complete("wk-made-up-1", job_ref(0, 12345), &honest(20, 0..10))).await.unwrap_err();
+    assert_eq!(forged.code(), Code::NotFound, "{forged:?}");
+    assert!(forged.message().contains("worker wk-made-up-1"), "{forged:?}");
+    let forged = workers.complete(complete(&intruder, job_ref(0, 12345), &honest(20, 0..10))).await.unwrap_err();
+    assert_eq!(forged.code(), Code::FailedPrecondition, "{forged:?}");
+    assert!(forged.message().contains("is not one this coordinator handed to worker"), "{forged:?}");
+
+    // A heartbeat naming every job under made-up leases adopts none of them.
+    let heartbeat = pb::HeartbeatRequest { worker_id: intruder.clone(), leases: vec![job_ref(0, 1), job_ref(1, 2)] };
+    let abandon = workers.heartbeat(heartbeat).await.unwrap().into_inner().abandon;
+    assert_eq!(abandon.len(), 2, "{abandon:?}");
+    assert_eq!(coordinator.status(&target).unwrap().jobs_leased, 0, "nothing was adopted");
+
+    // An honest worker leases both jobs; the intruder's result and failure
+    // report under the honest worker's lease are refused.
+    let honest_worker = worker(&coordinator);
+    let jobs = coordinator.lease(&honest_worker, 2).unwrap();
+    let lease0 = jobs[0].lease.to_pb();
+    let stolen = workers.complete(complete(&intruder, lease0.clone(), &honest(20, 0..10))).await.unwrap_err();
+    assert_eq!(stolen.code(), Code::FailedPrecondition, "{stolen:?}");
+    let fail = pb::FailRequest { worker_id: intruder.clone(), lease: Some(lease0), reason: "sabotage".into() };
+    assert_eq!(workers.fail(fail).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    // Another sweep's result that fits (same dataset, shape and job size,
+    // another seed) under a lease the intruder holds for that other sweep
+    // but naming the target's job: refused too.
+    let mut other = request(20, 10);
+    other.seed = Some(8);
+    let other_sweep = coordinator.submit(other).await.unwrap().id;
+    let lease = workers.lease(pb::LeaseRequest { worker_id: intruder.clone(), capacity: 1 }).await.unwrap();
+    let other_job = lease.into_inner().jobs.remove(0);
+    assert_eq!(other_job.sweep_id, other_sweep.as_str());
+    let misplaced = job_ref(1, other_job.lease_id);
+    let refused = workers.complete(complete(&intruder, misplaced, &honest(20, 10..20))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let status = coordinator.status(&target).unwrap();
+    assert_eq!((status.state, status.jobs_done, status.samples_done), (SweepState::Running, 0, 0), "{status:?}");
+    for job in &jobs {
+        let range = job.samples.clone();
+        assert!(coordinator.complete(&honest_worker, &job.lease, honest(20, range)).await.unwrap());
+    }
+    let results = coordinator.query(&target).await.unwrap();
+    assert_eq!(results.status.state, SweepState::Done);
+    assert_eq!(results.aggregate, honest(20, 0..20), "exactly the honest results");
+    served.stop().await;
+}
+
+/// A coordinator whose leases expire 300 ms after the last heartbeat, and
+/// whose jobs may fail only once.
+async fn start_impatient(dir: &tempfile::TempDir) -> Coordinator {
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.lease_timeout = Duration::from_millis(300);
+    config.max_attempts = 1;
+    Coordinator::start(config).await.expect("start")
+}
+
+/// Infrastructure faults are not job faults: leases that expire because
+/// their workers went silent (killed, cut off) never fail a sweep, however
+/// often, while one failure a worker reports does (here `max_attempts` is
+/// 1). The failed sweep resumes from what it has and ends with exactly the
+/// results of an uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_expiries_never_fail_a_sweep_and_a_failed_sweep_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start_impatient(&dir).await;
+    let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
+    for _ in 0..5 {
+        let silent = worker(&coordinator);
+        let jobs = coordinator.lease(&silent, 2).unwrap();
+        assert_eq!(jobs.len(), 2);
+        poll_until("the silent worker's leases expire", || coordinator.status(&sweep).unwrap().jobs_leased == 0).await;
+        assert_eq!(coordinator.status(&sweep).unwrap().state, SweepState::Running);
+    }
+    // A job that fails with an error counts: the sweep fails.
+    let honest_worker = worker(&coordinator);
+    let jobs = coordinator.lease(&honest_worker, 2).unwrap();
+    assert!(coordinator.complete(&honest_worker, &jobs[0].lease, honest(20, jobs[0].samples.clone())).await.unwrap());
+    coordinator.fail(&honest_worker, &jobs[1].lease, "out of memory").await.unwrap();
+    poll_until("the sweep fails", || coordinator.status(&sweep).unwrap().state == SweepState::Failed).await;
+    let failed = coordinator.status(&sweep).unwrap();
+    assert!(failed.reason.contains("failed (out of memory) 1 times"), "{failed:?}");
+    assert_eq!((failed.jobs_done, failed.samples_done), (1, 10));
+
+    // Resumed: only the job not done is leased again, with a fresh count.
+    let resumed = coordinator.resume(&sweep).await.unwrap();
+    assert_eq!((resumed.state, resumed.reason.as_str(), resumed.samples_done), (SweepState::Running, "", 10));
+    let again = coordinator.lease(&honest_worker, 2).unwrap();
+    assert_eq!(again.iter().map(|j| j.samples.clone()).collect::<Vec<_>>(), vec![jobs[1].samples.clone()]);
+    assert!(coordinator.complete(&honest_worker, &again[0].lease, honest(20, again[0].samples.clone())).await.unwrap());
+    let results = coordinator.query(&sweep).await.unwrap();
+    assert_eq!(results.status.state, SweepState::Done);
+    assert_eq!(results.aggregate, honest(20, 0..20), "exactly an uninterrupted run's results");
+    // A done sweep, or one that does not exist, does not resume.
+    assert_refused(coordinator.resume(&sweep).await, Code::FailedPrecondition, "is done; there is nothing to resume");
+    let ghost = zonesweep_proto::ids::SweepId::parse("sw-ghost").unwrap();
+    assert_refused(coordinator.resume(&ghost).await, Code::NotFound, "sweep sw-ghost");
+}
+
+/// Deleting and pruning: a running sweep is refused, a final one goes with
+/// its stored results and every blob no other sweep uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_sweeps_are_deleted_and_pruned_with_their_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    let first = coordinator.submit(request(20, 10)).await.unwrap();
+    let mut other_spec = request(20, 10);
+    other_spec.spec_toml = "samples = 20\nseed = 9\n".into();
+    let second = coordinator.submit(other_spec).await.unwrap();
+    assert_ne!(first.spec_hash, second.spec_hash);
+    assert_eq!(first.dataset_hash, second.dataset_hash);
+    assert_refused(coordinator.delete(&first.id).await, Code::FailedPrecondition, "is running; cancel it first");
+    coordinator.cancel(&first.id).await.unwrap();
+    coordinator.delete(&first.id).await.unwrap();
+    assert_refused(coordinator.query(&first.id).await, Code::NotFound, "sweep");
+    let hash = |text: &str| zonesweep_proto::ids::ContentHash::parse(text).unwrap();
+    // The first sweep's own spec is gone; the dataset both used is kept.
+    assert_refused(coordinator.fetch_blob(&hash(&first.spec_hash)).await, Code::NotFound, "blob");
+    assert!(coordinator.fetch_blob(&hash(&second.dataset_hash)).await.is_ok());
+    // Prune keeps running sweeps, then takes the cancelled one.
+    assert!(coordinator.prune(Duration::ZERO).await.unwrap().is_empty());
+    coordinator.cancel(&second.id).await.unwrap();
+    assert_eq!(coordinator.prune(Duration::from_secs(3600)).await.unwrap(), vec![], "ended only now");
+    assert_eq!(coordinator.prune(Duration::ZERO).await.unwrap(), vec![second.id.clone()]);
+    assert_refused(coordinator.fetch_blob(&hash(&second.dataset_hash)).await, Code::NotFound, "blob");
+    assert!(coordinator.list().is_empty(), "{:?}", coordinator.list());
 }

@@ -119,7 +119,7 @@ async fn a_worker_runs_a_whole_sweep_to_the_one_machine_aggregate() {
     }));
     let status = served.wait_for(&sweep, "the sweep is done", |s| s.state.is_final()).await;
     assert_eq!((status.state, status.samples_done, status.jobs_done), (SweepState::Done, 24, 5), "{status:?}");
-    assert_eq!(served.coordinator.query(&sweep).unwrap().aggregate, one_machine(24));
+    assert_eq!(served.coordinator.query(&sweep).await.unwrap().aggregate, one_machine(24));
     stop_worker.send(()).unwrap();
     let result = finish("the worker", running).await.unwrap();
     assert!(result.is_ok(), "{result:?}");
