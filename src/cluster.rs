@@ -70,11 +70,31 @@ pub struct WorkerArgs {
     /// Threads to run samples on (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Say when the coordinator cannot be reached, and other events.
+    /// Print every event (each job leased, each result delivered), not only
+    /// connecting, sweeps started, the coordinator lost and back, and stopping.
     #[arg(long)]
     pub verbose: bool,
+    /// Exit (status 0) once the coordinator has offered no work for this
+    /// many seconds while the worker had none: for one-shot workers of
+    /// Slurm, Compose or Kubernetes Jobs.
+    #[arg(long, value_name = "SECS", value_parser = seconds_arg)]
+    pub exit_when_idle: Option<f64>,
+    /// Exit with an error once the coordinator has been unreachable for
+    /// this many seconds (default: wait for it forever).
+    #[arg(long, value_name = "SECS", value_parser = seconds_arg)]
+    pub max_disconnect: Option<f64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// A command-line number of seconds from 0 to a year.
+fn seconds_arg(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if value.is_finite() && (0.0..=MAX_SECONDS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is not between 0 and {MAX_SECONDS} seconds (a year)"))
+    }
 }
 
 #[derive(clap::Args)]
@@ -171,9 +191,12 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+/// The longest duration any option takes: a year.
+const MAX_SECONDS: f64 = 31_536_000.0;
+
 fn seconds(value: f64, what: &str) -> Result<Duration> {
-    if !(value.is_finite() && value > 0.0) {
-        bail!("{what} must be a positive number of seconds");
+    if !(value.is_finite() && value > 0.0 && value <= MAX_SECONDS) {
+        bail!("{what} must be a positive number of seconds, at most {MAX_SECONDS} (a year), not {value}");
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -281,6 +304,9 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
     let config = zonesweep_worker::WorkerConfig {
         verbose: args.verbose,
         max_message_mib: args.limits.max_message_mib,
+        announce: true,
+        exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
+        max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
         ..zonesweep_worker::WorkerConfig::new(&args.coordinator, &args.token.require()?, threads, &hostname())
     };
     zonesweep_worker::run(config, termination()).await?;

@@ -618,3 +618,57 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
     let refused = fails(&resume_args);
     assert!(refused.contains("is done; there is nothing to resume"), "{refused}");
 }
+
+// ---------------------------------------------------------------- batch-system workers
+
+/// Workers that behave in batch systems: `workers` lists the connected
+/// ones; a worker with `--exit-when-idle` runs the sweep and exits 0 once
+/// nothing is offered; one with `--max-disconnect` pointed at a coordinator
+/// that is not there gives up with an error naming the limit. Standalone
+/// workers log connecting and each sweep started without `--verbose`.
+#[test]
+fn workers_are_listed_exit_when_idle_and_give_up_when_disconnected() {
+    let cluster = Cluster::start(1, CoordinatorOptions::default());
+    let remote = cluster.remote();
+    let source: Vec<&str> = remote.iter().map(String::as_str).collect();
+    let listed = poll_until("the worker is listed", Duration::from_secs(30), || {
+        let mut args = vec!["workers"];
+        args.extend_from_slice(&source);
+        let out = ok(&args).stdout;
+        if out.contains("wk-") { Ok(out) } else { Err(out) }
+    });
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one worker:\n{listed}");
+    assert!(lines[0].contains("threads") && lines[0].contains("leases"), "{listed}");
+
+    let sweep = cluster.submit_default(60, 3, 20);
+    let mut idle_worker = zonesweep_command(&[
+        "worker",
+        "--coordinator",
+        &cluster.url,
+        "--token-file",
+        path_str(&cluster.token_file),
+        "--threads",
+        "1",
+        "--exit-when-idle",
+        "1.5",
+    ]);
+    idle_worker.stderr(std::process::Stdio::piped());
+    let output = run_with_timeout(idle_worker, Duration::from_secs(120));
+    assert!(output.status.success(), "the idle worker exits 0:\n{}", output.stderr);
+    assert!(output.stderr.contains("[worker] connected: registered as wk-"), "{}", output.stderr);
+    assert!(output.stderr.contains("exiting (--exit-when-idle)"), "{}", output.stderr);
+    assert!(!output.stderr.contains("leased job"), "job lines only with --verbose:\n{}", output.stderr);
+    cluster.wait_done(&sweep);
+
+    // Nothing listens on this port: the worker gives up after about a second.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut lost = zonesweep_command(&["worker", "--coordinator", &url, "--max-disconnect", "1"]);
+    lost.env("ZONESWEEP_TOKEN", "some-token").stderr(std::process::Stdio::piped());
+    let output = run_with_timeout(lost, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1), "{}", output.stderr);
+    assert!(output.stderr.contains("the limit set by --max-disconnect"), "{}", output.stderr);
+    let refused = fails(&["worker", "--coordinator", &url, "--max-disconnect", "1e300"]);
+    assert!(refused.contains("is not between 0 and"), "{refused}");
+}

@@ -22,6 +22,9 @@ pub enum WorkerError {
     /// The coordinator answered with something that breaks the contract.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The coordinator was unreachable for longer than `--max-disconnect`.
+    #[error("the coordinator has been unreachable for {seconds:.0} s (the limit set by --max-disconnect); giving up")]
+    Disconnected { seconds: f64 },
 }
 
 impl WorkerError {

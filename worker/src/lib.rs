@@ -55,6 +55,16 @@ pub struct WorkerConfig {
     /// The largest message sent or accepted, in MiB (1–4096; the
     /// coordinator's limit is set on its side).
     pub max_message_mib: usize,
+    /// Print one `[worker]` line on connecting, on each sweep started, on
+    /// losing and regaining the coordinator and on stopping (the standalone
+    /// worker does; the embedded one draws a progress bar instead).
+    pub announce: bool,
+    /// Stop (and return `Ok`) once the coordinator has offered no job for
+    /// this long while none is in hand: one-shot workers of batch systems.
+    pub exit_when_idle: Option<Duration>,
+    /// Give up (and return [`WorkerError::Disconnected`]) once the
+    /// coordinator has been unreachable this long; `None` waits forever.
+    pub max_disconnect: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -67,6 +77,9 @@ impl WorkerConfig {
             hostname: hostname.to_owned(),
             verbose: false,
             max_message_mib: DEFAULT_MAX_MESSAGE_MIB,
+            announce: false,
+            exit_when_idle: None,
+            max_disconnect: None,
         }
     }
 }
@@ -81,6 +94,9 @@ impl std::fmt::Debug for WorkerConfig {
             .field("hostname", &self.hostname)
             .field("verbose", &self.verbose)
             .field("max_message_mib", &self.max_message_mib)
+            .field("announce", &self.announce)
+            .field("exit_when_idle", &self.exit_when_idle)
+            .field("max_disconnect", &self.max_disconnect)
             .finish()
     }
 }
@@ -103,7 +119,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
     if config.threads == 0 {
         return Err(WorkerError::Config("threads must be at least 1".to_owned()));
     }
-    let log = Log { verbose: config.verbose };
+    let log = Log { verbose: config.verbose, announce: config.announce };
     let client = rpc::connect(&config.coordinator, &config.token, config.max_message_mib)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
@@ -113,17 +129,38 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
     let worker = Arc::new(Worker::new(client, log, pool, config.threads, config.hostname.clone()));
 
     let mut shutdown = std::pin::pin!(shutdown);
+    let watchdog = disconnect_watchdog(&worker, config.max_disconnect);
+    let mut watchdog = std::pin::pin!(watchdog);
     tokio::select! {
         registered = worker.register() => registered?,
         () = &mut shutdown => return Ok(()),
+        error = &mut watchdog => return Err(error),
     }
     let heartbeat = AbortOnDrop(tokio::spawn(session::heartbeat_loop(worker.clone())));
-    let result = lease_loop(&worker, shutdown).await;
+    let result = tokio::select! {
+        result = lease_loop(&worker, shutdown, config.exit_when_idle) => result,
+        error = &mut watchdog => Err(error),
+    };
     drop(heartbeat);
-    if result.is_ok() {
-        log.info(format_args!("stopped"));
+    match &result {
+        Ok(()) => log.notice(format_args!("stopped")),
+        Err(error) => log.notice(format_args!("stopping: {error}")),
     }
     result
+}
+
+/// Resolves with [`WorkerError::Disconnected`] once the coordinator has been
+/// unreachable for longer than `limit`; never without a limit.
+async fn disconnect_watchdog(worker: &Worker, limit: Option<Duration>) -> WorkerError {
+    let Some(limit) = limit else { return std::future::pending().await };
+    let mut tick = tokio::time::interval(Duration::from_millis(250).min(limit));
+    loop {
+        tick.tick().await;
+        let outage = worker.outage.duration();
+        if outage > limit {
+            return WorkerError::Disconnected { seconds: outage.as_secs_f64() };
+        }
+    }
 }
 
 /// Aborts the heartbeat task however `run` returns.
@@ -141,10 +178,15 @@ type Jobs = JoinSet<Result<(), WorkerError>>;
 async fn lease_loop<S: Future<Output = ()>>(
     worker: &Arc<Worker>,
     mut shutdown: Pin<&mut S>,
+    exit_when_idle: Option<Duration>,
 ) -> Result<(), WorkerError> {
     let log = worker.log;
     let threads = worker.threads;
     let mut jobs: Jobs = JoinSet::new();
+    // Since when the coordinator has answered that it has no work while
+    // this worker had none in hand.
+    let mut idle_since: Option<std::time::Instant> = None;
+    let mut sweeps_seen = std::collections::HashSet::new();
     let mut idle = Backoff::new(IDLE_BACKOFF_FIRST, IDLE_BACKOFF_MAX);
     let mut unreachable = Backoff::new(LEASE_BACKOFF_FIRST, LEASE_BACKOFF_MAX);
     'leasing: loop {
@@ -184,7 +226,22 @@ async fn lease_loop<S: Future<Output = ()>>(
                 unreachable.reset();
                 let granted = response.into_inner().jobs;
                 let n_granted = granted.len();
+                if n_granted > 0 || !jobs.is_empty() {
+                    idle_since = None;
+                } else {
+                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                    if exit_when_idle.is_some_and(|limit| since.elapsed() >= limit) {
+                        log.notice(format_args!(
+                            "no work offered for {:.0} s: exiting (--exit-when-idle)",
+                            since.elapsed().as_secs_f64()
+                        ));
+                        break 'leasing;
+                    }
+                }
                 for job in granted {
+                    if sweeps_seen.len() < 4096 && sweeps_seen.insert(job.sweep_id.clone()) {
+                        log.notice(format_args!("started on sweep {}", job.sweep_id));
+                    }
                     log.info(format_args!(
                         "leased job {}#{} (lease {}): samples {}..{}",
                         job.sweep_id, job.job_index, job.lease_id, job.sample_start, job.sample_end

@@ -112,16 +112,25 @@ impl Backoff {
     }
 }
 
-/// Prints through `eprintln!` with a `[worker]` prefix, only when verbose:
-/// the embedded mode draws a progress bar on the same terminal.
+/// Prints through `eprintln!` with a `[worker]` prefix: every event when
+/// verbose, the few a log of a standalone worker needs (connected, sweep
+/// started, coordinator lost and back, stopped) when announcing, nothing
+/// otherwise (the embedded mode draws a progress bar on the same terminal).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Log {
     pub verbose: bool,
+    pub announce: bool,
 }
 
 impl Log {
     pub fn info(&self, message: std::fmt::Arguments<'_>) {
         if self.verbose {
+            eprintln!("[worker] {message}");
+        }
+    }
+
+    pub fn notice(&self, message: std::fmt::Arguments<'_>) {
+        if self.verbose || self.announce {
             eprintln!("[worker] {message}");
         }
     }
@@ -140,7 +149,7 @@ impl Outage {
         let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
         if since.is_none() {
             *since = Some(Instant::now());
-            log.info(format_args!(
+            log.notice(format_args!(
                 "coordinator unreachable ({call}: {:?}: {}); retrying with backoff",
                 status.code(),
                 status.message()
@@ -151,7 +160,7 @@ impl Outage {
     pub fn recovered(&self, log: Log) {
         let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(start) = since.take() {
-            log.info(format_args!("coordinator reachable again after {:.1} s", start.elapsed().as_secs_f64()));
+            log.notice(format_args!("coordinator reachable again after {:.1} s", start.elapsed().as_secs_f64()));
         }
     }
 

@@ -147,8 +147,8 @@ impl Worker {
             lease_duration: millis(response.lease_millis, DEFAULT_LEASE),
             worker_id,
         };
-        self.log.info(format_args!(
-            "registered as {} ({} threads; heartbeat every {} ms, leases last {} ms)",
+        self.log.notice(format_args!(
+            "connected: registered as {} ({} threads; heartbeat every {} ms, leases last {} ms)",
             registration.worker_id,
             self.threads,
             registration.heartbeat_interval.as_millis(),
