@@ -98,7 +98,7 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
         let status = client.submit(args.request()?).await?;
         let mut stream = client.watch(&status.id).await?;
         let mut last = None;
-        while let Some(s) = stream.next().await? {
+        while let Ok(s) = stream.next().await? {
             last = Some(s);
         }
         let elapsed = started.elapsed().as_secs_f64();

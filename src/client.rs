@@ -2,7 +2,9 @@
 //! domain types, and the sweep-definition options that `run` and `submit` share.
 
 use std::fs;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use zonesweep_proto::client::{Authorized, ClientOptions, Connection, DEFAULT_MAX_MESSAGE_MIB, max_message_bytes};
@@ -21,18 +23,23 @@ pub fn message_mib(text: &str) -> Result<usize, String> {
     max_message_bytes(mib).map(|_| mib).map_err(|e| e.to_string())
 }
 
-/// The message-size limit of a connection to a coordinator.
+/// How a client talks to a coordinator: its message-size limit and how
+/// long it waits for a coordinator that cannot answer.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LimitArgs {
     /// The largest message sent or accepted, in MiB (a query's answer
     /// carries the sweep's whole aggregate, a submission its dataset).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB, value_parser = message_mib)]
     pub max_message_mib: usize,
+    /// Seconds to keep retrying while the coordinator is unreachable,
+    /// restarting or does not answer, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = crate::cluster::seconds_arg)]
+    pub connect_timeout: f64,
 }
 
 impl Default for LimitArgs {
     fn default() -> LimitArgs {
-        LimitArgs { max_message_mib: DEFAULT_MAX_MESSAGE_MIB }
+        LimitArgs { max_message_mib: DEFAULT_MAX_MESSAGE_MIB, connect_timeout: 60.0 }
     }
 }
 
@@ -83,9 +90,24 @@ fn sweep_ref(id: &SweepId) -> pb::SweepRef {
     pb::SweepRef { sweep_id: id.as_str().to_owned() }
 }
 
-/// A coordinator's Sweeps service; every answer is checked into domain types.
+/// How long one call may take before it counts as unanswered (and is
+/// retried): a coordinator that stalls must not hang a client.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+/// A query carries a sweep's whole aggregate: it may take longer.
+const QUERY_DEADLINE: Duration = Duration::from_secs(300);
+/// Retries back off from 200 ms to 5 s, with jitter.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A coordinator's Sweeps service; every answer is checked into domain
+/// types. Every call has a deadline, and a call the coordinator cannot
+/// answer now (unreachable, restarting, stalled: UNAVAILABLE or no answer
+/// within the deadline) is retried with jittered exponential backoff for up
+/// to `--connect-timeout`, saying once that it waits.
 pub struct Remote {
+    url: String,
     client: SweepsClient<Authorized>,
+    patience: Duration,
 }
 
 /// A sweep's statuses as a coordinator streams them.
@@ -93,65 +115,159 @@ pub struct StatusStream {
     stream: tonic::Streaming<pb::SweepStatus>,
 }
 
+/// Why a watch stream ended without a status.
+pub enum StreamEnd {
+    /// The coordinator closed the stream (its sweep is final, or it shut down).
+    Closed,
+    /// The connection broke or the coordinator is going away: watch again.
+    Lost(tonic::Status),
+}
+
 impl StatusStream {
-    /// The next status, or `None` when the coordinator ended the stream.
-    pub async fn next(&mut self) -> Result<Option<SweepStatus>> {
-        match self.stream.message().await.map_err(status_error)? {
-            Some(status) => Ok(Some(status_from_pb(status)?)),
-            None => Ok(None),
+    /// The next status; `Err` when the stream ended, and how.
+    pub async fn next(&mut self) -> Result<Result<SweepStatus, StreamEnd>> {
+        match self.stream.message().await {
+            Ok(Some(status)) => Ok(Ok(status_from_pb(status)?)),
+            Ok(None) => Ok(Err(StreamEnd::Closed)),
+            Err(status) if retryable(&status) => Ok(Err(StreamEnd::Lost(status))),
+            Err(status) => Err(status_error(status)),
         }
     }
 }
 
+/// Whether a call may succeed if sent again: the coordinator could not be
+/// reached, did not answer in time, or the connection broke mid-call (an
+/// HTTP/2 error arrives as UNKNOWN; the coordinator itself never answers
+/// UNKNOWN).
+fn retryable(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown)
+}
+
+/// `base` ± 25 %.
+fn jittered(base: Duration) -> Duration {
+    base.mul_f64(0.75 + rand::random::<f64>() * 0.5)
+}
+
+/// A bare `host:port` is taken as `http://host:port`.
+pub fn coordinator_url(text: &str) -> String {
+    if text.contains("://") { text.to_owned() } else { format!("http://{text}") }
+}
+
 impl Remote {
-    /// Connect to the coordinator at `url` now, with `token`.
+    /// A client of the coordinator at `url` (a bare `host:port` means
+    /// `http://host:port`), with `token`; it connects on the first call.
     pub async fn connect(url: &str, token: &str, limits: &LimitArgs) -> Result<Remote> {
+        let url = coordinator_url(url);
         let options = ClientOptions { max_message_mib: limits.max_message_mib, ..ClientOptions::default() };
-        Ok(Remote { client: Connection::connect(url, token, &options).await?.sweeps() })
+        let client = Connection::lazy(&url, token, &options)?.sweeps();
+        Ok(Remote { url, client, patience: Duration::from_secs_f64(limits.connect_timeout) })
     }
 
-    pub async fn submit(&mut self, request: pb::SubmitRequest) -> Result<SweepStatus> {
-        Ok(status_from_pb(self.client.submit(request).await.map_err(status_error)?.into_inner())?)
+    /// One call, with a deadline, retried while the coordinator cannot answer.
+    async fn call<T, F, Fut>(&mut self, deadline: Duration, mut attempt: F) -> Result<T>
+    where
+        F: FnMut(SweepsClient<Authorized>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut waiting_since: Option<Instant> = None;
+        let mut delay = RETRY_FIRST;
+        // A short patience also shortens each attempt, so a stalled
+        // coordinator is given up on in about that time.
+        let deadline = deadline.min(self.patience.max(Duration::from_secs(1)));
+        loop {
+            let status = match tokio::time::timeout(deadline, attempt(self.client.clone())).await {
+                Ok(Ok(response)) => {
+                    if let Some(since) = waiting_since {
+                        eprintln!(
+                            "coordinator at {} answered again after {:.1} s",
+                            self.url,
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) if retryable(&status) => status,
+                Ok(Err(status)) => return Err(status_error(status)),
+                Err(_) => tonic::Status::deadline_exceeded(format!("no answer within {} s", deadline.as_secs())),
+            };
+            let since = *waiting_since.get_or_insert_with(|| {
+                eprintln!(
+                    "coordinator at {} cannot answer now ({}); retrying for up to {:.0} s (--connect-timeout)",
+                    self.url,
+                    status.message(),
+                    self.patience.as_secs_f64()
+                );
+                Instant::now()
+            });
+            if since.elapsed() >= self.patience {
+                bail!(
+                    "the coordinator at {} did not answer for {:.0} s (--connect-timeout): {} ({:?})",
+                    self.url,
+                    since.elapsed().as_secs_f64(),
+                    status.message(),
+                    status.code()
+                );
+            }
+            tokio::time::sleep(jittered(delay)).await;
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Submit once: a resent submission carries the same request id, so an
+    /// answer lost in an outage does not make a second sweep.
+    pub async fn submit(&mut self, mut request: pb::SubmitRequest) -> Result<SweepStatus> {
+        if request.request_id.is_empty() {
+            request.request_id = format!("rq-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        }
+        let answer = self
+            .call(CALL_DEADLINE, |mut c| {
+                let r = request.clone();
+                async move { c.submit(r).await }
+            })
+            .await?;
+        Ok(status_from_pb(answer)?)
     }
 
     pub async fn status(&mut self, id: &SweepId) -> Result<SweepStatus> {
-        Ok(status_from_pb(self.client.get(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+        Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| async move { c.get(sweep_ref(id)).await }).await?)?)
     }
 
     pub async fn watch(&mut self, id: &SweepId) -> Result<StatusStream> {
-        Ok(StatusStream { stream: self.client.watch(sweep_ref(id)).await.map_err(status_error)?.into_inner() })
+        let stream = self.call(CALL_DEADLINE, |mut c| async move { c.watch(sweep_ref(id)).await }).await?;
+        Ok(StatusStream { stream })
     }
 
     pub async fn cancel(&mut self, id: &SweepId) -> Result<SweepStatus> {
-        Ok(status_from_pb(self.client.cancel(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+        Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| async move { c.cancel(sweep_ref(id)).await }).await?)?)
     }
 
     pub async fn list(&mut self) -> Result<Vec<SweepStatus>> {
-        let sweeps = self.client.list(pb::ListRequest {}).await.map_err(status_error)?.into_inner().sweeps;
+        let sweeps = self.call(CALL_DEADLINE, |mut c| async move { c.list(pb::ListRequest {}).await }).await?.sweeps;
         Ok(sweeps.into_iter().map(status_from_pb).collect::<Result<_, _>>()?)
     }
 
     pub async fn query(&mut self, id: &SweepId) -> Result<SweepResults> {
-        Ok(results_from_pb(self.client.query(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+        Ok(results_from_pb(self.call(QUERY_DEADLINE, |mut c| async move { c.query(sweep_ref(id)).await }).await?)?)
     }
 
     pub async fn resume(&mut self, id: &SweepId) -> Result<SweepStatus> {
-        Ok(status_from_pb(self.client.resume(sweep_ref(id)).await.map_err(status_error)?.into_inner())?)
+        Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| async move { c.resume(sweep_ref(id)).await }).await?)?)
     }
 
     pub async fn delete(&mut self, id: &SweepId) -> Result<()> {
-        self.client.delete(sweep_ref(id)).await.map_err(status_error)?;
+        self.call(CALL_DEADLINE, |mut c| async move { c.delete(sweep_ref(id)).await }).await?;
         Ok(())
     }
 
     /// Delete the final sweeps that ended more than `age` ago; their ids.
-    pub async fn prune(&mut self, age: std::time::Duration) -> Result<Vec<String>> {
+    pub async fn prune(&mut self, age: Duration) -> Result<Vec<String>> {
         let request = pb::PruneRequest { older_than_seconds: age.as_secs() };
-        Ok(self.client.prune(request).await.map_err(status_error)?.into_inner().deleted)
+        Ok(self.call(CALL_DEADLINE, |mut c| async move { c.prune(request).await }).await?.deleted)
     }
 
     pub async fn workers(&mut self) -> Result<Vec<pb::WorkerStatus>> {
-        Ok(self.client.list_workers(pb::ListWorkersRequest {}).await.map_err(status_error)?.into_inner().workers)
+        let request = pb::ListWorkersRequest {};
+        Ok(self.call(CALL_DEADLINE, |mut c| async move { c.list_workers(request).await }).await?.workers)
     }
 }
 
@@ -210,6 +326,7 @@ impl SweepArgs {
             seed: self.seed.unwrap_or(0),
             has_seed: self.seed.is_some(),
             job_size: self.job_size.unwrap_or(0),
+            request_id: String::new(),
         })
     }
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zonesweep_coordinator::offline;
@@ -20,7 +23,7 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
 use zonesweep_shared::model::config::Scenario;
 
-use crate::client::{LimitArgs, Remote, SweepArgs, TokenArgs, message_mib, sweep_id};
+use crate::client::{LimitArgs, Remote, StreamEnd, SweepArgs, TokenArgs, message_mib, sweep_id};
 use crate::report::{self, SweepView};
 
 /// The database file `run` and `coordinator` use by default.
@@ -62,7 +65,8 @@ pub struct CoordinatorArgs {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    /// The coordinator's URL, e.g. http://head-node:7070.
+    /// The coordinator's URL, e.g. http://head-node:7070 (a bare
+    /// head-node:7070 means the same).
     #[arg(long)]
     pub coordinator: String,
     #[command(flatten)]
@@ -88,7 +92,7 @@ pub struct WorkerArgs {
 }
 
 /// A command-line number of seconds from 0 to a year.
-fn seconds_arg(text: &str) -> Result<f64, String> {
+pub fn seconds_arg(text: &str) -> Result<f64, String> {
     let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if value.is_finite() && (0.0..=MAX_SECONDS).contains(&value) {
         Ok(value)
@@ -112,6 +116,9 @@ pub struct RunArgs {
     /// options are then not used.
     #[arg(long, value_name = "SWEEP")]
     pub resume: Option<String>,
+    /// Seconds between progress lines when standard error is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
+    pub progress_interval: f64,
 }
 
 #[derive(clap::Args)]
@@ -307,7 +314,12 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         announce: true,
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
         max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
-        ..zonesweep_worker::WorkerConfig::new(&args.coordinator, &args.token.require()?, threads, &hostname())
+        ..zonesweep_worker::WorkerConfig::new(
+            &crate::client::coordinator_url(&args.coordinator),
+            &args.token.require()?,
+            threads,
+            &hostname(),
+        )
     };
     zonesweep_worker::run(config, termination()).await?;
     Ok(())
@@ -317,28 +329,142 @@ fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
-/// Follow a sweep with a progress bar until it is final; returns the last status.
-async fn follow(client: &mut Remote, sweep: &SweepId) -> Result<SweepStatus> {
-    let mut stream = client.watch(sweep).await?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {rate}  ETA {eta}  {msg}")
-            .expect("a valid template")
-            .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} samples/s", state.per_sec());
-            }),
-    );
-    let mut last = None;
-    while let Some(status) = stream.next().await? {
-        bar.set_length(status.samples);
-        bar.set_position(status.samples_done);
-        if status.samples_failed > 0 {
-            bar.set_message(format!("{} failed", status.samples_failed));
-        }
-        last = Some(status);
+/// How `run` and `watch` show a sweep's progress: a bar on a terminal, and
+/// a plain line every `interval` otherwise (a Slurm job log, `kubectl
+/// logs`). The rate and ETA come from what this command itself saw, not from
+/// the sweep's start.
+struct Progress {
+    bar: Option<ProgressBar>,
+    interval: Duration,
+    /// The first status seen (when, samples done), for the rate.
+    first: Option<(Instant, u64)>,
+    last_line: Option<Instant>,
+    last: Option<SweepStatus>,
+}
+
+impl Progress {
+    fn new(interval: Duration) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {msg}").expect("a valid template"),
+            );
+            bar
+        });
+        Progress { bar, interval, first: None, last_line: None, last: None }
     }
-    bar.finish();
-    last.context("the coordinator closed the watch without a status")
+
+    /// Samples per second since the first status seen, once measurable.
+    fn rate(&self, status: &SweepStatus) -> Option<f64> {
+        let (since, first_done) = self.first?;
+        let seconds = since.elapsed().as_secs_f64();
+        (seconds >= 1.0 && status.samples_done > first_done)
+            .then(|| (status.samples_done - first_done) as f64 / seconds)
+    }
+
+    fn describe(&self, status: &SweepStatus) -> String {
+        let mut text = match self.rate(status) {
+            Some(rate) => {
+                let left = status.samples.saturating_sub(status.samples_done) as f64 / rate;
+                format!("{rate:.0} samples/s, ETA {}", human_duration(left))
+            }
+            None => "rate not known yet".to_owned(),
+        };
+        if status.samples_failed > 0 {
+            let _ = write!(text, ", {} failed", status.samples_failed);
+        }
+        text
+    }
+
+    fn update(&mut self, status: SweepStatus) {
+        self.first.get_or_insert((Instant::now(), status.samples_done));
+        if let Some(bar) = &self.bar {
+            bar.set_length(status.samples);
+            bar.set_position(status.samples_done);
+            bar.set_message(self.describe(&status));
+        }
+        let due = self.last_line.is_none_or(|at| at.elapsed() >= self.interval);
+        let ended = status.state.is_final();
+        self.last = Some(status);
+        if due || ended {
+            self.line();
+        }
+    }
+
+    /// A plain progress line (when not drawing a bar), due or not.
+    fn line(&mut self) {
+        let (Some(status), None) = (&self.last, &self.bar) else { return };
+        let percent = 100.0 * status.samples_done as f64 / status.samples.max(1) as f64;
+        eprintln!(
+            "sweep {}: {} {}/{} samples ({percent:.1} %), {}",
+            status.id,
+            status.state.name(),
+            status.samples_done,
+            status.samples,
+            self.describe(status)
+        );
+        self.last_line = Some(Instant::now());
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// "42 s", "7 min 3 s", "2 h 5 min".
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round().clamp(0.0, 1e9) as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Follow a sweep until it is final, across coordinator restarts (each
+/// lost stream is watched again, within the client's `--connect-timeout`);
+/// returns the last status.
+async fn follow(client: &mut Remote, sweep: &SweepId, interval: Duration) -> Result<SweepStatus> {
+    let mut progress = Progress::new(interval);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closed_early = 0;
+    loop {
+        let mut stream = client.watch(sweep).await?;
+        loop {
+            tokio::select! {
+                next = stream.next() => match next? {
+                    Ok(status) => {
+                        let ended = status.state.is_final();
+                        progress.update(status);
+                        if ended {
+                            progress.finish();
+                            return progress.last.clone().context("a final status was seen");
+                        }
+                    }
+                    Err(StreamEnd::Lost(status)) => {
+                        eprintln!("lost the coordinator ({}); following sweep {sweep} again", status.message());
+                        break;
+                    }
+                    Err(StreamEnd::Closed) => {
+                        closed_early += 1;
+                        if closed_early > 100 {
+                            bail!("the coordinator keeps closing the watch of sweep {sweep} before it is final");
+                        }
+                        break;
+                    }
+                },
+                _ = ticker.tick() => {
+                    if progress.last_line.is_some_and(|at| at.elapsed() >= interval) {
+                        progress.line();
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -381,7 +507,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     );
     let started = std::time::Instant::now();
     let outcome = tokio::select! {
-        status = follow(&mut client, &submitted.id) => status,
+        status = follow(&mut client, &submitted.id, Duration::from_secs_f64(args.progress_interval)) => status,
         _ = termination() => {
             let _ = client.cancel(&submitted.id).await;
             Err(anyhow::anyhow!(
@@ -480,10 +606,29 @@ pub async fn list(source: SourceArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn watch(args: RemoteSweepArgs) -> Result<()> {
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// The sweep id.
+    pub sweep: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Seconds between progress lines when standard error is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
+    pub progress_interval: f64,
+}
+
+/// A command-line number of seconds above 0, at most a year.
+fn positive_seconds_arg(text: &str) -> Result<f64, String> {
+    match seconds_arg(text)? {
+        0.0 => Err("must be more than 0 seconds".to_owned()),
+        value => Ok(value),
+    }
+}
+
+pub async fn watch(args: WatchArgs) -> Result<()> {
     let sweep = sweep_id(&args.sweep)?;
     let mut client = args.remote.connect().await?;
-    let status = follow(&mut client, &sweep).await?;
+    let status = follow(&mut client, &sweep, Duration::from_secs_f64(args.progress_interval)).await?;
     println!("{}", report::status_line(&status));
     if status.state != SweepState::Done {
         bail!("sweep {sweep} ended {}", status.state);
@@ -582,6 +727,53 @@ pub async fn prune(args: PruneArgs) -> Result<()> {
     }
     eprintln!("{} sweep(s) deleted", deleted.len());
     Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct WaitReadyArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = seconds_arg)]
+    pub timeout: f64,
+}
+
+/// Wait until the coordinator's health service answers SERVING: for
+/// scripts that start a coordinator and then its workers and clients.
+pub async fn wait_ready(args: WaitReadyArgs) -> Result<()> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let url = crate::client::coordinator_url(&args.remote.coordinator);
+    // The health service needs no token; send it when there is one.
+    let token = args.remote.token.token()?.unwrap_or_else(|| "none".to_owned());
+    let options = zonesweep_proto::client::ClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let mut health = zonesweep_proto::client::Connection::lazy(&url, &token, &options)?.health();
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64(args.timeout);
+    let mut said = false;
+    loop {
+        let answer = health.check(HealthCheckRequest { service: String::new() }).await;
+        let why = match answer {
+            Ok(response) if response.get_ref().status == ServingStatus::Serving as i32 => {
+                println!("coordinator at {url} is ready ({:.1} s)", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            Ok(response) => format!("health status {}", response.get_ref().status),
+            Err(status) => status.message().to_owned(),
+        };
+        if started.elapsed() >= limit {
+            bail!("the coordinator at {url} was not ready within {:.0} s: {why}", limit.as_secs_f64());
+        }
+        if !said {
+            eprintln!("waiting for the coordinator at {url} ({why})");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 pub async fn workers(args: RemoteArgs) -> Result<()> {

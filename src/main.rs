@@ -36,8 +36,9 @@ enum Command {
     Submit(cluster::SubmitArgs),
     /// One line on a sweep's progress.
     Status(cluster::SweepRefArgs),
-    /// Follow a sweep with a progress bar until it is final.
-    Watch(cluster::RemoteSweepArgs),
+    /// Follow a sweep until it is final (a progress bar on a terminal, a
+    /// line every 10 s otherwise), across coordinator restarts.
+    Watch(cluster::WatchArgs),
     /// Cancel a sweep; what it has is kept, and `resume` continues it.
     Cancel(cluster::RemoteSweepArgs),
     /// Run a failed or cancelled sweep again from what it has (on this
@@ -49,6 +50,8 @@ enum Command {
     Prune(cluster::PruneArgs),
     /// The workers registered with a coordinator.
     Workers(cluster::RemoteArgs),
+    /// Wait until a coordinator is ready to serve (gRPC health), for scripts.
+    WaitReady(cluster::WaitReadyArgs),
     /// List the sweeps.
     List(cluster::SourceArgs),
     /// Zone-membership probabilities per unit.
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => block_on(cluster::delete(args)),
         Command::Prune(args) => block_on(cluster::prune(args)),
         Command::Workers(args) => block_on(cluster::workers(args)),
+        Command::WaitReady(args) => block_on(cluster::wait_ready(args)),
         Command::List(args) => block_on(cluster::list(args)),
         Command::Zones(args) => block_on(cluster::zones(args)),
         Command::Peaking(args) => block_on(cluster::peaking(args)),

@@ -101,6 +101,7 @@ fn demo_submission(samples: u64) -> pb::SubmitRequest {
         seed: 1,
         has_seed: true,
         job_size: 0,
+        request_id: String::new(),
     }
 }
 
@@ -671,4 +672,60 @@ fn workers_are_listed_exit_when_idle_and_give_up_when_disconnected() {
     assert!(output.stderr.contains("the limit set by --max-disconnect"), "{}", output.stderr);
     let refused = fails(&["worker", "--coordinator", &url, "--max-disconnect", "1e300"]);
     assert!(refused.contains("is not between 0 and"), "{refused}");
+}
+
+// ---------------------------------------------------------------- clients through outages
+
+/// Clients ride out a coordinator restart: `watch` follows a sweep through
+/// a kill -9 and restart of its coordinator and exits 0 when the sweep is
+/// done, printing plain progress lines (its stderr is not a terminal);
+/// `status` started while the coordinator is down waits for it; a stalled
+/// (SIGSTOPped) coordinator is given up on after `--connect-timeout` with
+/// a message that says so.
+#[test]
+fn clients_follow_a_sweep_through_a_coordinator_restart() {
+    let mut cluster = Cluster::start(1, CoordinatorOptions::fast_leases());
+    let sweep = cluster.submit_default(samples(), SEED, 20);
+    let mut args = vec!["watch", sweep.as_str(), "--progress-interval", "0.5"];
+    let remote = cluster.remote();
+    args.extend(remote.iter().map(String::as_str));
+    let mut watch = zonesweep_command(&args);
+    watch.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let watch = watch.spawn().expect("watch starts");
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.kill_coordinator();
+    // While it is down, a status call waits for it.
+    let mut status_args = vec!["status", sweep.as_str()];
+    status_args.extend(remote.iter().map(String::as_str));
+    let status = zonesweep_command(&status_args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(cluster.restart_coordinator(), "the coordinator restarts on its port");
+    let status = status.wait_with_output().expect("status ends");
+    let (status_out, status_err) = (String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert!(status.status.success(), "status waits for the coordinator:\n{status_err}");
+    assert!(status_out.starts_with(&sweep), "{status_out}");
+    assert!(status_err.contains("cannot answer now") && status_err.contains("answered again"), "{status_err}");
+
+    let output = watch.wait_with_output().expect("watch ends");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "watch exits 0 once the sweep is done:\n{err}");
+    assert!(out.contains(&format!("{sweep}  done")), "{out}");
+    assert!(err.contains(&format!("following sweep {sweep} again")), "{err}");
+    let progress =
+        err.lines().filter(|l| l.starts_with(&format!("sweep {sweep}: ")) && l.contains(" samples (")).count();
+    assert!(progress >= 2, "plain progress lines:\n{err}");
+    assert!(!err.contains("ETA 0 s") || err.contains(" done "), "{err}");
+
+    // A stalled coordinator: given up on after --connect-timeout.
+    let pid = cluster.coordinator_pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let mut stalled = status_args.clone();
+    stalled.extend(["--connect-timeout", "1"]);
+    let refused = fails(&stalled);
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert!(refused.contains("did not answer for") && refused.contains("--connect-timeout"), "{refused}");
 }

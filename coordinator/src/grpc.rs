@@ -37,6 +37,7 @@ fn submission_from_pb(request: pb::SubmitRequest) -> Submission {
         samples: (request.samples > 0).then_some(request.samples),
         seed: request.has_seed.then_some(request.seed),
         job_size: (request.job_size > 0).then_some(request.job_size),
+        request_id: (!request.request_id.is_empty()).then_some(request.request_id),
     }
 }
 

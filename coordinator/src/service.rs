@@ -165,12 +165,22 @@ impl Coordinator {
     /// unknown to the running coordinator.
     pub async fn submit(&self, submission: Submission) -> Result<SweepStatus, CoordinatorError> {
         let coordinator = self.clone();
+        if let Some(request_id) = &submission.request_id {
+            crate::submission::check_request_id(request_id)?;
+        }
         let task = tokio::spawn(async move {
+            if let Some(status) = coordinator.resubmitted(submission.request_id.as_deref()) {
+                return Ok(status);
+            }
             let default_job_size = coordinator.config().default_job_size;
             let Prepared { mut record, empty, blobs } = blocking(move || prepare(submission, default_job_size)).await?;
             let store = coordinator.store();
-            // One submission at a time, so sequence numbers are unique.
+            // One submission at a time, so sequence numbers are unique (and
+            // a request id names one sweep).
             let _turn = coordinator.inner.submissions.lock().await;
+            if let Some(status) = coordinator.resubmitted(record.request_id.as_deref()) {
+                return Ok(status);
+            }
             let (record, empty) = blocking(move || {
                 record.sequence = store.next_sequence()?;
                 let blobs: Vec<(&str, &[u8])> =
@@ -186,6 +196,13 @@ impl Coordinator {
             Ok(status)
         });
         task.await.map_err(|e| CoordinatorError::Internal(format!("the submission task failed: {e}")))?
+    }
+
+    /// The status of the sweep an earlier submission with this request id
+    /// created, if any.
+    fn resubmitted(&self, request_id: Option<&str>) -> Option<SweepStatus> {
+        let state = self.state();
+        state.by_request_id(request_id?).map(SweepRuntime::status)
     }
 
     /// Cancel a running sweep; a final sweep is answered as it is.

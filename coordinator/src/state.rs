@@ -344,6 +344,11 @@ impl State {
         self.sweeps.get(id)
     }
 
+    /// The sweep a submission with this client request id created.
+    pub fn by_request_id(&self, request_id: &str) -> Option<&SweepRuntime> {
+        self.sweeps.values().find(|s| s.record.request_id.as_deref() == Some(request_id))
+    }
+
     /// Every sweep's status, in submission order.
     pub fn statuses(&self) -> Vec<SweepStatus> {
         self.order.iter().map(|id| self.sweeps[id].status()).collect()
@@ -638,6 +643,7 @@ pub(crate) mod tests {
             unit_names: vec![],
             submitted_unix: None,
             ended_unix: None,
+            request_id: None,
         }
     }
 

@@ -531,6 +531,7 @@ mod tests {
             unit_names: vec!["Beijing".into(), "Tianjin".into()],
             submitted_unix: None,
             ended_unix: None,
+            request_id: None,
         }
     }
 

@@ -40,6 +40,20 @@ pub struct Submission {
     pub seed: Option<u64>,
     /// Samples per job; the coordinator's default when `None`.
     pub job_size: Option<u64>,
+    /// The client's id of this submission (see [`check_request_id`]).
+    pub request_id: Option<String>,
+}
+
+/// A client's submission id: 1–64 ASCII letters, digits and `-`.
+pub fn check_request_id(id: &str) -> Result<(), CoordinatorError> {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "the request id must be 1–64 letters, digits and `-`, not {:?}",
+            id.chars().take(80).collect::<String>()
+        )))
+    }
 }
 
 /// A checked submission, ready to store: its record (sequence 0 until the
@@ -118,6 +132,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         unit_ids: dataset.units().iter().map(|u| u.id.clone()).collect(),
         unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
         submitted_unix: Some(crate::sweep::now_unix()),
+        request_id: submission.request_id,
         ended_unix: None,
     };
     let blobs = vec![(dataset_hash, dataset_bytes), (config_hash, config_bytes), (spec_hash, spec_bytes)];

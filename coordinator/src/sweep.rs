@@ -34,6 +34,9 @@ pub struct SweepRecord {
     pub submitted_unix: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_unix: Option<u64>,
+    /// The client's id of the submission that created the sweep, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// What a status tells of a sweep's merged results: all a finished sweep
@@ -212,6 +215,7 @@ mod tests {
             unit_names: vec!["A".into()],
             submitted_unix: None,
             ended_unix: None,
+            request_id: None,
         }
     }
 

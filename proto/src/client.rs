@@ -123,6 +123,11 @@ impl Connection {
             .max_encoding_message_size(self.max_message_bytes)
     }
 
+    /// A client of the standard gRPC health service (readiness probes).
+    pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<Authorized> {
+        tonic_health::pb::health_client::HealthClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
     /// A client of the Workers service (register, lease, heartbeat, complete, …).
     pub fn workers(&self) -> WorkersClient<Authorized> {
         WorkersClient::with_interceptor(self.channel.clone(), self.token.clone())
