@@ -26,6 +26,10 @@ pub enum CoordinatorError {
     /// Passing trouble: the caller should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The coordinator is busy with other requests of this kind: the
+    /// caller may try again once they are done.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("cannot serve: {0}")]
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
@@ -63,6 +67,7 @@ impl CoordinatorError {
             CoordinatorError::NotStored { cause, .. } => store_code(*cause),
             CoordinatorError::Internal(_) | CoordinatorError::Transport(_) => Code::Internal,
             CoordinatorError::Unavailable(_) => Code::Unavailable,
+            CoordinatorError::ResourceExhausted(_) => Code::ResourceExhausted,
         }
     }
 }
@@ -75,6 +80,7 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::FailedPrecondition(m)
             | CoordinatorError::Internal(m)
             | CoordinatorError::Unavailable(m)
+            | CoordinatorError::ResourceExhausted(m)
             | CoordinatorError::Transport(m)
             | CoordinatorError::Config(m) => m.clone(),
             other => other.to_string(),
@@ -103,6 +109,7 @@ mod tests {
             (CoordinatorError::InvalidArgument("bad".into()), Code::InvalidArgument),
             (CoordinatorError::FailedPrecondition("cancelled".into()), Code::FailedPrecondition),
             (CoordinatorError::Unavailable("shutting down".into()), Code::Unavailable),
+            (CoordinatorError::ResourceExhausted("busy".into()), Code::ResourceExhausted),
             (CoordinatorError::Internal("bug".into()), Code::Internal),
         ];
         for (error, code) in cases {
