@@ -72,6 +72,25 @@ impl CoordinatorError {
     }
 }
 
+/// The longest status message sent, in bytes: it travels in an HTTP/2
+/// header (percent-encoded, so up to three times longer), and a header
+/// over the client's limit loses the whole answer.
+pub const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary,
+/// saying that it was cut.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut end = MAX_STATUS_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" … (cut)");
+    }
+    message
+}
+
 impl From<CoordinatorError> for Status {
     fn from(error: CoordinatorError) -> Status {
         let message = match &error {
@@ -85,7 +104,7 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::Config(m) => m.clone(),
             other => other.to_string(),
         };
-        Status::new(error.code(), message)
+        Status::new(error.code(), bounded(message))
     }
 }
 
@@ -116,6 +135,16 @@ mod tests {
             assert_eq!(error.code(), code, "{error}");
             assert_eq!(Status::from(error).code(), code);
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        let long = "é".repeat(MAX_STATUS_MESSAGE);
+        let status = Status::from(CoordinatorError::InvalidArgument(long));
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE + " … (cut)".len(), "{}", status.message().len());
+        assert!(status.message().starts_with("éé") && status.message().ends_with(" … (cut)"));
+        let short = Status::from(CoordinatorError::InvalidArgument("short".into()));
+        assert_eq!(short.message(), "short");
     }
 
     #[test]

@@ -20,6 +20,9 @@ use zonesweep_shared::sweep::runner::SweepRunner;
 use crate::error::CoordinatorError;
 use crate::sweep::SweepRecord;
 
+/// How many of a refused dataset's problems the answer lists.
+pub const SHOWN_PROBLEMS: usize = 20;
+
 /// The largest number of jobs one sweep may have.
 pub const MAX_JOBS: u64 = 10_000_000;
 /// The most samples one sweep may have: far beyond any real sweep, and low
@@ -151,7 +154,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         panel_csv: submission.panel_csv,
         units_geojson: submission.units_geojson,
     };
-    let dataset = blob.parse().map_err(invalid)?;
+    let dataset = blob.parse().map_err(|e| invalid(e.summary(SHOWN_PROBLEMS)))?;
     let config = Config::from_toml_overrides(&submission.config_toml, "the configuration").map_err(invalid)?;
     // The configuration against the dataset (the horizon after the data's
     // base year, at most 200 years ahead), before anything is sized by it.

@@ -102,6 +102,20 @@ pub struct DatasetError {
     pub problems: Vec<Problem>,
 }
 
+impl DatasetError {
+    /// The error with at most `shown` of its problems listed and the number
+    /// of the others, for answers that must stay short (a gRPC status).
+    pub fn summary(&self, shown: usize) -> String {
+        let listed = &self.problems[..self.problems.len().min(shown)];
+        let mut text = format!("the dataset has {} problem(s):\n{}", self.problems.len(), ProblemList(listed));
+        let more = self.problems.len() - listed.len();
+        if more > 0 {
+            text.push_str(&format!("\n  … and {more} more (`zonesweep data validate DIR` lists them all)"));
+        }
+        text
+    }
+}
+
 struct ProblemList<'a>(&'a [Problem]);
 
 impl fmt::Display for ProblemList<'_> {

@@ -448,6 +448,18 @@ fn panel_years_outside_1900_to_2200_are_refused_by_line() {
 }
 
 #[test]
+fn a_summary_lists_the_first_problems_and_counts_the_others() {
+    let error = Dataset::from_csv(UNITS, &panel_from(10, 6).csv(), None).unwrap_err();
+    let total = error.problems.len();
+    assert!(total > 5, "{total}");
+    let summary = error.summary(5);
+    assert!(summary.starts_with(&format!("the dataset has {total} problem(s):\n  - panel.csv line 2")), "{summary}");
+    assert_eq!(summary.lines().filter(|l| l.starts_with("  - ")).count(), 5, "{summary}");
+    assert!(summary.ends_with(&format!("… and {} more (`zonesweep data validate DIR` lists them all)", total - 5)));
+    assert_eq!(error.summary(total), error.to_string(), "with room for all, the summary is the error");
+}
+
+#[test]
 fn more_units_or_panel_rows_than_allowed_are_refused() {
     let mut units = String::from("id,name,province\n");
     for u in 0..=MAX_UNITS {
