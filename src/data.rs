@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use zonesweep_shared::data::dataset::{Dataset, GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
+use zonesweep_shared::data::dataset::{Dataset, GEOJSON_FILE, MAX_UNITS, PANEL_FILE, UNITS_FILE};
 use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 
@@ -22,6 +22,10 @@ pub enum DataCommand {
     Validate {
         /// The dataset folder.
         dir: PathBuf,
+        /// Also check this model configuration (TOML) against the dataset:
+        /// its own values, and its horizon against the data's last year.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Write the synthetic demonstration dataset (not real counties).
     Demo {
@@ -64,21 +68,37 @@ pub fn dataset_of(args: &ModelArgs) -> Result<Dataset> {
     }
 }
 
-/// The configuration of `--config` over the defaults, or the defaults.
-pub fn config_of(args: &ModelArgs) -> Result<Config> {
-    match &args.config {
+/// The configuration in file `path` over the defaults, or the defaults;
+/// with the name errors give it.
+fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
+    match path {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Ok(Config::from_toml_overrides(&text, &path.display().to_string())?)
+            let name = path.display().to_string();
+            Ok((Config::from_toml_overrides(&text, &name)?, name))
         }
-        None => Ok(Config::default()),
+        None => Ok((Config::default(), "the default configuration".to_owned())),
     }
+}
+
+/// The dataset and configuration of `--data` and `--config`, the
+/// configuration checked against the dataset (its horizon against the
+/// data's base year) before anything is computed.
+pub fn model_inputs(args: &ModelArgs) -> Result<(Dataset, Config)> {
+    let dataset = dataset_of(args)?;
+    let (config, name) = load_config(args.config.as_deref())?;
+    config.check_for(&dataset, &name)?;
+    Ok((dataset, config))
 }
 
 pub fn run(command: DataCommand) -> Result<()> {
     match command {
-        DataCommand::Validate { dir } => {
+        DataCommand::Validate { dir, config } => {
             let dataset = load_dataset(&dir)?;
+            if let Some(path) = &config {
+                let (config, name) = load_config(Some(path))?;
+                config.check_for(&dataset, &name)?;
+            }
             for warning in dataset.warnings() {
                 eprintln!("warning: {warning}");
             }
@@ -96,8 +116,8 @@ pub fn run(command: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::Demo { out, units, seed } => {
-            if units == 0 {
-                bail!("--units must be at least 1");
+            if !(1..=MAX_UNITS).contains(&units) {
+                bail!("--units is {units}; it must be 1–{MAX_UNITS}");
             }
             let dataset = demo::generate(units, seed).context("generating the demonstration dataset")?;
             fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;

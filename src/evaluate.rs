@@ -10,7 +10,7 @@ use zonesweep_shared::model::zoning::ZONE_NAMES;
 use zonesweep_shared::numerics::ridge;
 
 use crate::ModelArgs;
-use crate::data::{config_of, dataset_of};
+use crate::data::model_inputs;
 
 #[derive(clap::Args)]
 pub struct EvaluateArgs {
@@ -47,8 +47,7 @@ fn parse_k(text: &str) -> Result<KChoice> {
 }
 
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
-    let dataset = dataset_of(&args.model)?;
-    let config = config_of(&args.model)?;
+    let (dataset, config) = model_inputs(&args.model)?;
     for warning in dataset.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -129,7 +128,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         let not_peaked = count(&|p| p.peak_year.is_none());
         let not_neutral = count(&|p| !p.neutral);
         let regional = |year: i32| -> String {
-            usize::try_from(year - base_year).ok().map_or("–".to_owned(), |i| {
+            usize::try_from(i64::from(year) - i64::from(base_year)).ok().map_or("–".to_owned(), |i| {
                 format!("{:.2}", million(projections.iter().map(|p| p.ce[i]).sum::<f64>()))
             })
         };
@@ -155,8 +154,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
 }
 
 pub fn ridge_trace(args: &RidgeTraceArgs) -> Result<()> {
-    let dataset = dataset_of(&args.model)?;
-    let config = config_of(&args.model)?;
+    let (dataset, config) = model_inputs(&args.model)?;
     let parameters = Parameters::nominal(&config);
     let (trace, _) = chain::ridge_trace(&dataset, &config, &parameters).context("ridge trace")?;
     let auto = ridge::automatic_k(&trace, config.ridge.vif_limit, config.ridge.stability);

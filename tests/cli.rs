@@ -214,6 +214,75 @@ fn validate_names_file_line_and_column_of_a_negative_value() {
     assert!(stderr.contains("nothing-here"), "{stderr}");
 }
 
+/// The bundled demonstration dataset with its years moved to start at `first`.
+fn demo_from_year(first: i64) -> tempfile::TempDir {
+    let source = manifest_dir().join("data/demo");
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(source.join("units.csv"), dir.path().join("units.csv")).unwrap();
+    let panel = fs::read_to_string(source.join("panel.csv")).unwrap();
+    let mut lines = panel.lines();
+    let mut moved = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+        cells[1] = (cells[1].parse::<i64>().unwrap() - 2000 + first).to_string();
+        moved.push_str(&cells.join(","));
+        moved.push('\n');
+    }
+    fs::write(dir.path().join("panel.csv"), moved).unwrap();
+    dir
+}
+
+/// Horizons and dataset years outside the documented bounds are refused by
+/// every command that reads them, naming the file, the key or line, the value
+/// and the allowed range; none of them is run (a horizon of 2^31 − 1 once
+/// sized the projection by it).
+#[test]
+fn horizons_and_years_outside_the_bounds_are_refused_by_every_model_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = manifest_dir().join("data/demo");
+    for (horizon, milestone, message) in [
+        (3100, 2030, "scenarios.horizon is 3100; it must be a year 1900–2200"),
+        (2010, 2005, "scenarios.horizon is 2010; with the data's base year 2020 it must be 2021–2200"),
+        (2_147_483_647, 2030, "scenarios.horizon is 2147483647; it must be a year 1900–2200"),
+        (3_000_000, 2030, "scenarios.horizon is 3000000; it must be a year 1900–2200"),
+        (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000; it must be a year 1900–2200"),
+    ] {
+        let config = dir.path().join(format!("horizon{horizon}.toml"));
+        fs::write(&config, format!("[scenarios]\nhorizon = {horizon}\nmilestone = {milestone}\n")).unwrap();
+        let config = path_str(&config);
+        for args in [
+            vec!["evaluate", "--config", config],
+            vec!["evaluate", "--json", "--data", path_str(&demo), "--config", config],
+            vec!["ridge-trace", "--config", config],
+            vec!["data", "validate", path_str(&demo), "--config", config],
+        ] {
+            let stderr = fails(&args);
+            assert!(
+                stderr.contains(&format!("horizon{horizon}.toml: ")) && stderr.contains(message),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // The farthest horizon is taken.
+    let farthest = dir.path().join("farthest.toml");
+    fs::write(&farthest, "[scenarios]\nhorizon = 2200\n").unwrap();
+    let stdout = ok(&["data", "validate", path_str(&demo), "--config", path_str(&farthest)]);
+    assert!(stdout.contains("valid"), "{stdout}");
+
+    for first in [10, 3050, 9979] {
+        let data = demo_from_year(first);
+        let message =
+            format!("panel.csv line 2, column `year`, value `{first}`: not a year in the allowed range 1900–2200");
+        for args in [vec!["data", "validate", path_str(data.path())], vec!["evaluate", "--data", path_str(data.path())]]
+        {
+            let stderr = fails(&args);
+            assert!(stderr.contains(&message), "{args:?}: {stderr}");
+        }
+    }
+    let stderr = fails(&["data", "demo", "--out", path_str(&dir.path().join("big")), "--units", "20001"]);
+    assert!(stderr.contains("--units is 20001; it must be 1–20000"), "{stderr}");
+}
+
 #[test]
 fn demo_writes_a_dataset_that_validates() {
     let dir = tempfile::tempdir().unwrap();

@@ -424,6 +424,65 @@ fn failing_samples_end_the_sweep_with_a_reason() {
     assert_eq!(sweeps.len(), 2, "refused specs store no sweep:\n{listed}");
 }
 
+/// Horizons and dataset years outside the documented bounds are refused by
+/// the coordinator with the key or line, the value and the allowed range;
+/// nothing is stored, the coordinator goes on serving, and its database
+/// still opens, for `list --db` and for a restart.
+#[test]
+fn submissions_outside_the_bounds_are_refused_and_the_coordinator_keeps_serving() {
+    let mut cluster = Cluster::start(0, CoordinatorOptions::default());
+    let remote = cluster.remote();
+    let submit_fails = |extra: &[&str]| {
+        let mut args = vec!["submit", "--samples", "10"];
+        args.extend_from_slice(extra);
+        args.extend(remote.iter().map(String::as_str));
+        let stderr = fails(&args);
+        assert!(stderr.contains("InvalidArgument") || stderr.contains("invalid"), "{stderr}");
+        stderr
+    };
+    for (horizon, milestone, message) in [
+        (3100, 2030, "scenarios.horizon is 3100; it must be a year 1900–2200"),
+        (2010, 2005, "scenarios.horizon is 2010; with the data's base year 2020 it must be 2021–2200"),
+        (2_147_483_647, 2030, "scenarios.horizon is 2147483647; it must be a year 1900–2200"),
+        (3_000_000, 2030, "scenarios.horizon is 3000000; it must be a year 1900–2200"),
+        (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000; it must be a year 1900–2200"),
+    ] {
+        let config = cluster.dir().join(format!("horizon{horizon}.toml"));
+        fs::write(&config, format!("[scenarios]\nhorizon = {horizon}\nmilestone = {milestone}\n")).unwrap();
+        let stderr = submit_fails(&["--config", path_str(&config)]);
+        assert!(stderr.contains(&format!("the configuration: {message}")), "{stderr}");
+        assert_eq!(cluster.cli_ok(&["list"]).stdout.trim(), "no sweeps", "horizon {horizon} stored nothing");
+    }
+    let (units_csv, panel_csv) = demo_files();
+    for first in [10, 3050, 9979] {
+        let data = cluster.dir().join(format!("from{first}"));
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("units.csv"), &units_csv).unwrap();
+        let mut lines = panel_csv.lines();
+        let mut panel = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+            cells[1] = (cells[1].parse::<i64>().unwrap() - 2000 + first).to_string();
+            panel.push_str(&cells.join(","));
+            panel.push('\n');
+        }
+        fs::write(data.join("panel.csv"), panel).unwrap();
+        let stderr = submit_fails(&["--data", path_str(&data)]);
+        let message = format!("column `year`, value `{first}`: not a year in the allowed range 1900–2200");
+        assert!(stderr.contains(&message), "{stderr}");
+        assert_eq!(cluster.cli_ok(&["list"]).stdout.trim(), "no sweeps", "years from {first} stored nothing");
+    }
+
+    // Still serving: a valid sweep is taken, and the database opens after a stop.
+    let sweep = cluster.submit(&["--samples", "10"]);
+    let stopped = cluster.terminate_coordinator(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
+    let listed = ok(&["list", "--db", path_str(&cluster.db)]).stdout;
+    assert!(listed.contains(&sweep), "{listed}");
+    cluster.restart_coordinator();
+    assert!(cluster.cli_ok(&["list"]).stdout.contains(&sweep));
+}
+
 // ---------------------------------------------------------------- 6
 
 /// Invariant 5: without the token, or with a wrong one, every call is

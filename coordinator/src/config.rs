@@ -29,6 +29,12 @@ pub struct CoordinatorConfig {
     pub max_message_bytes: usize,
     /// The most completions one durable commit takes.
     pub max_batch: usize,
+    /// How many submissions are parsed and planned at once; more wait.
+    pub preparing_at_once: usize,
+    /// The most request bytes of submissions waiting or being prepared at
+    /// once (at least one message's worth is always allowed); a submission
+    /// beyond it is refused with RESOURCE_EXHAUSTED.
+    pub preparation_budget_bytes: u64,
 }
 
 impl CoordinatorConfig {
@@ -43,6 +49,8 @@ impl CoordinatorConfig {
             max_job_time: Duration::from_secs(3600),
             max_message_bytes: DEFAULT_MAX_MESSAGE_MIB << 20,
             max_batch: 1024,
+            preparing_at_once: 2,
+            preparation_budget_bytes: 1 << 30,
         }
     }
 
@@ -73,6 +81,9 @@ impl CoordinatorConfig {
         }
         if self.max_attempts == 0 || self.max_batch == 0 {
             return bad("max attempts and max batch must be at least 1");
+        }
+        if self.preparing_at_once == 0 || self.preparation_budget_bytes == 0 {
+            return bad("the submissions prepared at once and their byte budget must be at least 1");
         }
         Ok(())
     }

@@ -26,6 +26,10 @@ pub enum CoordinatorError {
     /// Passing trouble: the caller should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The coordinator is busy with other requests of this kind: the
+    /// caller may try again once they are done.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("cannot serve: {0}")]
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
@@ -63,8 +67,28 @@ impl CoordinatorError {
             CoordinatorError::NotStored { cause, .. } => store_code(*cause),
             CoordinatorError::Internal(_) | CoordinatorError::Transport(_) => Code::Internal,
             CoordinatorError::Unavailable(_) => Code::Unavailable,
+            CoordinatorError::ResourceExhausted(_) => Code::ResourceExhausted,
         }
     }
+}
+
+/// The longest status message sent, in bytes: it travels in an HTTP/2
+/// header (percent-encoded, so up to three times longer), and a header
+/// over the client's limit loses the whole answer.
+pub const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary,
+/// saying that it was cut.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut end = MAX_STATUS_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" … (cut)");
+    }
+    message
 }
 
 impl From<CoordinatorError> for Status {
@@ -75,11 +99,12 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::FailedPrecondition(m)
             | CoordinatorError::Internal(m)
             | CoordinatorError::Unavailable(m)
+            | CoordinatorError::ResourceExhausted(m)
             | CoordinatorError::Transport(m)
             | CoordinatorError::Config(m) => m.clone(),
             other => other.to_string(),
         };
-        Status::new(error.code(), message)
+        Status::new(error.code(), bounded(message))
     }
 }
 
@@ -103,12 +128,23 @@ mod tests {
             (CoordinatorError::InvalidArgument("bad".into()), Code::InvalidArgument),
             (CoordinatorError::FailedPrecondition("cancelled".into()), Code::FailedPrecondition),
             (CoordinatorError::Unavailable("shutting down".into()), Code::Unavailable),
+            (CoordinatorError::ResourceExhausted("busy".into()), Code::ResourceExhausted),
             (CoordinatorError::Internal("bug".into()), Code::Internal),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error}");
             assert_eq!(Status::from(error).code(), code);
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        let long = "é".repeat(MAX_STATUS_MESSAGE);
+        let status = Status::from(CoordinatorError::InvalidArgument(long));
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE + " … (cut)".len(), "{}", status.message().len());
+        assert!(status.message().starts_with("éé") && status.message().ends_with(" … (cut)"));
+        let short = Status::from(CoordinatorError::InvalidArgument("short".into()));
+        assert_eq!(short.message(), "short");
     }
 
     #[test]

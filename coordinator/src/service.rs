@@ -17,7 +17,7 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::state::{LeasedJob, Refusal, State, SweepRuntime, WorkerInfo};
 use crate::store::Store;
-use crate::submission::{Prepared, Submission, prepare};
+use crate::submission::{Admission, Prepared, Submission, prepare};
 
 /// What a worker learns when it registers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +39,8 @@ struct Inner {
     stopping: watch::Sender<bool>,
     /// Serializes submissions (sequence numbers).
     submissions: tokio::sync::Mutex<()>,
+    /// Bounds the submissions being parsed and planned, and their bytes.
+    admission: Admission,
     next_worker: AtomicU64,
 }
 
@@ -100,6 +102,9 @@ impl Coordinator {
         let (commands, receiver) = mpsc::channel(4096);
         let (changes, _) = watch::channel(0);
         let (stopping, _) = watch::channel(false);
+        // A submission of one whole message is always admitted when alone.
+        let budget = config.preparation_budget_bytes.max(config.max_message_bytes as u64);
+        let admission = Admission::new(config.preparing_at_once, budget);
         let inner = Arc::new(Inner {
             store: Arc::new(store),
             state: Mutex::new(state),
@@ -108,6 +113,7 @@ impl Coordinator {
             changes,
             stopping,
             submissions: tokio::sync::Mutex::new(()),
+            admission,
             next_worker: AtomicU64::new(first_lease),
         });
         let coordinator = Coordinator { inner };
@@ -160,9 +166,10 @@ impl Coordinator {
     }
 
     /// Check, plan and store a new sweep. Parsing and hashing run on a
-    /// blocking thread; the whole submission runs in a task of its own, so
-    /// a client that goes away mid-way cannot leave a sweep stored but
-    /// unknown to the running coordinator.
+    /// blocking thread, a few submissions at a time within a byte budget
+    /// ([`Admission`]; beyond it RESOURCE_EXHAUSTED); the whole submission
+    /// runs in a task of its own, so a client that goes away mid-way cannot
+    /// leave a sweep stored but unknown to the running coordinator.
     pub async fn submit(&self, submission: Submission) -> Result<SweepStatus, CoordinatorError> {
         let coordinator = self.clone();
         if let Some(request_id) = &submission.request_id {
@@ -173,7 +180,10 @@ impl Coordinator {
                 return Ok(status);
             }
             let default_job_size = coordinator.config().default_job_size;
+            let _reserved = coordinator.inner.admission.reserve(submission.bytes())?;
+            let turn = coordinator.inner.admission.turn().await?;
             let Prepared { mut record, empty, blobs } = blocking(move || prepare(submission, default_job_size)).await?;
+            drop(turn);
             let store = coordinator.store();
             // One submission at a time, so sequence numbers are unique (and
             // a request id names one sweep).

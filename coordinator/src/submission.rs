@@ -2,8 +2,10 @@
 //! configuration and spec parsed and checked, the sweep planned into jobs,
 //! the inputs hashed. All of it is CPU work on possibly large inputs, so
 //! [`prepare`] is synchronous and the coordinator runs it on a blocking
-//! thread, never on the runtime's.
+//! thread, never on the runtime's, and [`Admission`] bounds how many run at
+//! once and how many bytes they hold.
 
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -18,11 +20,84 @@ use zonesweep_shared::sweep::runner::SweepRunner;
 use crate::error::CoordinatorError;
 use crate::sweep::SweepRecord;
 
+/// How many of a refused dataset's problems the answer lists.
+pub const SHOWN_PROBLEMS: usize = 20;
+
 /// The largest number of jobs one sweep may have.
 pub const MAX_JOBS: u64 = 10_000_000;
 /// The most samples one sweep may have: far beyond any real sweep, and low
 /// enough that no count of a merged aggregate can overflow.
 pub const MAX_SAMPLES: u64 = 1_000_000_000_000;
+
+/// Admission of submissions to preparation: at most `at_once` are prepared
+/// at a time (the others wait for a turn), and the request bytes of those
+/// admitted, waiting or being prepared, stay within a budget; a submission
+/// that would pass it is refused at once with RESOURCE_EXHAUSTED rather
+/// than held in memory.
+#[derive(Debug)]
+pub struct Admission {
+    turns: tokio::sync::Semaphore,
+    budget: u64,
+    admitted: Mutex<u64>,
+}
+
+/// A submission's share of the byte budget, given back when dropped.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    admission: &'a Admission,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        *self.admission.lock() -= self.bytes;
+    }
+}
+
+/// A byte count as a person reads it: bytes below 1 MiB, MiB above.
+fn size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes < MIB { format!("{bytes} bytes") } else { format!("{:.1} MiB", bytes as f64 / MIB as f64) }
+}
+
+impl Admission {
+    pub fn new(at_once: usize, budget: u64) -> Admission {
+        Admission { turns: tokio::sync::Semaphore::new(at_once), budget, admitted: Mutex::new(0) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        // The count is one integer, consistent whatever panicked.
+        self.admitted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reserve `bytes` of the budget for a submission, or say why not.
+    pub fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, CoordinatorError> {
+        let mut admitted = self.lock();
+        if bytes > self.budget {
+            return Err(CoordinatorError::ResourceExhausted(format!(
+                "the submission is {}; the coordinator prepares at most {} of submissions at once",
+                size(bytes),
+                size(self.budget)
+            )));
+        }
+        if *admitted + bytes > self.budget {
+            return Err(CoordinatorError::ResourceExhausted(format!(
+                "the coordinator is already preparing {} of submissions; this one's {} would pass its budget \
+                 of {}: try again once they are stored",
+                size(*admitted),
+                size(bytes),
+                size(self.budget)
+            )));
+        }
+        *admitted += bytes;
+        Ok(Reservation { admission: self, bytes })
+    }
+
+    /// Wait for a turn to prepare a submission.
+    pub async fn turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CoordinatorError> {
+        self.turns.acquire().await.map_err(|_| CoordinatorError::Unavailable("the coordinator is shutting down".into()))
+    }
+}
 
 /// What a client submits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,6 +131,17 @@ pub fn check_request_id(id: &str) -> Result<(), CoordinatorError> {
     }
 }
 
+impl Submission {
+    /// The bytes of its text: the dataset, the configuration and the spec.
+    pub fn bytes(&self) -> u64 {
+        let geojson = self.units_geojson.as_ref().map_or(0, String::len);
+        [self.units_csv.len(), self.panel_csv.len(), geojson, self.config_toml.len(), self.spec_toml.len()]
+            .iter()
+            .map(|&n| n as u64)
+            .sum()
+    }
+}
+
 /// A checked submission, ready to store: its record (sequence 0 until the
 /// store numbers it), its empty aggregate, and its input blobs by hash.
 #[derive(Debug)]
@@ -82,8 +168,11 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         panel_csv: submission.panel_csv,
         units_geojson: submission.units_geojson,
     };
-    let dataset = blob.parse().map_err(invalid)?;
+    let dataset = blob.parse().map_err(|e| invalid(e.summary(SHOWN_PROBLEMS)))?;
     let config = Config::from_toml_overrides(&submission.config_toml, "the configuration").map_err(invalid)?;
+    // The configuration against the dataset (the horizon after the data's
+    // base year, at most 200 years ahead), before anything is sized by it.
+    config.check_for(&dataset, "the configuration").map_err(invalid)?;
     let mut spec = if submission.spec_toml.trim().is_empty() {
         SweepSpec::default()
     } else {
@@ -100,8 +189,8 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         return Err(invalid(format!("{} samples is more than the {MAX_SAMPLES} a sweep may have", spec.samples)));
     }
     let job_size = submission.job_size.unwrap_or(default_job_size);
-    if job_size == 0 {
-        return Err(invalid("the job size must be at least 1"));
+    if !(1..=MAX_SAMPLES).contains(&job_size) {
+        return Err(invalid(format!("the job size is {job_size}; it must be 1–{MAX_SAMPLES}")));
     }
     let jobs = spec.samples.div_ceil(job_size);
     if jobs > MAX_JOBS {
@@ -187,8 +276,59 @@ mod tests {
         };
         assert!(refusal(submission(u64::MAX, 1 << 63)).contains("samples is more than"));
         assert!(refusal(submission(MAX_SAMPLES, 1)).contains("at most 10000000 are allowed"));
-        assert!(refusal(submission(10, 0)).contains("job size"));
+        assert!(refusal(submission(10, 0)).contains("the job size is 0; it must be 1–1000000000000"));
+        assert!(refusal(submission(10, MAX_SAMPLES + 1)).contains("the job size is 1000000000001"));
         assert!(refusal(Submission { spec_toml: "samplez = 3".into(), ..submission(10, 10) }).contains("samplez"));
         assert!(refusal(Submission { panel_csv: "id,year\n".into(), ..submission(10, 10) }).contains("problem"));
+    }
+
+    #[test]
+    fn horizons_outside_the_bounds_are_refused_before_anything_is_sized() {
+        let with_years = |horizon: i64, milestone: i64| Submission {
+            config_toml: format!("[scenarios]\nhorizon = {horizon}\nmilestone = {milestone}\n"),
+            ..submission(10, 10)
+        };
+        for (horizon, milestone, message) in [
+            (3100, 2030, "the configuration: scenarios.horizon is 3100; it must be a year 1900–2200"),
+            (
+                2010,
+                2005,
+                "the configuration: scenarios.horizon is 2010; with the data's base year 2020 it must be 2021–2200",
+            ),
+            (2_147_483_647, 2030, "scenarios.horizon is 2147483647; it must be a year 1900–2200"),
+            (3_000_000, 2030, "scenarios.horizon is 3000000; it must be a year 1900–2200"),
+            (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000; it must be a year 1900–2200"),
+        ] {
+            let error = prepare(with_years(horizon, milestone), 100).unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+            assert!(error.to_string().contains(message), "{error}");
+        }
+        let farthest = prepare(with_years(2200, 2030), 100).unwrap();
+        assert_eq!(farthest.empty.shape.check(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn admission_bounds_turns_and_bytes() {
+        let admission = Admission::new(2, 100);
+        let first = admission.reserve(60).unwrap();
+        let error = admission.reserve(41).unwrap_err();
+        assert_eq!(error.code(), Code::ResourceExhausted);
+        assert_eq!(
+            error.to_string(),
+            "the coordinator is already preparing 60 bytes of submissions; this one's 41 bytes would pass its budget \
+             of 100 bytes: try again once they are stored"
+        );
+        let second = admission.reserve(40).unwrap();
+        let error = admission.reserve(101).unwrap_err();
+        assert!(error.to_string().contains("the submission is 101 bytes; the coordinator prepares at most 100 bytes"));
+        drop(first);
+        let third = admission.reserve(60).unwrap();
+        drop((second, third));
+        assert_eq!(*admission.lock(), 0, "every reservation is given back");
+
+        let turns = [admission.turn().await.unwrap(), admission.turn().await.unwrap()];
+        assert!(admission.turns.try_acquire().is_err(), "a third submission waits for a turn");
+        drop(turns);
+        assert!(admission.turns.try_acquire().is_ok());
     }
 }

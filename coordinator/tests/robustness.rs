@@ -123,7 +123,9 @@ async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     let coordinator = start(&dir).await;
     let refused = coordinator.submit(request(u64::MAX, 1 << 63)).await;
     assert_refused(refused, Code::InvalidArgument, "samples is more than the 1000000000000 a sweep may have");
-    let status = coordinator.submit(request(1_000_000_000_000, u64::MAX)).await.expect("submit is accepted");
+    let refused = coordinator.submit(request(10, u64::MAX)).await;
+    assert_refused(refused, Code::InvalidArgument, "the job size is 18446744073709551615; it must be 1–1000000000000");
+    let status = coordinator.submit(request(1_000_000_000_000, 1_000_000_000_000)).await.expect("submit is accepted");
     assert_eq!(status.jobs, 1);
     let worker = worker(&coordinator);
     let jobs = coordinator.lease(&worker, 2).unwrap();
@@ -523,4 +525,76 @@ async fn final_sweeps_are_deleted_and_pruned_with_their_blobs() {
     assert_eq!(coordinator.prune(Duration::ZERO).await.unwrap(), vec![second.id.clone()]);
     assert_refused(coordinator.fetch_blob(&hash(&second.dataset_hash)).await, Code::NotFound, "blob");
     assert!(coordinator.list().is_empty(), "{:?}", coordinator.list());
+}
+
+/// The demo files with the panel's years moved to start at `first`.
+fn files_from_year(first: i64) -> (String, String) {
+    let (units_csv, panel_csv) = files();
+    let mut lines = panel_csv.lines();
+    let mut panel = format!("{}\n", lines.next().unwrap());
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let start: i64 = rows.iter().map(|r| r[1].parse::<i64>().unwrap()).min().unwrap();
+    for mut row in rows {
+        let year = (row[1].parse::<i64>().unwrap() - start + first).to_string();
+        row[1] = &year;
+        panel.push_str(&row.join(","));
+        panel.push('\n');
+    }
+    (units_csv, panel)
+}
+
+/// Invariant 5 at the submission door: horizons and dataset years outside
+/// the documented bounds are refused with the key, the value and the range,
+/// nothing is stored, the coordinator goes on serving, and it starts again
+/// on its database.
+#[test]
+fn submissions_outside_the_documented_bounds_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let first = runtime();
+    let accepted = first.block_on(async {
+        let coordinator = start(&dir).await;
+        let horizons = [
+            (3100, 2030, "scenarios.horizon is 3100; it must be a year 1900–2200"),
+            (2010, 2005, "scenarios.horizon is 2010; with the data's base year 2020 it must be 2021–2200"),
+            (2_147_483_647, 2030, "scenarios.horizon is 2147483647; it must be a year 1900–2200"),
+            (3_000_000, 2030, "scenarios.horizon is 3000000; it must be a year 1900–2200"),
+            (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000; it must be a year 1900–2200"),
+        ];
+        for (horizon, milestone, message) in horizons {
+            let config_toml = format!("[scenarios]\nhorizon = {horizon}\nmilestone = {milestone}\n");
+            let refused = coordinator.submit(Submission { config_toml, ..request(10, 5) }).await;
+            assert_refused(refused, Code::InvalidArgument, message);
+        }
+        for first in [10, 3050, 9979] {
+            let (units_csv, panel_csv) = files_from_year(first);
+            let refused = coordinator.submit(Submission { units_csv, panel_csv, ..request(10, 5) }).await;
+            let message = format!("value `{first}`: not a year in the allowed range 1900–2200");
+            assert_refused(refused, Code::InvalidArgument, &message);
+        }
+        assert!(coordinator.list().is_empty(), "refused submissions store nothing");
+        let accepted = coordinator.submit(request(10, 5)).await.expect("a valid submission is still taken");
+        assert_eq!(coordinator.list().len(), 1);
+        accepted.id
+    });
+    first.shutdown_timeout(Duration::from_secs(5));
+    // Every sweep in the database decodes: the coordinator starts on it.
+    let listed = runtime().block_on(async { start(&dir).await.list().into_iter().map(|s| s.id).collect::<Vec<_>>() });
+    assert_eq!(listed, [accepted]);
+}
+
+/// Submissions are prepared within a byte budget: one that would pass it is
+/// refused with RESOURCE_EXHAUSTED and a message that says so, and stores nothing.
+#[tokio::test]
+async fn a_submission_beyond_the_preparation_budget_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    let bytes = request(10, 5).bytes();
+    config.max_message_bytes = 1024;
+    config.preparation_budget_bytes = bytes - 1;
+    let coordinator = Coordinator::start(config).await.expect("start");
+    let refused = coordinator.submit(request(10, 5)).await;
+    let message = format!("the submission is {bytes} bytes; the coordinator prepares at most {} bytes", bytes - 1);
+    assert_refused(refused, Code::ResourceExhausted, &message);
+    assert!(coordinator.list().is_empty());
 }

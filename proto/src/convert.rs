@@ -159,16 +159,20 @@ fn linear_from_pb(what: &str, h: Option<&pb::LinearHistogram>) -> Result<LinearH
     Ok(LinearHistogram { width: h.width, non_finite: h.non_finite, bins: bins_from(what, &h.bins, &h.counts)? })
 }
 
-/// Decode and check a wire aggregate: every array must have the length its
-/// shape implies and every histogram must be well formed.
+/// Decode and check a wire aggregate: its shape must be one a sweep can
+/// have ([`Shape::check`], the bounds every submission is checked against),
+/// every array must have the length its shape implies and every histogram
+/// must be well formed.
 pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
-    let shape = a.shape.as_ref().ok_or_else(|| ProtoError::Malformed("aggregate without a shape".into()))?;
-    if shape.n_units == 0 || shape.n_units > 10_000_000 || shape.n_zones == 0 || shape.n_zones > 50 {
-        return Err(ProtoError::Malformed(format!("implausible shape {shape:?}")));
-    }
-    if shape.horizon < shape.base_year || i64::from(shape.horizon) - i64::from(shape.base_year) > 1000 {
-        return Err(ProtoError::Malformed(format!("implausible projection years {shape:?}")));
-    }
+    let wire = a.shape.as_ref().ok_or_else(|| ProtoError::Malformed("aggregate without a shape".into()))?;
+    let shape = Shape {
+        n_units: usize::try_from(wire.n_units).unwrap_or(usize::MAX),
+        n_zones: usize::try_from(wire.n_zones).unwrap_or(usize::MAX),
+        base_year: wire.base_year,
+        milestone: wire.milestone,
+        horizon: wire.horizon,
+    };
+    shape.check().map_err(ProtoError::Malformed)?;
     let mut failures = BTreeMap::new();
     for f in &a.failures {
         let kept = FailureKind { count: f.count, samples: f.samples.clone(), example: f.example.clone() };
@@ -176,13 +180,6 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
             return Err(ProtoError::Malformed(format!("failure kind `{}` appears twice", f.kind)));
         }
     }
-    let shape = Shape {
-        n_units: shape.n_units as usize,
-        n_zones: shape.n_zones as usize,
-        base_year: shape.base_year,
-        milestone: shape.milestone,
-        horizon: shape.horizon,
-    };
     let lengths = Aggregate::count_layouts(&shape);
     let aggregate = Aggregate {
         shape,
@@ -381,6 +378,31 @@ mod tests {
         assert!(error.to_string().contains("does not fit the sweep's (2 units"), "{error}");
         let no_shape = pb::Aggregate { shape: None, ..wire };
         assert!(result_from_pb(&no_shape, &shape).is_err());
+    }
+
+    #[test]
+    fn every_shape_a_submission_can_have_decodes_and_no_other() {
+        let shape = Shape { n_units: 2, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
+        for ok in [
+            shape,
+            Shape { base_year: 1900, milestone: 1900, horizon: 2100, ..shape },
+            Shape { base_year: 2199, milestone: 2150, horizon: 2200, ..shape },
+            Shape { n_zones: 50, milestone: 2020, horizon: 2021, ..shape },
+        ] {
+            assert_eq!(aggregate_from_pb(&aggregate_to_pb(&Aggregate::empty(ok))).unwrap(), Aggregate::empty(ok));
+        }
+        for bad in [
+            Shape { horizon: 3100, ..shape },
+            Shape { horizon: 2010, milestone: 2005, ..shape },
+            Shape { base_year: 30, milestone: 2030, horizon: 2060, ..shape },
+            Shape { base_year: 3070, milestone: 3080, horizon: 3100, ..shape },
+            Shape { base_year: 9999, milestone: 10_000, horizon: 10_100, ..shape },
+        ] {
+            let mut wire = aggregate_to_pb(&Aggregate::empty(shape));
+            wire.shape = Some(shape_to_pb(&bad));
+            let error = aggregate_from_pb(&wire).unwrap_err().to_string();
+            assert!(error.contains("implausible projection years"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -825,3 +825,40 @@ fn a_coefficient_that_makes_emissions_negative_fails_the_samples_it_reaches() {
         failure.example
     );
 }
+
+/// The runner checks the configuration against the dataset itself, before
+/// anything is sized by it, and says that it is the configuration.
+#[test]
+fn a_configuration_that_does_not_fit_the_dataset_is_refused_by_the_runner() {
+    let dataset = small_dataset();
+    let base_year = dataset.base_year();
+    let spec = SweepSpec { samples: 10, ..SweepSpec::default() };
+    let with_years = |horizon: i32, milestone: i32| {
+        let mut config = Config::default();
+        config.scenarios.horizon = horizon;
+        config.scenarios.milestone = milestone;
+        config
+    };
+    for (horizon, milestone, expected) in [
+        (base_year - 10, base_year - 15, format!("scenarios.horizon is {}", base_year - 10)),
+        (base_year, base_year - 5, format!("must be {}–2200", base_year + 1)),
+        (3100, 2030, "scenarios.horizon is 3100; it must be a year 1900–2200".to_owned()),
+        (3_000_000, 2030, "scenarios.horizon is 3000000".to_owned()),
+        (i32::MAX, 2030, "scenarios.horizon is 2147483647".to_owned()),
+        (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000".to_owned()),
+    ] {
+        let config = with_years(horizon, milestone);
+        match SweepRunner::new(&dataset, &config, &spec) {
+            Err(e @ SweepError::Config(_)) => {
+                let message = e.to_string();
+                assert!(message.starts_with("the configuration has"), "{message}");
+                assert!(message.contains(&expected), "{message}");
+            }
+            Err(e) => panic!("expected SweepError::Config, got {e}"),
+            Ok(_) => panic!("horizon {horizon} with base year {base_year} should be refused"),
+        }
+    }
+    let farthest = with_years((base_year + 200).min(2200), base_year + 10);
+    let runner = SweepRunner::new(&dataset, &farthest, &spec).unwrap();
+    assert_eq!(runner.shape().check(), Ok(()));
+}

@@ -24,6 +24,16 @@ pub const MIN_YEARS: usize = 5;
 /// Fewer years than this is allowed with a warning: the Mann-Kendall normal
 /// approximation is weak on short series.
 pub const WARN_YEARS: usize = 10;
+/// The earliest year a dataset or a configuration may name.
+pub const MIN_YEAR: i32 = 1900;
+/// The latest year a dataset or a configuration may name; with
+/// [`MIN_YEAR`] it also bounds a dataset to 301 years.
+pub const MAX_YEAR: i32 = 2200;
+/// The most units a dataset may have (China has about 2,850 county-level
+/// units): it bounds the size of a sweep's aggregate.
+pub const MAX_UNITS: usize = 20_000;
+/// The most panel rows (units × years) a dataset may have.
+pub const MAX_PANEL_ROWS: usize = 1_000_000;
 
 /// One county-level unit's static attributes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +102,20 @@ pub struct DatasetError {
     pub problems: Vec<Problem>,
 }
 
+impl DatasetError {
+    /// The error with at most `shown` of its problems listed and the number
+    /// of the others, for answers that must stay short (a gRPC status).
+    pub fn summary(&self, shown: usize) -> String {
+        let listed = &self.problems[..self.problems.len().min(shown)];
+        let mut text = format!("the dataset has {} problem(s):\n{}", self.problems.len(), ProblemList(listed));
+        let more = self.problems.len() - listed.len();
+        if more > 0 {
+            text.push_str(&format!("\n  … and {more} more (`zonesweep data validate DIR` lists them all)"));
+        }
+        text
+    }
+}
+
 struct ProblemList<'a>(&'a [Problem]);
 
 impl fmt::Display for ProblemList<'_> {
@@ -134,7 +158,7 @@ impl Dataset {
         let mut problems = Problems::default();
         let (units, unit_lines) = parse_units(units_csv, &mut problems);
         let index: HashMap<&str, usize> = units.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
-        let panel = parse_panel(panel_csv, &index, &mut problems);
+        let panel = parse_panel(panel_csv, &index, MAX_PANEL_ROWS, &mut problems);
         if let Some(text) = geojson {
             check_geojson(text, &index, &mut problems);
         }
@@ -302,7 +326,7 @@ fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
     let mut units = Vec::new();
     let mut lines = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
-    for record in rdr.records() {
+    for (count, record) in rdr.records().enumerate() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -312,6 +336,16 @@ fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        if count == MAX_UNITS {
+            problems.add(
+                UNITS_FILE,
+                Some(line),
+                None,
+                None,
+                format!("more than {MAX_UNITS} units; a dataset may have at most {MAX_UNITS}"),
+            );
+            break;
+        }
         if record.len() != headers.len() {
             problems.add(
                 UNITS_FILE,
@@ -382,7 +416,13 @@ struct PanelRow {
 /// Panel rows per unit (by unit index), keyed by year.
 type ParsedPanel = Vec<BTreeMap<i32, PanelRow>>;
 
-fn parse_panel(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems) -> Option<ParsedPanel> {
+/// The panel's rows, reading at most `max_rows` of them ([`MAX_PANEL_ROWS`]).
+fn parse_panel(
+    text: &str,
+    units: &HashMap<&str, usize>,
+    max_rows: usize,
+    problems: &mut Problems,
+) -> Option<ParsedPanel> {
     let mut rdr = reader(text);
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
@@ -402,7 +442,7 @@ fn parse_panel(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems
     let (unit_column, year_column) = (columns["unit_id"], columns["year"]);
 
     let mut panel: ParsedPanel = (0..units.len()).map(|_| BTreeMap::new()).collect();
-    for record in rdr.records() {
+    for (count, record) in rdr.records().enumerate() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -412,6 +452,16 @@ fn parse_panel(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        if count == max_rows {
+            problems.add(
+                PANEL_FILE,
+                Some(line),
+                None,
+                None,
+                format!("more than {max_rows} rows; a dataset may have at most {max_rows}"),
+            );
+            return None;
+        }
         if record.len() != headers.len() {
             problems.add(
                 PANEL_FILE,
@@ -429,9 +479,15 @@ fn parse_panel(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems
         }
         let raw_year = &record[year_column];
         let year = match raw_year.parse::<i32>() {
-            Ok(y) if (1..=9999).contains(&y) => Some(y),
-            _ => {
-                problems.add(PANEL_FILE, Some(line), Some("year"), Some(raw_year), "not a year (an integer 1–9999)");
+            Ok(y) if (MIN_YEAR..=MAX_YEAR).contains(&y) => Some(y),
+            Ok(_) => {
+                let message = format!("not a year in the allowed range {MIN_YEAR}–{MAX_YEAR}");
+                problems.add(PANEL_FILE, Some(line), Some("year"), Some(raw_year), message);
+                None
+            }
+            Err(_) => {
+                let message = format!("not a year (an integer {MIN_YEAR}–{MAX_YEAR})");
+                problems.add(PANEL_FILE, Some(line), Some("year"), Some(raw_year), message);
                 None
             }
         };

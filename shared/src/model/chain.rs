@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use crate::data::dataset::Dataset;
 use crate::data::fields::{Field, Row};
 use crate::error::ChainError;
-use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Readings, Scenario};
+use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Readings, Scenario, projection_years_problem};
 use crate::model::indices::{self, IndexKey, Indices};
 use crate::model::projection::{self, DriverStats, RuleAdjustments, UnitBase, UnitProjection};
 use crate::model::zoning::{self, ScoreKey, Scores};
@@ -299,10 +299,11 @@ pub fn run_with_rows(
     let years = dataset.years();
     let base_year = dataset.base_year();
     let horizon = config.scenarios.horizon;
-    if horizon <= base_year {
-        return Err(ChainError::Regression(format!(
-            "the projection horizon {horizon} is not after the base year {base_year}"
-        )));
+    // Callers check the configuration against the dataset first
+    // (`Config::problems_for`); this keeps the projection's size bounded
+    // for any that do not.
+    if let Some(problem) = projection_years_problem(base_year, config.scenarios.milestone, horizon) {
+        return Err(ChainError::Regression(format!("the configuration does not fit the data: {problem}")));
     }
 
     // Section 2: indices, all finite.

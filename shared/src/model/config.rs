@@ -3,10 +3,59 @@
 //! the trend threshold and the zoning criteria. [`Config::default`] holds the
 //! paper's values; a user file overrides any subset of it.
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 
+use crate::data::dataset::{Dataset, MAX_YEAR, MIN_YEAR};
 use crate::keyed::keyed_enum;
 use crate::model::coefficients::Coefficients;
+
+/// The most years the horizon may lie past the data's base year T₀: the
+/// projection, the peak-year counts and the regional CE of a sweep are
+/// sized by it.
+pub const MAX_YEARS_AHEAD: i32 = 200;
+/// The most zones (Jenks classes) `zoning.zones` may ask for.
+pub const MAX_ZONES: usize = 50;
+/// The longest interval `scenarios.interval_years` may give.
+pub const MAX_INTERVAL_YEARS: u32 = 100;
+/// The most K values the ridge-trace grid (`ridge.trace`) may have.
+pub const MAX_GRID_POINTS: usize = 10_000;
+
+/// The years a configuration may name: [`MIN_YEAR`]–[`MAX_YEAR`], the
+/// same as a dataset's.
+pub const YEARS: RangeInclusive<i32> = MIN_YEAR..=MAX_YEAR;
+
+/// The horizons allowed with base year `base_year`: after it, at most
+/// [`MAX_YEARS_AHEAD`] years ahead of it and no later than [`MAX_YEAR`]
+/// (empty when the base year is [`MAX_YEAR`]). No overflow for any base year.
+pub fn horizon_range(base_year: i32) -> RangeInclusive<i32> {
+    base_year.saturating_add(1)..=base_year.saturating_add(MAX_YEARS_AHEAD).min(MAX_YEAR)
+}
+
+/// What is wrong with a projection from base year `base_year` through
+/// `milestone` to `horizon`, if anything: the base year must be in
+/// [`YEARS`], the horizon in [`horizon_range`] and the milestone from
+/// [`MIN_YEAR`] to the horizon (at or before T₀ it leaves only the second
+/// period). The one rule for configurations run on a dataset and for the
+/// shape of an aggregate.
+pub fn projection_years_problem(base_year: i32, milestone: i32, horizon: i32) -> Option<String> {
+    let horizons = horizon_range(base_year);
+    if !YEARS.contains(&base_year) {
+        Some(format!("the base year {base_year} is outside {MIN_YEAR}–{MAX_YEAR}"))
+    } else if !horizons.contains(&horizon) {
+        Some(format!(
+            "scenarios.horizon is {horizon}; with the data's base year {base_year} it must be {}–{} \
+             (after the base year, at most {MAX_YEARS_AHEAD} years ahead of it and no later than {MAX_YEAR})",
+            horizons.start(),
+            horizons.end()
+        ))
+    } else if !(MIN_YEAR..=horizon).contains(&milestone) {
+        Some(format!("scenarios.milestone is {milestone}; it must be {MIN_YEAR}–{horizon} (no later than the horizon)"))
+    } else {
+        None
+    }
+}
 
 keyed_enum! {
     /// The three scenarios, in the order used everywhere (arrays, JSON, tables).
@@ -278,6 +327,22 @@ pub struct RidgeConfig {
 }
 
 impl RidgeConfig {
+    /// The number of K values of [`RidgeConfig::grid`], computed without
+    /// building it; `None` when a segment's count is not a finite number.
+    pub fn grid_points(&self) -> Option<f64> {
+        let mut points = 1.0;
+        let mut start = 0.0;
+        for segment in &self.trace {
+            let steps = ((segment.to - start) / segment.step).round();
+            if !steps.is_finite() {
+                return None;
+            }
+            points += steps.max(0.0);
+            start = segment.to;
+        }
+        Some(points)
+    }
+
     /// The K values of the ridge trace. Each K is computed as start + i·step
     /// rather than by repeated addition, so rounding does not accumulate
     /// along the grid; a point is within an ulp or two of its decimal but not
@@ -505,6 +570,13 @@ impl Config {
         if ridge.trace.is_empty() {
             problems.push("ridge.trace is empty".to_owned());
         }
+        match ridge.grid_points() {
+            Some(points) if points <= MAX_GRID_POINTS as f64 => {}
+            points => problems.push(format!(
+                "ridge.trace makes {} K values; at most {MAX_GRID_POINTS} are allowed (use larger steps)",
+                points.map_or("uncountably many".to_owned(), |p| p.to_string())
+            )),
+        }
         if !(ridge.vif_limit > 0.0) {
             problems.push("ridge.vif_limit must be > 0".to_owned());
         }
@@ -512,14 +584,22 @@ impl Config {
             problems.push("ridge.stability must be ≥ 0".to_owned());
         }
         let scenarios = &self.scenarios;
+        for (key, year) in [("horizon", scenarios.horizon), ("milestone", scenarios.milestone)] {
+            if !YEARS.contains(&year) {
+                problems.push(format!("scenarios.{key} is {year}; it must be a year {MIN_YEAR}–{MAX_YEAR}"));
+            }
+        }
         if scenarios.milestone > scenarios.horizon {
             problems.push(format!(
                 "scenarios.milestone {} is after scenarios.horizon {}",
                 scenarios.milestone, scenarios.horizon
             ));
         }
-        if !(1..=100).contains(&scenarios.interval_years) {
-            problems.push(format!("scenarios.interval_years is {}; it must be 1–100", scenarios.interval_years));
+        if !(1..=MAX_INTERVAL_YEARS).contains(&scenarios.interval_years) {
+            problems.push(format!(
+                "scenarios.interval_years is {}; it must be 1–{MAX_INTERVAL_YEARS}",
+                scenarios.interval_years
+            ));
         }
         for scenario in Scenario::ALL {
             for driver in Driver::ALL {
@@ -544,10 +624,36 @@ impl Config {
         if !zoning.cli_thresholds.windows(2).all(|w| w[0] <= w[1]) {
             problems.push("zoning.cli_thresholds must be ascending".to_owned());
         }
-        if !(1..=50).contains(&zoning.zones) {
-            problems.push(format!("zoning.zones is {}; it must be 1–50", zoning.zones));
+        if !(1..=MAX_ZONES).contains(&zoning.zones) {
+            problems.push(format!("zoning.zones is {}; it must be 1–{MAX_ZONES}", zoning.zones));
         }
         problems
+    }
+
+    /// Every problem of this configuration, and those of running it on
+    /// `dataset`: the horizon must be after the data's base year T₀ and at
+    /// most [`MAX_YEARS_AHEAD`] years ahead of it ([`projection_years_problem`]).
+    /// Every command that runs the model checks this before it computes or
+    /// stores anything.
+    pub fn problems_for(&self, dataset: &Dataset) -> Vec<String> {
+        let mut problems = self.problems();
+        let (milestone, horizon) = (self.scenarios.milestone, self.scenarios.horizon);
+        // Years already refused above are not named twice.
+        if YEARS.contains(&milestone) && YEARS.contains(&horizon) && milestone <= horizon {
+            problems.extend(projection_years_problem(dataset.base_year(), milestone, horizon));
+        }
+        problems
+    }
+
+    /// [`Config::problems_for`] as a result; `source_name` names the
+    /// configuration in the error.
+    pub fn check_for(&self, dataset: &Dataset, source_name: &str) -> Result<(), ConfigError> {
+        let problems = self.problems_for(dataset);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { source_name: source_name.to_owned(), problems })
+        }
     }
 }
 
@@ -601,6 +707,63 @@ mod tests {
         let err = Config::from_toml_overrides("[ridge]\nk = \"x\"\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("ridge.k"), "{err}");
         assert!(Config::from_toml_overrides("[ridge\n", "c.toml").is_err());
+    }
+
+    /// A configuration with these `[scenarios]` keys.
+    fn scenarios(horizon: i64, milestone: i64) -> Result<Config, ConfigError> {
+        Config::from_toml_overrides(&format!("[scenarios]\nhorizon = {horizon}\nmilestone = {milestone}\n"), "c.toml")
+    }
+
+    #[test]
+    fn configured_years_are_bounded_to_1900_to_2200() {
+        for (horizon, milestone) in
+            [(3100, 2030), (3_000_000, 2030), (2_147_483_647, 2030), (-2_147_483_000, -2_147_483_600)]
+        {
+            let err = scenarios(horizon, milestone).unwrap_err().to_string();
+            assert!(err.contains(&format!("scenarios.horizon is {horizon}; it must be a year 1900–2200")), "{err}");
+            assert!(err.starts_with("c.toml: "), "{err}");
+        }
+        let err = scenarios(2060, 1800).unwrap_err().to_string();
+        assert!(err.contains("scenarios.milestone is 1800; it must be a year 1900–2200"), "{err}");
+        // Out of i32 altogether: refused by the schema, with the key.
+        let err = scenarios(3_000_000_000, 2030).unwrap_err().to_string();
+        assert!(err.contains("scenarios.horizon"), "{err}");
+        // The edges are years.
+        assert_eq!(scenarios(2200, 1900).unwrap().scenarios.horizon, 2200);
+    }
+
+    #[test]
+    fn the_horizon_is_checked_against_the_base_year() {
+        let horizons = horizon_range(2020);
+        assert_eq!((*horizons.start(), *horizons.end()), (2021, 2200));
+        assert_eq!(*horizon_range(1950).end(), 2150, "at most 200 years ahead");
+        assert!(horizon_range(MAX_YEAR).is_empty(), "no horizon after the last year");
+        assert_eq!(*horizon_range(i32::MAX).start(), i32::MAX, "no overflow");
+        assert_eq!(projection_years_problem(2020, 2030, 2060), None);
+        assert_eq!(projection_years_problem(2020, 2010, 2060), None, "a milestone at or before T₀ is allowed");
+        assert_eq!(projection_years_problem(2020, 2021, 2021), None);
+        assert_eq!(projection_years_problem(1950, 1900, 2150), None);
+        let problem = |base, milestone, horizon| projection_years_problem(base, milestone, horizon).unwrap();
+        let p = problem(2020, 2005, 2010);
+        assert!(p.contains("scenarios.horizon is 2010; with the data's base year 2020 it must be 2021–2200"), "{p}");
+        assert!(problem(2020, 2030, 2020).contains("scenarios.horizon is 2020"));
+        assert!(problem(1950, 2030, 2151).contains("it must be 1951–2150"));
+        assert!(problem(2020, 2061, 2060).contains("scenarios.milestone is 2061; it must be 1900–2060"));
+        assert!(problem(30, 2030, 2060).contains("the base year 30 is outside 1900–2200"));
+        assert!(problem(i32::MIN, i32::MIN, i32::MAX).contains("base year"));
+        assert!(problem(2020, i32::MIN, 2060).contains("milestone"));
+    }
+
+    #[test]
+    fn the_ridge_grid_is_bounded() {
+        let with_trace = |to: f64, step: f64| {
+            Config::from_toml_overrides(&format!("[[ridge.trace]]\nto = {to:e}\nstep = {step:e}\n"), "c.toml")
+        };
+        assert_eq!(with_trace(0.9999, 1e-4).unwrap().ridge.grid().len(), MAX_GRID_POINTS);
+        for (to, step) in [(1.0, 1e-4), (1e300, 1e-300), (1.0, 5e-324)] {
+            let err = with_trace(to, step).unwrap_err().to_string();
+            assert!(err.contains("ridge.trace makes") && err.contains("at most 10000"), "{err}");
+        }
     }
 
     #[test]

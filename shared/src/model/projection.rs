@@ -151,7 +151,8 @@ pub fn project_unit(
             )
         })
     });
-    let n_years = (config.horizon - base_year).max(0) as usize + 1;
+    // In i64: no overflow for any pair of years (callers bound them).
+    let n_years = (i64::from(config.horizon) - i64::from(base_year)).max(0) as usize + 1;
     let mut ce = Vec::with_capacity(n_years);
     ce.push(unit.ce_base);
     // ln(1 + rate) of every rule, once: an uncapped year adds it to the
@@ -184,7 +185,7 @@ pub fn project_unit(
     let mut current = unit.ce_base;
     let mut last_change = 0.0;
     let mut last_factor = 1.0;
-    for year in (base_year + 1)..=config.horizon {
+    for year in base_year.saturating_add(1)..=config.horizon {
         let period = usize::from(year > config.milestone);
         let mut change = steady_change[period];
         for &d in &followed[..n_followed] {
@@ -224,7 +225,7 @@ pub fn project_unit(
             peak = i;
         }
     }
-    let peak_year = base_year + peak as i32;
+    let peak_year = base_year.saturating_add(i32::try_from(peak).unwrap_or(i32::MAX));
     let horizon_ce = *ce.last().expect("at least the base year");
     Ok(UnitProjection {
         peak_year: (peak_year != config.horizon).then_some(peak_year),
@@ -237,7 +238,9 @@ pub fn project_unit(
 pub fn horizon_sink(rule: NeutralSink, cs_base: f64, cs_sen_slope: f64, base_year: i32, horizon: i32) -> f64 {
     match rule {
         NeutralSink::BaseYear => cs_base,
-        NeutralSink::SenExtrapolation => (cs_base + cs_sen_slope * f64::from(horizon - base_year)).max(0.0),
+        NeutralSink::SenExtrapolation => {
+            (cs_base + cs_sen_slope * (f64::from(horizon) - f64::from(base_year))).max(0.0)
+        }
     }
 }
 

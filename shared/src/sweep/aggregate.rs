@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::dataset::MAX_UNITS;
 use crate::model::chain::{ChainResult, Parameters};
-use crate::model::config::{Config, Scenario};
+use crate::model::config::{Config, MAX_ZONES, Scenario, projection_years_problem};
 use crate::model::zoning::{ScoreKey, Scores};
 use crate::numerics::ridge::N_PREDICTORS;
 use crate::sweep::count_table::CountTable;
@@ -52,7 +53,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn new(result: &ChainResult, config: &Config, parameters: &Parameters) -> Outcome {
         let milestone = config.scenarios.milestone;
-        let milestone_index = usize::try_from(milestone - result.base_year).ok();
+        let milestone_index = usize::try_from(i64::from(milestone) - i64::from(result.base_year)).ok();
         let units = (0..result.total.len())
             .map(|u| UnitOutcome {
                 zone: result.zone[u],
@@ -109,7 +110,27 @@ impl Shape {
 
     /// Projected years T₀…horizon.
     pub fn n_projected_years(&self) -> usize {
-        (self.horizon - self.base_year).max(0) as usize + 1
+        (i64::from(self.horizon) - i64::from(self.base_year)).max(0) as usize + 1
+    }
+
+    /// Whether an aggregate of this shape can exist: 1–[`MAX_UNITS`] units,
+    /// 1–[`MAX_ZONES`] zones and projection years that a configuration run on
+    /// a dataset may have ([`projection_years_problem`]), so every sweep
+    /// that was accepted has a shape that passes. What is wrong otherwise.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_UNITS).contains(&self.n_units) || !(1..=MAX_ZONES).contains(&self.n_zones) {
+            return Err(format!(
+                "implausible shape: {} units and {} zones (1–{MAX_UNITS} units and 1–{MAX_ZONES} zones are allowed)",
+                self.n_units, self.n_zones
+            ));
+        }
+        match projection_years_problem(self.base_year, self.milestone, self.horizon) {
+            None => Ok(()),
+            Some(problem) => Err(format!(
+                "implausible projection years (base year {}, milestone {}, horizon {}): {problem}",
+                self.base_year, self.milestone, self.horizon
+            )),
+        }
     }
 
     /// Peak-year bins: T₀…horizon−1, then "not peaked by the horizon".
@@ -225,7 +246,7 @@ impl Aggregate {
             self.cep_counts.row_mut(u)[usize::from(unit.cep) - 1] += 1;
             for (s, scenario) in unit.scenarios.iter().enumerate() {
                 let bin = match scenario.peak_year {
-                    Some(year) => (year - shape.base_year) as usize,
+                    Some(year) => (i64::from(year) - i64::from(shape.base_year)) as usize,
                     None => peak_bins - 1,
                 };
                 self.peak_counts.row_mut(s * n + u)[bin] += 1;
@@ -460,6 +481,38 @@ mod tests {
     use super::*;
     use crate::sweep::SweepSpec;
     use crate::sweep::runner::SweepRunner;
+
+    #[test]
+    fn a_shape_is_checked_against_the_submission_bounds() {
+        let shape = Shape { n_units: 81, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
+        assert_eq!(shape.check(), Ok(()));
+        // The extremes a checked configuration and dataset can give.
+        for ok in [
+            Shape { n_units: 1, n_zones: 1, ..shape },
+            Shape { n_units: MAX_UNITS, n_zones: MAX_ZONES, ..shape },
+            Shape { base_year: 1900, milestone: 1900, horizon: 2100, ..shape },
+            Shape { base_year: 2199, milestone: 2200, horizon: 2200, ..shape },
+            Shape { milestone: 1900, horizon: 2021, ..shape },
+        ] {
+            assert_eq!(ok.check(), Ok(()), "{ok:?}");
+            assert!(ok.n_projected_years() <= 201);
+        }
+        for (bad, what) in [
+            (Shape { n_units: 0, ..shape }, "implausible shape"),
+            (Shape { n_units: MAX_UNITS + 1, ..shape }, "implausible shape"),
+            (Shape { n_zones: MAX_ZONES + 1, ..shape }, "implausible shape"),
+            (Shape { horizon: 3100, ..shape }, "scenarios.horizon is 3100"),
+            (Shape { horizon: 2010, milestone: 2005, ..shape }, "scenarios.horizon is 2010"),
+            (Shape { horizon: i32::MAX, ..shape }, "must be 2021–2200"),
+            (Shape { base_year: 30, milestone: 2030, horizon: 2060, ..shape }, "the base year 30"),
+            (Shape { base_year: 3070, milestone: 3080, horizon: 3100, ..shape }, "the base year 3070"),
+            (Shape { base_year: i32::MIN, milestone: i32::MIN, horizon: i32::MAX, ..shape }, "base year"),
+            (Shape { milestone: 2061, ..shape }, "scenarios.milestone is 2061"),
+        ] {
+            let error = bad.check().unwrap_err();
+            assert!(error.contains(what), "{bad:?}: {error}");
+        }
+    }
 
     #[test]
     fn real_aggregates_are_consistent_and_tampering_is_caught() {

@@ -23,10 +23,17 @@ pub struct SweepRunner<'a> {
 }
 
 impl<'a> SweepRunner<'a> {
+    /// Check the configuration against the dataset ([`Config::problems_for`])
+    /// and resolve the spec; a runner's [`SweepRunner::shape`] always passes
+    /// [`Shape::check`], so its aggregates can be stored and decoded.
     pub fn new(dataset: &'a Dataset, config: &'a Config, spec: &SweepSpec) -> Result<SweepRunner<'a>, SweepError> {
-        let problems = config.problems();
+        let mut problems = config.problems_for(dataset);
+        if problems.is_empty() {
+            let shape = Shape::new(dataset.n_units(), dataset.base_year(), config);
+            problems.extend(shape.check().err());
+        }
         if !problems.is_empty() {
-            return Err(SweepError::Invalid(problems));
+            return Err(SweepError::Config(problems));
         }
         let plan = spec.plan(config)?;
         let terms = plan

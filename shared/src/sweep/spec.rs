@@ -216,6 +216,9 @@ pub enum SweepError {
     Parse { source_name: String, message: String },
     #[error("the sweep spec has {} problem(s): {}", .0.len(), .0.join("; "))]
     Invalid(Vec<String>),
+    /// The configuration does not validate, or does not fit the dataset.
+    #[error("the configuration has {} problem(s): {}", .0.len(), .0.join("; "))]
+    Config(Vec<String>),
 }
 
 impl SweepSpec {

@@ -416,6 +416,81 @@ fn panel_year_not_an_integer() {
     assert_has(&panel_problems(&panel), panel_at(line, "year", "2002.0", "not a year"));
 }
 
+/// A panel of `n_years` years from `first`, every year shifted from the
+/// standard panel's.
+fn panel_from(first: i32, n_years: usize) -> Panel {
+    let mut panel = Panel::new(n_years);
+    let y = panel.column("year");
+    for row in &mut panel.rows {
+        let year: i32 = row[y].parse().unwrap();
+        row[y] = (year - FIRST_YEAR + first).to_string();
+    }
+    panel
+}
+
+#[test]
+fn panel_years_outside_1900_to_2200_are_refused_by_line() {
+    for (first, last) in [(10, 30), (3050, 3070), (9979, 9999), (1850, 1870), (2190, 2210)] {
+        let panel = panel_from(first, (last - first + 1) as usize);
+        let problems = panel_problems(&panel);
+        let out_of_range: Vec<i32> = (first..=last).filter(|y| !(MIN_YEAR..=MAX_YEAR).contains(y)).collect();
+        let year_problems = problems.iter().filter(|p| p.column.as_deref() == Some("year")).count();
+        assert_eq!(year_problems, out_of_range.len() * UNIT_IDS.len(), "{first}–{last}: {problems:#?}");
+        let year = out_of_range[0].to_string();
+        let line = panel.line("U1", out_of_range[0]);
+        assert_has(&problems, panel_at(line, "year", &year, "not a year in the allowed range 1900–2200"));
+    }
+    // The edges are years.
+    for (first, n_years) in [(MIN_YEAR, 6), (MAX_YEAR - 5, 6)] {
+        let dataset = parse(UNITS, &panel_from(first, n_years));
+        assert_eq!((dataset.years()[0], dataset.base_year()), (first, first + n_years as i32 - 1));
+    }
+}
+
+#[test]
+fn a_summary_lists_the_first_problems_and_counts_the_others() {
+    let error = Dataset::from_csv(UNITS, &panel_from(10, 6).csv(), None).unwrap_err();
+    let total = error.problems.len();
+    assert!(total > 5, "{total}");
+    let summary = error.summary(5);
+    assert!(summary.starts_with(&format!("the dataset has {total} problem(s):\n  - panel.csv line 2")), "{summary}");
+    assert_eq!(summary.lines().filter(|l| l.starts_with("  - ")).count(), 5, "{summary}");
+    assert!(summary.ends_with(&format!("… and {} more (`zonesweep data validate DIR` lists them all)", total - 5)));
+    assert_eq!(error.summary(total), error.to_string(), "with room for all, the summary is the error");
+}
+
+#[test]
+fn more_units_or_panel_rows_than_allowed_are_refused() {
+    let mut units = String::from("id,name,province\n");
+    for u in 0..=MAX_UNITS {
+        units.push_str(&format!("U{u},n,p\n"));
+    }
+    let problems = problems_of(&units, &Panel::new(6).csv(), None);
+    let line = MAX_UNITS as u64 + 2;
+    assert_has(
+        &problems,
+        At { file: UNITS_FILE, line: Some(line), column: None, value: None, message: "at most 20000" },
+    );
+
+    // The panel's limit, at a size a test can afford: the row past it is
+    // named and nothing more is read.
+    let panel = Panel::new(6).csv();
+    let units: HashMap<&str, usize> = UNIT_IDS.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut problems = Problems::default();
+    assert!(parse_panel(&panel, &units, 18, &mut problems).is_some() && problems.0.is_empty());
+    assert!(parse_panel(&panel, &units, 17, &mut problems).is_none());
+    assert_only(
+        &problems.0,
+        At {
+            file: PANEL_FILE,
+            line: Some(19),
+            column: None,
+            value: None,
+            message: "more than 17 rows; a dataset may have at most 17",
+        },
+    );
+}
+
 #[test]
 fn panel_row_with_wrong_number_of_fields() {
     let mut panel = Panel::new(6);
