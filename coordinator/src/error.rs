@@ -26,6 +26,10 @@ pub enum CoordinatorError {
     /// Passing trouble: the caller should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// Stored data that cannot be read (a quarantined sweep): retrying
+    /// reads the same bytes.
+    #[error("{0}")]
+    DataLoss(String),
     #[error("cannot serve: {0}")]
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
@@ -63,6 +67,7 @@ impl CoordinatorError {
             CoordinatorError::NotStored { cause, .. } => store_code(*cause),
             CoordinatorError::Internal(_) | CoordinatorError::Transport(_) => Code::Internal,
             CoordinatorError::Unavailable(_) => Code::Unavailable,
+            CoordinatorError::DataLoss(_) => Code::DataLoss,
         }
     }
 }
@@ -75,6 +80,7 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::FailedPrecondition(m)
             | CoordinatorError::Internal(m)
             | CoordinatorError::Unavailable(m)
+            | CoordinatorError::DataLoss(m)
             | CoordinatorError::Transport(m)
             | CoordinatorError::Config(m) => m.clone(),
             other => other.to_string(),
@@ -104,6 +110,9 @@ mod tests {
             (CoordinatorError::FailedPrecondition("cancelled".into()), Code::FailedPrecondition),
             (CoordinatorError::Unavailable("shutting down".into()), Code::Unavailable),
             (CoordinatorError::Internal("bug".into()), Code::Internal),
+            (CoordinatorError::DataLoss("sweep sw-1: quarantined".into()), Code::DataLoss),
+            (CoordinatorError::Store(StoreError::Empty { path: PathBuf::from("db") }), Code::FailedPrecondition),
+            (CoordinatorError::Store(StoreError::Closed { path: PathBuf::from("db"), trouble: "".into() }), Code::Unavailable),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error}");
