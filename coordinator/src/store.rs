@@ -7,9 +7,9 @@
 //! results in one such commit (group commit), so the cost of an fsync is
 //! shared by every result in the batch.
 //!
-//! Damage is reported, never served: a stored aggregate carries a SHA-256
-//! checksum of its bytes and is checked against it, and against its own
-//! invariants ([`Aggregate::check_consistency`]), on every read;
+//! Damage is reported, never served: a sweep record and a stored aggregate
+//! carry a SHA-256 checksum of their bytes and are checked against it on
+//! every read, an aggregate also against its own invariants ([`Aggregate::check_consistency`]), on every read;
 //! [`Store::load_sweep`] also checks it against the sweep's done jobs. A
 //! panic of redb on a damaged file becomes [`StoreError::Damaged`]. After an
 //! I/O error on a write (a full disk) the store remembers the trouble
@@ -21,9 +21,10 @@
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, Once, PoisonError, RwLock};
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -206,20 +207,49 @@ impl<T, E: Into<redb::Error>> Context<T> for Result<T, E> {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a [`guarded`] body, whose panic becomes an error.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the last guarded panic of this thread happened.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Keep panics caught by [`guarded`] off stderr (the error reports them);
+/// any other panic is printed as before.
+fn quiet_guarded_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) {
+                let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Run `body`, turning a panic (redb panics on some damaged files) into
 /// [`StoreError::Damaged`].
 fn guarded<T>(path: &Path, context: &str, body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-        let detail = payload
+    quiet_guarded_panics();
+    let outer = GUARDED.with(|flag| flag.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    GUARDED.with(|flag| flag.set(outer));
+    result.unwrap_or_else(|payload| {
+        let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "redb stopped on an unexpected value".to_owned());
-        Err(StoreError::Damaged {
-            path: path.to_path_buf(),
-            context: context.to_owned(),
-            detail: format!("redb failed: {detail}"),
-        })
+            .unwrap_or_else(|| "an unexpected value".to_owned());
+        let location = PANIC_LOCATION.with(|cell| cell.borrow_mut().take());
+        let detail = match location {
+            Some(location) => format!("redb failed at {location}: {message}"),
+            None => format!("redb failed: {message}"),
+        };
+        Err(StoreError::Damaged { path: path.to_path_buf(), context: context.to_owned(), detail })
     })
 }
 
@@ -228,13 +258,13 @@ enum Handle {
     ReadOnly(ReadOnlyDatabase),
 }
 
-/// How the `aggregates` table stores a value.
+/// How the `sweeps` and `aggregates` tables store a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AggregateFormat {
-    /// Schema version 1: the encoded aggregate alone (read only by queries
-    /// of a version-1 file; the coordinator migrates such a file on open).
+enum Format {
+    /// Schema version 1: the value alone (read only by queries of a
+    /// version-1 file; the coordinator migrates such a file on open).
     Plain,
-    /// Schema version 2: its SHA-256, then the encoded aggregate.
+    /// Schema version 2: the SHA-256 of the value, then the value.
     Checksummed,
 }
 
@@ -245,7 +275,7 @@ pub struct Store {
     /// `None` while the database is closed after an I/O error and could
     /// not be opened again yet.
     handle: RwLock<Option<Handle>>,
-    format: AggregateFormat,
+    format: Format,
     /// The I/O error that made writing fail, until the database is reopened.
     trouble: Mutex<Option<String>>,
 }
@@ -319,7 +349,7 @@ impl Store {
         let store = Store {
             path: path.to_path_buf(),
             handle: RwLock::new(Some(Handle::Writable(database))),
-            format: AggregateFormat::Checksummed,
+            format: Format::Checksummed,
             trouble: Mutex::new(None),
         };
         store.prepare()?;
@@ -379,7 +409,7 @@ impl Store {
         let mut store = Store {
             path: path.to_path_buf(),
             handle: RwLock::new(Some(Handle::ReadOnly(database))),
-            format: AggregateFormat::Checksummed,
+            format: Format::Checksummed,
             trouble: Mutex::new(None),
         };
         let found = store.guarded("reading the schema version", || {
@@ -396,7 +426,7 @@ impl Store {
         })?;
         match found {
             Some(found) if found == SCHEMA_VERSION => {}
-            Some(found) if found < FIRST_CHECKSUMMED_VERSION && found >= 1 => store.format = AggregateFormat::Plain,
+            Some(found) if found < FIRST_CHECKSUMMED_VERSION && found >= 1 => store.format = Format::Plain,
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
@@ -509,7 +539,7 @@ impl Store {
             let mut unreadable = Vec::new();
             for entry in sweeps.iter().context("reading table `sweeps`")? {
                 let (key, value) = entry.context("reading table `sweeps`")?;
-                match decode_record(key.value(), value.value()) {
+                match decode_record(self.format, key.value(), value.value()) {
                     Ok(record) => records.push(record),
                     Err(error) => unreadable.push(Unreadable { key: key.value().to_string(), error }),
                 }
@@ -524,7 +554,7 @@ impl Store {
             let txn = self.read()?;
             let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
             let value = sweeps.get(id.as_str()).context("reading table `sweeps`")?;
-            value.map(|value| decode_record(id.as_str(), value.value())).transpose()
+            value.map(|value| decode_record(self.format, id.as_str(), value.value())).transpose()
         })
     }
 
@@ -710,21 +740,23 @@ impl Store {
     }
 }
 
-/// Schema version 1 → 2: prefix every stored aggregate with the checksum of
-/// its bytes as they are. Values are not decoded here: one that is already
-/// damaged keeps failing its other checks on every read.
+/// Schema version 1 → 2: prefix every sweep record and stored aggregate
+/// with the checksum of its bytes as they are. Values are not decoded here:
+/// one that is already damaged keeps failing its other checks on every read.
 fn migrate_to_checksums(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
-    let mut keys = Vec::new();
-    for entry in aggregates.iter().context("reading table `aggregates`")? {
-        keys.push(entry.context("reading table `aggregates`")?.0.value().to_string());
-    }
-    for key in keys {
-        let plain = match aggregates.get(key.as_str()).context("reading table `aggregates`")? {
-            Some(value) => value.value().to_vec(),
-            None => continue,
-        };
-        aggregates.insert(key.as_str(), with_checksum(&plain).as_slice()).context("writing table `aggregates`")?;
+    for (definition, name) in [(SWEEPS, "sweeps"), (AGGREGATES, "aggregates")] {
+        let mut table = txn.open_table(definition).context(&format!("opening table `{name}`"))?;
+        let mut keys = Vec::new();
+        for entry in table.iter().context(&format!("reading table `{name}`"))? {
+            keys.push(entry.context(&format!("reading table `{name}`"))?.0.value().to_string());
+        }
+        for key in keys {
+            let plain = match table.get(key.as_str()).context(&format!("reading table `{name}`"))? {
+                Some(value) => value.value().to_vec(),
+                None => continue,
+            };
+            table.insert(key.as_str(), with_checksum(&plain).as_slice()).context(&format!("writing table `{name}`"))?;
+        }
     }
     Ok(())
 }
@@ -740,24 +772,29 @@ fn encode_stored_aggregate(aggregate: &Aggregate) -> Vec<u8> {
     with_checksum(&encode_aggregate(aggregate))
 }
 
-fn decode_stored_aggregate(format: AggregateFormat, key: &str, bytes: &[u8]) -> Result<Aggregate, StoreError> {
+fn decode_stored_aggregate(format: Format, key: &str, bytes: &[u8]) -> Result<Aggregate, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { table: "aggregates", key: key.to_string(), reason };
-    let payload = match format {
-        AggregateFormat::Plain => bytes,
-        AggregateFormat::Checksummed => {
-            if bytes.len() < CHECKSUM_LEN {
-                return Err(corrupt(format!("the value has {} bytes, fewer than its checksum", bytes.len())));
-            }
-            let (checksum, payload) = bytes.split_at(CHECKSUM_LEN);
-            if Sha256::digest(payload).as_slice() != checksum {
-                return Err(corrupt("the checksum does not match: the stored bytes changed after they were written".into()));
-            }
-            payload
-        }
-    };
+    let payload = checked_payload(format, bytes).map_err(corrupt)?;
     let aggregate = decode_aggregate(payload).map_err(|error| corrupt(error.to_string()))?;
     aggregate.check_consistency().map_err(|error| corrupt(format!("the counts do not add up: {error}")))?;
     Ok(aggregate)
+}
+
+/// The payload of a stored value, its checksum checked (schema version 2).
+fn checked_payload(format: Format, bytes: &[u8]) -> Result<&[u8], String> {
+    match format {
+        Format::Plain => Ok(bytes),
+        Format::Checksummed => {
+            if bytes.len() < CHECKSUM_LEN {
+                return Err(format!("the value has {} bytes, fewer than its checksum", bytes.len()));
+            }
+            let (checksum, payload) = bytes.split_at(CHECKSUM_LEN);
+            if Sha256::digest(payload).as_slice() != checksum {
+                return Err("the checksum does not match: the stored bytes changed after they were written".into());
+            }
+            Ok(payload)
+        }
+    }
 }
 
 fn open_error(path: &Path, error: DatabaseError, hint: &'static str) -> StoreError {
@@ -786,14 +823,17 @@ fn open_error(path: &Path, error: DatabaseError, hint: &'static str) -> StoreErr
     }
 }
 
+/// A record as the `sweeps` table stores it (schema version 2): the
+/// checksum of its JSON, then the JSON.
 fn encode_record(record: &SweepRecord) -> Vec<u8> {
     // Strings, integers, a unit enum and vectors of strings always serialize.
-    serde_json::to_vec(record).expect("a sweep record serializes to JSON")
+    with_checksum(&serde_json::to_vec(record).expect("a sweep record serializes to JSON"))
 }
 
-fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
+fn decode_record(format: Format, key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { table: "sweeps", key: key.to_string(), reason };
-    let record: SweepRecord = serde_json::from_slice(bytes).map_err(|error| corrupt(error.to_string()))?;
+    let json = checked_payload(format, bytes).map_err(corrupt)?;
+    let record: SweepRecord = serde_json::from_slice(json).map_err(|error| corrupt(error.to_string()))?;
     if record.id.as_str() != key {
         return Err(corrupt(format!("the record's id is `{}`", record.id)));
     }
@@ -1215,7 +1255,7 @@ mod tests {
             flipped
         };
         for bit in 0..good.len() * 8 {
-            let error = decode_stored_aggregate(AggregateFormat::Checksummed, "a", &flip(bit)).unwrap_err();
+            let error = decode_stored_aggregate(Format::Checksummed, "a", &flip(bit)).unwrap_err();
             assert!(matches!(&error, StoreError::Corrupt { table: "aggregates", .. }), "bit {bit}: {error}");
         }
         // Through the file, in the checksum and in the aggregate.
@@ -1295,15 +1335,21 @@ mod tests {
             let mut aggregates = txn.open_table(AGGREGATES).unwrap();
             aggregates.insert("a", encode_aggregate(&merged(100)).as_slice()).unwrap();
             aggregates.insert("b", &[0xff, 0xff, 0xff][..]).unwrap();
+            let mut sweeps = txn.open_table(SWEEPS).unwrap();
+            for (name, sequence) in [("a", 0), ("b", 1)] {
+                sweeps.insert(name, serde_json::to_vec(&record(name, sequence)).unwrap().as_slice()).unwrap();
+            }
         });
         let before = std::fs::read(&path).unwrap();
         let query = Store::open_existing(&path).unwrap();
+        assert_eq!(query.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
         assert_eq!(query.aggregate(&id("a")).unwrap(), Some(merged(100)));
         assert!(matches!(query.aggregate(&id("b")), Err(StoreError::Corrupt { .. })));
         drop(query);
         assert_eq!(std::fs::read(&path).unwrap(), before, "a query of a version-1 file changes nothing");
 
         let store = Store::open(&path).unwrap();
+        assert_eq!(store.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
         assert_eq!(store.aggregate(&id("a")).unwrap(), Some(merged(100)));
         assert!(matches!(store.aggregate(&id("b")), Err(StoreError::Corrupt { .. })), "damage is not blessed");
         drop(store);
