@@ -15,8 +15,10 @@ pub enum CoordinatorError {
     InvalidArgument(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Not a `source`: the message already holds the store error's, and a
+    /// report of the error chain would repeat it.
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A batch of the committer was not stored; every change in it is
     /// answered with this (the store error itself goes to one caller only).
     #[error("not stored: {message}")]
@@ -34,6 +36,12 @@ pub enum CoordinatorError {
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
     Config(String),
+}
+
+impl From<StoreError> for CoordinatorError {
+    fn from(error: StoreError) -> Self {
+        CoordinatorError::Store(error)
+    }
 }
 
 impl From<ProtoError> for CoordinatorError {

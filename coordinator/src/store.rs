@@ -222,7 +222,12 @@ fn quiet_guarded_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if GUARDED.with(Cell::get) {
-                let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                // The path inside redb's sources, without the registry's.
+                let location = info.location().map(|l| {
+                    let file = l.file();
+                    let short = file.find("redb-").map_or(file, |at| &file[at..]);
+                    format!("{short}:{}", l.line())
+                });
                 PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
             } else {
                 previous(info);
