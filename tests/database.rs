@@ -153,7 +153,8 @@ fn a_flipped_bit_never_changes_an_export() {
         offline::query(&store, &SweepId::parse(&real.sweep).unwrap()).unwrap().aggregate
     };
     let encoded = encode_aggregate(&aggregate);
-    let start = good.windows(encoded.len()).position(|w| w == encoded.as_slice()).expect("the aggregate is in the file");
+    let start =
+        good.windows(encoded.len()).position(|w| w == encoded.as_slice()).expect("the aggregate is in the file");
     let value = (start - 32)..(start + encoded.len());
 
     let copy = dir.join("copy.redb");
@@ -171,8 +172,10 @@ fn a_flipped_bit_never_changes_an_export() {
         assert!(stderr.contains(&real.sweep) && stderr.contains("checksum does not match"), "{what}:\n{stderr}");
     }
     // Anywhere in the used pages: the same export, or a clean refusal.
-    let used_bits: Vec<usize> =
-        used_pages(good).into_iter().flat_map(|page| page * PAGE * 8..((page + 1) * PAGE).min(good.len()) * 8).collect();
+    let used_bits: Vec<usize> = used_pages(good)
+        .into_iter()
+        .flat_map(|page| page * PAGE * 8..((page + 1) * PAGE).min(good.len()) * 8)
+        .collect();
     let mut refused = 0;
     for bit in spread(&used_bits, 240) {
         flip(bit);

@@ -120,7 +120,10 @@ mod tests {
             (CoordinatorError::Internal("bug".into()), Code::Internal),
             (CoordinatorError::DataLoss("sweep sw-1: quarantined".into()), Code::DataLoss),
             (CoordinatorError::Store(StoreError::Empty { path: PathBuf::from("db") }), Code::FailedPrecondition),
-            (CoordinatorError::Store(StoreError::Closed { path: PathBuf::from("db"), trouble: "".into() }), Code::Unavailable),
+            (
+                CoordinatorError::Store(StoreError::Closed { path: PathBuf::from("db"), trouble: "".into() }),
+                Code::Unavailable,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error}");

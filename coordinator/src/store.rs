@@ -18,10 +18,10 @@
 //! The file and its tables are created with mode 0600. The tables and
 //! their key and value layouts are in [`crate::schema`].
 
+use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once, PoisonError, RwLock};
@@ -185,7 +185,11 @@ fn redb_cause(error: &redb::Error) -> StoreCause {
 }
 
 fn damage_advice(error: &redb::Error) -> String {
-    if redb_cause(error) == StoreCause::Corrupt { format!("; the file is damaged: {DAMAGED_ADVICE}") } else { String::new() }
+    if redb_cause(error) == StoreCause::Corrupt {
+        format!("; the file is damaged: {DAMAGED_ADVICE}")
+    } else {
+        String::new()
+    }
 }
 
 fn version_advice(found: u64, supported: u64) -> &'static str {
@@ -431,7 +435,7 @@ impl Store {
         })?;
         match found {
             Some(found) if found == SCHEMA_VERSION => {}
-            Some(found) if found < FIRST_CHECKSUMMED_VERSION && found >= 1 => store.format = Format::Plain,
+            Some(found) if (1..FIRST_CHECKSUMMED_VERSION).contains(&found) => store.format = Format::Plain,
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
@@ -819,11 +823,9 @@ fn open_error(path: &Path, error: DatabaseError, hint: &'static str) -> StoreErr
             context: "opening the database".into(),
             detail: "it is shorter than its header says (truncated?)".into(),
         },
-        DatabaseError::Storage(StorageError::Corrupted(detail)) => StoreError::Damaged {
-            path: path.to_path_buf(),
-            context: "opening the database".into(),
-            detail,
-        },
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
+            StoreError::Damaged { path: path.to_path_buf(), context: "opening the database".into(), detail }
+        }
         error => StoreError::Database { context: format!("opening {}", path.display()), source: error.into() },
     }
 }
@@ -1402,7 +1404,8 @@ mod tests {
             let store = Store::open(&path).unwrap();
             for (sequence, name) in ["a", "b", "c"].into_iter().enumerate() {
                 create(&store, name, sequence as u64);
-                let entry = BatchEntry { record: record(name, sequence as u64), aggregate: merged(100), newly_done: vec![1] };
+                let entry =
+                    BatchEntry { record: record(name, sequence as u64), aggregate: merged(100), newly_done: vec![1] };
                 store.commit_batch(&[entry]).unwrap();
             }
         }

@@ -269,7 +269,10 @@ fn after_a_full_disk_the_coordinator_takes_results_again_without_a_restart() {
                 }
                 Err(error) => {
                     assert_eq!(error.code(), Code::Unavailable, "{error}");
-                    assert!(started.elapsed() < DEADLINE, "the coordinator did not recover within {DEADLINE:?}: {error}");
+                    assert!(
+                        started.elapsed() < DEADLINE,
+                        "the coordinator did not recover within {DEADLINE:?}: {error}"
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
