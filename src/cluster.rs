@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use zonesweep_coordinator::config::DEFAULT_MAX_CONNECTIONS;
 use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::store::Store;
@@ -56,6 +57,21 @@ pub struct CoordinatorArgs {
     /// its dataset, a query's answer the whole aggregate).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB, value_parser = message_mib)]
     pub max_message_mib: usize,
+    /// The most client and worker connections open at once; a connection
+    /// past it is closed as soon as it arrives (lowered at start to what the
+    /// process may open).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a new connection has to make its first call with the token;
+    /// one that stays silent, or speaks without the token, is closed then.
+    #[arg(long, default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Seconds between the HTTP/2 pings sent on every connection.
+    #[arg(long, default_value_t = 30.0)]
+    pub keepalive_interval: f64,
+    /// Seconds a peer has to answer a ping before its connection is closed.
+    #[arg(long, default_value_t = 20.0)]
+    pub keepalive_timeout: f64,
 }
 
 #[derive(clap::Args)]
@@ -165,10 +181,10 @@ pub struct ExportArgs {
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration> {
-    if !(value.is_finite() && value > 0.0) {
-        bail!("{what} must be a positive number of seconds");
+    match Duration::try_from_secs_f64(value) {
+        Ok(duration) if value > 0.0 => Ok(duration),
+        _ => bail!("{what} must be a positive number of seconds, not {value}"),
     }
-    Ok(Duration::from_secs_f64(value))
 }
 
 fn random_token() -> String {
@@ -252,6 +268,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     config.max_attempts = args.max_attempts;
     config.max_job_time = seconds(args.max_job_time, "--max-job-time")?;
     config.max_message_bytes = max_message_bytes(args.max_message_mib)?;
+    if args.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    config.max_connections = args.max_connections;
+    config.handshake_timeout = seconds(args.handshake_timeout, "--handshake-timeout")?;
+    config.keepalive_interval = seconds(args.keepalive_interval, "--keepalive-interval")?;
+    config.keepalive_timeout = seconds(args.keepalive_timeout, "--keepalive-timeout")?;
     let coordinator = Coordinator::start(config).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;

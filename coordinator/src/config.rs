@@ -7,6 +7,9 @@ use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, MAX_MESSAGE_MIB_LIMIT};
 
 use crate::error::CoordinatorError;
 
+/// The most connections open at once unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 /// Coordinator settings; [`CoordinatorConfig::validate`] checks that they
 /// make sense together.
 #[derive(Clone, Debug)]
@@ -27,6 +30,18 @@ pub struct CoordinatorConfig {
     pub max_message_bytes: usize,
     /// The most completions one durable commit takes.
     pub max_batch: usize,
+    /// The most client and worker connections open at once; one more is
+    /// closed as soon as it is accepted. Lowered at start to what the
+    /// process may open (see [`crate::connections::fd_budget`]).
+    pub max_connections: usize,
+    /// A connection that has made no call with the token this long after
+    /// it opened (one that never speaks HTTP/2, or never sends a request)
+    /// is closed.
+    pub handshake_timeout: Duration,
+    /// Between two HTTP/2 pings the coordinator sends on each connection.
+    pub keepalive_interval: Duration,
+    /// A connection whose peer does not answer a ping within this is closed.
+    pub keepalive_timeout: Duration,
 }
 
 impl CoordinatorConfig {
@@ -41,6 +56,10 @@ impl CoordinatorConfig {
             max_job_time: Duration::from_secs(3600),
             max_message_bytes: DEFAULT_MAX_MESSAGE_MIB << 20,
             max_batch: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 
@@ -65,6 +84,12 @@ impl CoordinatorConfig {
         }
         if self.max_attempts == 0 || self.max_batch == 0 {
             return bad("max attempts and max batch must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("the connection limit must be at least 1");
+        }
+        if [self.handshake_timeout, self.keepalive_interval, self.keepalive_timeout].contains(&Duration::ZERO) {
+            return bad("the handshake timeout, keep-alive interval and keep-alive timeout must be longer than 0");
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         panel_csv: submission.panel_csv,
         units_geojson: submission.units_geojson,
     };
-    let dataset = blob.parse().map_err(invalid)?;
+    let dataset = blob.parse().map_err(CoordinatorError::InvalidDataset)?;
     let config = Config::from_toml_overrides(&submission.config_toml, "the configuration").map_err(invalid)?;
     let mut spec = if submission.spec_toml.trim().is_empty() {
         SweepSpec::default()
