@@ -324,7 +324,10 @@ fn open_writable(path: &Path) -> Result<Database, StoreError> {
             }
             Err(error) => return Err(open_error(path, error.into(), HINT_FOR_COORDINATOR)),
         };
-        let opened = Builder::new().create_file(file).map_err(|error| open_error(path, error, HINT_FOR_COORDINATOR));
+        let opened = Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create_file(file)
+            .map_err(|error| open_error(path, error, HINT_FOR_COORDINATOR));
         if opened.is_err() && new {
             // Do not leave an empty file behind, which the next start refuses.
             let _ = std::fs::remove_file(path);
@@ -332,6 +335,10 @@ fn open_writable(path: &Path) -> Result<Database, StoreError> {
         opened
     })
 }
+
+/// The memory redb may keep of the file's pages (its default is 1 GiB, which
+/// a coordinator that has stored many sweeps would fill and keep).
+const CACHE_BYTES: usize = 64 << 20;
 
 /// Open an existing file read-only; a file in need of a repair is refused.
 fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
@@ -341,7 +348,7 @@ fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
             return Err(StoreError::Empty { path: path.to_path_buf() });
         }
         drop(file);
-        match ReadOnlyDatabase::open(path) {
+        match Builder::new().set_cache_size(CACHE_BYTES).open_read_only(path) {
             Ok(database) => Ok(database),
             Err(DatabaseError::RepairAborted) => Err(StoreError::NeedsRepair { path: path.to_path_buf() }),
             Err(error) => Err(open_error(path, error, HINT_FOR_QUERY)),
