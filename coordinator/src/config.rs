@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use zonesweep_proto::auth::TokenTable;
 use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, MAX_MESSAGE_MIB_LIMIT};
 
 use crate::error::CoordinatorError;
@@ -12,7 +13,12 @@ use crate::error::CoordinatorError;
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
     pub db: PathBuf,
+    /// The one token (every role), used when `tokens` is `None`.
     pub token: String,
+    /// Tokens with roles, from a token file; replaces `token`.
+    pub tokens: Option<TokenTable>,
+    /// The server's certificate chain and private key (PEM): TLS when given.
+    pub tls: Option<TlsIdentity>,
     /// Samples per job when a submission does not say.
     pub default_job_size: u64,
     pub heartbeat_interval: Duration,
@@ -37,11 +43,27 @@ pub struct CoordinatorConfig {
     pub preparation_budget_bytes: u64,
 }
 
+/// A server certificate chain and its private key, as PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// Never shows the key.
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").field("cert_pem_bytes", &self.cert_pem.len()).finish_non_exhaustive()
+    }
+}
+
 impl CoordinatorConfig {
     pub fn new(db: PathBuf, token: String) -> CoordinatorConfig {
         CoordinatorConfig {
             db,
             token,
+            tokens: None,
+            tls: None,
             default_job_size: 100,
             heartbeat_interval: Duration::from_secs(2),
             lease_timeout: Duration::from_secs(20),
@@ -60,9 +82,17 @@ impl CoordinatorConfig {
         (self.lease_timeout * 10).max(Duration::from_secs(300))
     }
 
+    /// The tokens calls are checked against.
+    pub fn token_table(&self) -> Result<TokenTable, CoordinatorError> {
+        match &self.tokens {
+            Some(table) => Ok(table.clone()),
+            None => TokenTable::single(&self.token).map_err(CoordinatorError::Config),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), CoordinatorError> {
         let bad = |m: &str| Err(CoordinatorError::Config(m.to_owned()));
-        if self.token.is_empty() {
+        if self.tokens.is_none() && self.token.is_empty() {
             return bad("the access token is empty");
         }
         if self.default_job_size == 0 {

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use zonesweep_proto::auth::{Role, require};
 use zonesweep_proto::convert::{result_from_pb, results_to_pb, status_to_pb};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::pb;
@@ -69,6 +70,7 @@ type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> +
 #[tonic::async_trait]
 impl pb::sweeps_server::Sweeps for Coordinator {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Role::Submit)?;
         let status = Coordinator::submit(self, submission_from_pb(request.into_inner())).await?;
         Ok(Response::new(status_to_pb(&status)))
     }
@@ -89,6 +91,7 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     }
 
     async fn cancel(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Role::Submit)?;
         let id = sweep_id(&request.get_ref().sweep_id)?;
         Ok(Response::new(status_to_pb(&Coordinator::cancel(self, &id).await?)))
     }
@@ -104,17 +107,20 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     }
 
     async fn resume(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Role::Submit)?;
         let id = sweep_id(&request.get_ref().sweep_id)?;
         Ok(Response::new(status_to_pb(&Coordinator::resume(self, &id).await?)))
     }
 
     async fn delete(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {
+        require(&request, Role::Submit)?;
         let id = sweep_id(&request.get_ref().sweep_id)?;
         Coordinator::delete(self, &id).await?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
     async fn prune(&self, request: Request<pb::PruneRequest>) -> Result<Response<pb::PruneResponse>, Status> {
+        require(&request, Role::Submit)?;
         let age = std::time::Duration::from_secs(request.get_ref().older_than_seconds);
         let deleted = Coordinator::prune(self, age).await?.iter().map(|id| id.as_str().to_owned()).collect();
         Ok(Response::new(pb::PruneResponse { deleted }))

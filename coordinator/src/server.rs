@@ -1,5 +1,6 @@
-//! Serving the coordinator: both gRPC services behind the token check, the
-//! standard health service, message-size limits and graceful shutdown.
+//! Serving the coordinator: both gRPC services behind the token and role
+//! checks (`zonesweep_proto::auth`), optionally over TLS, the standard
+//! health service, message-size limits and graceful shutdown.
 
 use std::future::Future;
 
@@ -7,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
-use zonesweep_proto::auth::RequireToken;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use zonesweep_proto::auth::{RequireRole, Role};
 use zonesweep_proto::pb::sweeps_server::SweepsServer;
 use zonesweep_proto::pb::workers_server::WorkersServer;
 
@@ -51,17 +52,26 @@ pub async fn serve_coordinator(
         stopping.begin_shutdown();
     };
     let limit = config.max_message_bytes;
-    let require = RequireToken::new(&config.token);
+    let tokens = config.token_table()?;
     let sweeps =
         SweepsServer::new(coordinator.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let workers = WorkersServer::new(coordinator).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SweepsServer<Coordinator>>().await;
     health_reporter.set_serving::<WorkersServer<Coordinator>>().await;
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| {
+            CoordinatorError::Config(format!("the TLS certificate and key cannot be used together: {e}"))
+        })?;
+    }
+    // The Sweeps service needs at least `read` (calls that change a sweep
+    // check `submit` in their handlers); the Workers service `worker`.
+    builder
         .add_service(health)
-        .add_service(InterceptedService::new(sweeps, require.clone()))
-        .add_service(InterceptedService::new(workers, require))
+        .add_service(InterceptedService::new(sweeps, RequireRole::new(tokens.clone(), Role::Read)))
+        .add_service(InterceptedService::new(workers, RequireRole::new(tokens, Role::Worker)))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(|e| CoordinatorError::Transport(e.to_string()))

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::auth::BearerToken;
 use crate::pb::sweeps_client::SweepsClient;
@@ -50,6 +50,9 @@ pub struct ClientOptions {
     /// HTTP/2 pings every first duration, given up after the second: they
     /// detect a dead connection while a call is in flight.
     pub keep_alive: Option<(Duration, Duration)>,
+    /// For an `https://` URL: the CA certificate(s) (PEM) the coordinator's
+    /// certificate must chain to; the system's roots when `None`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: None,
             keep_alive: None,
+            ca_pem: None,
         }
     }
 }
@@ -81,11 +85,28 @@ fn prepare(url: &str, token: &str, options: &ClientOptions) -> Result<(Endpoint,
     let bad_url = |message: String| ClientError::Url { url: url.to_owned(), message };
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad_url(e.to_string()))?;
     let scheme = endpoint.uri().scheme_str().unwrap_or("");
-    if scheme != "http" {
-        return Err(bad_url(format!("expected a URL such as http://HOST:PORT (scheme `{scheme}` is not supported)")));
-    }
+    let mut endpoint = match (scheme, &options.ca_pem) {
+        ("http", None) => endpoint,
+        ("http", Some(_)) => {
+            return Err(bad_url(
+                "a CA certificate was given (--ca), so the coordinator speaks TLS: use https://HOST:PORT".to_owned(),
+            ));
+        }
+        ("https", ca) => {
+            let tls = match ca {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint.tls_config(tls).map_err(|e| bad_url(format!("TLS cannot be set up: {e}")))?
+        }
+        (other, _) => {
+            return Err(bad_url(format!(
+                "expected a URL such as http://HOST:PORT or https://HOST:PORT (scheme `{other}` is not supported)"
+            )));
+        }
+    };
     let token = BearerToken::new(token).map_err(ClientError::Token)?;
-    let mut endpoint = endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true);
+    endpoint = endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true);
     if let Some(timeout) = options.request_timeout {
         endpoint = endpoint.timeout(timeout);
     }
@@ -158,8 +179,11 @@ mod tests {
         let connection = Connection::lazy("http://127.0.0.1:7070", "t", &options).unwrap();
         assert_eq!(connection.max_message_bytes(), 256 << 20);
         assert!(matches!(Connection::lazy("not a url", "t", &options), Err(ClientError::Url { .. })));
-        let https = Connection::lazy("https://example.com", "t", &options).unwrap_err();
-        assert!(https.to_string().contains("scheme `https` is not supported"), "{https}");
+        let ftp = Connection::lazy("ftp://example.com", "t", &options).unwrap_err();
+        assert!(ftp.to_string().contains("scheme `ftp` is not supported"), "{ftp}");
+        let with_ca = ClientOptions { ca_pem: Some(b"not used".to_vec()), ..ClientOptions::default() };
+        let plain = Connection::lazy("http://127.0.0.1:7070", "t", &with_ca).unwrap_err();
+        assert!(plain.to_string().contains("use https://HOST:PORT"), "{plain}");
         assert!(matches!(
             Connection::lazy("http://127.0.0.1:7070", "line\nbreak", &options),
             Err(ClientError::Token(_))

@@ -65,6 +65,9 @@ pub struct WorkerConfig {
     /// Give up (and return [`WorkerError::Disconnected`]) once the
     /// coordinator has been unreachable this long; `None` waits forever.
     pub max_disconnect: Option<Duration>,
+    /// For an `https://` coordinator: the CA certificate(s), PEM; the
+    /// system's roots when `None`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl WorkerConfig {
@@ -80,6 +83,7 @@ impl WorkerConfig {
             announce: false,
             exit_when_idle: None,
             max_disconnect: None,
+            ca_pem: None,
         }
     }
 }
@@ -120,7 +124,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
         return Err(WorkerError::Config("threads must be at least 1".to_owned()));
     }
     let log = Log { verbose: config.verbose, announce: config.announce };
-    let client = rpc::connect(&config.coordinator, &config.token, config.max_message_mib)?;
+    let client = rpc::connect(&config.coordinator, &config.token, config.max_message_mib, config.ca_pem.clone())?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .thread_name(|i| format!("zonesweep-sample-{i}"))

@@ -45,12 +45,18 @@ pub(crate) async fn bounded<T>(
 
 /// A client that connects on first use and reconnects after an outage,
 /// with messages up to `max_message_mib`.
-pub(crate) fn connect(url: &str, token: &str, max_message_mib: usize) -> Result<Client, WorkerError> {
+pub(crate) fn connect(
+    url: &str,
+    token: &str,
+    max_message_mib: usize,
+    ca_pem: Option<Vec<u8>>,
+) -> Result<Client, WorkerError> {
     let options = ClientOptions {
         max_message_mib,
         connect_timeout: CONNECT_TIMEOUT,
         request_timeout: Some(REQUEST_TIMEOUT),
         keep_alive: Some((KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)),
+        ca_pem,
     };
     let connection = Connection::lazy(url, token, &options).map_err(|error| match error {
         ClientError::Url { url, message } => WorkerError::CoordinatorUrl { url, message },
@@ -201,11 +207,11 @@ mod tests {
     /// A lazy channel spawns its task on the runtime, hence tokio::test.
     #[tokio::test]
     async fn urls_are_checked_without_connecting() {
-        assert!(connect("http://127.0.0.1:7070", "t", 256).is_ok());
-        assert!(matches!(connect("not a url", "t", 256), Err(WorkerError::CoordinatorUrl { .. })));
-        assert!(matches!(connect("https://example.com", "t", 256), Err(WorkerError::CoordinatorUrl { .. })));
-        assert!(matches!(connect("http://127.0.0.1:7070", "line\nbreak", 256), Err(WorkerError::Config(_))));
-        let limit = connect("http://127.0.0.1:7070", "t", 0).unwrap_err();
+        assert!(connect("http://127.0.0.1:7070", "t", 256, None).is_ok());
+        assert!(matches!(connect("not a url", "t", 256, None), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("ftp://example.com", "t", 256, None), Err(WorkerError::CoordinatorUrl { .. })));
+        assert!(matches!(connect("http://127.0.0.1:7070", "line\nbreak", 256, None), Err(WorkerError::Config(_))));
+        let limit = connect("http://127.0.0.1:7070", "t", 0, None).unwrap_err();
         assert!(limit.to_string().contains("message limit must be 1–4096 MiB"), "{limit}");
     }
 }
