@@ -67,7 +67,8 @@ DOCKERFILE
 
 say "libraries: $(echo $libraries | tr '\n' ' ')"
 say "docker build -t $TAG (context $(du -sh "$CONTEXT/root" | cut -f1))"
-docker build -q -t "$TAG" "$CONTEXT" >/dev/null
+docker build -q -t "$TAG" "$CONTEXT" >"$CONTEXT/build.log" 2>&1 ||
+  { cat "$CONTEXT/build.log" >&2; echo "build-image: docker build failed" >&2; exit 1; }
 # A smoke test: the binary starts in the image.
 docker run --rm "$TAG" --version
 SIZE=$(docker image inspect "$TAG" --format '{{.Size}}')
