@@ -35,11 +35,27 @@ pub struct LimitArgs {
     /// restarting or does not answer, before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = crate::cluster::seconds_arg)]
     pub connect_timeout: f64,
+    /// CA certificate(s) (PEM) the coordinator's TLS certificate must chain
+    /// to, for an https:// coordinator (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for LimitArgs {
     fn default() -> LimitArgs {
-        LimitArgs { max_message_mib: DEFAULT_MAX_MESSAGE_MIB, connect_timeout: 60.0 }
+        LimitArgs { max_message_mib: DEFAULT_MAX_MESSAGE_MIB, connect_timeout: 60.0, ca: None }
+    }
+}
+
+impl LimitArgs {
+    /// The --ca file's contents, if given; it must hold a PEM certificate.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>> {
+        let Some(path) = self.ca.as_deref() else { return Ok(None) };
+        let pem = fs::read(path).with_context(|| format!("cannot read --ca {}", path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            bail!("--ca {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
+        }
+        Ok(Some(pem))
     }
 }
 
@@ -143,6 +159,36 @@ fn retryable(status: &tonic::Status) -> bool {
     matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown)
 }
 
+/// What a failed call says about TLS set up wrongly on one side, which no
+/// retry mends: the advice, or `None` for any other failure.
+pub fn tls_trouble(url: &str, status: &tonic::Status) -> Option<String> {
+    let message = status.message();
+    let https = url.starts_with("https://");
+    if message.contains("invalid peer certificate") {
+        let why = if message.contains("UnknownIssuer") {
+            "it is not signed by the CA given with --ca (or, without --ca, by one of the system's roots)".to_owned()
+        } else if message.contains("Expired") {
+            "it has expired; make a new one".to_owned()
+        } else if message.contains("NotValidForName") {
+            "it is not made out for the host name in the URL (see `zonesweep tls self-signed --host`)".to_owned()
+        } else {
+            message.to_owned()
+        };
+        return Some(format!("the coordinator's TLS certificate is refused: {why} ({message})"));
+    }
+    if https && (message.contains("InvalidContentType") || message.contains("corrupt message")) {
+        return Some(format!(
+            "the coordinator at {url} does not speak TLS; use http:// (or start it with --tls-cert and --tls-key) ({message})"
+        ));
+    }
+    if !https && (message.contains("h2 protocol error") || status.code() == tonic::Code::Cancelled) {
+        return Some(format!(
+            "the coordinator at {url} did not answer plain HTTP/2; if it serves TLS, use https:// and --ca ({message})"
+        ));
+    }
+    None
+}
+
 /// `base` ± 25 %.
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(0.75 + rand::random::<f64>() * 0.5)
@@ -158,7 +204,11 @@ impl Remote {
     /// `http://host:port`), with `token`; it connects on the first call.
     pub async fn connect(url: &str, token: &str, limits: &LimitArgs) -> Result<Remote> {
         let url = coordinator_url(url);
-        let options = ClientOptions { max_message_mib: limits.max_message_mib, ..ClientOptions::default() };
+        let options = ClientOptions {
+            max_message_mib: limits.max_message_mib,
+            ca_pem: limits.ca_pem()?,
+            ..ClientOptions::default()
+        };
         let client = Connection::lazy(&url, token, &options)?.sweeps();
         Ok(Remote { url, client, patience: Duration::from_secs_f64(limits.connect_timeout) })
     }
@@ -185,6 +235,9 @@ impl Remote {
                         );
                     }
                     return Ok(response.into_inner());
+                }
+                Ok(Err(status)) if tls_trouble(&self.url, &status).is_some() => {
+                    bail!("{}", tls_trouble(&self.url, &status).unwrap_or_default())
                 }
                 Ok(Err(status)) if retryable(&status) => status,
                 Ok(Err(status)) => return Err(status_error(status)),

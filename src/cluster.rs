@@ -31,7 +31,8 @@ pub const DEFAULT_DB: &str = "zonesweep.redb";
 
 #[derive(clap::Args)]
 pub struct CoordinatorArgs {
-    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0 picks a free one).
+    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0 picks a free one). An
+    /// address other than loopback needs --tls-cert and --tls-key, or --insecure.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// The database file (created if missing).
@@ -39,6 +40,22 @@ pub struct CoordinatorArgs {
     pub db: PathBuf,
     #[command(flatten)]
     pub token: TokenArgs,
+    /// Tokens with roles: one `ROLE TOKEN` line each, roles worker, submit
+    /// (also reads) and read (`zonesweep token new --role ROLE >> FILE`).
+    /// Instead of --token-file, whose one token has every role.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    pub tokens: Option<PathBuf>,
+    /// The server's certificate chain (PEM): serve over TLS (clients use
+    /// https:// and --ca). `zonesweep tls self-signed` makes one.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS: tokens and results
+    /// cross the network in the clear.
+    #[arg(long)]
+    pub insecure: bool,
     /// Samples per job when a submission does not say.
     #[arg(long, default_value_t = 100)]
     pub job_size: u64,
@@ -278,11 +295,38 @@ pub async fn termination() {
 }
 
 pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
-    let token = match args.token.token()? {
-        Some(token) => token,
-        None => stored_or_new_token(&token_path(&args.db))?,
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(zonesweep_coordinator::config::TlsIdentity {
+            cert_pem: fs::read(cert).with_context(|| format!("cannot read --tls-cert {}", cert.display()))?,
+            key_pem: fs::read(key).with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+        }),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() && !args.insecure {
+        bail!(
+            "refusing to listen on {} without TLS: tokens and results would cross the network in the clear; \
+             give --tls-cert and --tls-key (`zonesweep tls self-signed` makes them), or --insecure on a network you trust",
+            args.listen
+        );
+    }
+    let tokens = match &args.tokens {
+        Some(path) => {
+            let text = fs::read_to_string(path).with_context(|| format!("cannot read --tokens {}", path.display()))?;
+            Some(
+                zonesweep_proto::auth::TokenTable::parse(&text, &path.display().to_string())
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+        None => None,
+    };
+    let token = match (&tokens, args.token.token()?) {
+        (Some(_), _) => String::new(),
+        (None, Some(token)) => token,
+        (None, None) => stored_or_new_token(&token_path(&args.db))?,
     };
     let mut config = CoordinatorConfig::new(args.db.clone(), token);
+    config.tokens = tokens;
+    config.tls = tls;
     config.default_job_size = args.job_size;
     config.lease_timeout = seconds(args.lease_timeout, "--lease-timeout")?;
     config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
@@ -293,7 +337,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     // Scripts and the test harness read this line for the actual port.
-    println!("coordinator listening on http://{address} (database {})", args.db.display());
+    let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+    println!("coordinator listening on {scheme}://{address} (database {})", args.db.display());
     serve_coordinator(coordinator, listener, termination()).await?;
     eprintln!("coordinator stopped");
     Ok(())
@@ -314,6 +359,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         announce: true,
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
         max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
+        ca_pem: args.limits.ca_pem()?,
         ..zonesweep_worker::WorkerConfig::new(
             &crate::client::coordinator_url(&args.coordinator),
             &args.token.require()?,
@@ -749,6 +795,7 @@ pub async fn wait_ready(args: WaitReadyArgs) -> Result<()> {
     let options = zonesweep_proto::client::ClientOptions {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Some(Duration::from_secs(2)),
+        ca_pem: args.remote.limits.ca_pem()?,
         ..Default::default()
     };
     let mut health = zonesweep_proto::client::Connection::lazy(&url, &token, &options)?.health();
@@ -763,7 +810,10 @@ pub async fn wait_ready(args: WaitReadyArgs) -> Result<()> {
                 return Ok(());
             }
             Ok(response) => format!("health status {}", response.get_ref().status),
-            Err(status) => status.message().to_owned(),
+            Err(status) => match crate::client::tls_trouble(&url, &status) {
+                Some(trouble) => bail!("{trouble}"),
+                None => status.message().to_owned(),
+            },
         };
         if started.elapsed() >= limit {
             bail!("the coordinator at {url} was not ready within {:.0} s: {why}", limit.as_secs_f64());

@@ -6,6 +6,7 @@ mod cluster;
 mod data;
 mod evaluate;
 mod report;
+mod security;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,12 @@ enum Command {
     /// Model configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Access tokens with roles, for the coordinator's --tokens file.
+    #[command(subcommand)]
+    Token(security::TokenCommand),
+    /// TLS certificates for the coordinator.
+    #[command(subcommand)]
+    Tls(security::TlsCommand),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +149,8 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),
+        Command::Token(command) => security::token(command),
+        Command::Tls(command) => security::tls(command),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", zonesweep_shared::model::config::Config::default_toml());
             Ok(())

@@ -15,8 +15,10 @@ pub enum CoordinatorError {
     InvalidArgument(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Not a `source`: the message already holds the store error's, and a
+    /// report of the error chain would repeat it.
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A batch of the committer was not stored; every change in it is
     /// answered with this (the store error itself goes to one caller only).
     #[error("not stored: {message}")]
@@ -30,10 +32,20 @@ pub enum CoordinatorError {
     /// caller may try again once they are done.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Stored data that cannot be read (a quarantined sweep): retrying
+    /// reads the same bytes.
+    #[error("{0}")]
+    DataLoss(String),
     #[error("cannot serve: {0}")]
     Transport(String),
     #[error("invalid coordinator settings: {0}")]
     Config(String),
+}
+
+impl From<StoreError> for CoordinatorError {
+    fn from(error: StoreError) -> Self {
+        CoordinatorError::Store(error)
+    }
 }
 
 impl From<ProtoError> for CoordinatorError {
@@ -68,6 +80,7 @@ impl CoordinatorError {
             CoordinatorError::Internal(_) | CoordinatorError::Transport(_) => Code::Internal,
             CoordinatorError::Unavailable(_) => Code::Unavailable,
             CoordinatorError::ResourceExhausted(_) => Code::ResourceExhausted,
+            CoordinatorError::DataLoss(_) => Code::DataLoss,
         }
     }
 }
@@ -100,6 +113,7 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::Internal(m)
             | CoordinatorError::Unavailable(m)
             | CoordinatorError::ResourceExhausted(m)
+            | CoordinatorError::DataLoss(m)
             | CoordinatorError::Transport(m)
             | CoordinatorError::Config(m) => m.clone(),
             other => other.to_string(),
@@ -130,6 +144,12 @@ mod tests {
             (CoordinatorError::Unavailable("shutting down".into()), Code::Unavailable),
             (CoordinatorError::ResourceExhausted("busy".into()), Code::ResourceExhausted),
             (CoordinatorError::Internal("bug".into()), Code::Internal),
+            (CoordinatorError::DataLoss("sweep sw-1: quarantined".into()), Code::DataLoss),
+            (CoordinatorError::Store(StoreError::Empty { path: PathBuf::from("db") }), Code::FailedPrecondition),
+            (
+                CoordinatorError::Store(StoreError::Closed { path: PathBuf::from("db"), trouble: "".into() }),
+                Code::Unavailable,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error}");

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 mod expiry;
 mod grpc;
+mod health;
 pub mod offline;
 pub mod schema;
 pub mod server;

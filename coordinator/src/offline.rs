@@ -1,34 +1,71 @@
 //! Reading a database file directly, with no coordinator running: the same
 //! answers the coordinator would give for stored sweeps (no job is leased).
+//! A sweep whose stored data cannot be read is shown as the coordinator
+//! shows it, failed with the reason; its results are refused with
+//! DATA_LOSS. Nothing here writes to the file.
 
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
-use crate::store::Store;
-use crate::sweep::{SweepRecord, Tally};
+use crate::store::{Store, StoreCause, StoreError, Unreadable};
+use crate::sweep::{SweepRecord, Tally, quarantine_reason};
 
-fn record(store: &Store, id: &SweepId) -> Result<SweepRecord, CoordinatorError> {
-    store.sweep(id)?.ok_or_else(|| CoordinatorError::NotFound(format!("sweep {id}")))
+fn not_found(id: &SweepId) -> CoordinatorError {
+    CoordinatorError::NotFound(format!("sweep {id}"))
 }
 
-fn status_of(store: &Store, record: &SweepRecord) -> Result<(SweepStatus, Aggregate), CoordinatorError> {
-    let aggregate = store.stored_aggregate(&record.id)?;
-    let done = store.done_jobs(&record.id)?.len() as u32;
-    Ok((record.status(&Tally::of(&aggregate), done, 0), aggregate))
+/// A sweep's status and aggregate, or for damaged data the quarantined
+/// status and the error.
+fn load(store: &Store, mut record: SweepRecord) -> Result<(SweepStatus, Result<Aggregate, StoreError>), StoreError> {
+    match store.load_sweep(&record) {
+        Ok((aggregate, done)) => Ok((record.status(&Tally::of(&aggregate), done.len() as u32, 0), Ok(aggregate))),
+        Err(error) if error.cause() == StoreCause::Corrupt => {
+            record.quarantine(&error);
+            Ok((record.status(&Tally::default(), 0, 0), Err(error)))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 pub fn status(store: &Store, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
-    Ok(status_of(store, &record(store, id)?)?.0)
+    match store.sweep(id) {
+        Ok(Some(record)) => Ok(load(store, record)?.0),
+        Ok(None) => Err(not_found(id)),
+        Err(error) if error.cause() == StoreCause::Corrupt => {
+            Ok(SweepRecord::unreadable(id.clone(), &error).status(&Tally::default(), 0, 0))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
+/// Every sweep in submission order, the quarantined ones among them.
 pub fn list(store: &Store) -> Result<Vec<SweepStatus>, CoordinatorError> {
-    store.sweeps()?.iter().map(|r| Ok(status_of(store, r)?.0)).collect()
+    let (records, unreadable) = store.sweep_entries()?;
+    let mut statuses = Vec::with_capacity(records.len() + unreadable.len());
+    for record in records {
+        statuses.push(load(store, record)?.0);
+    }
+    for Unreadable { key, error } in unreadable {
+        // A key that is not a sweep id cannot be named in a status.
+        if let Ok(id) = SweepId::parse(&key) {
+            statuses.push(SweepRecord::unreadable(id, &error).status(&Tally::default(), 0, 0));
+        }
+    }
+    Ok(statuses)
 }
 
+/// A sweep's status, units and aggregate; DATA_LOSS for damaged data.
 pub fn query(store: &Store, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
-    let record = record(store, id)?;
-    let (status, aggregate) = status_of(store, &record)?;
-    Ok(SweepResults { status, unit_ids: record.unit_ids, unit_names: record.unit_names, aggregate })
+    let record = match store.sweep(id)? {
+        Some(record) => record,
+        None => return Err(not_found(id)),
+    };
+    let (unit_ids, unit_names) = (record.unit_ids.clone(), record.unit_names.clone());
+    let (status, aggregate) = load(store, record)?;
+    match aggregate {
+        Ok(aggregate) => Ok(SweepResults { status, unit_ids, unit_names, aggregate }),
+        Err(error) => Err(CoordinatorError::DataLoss(format!("sweep {id}: {}", quarantine_reason(&error)))),
+    }
 }

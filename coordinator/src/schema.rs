@@ -11,7 +11,19 @@ use redb::TableDefinition;
 /// The layout of the tables below. Stored under [`SCHEMA_VERSION_KEY`] in
 /// [`META`] when a database is created, and checked on every open: a file
 /// written by another version is refused rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// Version 2 added a checksum to every value of [`SWEEPS`] and
+/// [`AGGREGATES`]. The
+/// coordinator migrates a version-1 file when it opens it; a query of such a
+/// file reads its aggregates without checksums.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// The first schema version whose aggregates carry a checksum.
+pub const FIRST_CHECKSUMMED_VERSION: u64 = 2;
+
+/// The length of the checksum (SHA-256) before each sweep record and
+/// stored aggregate.
+pub const CHECKSUM_LEN: usize = 32;
 
 /// The key of [`META`] that holds the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -23,9 +35,10 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// One record per sweep.
 ///
-/// Key: the sweep id. Value: a `crate::store::SweepRecord` as serde_json
-/// bytes (its state, its job count, the hashes of its inputs, its units). A
-/// record is small and rewritten whole on every change of state.
+/// Key: the sweep id. Value: the SHA-256 ([`CHECKSUM_LEN`] bytes) of the
+/// rest, then a `crate::store::SweepRecord` as serde_json bytes (its state,
+/// its job count, the hashes of its inputs, its units). A record is small
+/// and rewritten whole on every change of state.
 pub const SWEEPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sweeps");
 
 /// Datasets and sweep specifications, stored once by content.
@@ -37,9 +50,11 @@ pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
 /// The merged results of each sweep so far.
 ///
-/// Key: the sweep id. Value: the aggregate in the binary form of
+/// Key: the sweep id. Value: the SHA-256 ([`CHECKSUM_LEN`] bytes) of the
+/// rest, then the aggregate in the binary form of
 /// `zonesweep_proto::convert::encode_aggregate`, whose size depends on the
 /// number of units and histogram bins, never on the number of samples.
+/// Every read checks the checksum and the aggregate's invariants.
 pub const AGGREGATES: TableDefinition<&str, &[u8]> = TableDefinition::new("aggregates");
 
 /// The jobs whose results are merged into [`AGGREGATES`].

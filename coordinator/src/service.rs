@@ -3,6 +3,7 @@
 //! through the committer ([`crate::committer`]) and is answered only once
 //! it is stored. The wire side is `grpc.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::health::{Loaded, load_sweeps};
 use crate::state::{LeasedJob, Refusal, State, SweepRuntime, WorkerInfo};
 use crate::store::Store;
 use crate::submission::{Admission, Prepared, Submission, prepare};
@@ -30,6 +32,8 @@ pub struct Registration {
 
 struct Inner {
     store: Arc<Store>,
+    /// Sweeps whose stored data could not be read at start: id → reason.
+    quarantined: BTreeMap<SweepId, String>,
     state: Mutex<State>,
     config: CoordinatorConfig,
     commands: mpsc::Sender<Command>,
@@ -76,20 +80,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl Coordinator {
-    /// Open the database, recover every sweep (leased jobs become pending)
-    /// and start the committer and the lease-expiry tasks.
+    /// Open the database, recover every sweep (leased jobs become pending;
+    /// one whose stored data cannot be read is quarantined) and start the
+    /// committer, the lease-expiry and the store-health tasks.
     pub async fn start(config: CoordinatorConfig) -> Result<Coordinator, CoordinatorError> {
         config.validate()?;
         let path = config.db.clone();
-        let (store, sweeps) = blocking(move || {
+        let (store, Loaded { sweeps, quarantined }) = blocking(move || {
             let store = Store::open(&path)?;
-            let mut sweeps = Vec::new();
-            for record in store.sweeps()? {
-                let aggregate = store.stored_aggregate(&record.id)?;
-                let done = store.done_jobs(&record.id)?;
-                sweeps.push(SweepRuntime::new(record, aggregate, &done));
-            }
-            Ok((store, sweeps))
+            let loaded = load_sweeps(&store)?;
+            Ok((store, loaded))
         })
         .await?;
         // Lease ids must never repeat across restarts, or a stale completion
@@ -107,6 +107,7 @@ impl Coordinator {
         let admission = Admission::new(config.preparing_at_once, budget);
         let inner = Arc::new(Inner {
             store: Arc::new(store),
+            quarantined,
             state: Mutex::new(state),
             config,
             commands,
@@ -119,6 +120,7 @@ impl Coordinator {
         let coordinator = Coordinator { inner };
         tokio::spawn(coordinator.clone().committer(receiver));
         tokio::spawn(coordinator.clone().expiry());
+        tokio::spawn(coordinator.clone().store_health());
         Ok(coordinator)
     }
 
@@ -162,7 +164,8 @@ impl Coordinator {
 
     /// The status of a sweep.
     pub fn status(&self, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
-        self.state().sweep(id).map(SweepRuntime::status).ok_or_else(|| not_found(id))
+        let status = self.state().sweep(id).map(SweepRuntime::status).ok_or_else(|| not_found(id))?;
+        Ok(self.with_store_health(status))
     }
 
     /// Check, plan and store a new sweep. Parsing and hashing run on a
@@ -228,12 +231,14 @@ impl Coordinator {
 
     /// Every sweep's status, in submission order.
     pub fn list(&self) -> Vec<SweepStatus> {
-        self.state().statuses()
+        let statuses = self.state().statuses();
+        statuses.into_iter().map(|status| self.with_store_health(status)).collect()
     }
 
     /// A sweep's status, units and merged aggregate: a running sweep's from
     /// memory, a final sweep's from the store.
     pub async fn query(&self, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
+        Coordinator::check_not_quarantined(&self.inner.quarantined, id)?;
         let (status, unit_ids, unit_names, live) = {
             let state = self.state();
             let sweep = state.sweep(id).ok_or_else(|| not_found(id))?;
@@ -258,6 +263,8 @@ impl Coordinator {
     /// answered as it is; a done one, or one whose jobs are all done, is
     /// refused with FAILED_PRECONDITION.
     pub async fn resume(&self, id: &SweepId) -> Result<SweepStatus, CoordinatorError> {
+        // A quarantined sweep's stand-in has no results to go on from.
+        Coordinator::check_not_quarantined(&self.inner.quarantined, id)?;
         let status = self.status(id)?;
         if status.state == SweepState::Running {
             return Ok(status);

@@ -7,19 +7,38 @@
 //! results in one such commit (group commit), so the cost of an fsync is
 //! shared by every result in the batch.
 //!
-//! The tables and their key and value layouts are in [`crate::schema`].
+//! Damage is reported, never served: a sweep record and a stored aggregate
+//! carry a SHA-256 checksum of their bytes and are checked against it on
+//! every read, an aggregate also against its own invariants ([`Aggregate::check_consistency`]), on every read;
+//! [`Store::load_sweep`] also checks it against the sweep's done jobs. A
+//! panic of redb on a damaged file becomes [`StoreError::Damaged`]. After an
+//! I/O error on a write (a full disk) the store remembers the trouble
+//! ([`Store::trouble`]) until [`Store::reopen`] opens the file again.
+//!
+//! The file and its tables are created with mode 0600. The tables and
+//! their key and value layouts are in [`crate::schema`].
 
+use std::cell::{Cell, RefCell};
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once, PoisonError, RwLock};
 
 use redb::{
-    Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    Builder, Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     StorageError, TableError, TableHandle, WriteTransaction,
 };
+use sha2::{Digest, Sha256};
 use zonesweep_proto::convert::{decode_aggregate, encode_aggregate};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
-use crate::schema::{AGGREGATES, BLOBS, DONE_JOBS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SWEEPS};
+use crate::schema::{
+    AGGREGATES, BLOBS, CHECKSUM_LEN, DONE_JOBS, FIRST_CHECKSUMMED_VERSION, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    SWEEPS,
+};
 use crate::sweep::SweepRecord;
 
 /// One sweep's share of a group commit: its new record, its aggregate with
@@ -35,15 +54,25 @@ pub struct BatchEntry {
     pub delete: bool,
 }
 
+/// A stored sweep record that does not decode: its key and why.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub key: String,
+    pub error: StoreError,
+}
+
 /// What opening a locked database tells a coordinator.
 const HINT_FOR_COORDINATOR: &str = "is another coordinator, or a query of this file, running on it?";
 /// What opening a locked database tells a query.
 const HINT_FOR_QUERY: &str = "is a coordinator running on it? query it with --coordinator instead";
+/// What to do about a damaged file.
+const DAMAGED_ADVICE: &str =
+    "restore it from a backup, or move it away (the coordinator then starts with an empty database)";
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error while {context}: {source}")]
+    #[error("database error while {context}: {source}{}", damage_advice(source))]
     Database {
         context: String,
         #[source]
@@ -56,13 +85,30 @@ pub enum StoreError {
     #[error("{} is a redb file but not a zonesweep database (it has no schema version)", path.display())]
     NotZonesweep { path: PathBuf },
     #[error(
-        "database {} has schema version {found}, but this zonesweep reads only version {supported}: {}",
+        "database {} has schema version {found}, but this zonesweep reads only versions up to {supported}: {}",
         path.display(),
         version_advice(*found, *supported)
     )]
     SchemaVersion { path: PathBuf, found: u64, supported: u64 },
     #[error("corrupt value in table `{table}` under key `{key}`: {reason}")]
     Corrupt { table: &'static str, key: String, reason: String },
+    #[error("database {} is damaged ({detail}, while {context}): {DAMAGED_ADVICE}", path.display())]
+    Damaged { path: PathBuf, context: String, detail: String },
+    #[error(
+        "database {} is an empty file (0 bytes), not a zonesweep database: restore it from a backup, or remove it to start with an empty database",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    #[error(
+        "database {} was not closed cleanly (its coordinator was killed or lost power) and needs a repair, which a query never makes: start the coordinator on it once (it repairs the file as it opens), then query it with --coordinator, or stop it and query the file again",
+        path.display()
+    )]
+    NeedsRepair { path: PathBuf },
+    #[error(
+        "database {} is closed after an I/O error ({trouble}); the coordinator reopens it as soon as writing works again (free some disk space)",
+        path.display()
+    )]
+    Closed { path: PathBuf, trouble: String },
     #[error("sweep `{id}` already exists")]
     SweepExists { id: String },
     #[error("no sweep `{id}` in the database")]
@@ -82,11 +128,11 @@ pub enum StoreCause {
     /// Input/output trouble or a file held by another process: it may pass,
     /// so the same request can succeed later.
     Transient,
-    /// Stored bytes that do not decode, or a file redb finds damaged:
-    /// trying again reads the same bytes.
+    /// Stored bytes that do not decode or fail their checks, or a file redb
+    /// finds damaged: trying again reads the same bytes.
     Corrupt,
-    /// A file of another schema version, not a zonesweep database, or open
-    /// read-only: an operator has to act.
+    /// A file of another schema version, not a zonesweep database, empty,
+    /// in need of a repair, or open read-only: an operator has to act.
     Unusable,
     /// No such database file or sweep.
     Missing,
@@ -101,15 +147,23 @@ impl StoreError {
     pub fn cause(&self) -> StoreCause {
         match self {
             StoreError::Database { source, .. } => redb_cause(source),
-            StoreError::InUse { .. } => StoreCause::Transient,
-            StoreError::Corrupt { .. } => StoreCause::Corrupt,
-            StoreError::NotZonesweep { .. } | StoreError::SchemaVersion { .. } | StoreError::ReadOnly { .. } => {
-                StoreCause::Unusable
-            }
+            StoreError::InUse { .. } | StoreError::Closed { .. } => StoreCause::Transient,
+            StoreError::Corrupt { .. } | StoreError::Damaged { .. } => StoreCause::Corrupt,
+            StoreError::NotZonesweep { .. }
+            | StoreError::SchemaVersion { .. }
+            | StoreError::ReadOnly { .. }
+            | StoreError::Empty { .. }
+            | StoreError::NeedsRepair { .. } => StoreCause::Unusable,
             StoreError::Missing { .. } | StoreError::UnknownSweep { .. } => StoreCause::Missing,
             StoreError::SweepExists { .. } => StoreCause::Exists,
             StoreError::JobAlreadyDone { .. } | StoreError::JobOutOfRange { .. } => StoreCause::Refused,
         }
+    }
+
+    /// An input/output error of redb: after one, redb refuses every write
+    /// until the database is reopened.
+    fn is_io(&self) -> bool {
+        matches!(self, StoreError::Database { source: redb::Error::Io(_) | redb::Error::PreviousIo, .. })
     }
 }
 
@@ -117,11 +171,13 @@ fn redb_cause(error: &redb::Error) -> StoreCause {
     use redb::Error as E;
     match error {
         // After an IO error redb refuses every write until the database is
-        // reopened; a restarted coordinator takes the retried results.
+        // reopened, which the coordinator does once writing works again.
         E::Io(_) | E::PreviousIo | E::DatabaseAlreadyOpen | E::RepairAborted | E::DatabaseClosed => {
             StoreCause::Transient
         }
+        // A poisoned lock follows a panic inside redb, which a damaged file causes.
         E::Corrupted(_)
+        | E::LockPoisoned(_)
         | E::TableTypeMismatch { .. }
         | E::TypeDefinitionChanged { .. }
         | E::TableIsMultimap(_)
@@ -129,6 +185,14 @@ fn redb_cause(error: &redb::Error) -> StoreCause {
         | E::TableDoesNotExist(_) => StoreCause::Corrupt,
         E::UpgradeRequired(_) => StoreCause::Unusable,
         _ => StoreCause::Refused,
+    }
+}
+
+fn damage_advice(error: &redb::Error) -> String {
+    if redb_cause(error) == StoreCause::Corrupt {
+        format!("; the file is damaged: {DAMAGED_ADVICE}")
+    } else {
+        String::new()
     }
 }
 
@@ -151,16 +215,82 @@ impl<T, E: Into<redb::Error>> Context<T> for Result<T, E> {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a [`guarded`] body, whose panic becomes an error.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the last guarded panic of this thread happened.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Keep panics caught by [`guarded`] off stderr (the error reports them);
+/// any other panic is printed as before.
+fn quiet_guarded_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) {
+                // The path inside redb's sources, without the registry's.
+                let location = info.location().map(|l| {
+                    let file = l.file();
+                    let short = file.find("redb-").map_or(file, |at| &file[at..]);
+                    format!("{short}:{}", l.line())
+                });
+                PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Run `body`, turning a panic (redb panics on some damaged files) into
+/// [`StoreError::Damaged`].
+fn guarded<T>(path: &Path, context: &str, body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    quiet_guarded_panics();
+    let outer = GUARDED.with(|flag| flag.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    GUARDED.with(|flag| flag.set(outer));
+    result.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an unexpected value".to_owned());
+        let location = PANIC_LOCATION.with(|cell| cell.borrow_mut().take());
+        let detail = match location {
+            Some(location) => format!("redb failed at {location}: {message}"),
+            None => format!("redb failed: {message}"),
+        };
+        Err(StoreError::Damaged { path: path.to_path_buf(), context: context.to_owned(), detail })
+    })
+}
+
 enum Handle {
     Writable(Database),
     ReadOnly(ReadOnlyDatabase),
+}
+
+/// How the `sweeps` and `aggregates` tables store a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Schema version 1: the value alone (read only by queries of a
+    /// version-1 file; the coordinator migrates such a file on open).
+    Plain,
+    /// Schema version 2: the SHA-256 of the value, then the value.
+    Checksummed,
 }
 
 /// The coordinator's database. `Send + Sync`: share it in an `Arc` and call
 /// it from `spawn_blocking`.
 pub struct Store {
     path: PathBuf,
-    handle: Handle,
+    /// `None` while the database is closed after an I/O error and could
+    /// not be opened again yet.
+    handle: RwLock<Option<Handle>>,
+    format: Format,
+    /// The I/O error that made writing fail, until the database is reopened.
+    trouble: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,14 +299,80 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Open (or create, with mode 0600) the coordinator's file for writing.
+/// An empty file is refused: it is what a failed copy or a full disk
+/// leaves, and taking it for a new database would hide the loss.
+fn open_writable(path: &Path) -> Result<Database, StoreError> {
+    guarded(path, "opening the database", || {
+        let created = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path);
+        let (file, new) = match created {
+            Ok(file) => (file, true),
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|error| open_error(path, error.into(), HINT_FOR_COORDINATOR))?;
+                if file.metadata().context(&format!("reading the size of {}", path.display()))?.len() == 0 {
+                    return Err(StoreError::Empty { path: path.to_path_buf() });
+                }
+                // A file written by an older zonesweep may be readable by
+                // others; it holds every dataset submitted. Best effort: a
+                // file of another owner keeps its mode.
+                let _ = file.set_permissions(Permissions::from_mode(0o600));
+                (file, false)
+            }
+            Err(error) => return Err(open_error(path, error.into(), HINT_FOR_COORDINATOR)),
+        };
+        let opened = Builder::new().create_file(file).map_err(|error| open_error(path, error, HINT_FOR_COORDINATOR));
+        if opened.is_err() && new {
+            // Do not leave an empty file behind, which the next start refuses.
+            let _ = std::fs::remove_file(path);
+        }
+        opened
+    })
+}
+
+/// Open an existing file read-only; a file in need of a repair is refused.
+fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
+    guarded(path, "opening the database", || {
+        let file = File::open(path).map_err(|error| open_error(path, error.into(), HINT_FOR_QUERY))?;
+        if file.metadata().context(&format!("reading the size of {}", path.display()))?.len() == 0 {
+            return Err(StoreError::Empty { path: path.to_path_buf() });
+        }
+        drop(file);
+        match ReadOnlyDatabase::open(path) {
+            Ok(database) => Ok(database),
+            Err(DatabaseError::RepairAborted) => Err(StoreError::NeedsRepair { path: path.to_path_buf() }),
+            Err(error) => Err(open_error(path, error, HINT_FOR_QUERY)),
+        }
+    })
+}
+
 impl Store {
-    /// Open the coordinator's database, creating the file and its tables if
-    /// they are missing. A file of another schema version, or a redb file
-    /// that is not a zonesweep database, is refused and left untouched.
+    /// Open the coordinator's database, creating the file (mode 0600) and
+    /// its tables if they are missing; a file that was not closed cleanly is
+    /// repaired by redb as it opens. A file of schema version 1 is migrated
+    /// to version 2 (a checksum added to every stored aggregate, in one
+    /// transaction). A file of another schema version, a redb file that is
+    /// not a zonesweep database, an empty file or a damaged one is refused
+    /// and left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let database = Database::create(path).map_err(|error| open_error(path, error, HINT_FOR_COORDINATOR))?;
-        let store = Store { path: path.to_path_buf(), handle: Handle::Writable(database) };
-        store.write("preparing the tables", |txn| {
+        let database = open_writable(path)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            handle: RwLock::new(Some(Handle::Writable(database))),
+            format: Format::Checksummed,
+            trouble: Mutex::new(None),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// Check the schema version, create missing tables, migrate an older file.
+    fn prepare(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        self.write("preparing the tables", |txn| {
             // A file with tables but no `meta` was written by something else;
             // giving it a schema version would claim it.
             let names: Vec<String> =
@@ -185,6 +381,10 @@ impl Store {
             let found = meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value());
             match found {
                 Some(found) if found == SCHEMA_VERSION => {}
+                Some(1) => {
+                    migrate_to_checksums(txn)?;
+                    meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).context("recording the schema version")?;
+                }
                 Some(found) => {
                     return Err(StoreError::SchemaVersion {
                         path: path.to_path_buf(),
@@ -204,45 +404,47 @@ impl Store {
             txn.open_table(AGGREGATES).context("creating table `aggregates`")?;
             txn.open_table(DONE_JOBS).context("creating table `done_jobs`")?;
             Ok(())
-        })?;
-        Ok(store)
+        })
     }
 
     /// Open an existing database read-only, for queries while no coordinator
-    /// runs on it. Refuses (and creates nothing) when the file is missing, and
-    /// says so when a coordinator holds it. Several queries may read at once.
-    ///
-    /// A file whose coordinator was killed is first recovered by redb (which
-    /// needs a brief writable open; it changes no committed data), because a
-    /// read-only open cannot repair it.
+    /// runs on it. Never writes: refuses (and creates nothing) when the file
+    /// is missing or empty, says so when a coordinator holds it, and refuses
+    /// a file that needs a repair (one whose coordinator was killed) rather
+    /// than repairing it; the coordinator repairs it when it starts on it.
+    /// Several queries may read at once. A file of schema version 1 is read
+    /// as it is (its aggregates have no checksums; their other checks hold).
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         if !path.try_exists().unwrap_or(true) {
             return Err(StoreError::Missing { path: path.to_path_buf() });
         }
-        let database = match ReadOnlyDatabase::open(path) {
-            Ok(database) => database,
-            Err(DatabaseError::RepairAborted) => {
-                drop(Database::open(path).map_err(|error| open_error(path, error, HINT_FOR_QUERY))?);
-                ReadOnlyDatabase::open(path).map_err(|error| open_error(path, error, HINT_FOR_QUERY))?
-            }
-            Err(error) => return Err(open_error(path, error, HINT_FOR_QUERY)),
+        let database = open_read_only(path)?;
+        let mut store = Store {
+            path: path.to_path_buf(),
+            handle: RwLock::new(Some(Handle::ReadOnly(database))),
+            format: Format::Checksummed,
+            trouble: Mutex::new(None),
         };
-        let store = Store { path: path.to_path_buf(), handle: Handle::ReadOnly(database) };
-        let txn = store.read()?;
-        let meta = match txn.open_table(META) {
-            Ok(meta) => meta,
-            Err(TableError::TableDoesNotExist(_)) => return Err(StoreError::NotZonesweep { path: path.to_path_buf() }),
-            Err(error) => return Err(error).context("opening table `meta`"),
-        };
-        match meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value()) {
+        let found = store.guarded("reading the schema version", || {
+            let txn = store.read()?;
+            let meta = match txn.open_table(META) {
+                Ok(meta) => meta,
+                Err(TableError::TableDoesNotExist(_)) => {
+                    return Err(StoreError::NotZonesweep { path: path.to_path_buf() });
+                }
+                Err(error) => return Err(error).context("opening table `meta`"),
+            };
+            let found = meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value());
+            Ok(found)
+        })?;
+        match found {
             Some(found) if found == SCHEMA_VERSION => {}
+            Some(found) if (1..FIRST_CHECKSUMMED_VERSION).contains(&found) => store.format = Format::Plain,
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
             None => return Err(StoreError::NotZonesweep { path: path.to_path_buf() }),
         }
-        drop(meta);
-        drop(txn);
         Ok(store)
     }
 
@@ -252,7 +454,36 @@ impl Store {
 
     /// Opened by [`Store::open_existing`]: every write is refused.
     pub fn is_read_only(&self) -> bool {
-        matches!(self.handle, Handle::ReadOnly(_))
+        matches!(*self.handle.read().unwrap_or_else(PoisonError::into_inner), Some(Handle::ReadOnly(_)))
+    }
+
+    /// The I/O error that made a write fail, while the database has not been
+    /// reopened since; `None` while writing works.
+    pub fn trouble(&self) -> Option<String> {
+        self.trouble.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Close the database and open it again (redb refuses every write after
+    /// an I/O error until then), repairing it if it needs it; on success
+    /// the trouble is cleared. While this fails the database stays closed
+    /// and every call answers [`StoreError::Closed`], which is transient.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut handle = self.handle.write().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*handle, Some(Handle::ReadOnly(_))) {
+            return Err(StoreError::ReadOnly { path: self.path.clone(), operation: "reopening" });
+        }
+        // Dropping the old handle closes the file and releases its lock.
+        *handle = None;
+        *handle = Some(Handle::Writable(open_writable(&self.path)?));
+        drop(handle);
+        // Writing a transaction is the proof that writing works again.
+        self.prepare()?;
+        *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(())
+    }
+
+    fn guarded<T>(&self, context: &str, body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        guarded(&self.path, context, body)
     }
 
     /// Store a new sweep in one durable transaction: its input blobs (those
@@ -279,59 +510,77 @@ impl Store {
             sweeps.insert(record.id.as_str(), encode_record(record).as_slice()).context("writing table `sweeps`")?;
             let mut aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
             aggregates
-                .insert(record.id.as_str(), encode_aggregate(empty).as_slice())
+                .insert(record.id.as_str(), encode_stored_aggregate(empty).as_slice())
                 .context("writing table `aggregates`")?;
             Ok(())
         })
     }
 
     /// The sequence number for the next sweep: one more than the largest
-    /// stored, 0 when there is none.
+    /// stored, 0 when there is none (records that do not decode are skipped).
     pub fn next_sequence(&self) -> Result<u64, StoreError> {
-        Ok(self.sweeps()?.last().map_or(0, |record| record.sequence + 1))
+        let (records, _) = self.sweep_entries()?;
+        Ok(records.iter().map(|record| record.sequence + 1).max().unwrap_or(0))
     }
 
     /// A dataset or sweep specification by its content hash.
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read()?;
-        let blobs = txn.open_table(BLOBS).context("opening table `blobs`")?;
-        Ok(blobs.get(hash).context("reading table `blobs`")?.map(|bytes| bytes.value().to_vec()))
+        self.guarded("reading table `blobs`", || {
+            let txn = self.read()?;
+            let blobs = txn.open_table(BLOBS).context("opening table `blobs`")?;
+            Ok(blobs.get(hash).context("reading table `blobs`")?.map(|bytes| bytes.value().to_vec()))
+        })
     }
 
-    /// Every sweep, in submission order.
+    /// Every sweep, in submission order; the first record that does not
+    /// decode is an error.
     pub fn sweeps(&self) -> Result<Vec<SweepRecord>, StoreError> {
-        let txn = self.read()?;
-        let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
-        let mut records = Vec::new();
-        for entry in sweeps.iter().context("reading table `sweeps`")? {
-            let (key, value) = entry.context("reading table `sweeps`")?;
-            records.push(decode_record(key.value(), value.value())?);
+        let (records, unreadable) = self.sweep_entries()?;
+        match unreadable.into_iter().next() {
+            Some(Unreadable { error, .. }) => Err(error),
+            None => Ok(records),
         }
-        records.sort_by(|a, b| a.sequence.cmp(&b.sequence).then_with(|| a.id.cmp(&b.id)));
-        Ok(records)
+    }
+
+    /// Every sweep record that decodes, in submission order, and apart
+    /// those that do not, so one damaged record hides no other sweep.
+    pub fn sweep_entries(&self) -> Result<(Vec<SweepRecord>, Vec<Unreadable>), StoreError> {
+        self.guarded("reading table `sweeps`", || {
+            let txn = self.read()?;
+            let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
+            let mut records = Vec::new();
+            let mut unreadable = Vec::new();
+            for entry in sweeps.iter().context("reading table `sweeps`")? {
+                let (key, value) = entry.context("reading table `sweeps`")?;
+                match decode_record(self.format, key.value(), value.value()) {
+                    Ok(record) => records.push(record),
+                    Err(error) => unreadable.push(Unreadable { key: key.value().to_string(), error }),
+                }
+            }
+            records.sort_by(|a, b| a.sequence.cmp(&b.sequence).then_with(|| a.id.cmp(&b.id)));
+            Ok((records, unreadable))
+        })
     }
 
     pub fn sweep(&self, id: &SweepId) -> Result<Option<SweepRecord>, StoreError> {
-        let txn = self.read()?;
-        let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
-        let value = sweeps.get(id.as_str()).context("reading table `sweeps`")?;
-        value.map(|value| decode_record(id.as_str(), value.value())).transpose()
+        self.guarded("reading table `sweeps`", || {
+            let txn = self.read()?;
+            let sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
+            let value = sweeps.get(id.as_str()).context("reading table `sweeps`")?;
+            value.map(|value| decode_record(self.format, id.as_str(), value.value())).transpose()
+        })
     }
 
-    /// The sweep's results merged so far.
+    /// The sweep's results merged so far, checked against their checksum
+    /// and their own invariants: a value that fails is
+    /// [`StoreError::Corrupt`], never a different answer.
     pub fn aggregate(&self, id: &SweepId) -> Result<Option<Aggregate>, StoreError> {
-        let txn = self.read()?;
-        let aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
-        let value = aggregates.get(id.as_str()).context("reading table `aggregates`")?;
-        value
-            .map(|value| {
-                decode_aggregate(value.value()).map_err(|error| StoreError::Corrupt {
-                    table: "aggregates",
-                    key: id.to_string(),
-                    reason: error.to_string(),
-                })
-            })
-            .transpose()
+        self.guarded("reading table `aggregates`", || {
+            let txn = self.read()?;
+            let aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
+            let value = aggregates.get(id.as_str()).context("reading table `aggregates`")?;
+            value.map(|value| decode_stored_aggregate(self.format, id.as_str(), value.value())).transpose()
+        })
     }
 
     /// The aggregate of a stored sweep: every sweep is created with one, so
@@ -344,17 +593,50 @@ impl Store {
         })
     }
 
+    /// A stored sweep's aggregate and done jobs, checked against each other
+    /// and against its record: the aggregate has a row per unit and counts
+    /// exactly the samples of the done jobs, and every done job exists.
+    pub fn load_sweep(&self, record: &SweepRecord) -> Result<(Aggregate, Vec<u32>), StoreError> {
+        let id = &record.id;
+        let aggregate = self.stored_aggregate(id)?;
+        let done = self.done_jobs(id)?;
+        let corrupt = |table, reason| StoreError::Corrupt { table, key: id.to_string(), reason };
+        if let Some(&job) = done.iter().find(|&&job| job >= record.jobs) {
+            return Err(corrupt("done_jobs", format!("job {job} is done, but the sweep has {} jobs", record.jobs)));
+        }
+        if aggregate.shape.n_units != record.unit_ids.len() {
+            let reason = format!(
+                "the aggregate is shaped for {} units, but the sweep has {}",
+                aggregate.shape.n_units,
+                record.unit_ids.len()
+            );
+            return Err(corrupt("aggregates", reason));
+        }
+        let expected: u64 = done.iter().map(|&job| record.job_samples(job)).sum();
+        if aggregate.samples_total() != expected {
+            let reason = format!(
+                "the aggregate counts {} samples, but the {} done jobs cover {expected}",
+                aggregate.samples_total(),
+                done.len()
+            );
+            return Err(corrupt("aggregates", reason));
+        }
+        Ok((aggregate, done))
+    }
+
     /// The indices of the sweep's jobs whose results are merged, ascending.
     pub fn done_jobs(&self, id: &SweepId) -> Result<Vec<u32>, StoreError> {
         let id = id.as_str();
-        let txn = self.read()?;
-        let done = txn.open_table(DONE_JOBS).context("opening table `done_jobs`")?;
-        let mut jobs = Vec::new();
-        for entry in done.range((id, 0u32)..=(id, u32::MAX)).context("reading table `done_jobs`")? {
-            let (key, _) = entry.context("reading table `done_jobs`")?;
-            jobs.push(key.value().1);
-        }
-        Ok(jobs)
+        self.guarded("reading table `done_jobs`", || {
+            let txn = self.read()?;
+            let done = txn.open_table(DONE_JOBS).context("opening table `done_jobs`")?;
+            let mut jobs = Vec::new();
+            for entry in done.range((id, 0u32)..=(id, u32::MAX)).context("reading table `done_jobs`")? {
+                let (key, _) = entry.context("reading table `done_jobs`")?;
+                jobs.push(key.value().1);
+            }
+            Ok(jobs)
+        })
     }
 
     /// Record a batch of job results in one durable transaction (a group
@@ -403,20 +685,25 @@ impl Store {
                 sweeps.insert(id, encode_record(&entry.record).as_slice()).context("writing table `sweeps`")?;
                 if let Some(aggregate) = &entry.aggregate {
                     aggregates
-                        .insert(id, encode_aggregate(aggregate).as_slice())
+                        .insert(id, encode_stored_aggregate(aggregate).as_slice())
                         .context("writing table `aggregates`")?;
                 }
             }
             if !deleted.is_empty() {
                 // Blobs are shared by content: keep those a remaining sweep names.
                 let mut used = std::collections::BTreeSet::new();
+                // A record that does not decode names blobs we cannot know:
+                // then every blob is kept.
+                let mut all_known = true;
                 for entry in sweeps.iter().context("reading table `sweeps`")? {
                     let (key, value) = entry.context("reading table `sweeps`")?;
-                    let record = decode_record(key.value(), value.value())?;
-                    used.extend([record.dataset_hash, record.config_hash, record.spec_hash]);
+                    match decode_record(Format::Checksummed, key.value(), value.value()) {
+                        Ok(record) => used.extend([record.dataset_hash, record.config_hash, record.spec_hash]),
+                        Err(_) => all_known = false,
+                    }
                 }
                 let mut blobs = txn.open_table(BLOBS).context("opening table `blobs`")?;
-                for record in deleted {
+                for record in deleted.into_iter().filter(|_| all_known) {
                     for hash in [&record.dataset_hash, &record.config_hash, &record.spec_hash] {
                         if !used.contains(hash) {
                             blobs.remove(hash.as_str()).context("writing table `blobs`")?;
@@ -440,37 +727,117 @@ impl Store {
         })
     }
 
+    fn closed(&self) -> StoreError {
+        let trouble = self.trouble().unwrap_or_else(|| "an earlier I/O error".to_owned());
+        StoreError::Closed { path: self.path.clone(), trouble }
+    }
+
     fn read(&self) -> Result<ReadTransaction, StoreError> {
-        match &self.handle {
-            Handle::Writable(database) => database.begin_read(),
-            Handle::ReadOnly(database) => database.begin_read(),
+        let handle = self.handle.read().unwrap_or_else(PoisonError::into_inner);
+        match &*handle {
+            Some(Handle::Writable(database)) => database.begin_read(),
+            Some(Handle::ReadOnly(database)) => database.begin_read(),
+            None => return Err(self.closed()),
         }
         .context("beginning a read transaction")
     }
 
     /// Run `body` in one write transaction and commit it durably, or abort it
-    /// (writing nothing) if `body` fails.
+    /// (writing nothing) if `body` fails. An I/O error is remembered as the
+    /// store's [`Store::trouble`].
     fn write<T>(
         &self,
         operation: &'static str,
         body: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let Handle::Writable(database) = &self.handle else {
-            return Err(StoreError::ReadOnly { path: self.path.clone(), operation });
-        };
-        let mut txn = database.begin_write().context(operation)?;
-        // Immediate is redb 3's default; it is set here because acknowledging
-        // a result depends on it (ARCHITECTURE.md, invariant 2).
-        txn.set_durability(Durability::Immediate).context(operation)?;
-        match body(&txn) {
-            Ok(value) => {
-                txn.commit().context(operation)?;
-                Ok(value)
+        let result = self.guarded(operation, || {
+            // Held through the commit, so a reopen waits for it.
+            let handle = self.handle.read().unwrap_or_else(PoisonError::into_inner);
+            let database = match &*handle {
+                Some(Handle::Writable(database)) => database,
+                Some(Handle::ReadOnly(_)) => {
+                    return Err(StoreError::ReadOnly { path: self.path.clone(), operation });
+                }
+                None => return Err(self.closed()),
+            };
+            let mut txn = database.begin_write().context(operation)?;
+            // Immediate is redb 3's default; it is set here because acknowledging
+            // a result depends on it (ARCHITECTURE.md, invariant 2).
+            txn.set_durability(Durability::Immediate).context(operation)?;
+            match body(&txn) {
+                Ok(value) => {
+                    txn.commit().context(operation)?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    txn.abort().context(operation)?;
+                    Err(error)
+                }
             }
-            Err(error) => {
-                txn.abort().context(operation)?;
-                Err(error)
+        });
+        if let Err(error) = &result
+            && error.is_io()
+        {
+            let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+            trouble.get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+}
+
+/// Schema version 1 → 2: prefix every sweep record and stored aggregate
+/// with the checksum of its bytes as they are. Values are not decoded here:
+/// one that is already damaged keeps failing its other checks on every read.
+fn migrate_to_checksums(txn: &WriteTransaction) -> Result<(), StoreError> {
+    for (definition, name) in [(SWEEPS, "sweeps"), (AGGREGATES, "aggregates")] {
+        let mut table = txn.open_table(definition).context(&format!("opening table `{name}`"))?;
+        let mut keys = Vec::new();
+        for entry in table.iter().context(&format!("reading table `{name}`"))? {
+            keys.push(entry.context(&format!("reading table `{name}`"))?.0.value().to_string());
+        }
+        for key in keys {
+            let plain = match table.get(key.as_str()).context(&format!("reading table `{name}`"))? {
+                Some(value) => value.value().to_vec(),
+                None => continue,
+            };
+            table.insert(key.as_str(), with_checksum(&plain).as_slice()).context(&format!("writing table `{name}`"))?;
+        }
+    }
+    Ok(())
+}
+
+fn with_checksum(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Sha256::digest(payload).to_vec();
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// An aggregate as the `aggregates` table stores it (schema version 2).
+fn encode_stored_aggregate(aggregate: &Aggregate) -> Vec<u8> {
+    with_checksum(&encode_aggregate(aggregate))
+}
+
+fn decode_stored_aggregate(format: Format, key: &str, bytes: &[u8]) -> Result<Aggregate, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { table: "aggregates", key: key.to_string(), reason };
+    let payload = checked_payload(format, bytes).map_err(corrupt)?;
+    let aggregate = decode_aggregate(payload).map_err(|error| corrupt(error.to_string()))?;
+    aggregate.check_consistency().map_err(|error| corrupt(format!("the counts do not add up: {error}")))?;
+    Ok(aggregate)
+}
+
+/// The payload of a stored value, its checksum checked (schema version 2).
+fn checked_payload(format: Format, bytes: &[u8]) -> Result<&[u8], String> {
+    match format {
+        Format::Plain => Ok(bytes),
+        Format::Checksummed => {
+            if bytes.len() < CHECKSUM_LEN {
+                return Err(format!("the value has {} bytes, fewer than its checksum", bytes.len()));
             }
+            let (checksum, payload) = bytes.split_at(CHECKSUM_LEN);
+            if Sha256::digest(payload).as_slice() != checksum {
+                return Err("the checksum does not match: the stored bytes changed after they were written".into());
+            }
+            Ok(payload)
         }
     }
 }
@@ -478,21 +845,38 @@ impl Store {
 fn open_error(path: &Path, error: DatabaseError, hint: &'static str) -> StoreError {
     match error {
         DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.to_path_buf(), hint },
-        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == std::io::ErrorKind::NotFound => {
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == ErrorKind::NotFound => {
             StoreError::Missing { path: path.to_path_buf() }
+        }
+        // redb's answer to a file that does not start with its header.
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == ErrorKind::InvalidData => StoreError::Damaged {
+            path: path.to_path_buf(),
+            context: "opening the database".into(),
+            detail: "it does not start with a redb header".into(),
+        },
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == ErrorKind::UnexpectedEof => StoreError::Damaged {
+            path: path.to_path_buf(),
+            context: "opening the database".into(),
+            detail: "it is shorter than its header says (truncated?)".into(),
+        },
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
+            StoreError::Damaged { path: path.to_path_buf(), context: "opening the database".into(), detail }
         }
         error => StoreError::Database { context: format!("opening {}", path.display()), source: error.into() },
     }
 }
 
+/// A record as the `sweeps` table stores it (schema version 2): the
+/// checksum of its JSON, then the JSON.
 fn encode_record(record: &SweepRecord) -> Vec<u8> {
     // Strings, integers, a unit enum and vectors of strings always serialize.
-    serde_json::to_vec(record).expect("a sweep record serializes to JSON")
+    with_checksum(&serde_json::to_vec(record).expect("a sweep record serializes to JSON"))
 }
 
-fn decode_record(key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
+fn decode_record(format: Format, key: &str, bytes: &[u8]) -> Result<SweepRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { table: "sweeps", key: key.to_string(), reason };
-    let record: SweepRecord = serde_json::from_slice(bytes).map_err(|error| corrupt(error.to_string()))?;
+    let json = checked_payload(format, bytes).map_err(corrupt)?;
+    let record: SweepRecord = serde_json::from_slice(json).map_err(|error| corrupt(error.to_string()))?;
     if record.id.as_str() != key {
         return Err(corrupt(format!("the record's id is `{}`", record.id)));
     }
@@ -535,12 +919,13 @@ mod tests {
         }
     }
 
-    /// An aggregate that differs from the empty one, as after merging a job.
-    fn merged(samples_ok: u64) -> Aggregate {
+    /// An aggregate that differs from the empty one, as after merging jobs:
+    /// `samples` samples, every one failed (so its counts add up).
+    fn merged(samples: u64) -> Aggregate {
         let mut aggregate = Aggregate::empty(shape());
-        aggregate.samples_ok = samples_ok;
-        aggregate.zone_counts.row_mut(0)[0] = samples_ok;
-        aggregate.add_failure(7, "singular", "ridge matrix is singular");
+        for sample in 0..samples {
+            aggregate.add_failure(sample, "singular", "ridge matrix is singular");
+        }
         aggregate
     }
 
@@ -798,7 +1183,7 @@ mod tests {
     }
 
     #[test]
-    fn open_existing_recovers_a_database_whose_coordinator_was_killed() {
+    fn a_query_never_repairs_a_database_whose_coordinator_was_killed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
         let crashed = dir.path().join("crashed.redb");
@@ -820,6 +1205,14 @@ mod tests {
             matches!(ReadOnlyDatabase::open(&crashed), Err(DatabaseError::RepairAborted)),
             "the copy needs recovery, so this test takes the repair path"
         );
+        let before = std::fs::read(&crashed).unwrap();
+        let error = Store::open_existing(&crashed).unwrap_err();
+        assert!(matches!(error, StoreError::NeedsRepair { .. }), "{error}");
+        assert!(error.to_string().contains("start the coordinator on it"), "{error}");
+        assert_eq!(std::fs::read(&crashed).unwrap(), before, "a query leaves the file byte for byte");
+
+        // The coordinator's open repairs it; then queries read it.
+        drop(Store::open(&crashed).unwrap());
         let query = Store::open_existing(&crashed).unwrap();
         assert!(query.is_read_only());
         assert_eq!(query.aggregate(&id("a")).unwrap(), Some(merged(7)));
@@ -921,5 +1314,242 @@ mod tests {
         });
         let error = Store::open(&path).unwrap().sweep(&id("b")).unwrap_err();
         assert!(matches!(&error, StoreError::Corrupt { key, .. } if key == "b"), "{error}");
+    }
+
+    /// The stored bytes of a sweep's aggregate.
+    fn stored_bytes(path: &Path, key: &str) -> Vec<u8> {
+        let database = ReadOnlyDatabase::open(path).unwrap();
+        let txn = database.begin_read().unwrap();
+        txn.open_table(AGGREGATES).unwrap().get(key).unwrap().unwrap().value().to_vec()
+    }
+
+    fn replace_aggregate(path: &Path, key: &str, bytes: &[u8]) {
+        poke(path, |txn| {
+            txn.open_table(AGGREGATES).unwrap().insert(key, bytes).unwrap();
+        });
+    }
+
+    #[test]
+    fn every_bit_flip_in_a_stored_aggregate_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+            store
+                .commit_batch(&[BatchEntry {
+                    record: record("a", 0),
+                    aggregate: Some(merged(30)),
+                    newly_done: vec![0],
+                    delete: false,
+                }])
+                .unwrap();
+        }
+        let good = stored_bytes(&path, "a");
+        let flip = |bit: usize| {
+            let mut flipped = good.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            flipped
+        };
+        for bit in 0..good.len() * 8 {
+            let error = decode_stored_aggregate(Format::Checksummed, "a", &flip(bit)).unwrap_err();
+            assert!(matches!(&error, StoreError::Corrupt { table: "aggregates", .. }), "bit {bit}: {error}");
+        }
+        // Through the file, in the checksum and in the aggregate.
+        for bit in [3, CHECKSUM_LEN * 8 + 5, good.len() * 8 - 1] {
+            replace_aggregate(&path, "a", &flip(bit));
+            let store = Store::open_existing(&path).unwrap();
+            let error = store.aggregate(&id("a")).unwrap_err();
+            assert!(
+                matches!(&error, StoreError::Corrupt { table: "aggregates", key, .. } if key == "a"),
+                "bit {bit}: {error}"
+            );
+            assert!(error.to_string().contains("checksum does not match"), "{error}");
+            assert_eq!(error.cause(), StoreCause::Corrupt);
+        }
+        replace_aggregate(&path, "a", &good[..10]);
+        let error = Store::open_existing(&path).unwrap().aggregate(&id("a")).unwrap_err();
+        assert!(error.to_string().contains("fewer than its checksum"), "{error}");
+        replace_aggregate(&path, "a", &good);
+        assert_eq!(Store::open_existing(&path).unwrap().aggregate(&id("a")).unwrap(), Some(merged(30)));
+    }
+
+    #[test]
+    fn an_aggregate_whose_counts_do_not_add_up_is_corrupt_even_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        drop(Store::open(&path).unwrap());
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+        }
+        let mut inconsistent = merged(5);
+        inconsistent.samples_ok = 3;
+        inconsistent.zone_counts.row_mut(0)[1] = 3;
+        replace_aggregate(&path, "a", &encode_stored_aggregate(&inconsistent));
+        let error = Store::open(&path).unwrap().aggregate(&id("a")).unwrap_err();
+        assert!(error.to_string().contains("zone_counts: row 1 counts 0 samples, not 3"), "{error}");
+    }
+
+    #[test]
+    fn a_loaded_sweep_counts_exactly_the_samples_of_its_done_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        create(&store, "a", 0);
+        // Jobs of 100 samples: jobs 2 and 5 are 200 samples.
+        store
+            .commit_batch(&[BatchEntry {
+                record: record("a", 0),
+                aggregate: Some(merged(200)),
+                newly_done: vec![2, 5],
+                delete: false,
+            }])
+            .unwrap();
+        assert_eq!(store.load_sweep(&record("a", 0)).unwrap(), (merged(200), vec![2, 5]));
+        store
+            .commit_batch(&[BatchEntry {
+                record: record("a", 0),
+                aggregate: Some(merged(250)),
+                newly_done: vec![7],
+                delete: false,
+            }])
+            .unwrap();
+        let error = store.load_sweep(&record("a", 0)).unwrap_err();
+        assert!(error.to_string().contains("counts 250 samples, but the 3 done jobs cover 300"), "{error}");
+        assert_eq!(error.cause(), StoreCause::Corrupt);
+        let mut fewer_units = record("a", 0);
+        fewer_units.unit_ids.pop();
+        let error = store.load_sweep(&fewer_units).unwrap_err();
+        assert!(error.to_string().contains("shaped for 2 units, but the sweep has 1"), "{error}");
+        let mut fewer_jobs = record("a", 0);
+        fewer_jobs.jobs = 6;
+        let error = store.load_sweep(&fewer_jobs).unwrap_err();
+        assert!(error.to_string().contains("job 7 is done, but the sweep has 6 jobs"), "{error}");
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_by_queries_and_migrated_by_the_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+            create(&store, "b", 1);
+        }
+        // What version 1 wrote: the encoded aggregate without a checksum.
+        poke(&path, |txn| {
+            txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, 1).unwrap();
+            let mut aggregates = txn.open_table(AGGREGATES).unwrap();
+            aggregates.insert("a", encode_aggregate(&merged(100)).as_slice()).unwrap();
+            aggregates.insert("b", &[0xff, 0xff, 0xff][..]).unwrap();
+            let mut sweeps = txn.open_table(SWEEPS).unwrap();
+            for (name, sequence) in [("a", 0), ("b", 1)] {
+                sweeps.insert(name, serde_json::to_vec(&record(name, sequence)).unwrap().as_slice()).unwrap();
+            }
+        });
+        let before = std::fs::read(&path).unwrap();
+        let query = Store::open_existing(&path).unwrap();
+        assert_eq!(query.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
+        assert_eq!(query.aggregate(&id("a")).unwrap(), Some(merged(100)));
+        assert!(matches!(query.aggregate(&id("b")), Err(StoreError::Corrupt { .. })));
+        drop(query);
+        assert_eq!(std::fs::read(&path).unwrap(), before, "a query of a version-1 file changes nothing");
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
+        assert_eq!(store.aggregate(&id("a")).unwrap(), Some(merged(100)));
+        assert!(matches!(store.aggregate(&id("b")), Err(StoreError::Corrupt { .. })), "damage is not blessed");
+        drop(store);
+        let migrated = stored_bytes(&path, "a");
+        assert_eq!(&migrated[CHECKSUM_LEN..], encode_aggregate(&merged(100)).as_slice());
+        assert_eq!(&migrated[..CHECKSUM_LEN], Sha256::digest(&migrated[CHECKSUM_LEN..]).as_slice());
+        let database = ReadOnlyDatabase::open(&path).unwrap();
+        let txn = database.begin_read().unwrap();
+        assert_eq!(txn.open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        std::fs::write(&path, b"").unwrap();
+        for error in [Store::open(&path).unwrap_err(), Store::open_existing(&path).unwrap_err()] {
+            assert!(matches!(error, StoreError::Empty { .. }), "{error}");
+            assert!(error.to_string().contains("restore it from a backup"), "{error}");
+            assert_eq!(error.cause(), StoreCause::Unusable);
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn the_database_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        drop(Store::open(&path).unwrap());
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        // A file an older release created readable by others is made private.
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, ["db.redb"], "the store creates no other file");
+    }
+
+    #[test]
+    fn damaged_files_are_errors_that_say_what_to_do_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            for (sequence, name) in ["a", "b", "c"].into_iter().enumerate() {
+                create(&store, name, sequence as u64);
+                let entry = BatchEntry {
+                    record: record(name, sequence as u64),
+                    aggregate: Some(merged(100)),
+                    newly_done: vec![1],
+                    delete: false,
+                };
+                store.commit_batch(&[entry]).unwrap();
+            }
+        }
+        let good = std::fs::read(&path).unwrap();
+        let page = 4096;
+        let mut damaged: Vec<(String, Vec<u8>)> = Vec::new();
+        for cut in [1, 8, 100, 512, page, good.len() / 2, good.len() - page, good.len() - 1] {
+            damaged.push((format!("truncated to {cut} bytes"), good[..cut].to_vec()));
+        }
+        for first in (0..good.len()).step_by(page) {
+            let mut junk = good.clone();
+            for (i, byte) in junk[first..(first + page).min(good.len())].iter_mut().enumerate() {
+                *byte = (i as u8).wrapping_mul(31).wrapping_add(7);
+            }
+            damaged.push((format!("page at {first} overwritten"), junk));
+        }
+        for (what, bytes) in damaged {
+            let copy = dir.path().join("copy.redb");
+            std::fs::write(&copy, &bytes).unwrap();
+            // Each must return, whatever it says; a panic fails the test.
+            let read_all = |store: &Store| -> Result<(), StoreError> {
+                let (records, _) = store.sweep_entries()?;
+                for record in records {
+                    let _ = store.load_sweep(&record);
+                }
+                Ok(())
+            };
+            if let Ok(query) = Store::open_existing(&copy) {
+                let _ = read_all(&query);
+            }
+            assert_eq!(std::fs::read(&copy).unwrap(), bytes, "{what}: a query wrote to the file");
+            match Store::open(&copy) {
+                Ok(store) => {
+                    let _ = read_all(&store);
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(!message.is_empty(), "{what}");
+                }
+            }
+        }
     }
 }

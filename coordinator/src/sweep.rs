@@ -108,6 +108,47 @@ impl SweepRecord {
         self.ended_unix = Some(now_unix());
     }
 
+    /// How many samples job `index` covers (0 for an index past the end).
+    pub fn job_samples(&self, index: u32) -> u64 {
+        // Saturating: the submission bounds samples, but this must never panic.
+        let start = u64::from(index).saturating_mul(self.job_size).min(self.samples);
+        start.saturating_add(self.job_size).min(self.samples) - start
+    }
+
+    /// Fail a sweep whose stored data cannot be read, whatever its state,
+    /// with the reason; returns whether the record changed (and so should be
+    /// stored again).
+    pub fn quarantine(&mut self, error: &impl std::fmt::Display) -> bool {
+        let reason = quarantine_reason(error);
+        let changed = self.state != SweepState::Failed || self.reason != reason;
+        self.state = SweepState::Failed;
+        self.reason = reason;
+        changed
+    }
+
+    /// The stand-in for a stored record that does not decode: only its id
+    /// is known; it is failed with the reason and listed last.
+    pub fn unreadable(id: SweepId, error: &impl std::fmt::Display) -> SweepRecord {
+        SweepRecord {
+            id,
+            sequence: u64::MAX,
+            dataset_hash: String::new(),
+            config_hash: String::new(),
+            spec_hash: String::new(),
+            samples: 0,
+            seed: 0,
+            job_size: 0,
+            jobs: 0,
+            state: SweepState::Failed,
+            reason: quarantine_reason(error),
+            unit_ids: Vec::new(),
+            unit_names: Vec::new(),
+            submitted_unix: None,
+            ended_unix: None,
+            request_id: None,
+        }
+    }
+
     /// Stop a running sweep (cancelled or failed); a final one keeps its end.
     pub fn stop(&mut self, state: SweepState, reason: &str) {
         if self.is_running() {
@@ -138,6 +179,25 @@ impl SweepRecord {
         self.reason.clear();
         self.ended_unix = None;
     }
+}
+
+/// The reason a quarantined sweep is failed with: its stored data cannot be
+/// read, and what to do.
+pub fn quarantine_reason(error: &impl std::fmt::Display) -> String {
+    format!(
+        "quarantined: its stored data cannot be read ({error}); the data is kept in the database for inspection, and restoring the database from a backup brings the results back"
+    )
+}
+
+/// The stand-in aggregate of a quarantined sweep: no samples, no units.
+pub fn no_results() -> Aggregate {
+    Aggregate::empty(zonesweep_shared::sweep::aggregate::Shape {
+        n_units: 0,
+        n_zones: 0,
+        base_year: 0,
+        milestone: 0,
+        horizon: 0,
+    })
 }
 
 /// "N sample(s) failed: kind (count), …" or empty.

@@ -22,6 +22,10 @@ pub enum WorkerError {
     /// The coordinator answered with something that breaks the contract.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// TLS is set up wrongly: a certificate the worker does not trust, or
+    /// TLS spoken to a coordinator that serves plain HTTP/2.
+    #[error("TLS with the coordinator failed: {0} (check the URL's scheme and --ca)")]
+    Tls(String),
     /// The coordinator was unreachable for longer than `--max-disconnect`.
     #[error("the coordinator has been unreachable for {seconds:.0} s (the limit set by --max-disconnect); giving up")]
     Disconnected { seconds: f64 },
@@ -29,6 +33,9 @@ pub enum WorkerError {
 
 impl WorkerError {
     pub(crate) fn from_auth_status(status: &tonic::Status) -> WorkerError {
+        if crate::rpc::is_tls_trouble(status) {
+            return WorkerError::Tls(status.message().to_owned());
+        }
         WorkerError::Unauthenticated { code: status.code(), message: status.message().to_owned() }
     }
 }

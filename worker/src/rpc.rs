@@ -81,6 +81,10 @@ pub enum Disposition {
 }
 
 pub fn classify(status: &Status) -> Disposition {
+    // TLS set up wrongly on one side: no retry mends it.
+    if is_tls_trouble(status) {
+        return Disposition::Fatal;
+    }
     match status.code() {
         Code::Unavailable
         | Code::DeadlineExceeded
@@ -91,6 +95,12 @@ pub fn classify(status: &Status) -> Disposition {
         Code::Unauthenticated | Code::PermissionDenied => Disposition::Fatal,
         _ => Disposition::Refused,
     }
+}
+
+/// A refused certificate, or TLS spoken to a plain coordinator.
+pub(crate) fn is_tls_trouble(status: &Status) -> bool {
+    let message = status.message();
+    message.contains("invalid peer certificate") || message.contains("InvalidContentType")
 }
 
 /// Exponential backoff: `first`, doubling, at most `max`.
