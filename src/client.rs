@@ -165,11 +165,11 @@ pub fn tls_trouble(url: &str, status: &tonic::Status) -> Option<String> {
     let message = status.message();
     let https = url.starts_with("https://");
     if message.contains("invalid peer certificate") {
-        let why = if message.contains("UnknownIssuer") {
+        let why = if message.contains("UnknownIssuer") || message.contains("BadSignature") {
             "it is not signed by the CA given with --ca (or, without --ca, by one of the system's roots)".to_owned()
-        } else if message.contains("Expired") {
+        } else if message.contains("Expired") || message.contains("certificate expired") {
             "it has expired; make a new one".to_owned()
-        } else if message.contains("NotValidForName") {
+        } else if message.contains("NotValidForName") || message.contains("not valid for name") {
             "it is not made out for the host name in the URL (see `zonesweep tls self-signed --host`)".to_owned()
         } else {
             message.to_owned()

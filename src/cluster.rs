@@ -14,6 +14,7 @@ use std::io::IsTerminal as _;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use zonesweep_coordinator::config::DEFAULT_MAX_CONNECTIONS;
 use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::store::Store;
@@ -78,6 +79,21 @@ pub struct CoordinatorArgs {
     /// its dataset, a query's answer the whole aggregate).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB, value_parser = message_mib)]
     pub max_message_mib: usize,
+    /// The most client and worker connections open at once; a connection
+    /// past it is closed as soon as it arrives (lowered at start to what the
+    /// process may open).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a new connection has to make its first call with the token;
+    /// one that stays silent, or speaks without the token, is closed then.
+    #[arg(long, default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Seconds between the HTTP/2 pings sent on every connection.
+    #[arg(long, default_value_t = 30.0)]
+    pub keepalive_interval: f64,
+    /// Seconds a peer has to answer a ping before its connection is closed.
+    #[arg(long, default_value_t = 20.0)]
+    pub keepalive_timeout: f64,
 }
 
 #[derive(clap::Args)]
@@ -219,10 +235,10 @@ pub struct ExportArgs {
 const MAX_SECONDS: f64 = 31_536_000.0;
 
 fn seconds(value: f64, what: &str) -> Result<Duration> {
-    if !(value.is_finite() && value > 0.0 && value <= MAX_SECONDS) {
-        bail!("{what} must be a positive number of seconds, at most {MAX_SECONDS} (a year), not {value}");
+    match Duration::try_from_secs_f64(value) {
+        Ok(duration) if value > 0.0 && value <= MAX_SECONDS => Ok(duration),
+        _ => bail!("{what} must be a positive number of seconds, at most {MAX_SECONDS} (a year), not {value}"),
     }
-    Ok(Duration::from_secs_f64(value))
 }
 
 fn random_token() -> String {
@@ -333,6 +349,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     config.max_attempts = args.max_attempts;
     config.max_job_time = seconds(args.max_job_time, "--max-job-time")?;
     config.max_message_bytes = max_message_bytes(args.max_message_mib)?;
+    if args.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    config.max_connections = args.max_connections;
+    config.handshake_timeout = seconds(args.handshake_timeout, "--handshake-timeout")?;
+    config.keepalive_interval = seconds(args.keepalive_interval, "--keepalive-interval")?;
+    config.keepalive_timeout = seconds(args.keepalive_timeout, "--keepalive-timeout")?;
     let coordinator = Coordinator::start(config).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;

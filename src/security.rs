@@ -87,7 +87,9 @@ pub fn tls(command: TlsCommand) -> Result<()> {
     let not_after = now + time::Duration::days(i64::from(days));
 
     let mut ca = CertificateParams::new(Vec::<String>::new()).context("the CA's parameters")?;
-    ca.distinguished_name.push(DnType::CommonName, "zonesweep quick-start CA");
+    // A name of its own, so two quick-start CAs are never taken for each other.
+    let serial: String = random_token().chars().take(12).collect();
+    ca.distinguished_name.push(DnType::CommonName, format!("zonesweep quick-start CA {serial}"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     (ca.not_before, ca.not_after) = (now, not_after);

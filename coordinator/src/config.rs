@@ -8,6 +8,9 @@ use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, MAX_MESSAGE_MIB_LIMIT};
 
 use crate::error::CoordinatorError;
 
+/// The most connections open at once unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 /// Coordinator settings; [`CoordinatorConfig::validate`] checks that they
 /// make sense together.
 #[derive(Clone, Debug)]
@@ -41,6 +44,18 @@ pub struct CoordinatorConfig {
     /// once (at least one message's worth is always allowed); a submission
     /// beyond it is refused with RESOURCE_EXHAUSTED.
     pub preparation_budget_bytes: u64,
+    /// The most client and worker connections open at once; one more is
+    /// closed as soon as it is accepted. Lowered at start to what the
+    /// process may open (see [`crate::connections::fd_budget`]).
+    pub max_connections: usize,
+    /// A connection that has made no call with the token this long after
+    /// it opened (one that never speaks HTTP/2, or never sends a request)
+    /// is closed.
+    pub handshake_timeout: Duration,
+    /// Between two HTTP/2 pings the coordinator sends on each connection.
+    pub keepalive_interval: Duration,
+    /// A connection whose peer does not answer a ping within this is closed.
+    pub keepalive_timeout: Duration,
 }
 
 /// A server certificate chain and its private key, as PEM.
@@ -48,6 +63,27 @@ pub struct CoordinatorConfig {
 pub struct TlsIdentity {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// Whether the files hold a certificate chain and the private key of
+    /// its first certificate; the reason when not.
+    pub fn check(&self) -> Result<(), String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("the certificate file is not valid PEM ({e})"))?;
+        if certs.is_empty() {
+            return Err("the certificate file holds no certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| format!("the key file holds no private key in PEM ({e})"))?;
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(certs, key, &provider)
+            .map_err(|e| format!("the key is not the certificate's ({e})"))?;
+        Ok(())
+    }
 }
 
 /// Never shows the key.
@@ -73,6 +109,10 @@ impl CoordinatorConfig {
             max_batch: 1024,
             preparing_at_once: 2,
             preparation_budget_bytes: 1 << 30,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 
@@ -95,6 +135,11 @@ impl CoordinatorConfig {
         if self.tokens.is_none() && self.token.is_empty() {
             return bad("the access token is empty");
         }
+        if let Some(tls) = &self.tls {
+            tls.check().map_err(|why| {
+                CoordinatorError::Config(format!("the TLS certificate and key cannot be used together: {why}"))
+            })?;
+        }
         if self.default_job_size == 0 {
             return bad("the default job size must be at least 1");
         }
@@ -114,6 +159,12 @@ impl CoordinatorConfig {
         }
         if self.preparing_at_once == 0 || self.preparation_budget_bytes == 0 {
             return bad("the submissions prepared at once and their byte budget must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("the connection limit must be at least 1");
+        }
+        if [self.handshake_timeout, self.keepalive_interval, self.keepalive_timeout].contains(&Duration::ZERO) {
+            return bad("the handshake timeout, keep-alive interval and keep-alive timeout must be longer than 0");
         }
         Ok(())
     }

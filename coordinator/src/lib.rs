@@ -4,6 +4,7 @@
 
 pub mod committer;
 pub mod config;
+pub mod connections;
 pub mod error;
 mod expiry;
 mod grpc;

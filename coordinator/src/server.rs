@@ -1,30 +1,64 @@
 //! Serving the coordinator: both gRPC services behind the token and role
-//! checks (`zonesweep_proto::auth`), optionally over TLS, the standard
-//! health service, message-size limits and graceful shutdown.
+//! checks (`zonesweep_proto::auth`), optionally over TLS; the standard
+//! health service, which needs no token and tells only SERVING or
+//! NOT_SERVING (so Kubernetes probes and `wait-ready` can use it); bounded
+//! connections ([`crate::connections`]), HTTP/2 keep-alive and stream
+//! limits, message-size limits and graceful shutdown.
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TlsConnectInfo;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::{Request, Status};
 use zonesweep_proto::auth::{RequireRole, Role};
 use zonesweep_proto::pb::sweeps_server::SweepsServer;
 use zonesweep_proto::pb::workers_server::WorkersServer;
 
 use crate::config::CoordinatorConfig;
+use crate::connections::{ConnectionInfo, Incoming, fd_budget};
 use crate::error::CoordinatorError;
 use crate::service::Coordinator;
 
-/// Accepted connections with Nagle's algorithm off: a completion's small
-/// answer must not wait for a delayed ACK (tens of milliseconds a call).
-fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
+/// The most requests in flight on one connection (HTTP/2 streams, and calls
+/// handled at once): a worker has a handful, a client one.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// The token and role check, which also admits the call's connection: from
+/// its first call with a good token on, it is no longer closed for silence
+/// ([`crate::connections`]).
+#[derive(Clone)]
+struct Admit(RequireRole);
+
+impl Interceptor for Admit {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let request = self.0.call(request)?;
+        let extensions = request.extensions();
+        // Over TLS, the connection's info is wrapped in the TLS layer's.
+        let info = extensions
+            .get::<ConnectionInfo>()
+            .or_else(|| extensions.get::<TlsConnectInfo<ConnectionInfo>>().map(TlsConnectInfo::get_ref));
+        if let Some(info) = info {
+            info.admitted.admit();
+        }
+        Ok(request)
+    }
+}
+
+/// The connection limit in force: the configured one, lowered (with a line
+/// on standard error) to what the process may open.
+fn connection_limit(config: &CoordinatorConfig) -> usize {
+    let budget = fd_budget();
+    if config.max_connections > budget {
+        eprintln!(
+            "[coordinator] the connection limit is {budget}, not {}: the process may not open more files",
+            config.max_connections
+        );
+        return budget;
+    }
+    config.max_connections
 }
 
 /// Start a coordinator on `listener` and serve until `shutdown` resolves.
@@ -46,19 +80,22 @@ pub async fn serve_coordinator(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
     let config = coordinator.config().clone();
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<SweepsServer<Coordinator>>().await;
+    health_reporter.set_serving::<WorkersServer<Coordinator>>().await;
     let stopping = coordinator.clone();
     let shutdown = async move {
         shutdown.await;
         stopping.begin_shutdown();
+        health_reporter.set_not_serving::<SweepsServer<Coordinator>>().await;
+        health_reporter.set_not_serving::<WorkersServer<Coordinator>>().await;
     };
     let limit = config.max_message_bytes;
     let tokens = config.token_table()?;
     let sweeps =
         SweepsServer::new(coordinator.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let workers = WorkersServer::new(coordinator).max_decoding_message_size(limit).max_encoding_message_size(limit);
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<SweepsServer<Coordinator>>().await;
-    health_reporter.set_serving::<WorkersServer<Coordinator>>().await;
+    let incoming = Incoming::new(listener, connection_limit(&config), config.handshake_timeout);
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
         let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
@@ -69,10 +106,14 @@ pub async fn serve_coordinator(
     // The Sweeps service needs at least `read` (calls that change a sweep
     // check `submit` in their handlers); the Workers service `worker`.
     builder
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
         .add_service(health)
-        .add_service(InterceptedService::new(sweeps, RequireRole::new(tokens.clone(), Role::Read)))
-        .add_service(InterceptedService::new(workers, RequireRole::new(tokens, Role::Worker)))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .add_service(InterceptedService::new(sweeps, Admit(RequireRole::new(tokens.clone(), Role::Read))))
+        .add_service(InterceptedService::new(workers, Admit(RequireRole::new(tokens, Role::Worker))))
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| CoordinatorError::Transport(e.to_string()))
 }

@@ -168,7 +168,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         panel_csv: submission.panel_csv,
         units_geojson: submission.units_geojson,
     };
-    let dataset = blob.parse().map_err(|e| invalid(e.summary(SHOWN_PROBLEMS)))?;
+    let dataset = blob.parse().map_err(CoordinatorError::InvalidDataset)?;
     let config = Config::from_toml_overrides(&submission.config_toml, "the configuration").map_err(invalid)?;
     // The configuration against the dataset (the horizon after the data's
     // base year, at most 200 years ahead), before anything is sized by it.

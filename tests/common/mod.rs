@@ -319,6 +319,8 @@ pub struct CoordinatorOptions {
     pub lease_timeout: Option<f64>,
     pub heartbeat: Option<f64>,
     pub max_attempts: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub handshake_timeout: Option<f64>,
 }
 
 impl CoordinatorOptions {
@@ -340,6 +342,12 @@ impl CoordinatorOptions {
         }
         if let Some(v) = self.max_attempts {
             args.extend(["--max-attempts".to_owned(), v.to_string()]);
+        }
+        if let Some(v) = self.max_connections {
+            args.extend(["--max-connections".to_owned(), v.to_string()]);
+        }
+        if let Some(v) = self.handshake_timeout {
+            args.extend(["--handshake-timeout".to_owned(), v.to_string()]);
         }
         args
     }
@@ -563,6 +571,12 @@ impl Cluster {
     pub fn kill_worker(&mut self, index: usize) {
         let mut process = self.workers[index].take().expect("a running worker");
         process.kill();
+    }
+
+    /// What the running coordinator has written to standard error so far.
+    pub fn coordinator_log(&self) -> String {
+        let path = self.coordinator.as_ref().expect("a running coordinator").log.clone();
+        fs::read_to_string(path).unwrap_or_default()
     }
 
     /// What worker `index` has logged so far (it runs with `--verbose`).
