@@ -187,6 +187,13 @@ at=$(samples_done)
 [ "$at" -lt "$SAMPLES" ] || fail "the sweep ended before the job could be interrupted; raise SLURM_TEST_SAMPLES"
 log "sweep $SWEEP at $at samples: scontrol requeue $JOB1 (the allocation ends under the workers)"
 scontrol requeue "$JOB1" || fail "scontrol requeue $JOB1 failed"
+# Slurm holds a requeued job back for two minutes (Reason=BeginTime); let it
+# start again as soon as its resources are free.
+for _ in $(seq 1 30); do
+  [ "$(job_field "$JOB1" JobState)" = PENDING ] && break
+  sleep 1
+done
+scontrol update JobId="$JOB1" StartTime=now || true
 # A requeued job goes back to the queue and starts again (the same job id,
 # SLURM_RESTART_COUNT=1) when Slurm lets it; if that is not within 90 s,
 # cancel it and continue with a second job on the same state folder.
@@ -222,6 +229,8 @@ EXIT=$(job_field "$JOB2" ExitCode)
 log "job $JOB2: JobState=$STATE ExitCode=$EXIT"
 
 LOGS=$(ls "$WORK"/zonesweep-*.log)
+log "what the sbatch script said, over both starts:"
+grep -h '^\[zonesweep ' $LOGS | sed 's/^/  /'
 grep -h -E "continuing sweep $SWEEP|resumed sweep $SWEEP" $LOGS >/dev/null ||
   fail "the second start did not continue sweep $SWEEP (no 'continuing sweep' line in the job log)"
 [ "$(cat "$WORK/state/sweep-id")" = "$SWEEP" ] || fail "the state folder names another sweep than $SWEEP"
