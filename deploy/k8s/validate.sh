@@ -21,7 +21,13 @@ say() { printf '[k8s] %s\n' "$*"; }
 
 if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
   say "installing kubernetes-validate into $VENV"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 has venv in a package of its own.
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || { echo "validate: python3 -m venv fails; install python3-venv" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
 fi
 say "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1 | tail -n 1), schemas of Kubernetes $KUBERNETES_VERSION"
