@@ -174,7 +174,7 @@ timeout 600 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" run --rm -T --no-de
   grep -v -E '^(Creating|Starting) ' | sed 's/^/  /' || true
 state=$(sweep_state "$SWEEP")
 SWEEP_WALL=$(awk -v a="$(elapsed)" -v b="$SUBMITTED_AT" 'BEGIN { printf "%.1f", a - b }')
-[ "$state" = done ] || fail "sweep $SWEEP ended '$state': $(client read status "$SWEEP" 2>&1)"
+[ "$state" = "done" ] || fail "sweep $SWEEP ended '$state': $(client read status "$SWEEP" 2>&1)"
 log "sweep $SWEEP done, $SWEEP_WALL s after its submission"
 
 # ------------------------------------------------------------ the checks
