@@ -107,8 +107,9 @@ pub struct WorkerArgs {
     /// Threads to run samples on (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Print every event (each job leased, each result delivered), not only
-    /// connecting, sweeps started, the coordinator lost and back, and stopping.
+    /// Log every event (each job leased, each result delivered), not only
+    /// connecting, sweeps started, the coordinator lost and back, and
+    /// stopping: the same as --log-level debug.
     #[arg(long)]
     pub verbose: bool,
     /// Exit (status 0) once the coordinator has offered no work for this
@@ -362,8 +363,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     // Scripts and the test harness read this line for the actual port.
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
     println!("coordinator listening on {scheme}://{address} (database {})", args.db.display());
+    tracing::info!(%address, db = %args.db.display(), tls = args.tls_cert.is_some(), "coordinator started");
     serve_coordinator(coordinator, listener, termination()).await?;
-    eprintln!("coordinator stopped");
+    tracing::info!("coordinator stopped");
     Ok(())
 }
 
@@ -377,9 +379,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         bail!("--threads must be at least 1");
     }
     let config = zonesweep_worker::WorkerConfig {
-        verbose: args.verbose,
         max_message_mib: args.limits.max_message_mib,
-        announce: true,
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
         max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
         ca_pem: args.limits.ca_pem()?,

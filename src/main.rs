@@ -23,6 +23,62 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log events are written to standard error: text for people,
+    /// json (one object per line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// The least important events shown (default: info; warn for `run`,
+    /// which draws a progress bar; debug for `worker --verbose`). RUST_LOG,
+    /// when set, overrides it (e.g. RUST_LOG=zonesweep_coordinator=debug).
+    #[arg(long, global = true, value_enum)]
+    log_level: Option<LogLevel>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Install the one subscriber: the program's own events at `level` (other
+/// crates' warnings only), or what RUST_LOG says.
+fn init_logging(format: LogFormat, level: LogLevel) {
+    use tracing_subscriber::EnvFilter;
+    let l = level.name();
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
+        _ => EnvFilter::new(format!("warn,zonesweep={l},zonesweep_coordinator={l},zonesweep_worker={l}")),
+    };
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -128,6 +184,12 @@ fn end_quietly_when_stdout_closes() {
 fn main() -> ExitCode {
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
+    let default_level = match &cli.command {
+        Command::Run(_) => LogLevel::Warn,
+        Command::Worker(args) if args.verbose => LogLevel::Debug,
+        _ => LogLevel::Info,
+    };
+    init_logging(cli.log_format, cli.log_level.unwrap_or(default_level));
     let outcome = match cli.command {
         Command::Run(args) => block_on(cluster::run(args)),
         Command::Coordinator(args) => block_on(cluster::coordinator(args)),

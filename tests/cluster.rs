@@ -723,7 +723,7 @@ fn workers_are_listed_exit_when_idle_and_give_up_when_disconnected() {
     idle_worker.stderr(std::process::Stdio::piped());
     let output = run_with_timeout(idle_worker, Duration::from_secs(120));
     assert!(output.status.success(), "the idle worker exits 0:\n{}", output.stderr);
-    assert!(output.stderr.contains("[worker] connected: registered as wk-"), "{}", output.stderr);
+    assert!(output.stderr.contains(" INFO connected: registered as wk-"), "{}", output.stderr);
     assert!(output.stderr.contains("exiting (--exit-when-idle)"), "{}", output.stderr);
     assert!(!output.stderr.contains("leased job"), "job lines only with --verbose:\n{}", output.stderr);
     cluster.wait_done(&sweep);

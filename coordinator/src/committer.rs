@@ -287,6 +287,13 @@ impl Coordinator {
         })
         .await
         .map_err(CommitFailure::from);
+        if let Err(failure) = &stored {
+            tracing::warn!(
+                changes = changes.len(),
+                "a commit failed, nothing of it is acknowledged: {}",
+                failure.message
+            );
+        }
         let published = stored.is_ok();
         let answers = settle(&mut self.state(), &decisions, stored);
         if published {

@@ -155,8 +155,8 @@ impl Refusals {
     fn note(&mut self, limit: usize) {
         self.count += 1;
         if self.logged.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL) {
-            eprintln!(
-                "[coordinator] {} connection(s) closed at once: {limit} are open, the limit (--max-connections)",
+            tracing::warn!(
+                "{} connection(s) closed at once: {limit} are open, the limit (--max-connections)",
                 self.count
             );
             self.count = 0;
@@ -204,7 +204,7 @@ impl Stream for Incoming {
                     // Out of descriptors or memory, or the peer already
                     // gone: accepting again at once would spin.
                     if !matches!(error.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) {
-                        eprintln!("[coordinator] cannot accept a connection: {error}");
+                        tracing::warn!("cannot accept a connection: {error}");
                         this.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_PAUSE)));
                     }
                     continue;

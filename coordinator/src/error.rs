@@ -7,7 +7,7 @@
 //! ([`CoordinatorError::wire_message`]): the first problems of a dataset and
 //! how many more, every line cut, nothing of a request echoed at length. A
 //! summarised refusal is written whole to standard error, as a
-//! `[coordinator]` line.
+//! log event (`tracing`).
 
 use std::fmt::Write as _;
 
@@ -263,7 +263,7 @@ impl From<CoordinatorError> for Status {
     fn from(error: CoordinatorError) -> Status {
         let message = error.wire_message();
         if message.shortened {
-            eprintln!("[coordinator] refused ({:?}), the caller got a summary: {}", error.code(), error.log_text());
+            tracing::info!("refused ({:?}), the caller got a summary: {}", error.code(), error.log_text());
         }
         Status::new(error.code(), message.text)
     }

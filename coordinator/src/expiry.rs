@@ -20,7 +20,16 @@ impl Coordinator {
             let failed = {
                 let mut state = self.state();
                 state.forget_silent_workers(now, self.config().worker_silence());
-                state.expire(now, self.config().max_attempts)
+                let leased = state.leases_held();
+                let failed = state.expire(now, self.config().max_attempts);
+                let expired = leased.saturating_sub(state.leases_held());
+                if expired > 0 {
+                    tracing::info!(
+                        expired,
+                        "leases expired (their workers went silent or ran too long); the jobs run again"
+                    );
+                }
+                failed
             };
             for (sweep, reason) in failed {
                 let change = Change::Stop { sweep, state: SweepState::Failed, reason };

@@ -2,7 +2,7 @@
 //! be read are quarantined when it starts ([`load_sweeps`]), and after an
 //! I/O error (a full disk) the store-health task reopens the database as
 //! soon as writing works again, without a restart ([`Coordinator::store_health`]).
-//! Events are printed as `[coordinator]` lines on stderr.
+//! Events are logged through `tracing`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,11 +34,11 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
         match store.load_sweep(&record) {
             Ok((aggregate, done)) => loaded.sweeps.push(SweepRuntime::new(record, aggregate, &done)),
             Err(error) if error.cause() == StoreCause::Corrupt => {
-                eprintln!("[coordinator] sweep {} is quarantined: {error}", record.id);
+                tracing::warn!("sweep {} is quarantined: {error}", record.id);
                 if record.quarantine(&error)
                     && let Err(write) = store.update_sweep(&record)
                 {
-                    eprintln!("[coordinator] sweep {}: its quarantine could not be stored: {write}", record.id);
+                    tracing::warn!("sweep {}: its quarantine could not be stored: {write}", record.id);
                 }
                 loaded.quarantined.insert(record.id.clone(), record.reason.clone());
                 loaded.sweeps.push(SweepRuntime::new(record, no_results(), &[]));
@@ -48,10 +48,10 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
     }
     for Unreadable { key, error } in unreadable {
         let Ok(id) = SweepId::parse(&key) else {
-            eprintln!("[coordinator] a sweep record under the key {key:?} is skipped: {error}");
+            tracing::warn!("a sweep record under the key {key:?} is skipped: {error}");
             continue;
         };
-        eprintln!("[coordinator] sweep {id} is quarantined: {error}");
+        tracing::warn!("sweep {id} is quarantined: {error}");
         let record = SweepRecord::unreadable(id, &error);
         loaded.quarantined.insert(record.id.clone(), record.reason.clone());
         loaded.sweeps.push(SweepRuntime::new(record, no_results(), &[]));
@@ -76,8 +76,8 @@ impl Coordinator {
         loop {
             tokio::time::sleep(HEALTH_TICK).await;
             let Some(trouble) = store.trouble() else { continue };
-            eprintln!(
-                "[coordinator] writing to the database {} failed: {trouble}; results are not acknowledged until it is reopened",
+            tracing::warn!(
+                "writing to the database {} failed: {trouble}; results are not acknowledged until it is reopened",
                 store.path().display()
             );
             self.changed();
@@ -87,13 +87,13 @@ impl Coordinator {
                 let reopening = store.clone();
                 match blocking(move || Ok(reopening.reopen()?)).await {
                     Ok(()) => {
-                        eprintln!("[coordinator] the database {} is open and writable again", store.path().display());
+                        tracing::info!("the database {} is open and writable again", store.path().display());
                         self.changed();
                         break;
                     }
                     Err(error) => {
                         if wait == REOPEN_FIRST_WAIT {
-                            eprintln!("[coordinator] reopening the database failed ({error}); trying again");
+                            tracing::warn!("reopening the database failed ({error}); trying again");
                         }
                         wait = (wait * 2).min(REOPEN_MAX_WAIT);
                     }

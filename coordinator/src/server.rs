@@ -52,8 +52,8 @@ impl Interceptor for Admit {
 fn connection_limit(config: &CoordinatorConfig) -> usize {
     let budget = fd_budget();
     if config.max_connections > budget {
-        eprintln!(
-            "[coordinator] the connection limit is {budget}, not {}: the process may not open more files",
+        tracing::warn!(
+            "the connection limit is {budget}, not {}: the process may not open more files",
             config.max_connections
         );
         return budget;

@@ -204,6 +204,7 @@ impl Coordinator {
             .await?;
             let runtime = SweepRuntime::new(record, empty, &[]);
             let status = runtime.status();
+            tracing::info!(sweep = %status.id, samples = status.samples, jobs = status.jobs, "sweep submitted");
             coordinator.state().insert(runtime);
             coordinator.changed();
             Ok(status)
@@ -226,6 +227,7 @@ impl Coordinator {
         }
         let reason = "cancelled by request".to_owned();
         self.ask(Change::Stop { sweep: id.clone(), state: SweepState::Cancelled, reason }).await?;
+        tracing::info!(sweep = %id, "sweep cancelled by request");
         self.status(id)
     }
 
@@ -271,6 +273,7 @@ impl Coordinator {
         }
         let aggregate = Box::new(self.stored_aggregate(id).await?);
         self.ask(Change::Resume { sweep: id.clone(), aggregate }).await?;
+        tracing::info!(sweep = %id, "sweep resumed");
         self.status(id)
     }
 
@@ -279,6 +282,7 @@ impl Coordinator {
     pub async fn delete(&self, id: &SweepId) -> Result<(), CoordinatorError> {
         self.status(id)?;
         self.ask(Change::Delete { sweep: id.clone() }).await?;
+        tracing::info!(sweep = %id, "sweep deleted");
         self.changed();
         Ok(())
     }
@@ -369,6 +373,7 @@ impl Coordinator {
         let worker_id = WorkerId::parse(&id).expect("letters, digits and `-`, at most 3 + 32 + 1 + 16 characters");
         let now = Instant::now();
         let hostname: String = hostname.chars().take(256).collect();
+        tracing::info!(worker = %worker_id, host = %hostname, threads, "worker joined");
         self.state().register(WorkerInfo {
             id: worker_id.clone(),
             hostname,

@@ -393,8 +393,14 @@ impl State {
             .map(|w| w.id.clone())
             .collect();
         for id in forget {
+            tracing::info!(worker = %id, "worker left (silent for {} s, holding no lease)", silence.as_secs());
             self.workers.remove(&id);
         }
+    }
+
+    /// Leases held now, over every sweep.
+    pub fn leases_held(&self) -> u32 {
+        self.sweeps.values().map(|s| s.leased).sum()
     }
 
     /// The registered workers, the longest registered first, with the
@@ -560,6 +566,7 @@ impl State {
                 })
                 .collect();
             for (index, failures, holder, too_long) in expired {
+                tracing::debug!(sweep = %id, job = index, worker = %holder.worker, too_long, "lease expired");
                 if too_long {
                     let why = "ran longer than the maximum job time";
                     if let Some(reason) = sweep.retry_or_fail(index, failures, max_attempts, why) {
@@ -598,6 +605,15 @@ impl State {
             (None, stored) => stored,
         };
         if was_running && !runs {
+            let status = current.status();
+            tracing::info!(
+                sweep = %id,
+                state = %status.state,
+                samples_done = status.samples_done,
+                samples_failed = status.samples_failed,
+                reason = %status.reason,
+                "sweep finished"
+            );
             current.stop_leasing();
         } else if !was_running && runs {
             current.restart_leasing();

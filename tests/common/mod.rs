@@ -592,7 +592,7 @@ impl Cluster {
         let log = self.worker_log(index);
         let mut held: Vec<String> = Vec::new();
         for line in log.lines() {
-            if let Some(rest) = line.strip_prefix("[worker] leased job ") {
+            if let Some(rest) = line.split_once("leased job ").map(|(_, rest)| rest) {
                 held.extend(rest.split_whitespace().next().map(str::to_owned));
             } else if ["completed", "dropping", "discarding", "failing"].iter().any(|w| line.contains(w)) {
                 held.retain(|job| !line.contains(&format!("job {job} ")));

@@ -15,8 +15,9 @@
 //! - On shutdown the worker drains: it stops leasing, finishes the jobs in
 //!   hand, delivers their results and returns.
 //!
-//! The worker prints nothing unless [`WorkerConfig::verbose`]; then one
-//! `[worker]` line per event on standard error.
+//! The worker logs through `tracing` (connecting, sweeps started, outages
+//! and stopping at INFO; every job at DEBUG); the program installs the
+//! subscriber.
 
 pub mod cache;
 mod error;
@@ -50,15 +51,9 @@ pub struct WorkerConfig {
     pub threads: usize,
     /// How the coordinator lists this worker.
     pub hostname: String,
-    /// Print a `[worker]` line per event on standard error.
-    pub verbose: bool,
     /// The largest message sent or accepted, in MiB (1–4096; the
     /// coordinator's limit is set on its side).
     pub max_message_mib: usize,
-    /// Print one `[worker]` line on connecting, on each sweep started, on
-    /// losing and regaining the coordinator and on stopping (the standalone
-    /// worker does; the embedded one draws a progress bar instead).
-    pub announce: bool,
     /// Stop (and return `Ok`) once the coordinator has offered no job for
     /// this long while none is in hand: one-shot workers of batch systems.
     pub exit_when_idle: Option<Duration>,
@@ -78,9 +73,7 @@ impl WorkerConfig {
             token: token.to_owned(),
             threads,
             hostname: hostname.to_owned(),
-            verbose: false,
             max_message_mib: DEFAULT_MAX_MESSAGE_MIB,
-            announce: false,
             exit_when_idle: None,
             max_disconnect: None,
             ca_pem: None,
@@ -96,9 +89,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("token", &"<redacted>")
             .field("threads", &self.threads)
             .field("hostname", &self.hostname)
-            .field("verbose", &self.verbose)
             .field("max_message_mib", &self.max_message_mib)
-            .field("announce", &self.announce)
             .field("exit_when_idle", &self.exit_when_idle)
             .field("max_disconnect", &self.max_disconnect)
             .finish()
@@ -123,7 +114,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
     if config.threads == 0 {
         return Err(WorkerError::Config("threads must be at least 1".to_owned()));
     }
-    let log = Log { verbose: config.verbose, announce: config.announce };
+    let log = Log;
     let client = rpc::connect(&config.coordinator, &config.token, config.max_message_mib, config.ca_pem.clone())?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)

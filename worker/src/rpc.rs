@@ -128,27 +128,21 @@ impl Backoff {
     }
 }
 
-/// Prints through `eprintln!` with a `[worker]` prefix: every event when
-/// verbose, the few a log of a standalone worker needs (connected, sweep
-/// started, coordinator lost and back, stopped) when announcing, nothing
-/// otherwise (the embedded mode draws a progress bar on the same terminal).
+/// The worker's events, through `tracing`: each job and call at DEBUG
+/// (`info`), the few a log of a standalone worker needs (connected, sweep
+/// started, coordinator lost and back, stopped) at INFO (`notice`). The
+/// program's subscriber decides what is shown (the embedded mode of `run`
+/// shows warnings only: it draws a progress bar on the same terminal).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Log {
-    pub verbose: bool,
-    pub announce: bool,
-}
+pub(crate) struct Log;
 
 impl Log {
     pub fn info(&self, message: std::fmt::Arguments<'_>) {
-        if self.verbose {
-            eprintln!("[worker] {message}");
-        }
+        tracing::debug!("{message}");
     }
 
     pub fn notice(&self, message: std::fmt::Arguments<'_>) {
-        if self.verbose || self.announce {
-            eprintln!("[worker] {message}");
-        }
+        tracing::info!("{message}");
     }
 }
 
