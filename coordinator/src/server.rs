@@ -84,11 +84,13 @@ pub async fn serve_coordinator(
     health_reporter.set_serving::<SweepsServer<Coordinator>>().await;
     health_reporter.set_serving::<WorkersServer<Coordinator>>().await;
     let stopping = coordinator.clone();
+    let (began, mut beginning) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         stopping.begin_shutdown();
         health_reporter.set_not_serving::<SweepsServer<Coordinator>>().await;
         health_reporter.set_not_serving::<WorkersServer<Coordinator>>().await;
+        began.send_replace(true);
     };
     let limit = config.max_message_bytes;
     let tokens = config.token_table()?;
@@ -105,7 +107,7 @@ pub async fn serve_coordinator(
     }
     // The Sweeps service needs at least `read` (calls that change a sweep
     // check `submit` in their handlers); the Workers service `worker`.
-    builder
+    let serving = builder
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
@@ -113,7 +115,24 @@ pub async fn serve_coordinator(
         .add_service(health)
         .add_service(InterceptedService::new(sweeps, Admit(RequireRole::new(tokens.clone(), Role::Read))))
         .add_service(InterceptedService::new(workers, Admit(RequireRole::new(tokens, Role::Worker))))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|e| CoordinatorError::Transport(e.to_string()))
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    // A graceful shutdown waits for every connection to close; one whose
+    // peer vanished (a cut network, a lost node) would hold it until
+    // keep-alive gives up. Acknowledged results are durable already, and a
+    // result in flight is sent again to the next coordinator: stop waiting
+    // after a grace period.
+    let grace = async {
+        let _ = beginning.wait_for(|began| *began).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served.map_err(|e| CoordinatorError::Transport(e.to_string())),
+        () = grace => {
+            tracing::warn!("connections still open {} s after shutdown began; closing them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }
+
+/// How long a shutdown waits for open connections to close.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
