@@ -133,7 +133,11 @@ name = "interval_years"
 weights = { "1" = 0.5, "5" = 0.5 }
 "#;
     write("spec", "every-entry", spec.as_bytes());
-    write("spec", "sobol-with-config", &joined(&["samples = 8\ndesign = \"sobol\"\n", "[scenarios]\nhorizon = 2045\n"]));
+    write(
+        "spec",
+        "sobol-with-config",
+        &joined(&["samples = 8\ndesign = \"sobol\"\n", "[scenarios]\nhorizon = 2045\n"]),
+    );
 
     // Job results: the real results of jobs 1 and 2, and a failed job.
     let fixture = result_fixture();

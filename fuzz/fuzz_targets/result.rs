@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
             if let Err(e) = merged.check_consistency() {
                 panic!("a checked result leaves the sweep inconsistent: {e}");
             }
-            assert_eq!(merged.samples_total(), sweep.aggregate().samples_total() + sweep.job_range(lease.index()).count() as u64);
+            assert_eq!(
+                merged.samples_total(),
+                sweep.aggregate().samples_total() + sweep.job_range(lease.index()).count() as u64
+            );
         }
         Ok(Fit::AlreadyMerged) => assert!(sweep.is_done(lease.index())),
         Err(e) => {
