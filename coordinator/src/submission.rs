@@ -174,4 +174,21 @@ mod tests {
         assert!(refusal(Submission { spec_toml: "samplez = 3".into(), ..submission(10, 10) }).contains("samplez"));
         assert!(refusal(Submission { panel_csv: "id,year\n".into(), ..submission(10, 10) }).contains("problem"));
     }
+
+    /// A horizon whose results the wire refuses, or at which every sample
+    /// fails, is refused at submission instead of making a sweep that never
+    /// ends (the demonstration data end in 2020).
+    #[test]
+    fn horizons_no_result_could_carry_are_refused() {
+        let with_horizon = |horizon: i32| Submission {
+            config_toml: format!("[scenarios]\nhorizon = {horizon}\nmilestone = {}\n", horizon.min(2020)),
+            ..submission(10, 10)
+        };
+        for horizon in [4090, 2020, 2019, i32::MAX] {
+            let error = prepare(with_horizon(horizon), 100).unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+            assert!(error.to_string().contains(&format!("projection horizon {horizon}")), "{error}");
+        }
+        assert_eq!(prepare(with_horizon(3020), 100).unwrap().empty.shape.horizon, 3020);
+    }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
+use zonesweep_shared::model::projection::MAX_PROJECTION_YEARS;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
 use zonesweep_shared::sweep::count_table::CountTable;
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
@@ -166,7 +167,9 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
     if shape.n_units == 0 || shape.n_units > 10_000_000 || shape.n_zones == 0 || shape.n_zones > 50 {
         return Err(ProtoError::Malformed(format!("implausible shape {shape:?}")));
     }
-    if shape.horizon < shape.base_year || i64::from(shape.horizon) - i64::from(shape.base_year) > 1000 {
+    if shape.horizon < shape.base_year
+        || i64::from(shape.horizon) - i64::from(shape.base_year) > i64::from(MAX_PROJECTION_YEARS)
+    {
         return Err(ProtoError::Malformed(format!("implausible projection years {shape:?}")));
     }
     let mut failures = BTreeMap::new();

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::data::demo;
 use zonesweep_shared::data::fields::{Field, FieldGroup};
-use zonesweep_shared::model::chain::Parameters;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::coefficients::{Coefficients, N_COEFFICIENTS};
 use zonesweep_shared::model::config::{Config, Driver, Period, Scenario};
 use zonesweep_shared::sweep::aggregate::{Aggregate, KEPT_FAILED_SAMPLES};
@@ -824,4 +824,28 @@ fn a_coefficient_that_makes_emissions_negative_fails_the_samples_it_reaches() {
         "{}",
         failure.example
     );
+}
+
+/// A horizon not after the base year, or more than 1000 years after it, is
+/// refused before any sample runs: every sample would fail, or its aggregate
+/// would be refused at the wire. The chain refuses it too (`evaluate`).
+#[test]
+fn horizons_out_of_reach_of_the_base_year_are_refused() {
+    let dataset = small_dataset();
+    let base = dataset.base_year();
+    let spec = SweepSpec { samples: 2, ..SweepSpec::default() };
+    for horizon in [base + 1001, base, base - 1, i32::MIN, i32::MAX] {
+        let mut config = Config::default();
+        config.scenarios.horizon = horizon;
+        config.scenarios.milestone = horizon.min(base);
+        let error = SweepRunner::new(&dataset, &config, &spec).unwrap_err().to_string();
+        assert!(error.contains(&format!("projection horizon {horizon}")), "{error}");
+        let parameters = Parameters::nominal(&config);
+        let error = chain::run(&dataset, &config, &parameters, Detail::Sample).unwrap_err().to_string();
+        assert!(error.contains(&format!("projection horizon {horizon}")), "{error}");
+    }
+    let mut config = Config::default();
+    config.scenarios.horizon = base + 1000;
+    let runner = SweepRunner::new(&dataset, &config, &spec).unwrap();
+    assert_eq!(runner.run_range(0..1).shape.n_projected_years(), 1001);
 }

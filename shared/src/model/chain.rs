@@ -299,10 +299,8 @@ pub fn run_with_rows(
     let years = dataset.years();
     let base_year = dataset.base_year();
     let horizon = config.scenarios.horizon;
-    if horizon <= base_year {
-        return Err(ChainError::Regression(format!(
-            "the projection horizon {horizon} is not after the base year {base_year}"
-        )));
+    if let Some(problem) = projection::horizon_problem(horizon, base_year) {
+        return Err(ChainError::Regression(problem));
     }
 
     // Section 2: indices, all finite.

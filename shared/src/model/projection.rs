@@ -7,6 +7,11 @@ use crate::error::ChainError;
 use crate::model::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
 use crate::numerics::ridge::N_PREDICTORS;
 
+/// The most years a projection may reach past the base year: the horizon of
+/// a run is at most this long after the data's last year. Aggregates hold a
+/// histogram per projected year, and a result of more is refused at the wire.
+pub const MAX_PROJECTION_YEARS: i32 = 1000;
+
 /// Historical statistics of one driver series of one unit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DriverStats {
@@ -231,6 +236,21 @@ pub fn project_unit(
         neutral: horizon_ce <= unit.cs_horizon,
         ce,
     })
+}
+
+/// Why a projection from `base_year` to `horizon` cannot run: the horizon is
+/// not after the base year, or more than [`MAX_PROJECTION_YEARS`] after it.
+pub fn horizon_problem(horizon: i32, base_year: i32) -> Option<String> {
+    let years = i64::from(horizon) - i64::from(base_year);
+    if years <= 0 {
+        Some(format!("the projection horizon {horizon} is not after the base year {base_year}"))
+    } else if years > i64::from(MAX_PROJECTION_YEARS) {
+        Some(format!(
+            "the projection horizon {horizon} is {years} years after the base year {base_year}; at most {MAX_PROJECTION_YEARS} are allowed"
+        ))
+    } else {
+        None
+    }
 }
 
 /// The CS a unit's horizon-year CE is compared with.

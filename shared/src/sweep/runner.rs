@@ -7,6 +7,7 @@ use crate::data::dataset::Dataset;
 use crate::error::ChainError;
 use crate::model::chain::{self, Detail, PanelTerms};
 use crate::model::config::Config;
+use crate::model::projection;
 use crate::sweep::aggregate::{Aggregate, Outcome, Shape};
 use crate::sweep::{Plan, SweepError, SweepSpec};
 
@@ -24,7 +25,10 @@ pub struct SweepRunner<'a> {
 
 impl<'a> SweepRunner<'a> {
     pub fn new(dataset: &'a Dataset, config: &'a Config, spec: &SweepSpec) -> Result<SweepRunner<'a>, SweepError> {
-        let problems = config.problems();
+        let mut problems = config.problems();
+        // Every sample would fail, and the aggregate of a longer projection
+        // would not pass the wire: refused before any job runs.
+        problems.extend(projection::horizon_problem(config.scenarios.horizon, dataset.base_year()));
         if !problems.is_empty() {
             return Err(SweepError::Invalid(problems));
         }
