@@ -96,6 +96,8 @@ fn main() {
           [zoning]\nzones = 3\ntrend_threshold = 1.96\n[coefficients.energy.raw_coal]\ncarbon = 0.7\n",
     );
 
+    write("config", "ridge-trace", b"[ridge]\ntrace = [{ to = 0.005, step = 0.0005 }, { to = 2.0, step = 0.05 }]\nvif_limit = 5.0\nstability = 0.02\n");
+
     // Sweep specs, alone and with a configuration.
     write("spec", "default", SweepSpec::default().to_toml().as_bytes());
     let spec = r#"samples = 50

@@ -277,7 +277,23 @@ pub struct RidgeConfig {
     pub stability: f64,
 }
 
+/// The most K values a ridge trace may have (the paper's grid has 110): each
+/// is a ridge fit, and the grid is held in memory.
+pub const MAX_TRACE_POINTS: usize = 100_000;
+
 impl RidgeConfig {
+    /// The number of K values of [`RidgeConfig::grid`], counted without
+    /// building it (a float: a tiny step gives more than any integer holds).
+    pub fn grid_points(&self) -> f64 {
+        let mut start = 0.0;
+        let mut points = 1.0;
+        for segment in &self.trace {
+            points += ((segment.to - start) / segment.step).round().max(0.0);
+            start = segment.to;
+        }
+        points
+    }
+
     /// The K values of the ridge trace. Each K is computed as start + i·step
     /// rather than by repeated addition, so rounding does not accumulate
     /// along the grid; a point is within an ulp or two of its decimal but not
@@ -505,6 +521,10 @@ impl Config {
         if ridge.trace.is_empty() {
             problems.push("ridge.trace is empty".to_owned());
         }
+        let points = ridge.grid_points();
+        if points > MAX_TRACE_POINTS as f64 {
+            problems.push(format!("ridge.trace has {points} points; at most {MAX_TRACE_POINTS} are allowed"));
+        }
         if !(ridge.vif_limit > 0.0) {
             problems.push("ridge.vif_limit must be > 0".to_owned());
         }
@@ -601,6 +621,16 @@ mod tests {
         let err = Config::from_toml_overrides("[ridge]\nk = \"x\"\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("ridge.k"), "{err}");
         assert!(Config::from_toml_overrides("[ridge\n", "c.toml").is_err());
+    }
+
+    #[test]
+    fn a_ridge_trace_too_fine_to_hold_is_refused() {
+        let trace = |step: f64| format!("[ridge]\ntrace = [{{ to = 1.0, step = {step:e} }}]\n");
+        let err = Config::from_toml_overrides(&trace(1e-9), "c.toml").unwrap_err().to_string();
+        assert!(err.contains("ridge.trace has 1000000001 points; at most 100000"), "{err}");
+        let config = Config::from_toml_overrides(&trace(2e-5), "c.toml").unwrap();
+        assert_eq!((config.ridge.grid().len(), config.ridge.grid_points()), (50_001, 50_001.0));
+        assert_eq!(Config::default().ridge.grid_points(), 110.0);
     }
 
     #[test]
