@@ -53,7 +53,7 @@ for target in $targets; do
     -max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  coverage=$(grep -oE '^#[0-9]+ .*cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' || true)
+  coverage=$(grep -E '^#[0-9]+[[:space:]].*cov: [0-9]+' "$log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' || true)
   if [ "$status" -eq 0 ]; then
     passed=$((passed + 1))
     echo "fuzz $target: ok, ${runs:-?} runs in ${seconds} s, ${coverage:-no coverage figures}"
