@@ -129,7 +129,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         let not_peaked = count(&|p| p.peak_year.is_none());
         let not_neutral = count(&|p| !p.neutral);
         let regional = |year: i32| -> String {
-            usize::try_from(year - base_year).ok().map_or("–".to_owned(), |i| {
+            usize::try_from(i64::from(year) - i64::from(base_year)).ok().map_or("–".to_owned(), |i| {
                 format!("{:.2}", million(projections.iter().map(|p| p.ce[i]).sum::<f64>()))
             })
         };

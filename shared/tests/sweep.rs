@@ -849,3 +849,17 @@ fn horizons_out_of_reach_of_the_base_year_are_refused() {
     let runner = SweepRunner::new(&dataset, &config, &spec).unwrap();
     assert_eq!(runner.run_range(0..1).shape.n_projected_years(), 1001);
 }
+
+/// A milestone long before the base year counts no CE at the milestone, and
+/// the samples still succeed.
+#[test]
+fn a_milestone_far_before_the_base_year_counts_no_milestone_ce() {
+    let dataset = small_dataset();
+    let mut config = Config::default();
+    config.scenarios.milestone = i32::MIN;
+    let runner = SweepRunner::new(&dataset, &config, &SweepSpec { samples: 2, ..SweepSpec::default() }).unwrap();
+    let aggregate = runner.run_range(0..2);
+    assert_eq!(aggregate.samples_ok, 2, "{:?}", aggregate.failures);
+    assert!(aggregate.ce_milestone.iter().all(|h| h.count() == 0));
+    aggregate.check_consistency().unwrap();
+}

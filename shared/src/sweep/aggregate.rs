@@ -52,7 +52,8 @@ pub struct Outcome {
 impl Outcome {
     pub fn new(result: &ChainResult, config: &Config, parameters: &Parameters) -> Outcome {
         let milestone = config.scenarios.milestone;
-        let milestone_index = usize::try_from(milestone - result.base_year).ok();
+        // In i64: a milestone far before the base year is allowed, and has no CE.
+        let milestone_index = usize::try_from(i64::from(milestone) - i64::from(result.base_year)).ok();
         let units = (0..result.total.len())
             .map(|u| UnitOutcome {
                 zone: result.zone[u],
