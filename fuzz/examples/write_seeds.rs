@@ -98,6 +98,8 @@ fn main() {
 
     write("config", "ridge-trace", b"[ridge]\ntrace = [{ to = 0.005, step = 0.0005 }, { to = 2.0, step = 0.05 }]\nvif_limit = 5.0\nstability = 0.02\n");
 
+    write("config", "early-milestone", b"[scenarios]\nhorizon = 2100\nmilestone = 1990\n");
+
     // Sweep specs, alone and with a configuration.
     write("spec", "default", SweepSpec::default().to_toml().as_bytes());
     let spec = r#"samples = 50
