@@ -68,7 +68,11 @@ fn init_logging(format: LogFormat, level: LogLevel) {
     let l = level.name();
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(format!("warn,zonesweep={l},zonesweep_coordinator={l},zonesweep_worker={l}")),
+        // tonic tells a failed TLS handshake (a client that does not trust
+        // the certificate, or speaks plain HTTP/2) at DEBUG only.
+        _ => EnvFilter::new(format!(
+            "warn,zonesweep={l},zonesweep_coordinator={l},zonesweep_worker={l},tonic::transport::server::io_stream=debug"
+        )),
     };
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()

@@ -176,6 +176,17 @@ fn a_configuration_with_an_unknown_key_is_refused_naming_key_and_file() {
     assert!(stderr.contains("missing.toml"), "{stderr}");
 }
 
+/// A milestone far outside the years a configuration may name is refused
+/// by name, and crashes nothing (it once overflowed a subtraction).
+#[test]
+fn a_milestone_far_before_the_data_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("early.toml");
+    fs::write(&path, "[scenarios]\nmilestone = -2147483648\n").unwrap();
+    let stderr = fails(&["evaluate", "--config", path_str(&path)]);
+    assert!(stderr.contains("scenarios.milestone is -2147483648"), "{stderr}");
+}
+
 /// A copy of a fixture folder whose panel.csv line `line` (the header is line
 /// 1) has `value` in column `column`.
 fn damaged_copy(fixture_name: &str, line: usize, column: &str, value: &str) -> tempfile::TempDir {

@@ -19,6 +19,18 @@ struct Served {
     url: String,
 }
 
+impl Served {
+    /// Stop the coordinator; what it logged.
+    fn stop_and_log(mut self) -> String {
+        let _ = self.child.kill();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        }
+        log
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -215,6 +227,10 @@ fn tls_works_and_each_mistake_is_named() {
         refused.stderr
     );
     assert!(refused.stderr.contains("TLS with the coordinator failed"), "{}", refused.stderr);
+
+    // The coordinator's side of the refused handshakes is in its log.
+    let log = served.stop_and_log();
+    assert!(log.contains("tls accept error"), "the coordinator logs refused handshakes:\n{log}");
 
     // A certificate for another name.
     let other_db = dir.path().join("other.redb");

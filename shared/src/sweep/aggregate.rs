@@ -53,6 +53,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn new(result: &ChainResult, config: &Config, parameters: &Parameters) -> Outcome {
         let milestone = config.scenarios.milestone;
+        // In i64: a milestone far before the base year is allowed, and has no CE.
         let milestone_index = usize::try_from(i64::from(milestone) - i64::from(result.base_year)).ok();
         let units = (0..result.total.len())
             .map(|u| UnitOutcome {

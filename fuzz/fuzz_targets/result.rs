@@ -1,0 +1,59 @@
+//! A worker's completion as the coordinator receives it: the bytes of a
+//! `CompleteRequest`, decoded, its ids checked, its aggregate decoded
+//! against the sweep's shape, checked against its job (`check_result`) and
+//! merged (the committer's `plan`) into the sweep of
+//! [`zonesweep_fuzz::result_fixture`]. Also the same bytes as a stored
+//! aggregate (`decode_aggregate`). Nothing panics, and a result accepted
+//! leaves the sweep's aggregate consistent.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use zonesweep_coordinator::committer::{Change, Decision, Fit, check_result, plan};
+use zonesweep_fuzz::result_fixture;
+use zonesweep_proto::convert::{decode_aggregate, encode_aggregate, result_from_pb};
+use zonesweep_proto::ids::{LeaseRef, WorkerId};
+use zonesweep_proto::pb;
+
+/// The fixture's real results take about 3 KiB.
+const MAX_INPUT: usize = 64 * 1024;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() > MAX_INPUT {
+        return;
+    }
+    // The storage path: an aggregate read back from the database.
+    if let Ok(aggregate) = decode_aggregate(data) {
+        assert_eq!(decode_aggregate(&encode_aggregate(&aggregate)).expect("re-encoded"), aggregate);
+    }
+
+    let fixture = result_fixture();
+    let Ok(request) = pb::CompleteRequest::decode(data) else { return };
+    if WorkerId::parse(&request.worker_id).is_err() {
+        return;
+    }
+    let Some(Ok(lease)) = request.lease.as_ref().map(LeaseRef::from_pb) else { return };
+    let Some(wire) = request.aggregate.as_ref() else { return };
+    let Ok(aggregate) = result_from_pb(wire, &fixture.shape) else { return };
+    let Some(sweep) = fixture.state.sweep(lease.sweep()) else { return };
+    match check_result(sweep, lease.index(), &aggregate) {
+        Ok(Fit::New) => {
+            let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) };
+            let planned = plan(&fixture.state, &[change]);
+            assert_eq!(planned.decisions, [Decision::Merge], "a checked result does not merge");
+            let merged = &planned.entries[0].aggregate;
+            if let Err(e) = merged.check_consistency() {
+                panic!("a checked result leaves the sweep inconsistent: {e}");
+            }
+            assert_eq!(
+                merged.samples_total(),
+                sweep.aggregate().samples_total() + sweep.job_range(lease.index()).count() as u64
+            );
+        }
+        Ok(Fit::AlreadyMerged) => assert!(sweep.is_done(lease.index())),
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+});
