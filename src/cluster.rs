@@ -855,12 +855,15 @@ pub async fn workers(args: RemoteArgs) -> Result<()> {
         println!("no workers registered");
         return Ok(());
     }
-    println!("{:<40} {:>7} {:>6} {:>9} {:>11}  host", "worker", "threads", "leases", "jobs done", "last seen");
+    println!(
+        "{:<40} {:>7} {:>6} {:>9} {:>12} {:>14}  host",
+        "worker", "threads", "leases", "jobs done", "samples done", "last heard of"
+    );
     for w in workers {
         let seen = format!("{:.1} s ago", w.idle_millis as f64 / 1000.0);
         println!(
-            "{:<40} {:>7} {:>6} {:>9} {:>11}  {}",
-            w.worker_id, w.threads, w.leases, w.jobs_delivered, seen, w.hostname
+            "{:<40} {:>7} {:>6} {:>9} {:>12} {:>14}  {}",
+            w.worker_id, w.threads, w.leases, w.jobs_delivered, w.samples_delivered, seen, w.hostname
         );
     }
     Ok(())

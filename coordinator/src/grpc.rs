@@ -140,6 +140,7 @@ impl pb::sweeps_server::Sweeps for Coordinator {
                 threads: info.threads,
                 leases,
                 jobs_delivered: info.jobs_delivered,
+                samples_delivered: info.samples_delivered,
                 idle_millis: millis(info.last_seen),
                 registered_millis: millis(info.registered),
             })

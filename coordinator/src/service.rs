@@ -381,6 +381,7 @@ impl Coordinator {
             registered: now,
             last_seen: now,
             jobs_delivered: 0,
+            samples_delivered: 0,
         });
         Registration {
             worker_id,
@@ -439,9 +440,10 @@ impl Coordinator {
                 return Ok(false);
             }
         }
+        let samples = aggregate.samples_total();
         let merged = self.ask(Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) }).await?;
         if merged {
-            self.state().delivered(worker);
+            self.state().delivered(worker, samples);
         }
         Ok(merged)
     }

@@ -76,6 +76,8 @@ pub struct WorkerInfo {
     pub last_seen: Instant,
     /// Jobs whose results it delivered and that were taken.
     pub jobs_delivered: u64,
+    /// The samples of those jobs.
+    pub samples_delivered: u64,
 }
 
 /// A sweep's merged results as memory holds them: a running sweep's whole
@@ -508,10 +510,11 @@ impl State {
         sweep.check_holder(lease.index(), lease.lease, worker)
     }
 
-    /// A result of `worker` was merged.
-    pub fn delivered(&mut self, worker: &WorkerId) {
+    /// A result of `worker`, of `samples` samples, was merged.
+    pub fn delivered(&mut self, worker: &WorkerId, samples: u64) {
         if let Some(info) = self.workers.get_mut(worker) {
             info.jobs_delivered += 1;
+            info.samples_delivered += samples;
         }
     }
 
@@ -695,6 +698,7 @@ pub(crate) mod tests {
             registered: now,
             last_seen: now,
             jobs_delivered: 0,
+            samples_delivered: 0,
         };
         state.register(info);
         id
