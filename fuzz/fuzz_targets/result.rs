@@ -42,13 +42,14 @@ fuzz_target!(|data: &[u8]| {
             let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) };
             let planned = plan(&fixture.state, &[change]);
             assert_eq!(planned.decisions, [Decision::Merge], "a checked result does not merge");
-            let merged = &planned.entries[0].aggregate;
+            let merged = planned.entries[0].aggregate.as_ref().expect("a merge carries the new aggregate");
             if let Err(e) = merged.check_consistency() {
                 panic!("a checked result leaves the sweep inconsistent: {e}");
             }
             assert_eq!(
                 merged.samples_total(),
-                sweep.aggregate().samples_total() + sweep.job_range(lease.index()).count() as u64
+                sweep.aggregate().expect("a running sweep's aggregate is in memory").samples_total()
+                    + sweep.job_range(lease.index()).count() as u64
             );
         }
         Ok(Fit::AlreadyMerged) => assert!(sweep.is_done(lease.index())),
