@@ -34,7 +34,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Raise the soft limit of open files to the hard limit, and return how
-/// many connections fit below it with [`RESERVED_FDS`] (a quarter of a
+/// many connections fit below it with `RESERVED_FDS` (a quarter of a
 /// small limit) kept for everything else; at least 1.
 pub fn fd_budget() -> usize {
     use rustix::process::{Resource, getrlimit, setrlimit};
