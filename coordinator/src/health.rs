@@ -27,6 +27,16 @@ pub(crate) struct Loaded {
 /// the reason, durably when its record can be read and written (its data
 /// stays in the file), so that it blocks no other sweep. Other errors (the
 /// file cannot be read at all) are returned.
+/// Rewrite a quarantined sweep's pages as they are ([`Store::reseal`]), so
+/// that a crash later cannot leave a file redb refuses to repair.
+fn reseal(store: &Store, id: &SweepId) {
+    if let Err(error) = store.reseal(id) {
+        tracing::warn!(
+            "sweep {id}: its damaged pages could not be rewritten ({error}); a crash may leave the file in need of a restore"
+        );
+    }
+}
+
 pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
     let (records, unreadable) = store.sweep_entries()?;
     let mut loaded = Loaded { sweeps: Vec::new(), quarantined: BTreeMap::new() };
@@ -40,6 +50,7 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
                 {
                     tracing::warn!("sweep {}: its quarantine could not be stored: {write}", record.id);
                 }
+                reseal(store, &record.id);
                 loaded.quarantined.insert(record.id.clone(), record.reason.clone());
                 loaded.sweeps.push(SweepRuntime::new(record, no_results(), &[]));
             }
@@ -52,6 +63,7 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
             continue;
         };
         tracing::warn!("sweep {id} is quarantined: {error}");
+        reseal(store, &id);
         let record = SweepRecord::unreadable(id, &error);
         loaded.quarantined.insert(record.id.clone(), record.reason.clone());
         loaded.sweeps.push(SweepRuntime::new(record, no_results(), &[]));

@@ -722,6 +722,28 @@ impl Store {
         })
     }
 
+    /// Write a sweep's stored record and aggregate back as they are, in one
+    /// durable transaction. Their bytes stay what they were (a quarantined
+    /// sweep keeps its damaged data for inspection), but the pages holding
+    /// them are written afresh, so redb's own page checksums are whole again:
+    /// otherwise the repair that follows a crash would stop at the damaged
+    /// page and refuse the whole file.
+    pub fn reseal(&self, id: &SweepId) -> Result<(), StoreError> {
+        self.write("rewriting a damaged sweep's pages", |txn| {
+            for (definition, name) in [(SWEEPS, "sweeps"), (AGGREGATES, "aggregates")] {
+                let mut table = txn.open_table(definition).context(&format!("opening table `{name}`"))?;
+                let bytes = table
+                    .get(id.as_str())
+                    .context(&format!("reading table `{name}`"))?
+                    .map(|value| value.value().to_vec());
+                if let Some(bytes) = bytes {
+                    table.insert(id.as_str(), bytes.as_slice()).context(&format!("writing table `{name}`"))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Replace a sweep's record (a change of state, a reason), durably.
     pub fn update_sweep(&self, record: &SweepRecord) -> Result<(), StoreError> {
         self.write("updating a sweep", |txn| {
