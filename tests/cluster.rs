@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use common::*;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
@@ -57,24 +55,6 @@ fn reference() -> &'static Exports {
 fn assert_same_exports(what: &str, expected: &Exports, actual: &Exports) {
     assert_same_text(&format!("JSON exports ({what})"), &expected.json, &actual.json);
     assert_same_text(&format!("CSV exports ({what})"), &expected.csv, &actual.csv);
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
-async fn channel(url: &str) -> Channel {
-    Endpoint::from_shared(url.to_owned())
-        .expect("a URL")
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
-}
-
-fn bearer(token: &str) -> BearerToken {
-    BearerToken::new(token).expect("a printable token")
 }
 
 /// The demonstration dataset as the repository ships it.

@@ -13,34 +13,14 @@ use std::time::Duration;
 
 use common::*;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use zonesweep_proto::auth::BearerToken;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::sweeps_client::SweepsClient;
 
 /// The most bytes of a refusal's message (the coordinator's wire budget).
 const MAX_MESSAGE: usize = 4096;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
-async fn channel(url: &str) -> Channel {
-    Endpoint::from_shared(url.to_owned())
-        .expect("a URL")
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
-}
-
-fn bearer(token: &str) -> BearerToken {
-    BearerToken::new(token).expect("a printable token")
-}
 
 /// A submission of the demonstration dataset as the repository ships it.
 fn demo_submission() -> pb::SubmitRequest {

@@ -750,3 +750,24 @@ pub fn signal(pid: u32, name: &str) {
     );
     assert!(output.status.success(), "kill -{name} {pid} failed: {}", output.stderr);
 }
+
+/// A runtime for tests that talk gRPC themselves.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+/// A plain channel to the coordinator at `url`, every call bounded by a minute.
+pub async fn channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("a URL")
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// The interceptor that sends `token`.
+pub fn bearer(token: &str) -> zonesweep_proto::auth::BearerToken {
+    zonesweep_proto::auth::BearerToken::new(token).expect("a printable token")
+}
