@@ -63,9 +63,10 @@ pub fn query(store: &Store, id: &SweepId) -> Result<SweepResults, CoordinatorErr
         None => return Err(not_found(id)),
     };
     let (unit_ids, unit_names) = (record.unit_ids.clone(), record.unit_names.clone());
+    let nominal_zones = record.nominal_zones.clone();
     let (status, aggregate) = load(store, record)?;
     match aggregate {
-        Ok(aggregate) => Ok(SweepResults { status, unit_ids, unit_names, aggregate }),
+        Ok(aggregate) => Ok(SweepResults { status, unit_ids, unit_names, nominal_zones, aggregate }),
         Err(error) => Err(CoordinatorError::DataLoss(format!("sweep {id}: {}", quarantine_reason(&error)))),
     }
 }

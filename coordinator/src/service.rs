@@ -241,17 +241,23 @@ impl Coordinator {
     /// memory, a final sweep's from the store.
     pub async fn query(&self, id: &SweepId) -> Result<SweepResults, CoordinatorError> {
         Coordinator::check_not_quarantined(&self.inner.quarantined, id)?;
-        let (status, unit_ids, unit_names, live) = {
+        let (status, unit_ids, unit_names, nominal_zones, live) = {
             let state = self.state();
             let sweep = state.sweep(id).ok_or_else(|| not_found(id))?;
             let record = sweep.record();
-            (sweep.status(), record.unit_ids.clone(), record.unit_names.clone(), sweep.aggregate().cloned())
+            (
+                sweep.status(),
+                record.unit_ids.clone(),
+                record.unit_names.clone(),
+                record.nominal_zones.clone(),
+                sweep.aggregate().cloned(),
+            )
         };
         let aggregate = match live {
             Some(aggregate) => aggregate,
             None => self.stored_aggregate(id).await?,
         };
-        Ok(SweepResults { status, unit_ids, unit_names, aggregate })
+        Ok(SweepResults { status, unit_ids, unit_names, nominal_zones, aggregate })
     }
 
     async fn stored_aggregate(&self, id: &SweepId) -> Result<Aggregate, CoordinatorError> {

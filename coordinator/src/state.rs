@@ -660,6 +660,7 @@ pub(crate) mod tests {
             reason: String::new(),
             unit_ids: vec![],
             unit_names: vec![],
+            nominal_zones: vec![],
             submitted_unix: None,
             ended_unix: None,
             request_id: None,

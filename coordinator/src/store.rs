@@ -942,6 +942,7 @@ mod tests {
             reason: String::new(),
             unit_ids: vec!["110000".into(), "120000".into()],
             unit_names: vec!["Beijing".into(), "Tianjin".into()],
+            nominal_zones: vec![1, 2],
             submitted_unix: None,
             ended_unix: None,
             request_id: None,

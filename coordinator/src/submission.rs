@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::SweepState;
 use zonesweep_shared::data::blob::DatasetBlob;
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::Aggregate;
@@ -220,12 +222,20 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         reason: String::new(),
         unit_ids: dataset.units().iter().map(|u| u.id.clone()).collect(),
         unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
+        nominal_zones: nominal_zones(&dataset, &config),
         submitted_unix: Some(crate::sweep::now_unix()),
         request_id: submission.request_id,
         ended_unix: None,
     };
     let blobs = vec![(dataset_hash, dataset_bytes), (config_hash, config_bytes), (spec_hash, spec_bytes)];
     Ok(Prepared { record, empty, blobs })
+}
+
+/// Each unit's zone in one run of the chain at the configuration's nominal
+/// parameters (what `evaluate` prints); empty when that run fails, which
+/// does not stop a sweep whose samples may still succeed.
+fn nominal_zones(dataset: &Dataset, config: &Config) -> Vec<u8> {
+    chain::run(dataset, config, &Parameters::nominal(config), Detail::Sample).map_or_else(|_| Vec::new(), |r| r.zone)
 }
 
 #[cfg(test)]

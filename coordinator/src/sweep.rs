@@ -28,6 +28,10 @@ pub struct SweepRecord {
     pub reason: String,
     pub unit_ids: Vec<String>,
     pub unit_names: Vec<String>,
+    /// Each unit's zone in the deterministic run at the nominal parameters;
+    /// empty when that run failed (or in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nominal_zones: Vec<u8>,
     /// When the sweep was submitted and when it last became final, in
     /// seconds since 1970 (absent in records written before they were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,7 @@ impl SweepRecord {
             reason: quarantine_reason(error),
             unit_ids: Vec::new(),
             unit_names: Vec::new(),
+            nominal_zones: Vec::new(),
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
@@ -273,6 +278,7 @@ mod tests {
             reason: String::new(),
             unit_ids: vec!["a".into()],
             unit_names: vec!["A".into()],
+            nominal_zones: Vec::new(),
             submitted_unix: None,
             ended_unix: None,
             request_id: None,

@@ -309,6 +309,7 @@ pub fn results_to_pb(results: &SweepResults) -> pb::QueryResponse {
         unit_ids: results.unit_ids.clone(),
         unit_names: results.unit_names.clone(),
         aggregate: Some(aggregate_to_pb(&results.aggregate)),
+        nominal_zones: results.nominal_zones.clone(),
     }
 }
 
@@ -326,7 +327,24 @@ pub fn results_from_pb(wire: pb::QueryResponse) -> Result<SweepResults, ProtoErr
             aggregate.shape.n_units
         )));
     }
-    Ok(SweepResults { status, unit_ids: wire.unit_ids, unit_names: wire.unit_names, aggregate })
+    let n_zones = aggregate.shape.n_zones;
+    let nominal_fits = wire.nominal_zones.is_empty()
+        || (wire.nominal_zones.len() == wire.unit_ids.len()
+            && wire.nominal_zones.iter().all(|&z| (1..=n_zones).contains(&usize::from(z))));
+    if !nominal_fits {
+        return Err(ProtoError::Malformed(format!(
+            "the answer has {} nominal zones for {} units of {n_zones} zones",
+            wire.nominal_zones.len(),
+            wire.unit_ids.len()
+        )));
+    }
+    Ok(SweepResults {
+        status,
+        unit_ids: wire.unit_ids,
+        unit_names: wire.unit_names,
+        nominal_zones: wire.nominal_zones,
+        aggregate,
+    })
 }
 
 #[cfg(test)]
@@ -412,6 +430,7 @@ mod tests {
             status: status(SweepState::Done),
             unit_ids: vec!["a".into(), "b".into()],
             unit_names: vec!["A".into(), "B".into()],
+            nominal_zones: vec![3, 5],
             aggregate: Aggregate::empty(shape),
         };
         assert_eq!(results_from_pb(results_to_pb(&results)).unwrap(), results);
@@ -420,6 +439,12 @@ mod tests {
         short.unit_ids.pop();
         let error = results_from_pb(short).unwrap_err();
         assert!(error.to_string().contains("names 1 units for an aggregate of 2"), "{error}");
+        for bad in [vec![3], vec![3, 6], vec![0, 1]] {
+            let mut wire = results_to_pb(&results);
+            wire.nominal_zones = bad;
+            let error = results_from_pb(wire).unwrap_err();
+            assert!(error.to_string().contains("nominal zones"), "{error}");
+        }
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct SweepResults {
     pub status: SweepStatus,
     pub unit_ids: Vec<String>,
     pub unit_names: Vec<String>,
+    /// Each unit's zone (1-based) in the deterministic run at the nominal
+    /// parameters (the paper's single run); empty when not known.
+    pub nominal_zones: Vec<u8>,
     pub aggregate: Aggregate,
 }
 

@@ -7,6 +7,7 @@
 //! mergeable [`aggregate`].
 
 pub mod aggregate;
+pub mod answers;
 pub mod count_table;
 pub mod design;
 pub mod distribution;
