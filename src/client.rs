@@ -307,6 +307,18 @@ impl Remote {
         Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| async move { c.resume(sweep_ref(id)).await }).await?)?)
     }
 
+    pub async fn extend(&mut self, id: &SweepId, samples: u64) -> Result<SweepStatus> {
+        let request = pb::ExtendRequest { sweep_id: id.as_str().to_owned(), samples };
+        Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| {
+            let request = request.clone();
+            async move { c.extend(request).await }
+        }).await?)?)
+    }
+
+    pub async fn definition(&mut self, id: &SweepId) -> Result<pb::DefinitionResponse> {
+        self.call(QUERY_DEADLINE, |mut c| async move { c.definition(sweep_ref(id)).await }).await
+    }
+
     pub async fn delete(&mut self, id: &SweepId) -> Result<()> {
         self.call(CALL_DEADLINE, |mut c| async move { c.delete(sweep_ref(id)).await }).await?;
         Ok(())
@@ -345,6 +357,21 @@ pub struct SweepArgs {
     /// Samples per job (default: the coordinator's, 100).
     #[arg(long)]
     pub job_size: Option<u64>,
+    /// Stop as soon as every zone probability is known to ± this (the
+    /// largest 95 % Wilson half-width), checked after each block of about
+    /// 1,000 samples in sample order; `--samples` is then the most to run.
+    /// Between 0 and 0.5, e.g. 0.01.
+    #[arg(long, value_name = "HALF_WIDTH", value_parser = half_width_arg)]
+    pub until_ci: Option<f64>,
+}
+
+/// A target half-width: a number strictly between 0 and 0.5.
+fn half_width_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value < 0.5 => Ok(value),
+        Ok(value) => Err(format!("{value} is not between 0 and 0.5 (exclusive); e.g. 0.01 for ±1 percentage point")),
+        Err(_) => Err(format!("`{text}` is not a number; give a half-width between 0 and 0.5, e.g. 0.01")),
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -352,6 +379,17 @@ fn read(path: &Path) -> Result<String> {
 }
 
 impl SweepArgs {
+    /// The dataset's name for provenance: its folder's name, or the demo's.
+    fn dataset_name(&self) -> String {
+        match &self.data {
+            Some(dir) => {
+                let absolute = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                absolute.file_name().map_or_else(|| absolute.display().to_string(), |n| n.to_string_lossy().into_owned())
+            }
+            None => "demo (synthetic, built in)".to_owned(),
+        }
+    }
+
     /// The submission these options describe; files are read here, checked
     /// by the coordinator.
     pub fn request(&self) -> Result<pb::SubmitRequest> {
@@ -380,6 +418,8 @@ impl SweepArgs {
             has_seed: self.seed.is_some(),
             job_size: self.job_size.unwrap_or(0),
             request_id: String::new(),
+            dataset_name: self.dataset_name(),
+            until_ci: self.until_ci.unwrap_or(0.0),
         })
     }
 }

@@ -24,6 +24,8 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepState, SweepStatus};
 use zonesweep_shared::model::config::Scenario;
 
+use zonesweep_shared::data::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
+
 use crate::client::{LimitArgs, Remote, StreamEnd, SweepArgs, TokenArgs, message_mib, sweep_id};
 use crate::report::{self, SweepView};
 
@@ -442,6 +444,7 @@ impl Progress {
         if status.samples_failed > 0 {
             let _ = write!(text, ", {} failed", status.samples_failed);
         }
+        let _ = write!(text, ", {}", report::convergence(status));
         text
     }
 
@@ -536,67 +539,94 @@ async fn follow(client: &mut Remote, sweep: &SweepId, interval: Duration) -> Res
     }
 }
 
+/// A coordinator on a database file and local workers in this process,
+/// talking over loopback with a token nobody else sees: what `run` and a
+/// local `extend` use.
+struct LocalCluster {
+    client: Remote,
+    db: PathBuf,
+    threads: usize,
+    stop_server: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
+    stop_worker: oneshot::Sender<()>,
+    worker: tokio::task::JoinHandle<Result<(), zonesweep_worker::WorkerError>>,
+}
+
+impl LocalCluster {
+    async fn start(db: &Path, threads: Option<usize>) -> Result<LocalCluster> {
+        let threads = threads.unwrap_or_else(default_threads);
+        if threads == 0 {
+            bail!("--workers must be at least 1");
+        }
+        let token = random_token();
+        let config = CoordinatorConfig::new(db.to_path_buf(), token.clone());
+        let coordinator = Coordinator::start(config)
+            .await
+            .with_context(|| format!("cannot open the results database {}", db.display()))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop_server, server_stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
+            let _ = server_stopped.await;
+        }));
+        let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+        let worker_config = zonesweep_worker::WorkerConfig::new(&url, &token, threads, "embedded");
+        let worker = tokio::spawn(zonesweep_worker::run(worker_config, async {
+            let _ = worker_stopped.await;
+        }));
+        let client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
+        Ok(LocalCluster { client, db: db.to_path_buf(), threads, stop_server, server, stop_worker, worker })
+    }
+
+    /// Follow sweep `id` to its end (Ctrl-C or SIGTERM cancels it, leaving
+    /// it resumable), then stop the cluster; its final status and results.
+    async fn follow_to_end(mut self, id: &SweepId, interval: Duration) -> Result<(SweepStatus, SweepView)> {
+        let outcome = tokio::select! {
+            status = follow(&mut self.client, id, interval) => status,
+            _ = termination() => {
+                let _ = self.client.cancel(id).await;
+                Err(anyhow::anyhow!(
+                    "interrupted: sweep {id} stopped with what it has; continue it with `zonesweep run --db {} --resume {id}`",
+                    self.db.display(),
+                ))
+            }
+        };
+        let view = match &outcome {
+            Ok(_) => Some(self.client.query(id).await),
+            Err(_) => None,
+        };
+        let _ = self.stop_worker.send(());
+        let _ = self.worker.await;
+        let _ = self.stop_server.send(());
+        let _ = self.server.await;
+        let status = outcome?;
+        let view = view.expect("queried when the sweep finished")?;
+        Ok((status, view))
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
     let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
-    let workers = args.workers.unwrap_or_else(default_threads);
-    if workers == 0 {
-        bail!("--workers must be at least 1");
-    }
-    // The embedded cluster talks over loopback with a token nobody else sees.
-    let token = random_token();
-    let config = CoordinatorConfig::new(args.db.clone(), token.clone());
-    let coordinator = Coordinator::start(config)
-        .await
-        .with_context(|| format!("cannot open the results database {}", args.db.display()))?;
-    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
-        let _ = server_stopped.await;
-    }));
-    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let worker_config = zonesweep_worker::WorkerConfig::new(&url, &token, workers, "embedded");
-    let worker = tokio::spawn(zonesweep_worker::run(worker_config, async {
-        let _ = worker_stopped.await;
-    }));
-
-    let mut client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
     let submitted = match &resume {
-        Some(id) => client.resume(id).await?,
-        None => client.submit(request).await?,
+        Some(id) => cluster.client.resume(id).await?,
+        None => cluster.client.submit(request).await?,
     };
     eprintln!(
-        "sweep {}{}: {} samples in {} jobs on {workers} local worker thread(s); results in {}",
+        "sweep {}{}: {} samples{} in {} jobs on {} local worker thread(s); results in {}",
         submitted.id,
         if resume.is_some() { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
         submitted.samples,
+        submitted.until_ci.map_or(String::new(), |t| format!(" at most, until every zone probability is known to ±{t},")),
         submitted.jobs,
+        cluster.threads,
         args.db.display()
     );
     let started = std::time::Instant::now();
-    let outcome = tokio::select! {
-        status = follow(&mut client, &submitted.id, Duration::from_secs_f64(args.progress_interval)) => status,
-        _ = termination() => {
-            let _ = client.cancel(&submitted.id).await;
-            Err(anyhow::anyhow!(
-                "interrupted: sweep {id} stopped with what it has; continue it with `zonesweep run --db {} --resume {id}`",
-                args.db.display(),
-                id = submitted.id,
-            ))
-        }
-    };
+    let (status, view) =
+        cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
     let elapsed = started.elapsed();
-    let view = match &outcome {
-        Ok(_) => Some(client.query(&submitted.id).await?),
-        Err(_) => None,
-    };
-    let _ = stop_worker.send(());
-    let _ = worker.await;
-    let _ = stop_server.send(());
-    let _ = server.await;
-    let status = outcome?;
-    let view = view.expect("queried when the sweep finished");
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
     println!(
@@ -609,6 +639,110 @@ pub async fn run(args: RunArgs) -> Result<()> {
         bail!("sweep {} ended {}: {}", submitted.id, status.state, status.reason);
     }
     println!("{}", submitted.id);
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ExtendArgs {
+    /// The sweep id.
+    pub sweep: String,
+    /// How many samples to add.
+    #[arg(long)]
+    pub samples: u64,
+    /// Extend a sweep of this coordinator (which its workers then run);
+    /// without it, the sweep of --db runs here, like `run`.
+    #[arg(long, conflicts_with_all = ["db", "workers"])]
+    pub coordinator: Option<String>,
+    /// The database file of `run`.
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Local worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Seconds between progress lines when standard error is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
+    pub progress_interval: f64,
+}
+
+/// Add samples to a done sweep: on a coordinator, or here on --db.
+pub async fn extend(args: ExtendArgs) -> Result<()> {
+    let id = sweep_id(&args.sweep)?;
+    if args.samples == 0 {
+        bail!("--samples must be at least 1 (the samples to add)");
+    }
+    if let Some(url) = &args.coordinator {
+        let mut client = Remote::connect(url, &args.token.require()?, &args.limits).await?;
+        let status = client.extend(&id, args.samples).await?;
+        eprintln!("sweep {id} extended to {} samples in {} jobs; follow it with `zonesweep watch {id}`", status.samples, status.jobs);
+        println!("{}", report::status_line(&status));
+        return Ok(());
+    }
+    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
+    let extended = cluster.client.extend(&id, args.samples).await?;
+    eprintln!(
+        "sweep {id} extended by {} to {} samples on {} local worker thread(s); results in {}",
+        args.samples,
+        extended.samples,
+        cluster.threads,
+        args.db.display()
+    );
+    let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval)).await?;
+    print!("{}", report::summary(&view));
+    println!("{}", report::status_line(&status));
+    if status.state != SweepState::Done {
+        bail!("sweep {id} ended {}: {}", status.state, status.reason);
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    /// Print the sweep spec it ran with (TOML, with its samples and seed).
+    #[arg(long, conflicts_with_all = ["config", "dataset"])]
+    pub spec: bool,
+    /// Print the configuration it ran with (TOML, every key).
+    #[arg(long, conflicts_with = "dataset")]
+    pub config: bool,
+    /// Write the dataset it ran on (units.csv, panel.csv and, when it had
+    /// polygons, units.geojson) into this folder, which must not hold them.
+    #[arg(long, value_name = "DIR")]
+    pub dataset: Option<PathBuf>,
+}
+
+/// A sweep's provenance, or what it ran from, so it can be run again.
+pub async fn show(args: ShowArgs) -> Result<()> {
+    let id = sweep_id(&args.sweep.sweep)?;
+    let mut source = open(&args.sweep.source).await?;
+    if !(args.spec || args.config || args.dataset.is_some()) {
+        let status = source.status(&id).await?;
+        print!("{}", report::provenance(&status));
+        return Ok(());
+    }
+    let definition = source.definition(&id).await?;
+    if args.spec {
+        print!("{}", definition.spec_toml);
+    } else if args.config {
+        print!("{}", definition.config_toml);
+    } else if let Some(dir) = &args.dataset {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut files = vec![(UNITS_FILE, &definition.units_csv), (PANEL_FILE, &definition.panel_csv)];
+        if !definition.units_geojson.is_empty() {
+            files.push((GEOJSON_FILE, &definition.units_geojson));
+        }
+        if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).exists()) {
+            bail!("{} already exists; give an empty folder to --dataset", dir.join(name).display());
+        }
+        for (name, text) in files {
+            fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+        }
+        eprintln!("wrote the dataset of sweep {id} to {}", dir.display());
+    }
     Ok(())
 }
 
@@ -654,6 +788,13 @@ impl Source {
         match self {
             Source::Remote(client) => client.list().await,
             Source::File(store) => Ok(offline::list(store)?),
+        }
+    }
+
+    async fn definition(&mut self, sweep: &SweepId) -> Result<zonesweep_proto::pb::DefinitionResponse> {
+        match self {
+            Source::Remote(client) => client.definition(sweep).await,
+            Source::File(store) => Ok(offline::definition(store, sweep)?.into_pb()),
         }
     }
 }

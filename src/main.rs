@@ -105,6 +105,12 @@ enum Command {
     /// Run a failed or cancelled sweep again from what it has (on this
     /// machine: `run --resume SWEEP`).
     Resume(cluster::RemoteSweepArgs),
+    /// Add samples to a done sweep, giving exactly the sweep of the larger
+    /// size with the same seed (not for a Latin hypercube).
+    Extend(cluster::ExtendArgs),
+    /// A sweep's provenance, or what it ran from (--spec, --config,
+    /// --dataset DIR), so it can be run again.
+    Show(cluster::ShowArgs),
     /// Delete a final sweep and everything stored of it.
     Delete(cluster::DeleteArgs),
     /// Delete every final sweep that ended more than --older-than DAYS ago.
@@ -203,6 +209,8 @@ fn main() -> ExitCode {
         Command::Watch(args) => block_on(cluster::watch(args)),
         Command::Cancel(args) => block_on(cluster::cancel(args)),
         Command::Resume(args) => block_on(cluster::resume(args)),
+        Command::Extend(args) => block_on(cluster::extend(args)),
+        Command::Show(args) => block_on(cluster::show(args)),
         Command::Delete(args) => block_on(cluster::delete(args)),
         Command::Prune(args) => block_on(cluster::prune(args)),
         Command::Workers(args) => block_on(cluster::workers(args)),

@@ -380,6 +380,74 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     Ok(String::from_utf8(bytes)?)
 }
 
+/// How well the sweep's zone probabilities are known: "zone probabilities
+/// ±0.0123 (target ±0.01)".
+pub fn convergence(status: &SweepStatus) -> String {
+    let mut text = if status.samples_done == 0 {
+        "zone probabilities not known yet".to_owned()
+    } else {
+        format!("zone probabilities ±{:.4}", status.largest_half_width)
+    };
+    if let Some(target) = status.until_ci {
+        let _ = write!(text, " (target ±{target})");
+    }
+    text
+}
+
+/// A date and time in UTC from seconds since 1970.
+fn utc(seconds: u64) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map(|t| {
+            let (date, clock) = (t.date(), t.time());
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+                date.year(),
+                u8::from(date.month()),
+                date.day(),
+                clock.hour(),
+                clock.minute(),
+                clock.second()
+            )
+        })
+        .unwrap_or_else(|| format!("{seconds} s after 1970"))
+}
+
+/// `show`: where a sweep came from and who ran it, a line per fact.
+pub fn provenance(s: &SweepStatus) -> String {
+    let p = &s.provenance;
+    let known = |text: &str| if text.is_empty() { "not recorded".to_owned() } else { text.to_owned() };
+    let mut out = String::new();
+    let mut line = |key: &str, value: String| {
+        let _ = writeln!(out, "{key:<18} {value}");
+    };
+    line("sweep", s.id.to_string());
+    line("state", if s.reason.is_empty() { s.state.to_string() } else { format!("{}: {}", s.state, s.reason) });
+    line("zonesweep", known(&p.version));
+    line("dataset", format!("{} ({} units), sha256 {}", known(&p.dataset_name), s.units, s.dataset_hash));
+    line("configuration", format!("sha256 {} (`show --config` prints it)", s.config_hash));
+    line("spec", format!("sha256 {} (`show --spec` prints it)", s.spec_hash));
+    line("seed", s.seed.to_string());
+    let samples = match s.samples_max {
+        Some(max) => format!("{} of at most {max}", s.samples),
+        None => s.samples.to_string(),
+    };
+    line("samples", format!("{samples} ({} done, {} failed) in {} jobs", s.samples_done, s.samples_failed, s.jobs));
+    line("convergence", convergence(s));
+    line("submitted", p.submitted_unix.map_or("not recorded".to_owned(), utc));
+    line("ended", p.ended_unix.map_or(if s.state.is_final() { "not recorded" } else { "running" }.to_owned(), utc));
+    if let (Some(start), Some(end)) = (p.submitted_unix, p.ended_unix) {
+        line("wall time", format!("{} s", end.saturating_sub(start)));
+    }
+    let mut workers = p.workers.join(", ");
+    if p.more_workers > 0 {
+        let _ = write!(workers, " and {} more", p.more_workers);
+    }
+    line("workers", if workers.is_empty() { "none recorded".to_owned() } else { workers });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use zonesweep_shared::model::config::Config;

@@ -82,6 +82,8 @@ fn demo_submission(samples: u64) -> pb::SubmitRequest {
         has_seed: true,
         job_size: 0,
         request_id: String::new(),
+        dataset_name: "demo".into(),
+        until_ci: 0.0,
     }
 }
 

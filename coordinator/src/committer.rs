@@ -35,8 +35,9 @@ use crate::sweep::SweepRecord;
 /// A durable change asked of the committer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    /// Merge a job's result, already checked by [`check_result`].
-    Complete { job: JobId, aggregate: Box<Aggregate> },
+    /// Merge a job's result, already checked by [`check_result`], from the
+    /// worker named (`host/worker-id`, for the sweep's provenance).
+    Complete { job: JobId, aggregate: Box<Aggregate>, worker: String },
     /// End a running sweep: cancelled by a client, or failed.
     Stop { sweep: SweepId, state: SweepState, reason: String },
     /// Run a failed or cancelled sweep again from its stored aggregate (read
@@ -44,13 +45,20 @@ pub enum Change {
     Resume { sweep: SweepId, aggregate: Box<Aggregate> },
     /// Remove a final sweep and everything stored of it.
     Delete { sweep: SweepId },
+    /// Add samples to a done sweep, from its stored aggregate (read by the
+    /// caller), with the spec rewritten for the new total (stored by the
+    /// caller under `spec_hash`).
+    Extend { sweep: SweepId, samples: u64, spec_hash: String, aggregate: Box<Aggregate> },
 }
 
 impl Change {
     fn sweep(&self) -> &SweepId {
         match self {
             Change::Complete { job, .. } => &job.sweep,
-            Change::Stop { sweep, .. } | Change::Resume { sweep, .. } | Change::Delete { sweep } => sweep,
+            Change::Stop { sweep, .. }
+            | Change::Resume { sweep, .. }
+            | Change::Delete { sweep }
+            | Change::Extend { sweep, .. } => sweep,
         }
     }
 }
@@ -79,11 +87,12 @@ pub enum Decision {
     Refused(String),
     /// No such sweep.
     UnknownSweep(SweepId),
-    /// The sweep ends (one already final keeps its end), runs again, or is
-    /// deleted.
+    /// The sweep ends (one already final keeps its end), runs again, is
+    /// deleted, or has samples added.
     Stop,
     Resume,
     Delete,
+    Extend,
     /// The change does not apply to the sweep as it stands, and why.
     NotNow(String),
 }
@@ -92,7 +101,7 @@ impl Decision {
     /// The answer to a change with this decision, once its batch is stored.
     fn answer(&self) -> Answer {
         match self {
-            Decision::Merge | Decision::Stop | Decision::Resume | Decision::Delete => Ok(true),
+            Decision::Merge | Decision::Stop | Decision::Resume | Decision::Delete | Decision::Extend => Ok(true),
             Decision::NotNow(why) => Err(CoordinatorError::FailedPrecondition(why.clone())),
             Decision::AlreadyMerged => Ok(false),
             Decision::SweepClosed(id, state) => Err(CoordinatorError::FailedPrecondition(format!(
@@ -152,7 +161,27 @@ impl<'a> Draft<'a> {
         Decision::Delete
     }
 
-    fn complete(&mut self, index: u32, result: &Aggregate) -> Decision {
+    fn extend(&mut self, samples: u64, spec_hash: &str, stored: &Aggregate) -> Decision {
+        let id = &self.record.id;
+        if self.delete {
+            return Decision::NotNow(format!("sweep {id} is being deleted"));
+        }
+        if self.record.state != SweepState::Done {
+            return Decision::NotNow(match self.record.state {
+                SweepState::Running => format!("sweep {id} is running; extend it once it is done"),
+                state => format!("sweep {id} is {state}; resume it (`zonesweep resume {id}`) before extending it"),
+            });
+        }
+        match self.record.extend(samples, spec_hash) {
+            Ok(()) => {
+                self.aggregate = Some(stored.clone());
+                Decision::Extend
+            }
+            Err(why) => Decision::NotNow(why),
+        }
+    }
+
+    fn complete(&mut self, index: u32, result: &Aggregate, worker: &str) -> Decision {
         let id = self.sweep.id();
         if self.sweep.job(index).is_none() {
             return Decision::Refused(format!("sweep {id} has {} jobs; there is no job {index}", self.record.jobs));
@@ -175,8 +204,17 @@ impl<'a> Draft<'a> {
             return Decision::Refused(format!("the result does not merge: {e}"));
         }
         self.newly_done.insert(index);
-        if self.sweep.jobs_done() + self.newly_done.len() as u32 == self.record.jobs {
+        self.record.provenance.contributed(worker);
+        let done = self.sweep.jobs_done() + self.newly_done.len() as u32;
+        if done == self.record.jobs {
             self.record.finish(aggregate);
+        } else if self.record.block_end(done.saturating_sub(1)) == done {
+            // The last job of a block: every job before it is merged (only
+            // one block is leased at a time), so `aggregate` holds exactly
+            // the samples of the blocks so far, whatever the cluster.
+            if let Some(half_width) = self.record.reached_target(aggregate) {
+                self.record.stop_early(done, aggregate, half_width);
+            }
         }
         Decision::Merge
     }
@@ -205,7 +243,8 @@ pub fn plan(state: &State, changes: &[Change]) -> Plan {
         };
         let draft = drafts.entry(id.clone()).or_insert_with(|| Draft::of(sweep));
         decisions.push(match change {
-            Change::Complete { job, aggregate } => draft.complete(job.index, aggregate),
+            Change::Complete { job, aggregate, worker } => draft.complete(job.index, aggregate, worker),
+            Change::Extend { samples, spec_hash, aggregate, .. } => draft.extend(*samples, spec_hash, aggregate),
             Change::Stop { state: end, reason, .. } => {
                 draft.record.stop(*end, reason);
                 Decision::Stop
@@ -404,7 +443,7 @@ mod tests {
     }
 
     fn complete(sweep: &str, index: u32, samples: u64) -> Change {
-        Change::Complete { job: JobId::new(id(sweep), index), aggregate: result(samples) }
+        Change::Complete { job: JobId::new(id(sweep), index), aggregate: result(samples), worker: "host/w-1".into() }
     }
 
     fn stop(sweep: &str, state: SweepState) -> Change {
@@ -536,7 +575,7 @@ mod tests {
         let mut state = state();
         let other_shape = Shape { n_units: 2, ..shape() };
         let misfit =
-            Change::Complete { job: JobId::new(id("a"), 1), aggregate: Box::new(Aggregate::empty(other_shape)) };
+            Change::Complete { job: JobId::new(id("a"), 1), aggregate: Box::new(Aggregate::empty(other_shape)), worker: "host/w-1".into() };
         let batch = [misfit, complete("ghost", 0, 4), complete("a", 7, 4), complete("a", 0, 4)];
         let plan = plan(&state, &batch);
         assert!(matches!(&plan.decisions[0], Decision::Refused(why) if why.contains("shapes differ")), "{plan:?}");

@@ -39,6 +39,8 @@ fn submission_from_pb(request: pb::SubmitRequest) -> Submission {
         seed: request.has_seed.then_some(request.seed),
         job_size: (request.job_size > 0).then_some(request.job_size),
         request_id: (!request.request_id.is_empty()).then_some(request.request_id),
+        dataset_name: request.dataset_name,
+        until_ci: (request.until_ci != 0.0).then_some(request.until_ci),
     }
 }
 
@@ -110,6 +112,18 @@ impl pb::sweeps_server::Sweeps for Coordinator {
         require(&request, Role::Submit)?;
         let id = sweep_id(&request.get_ref().sweep_id)?;
         Ok(Response::new(status_to_pb(&Coordinator::resume(self, &id).await?)))
+    }
+
+    async fn extend(&self, request: Request<pb::ExtendRequest>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Role::Submit)?;
+        let id = sweep_id(&request.get_ref().sweep_id)?;
+        let samples = request.get_ref().samples;
+        Ok(Response::new(status_to_pb(&Coordinator::extend(self, &id, samples).await?)))
+    }
+
+    async fn definition(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DefinitionResponse>, Status> {
+        let id = sweep_id(&request.get_ref().sweep_id)?;
+        Ok(Response::new(Coordinator::definition(self, &id).await?.into_pb()))
     }
 
     async fn delete(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {

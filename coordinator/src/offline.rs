@@ -6,6 +6,8 @@
 
 use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
+use zonesweep_shared::data::blob::DatasetBlob;
+use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::error::CoordinatorError;
@@ -54,6 +56,55 @@ pub fn list(store: &Store) -> Result<Vec<SweepStatus>, CoordinatorError> {
         }
     }
     Ok(statuses)
+}
+
+/// What a sweep was run from, read from its stored blobs: its effective
+/// configuration (every key; a sweep stored with only its overrides gets
+/// them applied to the defaults), its spec and its dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Definition {
+    pub config_toml: String,
+    pub spec_toml: String,
+    pub dataset: DatasetBlob,
+}
+
+impl Definition {
+    pub fn of(store: &Store, record: &SweepRecord) -> Result<Definition, CoordinatorError> {
+        let id = &record.id;
+        let blob = |hash: &str, what: &str| -> Result<String, CoordinatorError> {
+            let bytes = store.blob(hash)?.ok_or_else(|| {
+                CoordinatorError::DataLoss(format!("sweep {id}: its {what} (blob {hash}) is not stored"))
+            })?;
+            String::from_utf8(bytes)
+                .map_err(|_| CoordinatorError::DataLoss(format!("sweep {id}: its {what} is not UTF-8 text")))
+        };
+        let config = Config::from_toml_overrides(&blob(&record.config_hash, "configuration")?, "the stored configuration")
+            .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
+        let dataset = DatasetBlob::from_bytes(blob(&record.dataset_hash, "dataset")?.as_bytes())
+            .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
+        Ok(Definition { config_toml: config.to_toml(), spec_toml: blob(&record.spec_hash, "spec")?, dataset })
+    }
+}
+
+impl Definition {
+    /// The wire form.
+    pub fn into_pb(self) -> zonesweep_proto::pb::DefinitionResponse {
+        zonesweep_proto::pb::DefinitionResponse {
+            config_toml: self.config_toml,
+            spec_toml: self.spec_toml,
+            units_csv: self.dataset.units_csv,
+            panel_csv: self.dataset.panel_csv,
+            units_geojson: self.dataset.units_geojson.unwrap_or_default(),
+        }
+    }
+}
+
+/// What sweep `id` was run from.
+pub fn definition(store: &Store, id: &SweepId) -> Result<Definition, CoordinatorError> {
+    match store.sweep(id)? {
+        Some(record) => Definition::of(store, &record),
+        None => Err(not_found(id)),
+    }
 }
 
 /// A sweep's status, units and aggregate; DATA_LOSS for damaged data.

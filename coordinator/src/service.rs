@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
 use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
+use zonesweep_shared::sweep::{Design, SweepSpec};
 
 use crate::committer::{Change, Command, Fit, check_result};
 use crate::config::CoordinatorConfig;
@@ -283,6 +284,63 @@ impl Coordinator {
         self.status(id)
     }
 
+    /// Add `samples` samples to a done sweep (see [`SweepRecord::extend`]):
+    /// its results become, byte for byte, those of one sweep of the new
+    /// total with the same seed. Refused for a Latin hypercube, whose
+    /// strata depend on the sample count.
+    pub async fn extend(&self, id: &SweepId, samples: u64) -> Result<SweepStatus, CoordinatorError> {
+        Coordinator::check_not_quarantined(&self.inner.quarantined, id)?;
+        if samples == 0 {
+            return Err(CoordinatorError::InvalidArgument("the samples to add must be at least 1".into()));
+        }
+        let record = {
+            let state = self.state();
+            state.sweep(id).ok_or_else(|| not_found(id))?.record().clone()
+        };
+        if record.state != SweepState::Done {
+            return Err(CoordinatorError::FailedPrecondition(match record.state {
+                SweepState::Running => format!("sweep {id} is running; extend it once it is done"),
+                state => format!("sweep {id} is {state}; resume it (`zonesweep resume {id}`) before extending it"),
+            }));
+        }
+        let store = self.store();
+        let spec_hash = record.spec_hash.clone();
+        let spec_bytes = blocking(move || Ok(store.blob(&spec_hash)?)).await?.ok_or_else(|| {
+            CoordinatorError::DataLoss(format!("sweep {id}: its spec {} is not stored", record.spec_hash))
+        })?;
+        let text = String::from_utf8_lossy(&spec_bytes);
+        let mut spec = SweepSpec::from_toml(&text, "the stored spec")
+            .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
+        if spec.design == Design::LatinHypercube {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "sweep {id} is a Latin hypercube, whose strata are cut for its {} samples: adding samples would not give \
+                 the sweep of the larger size; submit a new sweep with --samples instead",
+                record.samples
+            )));
+        }
+        spec.samples = record.samples.saturating_add(samples);
+        let spec_bytes = spec.to_toml().into_bytes();
+        let spec_hash = crate::submission::hash(&spec_bytes);
+        let store = self.store();
+        let hash = spec_hash.clone();
+        blocking(move || Ok(store.put_blob(&hash, &spec_bytes)?)).await?;
+        let aggregate = Box::new(self.stored_aggregate(id).await?);
+        self.ask(Change::Extend { sweep: id.clone(), samples, spec_hash, aggregate }).await?;
+        tracing::info!(sweep = %id, samples, "sweep extended");
+        self.changed();
+        self.status(id)
+    }
+
+    /// What a sweep was run from (see [`crate::offline::Definition`]).
+    pub async fn definition(&self, id: &SweepId) -> Result<crate::offline::Definition, CoordinatorError> {
+        let record = {
+            let state = self.state();
+            state.sweep(id).ok_or_else(|| not_found(id))?.record().clone()
+        };
+        let store = self.store();
+        blocking(move || crate::offline::Definition::of(&store, &record)).await
+    }
+
     /// Delete a final sweep and everything stored of it; a running sweep
     /// is refused (cancel it first).
     pub async fn delete(&self, id: &SweepId) -> Result<(), CoordinatorError> {
@@ -438,16 +496,18 @@ impl Coordinator {
         lease: &LeaseRef,
         aggregate: Aggregate,
     ) -> Result<bool, CoordinatorError> {
-        {
+        let label = {
             let mut state = self.state();
             state.check_delivery(worker, lease)?;
             let sweep = state.sweep(lease.sweep()).ok_or_else(|| not_found(lease.sweep()))?;
             if check_result(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
                 return Ok(false);
             }
-        }
+            state.worker_label(worker)
+        };
         let samples = aggregate.samples_total();
-        let merged = self.ask(Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) }).await?;
+        let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), worker: label };
+        let merged = self.ask(change).await?;
         if merged {
             self.state().delivered(worker, samples);
         }

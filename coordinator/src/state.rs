@@ -188,9 +188,7 @@ impl SweepRuntime {
 
     /// The samples of job `index`.
     pub fn job_range(&self, index: u32) -> Range<u64> {
-        // Saturating: the submission bounds samples, but a range must never panic.
-        let start = u64::from(index).saturating_mul(self.record.job_size).min(self.record.samples);
-        start..start.saturating_add(self.record.job_size).min(self.record.samples)
+        self.record.job_range(index)
     }
 
     pub fn jobs_done(&self) -> u32 {
@@ -401,6 +399,12 @@ impl State {
     }
 
     /// Leases held now, over every sweep.
+    /// How a sweep's provenance names a worker: `host/worker-id`.
+    pub fn worker_label(&self, worker: &WorkerId) -> String {
+        let host = self.workers.get(worker).map_or("unknown host", |info| info.hostname.as_str());
+        format!("{host}/{worker}")
+    }
+
     pub fn leases_held(&self) -> u32 {
         self.sweeps.values().map(|s| s.leased).sum()
     }
@@ -440,8 +444,14 @@ impl State {
             let sweep = self.sweeps.get_mut(id).expect("ordered ids are present");
             while leased.len() < capacity && sweep.is_running() {
                 let Some(index) = sweep.pending.pop_front() else { break };
-                let failures = match sweep.jobs[index as usize] {
-                    JobState::Pending { failures, .. } => failures,
+                // A sweep that stops at a target half-width runs one block
+                // at a time: the next only once this one is merged.
+                if index >= sweep.record.block_end(sweep.done) {
+                    sweep.pending.push_front(index);
+                    break;
+                }
+                let failures = match sweep.jobs.get(index as usize) {
+                    Some(JobState::Pending { failures, .. }) => *failures,
                     // Stale queue entry (done or leased meanwhile): skip it.
                     _ => continue,
                 };
@@ -598,6 +608,16 @@ impl State {
         for &j in &committed.newly_done {
             current.mark_done(j);
         }
+        // A sweep that stopped early has fewer jobs; an extended one more.
+        let jobs = committed.record.jobs as usize;
+        if jobs < current.jobs.len() {
+            for index in jobs as u32..current.jobs.len() as u32 {
+                current.set(index, JobState::Pending { failures: 0, last: None });
+            }
+            current.jobs.truncate(jobs);
+        } else {
+            current.jobs.resize(jobs, JobState::Pending { failures: 0, last: None });
+        }
         let (was_running, runs) = (current.is_running(), committed.record.is_running());
         current.record = committed.record;
         let shape = *current.shape();
@@ -664,6 +684,8 @@ pub(crate) mod tests {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
+            provenance: Default::default(),
+            layout: Default::default(),
         }
     }
 

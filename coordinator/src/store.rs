@@ -530,6 +530,17 @@ impl Store {
         Ok(records.iter().map(|record| record.sequence + 1).max().unwrap_or(0))
     }
 
+    /// Store a blob under its content hash (kept as it is if stored).
+    pub fn put_blob(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write("storing a blob", |txn| {
+            let mut blobs = txn.open_table(BLOBS).context("opening table `blobs`")?;
+            if blobs.get(hash).context("reading table `blobs`")?.is_none() {
+                blobs.insert(hash, bytes).context("writing table `blobs`")?;
+            }
+            Ok(())
+        })
+    }
+
     /// A dataset or sweep specification by its content hash.
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.guarded("reading table `blobs`", || {
@@ -946,6 +957,8 @@ mod tests {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
+            provenance: Default::default(),
+            layout: Default::default(),
         }
     }
 

@@ -15,12 +15,12 @@ use zonesweep_shared::data::blob::DatasetBlob;
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::config::Config;
-use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::{Design, SweepSpec};
 use zonesweep_shared::sweep::aggregate::Aggregate;
 use zonesweep_shared::sweep::runner::SweepRunner;
 
 use crate::error::CoordinatorError;
-use crate::sweep::SweepRecord;
+use crate::sweep::{Layout, Provenance, SweepRecord};
 
 /// How many of a refused dataset's problems the answer lists.
 pub const SHOWN_PROBLEMS: usize = 20;
@@ -102,7 +102,7 @@ impl Admission {
 }
 
 /// What a client submits.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Submission {
     pub units_csv: String,
     pub panel_csv: String,
@@ -119,7 +119,18 @@ pub struct Submission {
     pub job_size: Option<u64>,
     /// The client's id of this submission (see [`check_request_id`]).
     pub request_id: Option<String>,
+    /// The dataset's name, for provenance.
+    pub dataset_name: String,
+    /// Stop once every zone probability is known to this 95 % half-width.
+    pub until_ci: Option<f64>,
 }
+
+/// The longest dataset name kept.
+pub const MAX_DATASET_NAME: usize = 200;
+
+/// Samples between two checks of a sweep that stops at a target
+/// half-width: its blocks are this many samples, in whole jobs.
+pub const BLOCK_SAMPLES: u64 = 1_000;
 
 /// A client's submission id: 1–64 ASCII letters, digits and `-`.
 pub fn check_request_id(id: &str) -> Result<(), CoordinatorError> {
@@ -153,7 +164,8 @@ pub struct Prepared {
     pub blobs: Vec<(String, Vec<u8>)>,
 }
 
-fn hash(bytes: &[u8]) -> String {
+/// The content hash blobs are stored under: SHA-256 in hex.
+pub(crate) fn hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -201,9 +213,29 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
             spec.samples
         )));
     }
+    if let Some(target) = submission.until_ci {
+        if !(target > 0.0 && target < 0.5) {
+            return Err(invalid(format!(
+                "the target half-width (--until-ci) is {target}; it must be between 0 and 0.5, e.g. 0.01"
+            )));
+        }
+        if spec.design == Design::LatinHypercube {
+            return Err(invalid(
+                "a Latin-hypercube sweep cannot stop early (its strata are cut for all its samples);                  use design = \"monte-carlo\" or \"sobol\" with --until-ci",
+            ));
+        }
+    }
+    if submission.dataset_name.len() > MAX_DATASET_NAME || submission.dataset_name.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "the dataset name must be at most {MAX_DATASET_NAME} bytes without control characters, not {:?}",
+            submission.dataset_name.chars().take(80).collect::<String>()
+        )));
+    }
     let empty = Aggregate::empty(runner.shape());
     let dataset_bytes = blob.to_bytes();
-    let config_bytes = submission.config_toml.into_bytes();
+    // The effective configuration, every key written out: its hash changes
+    // when a default does, and `show --config` prints what was run.
+    let config_bytes = config.to_toml().into_bytes();
     let spec_bytes = spec.to_toml().into_bytes();
     let (dataset_hash, config_hash, spec_hash) = (hash(&dataset_bytes), hash(&config_bytes), hash(&spec_bytes));
     let id_seed = format!("{dataset_hash}{spec_hash}{:?}{}", SystemTime::now(), rand::random::<u64>());
@@ -226,6 +258,20 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         submitted_unix: Some(crate::sweep::now_unix()),
         request_id: submission.request_id,
         ended_unix: None,
+        provenance: Provenance {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            dataset_name: submission.dataset_name,
+            ..Provenance::default()
+        },
+        layout: Layout {
+            until_ci: submission.until_ci,
+            block_jobs: if submission.until_ci.is_some() {
+                BLOCK_SAMPLES.div_ceil(job_size).min(u64::from(u32::MAX)) as u32
+            } else {
+                0
+            },
+            ..Layout::default()
+        },
     };
     let blobs = vec![(dataset_hash, dataset_bytes), (config_hash, config_bytes), (spec_hash, spec_bytes)];
     Ok(Prepared { record, empty, blobs })

@@ -41,16 +41,86 @@ pub struct SweepRecord {
     /// The client's id of the submission that created the sweep, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Where the sweep came from and who ran it.
+    #[serde(default)]
+    pub provenance: Provenance,
+    /// How the sweep's samples are laid out in jobs beyond one run of
+    /// `samples` in jobs of `job_size`: extensions, and when it may stop early.
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// What a sweep's results came from, beyond its inputs' hashes: shown by
+/// `status` and `show`, never written into an export (it differs between
+/// equal runs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The coordinator's zonesweep version when the sweep was submitted.
+    #[serde(default)]
+    pub version: String,
+    /// The dataset's name as the client gave it (its folder's name).
+    #[serde(default)]
+    pub dataset_name: String,
+    /// The workers whose results were merged (`host/worker-id`), sorted,
+    /// at most [`MAX_NAMED_WORKERS`]; `more_workers` counts the rest.
+    #[serde(default)]
+    pub workers: Vec<String>,
+    #[serde(default)]
+    pub more_workers: u64,
+}
+
+/// The most times a sweep can be extended.
+pub const MAX_EXTENSIONS: usize = 1_000;
+
+/// The most workers a sweep's record names.
+pub const MAX_NAMED_WORKERS: usize = 256;
+
+impl Provenance {
+    /// Note a worker whose result was merged.
+    pub fn contributed(&mut self, worker: &str) {
+        if let Err(at) = self.workers.binary_search_by(|w| w.as_str().cmp(worker)) {
+            if self.workers.len() < MAX_NAMED_WORKERS {
+                self.workers.insert(at, worker.to_owned());
+            } else {
+                self.more_workers += 1;
+            }
+        }
+    }
+}
+
+/// How jobs map to samples, and when a sweep stops early.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Extensions: (first job, first sample) of each run of jobs added by
+    /// `extend`, in order; job j of an extension covers job_size samples
+    /// from its first sample on, the last up to the next extension's first
+    /// sample (or the sweep's `samples`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<(u32, u64)>,
+    /// Stop as soon as every zone probability's 95 % Wilson half-width is
+    /// at most this, checked after each whole block of jobs in job order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ci: Option<f64>,
+    /// Jobs per block of a sweep with `until_ci`: a block is leased only
+    /// once every job before it is merged, so the check sees exactly the
+    /// samples of the blocks before it, whatever the cluster.
+    #[serde(default)]
+    pub block_jobs: u32,
+    /// The samples asked for, when the sweep stopped before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_max: Option<u64>,
 }
 
 /// What a status tells of a sweep's merged results: all a finished sweep
 /// keeps in memory (its aggregate is read from the store when asked for).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tally {
     pub samples_done: u64,
     pub samples_failed: u64,
     /// "N sample(s) failed: kind (count), …", or empty.
     pub failures: String,
+    /// [`Aggregate::largest_zone_half_width`].
+    pub largest_half_width: f64,
 }
 
 impl Tally {
@@ -59,6 +129,7 @@ impl Tally {
             samples_done: aggregate.samples_total(),
             samples_failed: aggregate.samples_failed(),
             failures: failure_summary(aggregate),
+            largest_half_width: aggregate.largest_zone_half_width(),
         }
     }
 }
@@ -88,6 +159,17 @@ impl SweepRecord {
             dataset_hash: self.dataset_hash.clone(),
             config_hash: self.config_hash.clone(),
             spec_hash: self.spec_hash.clone(),
+            provenance: zonesweep_proto::status::Provenance {
+                version: self.provenance.version.clone(),
+                dataset_name: self.provenance.dataset_name.clone(),
+                submitted_unix: self.submitted_unix,
+                ended_unix: self.ended_unix,
+                workers: self.provenance.workers.clone(),
+                more_workers: self.provenance.more_workers,
+            },
+            largest_half_width: tally.largest_half_width,
+            until_ci: self.layout.until_ci,
+            samples_max: self.layout.samples_max,
         }
     }
 
@@ -108,15 +190,71 @@ impl SweepRecord {
         } else {
             self.state = SweepState::Done;
             self.reason = failure_summary(aggregate);
+            if let Some(target) = self.layout.until_ci {
+                let half_width = aggregate.largest_zone_half_width();
+                if half_width > target {
+                    let note = format!(
+                        "the target ±{target} was not reached: after all {} samples the widest zone probability is ±{half_width:.4}",
+                        self.samples
+                    );
+                    self.reason = if self.reason.is_empty() { note } else { format!("{note}; {}", self.reason) };
+                }
+            }
         }
         self.ended_unix = Some(now_unix());
     }
 
     /// How many samples job `index` covers (0 for an index past the end).
     pub fn job_samples(&self, index: u32) -> u64 {
+        let range = self.job_range(index);
+        range.end - range.start
+    }
+
+    /// The samples of job `index` (empty past the end).
+    pub fn job_range(&self, index: u32) -> std::ops::Range<u64> {
+        // The extension holding the job, or the first run of jobs.
+        let at = self.layout.extensions.partition_point(|(first_job, _)| *first_job <= index);
+        let (first_job, first_sample) = if at == 0 { (0, 0) } else { self.layout.extensions[at - 1] };
+        let end = self.layout.extensions.get(at).map_or(self.samples, |(_, next)| *next).min(self.samples);
         // Saturating: the submission bounds samples, but this must never panic.
-        let start = u64::from(index).saturating_mul(self.job_size).min(self.samples);
-        start.saturating_add(self.job_size).min(self.samples) - start
+        let start =
+            first_sample.saturating_add(u64::from(index - first_job).saturating_mul(self.job_size)).min(end);
+        start..start.saturating_add(self.job_size).min(end)
+    }
+
+    /// The jobs of the block job `index` is in: all jobs when the sweep has
+    /// no blocks.
+    pub fn block_end(&self, index: u32) -> u32 {
+        match self.layout.block_jobs {
+            0 => self.jobs,
+            size => (index / size).saturating_add(1).saturating_mul(size).min(self.jobs),
+        }
+    }
+
+    /// After `jobs_done` jobs, all of them in the blocks before the next:
+    /// whether the sweep has reached its target half-width, so it stops
+    /// there. Called when a block's last job is merged.
+    pub fn reached_target(&self, aggregate: &Aggregate) -> Option<f64> {
+        let target = self.layout.until_ci?;
+        let half_width = aggregate.largest_zone_half_width();
+        (aggregate.samples_ok > 0 && half_width <= target).then_some(half_width)
+    }
+
+    /// End a sweep early after its first `jobs` jobs (whose results are
+    /// all merged into `aggregate`), its target half-width reached.
+    pub fn stop_early(&mut self, jobs: u32, aggregate: &Aggregate, half_width: f64) {
+        let samples = self.job_range(jobs.saturating_sub(1)).end;
+        if jobs < self.jobs {
+            self.layout.samples_max = Some(self.samples);
+            self.jobs = jobs;
+            self.samples = samples;
+        }
+        self.finish(aggregate);
+        let note = format!(
+            "stopped after {samples} samples: every zone probability is known to ±{half_width:.4} (target ±{})",
+            self.layout.until_ci.unwrap_or_default()
+        );
+        self.reason = if self.reason.is_empty() { note } else { format!("{note}; {}", self.reason) };
     }
 
     /// Fail a sweep whose stored data cannot be read, whatever its state,
@@ -151,6 +289,8 @@ impl SweepRecord {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
+            provenance: Provenance::default(),
+            layout: Layout::default(),
         }
     }
 
@@ -176,6 +316,39 @@ impl SweepRecord {
             )),
             SweepState::Failed | SweepState::Cancelled => Ok(()),
         }
+    }
+
+    /// Add `samples` samples to a done sweep, in new jobs after its last,
+    /// so that its results become those of one sweep of the new total with
+    /// the same seed (sample k depends on the seed and k alone); it runs
+    /// again, to the end (a target half-width no longer applies), with the
+    /// spec rewritten for the new total stored under `spec_hash`.
+    pub fn extend(&mut self, samples: u64, spec_hash: &str) -> Result<(), String> {
+        use crate::submission::{MAX_JOBS, MAX_SAMPLES};
+        let id = &self.id;
+        let total = self.samples.checked_add(samples).filter(|t| (1..=MAX_SAMPLES).contains(t));
+        let Some(total) = total.filter(|_| samples > 0) else {
+            return Err(format!(
+                "sweep {id} has {} samples; adding {samples} must give 1–{MAX_SAMPLES} in all, and add at least 1",
+                self.samples
+            ));
+        };
+        let jobs = u64::from(self.jobs) + samples.div_ceil(self.job_size.max(1));
+        if jobs > MAX_JOBS || self.layout.extensions.len() >= MAX_EXTENSIONS {
+            return Err(format!(
+                "sweep {id} would have {jobs} jobs in {} extensions; at most {MAX_JOBS} jobs and {MAX_EXTENSIONS} extensions are allowed",
+                self.layout.extensions.len() + 1
+            ));
+        }
+        self.layout.extensions.push((self.jobs, self.samples));
+        self.layout.until_ci = None;
+        self.layout.block_jobs = 0;
+        self.layout.samples_max = None;
+        self.samples = total;
+        self.jobs = jobs as u32;
+        self.spec_hash = spec_hash.to_owned();
+        self.resume();
+        Ok(())
     }
 
     /// Run again from what is stored (see [`SweepRecord::check_resumable`]).
@@ -282,6 +455,8 @@ mod tests {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
+            provenance: Default::default(),
+            layout: Default::default(),
         }
     }
 

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(sweep) = fixture.state.sweep(lease.sweep()) else { return };
     match check_result(sweep, lease.index(), &aggregate) {
         Ok(Fit::New) => {
-            let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate) };
+            let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), worker: "fuzz/w".into() };
             let planned = plan(&fixture.state, &[change]);
             assert_eq!(planned.decisions, [Decision::Merge], "a checked result does not merge");
             let merged = planned.entries[0].aggregate.as_ref().expect("a merge carries the new aggregate");

@@ -11,7 +11,7 @@ use zonesweep_shared::sweep::count_table::CountTable;
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
 
 use crate::ids::SweepId;
-use crate::status::{SweepResults, SweepState, SweepStatus};
+use crate::status::{Provenance, SweepResults, SweepState, SweepStatus};
 use crate::{ProtoError, pb};
 
 fn shape_to_pb(shape: &Shape) -> pb::Shape {
@@ -278,6 +278,15 @@ pub fn status_to_pb(status: &SweepStatus) -> pb::SweepStatus {
         spec_hash: status.spec_hash.clone(),
         units: status.units,
         sequence: status.sequence,
+        version: status.provenance.version.clone(),
+        dataset_name: status.provenance.dataset_name.clone(),
+        submitted_unix: status.provenance.submitted_unix.unwrap_or(0),
+        ended_unix: status.provenance.ended_unix.unwrap_or(0),
+        workers: status.provenance.workers.clone(),
+        more_workers: status.provenance.more_workers,
+        largest_half_width: status.largest_half_width,
+        until_ci: status.until_ci.unwrap_or(0.0),
+        samples_max: status.samples_max.unwrap_or(0),
     }
 }
 
@@ -299,6 +308,17 @@ pub fn status_from_pb(wire: pb::SweepStatus) -> Result<SweepStatus, ProtoError> 
         dataset_hash: wire.dataset_hash,
         config_hash: wire.config_hash,
         spec_hash: wire.spec_hash,
+        provenance: Provenance {
+            version: wire.version,
+            dataset_name: wire.dataset_name,
+            submitted_unix: (wire.submitted_unix > 0).then_some(wire.submitted_unix),
+            ended_unix: (wire.ended_unix > 0).then_some(wire.ended_unix),
+            workers: wire.workers,
+            more_workers: wire.more_workers,
+        },
+        largest_half_width: wire.largest_half_width,
+        until_ci: (wire.until_ci > 0.0).then_some(wire.until_ci),
+        samples_max: (wire.samples_max > 0).then_some(wire.samples_max),
     })
 }
 
@@ -368,6 +388,17 @@ mod tests {
             dataset_hash: "d".repeat(64),
             config_hash: "c".repeat(64),
             spec_hash: "5".repeat(64),
+            provenance: Provenance {
+                version: "0.1.0".into(),
+                dataset_name: "qinba".into(),
+                submitted_unix: Some(1_790_000_000),
+                ended_unix: None,
+                workers: vec!["host/w-1".into()],
+                more_workers: 2,
+            },
+            largest_half_width: 0.0123,
+            until_ci: Some(0.01),
+            samples_max: None,
         }
     }
 

@@ -43,7 +43,7 @@ impl fmt::Display for SweepState {
 }
 
 /// A sweep's state, counts and inputs, as `status`, `list` and `watch` show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SweepStatus {
     pub id: SweepId,
     pub state: SweepState,
@@ -64,6 +64,29 @@ pub struct SweepStatus {
     pub dataset_hash: String,
     pub config_hash: String,
     pub spec_hash: String,
+    pub provenance: Provenance,
+    /// The largest 95 % Wilson half-width over every zone probability so far.
+    pub largest_half_width: f64,
+    /// The half-width at which the sweep stops early, if it does.
+    pub until_ci: Option<f64>,
+    /// The samples asked for, when the sweep stopped before them.
+    pub samples_max: Option<u64>,
+}
+
+/// Where a sweep came from and who ran it (never part of an export: it
+/// differs between equal runs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The coordinator's version when the sweep was submitted.
+    pub version: String,
+    pub dataset_name: String,
+    /// Seconds since 1970.
+    pub submitted_unix: Option<u64>,
+    pub ended_unix: Option<u64>,
+    /// The workers whose results were merged (`host/worker-id`), and how
+    /// many more there were.
+    pub workers: Vec<String>,
+    pub more_workers: u64,
 }
 
 /// A sweep's status with its units and its merged aggregate.

@@ -530,6 +530,12 @@ impl Config {
         )
     }
 
+    /// Every key of this configuration as TOML: read back by
+    /// [`Config::from_toml_overrides`] it gives this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a configuration serializes")
+    }
+
     /// The default configuration overridden by a user's TOML text.
     /// `source_name` names the file in errors.
     pub fn from_toml_overrides(text: &str, source_name: &str) -> Result<Config, ConfigError> {
