@@ -94,6 +94,7 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
             config: None,
             job_size: Some(job_size),
             until_ci: None,
+            check_every: None,
         };
         let started = Instant::now();
         let status = client.submit(args.request()?).await?;
@@ -122,8 +123,16 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
 async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
     let cluster = start_coordinator().await?;
     let mut client = Remote::connect(&cluster.url, &cluster.token, &LimitArgs::default()).await?;
-    let args =
-        SweepArgs { samples: Some(jobs), seed: Some(1), data: None, spec: None, config: None, job_size: Some(1), until_ci: None };
+    let args = SweepArgs {
+        samples: Some(jobs),
+        seed: Some(1),
+        data: None,
+        spec: None,
+        config: None,
+        job_size: Some(1),
+        until_ci: None,
+        check_every: None,
+    };
     let status = client.submit(args.request()?).await?;
     // A valid one-sample result per job, made once: the load is the
     // coordinator's, not the model's.

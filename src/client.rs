@@ -309,10 +309,13 @@ impl Remote {
 
     pub async fn extend(&mut self, id: &SweepId, samples: u64) -> Result<SweepStatus> {
         let request = pb::ExtendRequest { sweep_id: id.as_str().to_owned(), samples };
-        Ok(status_from_pb(self.call(CALL_DEADLINE, |mut c| {
-            let request = request.clone();
-            async move { c.extend(request).await }
-        }).await?)?)
+        Ok(status_from_pb(
+            self.call(CALL_DEADLINE, |mut c| {
+                let request = request.clone();
+                async move { c.extend(request).await }
+            })
+            .await?,
+        )?)
     }
 
     pub async fn definition(&mut self, id: &SweepId) -> Result<pb::DefinitionResponse> {
@@ -363,6 +366,11 @@ pub struct SweepArgs {
     /// Between 0 and 0.5, e.g. 0.01.
     #[arg(long, value_name = "HALF_WIDTH", value_parser = half_width_arg)]
     pub until_ci: Option<f64>,
+    /// With --until-ci: samples between two checks, rounded up to whole
+    /// jobs (default 1,000). The stopping point depends on it and on the
+    /// job size, never on the workers.
+    #[arg(long, value_name = "SAMPLES", requires = "until_ci")]
+    pub check_every: Option<u64>,
 }
 
 /// A target half-width: a number strictly between 0 and 0.5.
@@ -384,7 +392,9 @@ impl SweepArgs {
         match &self.data {
             Some(dir) => {
                 let absolute = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-                absolute.file_name().map_or_else(|| absolute.display().to_string(), |n| n.to_string_lossy().into_owned())
+                absolute
+                    .file_name()
+                    .map_or_else(|| absolute.display().to_string(), |n| n.to_string_lossy().into_owned())
             }
             None => "demo (synthetic, built in)".to_owned(),
         }
@@ -420,6 +430,7 @@ impl SweepArgs {
             request_id: String::new(),
             dataset_name: self.dataset_name(),
             until_ci: self.until_ci.unwrap_or(0.0),
+            check_every: self.check_every.unwrap_or(0),
         })
     }
 }

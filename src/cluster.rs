@@ -618,14 +618,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
         submitted.id,
         if resume.is_some() { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
         submitted.samples,
-        submitted.until_ci.map_or(String::new(), |t| format!(" at most, until every zone probability is known to ±{t},")),
+        submitted
+            .until_ci
+            .map_or(String::new(), |t| format!(" at most, until every zone probability is known to ±{t},")),
         submitted.jobs,
         cluster.threads,
         args.db.display()
     );
     let started = std::time::Instant::now();
-    let (status, view) =
-        cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
+    let (status, view) = cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
     let elapsed = started.elapsed();
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
@@ -677,7 +678,10 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
     if let Some(url) = &args.coordinator {
         let mut client = Remote::connect(url, &args.token.require()?, &args.limits).await?;
         let status = client.extend(&id, args.samples).await?;
-        eprintln!("sweep {id} extended to {} samples in {} jobs; follow it with `zonesweep watch {id}`", status.samples, status.jobs);
+        eprintln!(
+            "sweep {id} extended to {} samples in {} jobs; follow it with `zonesweep watch {id}`",
+            status.samples, status.jobs
+        );
         println!("{}", report::status_line(&status));
         return Ok(());
     }

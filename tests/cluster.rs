@@ -84,6 +84,7 @@ fn demo_submission(samples: u64) -> pb::SubmitRequest {
         request_id: String::new(),
         dataset_name: "demo".into(),
         until_ci: 0.0,
+        check_every: 0,
     }
 }
 

@@ -574,8 +574,11 @@ mod tests {
     fn refused_results_and_unknown_sweeps_leave_the_rest_of_the_batch() {
         let mut state = state();
         let other_shape = Shape { n_units: 2, ..shape() };
-        let misfit =
-            Change::Complete { job: JobId::new(id("a"), 1), aggregate: Box::new(Aggregate::empty(other_shape)), worker: "host/w-1".into() };
+        let misfit = Change::Complete {
+            job: JobId::new(id("a"), 1),
+            aggregate: Box::new(Aggregate::empty(other_shape)),
+            worker: "host/w-1".into(),
+        };
         let batch = [misfit, complete("ghost", 0, 4), complete("a", 7, 4), complete("a", 0, 4)];
         let plan = plan(&state, &batch);
         assert!(matches!(&plan.decisions[0], Decision::Refused(why) if why.contains("shapes differ")), "{plan:?}");
@@ -629,5 +632,92 @@ mod tests {
         stored(&mut state, &[stop("a", SweepState::Cancelled)]);
         let closed = check_result(&sweep(&state), 1, &failed(4..8)).unwrap_err();
         assert_eq!(closed.code(), Code::FailedPrecondition, "{closed}");
+    }
+
+    /// A sweep of 10 jobs of 4 samples that stops at ±`target`, checked
+    /// after blocks of 2 jobs; registered worker "w".
+    fn until_ci_state(target: f64) -> (State, zonesweep_proto::ids::WorkerId) {
+        let mut state = State::new(0);
+        let mut record = record("a", 0, 40, 4);
+        record.layout.until_ci = Some(target);
+        record.layout.block_jobs = 2;
+        state.insert(SweepRuntime::new(record, Aggregate::empty(shape()), &[]));
+        let worker = crate::state::tests::registered(&mut state, "w");
+        (state, worker)
+    }
+
+    fn lease_all(state: &mut State, worker: &zonesweep_proto::ids::WorkerId) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        state.lease(worker, 100, deadline, deadline).unwrap().iter().map(|j| j.lease.index()).collect()
+    }
+
+    #[test]
+    fn a_sweep_with_a_target_runs_block_by_block_and_stops_after_the_block_that_reaches_it() {
+        // Every sample in zone 1 of unit 0 (and nothing else: the unit's
+        // other zones have count 0), so after n samples the widest interval
+        // is that of 0 of n: ±z²/(n + z²)/2. ±0.2 needs n ≥ 6, so the first
+        // block of 8 samples reaches it.
+        let (mut state, worker) = until_ci_state(0.2);
+        assert_eq!(lease_all(&mut state, &worker), vec![0, 1], "only the first block is leased");
+        assert_eq!(lease_all(&mut state, &worker), Vec::<u32>::new(), "not the next before it is merged");
+        assert_eq!(codes(&stored(&mut state, &[complete("a", 1, 4)])), vec![Ok(true)]);
+        assert!(status(&state).state.is_final() == false, "half a block is not checked");
+        assert_eq!(codes(&stored(&mut state, &[complete("a", 0, 4)])), vec![Ok(true)]);
+        let end = status(&state);
+        assert_eq!(end.state, SweepState::Done, "{end:?}");
+        assert_eq!((end.samples, end.jobs, end.jobs_done, end.samples_done), (8, 2, 2, 8), "{end:?}");
+        assert_eq!(end.samples_max, Some(40));
+        assert!(end.reason.contains("stopped after 8 samples") && end.reason.contains("target ±0.2"), "{end:?}");
+        assert_eq!(lease_all(&mut state, &worker), Vec::<u32>::new(), "nothing more is leased");
+    }
+
+    #[test]
+    fn a_target_not_reached_runs_every_block_and_says_so() {
+        let (mut state, worker) = until_ci_state(0.001);
+        for block in 0..5u32 {
+            let leased = lease_all(&mut state, &worker);
+            assert_eq!(leased, vec![2 * block, 2 * block + 1], "block {block}");
+            let changes: Vec<Change> = leased.iter().map(|&j| complete("a", j, 4)).collect();
+            stored(&mut state, &changes);
+        }
+        let end = status(&state);
+        assert_eq!((end.state, end.samples, end.jobs_done, end.samples_max), (SweepState::Done, 40, 10, None));
+        assert!(end.reason.contains("the target ±0.001 was not reached"), "{end:?}");
+    }
+
+    #[test]
+    fn extending_a_done_sweep_adds_jobs_after_its_samples_and_runs_it_again() {
+        // 10 samples in jobs of 4: jobs 0..4, 4..8, 8..10.
+        let mut state = state();
+        stored(&mut state, &[complete("a", 0, 4), complete("a", 1, 4), complete("a", 2, 2)]);
+        assert_eq!(status(&state).state, SweepState::Done);
+        let extend = |samples: u64| Change::Extend {
+            sweep: id("a"),
+            samples,
+            spec_hash: "new-spec".into(),
+            aggregate: Box::new(Aggregate::empty(shape())),
+        };
+        assert_eq!(codes(&stored(&mut state, &[extend(7)])), vec![Ok(true)]);
+        let sweep = state.sweep(&id("a")).unwrap();
+        let ranges: Vec<_> = (0..sweep.record().jobs).map(|j| sweep.job_range(j)).collect();
+        assert_eq!(ranges, vec![0..4, 4..8, 8..10, 10..14, 14..17], "the new jobs start after the old samples");
+        let extended = status(&state);
+        assert_eq!(
+            (extended.state, extended.samples, extended.jobs, extended.jobs_done),
+            (SweepState::Running, 17, 5, 3)
+        );
+        assert_eq!(sweep.record().spec_hash, "new-spec");
+        // A running sweep cannot be extended; nor can a cancelled one.
+        let refused = stored(&mut state, &[extend(1)]);
+        assert!(
+            matches!(&refused[0], Err(CoordinatorError::FailedPrecondition(m)) if m.contains("is running")),
+            "{refused:?}"
+        );
+        stored(&mut state, &[stop("a", SweepState::Cancelled)]);
+        let refused = stored(&mut state, &[extend(1)]);
+        assert!(
+            matches!(&refused[0], Err(CoordinatorError::FailedPrecondition(m)) if m.contains("resume it")),
+            "{refused:?}"
+        );
     }
 }

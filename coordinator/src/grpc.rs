@@ -41,6 +41,7 @@ fn submission_from_pb(request: pb::SubmitRequest) -> Submission {
         request_id: (!request.request_id.is_empty()).then_some(request.request_id),
         dataset_name: request.dataset_name,
         until_ci: (request.until_ci != 0.0).then_some(request.until_ci),
+        check_every: (request.check_every > 0).then_some(request.check_every),
     }
 }
 

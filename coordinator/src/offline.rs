@@ -78,8 +78,9 @@ impl Definition {
             String::from_utf8(bytes)
                 .map_err(|_| CoordinatorError::DataLoss(format!("sweep {id}: its {what} is not UTF-8 text")))
         };
-        let config = Config::from_toml_overrides(&blob(&record.config_hash, "configuration")?, "the stored configuration")
-            .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
+        let config =
+            Config::from_toml_overrides(&blob(&record.config_hash, "configuration")?, "the stored configuration")
+                .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
         let dataset = DatasetBlob::from_bytes(blob(&record.dataset_hash, "dataset")?.as_bytes())
             .map_err(|e| CoordinatorError::DataLoss(format!("sweep {id}: {e}")))?;
         Ok(Definition { config_toml: config.to_toml(), spec_toml: blob(&record.spec_hash, "spec")?, dataset })

@@ -15,9 +15,9 @@ use zonesweep_shared::data::blob::DatasetBlob;
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::config::Config;
-use zonesweep_shared::sweep::{Design, SweepSpec};
 use zonesweep_shared::sweep::aggregate::Aggregate;
 use zonesweep_shared::sweep::runner::SweepRunner;
+use zonesweep_shared::sweep::{Design, SweepSpec};
 
 use crate::error::CoordinatorError;
 use crate::sweep::{Layout, Provenance, SweepRecord};
@@ -123,13 +123,16 @@ pub struct Submission {
     pub dataset_name: String,
     /// Stop once every zone probability is known to this 95 % half-width.
     pub until_ci: Option<f64>,
+    /// Samples between two checks of `until_ci` ([`BLOCK_SAMPLES`] when `None`).
+    pub check_every: Option<u64>,
 }
 
 /// The longest dataset name kept.
 pub const MAX_DATASET_NAME: usize = 200;
 
 /// Samples between two checks of a sweep that stops at a target
-/// half-width: its blocks are this many samples, in whole jobs.
+/// half-width, unless the submission says: its blocks are this many
+/// samples, rounded up to whole jobs.
 pub const BLOCK_SAMPLES: u64 = 1_000;
 
 /// A client's submission id: 1–64 ASCII letters, digits and `-`.
@@ -219,6 +222,12 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
                 "the target half-width (--until-ci) is {target}; it must be between 0 and 0.5, e.g. 0.01"
             )));
         }
+        if submission.check_every.is_some_and(|n| n == 0 || n > spec.samples) {
+            return Err(invalid(format!(
+                "the samples between checks (--check-every) must be 1–{} (the sweep's samples)",
+                spec.samples
+            )));
+        }
         if spec.design == Design::LatinHypercube {
             return Err(invalid(
                 "a Latin-hypercube sweep cannot stop early (its strata are cut for all its samples);                  use design = \"monte-carlo\" or \"sobol\" with --until-ci",
@@ -266,7 +275,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         layout: Layout {
             until_ci: submission.until_ci,
             block_jobs: if submission.until_ci.is_some() {
-                BLOCK_SAMPLES.div_ceil(job_size).min(u64::from(u32::MAX)) as u32
+                submission.check_every.unwrap_or(BLOCK_SAMPLES).div_ceil(job_size).clamp(1, u64::from(u32::MAX)) as u32
             } else {
                 0
             },

@@ -217,8 +217,7 @@ impl SweepRecord {
         let (first_job, first_sample) = if at == 0 { (0, 0) } else { self.layout.extensions[at - 1] };
         let end = self.layout.extensions.get(at).map_or(self.samples, |(_, next)| *next).min(self.samples);
         // Saturating: the submission bounds samples, but this must never panic.
-        let start =
-            first_sample.saturating_add(u64::from(index - first_job).saturating_mul(self.job_size)).min(end);
+        let start = first_sample.saturating_add(u64::from(index - first_job).saturating_mul(self.job_size)).min(end);
         start..start.saturating_add(self.job_size).min(end)
     }
 
