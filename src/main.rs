@@ -27,7 +27,7 @@ struct Cli {
     /// json (one object per line) for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// The least important events shown (default: info; warn for `run`,
+    /// The least important events shown (default: info; warn for `run` and `extend`,
     /// which draws a progress bar; debug for `worker --verbose`). RUST_LOG,
     /// when set, overrides it (e.g. RUST_LOG=zonesweep_coordinator=debug).
     #[arg(long, global = true, value_enum)]
@@ -195,7 +195,7 @@ fn main() -> ExitCode {
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let default_level = match &cli.command {
-        Command::Run(_) => LogLevel::Warn,
+        Command::Run(_) | Command::Extend(_) => LogLevel::Warn,
         Command::Worker(args) if args.verbose => LogLevel::Debug,
         _ => LogLevel::Info,
     };

@@ -425,7 +425,7 @@ pub fn provenance(s: &SweepStatus) -> String {
     line("sweep", s.id.to_string());
     line("state", if s.reason.is_empty() { s.state.to_string() } else { format!("{}: {}", s.state, s.reason) });
     line("zonesweep", known(&p.version));
-    line("dataset", format!("{} ({} units), sha256 {}", known(&p.dataset_name), s.units, s.dataset_hash));
+    line("dataset", format!("{}: {} units, sha256 {}", known(&p.dataset_name), s.units, s.dataset_hash));
     line("configuration", format!("sha256 {} (`show --config` prints it)", s.config_hash));
     line("spec", format!("sha256 {} (`show --spec` prints it)", s.spec_hash));
     line("seed", s.seed.to_string());

@@ -778,3 +778,83 @@ fn clients_follow_a_sweep_through_a_coordinator_restart() {
     assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
     assert!(refused.contains("did not answer for") && refused.contains("--connect-timeout"), "{refused}");
 }
+
+// ---------------------------------------------------------------- convergence and extension
+
+/// `--until-ci` stops after the same block of jobs on one thread, two
+/// threads and a cluster of three workers, and their exports are
+/// byte-identical: the check sees whole blocks in job order only.
+#[test]
+fn until_ci_stops_at_the_same_job_everywhere_and_exports_identically() {
+    let dir = tempfile::Builder::new().prefix("zonesweep-until-ci-").tempdir().unwrap();
+    let seed = SEED.to_string();
+    let sweep_args =
+        ["--samples", "3000", "--seed", &seed, "--job-size", "20", "--until-ci", "0.1", "--check-every", "40"];
+    // `run` takes --samples and --seed itself; the rest are extra.
+    let extra = &sweep_args[6..];
+    let (one, one_exports) = run_locally(dir.path(), "one.redb", 3000, SEED, 20, 1, extra);
+    let (two, two_exports) = run_locally(dir.path(), "two.redb", 3000, SEED, 20, 2, extra);
+    let cluster = Cluster::start(3, CoordinatorOptions::default());
+    let three = cluster.submit(&sweep_args);
+    let status = cluster.wait_done(&three);
+    let exports = cluster.export(&three);
+
+    let db_status = |db: &str, sweep: &str| {
+        SweepStatus::parse(&ok(&["status", sweep, "--db", path_str(&dir.path().join(db))]).stdout)
+    };
+    let (one_status, two_status) = (db_status("one.redb", &one), db_status("two.redb", &two));
+    // ±0.1 at P = 0.5 needs about 96 samples: a few blocks of 40, far from 3,000.
+    assert!(status.samples < 3000 && status.samples % 40 == 0, "{status:?}");
+    assert!(status.reason.contains("stopped after") && status.reason.contains("target ±0.1"), "{status:?}");
+    for other in [&one_status, &two_status] {
+        assert_eq!(
+            (other.samples, other.jobs, other.jobs_done),
+            (status.samples, status.jobs, status.jobs),
+            "{other:?}"
+        );
+    }
+    assert_eq!(exported_samples(&exports.json), status.samples);
+    assert_same_exports("--until-ci on 1 thread vs a 3-worker cluster", &one_exports, &exports);
+    assert_same_exports("--until-ci on 1 thread vs 2 threads", &one_exports, &two_exports);
+}
+
+/// `extend` gives, byte for byte, the sweep of the combined size with the
+/// same seed, even when the first sweep ended in a partial job.
+#[test]
+fn extend_gives_the_sweep_of_the_combined_size_byte_for_byte() {
+    let dir = tempfile::Builder::new().prefix("zonesweep-extend-").tempdir().unwrap();
+    let (sweep, _) = run_locally(dir.path(), "extended.redb", 120, SEED, 50, 2, &[]);
+    let db = dir.path().join("extended.redb");
+    let output = ok(&["extend", &sweep, "--samples", "180", "--db", path_str(&db), "--workers", "2"]);
+    assert!(output.stdout.contains(&format!("{sweep}  done")), "{}", output.stdout);
+    let extended = export_from(dir.path(), &sweep, &["--db", path_str(&db)]);
+    let (_, whole) = run_locally(dir.path(), "whole.redb", 300, SEED, 50, 2, &[]);
+    assert_eq!(exported_samples(&extended.json), 300);
+    assert_same_exports("120 samples extended by 180 vs one sweep of 300", &whole, &extended);
+    let shown = ok(&["show", &sweep, "--db", path_str(&db)]).stdout;
+    assert!(shown.contains("samples            300 (300 done, 0 failed)"), "{shown}");
+    assert!(shown.contains("workers            embedded/"), "{shown}");
+
+    // What cannot be extended, each with a message that names it.
+    let zero = fails(&["extend", &sweep, "--samples", "0", "--db", path_str(&db)]);
+    assert!(zero.contains("--samples must be at least 1"), "{zero}");
+    let unknown = fails(&["extend", "sw-0123456789abcdef", "--samples", "5", "--db", path_str(&db)]);
+    assert!(unknown.contains("sw-0123456789abcdef") && unknown.contains("not found"), "{unknown}");
+    let spec = dir.path().join("lhs.toml");
+    fs::write(&spec, "design = \"latin-hypercube\"\n").unwrap();
+    let (lhs, _) = run_locally(dir.path(), "lhs.redb", 20, SEED, 10, 2, &["--spec", path_str(&spec)]);
+    let lhs_db = dir.path().join("lhs.redb");
+    let refused = fails(&["extend", &lhs, "--samples", "5", "--db", path_str(&lhs_db)]);
+    assert!(refused.contains("Latin hypercube"), "{refused}");
+    let until =
+        fails(&["run", "--db", path_str(&lhs_db), "--spec", path_str(&spec), "--samples", "20", "--until-ci", "0.1"]);
+    assert!(until.contains("Latin-hypercube sweep cannot stop early"), "{until}");
+    for bad in ["0.7", "0", "-0.1", "x"] {
+        let flag = format!("--until-ci={bad}");
+        let refused = fails(&["run", "--db", path_str(&lhs_db), "--samples", "20", &flag]);
+        assert!(refused.contains("--until-ci") && refused.contains("0.5"), "{bad}: {refused}");
+    }
+    // Nothing stored changed: the Latin-hypercube sweep is still done with its 20 samples.
+    let status = SweepStatus::parse(&ok(&["status", &lhs, "--db", path_str(&lhs_db)]).stdout);
+    assert_eq!((status.state.as_str(), status.samples_done), ("done", 20));
+}
