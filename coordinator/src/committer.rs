@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(lease_all(&mut state, &worker), vec![0, 1], "only the first block is leased");
         assert_eq!(lease_all(&mut state, &worker), Vec::<u32>::new(), "not the next before it is merged");
         assert_eq!(codes(&stored(&mut state, &[complete("a", 1, 4)])), vec![Ok(true)]);
-        assert!(status(&state).state.is_final() == false, "half a block is not checked");
+        assert!(!status(&state).state.is_final(), "half a block is not checked");
         assert_eq!(codes(&stored(&mut state, &[complete("a", 0, 4)])), vec![Ok(true)]);
         let end = status(&state);
         assert_eq!(end.state, SweepState::Done, "{end:?}");
