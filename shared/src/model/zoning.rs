@@ -55,6 +55,15 @@ pub const ZONE_NAMES: [&str; 5] = [
     "carbon source optimization zone",
 ];
 
+/// The name of zone `zone` (1-based): one of [`ZONE_NAMES`], or "zone 6",
+/// "zone 7", … beyond them (a configuration may have more zones).
+pub fn zone_name(zone: usize) -> String {
+    match zone.checked_sub(1).and_then(|i| ZONE_NAMES.get(i)) {
+        Some(name) => (*name).to_owned(),
+        None => format!("zone {zone}"),
+    }
+}
+
 /// The scoring direction of a trended index.
 pub fn direction(directions: &Directions, index: IndexKey) -> Direction {
     match index {
