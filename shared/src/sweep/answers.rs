@@ -42,7 +42,11 @@ pub fn wilson(successes: u64, n: u64, z: f64) -> (f64, f64) {
     let z2 = z * z;
     let centre = (p + z2 / (2.0 * n_f)) / (1.0 + z2 / n_f);
     let half = z / (1.0 + z2 / n_f) * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // At 0 and n successes the bound is exactly 0 or 1 (rounding would leave
+    // 1e-18 or 1 − 2e-16).
+    let low = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
+    let high = if successes >= n { 1.0 } else { (centre + half).min(1.0) };
+    (low, high)
 }
 
 /// Half the width of the 95 % Wilson interval of `successes` of `n`.
@@ -92,7 +96,8 @@ impl Aggregate {
                     -p * p.ln()
                 })
                 .sum();
-            (h / (counts.len() as f64).ln()).max(0.0)
+            // A single zone gives −1·ln 1 = −0: reported as 0.
+            if h > 0.0 { h / (counts.len() as f64).ln() } else { 0.0 }
         };
         let modal_share = zones[modal];
         Robustness {
@@ -387,7 +392,8 @@ mod tests {
             assert_eq!((r.modal.low, r.modal.high), wilson(max, n, Z95));
             assert_eq!(r.runner_up_zone, runner_up.map(|x| x.0 + 1));
             assert_eq!(r.runner_up.map(|p| p.count), runner_up.map(|x| x.1));
-            assert!(close(r.entropy, entropy.max(0.0)), "unit {u}: {} vs {entropy}", r.entropy);
+            assert!(close(r.entropy, entropy), "unit {u}: {} vs {entropy}", r.entropy);
+            assert!(r.entropy.is_sign_positive() && r.entropy <= 1.0);
             assert_eq!(r.robust, wilson(max, n, Z95).0 >= 0.8);
             assert_eq!(r.nominal_zone, Some(3));
             for (z, share) in r.zones.iter().enumerate() {
@@ -543,6 +549,7 @@ mod tests {
         assert!(close(wilson(81, 263, z), (0.2552885198782742, 0.36620957698280004)));
         assert!(close(wilson(7, 40, z), (0.08745413746035918, 0.3194999033178771)));
         assert_eq!(wilson(0, 0, z), (0.0, 1.0));
+        assert_eq!((wilson(0, 300, z).0, wilson(300, 300, z).1), (0.0, 1.0));
     }
 
     #[test]
