@@ -481,11 +481,11 @@ pub fn peaking(view: &SweepView, query: &PeakingQuery<'_>, format: OutputFormat)
                         ("p_peak_by_milestone", milestone, &p.by_milestone),
                         ("p_no_peak_by_horizon", horizon, &p.not_by_horizon),
                     ] {
-                        let record =
-                            [csv_number(share.p), csv_number(share.low), csv_number(share.high)];
+                        let record = [csv_number(share.p), csv_number(share.low), csv_number(share.high)];
                         w.write_record([s, name, &year.to_string(), &record[0], &record[1], &record[2]])?;
                     }
-                    let names = ["peak_year_p05", "peak_year_p25", "peak_year_median", "peak_year_p75", "peak_year_p95"];
+                    let names =
+                        ["peak_year_p05", "peak_year_p25", "peak_year_median", "peak_year_p75", "peak_year_p95"];
                     for (name, value) in names.iter().zip(quantile_cells(p.quantiles, csv_option)) {
                         w.write_record([s, name, "", &value, "", ""])?;
                     }
@@ -501,21 +501,30 @@ pub fn peaking(view: &SweepView, query: &PeakingQuery<'_>, format: OutputFormat)
             OutputFormat::Table => {
                 let mut out = intro;
                 let _ = writeln!(out, "the region's total CE of {} units:", view.unit_ids.len());
-                let mut columns = vec![left("scenario"), right(format!("P(peak by {milestone})")), right("95 % interval")];
+                let mut columns =
+                    vec![left("scenario"), right(format!("P(peak by {milestone})")), right("95 % interval")];
                 columns.extend(peak_quantile_columns());
                 columns.extend([right(format!("P(no peak by {horizon})")), right("95 % interval")]);
                 let mut table = Table::new(columns);
                 for row in &rows {
                     let p = &row.peak;
-                    let mut cells = vec![row.scenario.key().to_owned(), prob(p.by_milestone.p), interval(&p.by_milestone)];
+                    let mut cells =
+                        vec![row.scenario.key().to_owned(), prob(p.by_milestone.p), interval(&p.by_milestone)];
                     cells.extend(quantile_cells(p.quantiles, peak_cell));
                     cells.extend([prob(p.not_by_horizon.p), interval(&p.not_by_horizon)]);
                     table.push(cells);
                 }
                 out.push_str(&table.render());
                 out.push_str("\nregional CE, Mt: quantiles over the samples\n");
-                let mut fan =
-                    Table::new(vec![left("scenario"), right("year"), right("5 %"), right("25 %"), right("median"), right("75 %"), right("95 %")]);
+                let mut fan = Table::new(vec![
+                    left("scenario"),
+                    right("year"),
+                    right("5 %"),
+                    right("25 %"),
+                    right("median"),
+                    right("75 %"),
+                    right("95 %"),
+                ]);
                 for row in &rows {
                     for year in &row.fan {
                         let mut cells = vec![row.scenario.key().to_owned(), year.year.to_string()];
@@ -737,23 +746,15 @@ pub fn summary(view: &SweepView) -> String {
     for (u, id) in view.unit_ids.iter().enumerate() {
         let r = a.robustness(u, None, DEFAULT_ROBUST_THRESHOLD);
         counts[r.modal_zone - 1] += 1;
-        let by: Vec<String> = Scenario::ALL
-            .iter()
-            .map(|&s| format!("{:.2}", a.unit_peaking(s, u).peak.by_milestone.p))
-            .collect();
+        let by: Vec<String> =
+            Scenario::ALL.iter().map(|&s| format!("{:.2}", a.unit_peaking(s, u).peak.by_milestone.p)).collect();
         let q = a.unit_peaking(Scenario::Baseline, u).peak.quantiles;
         let baseline = match q {
             Some(q) => format!("{} ({}–{})", year(q.median), year(q.p05), year(q.p95)),
             None => "–".to_owned(),
         };
-        let _ = writeln!(
-            out,
-            "{id:<10} {:>5} {:>6.2}   {:>20}   {:>14}",
-            r.modal_zone,
-            r.modal.p,
-            by.join("/"),
-            baseline
-        );
+        let _ =
+            writeln!(out, "{id:<10} {:>5} {:>6.2}   {:>20}   {:>14}", r.modal_zone, r.modal.p, by.join("/"), baseline);
     }
     let _ = writeln!(
         out,
@@ -774,9 +775,8 @@ fn regional_summary(view: &SweepView) -> String {
     let a = &view.aggregate;
     let (milestone, horizon) = (a.shape.milestone, a.shape.horizon);
     let n_units = view.unit_ids.len();
-    let expected = |f: &dyn Fn(&PeakAnswer) -> f64, s: Scenario| {
-        (0..n_units).map(|u| f(&a.unit_peaking(s, u).peak)).sum::<f64>()
-    };
+    let expected =
+        |f: &dyn Fn(&PeakAnswer) -> f64, s: Scenario| (0..n_units).map(|u| f(&a.unit_peaking(s, u).peak)).sum::<f64>();
     let not_neutral = |s: Scenario| {
         (0..n_units).map(|u| 1.0 - a.neutral_count(s, u) as f64 / a.samples_ok.max(1) as f64).sum::<f64>()
     };
@@ -799,11 +799,7 @@ fn regional_summary(view: &SweepView) -> String {
     out += &row(
         format!("units peaked by {milestone}"),
         std::array::from_fn(|s| {
-            format!(
-                "{:.1}{}",
-                expected(&|p| p.by_milestone.p, Scenario::ALL[s]),
-                bracket(papers_by_milestone[s])
-            )
+            format!("{:.1}{}", expected(&|p| p.by_milestone.p, Scenario::ALL[s]), bracket(papers_by_milestone[s]))
         }),
     );
     out += &row(

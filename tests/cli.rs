@@ -526,7 +526,8 @@ fn zones_labels_its_columns_aligns_wide_names_and_says_how_many_units_each_zone_
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(table.matches("1 = carbon sink functional zone").count(), 1, "the legend once:\n{table}");
     let header = lines.iter().position(|l| l.starts_with("unit ")).expect("a header row");
-    for label in ["name", "nominal zone", "modal zone", "P(modal)", "95 % interval", "runner-up", "robust", "P(zone 5)"] {
+    for label in ["name", "nominal zone", "modal zone", "P(modal)", "95 % interval", "runner-up", "robust", "P(zone 5)"]
+    {
         assert!(lines[header].contains(label), "`{label}` labels a column: {}", lines[header]);
     }
     // Every row of the unit table ends at the same display column, and each
@@ -589,14 +590,20 @@ fn zones_selects_filters_and_sorts_units() {
     let ids = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["zones", sweep.as_str(), "--format", "json"];
         all.extend_from_slice(args);
-        json_of(&query(&all, &db))["units"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect()
+        json_of(&query(&all, &db))["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(ids(&["--unit", "QB05", "--unit", "QB02", "--unit", "QB05"]), ["QB05", "QB02"]);
     // A threshold of 0 makes every unit robust; of 1, none that ever varied.
     assert!(ids(&["--only-uncertain", "--robust-threshold", "0"]).is_empty());
     assert_eq!(ids(&["--only-uncertain", "--robust-threshold", "1"]).len(), 8);
     let document = json_of(&query(&["zones", &sweep, "--format", "json", "--sort", "robustness"], &db));
-    let lows: Vec<f64> = document["units"].as_array().unwrap().iter().map(|u| u["modal"]["low"].as_f64().unwrap()).collect();
+    let lows: Vec<f64> =
+        document["units"].as_array().unwrap().iter().map(|u| u["modal"]["low"].as_f64().unwrap()).collect();
     assert!(lows.windows(2).all(|w| w[0] <= w[1]), "least robust first: {lows:?}");
     let table = query(&["zones", &sweep, "--only-uncertain", "--robust-threshold", "0"], &db);
     assert!(table.contains("no unit matches"), "{table}");
@@ -661,11 +668,13 @@ fn peaking_per_unit_and_for_the_region_in_every_format() {
         let fan = s["fan"].as_array().unwrap();
         assert_eq!(fan.len(), 41, "2020–2060");
         for year in fan {
-            let q: Vec<f64> = ["p05", "p25", "median", "p75", "p95"].iter().map(|k| year[*k].as_f64().unwrap()).collect();
+            let q: Vec<f64> =
+                ["p05", "p25", "median", "p75", "p95"].iter().map(|k| year[*k].as_f64().unwrap()).collect();
             assert!(q.windows(2).all(|w| w[0] <= w[1]), "{year}");
         }
     }
-    let (header, rows) = csv_rows(&query(&["peaking", &sweep, "--region", "--format", "csv", "--scenario", "high"], &db));
+    let (header, rows) =
+        csv_rows(&query(&["peaking", &sweep, "--region", "--format", "csv", "--scenario", "high"], &db));
     assert_eq!(header, ["scenario", "statistic", "year", "value", "low", "high"]);
     assert!(rows.iter().all(|r| r[0] == "high"));
     assert!(rows.iter().any(|r| r[1] == "p_no_peak_by_horizon" && r[2] == "2060"));
@@ -679,7 +688,10 @@ fn status_and_list_in_every_format() {
     assert!(line.starts_with(&sweep) && line.contains("done"), "{line}");
     let status = json_of(&query(&["status", &sweep, "--format", "json"], &db));
     assert_eq!((status["id"].as_str(), status["state"].as_str()), (Some(sweep.as_str()), Some("done")));
-    assert_eq!((status["samples"].as_u64(), status["samples_done"].as_u64(), status["units"].as_u64()), (Some(60), Some(60), Some(8)));
+    assert_eq!(
+        (status["samples"].as_u64(), status["samples_done"].as_u64(), status["units"].as_u64()),
+        (Some(60), Some(60), Some(8))
+    );
     let listed = json_of(&query(&["list", "--format", "json"], &db));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0], status);

@@ -220,7 +220,11 @@ pub fn project_unit(
         ce.push(current);
     }
     let horizon_ce = *ce.last().expect("at least the base year");
-    Ok(UnitProjection { peak_year: peak_year(&ce, base_year, config.horizon), neutral: horizon_ce <= unit.cs_horizon, ce })
+    Ok(UnitProjection {
+        peak_year: peak_year(&ce, base_year, config.horizon),
+        neutral: horizon_ce <= unit.cs_horizon,
+        ce,
+    })
 }
 
 /// The peak rule of a CE series for the years `base_year`, `base_year + 1`,

@@ -379,13 +379,9 @@ mod tests {
             let others: Vec<(usize, u64)> =
                 counts.iter().copied().enumerate().filter(|&(z, c)| z != modal && c > 0).collect();
             let runner_up = others.iter().map(|&(_, c)| c).max().and_then(|m| others.iter().find(|x| x.1 == m));
-            let entropy = -counts
-                .iter()
-                .filter(|&&c| c > 0)
-                .map(|&c| c as f64 / n as f64)
-                .map(|p| p * p.ln())
-                .sum::<f64>()
-                / (n_zones as f64).ln();
+            let entropy =
+                -counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n as f64).map(|p| p * p.ln()).sum::<f64>()
+                    / (n_zones as f64).ln();
             let r = a.robustness(u, Some(3), 0.8);
             assert_eq!((r.modal_zone, r.modal.count, r.modal.samples), (modal + 1, max, n), "unit {u}");
             assert!(close(r.modal.p, max as f64 / n as f64));
@@ -464,7 +460,8 @@ mod tests {
                 assert_eq!(year.year, shape.base_year + t as i32);
                 let mut values: Vec<f64> = outcomes.iter().map(|o| o.regional_ce[s][t]).collect();
                 values.sort_by(f64::total_cmp);
-                for (got, p) in [year.p05, year.p25, year.median, year.p75, year.p95].into_iter().zip([5, 25, 50, 75, 95])
+                for (got, p) in
+                    [year.p05, year.p25, year.median, year.p75, year.p95].into_iter().zip([5, 25, 50, 75, 95])
                 {
                     let exact = quantile_of(&values, p);
                     let got = got.unwrap();
