@@ -133,6 +133,15 @@ mod tests {
     use crate::model::config::Config;
 
     #[test]
+    fn zones_beyond_the_five_named_ones_are_named_by_number() {
+        assert_eq!(zone_name(1), "carbon sink functional zone");
+        assert_eq!(zone_name(5), "carbon source optimization zone");
+        assert_eq!(zone_name(6), "zone 6");
+        assert_eq!(zone_name(50), "zone 50");
+        assert_eq!(zone_name(0), "zone 0");
+    }
+
+    #[test]
     fn trend_scores_mirror() {
         use Direction::*;
         assert_eq!(trend_score(2.0, 1.66, IncreaseIsGood), 5);
