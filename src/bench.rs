@@ -34,6 +34,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         job_size: u64,
     },
+    /// The cost of one sample on this thread, and the share of it the
+    /// regional accumulators (regional peak year, units per zone) take.
+    Sample {
+        /// Samples of the demonstration dataset to run.
+        #[arg(long, default_value_t = 200)]
+        samples: u64,
+    },
     /// Durable completions/s of a coordinator under a fake-worker load.
     Coordinator {
         /// Jobs to complete (one sample each).
@@ -48,8 +55,59 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Run { samples, job_size } => end_to_end(samples, job_size).await,
+        BenchCommand::Sample { samples } => sample_cost(samples),
         BenchCommand::Coordinator { jobs, workers } => coordinator_load(jobs, workers).await,
     }
+}
+
+/// Time samples of the demonstration dataset (the chain, the outcome and
+/// [`Aggregate::add`]) and, in the same run, [`Aggregate::add_regional`]
+/// over the same outcomes, repeated until it has run for a while: its cost
+/// as a fraction of a whole sample.
+fn sample_cost(samples: u64) -> Result<()> {
+    if samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let dataset = demo_dataset();
+    let config = Config::default();
+    let spec = SweepSpec { samples, ..SweepSpec::default() };
+    let runner = SweepRunner::new(&dataset, &config, &spec)?;
+    let mut aggregate = Aggregate::empty(runner.shape());
+    let mut outcomes = Vec::new();
+    let started = Instant::now();
+    for k in 0..samples {
+        if let Ok(outcome) = runner.sample(k) {
+            aggregate.add(&outcome);
+            outcomes.push(outcome);
+        }
+    }
+    let whole = started.elapsed().as_secs_f64();
+    if outcomes.is_empty() {
+        bail!("every sample of the demonstration dataset failed");
+    }
+    let per_sample = whole / samples as f64;
+    let mut regional = Aggregate::empty(runner.shape());
+    let mut rounds = 0u64;
+    let started = Instant::now();
+    while rounds == 0 || started.elapsed().as_secs_f64() < 0.5 {
+        for outcome in &outcomes {
+            regional.add_regional(std::hint::black_box(outcome));
+        }
+        rounds += 1;
+    }
+    let per_add = started.elapsed().as_secs_f64() / (rounds * outcomes.len() as u64) as f64;
+    std::hint::black_box(&regional);
+    println!(
+        "sample: {samples} samples of the demonstration dataset ({} units) in {whole:.2} s = {:.3} ms per sample (chain, outcome and aggregate)",
+        dataset.n_units(),
+        per_sample * 1e3
+    );
+    println!(
+        "regional accumulators (regional peak year, units per zone): {:.2} µs per sample = {:.2} % of a sample (target < 15 %)",
+        per_add * 1e6,
+        100.0 * per_add / per_sample
+    );
+    Ok(())
 }
 
 struct Embedded {

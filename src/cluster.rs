@@ -27,7 +27,8 @@ use zonesweep_shared::model::config::Scenario;
 use zonesweep_shared::data::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
 
 use crate::client::{LimitArgs, Remote, StreamEnd, SweepArgs, TokenArgs, message_mib, sweep_id};
-use crate::report::{self, SweepView};
+use crate::report::{self, OutputFormat, PeakingQuery, SweepView, ZoneSort, ZonesQuery};
+use zonesweep_shared::sweep::answers::{DEFAULT_ROBUST_THRESHOLD, check_robust_threshold};
 
 /// The database file `run` and `coordinator` use by default.
 pub const DEFAULT_DB: &str = "zonesweep.redb";
@@ -205,16 +206,72 @@ pub struct SweepRefArgs {
     pub source: SourceArgs,
 }
 
+/// The `--format` of a query's answer.
+#[derive(clap::Args)]
+pub struct FormatArgs {
+    /// table (aligned, for people), csv (a header row) or json.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ZonesArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    /// Only this unit (its id); repeat for more.
+    #[arg(long, value_name = "ID")]
+    pub unit: Vec<String>,
+    /// Only units whose zone is not robust.
+    #[arg(long)]
+    pub only_uncertain: bool,
+    /// Row order: id (the sweep's unit order) or robustness (least robust first).
+    #[arg(long, value_enum, default_value_t = ZoneSort::Id)]
+    pub sort: ZoneSort,
+    /// A unit is robust when the lower end of the 95 % interval of its
+    /// modal-zone probability is at least this (0–1).
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_ROBUST_THRESHOLD, value_parser = robust_threshold)]
+    pub robust_threshold: f64,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+fn robust_threshold(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number from 0 to 1"))?;
+    check_robust_threshold(value)
+}
+
 #[derive(clap::Args)]
 pub struct PeakingArgs {
     #[command(flatten)]
     pub sweep: SweepRefArgs,
-    /// Only this unit (its id).
-    #[arg(long)]
-    pub unit: Option<String>,
+    /// Only this unit (its id); repeat for more.
+    #[arg(long, value_name = "ID", conflicts_with = "region")]
+    pub unit: Vec<String>,
     /// Only this scenario: low, baseline or high.
     #[arg(long)]
     pub scenario: Option<String>,
+    /// The region's total CE: its peak-year distribution per scenario and
+    /// its quantiles per year, instead of the units'.
+    #[arg(long)]
+    pub region: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -803,20 +860,15 @@ impl Source {
     }
 }
 
-pub async fn status(args: SweepRefArgs) -> Result<()> {
-    let status = open(&args.source).await?.status(&sweep_id(&args.sweep)?).await?;
-    println!("{}", report::status_line(&status));
+pub async fn status(args: StatusArgs) -> Result<()> {
+    let status = open(&args.sweep.source).await?.status(&sweep_id(&args.sweep.sweep)?).await?;
+    print!("{}", report::status(&status, args.format.format)?);
     Ok(())
 }
 
-pub async fn list(source: SourceArgs) -> Result<()> {
-    let sweeps = open(&source).await?.list().await?;
-    if sweeps.is_empty() {
-        println!("no sweeps");
-    }
-    for status in sweeps {
-        println!("{}", report::status_line(&status));
-    }
+pub async fn list(args: ListArgs) -> Result<()> {
+    let sweeps = open(&args.source).await?.list().await?;
+    print!("{}", report::list(&sweeps, args.format.format)?);
     Ok(())
 }
 
@@ -1014,9 +1066,15 @@ pub async fn workers(args: RemoteArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn zones(args: SweepRefArgs) -> Result<()> {
-    let view = open(&args.source).await?.view(&sweep_id(&args.sweep)?).await?;
-    print!("{}", report::zones_table(&view));
+pub async fn zones(args: ZonesArgs) -> Result<()> {
+    let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
+    let query = ZonesQuery {
+        units: &args.unit,
+        only_uncertain: args.only_uncertain,
+        sort: args.sort,
+        threshold: args.robust_threshold,
+    };
+    print!("{}", report::zones(&view, &query, args.format.format)?);
     Ok(())
 }
 
@@ -1029,7 +1087,8 @@ pub async fn peaking(args: PeakingArgs) -> Result<()> {
         None => None,
     };
     let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
-    print!("{}", report::peaking_table(&view, args.unit.as_deref(), scenario)?);
+    let query = PeakingQuery { units: &args.unit, scenario, region: args.region };
+    print!("{}", report::peaking(&view, &query, args.format.format)?);
     Ok(())
 }
 

@@ -96,7 +96,7 @@ enum Command {
     /// Submit a sweep to a coordinator; prints its id.
     Submit(cluster::SubmitArgs),
     /// One line on a sweep's progress.
-    Status(cluster::SweepRefArgs),
+    Status(cluster::StatusArgs),
     /// Follow a sweep until it is final (a progress bar on a terminal, a
     /// line every 10 s otherwise), across coordinator restarts.
     Watch(cluster::WatchArgs),
@@ -120,10 +120,11 @@ enum Command {
     /// Wait until a coordinator is ready to serve (gRPC health), for scripts.
     WaitReady(cluster::WaitReadyArgs),
     /// List the sweeps.
-    List(cluster::SourceArgs),
-    /// Zone-membership probabilities per unit.
-    Zones(cluster::SweepRefArgs),
-    /// Peaking-year statistics per unit and scenario.
+    List(cluster::ListArgs),
+    /// How sure each unit's zone is (modal zone, intervals, robustness), and
+    /// how many units each zone holds.
+    Zones(cluster::ZonesArgs),
+    /// Peaking-year statistics per unit and scenario, or of the region (--region).
     Peaking(cluster::PeakingArgs),
     /// Write a sweep's whole aggregate as JSON or CSV.
     Export(cluster::ExportArgs),

@@ -5,12 +5,16 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr};
 use zonesweep_proto::status::{SweepResults, SweepStatus};
 use zonesweep_shared::model::config::Scenario;
-use zonesweep_shared::model::zoning::{ScoreKey, ZONE_NAMES};
+use zonesweep_shared::model::zoning::{ScoreKey, zone_name};
 use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
+use zonesweep_shared::sweep::answers::{
+    DEFAULT_ROBUST_THRESHOLD, FanYear, PeakAnswer, PeakQuantiles, Proportion, Robustness, UnitPeaking, ZoneSize,
+};
 
 /// A sweep's results, decoded, whether from a coordinator or a database file.
 pub type SweepView = SweepResults;
@@ -35,139 +39,696 @@ pub fn status_line(s: &SweepStatus) -> String {
     line
 }
 
-/// Zone-membership probabilities of one unit, zone 1 first.
-fn zone_probabilities(a: &Aggregate, unit: usize) -> Vec<f64> {
-    (1..=a.shape.n_zones).map(|z| a.zone_probability(unit, z)).collect()
+/// How a query prints its answer: an aligned table for people, CSV with a
+/// header row, or JSON (field names documented in the README).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Csv,
+    Json,
 }
 
-/// The most probable zone (the lowest number on ties) and its probability.
-fn modal_zone(probabilities: &[f64]) -> (usize, f64) {
-    let mut best = (1, f64::NEG_INFINITY);
-    for (z, p) in probabilities.iter().enumerate() {
-        if *p > best.1 {
-            best = (z + 1, *p);
-        }
+/// The widest unit name a table shows, in terminal columns.
+pub const NAME_WIDTH: usize = 24;
+
+/// The terminal columns `text` takes: CJK characters take two.
+pub fn display_width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+/// `text` cut to at most `max` terminal columns (by display width, never
+/// inside a character), ending in "…" when cut.
+pub fn truncate_to_width(text: &str, max: usize) -> String {
+    if display_width(text) <= max {
+        return text.to_owned();
     }
-    best
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
 }
 
-/// Peak-year statistics of one unit under one scenario.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Peaking {
-    /// P(peak year ≤ the milestone, 2030).
-    pub peaked_by_milestone: f64,
-    /// P(T₀ < peak year ≤ the milestone): CE rises after the base year, then
-    /// falls (the "hump").
-    pub hump: f64,
-    /// P(not peaked by the horizon, 2060).
-    pub not_peaked: f64,
-    /// Median, 5 % and 95 % peak year; `None` = not peaked by the horizon.
-    pub median: Option<i32>,
-    pub p05: Option<i32>,
-    pub p95: Option<i32>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
 }
 
-pub fn peaking(a: &Aggregate, scenario: Scenario, unit: usize) -> Peaking {
-    let counts = a.peak_histogram(scenario, unit);
-    let n: u64 = counts.iter().sum();
-    let base = a.shape.base_year;
-    let quantile = |q: f64| -> Option<i32> {
-        let rank = ((q * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return (i + 1 < counts.len()).then_some(base + i as i32);
+/// A table whose columns are aligned by display width.
+struct Table {
+    columns: Vec<(String, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: Vec<(String, Align)>) -> Table {
+        Table { columns, rows: Vec::new() }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| display_width(h)).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(display_width(cell));
             }
         }
-        None
-    };
-    let ratio = |c: u64| if n == 0 { f64::NAN } else { c as f64 / n as f64 };
-    let peaks_in = |years: &dyn Fn(i32) -> bool| -> u64 {
-        counts.iter().take(counts.len() - 1).enumerate().filter(|(i, _)| years(base + *i as i32)).map(|(_, c)| c).sum()
-    };
-    let by_milestone = peaks_in(&|y| y <= a.shape.milestone);
-    let hump = peaks_in(&|y| y > base && y <= a.shape.milestone);
-    Peaking {
-        peaked_by_milestone: ratio(by_milestone),
-        hump: ratio(hump),
-        not_peaked: ratio(*counts.last().unwrap_or(&0)),
-        median: quantile(0.5),
-        p05: quantile(0.05),
-        p95: quantile(0.95),
+        let mut out = String::new();
+        let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
+        for row in std::iter::once(header).chain(self.rows.iter().map(|r| r.iter().map(String::as_str).collect())) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .zip(&self.columns)
+                .map(|((cell, &width), (_, align))| {
+                    let fill = " ".repeat(width.saturating_sub(display_width(cell)));
+                    match align {
+                        Align::Left => format!("{cell}{fill}"),
+                        Align::Right => format!("{fill}{cell}"),
+                    }
+                })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn left(header: impl Into<String>) -> (String, Align) {
+    (header.into(), Align::Left)
+}
+
+fn right(header: impl Into<String>) -> (String, Align) {
+    (header.into(), Align::Right)
+}
+
+/// A probability for a table: three decimals, "–" without samples.
+fn prob(p: f64) -> String {
+    if p.is_nan() { "–".to_owned() } else { format!("{p:.3}") }
+}
+
+fn interval(p: &Proportion) -> String {
+    format!("{:.3}–{:.3}", p.low, p.high)
+}
+
+/// A number for CSV: empty when not a number.
+fn csv_number(value: f64) -> String {
+    if value.is_finite() { value.to_string() } else { String::new() }
+}
+
+fn csv_option<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(String::new, |v| v.to_string())
+}
+
+fn csv_text(write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    write(&mut w)?;
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+fn json_text(value: &impl Serialize) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// The legend of zone numbers, printed once above a table.
+fn zone_legend(n_zones: usize) -> String {
+    let names: Vec<String> = (1..=n_zones).map(|z| format!("{z} = {}", zone_name(z))).collect();
+    format!("zones: {}\n", names.join(", "))
+}
+
+fn unit_name(view: &SweepView, unit: usize) -> &str {
+    view.unit_names.get(unit).map_or("", String::as_str)
+}
+
+/// The units named by `ids` (every unit when empty), each once, in the
+/// order given; an id that is not a unit of the sweep is an error naming it
+/// and the units there are.
+fn select_units(view: &SweepView, ids: &[String]) -> Result<Vec<usize>> {
+    if ids.is_empty() {
+        return Ok((0..view.unit_ids.len()).collect());
+    }
+    let mut units = Vec::new();
+    for id in ids {
+        let Some(u) = view.unit_index(id) else {
+            const SHOWN: usize = 20;
+            let shown: Vec<&str> = view.unit_ids.iter().take(SHOWN).map(String::as_str).collect();
+            let more = view.unit_ids.len().saturating_sub(SHOWN);
+            bail!(
+                "no unit `{id}` in sweep {}; its units are {}{}",
+                view.status.id,
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            );
+        };
+        if !units.contains(&u) {
+            units.push(u);
+        }
+    }
+    Ok(units)
+}
+
+/// The order of `zones`'s rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZoneSort {
+    /// The sweep's unit order.
+    #[default]
+    Id,
+    /// Least robust first: by the lower end of the modal probability's 95 %
+    /// interval, ascending (the unit order on ties).
+    Robustness,
+}
+
+/// What `zones` shows.
+pub struct ZonesQuery<'a> {
+    /// Only these units (every unit when empty).
+    pub units: &'a [String],
+    /// Only units that are not robust.
+    pub only_uncertain: bool,
+    pub sort: ZoneSort,
+    /// The lower Wilson bound of P(modal) that makes a unit robust.
+    pub threshold: f64,
+}
+
+#[derive(Serialize)]
+struct ZonesDocument<'a> {
+    sweep: &'a str,
+    samples: u64,
+    samples_ok: u64,
+    robust_threshold: f64,
+    zone_names: Vec<String>,
+    units: Vec<ZoneUnit<'a>>,
+    zone_sizes: Vec<ZoneSize>,
+}
+
+#[derive(Serialize)]
+struct ZoneUnit<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(flatten)]
+    robustness: Robustness,
+}
+
+/// `zones`: per unit, how sure its zone is; per zone, how many units it holds.
+pub fn zones(view: &SweepView, query: &ZonesQuery<'_>, format: OutputFormat) -> Result<String> {
+    let a = &view.aggregate;
+    let n_zones = a.shape.n_zones;
+    let mut units: Vec<(usize, Robustness)> = select_units(view, query.units)?
+        .into_iter()
+        .map(|u| (u, a.robustness(u, view.nominal_zones.get(u).copied(), query.threshold)))
+        .collect();
+    if query.only_uncertain {
+        units.retain(|(_, r)| !r.robust);
+    }
+    if query.sort == ZoneSort::Robustness {
+        units.sort_by(|x, y| x.1.modal.low.total_cmp(&y.1.modal.low).then(x.0.cmp(&y.0)));
+    }
+    match format {
+        OutputFormat::Json => json_text(&ZonesDocument {
+            sweep: view.status.id.as_str(),
+            samples: view.status.samples,
+            samples_ok: a.samples_ok,
+            robust_threshold: query.threshold,
+            zone_names: (1..=n_zones).map(zone_name).collect(),
+            units: units
+                .into_iter()
+                .map(|(u, robustness)| ZoneUnit { id: &view.unit_ids[u], name: unit_name(view, u), robustness })
+                .collect(),
+            zone_sizes: a.zone_sizes(),
+        }),
+        OutputFormat::Csv => csv_text(|w| {
+            let mut header: Vec<String> = [
+                "unit",
+                "name",
+                "nominal_zone",
+                "modal_zone",
+                "p_modal",
+                "p_modal_low",
+                "p_modal_high",
+                "runner_up_zone",
+                "p_runner_up",
+                "entropy",
+                "robust",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            header.extend((1..=n_zones).map(|z| format!("p_zone_{z}")));
+            w.write_record(&header)?;
+            for (u, r) in &units {
+                let mut row = vec![
+                    view.unit_ids[*u].clone(),
+                    unit_name(view, *u).to_owned(),
+                    csv_option(r.nominal_zone),
+                    r.modal_zone.to_string(),
+                    csv_number(r.modal.p),
+                    csv_number(r.modal.low),
+                    csv_number(r.modal.high),
+                    csv_option(r.runner_up_zone),
+                    r.runner_up.map_or_else(String::new, |p| csv_number(p.p)),
+                    csv_number(r.entropy),
+                    r.robust.to_string(),
+                ];
+                row.extend(r.zones.iter().map(|p| csv_number(p.p)));
+                w.write_record(&row)?;
+            }
+            Ok(())
+        }),
+        OutputFormat::Table => {
+            let mut out = format!(
+                "sweep {}: {} of {} samples succeeded\n{}",
+                view.status.id,
+                a.samples_ok,
+                view.status.samples,
+                zone_legend(n_zones)
+            );
+            let _ = writeln!(
+                out,
+                "robust: the 95 % interval of P(modal) lies at or above {}; entropy: 0 = always one zone, 1 = every zone equally likely",
+                query.threshold
+            );
+            let mut columns = vec![
+                left("unit"),
+                left("name"),
+                right("nominal zone"),
+                right("modal zone"),
+                right("P(modal)"),
+                right("95 % interval"),
+                right("runner-up"),
+                right("P(runner-up)"),
+                right("entropy"),
+                left("robust"),
+            ];
+            columns.extend((1..=n_zones).map(|z| right(format!("P(zone {z})"))));
+            let mut table = Table::new(columns);
+            for (u, r) in &units {
+                let mut row = vec![
+                    view.unit_ids[*u].clone(),
+                    truncate_to_width(unit_name(view, *u), NAME_WIDTH),
+                    r.nominal_zone.map_or("–".to_owned(), |z| z.to_string()),
+                    r.modal_zone.to_string(),
+                    prob(r.modal.p),
+                    interval(&r.modal),
+                    r.runner_up_zone.map_or("–".to_owned(), |z| z.to_string()),
+                    r.runner_up.map_or("–".to_owned(), |p| prob(p.p)),
+                    if r.entropy.is_nan() { "–".to_owned() } else { format!("{:.2}", r.entropy) },
+                    (if r.robust { "yes" } else { "no" }).to_owned(),
+                ];
+                row.extend(r.zones.iter().map(|p| prob(p.p)));
+                table.push(row);
+            }
+            if units.is_empty() {
+                out.push_str("no unit matches\n");
+            } else {
+                out.push_str(&table.render());
+            }
+            let _ = writeln!(out, "\nunits per zone over the {} samples:", a.samples_ok);
+            let mut sizes =
+                Table::new(vec![left("zone"), right("units, 5–95 % of samples"), right("median"), right("expected")]);
+            for size in a.zone_sizes() {
+                let range = match (size.p05, size.p95) {
+                    (Some(low), Some(high)) => format!("{low}–{high}"),
+                    _ => "–".to_owned(),
+                };
+                let expected = if size.expected.is_nan() { "–".to_owned() } else { format!("{:.1}", size.expected) };
+                sizes.push(vec![size.zone.to_string(), range, csv_option(size.median), expected]);
+            }
+            out.push_str(&sizes.render());
+            Ok(out)
+        }
+    }
+}
+
+/// What `peaking` shows.
+pub struct PeakingQuery<'a> {
+    /// Only these units (every unit when empty).
+    pub units: &'a [String],
+    /// Only this scenario.
+    pub scenario: Option<Scenario>,
+    /// The region's total CE instead of the units.
+    pub region: bool,
+}
+
+#[derive(Serialize)]
+struct PeakingDocument<'a, T> {
+    sweep: &'a str,
+    samples: u64,
+    samples_ok: u64,
+    base_year: i32,
+    milestone: i32,
+    horizon: i32,
+    #[serde(flatten)]
+    answers: T,
+}
+
+impl<'a, T> PeakingDocument<'a, T> {
+    fn of(view: &'a SweepView, answers: T) -> PeakingDocument<'a, T> {
+        let shape = view.aggregate.shape;
+        PeakingDocument {
+            sweep: view.status.id.as_str(),
+            samples: view.status.samples,
+            samples_ok: view.aggregate.samples_ok,
+            base_year: shape.base_year,
+            milestone: shape.milestone,
+            horizon: shape.horizon,
+            answers,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UnitPeakingRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    scenario: Scenario,
+    #[serde(flatten)]
+    peaking: UnitPeaking,
+}
+
+#[derive(Serialize)]
+struct UnitsPeaking<'a> {
+    units: Vec<UnitPeakingRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct RegionPeakingRow {
+    scenario: Scenario,
+    #[serde(flatten)]
+    peak: PeakAnswer,
+    /// The regional total CE per year, t.
+    fan: Vec<FanYear>,
+}
+
+#[derive(Serialize)]
+struct RegionPeaking {
+    region: Vec<RegionPeakingRow>,
+}
+
+/// A peak year for a table: the year, or "no peak" (not peaked by the horizon).
+fn peak_cell(year: Option<i32>) -> String {
+    year.map_or("no peak".to_owned(), |y| y.to_string())
+}
+
+fn quantile_cells(q: Option<PeakQuantiles>, cell: impl Fn(Option<i32>) -> String) -> [String; 5] {
+    match q {
+        Some(q) => [q.p05, q.p25, q.median, q.p75, q.p95].map(cell),
+        None => std::array::from_fn(|_| String::new()),
+    }
+}
+
+fn peak_quantile_columns() -> [(String, Align); 5] {
+    ["peak year 5 %", "25 %", "median", "75 %", "95 %"].map(right)
+}
+
+/// `peaking`: per unit and scenario, when it peaks and whether it is
+/// neutral by the horizon; with `region`, the same for the region's total
+/// CE and its fan per year.
+pub fn peaking(view: &SweepView, query: &PeakingQuery<'_>, format: OutputFormat) -> Result<String> {
+    let a = &view.aggregate;
+    let shape = a.shape;
+    let scenarios: Vec<Scenario> = query.scenario.map_or(Scenario::ALL.to_vec(), |s| vec![s]);
+    let (milestone, horizon) = (shape.milestone, shape.horizon);
+    let intro = format!(
+        "sweep {}: {} of {} samples succeeded; peak years are quantiles over the samples, \"no peak\" = not peaked by {horizon}\n",
+        view.status.id, a.samples_ok, view.status.samples
+    );
+    if query.region {
+        let rows: Vec<RegionPeakingRow> = scenarios
+            .iter()
+            .map(|&s| RegionPeakingRow { scenario: s, peak: a.regional_peaking(s), fan: a.regional_fan(s) })
+            .collect();
+        return match format {
+            OutputFormat::Json => json_text(&PeakingDocument::of(view, RegionPeaking { region: rows })),
+            OutputFormat::Csv => csv_text(|w| {
+                w.write_record(["scenario", "statistic", "year", "value", "low", "high"])?;
+                for row in &rows {
+                    let s = row.scenario.key();
+                    let p = &row.peak;
+                    for (name, year, share) in [
+                        ("p_peak_by_milestone", milestone, &p.by_milestone),
+                        ("p_no_peak_by_horizon", horizon, &p.not_by_horizon),
+                    ] {
+                        let record = [csv_number(share.p), csv_number(share.low), csv_number(share.high)];
+                        w.write_record([s, name, &year.to_string(), &record[0], &record[1], &record[2]])?;
+                    }
+                    let names =
+                        ["peak_year_p05", "peak_year_p25", "peak_year_median", "peak_year_p75", "peak_year_p95"];
+                    for (name, value) in names.iter().zip(quantile_cells(p.quantiles, csv_option)) {
+                        w.write_record([s, name, "", &value, "", ""])?;
+                    }
+                    for year in &row.fan {
+                        let values = [year.p05, year.p25, year.median, year.p75, year.p95];
+                        for (name, value) in ["ce_p05", "ce_p25", "ce_median", "ce_p75", "ce_p95"].iter().zip(values) {
+                            w.write_record([s, name, &year.year.to_string(), &csv_option(value), "", ""])?;
+                        }
+                    }
+                }
+                Ok(())
+            }),
+            OutputFormat::Table => {
+                let mut out = intro;
+                let _ = writeln!(out, "the region's total CE of {} units:", view.unit_ids.len());
+                let mut columns =
+                    vec![left("scenario"), right(format!("P(peak by {milestone})")), right("95 % interval")];
+                columns.extend(peak_quantile_columns());
+                columns.extend([right(format!("P(no peak by {horizon})")), right("95 % interval")]);
+                let mut table = Table::new(columns);
+                for row in &rows {
+                    let p = &row.peak;
+                    let mut cells =
+                        vec![row.scenario.key().to_owned(), prob(p.by_milestone.p), interval(&p.by_milestone)];
+                    cells.extend(quantile_cells(p.quantiles, peak_cell));
+                    cells.extend([prob(p.not_by_horizon.p), interval(&p.not_by_horizon)]);
+                    table.push(cells);
+                }
+                out.push_str(&table.render());
+                out.push_str("\nregional CE, Mt: quantiles over the samples\n");
+                let mut fan = Table::new(vec![
+                    left("scenario"),
+                    right("year"),
+                    right("5 %"),
+                    right("25 %"),
+                    right("median"),
+                    right("75 %"),
+                    right("95 %"),
+                ]);
+                for row in &rows {
+                    for year in &row.fan {
+                        let mut cells = vec![row.scenario.key().to_owned(), year.year.to_string()];
+                        cells.extend(
+                            [year.p05, year.p25, year.median, year.p75, year.p95]
+                                .map(|v| v.map_or("–".to_owned(), |v| format!("{:.2}", v / 1e6))),
+                        );
+                        fan.push(cells);
+                    }
+                }
+                out.push_str(&fan.render());
+                Ok(out)
+            }
+        };
+    }
+    let units = select_units(view, query.units)?;
+    let rows: Vec<UnitPeakingRow> = units
+        .iter()
+        .flat_map(|&u| scenarios.iter().map(move |&s| (u, s)))
+        .map(|(u, s)| UnitPeakingRow {
+            id: &view.unit_ids[u],
+            name: unit_name(view, u),
+            scenario: s,
+            peaking: a.unit_peaking(s, u),
+        })
+        .collect();
+    match format {
+        OutputFormat::Json => json_text(&PeakingDocument::of(view, UnitsPeaking { units: rows })),
+        OutputFormat::Csv => csv_text(|w| {
+            w.write_record([
+                "unit",
+                "name",
+                "scenario",
+                "p_peak_by_milestone",
+                "p_peak_by_milestone_low",
+                "p_peak_by_milestone_high",
+                "peak_year_p05",
+                "peak_year_p25",
+                "peak_year_median",
+                "peak_year_p75",
+                "peak_year_p95",
+                "p_no_peak_by_horizon",
+                "p_neutral_by_horizon",
+                "p_neutral_by_horizon_low",
+                "p_neutral_by_horizon_high",
+            ])?;
+            for row in &rows {
+                let p = &row.peaking.peak;
+                let n = &row.peaking.neutral;
+                let mut record = vec![
+                    row.id.to_owned(),
+                    row.name.to_owned(),
+                    row.scenario.key().to_owned(),
+                    csv_number(p.by_milestone.p),
+                    csv_number(p.by_milestone.low),
+                    csv_number(p.by_milestone.high),
+                ];
+                record.extend(quantile_cells(p.quantiles, csv_option));
+                record.extend([csv_number(p.not_by_horizon.p), csv_number(n.p), csv_number(n.low), csv_number(n.high)]);
+                w.write_record(&record)?;
+            }
+            Ok(())
+        }),
+        OutputFormat::Table => {
+            let mut out = intro;
+            let mut columns = vec![
+                left("unit"),
+                left("name"),
+                left("scenario"),
+                right(format!("P(peak by {milestone})")),
+                right("95 % interval"),
+            ];
+            columns.extend(peak_quantile_columns());
+            columns.extend([
+                right(format!("P(no peak by {horizon})")),
+                right(format!("P(neutral by {horizon})")),
+                right("95 % interval"),
+            ]);
+            let mut table = Table::new(columns);
+            for row in &rows {
+                let p = &row.peaking.peak;
+                let n = &row.peaking.neutral;
+                let mut cells = vec![
+                    row.id.to_owned(),
+                    truncate_to_width(row.name, NAME_WIDTH),
+                    row.scenario.key().to_owned(),
+                    prob(p.by_milestone.p),
+                    interval(&p.by_milestone),
+                ];
+                cells.extend(quantile_cells(p.quantiles, peak_cell));
+                cells.extend([prob(p.not_by_horizon.p), prob(n.p), interval(n)]);
+                table.push(cells);
+            }
+            out.push_str(&table.render());
+            Ok(out)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StatusRecord<'a> {
+    id: &'a str,
+    state: &'static str,
+    samples: u64,
+    samples_done: u64,
+    samples_failed: u64,
+    jobs: u32,
+    jobs_done: u32,
+    jobs_leased: u32,
+    units: u32,
+    seed: u64,
+    sequence: u64,
+    reason: &'a str,
+    dataset_hash: &'a str,
+    config_hash: &'a str,
+    spec_hash: &'a str,
+}
+
+impl<'a> StatusRecord<'a> {
+    fn of(s: &'a SweepStatus) -> StatusRecord<'a> {
+        StatusRecord {
+            id: s.id.as_str(),
+            state: s.state.name(),
+            samples: s.samples,
+            samples_done: s.samples_done,
+            samples_failed: s.samples_failed,
+            jobs: s.jobs,
+            jobs_done: s.jobs_done,
+            jobs_leased: s.jobs_leased,
+            units: s.units,
+            seed: s.seed,
+            sequence: s.sequence,
+            reason: &s.reason,
+            dataset_hash: &s.dataset_hash,
+            config_hash: &s.config_hash,
+            spec_hash: &s.spec_hash,
+        }
+    }
+}
+
+fn statuses_csv(list: &[SweepStatus]) -> Result<String> {
+    csv_text(|w| {
+        w.write_record([
+            "id",
+            "state",
+            "samples",
+            "samples_done",
+            "samples_failed",
+            "jobs",
+            "jobs_done",
+            "jobs_leased",
+            "units",
+            "seed",
+            "sequence",
+            "reason",
+            "dataset_hash",
+            "config_hash",
+            "spec_hash",
+        ])?;
+        for s in list {
+            let r = StatusRecord::of(s);
+            w.write_record([
+                r.id,
+                r.state,
+                &r.samples.to_string(),
+                &r.samples_done.to_string(),
+                &r.samples_failed.to_string(),
+                &r.jobs.to_string(),
+                &r.jobs_done.to_string(),
+                &r.jobs_leased.to_string(),
+                &r.units.to_string(),
+                &r.seed.to_string(),
+                &r.sequence.to_string(),
+                r.reason,
+                r.dataset_hash,
+                r.config_hash,
+                r.spec_hash,
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+/// `status`: one sweep.
+pub fn status(s: &SweepStatus, format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Table => Ok(status_line(s) + "\n"),
+        OutputFormat::Csv => statuses_csv(std::slice::from_ref(s)),
+        OutputFormat::Json => json_text(&StatusRecord::of(s)),
+    }
+}
+
+/// `list`: every sweep (a JSON array, a CSV row each).
+pub fn list(sweeps: &[SweepStatus], format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Table if sweeps.is_empty() => Ok("no sweeps\n".to_owned()),
+        OutputFormat::Table => Ok(sweeps.iter().map(|s| status_line(s) + "\n").collect()),
+        OutputFormat::Csv => statuses_csv(sweeps),
+        OutputFormat::Json => json_text(&sweeps.iter().map(StatusRecord::of).collect::<Vec<_>>()),
     }
 }
 
 fn year(y: Option<i32>) -> String {
     y.map_or("none".to_owned(), |y| y.to_string())
-}
-
-/// `zones`: per unit, the modal zone, its probability and all five.
-pub fn zones_table(view: &SweepView) -> String {
-    let a = &view.aggregate;
-    let mut out = format!(
-        "sweep {}: {} of {} samples succeeded\nzones: 1 {}, 2 {}, 3 {}, 4 {}, 5 {}\n",
-        view.status.id,
-        a.samples_ok,
-        view.status.samples,
-        ZONE_NAMES[0],
-        ZONE_NAMES[1],
-        ZONE_NAMES[2],
-        ZONE_NAMES[3],
-        ZONE_NAMES[4]
-    );
-    let _ = write!(out, "{:<10} {:<24} {:>5} {:>7}", "unit", "name", "modal", "P");
-    for z in 1..=a.shape.n_zones {
-        let _ = write!(out, " {:>7}", format!("P(z{z})"));
-    }
-    out.push('\n');
-    for (u, id) in view.unit_ids.iter().enumerate() {
-        let probabilities = zone_probabilities(a, u);
-        let (zone, p) = modal_zone(&probabilities);
-        let name: String = view.unit_names.get(u).map_or("", String::as_str).chars().take(24).collect();
-        let _ = write!(out, "{id:<10} {name:<24} {zone:>5} {p:>7.3}");
-        for p in probabilities {
-            let _ = write!(out, " {p:>7.3}");
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// `peaking`: per unit and scenario, P(peak ≤ milestone), the median and
-/// 5–95 % peak year, and P(not peaked by the horizon).
-pub fn peaking_table(view: &SweepView, unit: Option<&str>, scenario: Option<Scenario>) -> Result<String> {
-    let a = &view.aggregate;
-    let units: Vec<usize> = match unit {
-        Some(id) => vec![view.unit_index(id).with_context(|| format!("no unit `{id}` in sweep {}", view.status.id))?],
-        None => (0..view.unit_ids.len()).collect(),
-    };
-    let scenarios: Vec<Scenario> = scenario.map_or(Scenario::ALL.to_vec(), |s| vec![s]);
-    let mut out = format!(
-        "{:<10} {:<9} {:>9} {:>7} {:>11} {:>10}\n",
-        "unit",
-        "scenario",
-        format!("P(≤{})", a.shape.milestone),
-        "median",
-        "5–95 %",
-        format!("P(none≤{})", a.shape.horizon)
-    );
-    for &u in &units {
-        for &s in &scenarios {
-            let p = peaking(a, s, u);
-            let _ = writeln!(
-                out,
-                "{:<10} {:<9} {:>9.3} {:>7} {:>11} {:>10.3}",
-                view.unit_ids[u],
-                s.key(),
-                p.peaked_by_milestone,
-                year(p.median),
-                format!("{}–{}", year(p.p05), year(p.p95)),
-                p.not_peaked
-            );
-        }
-    }
-    Ok(out)
 }
 
 /// The short table `run` ends with: modal zone and peaking per unit.
@@ -181,28 +742,26 @@ pub fn summary(view: &SweepView) -> String {
         format!("P(peak≤{}) low/base/high", a.shape.milestone),
         "baseline peak"
     );
-    for (u, id) in view.unit_ids.iter().enumerate() {
-        let (zone, p) = modal_zone(&zone_probabilities(a, u));
-        let by: Vec<String> =
-            Scenario::ALL.iter().map(|&s| format!("{:.2}", peaking(a, s, u).peaked_by_milestone)).collect();
-        let base = peaking(a, Scenario::Baseline, u);
-        let _ = writeln!(
-            out,
-            "{id:<10} {zone:>5} {p:>6.2}   {:>20}   {:>14}",
-            by.join("/"),
-            format!("{} ({}–{})", year(base.median), year(base.p05), year(base.p95))
-        );
-    }
     let mut counts = vec![0usize; a.shape.n_zones];
-    for u in 0..view.unit_ids.len() {
-        counts[modal_zone(&zone_probabilities(a, u)).0 - 1] += 1;
+    for (u, id) in view.unit_ids.iter().enumerate() {
+        let r = a.robustness(u, None, DEFAULT_ROBUST_THRESHOLD);
+        counts[r.modal_zone - 1] += 1;
+        let by: Vec<String> =
+            Scenario::ALL.iter().map(|&s| format!("{:.2}", a.unit_peaking(s, u).peak.by_milestone.p)).collect();
+        let q = a.unit_peaking(Scenario::Baseline, u).peak.quantiles;
+        let baseline = match q {
+            Some(q) => format!("{} ({}–{})", year(q.median), year(q.p05), year(q.p95)),
+            None => "–".to_owned(),
+        };
+        let _ =
+            writeln!(out, "{id:<10} {:>5} {:>6.2}   {:>20}   {:>14}", r.modal_zone, r.modal.p, by.join("/"), baseline);
     }
     let _ = writeln!(
         out,
         "units by modal zone (1 = {} … {} = {}): {:?}",
-        ZONE_NAMES[0],
+        zone_name(1),
         a.shape.n_zones,
-        ZONE_NAMES[a.shape.n_zones.min(5) - 1],
+        zone_name(a.shape.n_zones),
         counts
     );
     out.push_str(&regional_summary(view));
@@ -216,7 +775,8 @@ fn regional_summary(view: &SweepView) -> String {
     let a = &view.aggregate;
     let (milestone, horizon) = (a.shape.milestone, a.shape.horizon);
     let n_units = view.unit_ids.len();
-    let expected = |f: &dyn Fn(&Peaking) -> f64, s: Scenario| (0..n_units).map(|u| f(&peaking(a, s, u))).sum::<f64>();
+    let expected =
+        |f: &dyn Fn(&PeakAnswer) -> f64, s: Scenario| (0..n_units).map(|u| f(&a.unit_peaking(s, u).peak)).sum::<f64>();
     let not_neutral = |s: Scenario| {
         (0..n_units).map(|u| 1.0 - a.neutral_count(s, u) as f64 / a.samples_ok.max(1) as f64).sum::<f64>()
     };
@@ -239,18 +799,25 @@ fn regional_summary(view: &SweepView) -> String {
     out += &row(
         format!("units peaked by {milestone}"),
         std::array::from_fn(|s| {
-            format!("{:.1}{}", expected(&|p| p.peaked_by_milestone, Scenario::ALL[s]), bracket(papers_by_milestone[s]))
+            format!("{:.1}{}", expected(&|p| p.by_milestone.p, Scenario::ALL[s]), bracket(papers_by_milestone[s]))
         }),
     );
     out += &row(
         "  of which rising first (T₀ < peak)".to_owned(),
         std::array::from_fn(|s| {
-            format!("{:.1}{}", expected(&|p| p.hump, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
+            format!("{:.1}{}", expected(&|p| p.rising_first.p, Scenario::ALL[s]), bracket(["–", "30", "–"][s]))
         }),
     );
     out += &row(
         format!("units not neutral by {horizon}"),
         std::array::from_fn(|s| format!("{:.1}", not_neutral(Scenario::ALL[s]))),
+    );
+    out += &row(
+        "regional peak year, median (5–95 %)".to_owned(),
+        std::array::from_fn(|s| match a.regional_peaking(Scenario::ALL[s]).quantiles {
+            Some(q) => format!("{} ({}–{})", year(q.median), year(q.p05), year(q.p95)),
+            None => "–".to_owned(),
+        }),
     );
     let fan = |s: Scenario, year: i32| match (
         regional_ce(s, year, 0.5),
@@ -450,65 +1017,30 @@ pub fn provenance(s: &SweepStatus) -> String {
 
 #[cfg(test)]
 mod tests {
-    use zonesweep_shared::model::config::Config;
-    use zonesweep_shared::sweep::aggregate::Shape;
-
     use super::*;
 
-    /// An aggregate of one unit whose baseline peak years are `years`
-    /// (`None`: not peaked by the horizon), 2020–2060.
-    fn with_peaks(years: &[Option<i32>]) -> Aggregate {
-        let shape = Shape::new(1, 2020, &Config::default());
-        let mut a = Aggregate::empty(shape);
-        a.samples_ok = years.len() as u64;
-        let last = shape.n_peak_bins() - 1;
-        for year in years {
-            let bin = year.map_or(last, |y| (y - 2020) as usize);
-            a.peak_counts.row_mut(Scenario::Baseline as usize)[bin] += 1;
-        }
-        a
-    }
-
-    /// The q-quantile of a sorted list the way the report defines it: the
-    /// smallest value with at least ⌈q·n⌉ values at or below it.
-    fn quantile(sorted: &[Option<i32>], q: f64) -> Option<i32> {
-        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
-        sorted[rank - 1]
+    #[test]
+    fn names_are_cut_by_display_width_never_inside_a_character() {
+        assert_eq!(truncate_to_width("Alpha County", 24), "Alpha County");
+        // Two columns per CJK character: 5 characters and the ellipsis fill 11 of 12.
+        let cut = truncate_to_width("北京市朝阳区望京街道", 12);
+        assert_eq!(cut, "北京市朝阳…");
+        assert!(display_width(&cut) <= 12);
+        assert_eq!(truncate_to_width("abcdef", 4), "abc…");
+        assert_eq!(display_width("北京"), 4);
     }
 
     #[test]
-    fn peaking_statistics_equal_those_of_the_sample_list() {
-        // 10 × 2020, 20 × 2025, 30 × 2035, 40 × never; `None` sorts last.
-        let mut years: Vec<Option<i32>> = Vec::new();
-        for (year, n) in [(Some(2020), 10), (Some(2025), 20), (Some(2035), 30), (None, 40)] {
-            years.extend(std::iter::repeat_n(year, n));
-        }
-        let a = with_peaks(&years);
-        let p = peaking(&a, Scenario::Baseline, 0);
-        let share = |f: &dyn Fn(Option<i32>) -> bool| years.iter().filter(|y| f(**y)).count() as f64 / 100.0;
-        assert_eq!(p.peaked_by_milestone, share(&|y| y.is_some_and(|y| y <= 2030)));
-        assert_eq!(p.hump, share(&|y| y.is_some_and(|y| y > 2020 && y <= 2030)));
-        assert_eq!(p.not_peaked, share(&|y| y.is_none()));
-        let mut sorted = years.clone();
-        sorted.sort_by_key(|y| y.unwrap_or(i32::MAX));
-        assert_eq!(
-            (p.p05, p.median, p.p95),
-            (quantile(&sorted, 0.05), quantile(&sorted, 0.5), quantile(&sorted, 0.95))
-        );
-        assert_eq!((p.p05, p.median, p.p95), (Some(2020), Some(2035), None));
-        // Another scenario of the same unit has no samples counted.
-        assert!(peaking(&a, Scenario::Low, 0).peaked_by_milestone.is_nan());
-    }
-
-    #[test]
-    fn the_modal_zone_is_the_most_probable_and_the_lowest_on_ties() {
-        assert_eq!(modal_zone(&[0.1, 0.5, 0.4]), (2, 0.5));
-        assert_eq!(modal_zone(&[0.2, 0.4, 0.4]), (2, 0.4));
-        assert_eq!(modal_zone(&[1.0, 0.0, 0.0, 0.0, 0.0]), (1, 1.0));
-        let shape = Shape::new(2, 2020, &Config::default());
-        let mut a = Aggregate::empty(shape);
-        a.samples_ok = 4;
-        a.zone_counts.row_mut(1).copy_from_slice(&[0, 1, 3, 0, 0]);
-        assert_eq!(modal_zone(&zone_probabilities(&a, 1)), (3, 0.75));
+    fn table_columns_line_up_by_display_width() {
+        let mut table = Table::new(vec![left("name"), right("P(modal)")]);
+        table.push(vec!["北京市".to_owned(), "0.950".to_owned()]);
+        table.push(vec!["Alpha".to_owned(), "0.500".to_owned()]);
+        let text = table.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        // Every line ends at the same display column.
+        let widths: Vec<usize> = lines.iter().map(|l| display_width(l)).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{text}");
+        assert!(lines[1].starts_with("北京市  ") && lines[2].starts_with("Alpha   "), "{text}");
     }
 }

@@ -461,3 +461,243 @@ fn a_generated_token_survives_a_restart() {
     let stderr = text(&output.stderr);
     assert!(!output.status.success() && stderr.contains("z.redb.token") && !stderr.contains("panicked"), "{stderr}");
 }
+
+// --- queries of a finished sweep -------------------------------------------------
+
+/// Unit names of the query tests: Chinese names of different display widths,
+/// one wider than a table's name column.
+const CJK_NAMES: [&str; 8] = [
+    "郑州市中原区",
+    "Alpha County",
+    "洛阳市",
+    "北京市朝阳区望京街道办事处社区服务中心",
+    "開封市龍亭區",
+    "Beta",
+    "武汉市江岸区",
+    "Gamma 县",
+];
+
+/// A finished sweep of eight demonstration units renamed to [`CJK_NAMES`],
+/// in a database file: the folder, the file and the sweep id.
+fn cjk_sweep() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&["data", "demo", "--out", path_str(&data), "--units", "8", "--seed", "3"]);
+    let units = fs::read_to_string(data.join("units.csv")).unwrap();
+    let mut lines: Vec<String> = units.lines().map(str::to_owned).collect();
+    for (line, name) in lines.iter_mut().skip(1).zip(CJK_NAMES) {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        fields[1] = name;
+        *line = fields.join(",");
+    }
+    fs::write(data.join("units.csv"), lines.join("\n") + "\n").unwrap();
+    let db = dir.path().join("q.redb");
+    let stdout = ok(&["run", "--data", path_str(&data), "--samples", "60", "--seed", "5", "--db", path_str(&db)]);
+    let sweep = stdout.lines().last().expect("run prints the sweep id").trim().to_owned();
+    assert!(sweep.starts_with("sw-"), "{stdout}");
+    (dir, db, sweep)
+}
+
+fn query(args: &[&str], db: &Path) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--db", path_str(db)]);
+    ok(&all)
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().expect("a header row").iter().map(str::to_owned).collect();
+    let rows = reader.records().map(|r| r.expect("a CSV row").iter().map(str::to_owned).collect()).collect();
+    (header, rows)
+}
+
+fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+#[test]
+fn zones_labels_its_columns_aligns_wide_names_and_says_how_many_units_each_zone_holds() {
+    let (_dir, db, sweep) = cjk_sweep();
+    let table = query(&["zones", &sweep], &db);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(table.matches("1 = carbon sink functional zone").count(), 1, "the legend once:\n{table}");
+    let header = lines.iter().position(|l| l.starts_with("unit ")).expect("a header row");
+    for label in ["name", "nominal zone", "modal zone", "P(modal)", "95 % interval", "runner-up", "robust", "P(zone 5)"]
+    {
+        assert!(lines[header].contains(label), "`{label}` labels a column: {}", lines[header]);
+    }
+    // Every row of the unit table ends at the same display column, and each
+    // column starts where its header does, whatever the names' scripts.
+    let rows = &lines[header..header + 9];
+    let ends: Vec<usize> = rows.iter().map(|l| width(l)).collect();
+    assert!(ends.iter().all(|&w| w == ends[0]), "rows end at {ends:?}:\n{table}");
+    let column_of = |line: &str, needle: &str| width(&line[..line.find(needle).unwrap()]);
+    let nominal_end = column_of(rows[0], "nominal zone") + width("nominal zone");
+    for (row, name) in rows[1..].iter().zip(CJK_NAMES) {
+        // Cut to at most 24 columns: eleven two-column characters and "…".
+        let shown = if width(name) > 24 { "北京市朝阳区望京街道办…" } else { name };
+        assert!(row.contains(shown), "`{shown}` in {row}");
+        // The (right-aligned) nominal zone after the name ends under its
+        // header in every row, however wide the name's characters are.
+        let after_name = row.find(shown).unwrap() + shown.len();
+        let rest = &row[after_name..];
+        let cell = rest.split_whitespace().next().unwrap();
+        let cell_start = after_name + (rest.len() - rest.trim_start().len());
+        assert_eq!(width(&row[..cell_start]) + width(cell), nominal_end, "{row}");
+    }
+    assert!(!table.contains("望京街道办事处社区服务中心"), "the long name is cut:\n{table}");
+    assert!(table.contains("units per zone") && table.contains("5–95 %") && table.contains("expected"), "{table}");
+
+    let document = json_of(&query(&["zones", &sweep, "--format", "json"], &db));
+    assert_eq!(document["sweep"], sweep.as_str());
+    assert_eq!(document["robust_threshold"], 0.8);
+    let units = document["units"].as_array().unwrap();
+    assert_eq!(units.len(), 8);
+    assert_eq!(units[3]["name"], CJK_NAMES[3], "JSON keeps names whole");
+    for unit in units {
+        let modal = &unit["modal"];
+        let p = modal["p"].as_f64().unwrap();
+        assert!(modal["low"].as_f64().unwrap() <= p && p <= modal["high"].as_f64().unwrap(), "{unit}");
+        assert_eq!(unit["robust"].as_bool().unwrap(), modal["low"].as_f64().unwrap() >= 0.8, "{unit}");
+        assert!(unit["nominal_zone"].as_u64().is_some_and(|z| (1..=5).contains(&z)), "{unit}");
+        assert_eq!(unit["zones"].as_array().unwrap().len(), 5);
+        let entropy = unit["entropy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&entropy), "{unit}");
+    }
+    let sizes = document["zone_sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 5);
+    let expected: f64 = sizes.iter().map(|z| z["expected"].as_f64().unwrap()).sum();
+    assert!((expected - 8.0).abs() < 1e-9, "the zones hold the 8 units on average: {expected}");
+    for size in sizes {
+        let (low, high) = (size["p05"].as_u64().unwrap(), size["p95"].as_u64().unwrap());
+        assert!(low <= size["median"].as_u64().unwrap() && size["median"].as_u64().unwrap() <= high && high <= 8);
+    }
+
+    let (header, rows) = csv_rows(&query(&["zones", &sweep, "--format", "csv"], &db));
+    assert_eq!(header[..4], ["unit", "name", "nominal_zone", "modal_zone"]);
+    assert_eq!(header.last().unwrap(), "p_zone_5");
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[0][1], CJK_NAMES[0]);
+}
+
+#[test]
+fn zones_selects_filters_and_sorts_units() {
+    let (_dir, db, sweep) = cjk_sweep();
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["zones", sweep.as_str(), "--format", "json"];
+        all.extend_from_slice(args);
+        json_of(&query(&all, &db))["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&["--unit", "QB05", "--unit", "QB02", "--unit", "QB05"]), ["QB05", "QB02"]);
+    // A threshold of 0 makes every unit robust; of 1, none that ever varied.
+    assert!(ids(&["--only-uncertain", "--robust-threshold", "0"]).is_empty());
+    assert_eq!(ids(&["--only-uncertain", "--robust-threshold", "1"]).len(), 8);
+    let document = json_of(&query(&["zones", &sweep, "--format", "json", "--sort", "robustness"], &db));
+    let lows: Vec<f64> =
+        document["units"].as_array().unwrap().iter().map(|u| u["modal"]["low"].as_f64().unwrap()).collect();
+    assert!(lows.windows(2).all(|w| w[0] <= w[1]), "least robust first: {lows:?}");
+    let table = query(&["zones", &sweep, "--only-uncertain", "--robust-threshold", "0"], &db);
+    assert!(table.contains("no unit matches"), "{table}");
+}
+
+#[test]
+fn unknown_units_scenarios_and_bad_options_are_refused_by_name_and_change_nothing() {
+    let (_dir, db, sweep) = cjk_sweep();
+    let before = fs::read(&db).unwrap();
+    for args in [["zones", sweep.as_str(), "--unit", "QB99"], ["peaking", sweep.as_str(), "--unit", "QB99"]] {
+        let mut all = args.to_vec();
+        all.extend(["--db", path_str(&db)]);
+        let stderr = fails(&all);
+        assert!(stderr.contains("no unit `QB99`") && stderr.contains("QB01, QB02"), "{stderr}");
+    }
+    let stderr = fails(&["peaking", &sweep, "--scenario", "medium", "--db", path_str(&db)]);
+    assert!(stderr.contains("`medium`") && stderr.contains("low, baseline or high"), "{stderr}");
+    let stderr = fails(&["zones", &sweep, "--robust-threshold", "1.5", "--db", path_str(&db)]);
+    assert!(stderr.contains("1.5") && stderr.contains("from 0 to 1"), "{stderr}");
+    let stderr = fails(&["zones", &sweep, "--format", "xml", "--db", path_str(&db)]);
+    assert!(stderr.contains("xml") && stderr.contains("table, csv, json"), "{stderr}");
+    let stderr = fails(&["zones", &sweep, "--sort", "name", "--db", path_str(&db)]);
+    assert!(stderr.contains("name") && stderr.contains("id, robustness"), "{stderr}");
+    let stderr = fails(&["peaking", &sweep, "--region", "--unit", "QB01", "--db", path_str(&db)]);
+    assert!(stderr.contains("--region") && stderr.contains("--unit"), "{stderr}");
+    assert_eq!(fs::read(&db).unwrap(), before, "a refused query leaves the database as it was");
+}
+
+#[test]
+fn peaking_per_unit_and_for_the_region_in_every_format() {
+    let (_dir, db, sweep) = cjk_sweep();
+    let table = query(&["peaking", &sweep, "--unit", "QB04"], &db);
+    for label in ["P(peak by 2030)", "95 % interval", "median", "P(no peak by 2060)", "P(neutral by 2060)"] {
+        assert!(table.contains(label), "`{label}`:\n{table}");
+    }
+    assert_eq!(table.lines().filter(|l| l.starts_with("QB04")).count(), 3, "{table}");
+    let document = json_of(&query(&["peaking", &sweep, "--format", "json", "--scenario", "low"], &db));
+    let units = document["units"].as_array().unwrap();
+    assert_eq!(units.len(), 8);
+    for unit in units {
+        assert_eq!(unit["scenario"], "low");
+        let by = unit["by_milestone"]["p"].as_f64().unwrap();
+        let never = unit["not_by_horizon"]["p"].as_f64().unwrap();
+        assert!(by + never <= 1.0 + 1e-12, "{unit}");
+        assert!(unit["quantiles"]["median"].is_null() || unit["quantiles"]["median"].as_i64().is_some());
+        assert!(unit["neutral"]["low"].as_f64().is_some());
+    }
+    let (header, rows) = csv_rows(&query(&["peaking", &sweep, "--format", "csv"], &db));
+    assert_eq!(header[..4], ["unit", "name", "scenario", "p_peak_by_milestone"]);
+    assert_eq!(rows.len(), 24);
+
+    let region = query(&["peaking", &sweep, "--region"], &db);
+    for label in ["the region's total CE of 8 units", "P(peak by 2030)", "P(no peak by 2060)", "regional CE, Mt"] {
+        assert!(region.contains(label), "`{label}`:\n{region}");
+    }
+    let document = json_of(&query(&["peaking", &sweep, "--region", "--format", "json"], &db));
+    let scenarios = document["region"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 3);
+    for s in scenarios {
+        let counted = s["by_milestone"]["samples"].as_u64().unwrap();
+        assert_eq!(counted, document["samples_ok"].as_u64().unwrap());
+        let fan = s["fan"].as_array().unwrap();
+        assert_eq!(fan.len(), 41, "2020–2060");
+        for year in fan {
+            let q: Vec<f64> =
+                ["p05", "p25", "median", "p75", "p95"].iter().map(|k| year[*k].as_f64().unwrap()).collect();
+            assert!(q.windows(2).all(|w| w[0] <= w[1]), "{year}");
+        }
+    }
+    let (header, rows) =
+        csv_rows(&query(&["peaking", &sweep, "--region", "--format", "csv", "--scenario", "high"], &db));
+    assert_eq!(header, ["scenario", "statistic", "year", "value", "low", "high"]);
+    assert!(rows.iter().all(|r| r[0] == "high"));
+    assert!(rows.iter().any(|r| r[1] == "p_no_peak_by_horizon" && r[2] == "2060"));
+    assert_eq!(rows.iter().filter(|r| r[1] == "ce_median").count(), 41);
+}
+
+#[test]
+fn status_and_list_in_every_format() {
+    let (_dir, db, sweep) = cjk_sweep();
+    let line = query(&["status", &sweep], &db);
+    assert!(line.starts_with(&sweep) && line.contains("done"), "{line}");
+    let status = json_of(&query(&["status", &sweep, "--format", "json"], &db));
+    assert_eq!((status["id"].as_str(), status["state"].as_str()), (Some(sweep.as_str()), Some("done")));
+    assert_eq!(
+        (status["samples"].as_u64(), status["samples_done"].as_u64(), status["units"].as_u64()),
+        (Some(60), Some(60), Some(8))
+    );
+    let listed = json_of(&query(&["list", "--format", "json"], &db));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0], status);
+    let (header, rows) = csv_rows(&query(&["list", "--format", "csv"], &db));
+    assert_eq!(header[..3], ["id", "state", "samples"]);
+    assert_eq!((rows.len(), rows[0][0].as_str(), rows[0][1].as_str()), (1, sweep.as_str(), "done"));
+    let (_, rows) = csv_rows(&query(&["status", &sweep, "--format", "csv"], &db));
+    assert_eq!(rows.len(), 1);
+}

@@ -13,13 +13,14 @@ use redb::TableDefinition;
 /// written by another version is refused rather than misread.
 ///
 /// Version 2 added a checksum to every value of [`SWEEPS`] and
-/// [`AGGREGATES`]. The
-/// coordinator migrates a version-1 file when it opens it; a query of such a
-/// file reads its aggregates without checksums.
-pub const SCHEMA_VERSION: u64 = 2;
+/// [`AGGREGATES`]; version 3 added the regional count tables to every
+/// aggregate (the region's peak year, the units per zone), which an older
+/// aggregate cannot be given after the fact: files of versions 1 and 2 are
+/// refused with that reason, and left as they are.
+pub const SCHEMA_VERSION: u64 = 3;
 
-/// The first schema version whose aggregates carry a checksum.
-pub const FIRST_CHECKSUMMED_VERSION: u64 = 2;
+/// The first schema version whose aggregates carry the regional counts.
+pub const FIRST_REGIONAL_VERSION: u64 = 3;
 
 /// The length of the checksum (SHA-256) before each sweep record and
 /// stored aggregate.

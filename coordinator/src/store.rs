@@ -36,7 +36,7 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::schema::{
-    AGGREGATES, BLOBS, CHECKSUM_LEN, DONE_JOBS, FIRST_CHECKSUMMED_VERSION, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    AGGREGATES, BLOBS, CHECKSUM_LEN, DONE_JOBS, FIRST_REGIONAL_VERSION, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
     SWEEPS,
 };
 use crate::sweep::SweepRecord;
@@ -199,6 +199,10 @@ fn damage_advice(error: &redb::Error) -> String {
 fn version_advice(found: u64, supported: u64) -> &'static str {
     if found > supported {
         "it was written by a newer zonesweep; use that release"
+    } else if found < FIRST_REGIONAL_VERSION {
+        "it was written by an older zonesweep, whose aggregates lack the regional counts (the region's peak year \
+         and the units per zone) this version keeps and cannot rebuild from them; query it with the release that \
+         wrote it, or run its sweeps again into a new database"
     } else {
         "it was written by an older zonesweep and there is no migration from that version"
     }
@@ -274,10 +278,7 @@ enum Handle {
 /// How the `sweeps` and `aggregates` tables store a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
-    /// Schema version 1: the value alone (read only by queries of a
-    /// version-1 file; the coordinator migrates such a file on open).
-    Plain,
-    /// Schema version 2: the SHA-256 of the value, then the value.
+    /// Since schema version 2: the SHA-256 of the value, then the value.
     Checksummed,
 }
 
@@ -388,10 +389,6 @@ impl Store {
             let found = meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value());
             match found {
                 Some(found) if found == SCHEMA_VERSION => {}
-                Some(1) => {
-                    migrate_to_checksums(txn)?;
-                    meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).context("recording the schema version")?;
-                }
                 Some(found) => {
                     return Err(StoreError::SchemaVersion {
                         path: path.to_path_buf(),
@@ -426,7 +423,7 @@ impl Store {
             return Err(StoreError::Missing { path: path.to_path_buf() });
         }
         let database = open_read_only(path)?;
-        let mut store = Store {
+        let store = Store {
             path: path.to_path_buf(),
             handle: RwLock::new(Some(Handle::ReadOnly(database))),
             format: Format::Checksummed,
@@ -446,7 +443,6 @@ impl Store {
         })?;
         match found {
             Some(found) if found == SCHEMA_VERSION => {}
-            Some(found) if (1..FIRST_CHECKSUMMED_VERSION).contains(&found) => store.format = Format::Plain,
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
@@ -825,27 +821,6 @@ impl Store {
     }
 }
 
-/// Schema version 1 → 2: prefix every sweep record and stored aggregate
-/// with the checksum of its bytes as they are. Values are not decoded here:
-/// one that is already damaged keeps failing its other checks on every read.
-fn migrate_to_checksums(txn: &WriteTransaction) -> Result<(), StoreError> {
-    for (definition, name) in [(SWEEPS, "sweeps"), (AGGREGATES, "aggregates")] {
-        let mut table = txn.open_table(definition).context(&format!("opening table `{name}`"))?;
-        let mut keys = Vec::new();
-        for entry in table.iter().context(&format!("reading table `{name}`"))? {
-            keys.push(entry.context(&format!("reading table `{name}`"))?.0.value().to_string());
-        }
-        for key in keys {
-            let plain = match table.get(key.as_str()).context(&format!("reading table `{name}`"))? {
-                Some(value) => value.value().to_vec(),
-                None => continue,
-            };
-            table.insert(key.as_str(), with_checksum(&plain).as_slice()).context(&format!("writing table `{name}`"))?;
-        }
-    }
-    Ok(())
-}
-
 fn with_checksum(payload: &[u8]) -> Vec<u8> {
     let mut bytes = Sha256::digest(payload).to_vec();
     bytes.extend_from_slice(payload);
@@ -868,7 +843,6 @@ fn decode_stored_aggregate(format: Format, key: &str, bytes: &[u8]) -> Result<Ag
 /// The payload of a stored value, its checksum checked (schema version 2).
 fn checked_payload(format: Format, bytes: &[u8]) -> Result<&[u8], String> {
     match format {
-        Format::Plain => Ok(bytes),
         Format::Checksummed => {
             if bytes.len() < CHECKSUM_LEN {
                 return Err(format!("the value has {} bytes, fewer than its checksum", bytes.len()));
@@ -1471,44 +1445,33 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_file_is_read_by_queries_and_migrated_by_the_coordinator() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.redb");
-        {
-            let store = Store::open(&path).unwrap();
-            create(&store, "a", 0);
-            create(&store, "b", 1);
-        }
-        // What version 1 wrote: the encoded aggregate without a checksum.
-        poke(&path, |txn| {
-            txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, 1).unwrap();
-            let mut aggregates = txn.open_table(AGGREGATES).unwrap();
-            aggregates.insert("a", encode_aggregate(&merged(100)).as_slice()).unwrap();
-            aggregates.insert("b", &[0xff, 0xff, 0xff][..]).unwrap();
-            let mut sweeps = txn.open_table(SWEEPS).unwrap();
-            for (name, sequence) in [("a", 0), ("b", 1)] {
-                sweeps.insert(name, serde_json::to_vec(&record(name, sequence)).unwrap().as_slice()).unwrap();
+    fn files_of_versions_before_the_regional_counts_are_refused_and_left_as_they_are() {
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.redb");
+            {
+                let store = Store::open(&path).unwrap();
+                create(&store, "a", 0);
             }
-        });
-        let before = std::fs::read(&path).unwrap();
-        let query = Store::open_existing(&path).unwrap();
-        assert_eq!(query.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
-        assert_eq!(query.aggregate(&id("a")).unwrap(), Some(merged(100)));
-        assert!(matches!(query.aggregate(&id("b")), Err(StoreError::Corrupt { .. })));
-        drop(query);
-        assert_eq!(std::fs::read(&path).unwrap(), before, "a query of a version-1 file changes nothing");
-
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.sweeps().unwrap(), [record("a", 0), record("b", 1)]);
-        assert_eq!(store.aggregate(&id("a")).unwrap(), Some(merged(100)));
-        assert!(matches!(store.aggregate(&id("b")), Err(StoreError::Corrupt { .. })), "damage is not blessed");
-        drop(store);
-        let migrated = stored_bytes(&path, "a");
-        assert_eq!(&migrated[CHECKSUM_LEN..], encode_aggregate(&merged(100)).as_slice());
-        assert_eq!(&migrated[..CHECKSUM_LEN], Sha256::digest(&migrated[CHECKSUM_LEN..]).as_slice());
-        let database = ReadOnlyDatabase::open(&path).unwrap();
-        let txn = database.begin_read().unwrap();
-        assert_eq!(txn.open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value(), SCHEMA_VERSION);
+            poke(&path, |txn| {
+                txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, version).unwrap();
+            });
+            let before = stored_bytes(&path, "a");
+            for error in [Store::open(&path).err().unwrap(), Store::open_existing(&path).err().unwrap()] {
+                assert!(
+                    matches!(error, StoreError::SchemaVersion { found, supported: SCHEMA_VERSION, .. } if found == version),
+                    "{error}"
+                );
+                let text = error.to_string();
+                assert!(text.contains("lack the regional counts") && text.contains("run its sweeps again"), "{text}");
+                assert_eq!(error.cause(), StoreCause::Unusable);
+            }
+            // What it stores is left as it was, version and all.
+            assert!(stored_bytes(&path, "a") == before, "the stored aggregate changed");
+            let database = ReadOnlyDatabase::open(&path).unwrap();
+            let txn = database.begin_read().unwrap();
+            assert_eq!(txn.open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value(), version);
+        }
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
         coefficients: a.coefficients.iter().map(linear_to_pb).collect(),
         r2: Some(linear_to_pb(&a.r2)),
         k: Some(linear_to_pb(&a.k)),
+        regional_peak_counts: Some(counts_to_pb(a.regional_peak_counts.as_flat())),
+        zone_size_counts: Some(counts_to_pb(a.zone_size_counts.as_flat())),
     }
 }
 
@@ -194,6 +196,8 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         ce_milestone: logs_from_pb("ce_milestone", a.ce_milestone.as_ref())?,
         ce_horizon: logs_from_pb("ce_horizon", a.ce_horizon.as_ref())?,
         regional_ce: logs_from_pb("regional_ce", a.regional_ce.as_ref())?,
+        regional_peak_counts: counts_from_pb("regional_peak_counts", a.regional_peak_counts.as_ref(), lengths[6])?,
+        zone_size_counts: counts_from_pb("zone_size_counts", a.zone_size_counts.as_ref(), lengths[7])?,
         coefficients: a
             .coefficients
             .iter()
@@ -476,6 +480,34 @@ mod tests {
             let error = results_from_pb(wire).unwrap_err();
             assert!(error.to_string().contains("nominal zones"), "{error}");
         }
+    }
+
+    #[test]
+    fn regional_parts_round_trip_and_are_checked_against_the_shape() {
+        use zonesweep_shared::model::config::Config;
+        use zonesweep_shared::sweep::SweepSpec;
+        use zonesweep_shared::sweep::runner::SweepRunner;
+        let dataset = zonesweep_shared::data::demo::generate(3, 1).unwrap();
+        let config = Config::default();
+        let spec = SweepSpec { samples: 10, ..SweepSpec::default() };
+        let a = SweepRunner::new(&dataset, &config, &spec).unwrap().run_range(0..10);
+        assert!(a.samples_ok > 0 && a.zone_size_counts.as_flat().iter().any(|&c| c > 0));
+        let decoded = decode_aggregate(&encode_aggregate(&a)).unwrap();
+        assert_eq!(decoded.regional_peak_counts, a.regional_peak_counts);
+        assert_eq!(decoded.zone_size_counts, a.zone_size_counts);
+        assert_eq!(decoded, a);
+        let wire = aggregate_to_pb(&a);
+        let missing = pb::Aggregate { regional_peak_counts: None, ..wire.clone() };
+        let error = aggregate_from_pb(&missing).unwrap_err().to_string();
+        assert!(error.contains("regional_peak_counts is missing"), "{error}");
+        let missing = pb::Aggregate { zone_size_counts: None, ..wire.clone() };
+        assert!(aggregate_from_pb(&missing).unwrap_err().to_string().contains("zone_size_counts is missing"));
+        // One unit too few in the zone-size rows: 5 zones × 3 entries, not × 4.
+        let short = pb::Aggregate { zone_size_counts: Some(counts_to_pb(&[0; 15])), ..wire.clone() };
+        let error = aggregate_from_pb(&short).unwrap_err().to_string();
+        assert!(error.contains("zone_size_counts has 15 entries; the shape needs 20"), "{error}");
+        let long = pb::Aggregate { regional_peak_counts: Some(counts_to_pb(&[0; 200])), ..wire };
+        assert!(aggregate_from_pb(&long).unwrap_err().to_string().contains("regional_peak_counts has 200 entries"));
     }
 
     #[test]

@@ -117,7 +117,9 @@ fn reshape(table: &mut CountTable, rows: isize, width: isize) {
 
 /// Ways to damage an aggregate's arrays so they no longer fit its shape.
 fn tamper(aggregate: &mut Aggregate, how: usize) {
-    match how % 14 {
+    match how % 16 {
+        14 => reshape(&mut aggregate.regional_peak_counts, 0, 1),
+        15 => reshape(&mut aggregate.zone_size_counts, -1, 0),
         0 => reshape(&mut aggregate.zone_counts, 1, 0),
         1 => reshape(&mut aggregate.total_counts, 0, -1),
         2 => reshape(&mut aggregate.score_counts, -1, 0),
@@ -249,7 +251,7 @@ proptest! {
     #[test]
     fn a_tampered_aggregate_is_refused_and_changes_nothing(
         sweep in sweep(),
-        how in 0usize..14,
+        how in 0usize..16,
     ) {
         let (n_units, events) = sweep;
         let ([target, other, _], _) = aggregates(n_units, &events);

@@ -694,6 +694,8 @@ fn a_range_equals_the_merge_of_its_parts_in_any_order() {
     assert_eq!(whole.samples_total(), 40);
     assert!(whole.samples_ok > 0);
     whole.check_lengths().unwrap();
+    whole.check_consistency().unwrap();
+    assert!(json(&whole).contains("\"regional_peak_counts\"") && json(&whole).contains("\"zone_size_counts\""));
     let expected = json(&whole);
 
     let parts = [runner.run_range(0..13), runner.run_range(13..29), runner.run_range(29..40)];
@@ -706,6 +708,11 @@ fn a_range_equals_the_merge_of_its_parts_in_any_order() {
         }
         assert_eq!(json(&merged), expected, "order {order:?}");
         assert_eq!(merged, whole);
+        // The regional answers, named: they are in the JSON and the equality
+        // above, and are what the regional queries read.
+        assert_eq!(merged.regional_peak_counts, whole.regional_peak_counts, "order {order:?}");
+        assert_eq!(merged.zone_size_counts, whole.zone_size_counts, "order {order:?}");
+        merged.check_consistency().unwrap();
         // Starting from one of the parts, and nesting: a + (b + c).
         let mut inner = parts[order[1]].clone();
         inner.merge(&parts[order[2]]).unwrap();

@@ -219,19 +219,28 @@ pub fn project_unit(
         }
         ce.push(current);
     }
-    let mut peak = 0;
-    for (i, v) in ce.iter().enumerate() {
-        if *v > ce[peak] {
-            peak = i;
-        }
-    }
-    let peak_year = base_year.saturating_add(i32::try_from(peak).unwrap_or(i32::MAX));
     let horizon_ce = *ce.last().expect("at least the base year");
     Ok(UnitProjection {
-        peak_year: (peak_year != config.horizon).then_some(peak_year),
+        peak_year: peak_year(&ce, base_year, config.horizon),
         neutral: horizon_ce <= unit.cs_horizon,
         ce,
     })
+}
+
+/// The peak rule of a CE series for the years `base_year`, `base_year + 1`,
+/// …: the year of its largest value (the first on ties), `None` when that
+/// is the horizon (not peaked by the horizon) or the series is empty. A
+/// unit's projection and the regional total both use it.
+pub fn peak_year(ce: &[f64], base_year: i32, horizon: i32) -> Option<i32> {
+    let first = *ce.first()?;
+    let mut peak = (0, first);
+    for (i, &v) in ce.iter().enumerate() {
+        if v > peak.1 {
+            peak = (i, v);
+        }
+    }
+    let year = base_year.saturating_add(i32::try_from(peak.0).unwrap_or(i32::MAX));
+    (year != horizon).then_some(year)
 }
 
 /// The CS a unit's horizon-year CE is compared with.
@@ -320,6 +329,14 @@ mod tests {
         assert!(p.ce.iter().all(|v| *v == 5.0));
         assert_eq!(p.peak_year, Some(2020));
         assert!(p.neutral);
+    }
+
+    #[test]
+    fn the_peak_is_the_first_largest_value_and_none_at_the_horizon() {
+        assert_eq!(peak_year(&[1.0, 3.0, 3.0, 2.0], 2020, 2023), Some(2021));
+        assert_eq!(peak_year(&[1.0, 2.0, 3.0], 2020, 2022), None);
+        assert_eq!(peak_year(&[3.0, 3.0, 3.0], 2020, 2022), Some(2020));
+        assert_eq!(peak_year(&[], 2020, 2022), None);
     }
 
     #[test]

@@ -55,6 +55,15 @@ pub const ZONE_NAMES: [&str; 5] = [
     "carbon source optimization zone",
 ];
 
+/// The name of zone `zone` (1-based): one of [`ZONE_NAMES`], or "zone 6",
+/// "zone 7", … beyond them (a configuration may have more zones).
+pub fn zone_name(zone: usize) -> String {
+    match zone.checked_sub(1).and_then(|i| ZONE_NAMES.get(i)) {
+        Some(name) => (*name).to_owned(),
+        None => format!("zone {zone}"),
+    }
+}
+
 /// The scoring direction of a trended index.
 pub fn direction(directions: &Directions, index: IndexKey) -> Direction {
     match index {
@@ -122,6 +131,15 @@ pub fn zones(totals: &[u32], config: &ZoningConfig) -> Zoning {
 mod tests {
     use super::*;
     use crate::model::config::Config;
+
+    #[test]
+    fn zones_beyond_the_five_named_ones_are_named_by_number() {
+        assert_eq!(zone_name(1), "carbon sink functional zone");
+        assert_eq!(zone_name(5), "carbon source optimization zone");
+        assert_eq!(zone_name(6), "zone 6");
+        assert_eq!(zone_name(50), "zone 50");
+        assert_eq!(zone_name(0), "zone 0");
+    }
 
     #[test]
     fn trend_scores_mirror() {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::dataset::MAX_UNITS;
 use crate::model::chain::{ChainResult, Parameters};
 use crate::model::config::{Config, MAX_ZONES, Scenario, projection_years_problem};
+use crate::model::projection::peak_year;
 use crate::model::zoning::{ScoreKey, Scores};
 use crate::numerics::ridge::N_PREDICTORS;
 use crate::sweep::count_table::CountTable;
@@ -189,6 +190,12 @@ pub struct Aggregate {
     pub ce_horizon: Vec<LogHistogram>,
     /// `[scenario][projected year]`: regional total CE.
     pub regional_ce: Vec<LogHistogram>,
+    /// A row per scenario: `[peak bin]` of the regional total CE (the unit
+    /// peak rule applied to the sum over units), the last bin "not peaked".
+    pub regional_peak_counts: CountTable,
+    /// A row per zone: `[k]`, the samples in which exactly k units (0…n_units)
+    /// were in that zone.
+    pub zone_size_counts: CountTable,
     /// Per STIRPAT coefficient (P, W, IS, TI, UR, CEI).
     pub coefficients: Vec<LinearHistogram>,
     pub r2: LinearHistogram,
@@ -216,6 +223,8 @@ impl Aggregate {
             ce_milestone: vec![LogHistogram::default(); 3 * n],
             ce_horizon: vec![LogHistogram::default(); 3 * n],
             regional_ce: vec![LogHistogram::default(); 3 * shape.n_projected_years()],
+            regional_peak_counts: CountTable::zeros(3, shape.n_peak_bins()),
+            zone_size_counts: CountTable::zeros(shape.n_zones, n + 1),
             coefficients: vec![LinearHistogram::new(COEFFICIENT_BIN_WIDTH); N_PREDICTORS],
             r2: LinearHistogram::new(R2_BIN_WIDTH),
             k: LinearHistogram::new(K_BIN_WIDTH),
@@ -264,11 +273,34 @@ impl Aggregate {
                 self.regional_ce[s * years + t].add(*value);
             }
         }
+        self.add_regional(outcome);
         for (histogram, value) in self.coefficients.iter_mut().zip(outcome.coefficients) {
             histogram.add(value);
         }
         self.r2.add(outcome.r2);
         self.k.add(outcome.k);
+    }
+
+    /// Count one successful sample's regional answers: the regional peak
+    /// year per scenario and the number of units in each zone. Part of
+    /// [`Aggregate::add`]; separate so its cost can be measured alone.
+    pub fn add_regional(&mut self, outcome: &Outcome) {
+        let shape = self.shape;
+        let last = shape.n_peak_bins() - 1;
+        for (s, series) in outcome.regional_ce.iter().enumerate() {
+            let bin = match peak_year(series, shape.base_year, shape.horizon) {
+                Some(year) => ((i64::from(year) - i64::from(shape.base_year)) as usize).min(last),
+                None => last,
+            };
+            self.regional_peak_counts.row_mut(s)[bin] += 1;
+        }
+        let mut sizes = [0usize; MAX_ZONES];
+        for unit in &outcome.units {
+            sizes[usize::from(unit.zone) - 1] += 1;
+        }
+        for (z, &size) in sizes.iter().enumerate().take(shape.n_zones) {
+            self.zone_size_counts.row_mut(z)[size] += 1;
+        }
     }
 
     /// Record a failed sample under its kind.
@@ -318,6 +350,8 @@ impl Aggregate {
         add_log(&mut self.ce_milestone, &other.ce_milestone, "ce_milestone")?;
         add_log(&mut self.ce_horizon, &other.ce_horizon, "ce_horizon")?;
         add_log(&mut self.regional_ce, &other.regional_ce, "regional_ce")?;
+        add(&mut self.regional_peak_counts, &other.regional_peak_counts, "regional_peak_counts")?;
+        add(&mut self.zone_size_counts, &other.zone_size_counts, "zone_size_counts")?;
         for (a, b) in self.coefficients.iter_mut().zip(&other.coefficients) {
             a.merge(b).map_err(MergeError)?;
         }
@@ -339,6 +373,8 @@ impl Aggregate {
             ("cep_counts", &self.cep_counts),
             ("peak_counts", &self.peak_counts),
             ("neutral_counts", &self.neutral_counts),
+            ("regional_peak_counts", &self.regional_peak_counts),
+            ("zone_size_counts", &self.zone_size_counts),
         ];
         for ((what, table), (rows, width)) in tables.into_iter().zip(layouts) {
             if (table.n_rows(), table.width()) != (rows, width) {
@@ -370,11 +406,20 @@ impl Aggregate {
     }
 
     /// The layouts (rows, width) [`Aggregate::check_lengths`] requires of the
-    /// six count tables (zone, total, score, CEP, peak, neutral), from the
-    /// shape alone.
-    pub fn count_layouts(shape: &Shape) -> [(usize, usize); 6] {
+    /// eight count tables (zone, total, score, CEP, peak, neutral, regional
+    /// peak, zone size), from the shape alone.
+    pub fn count_layouts(shape: &Shape) -> [(usize, usize); 8] {
         let n = shape.n_units;
-        [(n, shape.n_zones), (n, N_TOTALS), (n * N_SCORES, 5), (n, 5), (3 * n, shape.n_peak_bins()), (3, n)]
+        [
+            (n, shape.n_zones),
+            (n, N_TOTALS),
+            (n * N_SCORES, 5),
+            (n, 5),
+            (3 * n, shape.n_peak_bins()),
+            (3, n),
+            (3, shape.n_peak_bins()),
+            (shape.n_zones, n + 1),
+        ]
     }
 
     /// Check that the counts are those of `samples_ok` successful samples:
@@ -416,6 +461,21 @@ impl Aggregate {
         each_sums_to_ok("score_counts", &self.score_counts)?;
         each_sums_to_ok("cep_counts", &self.cep_counts)?;
         each_sums_to_ok("peak_counts", &self.peak_counts)?;
+        each_sums_to_ok("regional_peak_counts", &self.regional_peak_counts)?;
+        each_sums_to_ok("zone_size_counts", &self.zone_size_counts)?;
+        // Zone sizes and zone memberships count the same units: over the
+        // samples, Σ k·(samples with k units in zone z) = Σ over units of
+        // (samples with the unit in zone z).
+        for (z, row) in self.zone_size_counts.rows().enumerate() {
+            let units: u128 = row.iter().enumerate().map(|(k, &c)| k as u128 * u128::from(c)).sum();
+            let members: u128 = self.zone_counts.rows().map(|r| u128::from(r[z])).sum();
+            if units != members {
+                return bad(format!(
+                    "zone_size_counts: zone {} holds {units} unit-samples, but zone_counts has {members}",
+                    z + 1
+                ));
+            }
+        }
         if let Some(i) = self.neutral_counts.as_flat().iter().position(|&c| u128::from(c) > ok) {
             return bad(format!("neutral_counts[{i}] exceeds the {ok} samples"));
         }
@@ -527,6 +587,15 @@ mod tests {
             Box::new(|a| a.samples_ok += 1),
             Box::new(|a| a.zone_counts.row_mut(0)[0] += 1),
             Box::new(|a| a.peak_counts.row_mut(0)[3] += 1),
+            Box::new(|a| a.regional_peak_counts.row_mut(2)[0] += 1),
+            Box::new(|a| a.zone_size_counts.row_mut(0)[0] += 1),
+            Box::new(|a| {
+                // Still a distribution per zone, but not the zone_counts' units.
+                let row = a.zone_size_counts.row_mut(1);
+                let k = row.iter().position(|&c| c > 0).unwrap();
+                row[k] -= 1;
+                row[(k + 1) % row.len()] += 1;
+            }),
             Box::new(|a| a.neutral_counts.row_mut(0)[0] = a.samples_ok + 1),
             Box::new(|a| a.ce_horizon[0].add(1.0)),
             Box::new(|a| a.r2.add(0.5)),
