@@ -9,6 +9,7 @@ use prost::Message;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
 use zonesweep_shared::sweep::count_table::CountTable;
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
+use zonesweep_shared::sweep::sensitivity::{MAX_GROUPS, SensitivitySums};
 
 use crate::ids::SweepId;
 use crate::status::{SweepResults, SweepState, SweepStatus};
@@ -123,7 +124,45 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
         coefficients: a.coefficients.iter().map(linear_to_pb).collect(),
         r2: Some(linear_to_pb(&a.r2)),
         k: Some(linear_to_pb(&a.k)),
+        sensitivity: a.sensitivity.as_ref().map(sensitivity_to_pb),
     }
+}
+
+fn sensitivity_to_pb(s: &SensitivitySums) -> pb::Sensitivity {
+    pb::Sensitivity {
+        groups: s.groups.clone(),
+        samples: s.samples,
+        incomplete: s.incomplete,
+        base: s.base.clone(),
+        group: s.group.clone(),
+    }
+}
+
+/// Decode sensitivity sums for a shape: the group count and the lengths are
+/// checked before the sums are copied.
+fn sensitivity_from_pb(wire: &pb::Sensitivity, shape: &Shape) -> Result<SensitivitySums, ProtoError> {
+    if wire.groups.is_empty() || wire.groups.len() > MAX_GROUPS {
+        return Err(ProtoError::Malformed(format!(
+            "the sensitivity sums name {} groups; 1–{MAX_GROUPS} are allowed",
+            wire.groups.len()
+        )));
+    }
+    let (base, group) = SensitivitySums::lengths(shape, wire.groups.len());
+    if wire.base.len() != base || wire.group.len() != group {
+        return Err(ProtoError::Malformed(format!(
+            "the sensitivity sums have {} and {} entries; the shape and {} groups need {base} and {group}",
+            wire.base.len(),
+            wire.group.len(),
+            wire.groups.len()
+        )));
+    }
+    Ok(SensitivitySums {
+        groups: wire.groups.clone(),
+        samples: wire.samples,
+        incomplete: wire.incomplete,
+        base: wire.base.clone(),
+        group: wire.group.clone(),
+    })
 }
 
 fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<SparseBins<K>, ProtoError> {
@@ -201,6 +240,7 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
             .collect::<Result<_, _>>()?,
         r2: linear_from_pb("r2", a.r2.as_ref())?,
         k: linear_from_pb("k", a.k.as_ref())?,
+        sensitivity: a.sensitivity.as_ref().map(|s| sensitivity_from_pb(s, &shape)).transpose()?,
     };
     aggregate.check_lengths().map_err(|e| ProtoError::Malformed(e.to_string()))?;
     Ok(aggregate)
@@ -445,6 +485,38 @@ mod tests {
             let error = results_from_pb(wire).unwrap_err();
             assert!(error.to_string().contains("nominal zones"), "{error}");
         }
+    }
+
+    #[test]
+    fn sensitivity_sums_round_trip_and_refuse_bad_layouts() {
+        let shape = Shape { n_units: 2, n_zones: 3, base_year: 2020, milestone: 2030, horizon: 2060 };
+        let mut aggregate = Aggregate::empty(shape);
+        let mut sums = SensitivitySums::zeros(&shape, vec!["k".into(), "cap".into()]);
+        sums.base[0] = 40;
+        sums.group[0] = -12;
+        sums.group[1] = 144;
+        sums.samples = 1;
+        aggregate.sensitivity = Some(sums);
+        let wire = aggregate_to_pb(&aggregate);
+        assert_eq!(aggregate_from_pb(&wire).unwrap(), aggregate);
+        assert_eq!(decode_aggregate(&encode_aggregate(&aggregate)).unwrap(), aggregate);
+        // A plain aggregate has none, and its bytes are what they were.
+        let plain = aggregate_to_pb(&Aggregate::empty(shape));
+        assert!(plain.sensitivity.is_none());
+        assert_eq!(aggregate_from_pb(&plain).unwrap().sensitivity, None);
+        let mut short = wire.clone();
+        short.sensitivity.as_mut().unwrap().group.pop();
+        let error = aggregate_from_pb(&short).unwrap_err().to_string();
+        assert!(error.contains("the shape and 2 groups need"), "{error}");
+        let mut no_groups = wire.clone();
+        no_groups.sensitivity.as_mut().unwrap().groups.clear();
+        assert!(aggregate_from_pb(&no_groups).unwrap_err().to_string().contains("0 groups"));
+        let mut many = wire.clone();
+        many.sensitivity.as_mut().unwrap().groups = (0..=MAX_GROUPS).map(|g| g.to_string()).collect();
+        assert!(aggregate_from_pb(&many).is_err());
+        let mut repeated = wire;
+        repeated.sensitivity.as_mut().unwrap().groups = vec!["k".into(), "k".into()];
+        assert!(aggregate_from_pb(&repeated).unwrap_err().to_string().contains("repeated name"));
     }
 
     #[test]
