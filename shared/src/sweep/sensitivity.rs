@@ -107,6 +107,9 @@ fn default_rank(dimension: &Dimension) -> (usize, usize) {
 /// Names listed in a message: the first dozen and how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 12;
+    if names.is_empty() {
+        return "none".to_owned();
+    }
     let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
@@ -200,7 +203,7 @@ pub(crate) fn resolve(
                     let matched: Vec<usize> = (0..factors.len()).filter(|&f| pattern.matches(&factors[f].0)).collect();
                     if matched.is_empty() {
                         problems.push(format!(
-                            "{at}: `{text}` matches no uncertain parameter; they are {}",
+                            "{at}: `{text}` matches no uncertain parameter (or noisy field group); they are {}",
                             listed(&names)
                         ));
                     }
@@ -236,28 +239,27 @@ pub(crate) fn resolve(
 
 /// Sums per slot of a unit and output: Σf_A, Σf_A², Σf_B, Σf_B².
 const BASE_SLOTS: usize = 4;
-/// Sums per slot of a unit, output and group, with y = f_B (f_AB − f_A) and
-/// z = (f_A − f_AB)²: Σy, Σy², Σz, Σz².
-const GROUP_SLOTS: usize = 4;
+/// Sums per slot of a unit, output and group, with d = f_AB − f_A:
+/// Σd, Σf_B·d, Σ(f_B·d)², Σd², Σd⁴, Σf_B·d². With them the first-order
+/// term can be centred at query time, (f_B − f̄)·d, as SALib centres its
+/// outputs: the same estimator in expectation, with far less variance when
+/// the mean is large against the spread (a total score of 30 ± 1).
+const GROUP_SLOTS: usize = 6;
 /// The largest magnitude one sample adds to each slot: outputs are totals
 /// (10–50) or indicators (0–1), so |f| ≤ 50 and |f_AB − f_A| ≤ 40.
 const MAX_F: i64 = MAX_TOTAL as i64;
-const MAX_DIFFERENCE: i64 = (MAX_TOTAL - crate::sweep::aggregate::MIN_TOTAL) as i64;
+const MAX_D: i64 = (MAX_TOTAL - crate::sweep::aggregate::MIN_TOTAL) as i64;
 const BASE_BOUNDS: [i64; BASE_SLOTS] = [MAX_F, MAX_F * MAX_F, MAX_F, MAX_F * MAX_F];
-const GROUP_BOUNDS: [i64; GROUP_SLOTS] = [
-    MAX_F * MAX_DIFFERENCE,
-    MAX_F * MAX_DIFFERENCE * MAX_F * MAX_DIFFERENCE,
-    MAX_DIFFERENCE * MAX_DIFFERENCE,
-    MAX_DIFFERENCE * MAX_DIFFERENCE * MAX_DIFFERENCE * MAX_DIFFERENCE,
-];
-/// Whether a slot's sum may be negative (only Σy).
-const GROUP_SIGNED: [bool; GROUP_SLOTS] = [true, false, false, false];
+const GROUP_BOUNDS: [i64; GROUP_SLOTS] =
+    [MAX_D, MAX_F * MAX_D, MAX_F * MAX_D * MAX_F * MAX_D, MAX_D * MAX_D, MAX_D * MAX_D * MAX_D * MAX_D, MAX_F * MAX_D * MAX_D];
+/// Whether a slot's sum may be negative (Σd and Σf_B·d).
+const GROUP_SIGNED: [bool; GROUP_SLOTS] = [true, true, false, false, false, false];
 
 /// The most samples whose sums fit in an i64 whatever the outputs: the
-/// largest per-sample term is 4 × 10⁶ (y², with |y| ≤ 2000), so sweeps of
-/// up to 2.3 × 10¹² samples cannot overflow. The coordinator's sample limit
-/// is checked against it; merges are checked all the same.
-pub const MAX_SENSITIVITY_SAMPLES: u64 = (i64::MAX / GROUP_BOUNDS[1]) as u64;
+/// largest per-sample term is 4 × 10⁶ ((f_B·d)², with |f_B·d| ≤ 2000), so
+/// sweeps of up to 2.3 × 10¹² samples cannot overflow. The coordinator's
+/// sample limit is checked against it; merges are checked all the same.
+pub const MAX_SENSITIVITY_SAMPLES: u64 = (i64::MAX / GROUP_BOUNDS[2]) as u64;
 
 /// Which output of a unit: its total score, or the indicator of one zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -283,8 +285,8 @@ pub struct SensitivitySums {
     pub incomplete: u64,
     /// `[unit][output][slot]`: Σf_A, Σf_A², Σf_B, Σf_B².
     pub base: Vec<i64>,
-    /// `[unit][output][group][slot]`: Σy, Σy², Σz, Σz² with
-    /// y = f_B (f_AB − f_A) and z = (f_A − f_AB)².
+    /// `[unit][output][group][slot]` with d = f_AB − f_A: Σd, Σf_B·d,
+    /// Σ(f_B·d)², Σd², Σd⁴, Σf_B·d².
     pub group: Vec<i64>,
 }
 
@@ -339,14 +341,15 @@ impl SensitivitySums {
                 base[3] += fb[o] * fb[o];
                 for g in 0..n_groups {
                     let d = fab[g * n_outputs + o] - fa[o];
-                    let y = fb[o] * d;
-                    let z = d * d;
+                    let (y, z) = (fb[o] * d, d * d);
                     let at = (slot * n_groups + g) * GROUP_SLOTS;
                     let sums = &mut self.group[at..at + GROUP_SLOTS];
-                    sums[0] += y;
-                    sums[1] += y * y;
-                    sums[2] += z;
-                    sums[3] += z * z;
+                    sums[0] += d;
+                    sums[1] += y;
+                    sums[2] += y * y;
+                    sums[3] += z;
+                    sums[4] += z * z;
+                    sums[5] += fb[o] * z;
                 }
             }
         }
@@ -443,7 +446,7 @@ impl SensitivitySums {
         Ok(())
     }
 
-    /// The moments of one unit's output, from the exact integer sums.
+    /// The moments of one unit's output, from its sums.
     pub fn moments(&self, shape: &Shape, unit: usize, output: Output) -> Moments {
         let n_outputs = SensitivitySums::n_outputs(shape);
         let o = match output {
@@ -453,27 +456,15 @@ impl SensitivitySums {
         assert!(unit < shape.n_units && o < n_outputs, "unit {unit} and output {output:?} of this shape");
         let slot = unit * n_outputs + o;
         let base = &self.base[slot * BASE_SLOTS..(slot + 1) * BASE_SLOTS];
-        let n = i128::from(self.samples);
-        let groups = (0..self.groups.len())
-            .map(|g| {
-                let at = (slot * self.groups.len() + g) * GROUP_SLOTS;
-                let s = &self.group[at..at + GROUP_SLOTS];
-                GroupMoments {
-                    mean_y: ratio(i128::from(s[0]), n),
-                    variance_y: sample_variance(n, i128::from(s[0]), i128::from(s[1])),
-                    mean_z: ratio(i128::from(s[2]), n),
-                    variance_z: sample_variance(n, i128::from(s[2]), i128::from(s[3])),
-                }
-            })
-            .collect();
-        // Pooled over A and B: 2n values.
-        let (sum, squares) = (i128::from(base[0]) + i128::from(base[2]), i128::from(base[1]) + i128::from(base[3]));
-        Moments {
-            samples: self.samples,
-            mean: ratio(sum, 2 * n),
-            variance: population_variance(2 * n, sum, squares),
-            groups,
-        }
+        let g = self.groups.len();
+        let groups = &self.group[slot * g * GROUP_SLOTS..(slot + 1) * g * GROUP_SLOTS];
+        // Integers below 2^53 convert exactly; larger sums lose only
+        // relative precision of 1e-16.
+        Moments::from_sums(
+            self.samples,
+            std::array::from_fn(|i| base[i] as f64),
+            groups.chunks(GROUP_SLOTS).map(|s| std::array::from_fn(|i| s[i] as f64)).collect(),
+        )
     }
 
     /// The indices of one unit's output, groups ranked by total index.
@@ -491,22 +482,8 @@ impl SensitivitySums {
     }
 }
 
-fn ratio(sum: i128, n: i128) -> f64 {
-    if n == 0 { f64::NAN } else { sum as f64 / n as f64 }
-}
-
-/// Σ(x − x̄)² / n from n, Σx, Σx², exact in integers before the division.
-fn population_variance(n: i128, sum: i128, squares: i128) -> f64 {
-    if n == 0 { f64::NAN } else { (n * squares - sum * sum) as f64 / (n as f64 * n as f64) }
-}
-
-/// Σ(x − x̄)² / (n − 1).
-fn sample_variance(n: i128, sum: i128, squares: i128) -> f64 {
-    if n < 2 { f64::NAN } else { (n * squares - sum * sum) as f64 / (n as f64 * (n - 1) as f64) }
-}
-
-/// The moments of one group's estimator terms y = f_B (f_AB − f_A) and
-/// z = (f_A − f_AB)².
+/// The moments of one group's estimator terms: the centred first-order
+/// term y = (f_B − f̄)(f_AB − f_A) and the total term z = (f_A − f_AB)².
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupMoments {
     pub mean_y: f64,
@@ -522,9 +499,37 @@ pub struct GroupMoments {
 pub struct Moments {
     pub samples: u64,
     pub mean: f64,
-    /// V: the variance of A and B pooled.
+    /// V: the variance of A and B pooled (2n values, divided by 2n).
     pub variance: f64,
     pub groups: Vec<GroupMoments>,
+}
+
+impl Moments {
+    /// From n samples' sums: `base` Σf_A, Σf_A², Σf_B, Σf_B², and per group,
+    /// with d = f_AB − f_A, Σd, Σf_B·d, Σ(f_B·d)², Σd², Σd⁴, Σf_B·d².
+    pub fn from_sums(samples: u64, base: [f64; 4], groups: Vec<[f64; GROUP_SLOTS]>) -> Moments {
+        let n = samples as f64;
+        let pooled = 2.0 * n;
+        let mean = (base[0] + base[2]) / pooled;
+        let variance = ((base[1] + base[3]) - (base[0] + base[2]) * mean) / pooled;
+        // Σ(x − x̄)² / (n − 1) from Σx and Σx².
+        let sample_variance = |sum: f64, squares: f64| (squares - sum * sum / n) / (n - 1.0);
+        let groups = groups
+            .iter()
+            .map(|&[d, y, y2, z, z2, fb_z]| {
+                // Centred at f̄: Σ(f_B − f̄)d and Σ((f_B − f̄)d)².
+                let yc = y - mean * d;
+                let yc2 = y2 - 2.0 * mean * fb_z + mean * mean * z;
+                GroupMoments {
+                    mean_y: yc / n,
+                    variance_y: sample_variance(yc, yc2),
+                    mean_z: z / n,
+                    variance_z: sample_variance(z, z2),
+                }
+            })
+            .collect();
+        Moments { samples, mean, variance, groups }
+    }
 }
 
 /// The normal quantile of a two-sided 95 % interval.
@@ -610,8 +615,8 @@ mod tests {
     /// per group, from n scrambled Sobol' points of 6 dimensions (A the
     /// first 3, B the last 3).
     fn ishigami_moments(n: u32) -> Moments {
-        let mut sums = [0.0f64; 4];
-        let mut group_sums = [[0.0f64; 4]; 3];
+        let mut base = [0.0f64; 4];
+        let mut groups = vec![[0.0f64; GROUP_SLOTS]; 3];
         for k in 0..n {
             let point: Vec<f64> = (0..6)
                 .map(|d| (f64::from(sobol_burley::sample(k, d, 11)) + 0.5 / f64::from(1u32 << 24)) * 2.0 * PI - PI)
@@ -619,38 +624,33 @@ mod tests {
             let a = [point[0], point[1], point[2]];
             let b = [point[3], point[4], point[5]];
             let (fa, fb) = (ishigami(a), ishigami(b));
-            sums[0] += fa;
-            sums[1] += fa * fa;
-            sums[2] += fb;
-            sums[3] += fb * fb;
-            for (g, s) in group_sums.iter_mut().enumerate() {
+            add_sample(&mut base, &mut groups, fa, fb, |g| {
                 let mut ab = a;
                 ab[g] = b[g];
-                let d = ishigami(ab) - fa;
-                let (y, z) = (fb * d, d * d);
-                s[0] += y;
-                s[1] += y * y;
-                s[2] += z;
-                s[3] += z * z;
-            }
+                ishigami(ab)
+            });
         }
-        let nf = f64::from(n);
-        let mean = (sums[0] + sums[2]) / (2.0 * nf);
-        let variance = (sums[1] + sums[3]) / (2.0 * nf) - mean * mean;
-        let var = |sum: f64, squares: f64| (squares - sum * sum / nf) / (nf - 1.0);
-        Moments {
-            samples: u64::from(n),
-            mean,
-            variance,
-            groups: group_sums
-                .iter()
-                .map(|s| GroupMoments {
-                    mean_y: s[0] / nf,
-                    variance_y: var(s[0], s[1]),
-                    mean_z: s[2] / nf,
-                    variance_z: var(s[2], s[3]),
-                })
-                .collect(),
+        Moments::from_sums(u64::from(n), base, groups)
+    }
+
+    /// Add one base sample's terms, as [`SensitivitySums::add`] does.
+    fn add_sample(
+        base: &mut [f64; 4],
+        groups: &mut [[f64; GROUP_SLOTS]],
+        fa: f64,
+        fb: f64,
+        fab: impl Fn(usize) -> f64,
+    ) {
+        base[0] += fa;
+        base[1] += fa * fa;
+        base[2] += fb;
+        base[3] += fb * fb;
+        for (g, s) in groups.iter_mut().enumerate() {
+            let d = fab(g) - fa;
+            let (y, z) = (fb * d, d * d);
+            for (slot, term) in s.iter_mut().zip([d, y, y * y, z, z * z, fb * z]) {
+                *slot += term;
+            }
         }
     }
 
@@ -694,38 +694,41 @@ mod tests {
     }
 
     #[test]
-    fn integer_moments_agree_with_floating_point_ones() {
+    fn integer_sums_give_the_moments_of_their_terms() {
         let shape = Shape { n_units: 1, n_zones: 2, base_year: 2020, milestone: 2030, horizon: 2060 };
         let mut sums = SensitivitySums::zeros(&shape, vec!["g".into()]);
         // Totals of A, B and A_B for four samples.
         let runs = [(20i64, 30i64, 25i64), (40, 10, 40), (15, 35, 20), (50, 12, 44)];
         for &(a, b, ab) in &runs {
-            let (y, z) = (b * (ab - a), (a - ab) * (a - ab));
-            sums.base[0] += a;
-            sums.base[1] += a * a;
-            sums.base[2] += b;
-            sums.base[3] += b * b;
-            sums.group[0] += y;
-            sums.group[1] += y * y;
-            sums.group[2] += z;
-            sums.group[3] += z * z;
+            let d = ab - a;
+            for (slot, term) in sums.base.iter_mut().zip([a, a * a, b, b * b]) {
+                *slot += term;
+            }
+            for (slot, term) in sums.group.iter_mut().zip([d, b * d, b * d * b * d, d * d, d * d * d * d, b * d * d]) {
+                *slot += term;
+            }
         }
         sums.samples = 4;
+        sums.check_consistency(4).unwrap();
+        assert!(sums.check_consistency(5).is_err());
         let m = sums.moments(&shape, 0, Output::Total);
         let all: Vec<f64> = runs.iter().flat_map(|&(a, b, _)| [a as f64, b as f64]).collect();
         let mean = all.iter().sum::<f64>() / 8.0;
         let v = all.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 8.0;
         assert!((m.mean - mean).abs() < 1e-12 && (m.variance - v).abs() < 1e-9, "{m:?}");
-        let ys: Vec<f64> = runs.iter().map(|&(a, b, ab)| (b * (ab - a)) as f64).collect();
+        // The centred first-order terms, straight from their definition.
+        let ys: Vec<f64> = runs.iter().map(|&(a, b, ab)| (b as f64 - mean) * (ab - a) as f64).collect();
         let mean_y = ys.iter().sum::<f64>() / 4.0;
         let var_y = ys.iter().map(|y| (y - mean_y).powi(2)).sum::<f64>() / 3.0;
-        assert!((m.groups[0].mean_y - mean_y).abs() < 1e-12 && (m.groups[0].variance_y - var_y).abs() < 1e-6);
+        let zs: Vec<f64> = runs.iter().map(|&(a, _, ab)| ((a - ab) * (a - ab)) as f64).collect();
+        let mean_z = zs.iter().sum::<f64>() / 4.0;
+        let var_z = zs.iter().map(|z| (z - mean_z).powi(2)).sum::<f64>() / 3.0;
+        let g = m.groups[0];
+        assert!((g.mean_y - mean_y).abs() < 1e-9 && (g.variance_y - var_y).abs() < 1e-6 * var_y, "{g:?} {var_y}");
+        assert!((g.mean_z - mean_z).abs() < 1e-12 && (g.variance_z - var_z).abs() < 1e-9 * var_z, "{g:?}");
         let (s, st) = m.indices()[0];
         assert!((s.unwrap().estimate - mean_y / v).abs() < 1e-12);
-        let mean_z = runs.iter().map(|&(a, _, ab)| ((a - ab) * (a - ab)) as f64).sum::<f64>() / 4.0;
         assert!((st.unwrap().estimate - mean_z / (2.0 * v)).abs() < 1e-12);
-        sums.check_consistency(4).unwrap();
-        assert!(sums.check_consistency(5).is_err());
     }
 
     #[test]
@@ -738,14 +741,17 @@ mod tests {
         negative.base[1] = -1;
         assert!(negative.check_consistency(1).is_err());
         let mut big = sums.clone();
-        big.group[1] = 4_000_001;
+        big.group[2] = 4_000_001;
         assert!(big.check_consistency(1).is_err());
-        // Σy may be negative, within its bound.
+        // Σd and Σf_B·d may be negative, within their bounds.
         let mut signed = sums.clone();
-        signed.group[0] = -2000;
+        signed.group[1] = -2000;
+        signed.group[6] = -40;
         signed.check_consistency(1).unwrap();
+        signed.group[6] = -41;
+        assert!(signed.check_consistency(1).is_err());
         let mut near = sums.clone();
-        near.group[1] = i64::MAX;
+        near.group[2] = i64::MAX;
         assert!(near.clone().merge(&near).is_err());
         let other_groups = SensitivitySums::zeros(&shape, vec!["a".into()]);
         assert!(sums.clone().merge(&other_groups).unwrap_err().0.contains("groups differ"));
