@@ -622,7 +622,10 @@ mod tests {
         let error = check_result(&plain, 0, &with(&["k", "cap"], failed(0..4))).unwrap_err().to_string();
         assert!(error.contains("sweep a takes no sensitivity sums"), "{error}");
         let error = check_result(&sensitive, 0, &failed(0..4)).unwrap_err().to_string();
-        assert!(error.contains("has no sensitivity sums, but sweep s takes sensitivity sums of groups [k, cap]"), "{error}");
+        assert!(
+            error.contains("has no sensitivity sums, but sweep s takes sensitivity sums of groups [k, cap]"),
+            "{error}"
+        );
         let error = check_result(&sensitive, 0, &with(&["cap", "k"], failed(0..4))).unwrap_err().to_string();
         assert!(error.contains("groups [cap, k]"), "{error}");
         assert_eq!(check_result(&sensitive, 0, &with(&["k", "cap"], failed(0..4))).unwrap(), Fit::New);

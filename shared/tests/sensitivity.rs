@@ -180,7 +180,10 @@ fn bad_sensitivity_specs_are_refused_naming_the_value_and_the_choices() {
     let error = refused(&with(&[("growth", &[])]));
     assert!(error.contains("sensitivity group `growth` is empty"), "{error}");
     let error = refused(&with(&[("growth", &["rates.*"])]));
-    assert!(error.contains("`rates.*` matches no uncertain parameter (or noisy field group); they are k, rate.low.P.first"), "{error}");
+    assert!(
+        error.contains("`rates.*` matches no uncertain parameter (or noisy field group); they are k, rate.low.P.first"),
+        "{error}"
+    );
     let error = refused(&with(&[("a", &["rate.*"]), ("b", &["rate.low.*"])]));
     assert!(error.contains("`rate.low.P.first` is in sensitivity groups `a` and `b`"), "{error}");
     let error = refused(&with(&[]));

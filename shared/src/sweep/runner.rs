@@ -4,8 +4,8 @@
 use std::ops::Range;
 
 use crate::data::dataset::Dataset;
-use crate::error::ChainError;
 use crate::data::fields::Row;
+use crate::error::ChainError;
 use crate::model::chain::{self, Detail, PanelTerms, Parameters};
 use crate::model::config::Config;
 use crate::sweep::aggregate::{Aggregate, Outcome, Shape};
@@ -149,8 +149,7 @@ impl<'a> SweepRunner<'a> {
     pub fn empty_aggregate(&self) -> Aggregate {
         let shape = self.shape();
         let mut aggregate = Aggregate::empty(shape);
-        aggregate.sensitivity =
-            self.plan.sensitivity.as_ref().map(|s| SensitivitySums::zeros(&shape, s.group_names()));
+        aggregate.sensitivity = self.plan.sensitivity.as_ref().map(|s| SensitivitySums::zeros(&shape, s.group_names()));
         aggregate
     }
 

@@ -250,8 +250,14 @@ const GROUP_SLOTS: usize = 6;
 const MAX_F: i64 = MAX_TOTAL as i64;
 const MAX_D: i64 = (MAX_TOTAL - crate::sweep::aggregate::MIN_TOTAL) as i64;
 const BASE_BOUNDS: [i64; BASE_SLOTS] = [MAX_F, MAX_F * MAX_F, MAX_F, MAX_F * MAX_F];
-const GROUP_BOUNDS: [i64; GROUP_SLOTS] =
-    [MAX_D, MAX_F * MAX_D, MAX_F * MAX_D * MAX_F * MAX_D, MAX_D * MAX_D, MAX_D * MAX_D * MAX_D * MAX_D, MAX_F * MAX_D * MAX_D];
+const GROUP_BOUNDS: [i64; GROUP_SLOTS] = [
+    MAX_D,
+    MAX_F * MAX_D,
+    MAX_F * MAX_D * MAX_F * MAX_D,
+    MAX_D * MAX_D,
+    MAX_D * MAX_D * MAX_D * MAX_D,
+    MAX_F * MAX_D * MAX_D,
+];
 /// Whether a slot's sum may be negative (Σd and Σf_B·d).
 const GROUP_SIGNED: [bool; GROUP_SLOTS] = [true, true, false, false, false, false];
 
@@ -470,12 +476,11 @@ impl SensitivitySums {
     /// The indices of one unit's output, groups ranked by total index.
     pub fn analyse(&self, shape: &Shape, unit: usize, output: Output) -> OutputSensitivity {
         let moments = self.moments(shape, unit, output);
-        let mut groups: Vec<GroupIndices> =
-            self.groups.iter().zip(moments.indices()).map(|(name, (first, total))| GroupIndices {
-                group: name.clone(),
-                first,
-                total,
-            })
+        let mut groups: Vec<GroupIndices> = self
+            .groups
+            .iter()
+            .zip(moments.indices())
+            .map(|(name, (first, total))| GroupIndices { group: name.clone(), first, total })
             .collect();
         rank(&mut groups);
         OutputSensitivity { output, samples: moments.samples, mean: moments.mean, variance: moments.variance, groups }
