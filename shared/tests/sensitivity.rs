@@ -1,4 +1,4 @@
-//! Variance-based group sensitivity (docs/model.md section 9): the spec's
+//! Variance-based group sensitivity (docs/model.md section 8, "Group sensitivity"): the spec's
 //! groups, a design whose A samples are the plain sweep's, sums that do not
 //! depend on how the samples were split, and indices that rank the groups
 //! as one-group-at-a-time sweeps do.

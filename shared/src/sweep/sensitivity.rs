@@ -1,4 +1,4 @@
-//! Variance-based group sensitivity (docs/model.md section 9): which groups
+//! Variance-based group sensitivity (docs/model.md section 8, "Group sensitivity"): which groups
 //! of uncertain inputs drive each unit's total score and zone.
 //!
 //! Sample k of a sensitivity sweep is a base sample of Saltelli's (2010)

@@ -174,7 +174,7 @@ pub struct SweepSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reading: Vec<ReadingEntry>,
     /// Variance-based group sensitivity computed alongside the sweep
-    /// (docs/model.md section 9); every sample then costs 2 + G chain runs.
+    /// (docs/model.md section 8, "Group sensitivity"); every sample then costs 2 + G chain runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivitySpec>,
 }
