@@ -147,6 +147,9 @@ fn sensitivity_from_pb(wire: &pb::Sensitivity, shape: &Shape) -> Result<Sensitiv
             wire.groups.len()
         )));
     }
+    if let Some(problem) = SensitivitySums::size_problem(shape, wire.groups.len()) {
+        return Err(ProtoError::Malformed(problem));
+    }
     let (base, group) = SensitivitySums::lengths(shape, wire.groups.len());
     if wire.base.len() != base || wire.group.len() != group {
         return Err(ProtoError::Malformed(format!(

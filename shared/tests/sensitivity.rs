@@ -220,6 +220,19 @@ fn bad_sensitivity_specs_are_refused_naming_the_value_and_the_choices() {
 }
 
 #[test]
+fn sums_too_large_for_the_dataset_are_refused_before_the_sweep_runs() {
+    use zonesweep_shared::sweep::aggregate::Shape;
+    use zonesweep_shared::sweep::sensitivity::{MAX_SENSITIVITY_SUMS, SensitivitySums};
+    let shape = Shape { n_units: 20_000, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
+    // 20,000 units × 6 outputs × (4 + 6 × 15) sums.
+    let problem = SensitivitySums::size_problem(&shape, 15).expect("too many sums");
+    assert!(problem.contains("15 groups over 20000 units and 5 zones keeps 11280000 sums"), "{problem}");
+    assert!(problem.contains(&MAX_SENSITIVITY_SUMS.to_string()), "{problem}");
+    assert_eq!(SensitivitySums::size_problem(&shape, 6), None);
+    assert_eq!(SensitivitySums::size_problem(&Shape { n_units: 81, ..shape }, 15), None);
+}
+
+#[test]
 fn custom_groups_leave_unmatched_parameters_out_of_the_analysis() {
     let dataset = demo::generate(3, 4).unwrap();
     let spec = SweepSpec {

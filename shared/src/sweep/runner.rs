@@ -39,6 +39,12 @@ impl<'a> SweepRunner<'a> {
             return Err(SweepError::Config(problems));
         }
         let plan = spec.plan(config)?;
+        if let Some(sensitivity) = &plan.sensitivity {
+            let shape = Shape::new(dataset.n_units(), dataset.base_year(), config);
+            if let Some(problem) = SensitivitySums::size_problem(&shape, sensitivity.groups.len()) {
+                return Err(SweepError::Invalid(vec![problem]));
+            }
+        }
         let terms = plan
             .interval_years_drawn(config)
             .into_iter()

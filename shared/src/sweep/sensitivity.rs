@@ -32,6 +32,10 @@ use crate::sweep::spec::{SensitivityGroups, SensitivityMethod, SensitivitySpec};
 pub const MAX_GROUPS: usize = 512;
 /// The longest group name.
 pub const MAX_GROUP_NAME: usize = 64;
+/// The most sums a sensitivity design may keep (units × outputs × (4 + 6 ×
+/// groups)): 64 MiB in memory, so results stay well within the message
+/// limits; 81 units, 5 zones and 15 groups take 45,684.
+pub const MAX_SENSITIVITY_SUMS: usize = 1 << 23;
 
 /// One group of factors: the dimensions (indices into [`Plan::dimensions`],
 /// uncertain ones only) and the noisy field groups it takes from B.
@@ -322,6 +326,19 @@ impl SensitivitySums {
         (slots * BASE_SLOTS, slots * n_groups * GROUP_SLOTS)
     }
 
+    /// Why sums of this many groups over a shape would be too large, if so.
+    pub fn size_problem(shape: &Shape, n_groups: usize) -> Option<String> {
+        let (base, group) = SensitivitySums::lengths(shape, n_groups);
+        (base + group > MAX_SENSITIVITY_SUMS).then(|| {
+            format!(
+                "a sensitivity design of {n_groups} groups over {} units and {} zones keeps {} sums; at most {MAX_SENSITIVITY_SUMS} are allowed (name fewer groups, or fewer units)",
+                shape.n_units,
+                shape.n_zones,
+                base + group
+            )
+        })
+    }
+
     /// Add one complete base sample: A, B and A_B^g in group order.
     pub fn add(&mut self, shape: &Shape, a: &Outcome, b: &Outcome, ab: &[Outcome]) {
         let n_outputs = SensitivitySums::n_outputs(shape);
@@ -403,6 +420,9 @@ impl SensitivitySums {
                     name.chars().take(MAX_GROUP_NAME).collect::<String>()
                 )));
             }
+        }
+        if let Some(problem) = SensitivitySums::size_problem(shape, self.groups.len()) {
+            return Err(MergeError(problem));
         }
         let (base, group) = SensitivitySums::lengths(shape, self.groups.len());
         if self.base.len() != base || self.group.len() != group {
