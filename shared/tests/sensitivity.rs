@@ -232,6 +232,53 @@ fn sums_too_large_for_the_dataset_are_refused_before_the_sweep_runs() {
     assert_eq!(SensitivitySums::size_problem(&Shape { n_units: 81, ..shape }, 15), None);
 }
 
+/// With a TI growth multiplier that often makes the projection diverge, A
+/// fails in some samples (ordinary failures) and B or an A_B run in others
+/// (counted in the plain aggregate, left out of the sums as incomplete).
+#[test]
+fn samples_whose_b_or_a_b_runs_fail_count_as_incomplete() {
+    use zonesweep_shared::sweep::RateEntry;
+    let dataset = demo::generate(3, 2).unwrap();
+    let n = 40;
+    let rate = |variable: &str, period: &str, multiplier| RateEntry {
+        scenario: if variable == "*" { "*" } else { "low" }.into(),
+        variable: variable.into(),
+        period: period.into(),
+        multiplier,
+    };
+    let plain = SweepSpec {
+        samples: n,
+        seed: 5,
+        rate: vec![
+            rate("*", "*", Distribution::TruncatedNormal { mean: 1.0, sd: 0.1, low: 0.5, high: 1.5 }),
+            rate("TI", "first", Distribution::Uniform { low: -300.0, high: 300.0 }),
+        ],
+        ..SweepSpec::default()
+    };
+    let spec =
+        SweepSpec { sensitivity: saltelli(custom(&[("ti", &["rate.low.TI.first"]), ("k", &["k"])])), ..plain.clone() };
+    let config = Config::default();
+    let runner = SweepRunner::new(&dataset, &config, &spec).unwrap();
+    let (mut failed, mut incomplete, mut complete) = (0, 0, 0);
+    for k in 0..n {
+        match runner.sensitivity_sample(k) {
+            Err(_) => failed += 1,
+            Ok((_, Err(_))) => incomplete += 1,
+            Ok((_, Ok((_, ab)))) => {
+                assert_eq!(ab.len(), 2);
+                complete += 1;
+            }
+        }
+    }
+    assert!(failed > 0 && incomplete > 0 && complete > 0, "{failed} {incomplete} {complete}");
+    let mut aggregate = runner.run_range(0..n);
+    aggregate.check_consistency().unwrap();
+    assert_eq!(aggregate.samples_failed(), failed);
+    let sums = aggregate.sensitivity.take().unwrap();
+    assert_eq!((sums.samples, sums.incomplete), (complete, incomplete));
+    assert_eq!(aggregate, run(&dataset, &plain, 0..n), "the plain counts hold every sample whose A succeeded");
+}
+
 #[test]
 fn custom_groups_leave_unmatched_parameters_out_of_the_analysis() {
     let dataset = demo::generate(3, 4).unwrap();
