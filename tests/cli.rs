@@ -358,7 +358,13 @@ fn the_readme_spec_block_works_as_shown_and_uncommented() {
     let spec =
         SweepSpec::from_toml(&uncommented, "README uncommented").unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     let plan = spec.plan(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(spec.trend_threshold.is_some() && !spec.noise.is_empty() && !spec.reading.is_empty(), "{spec:?}");
+    assert!(
+        spec.trend_threshold.is_some()
+            && !spec.noise.is_empty()
+            && !spec.reading.is_empty()
+            && spec.sensitivity.is_some(),
+        "{spec:?}"
+    );
     assert!(plan.has_noise() && plan.dimensions.iter().any(|d| d.name == "reading.fit"));
 }
 
