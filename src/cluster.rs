@@ -274,6 +274,21 @@ pub struct PeakingArgs {
     pub format: FormatArgs,
 }
 
+#[derive(clap::Args)]
+pub struct SensitivityArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    /// Only this unit (its id).
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// The output analysed: the total score, or the indicator of each
+    /// unit's modal zone.
+    #[arg(long, value_enum, default_value = "total")]
+    pub output: report::SensitivityOutput,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: report::SensitivityFormat,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
     Json,
@@ -1089,6 +1104,12 @@ pub async fn peaking(args: PeakingArgs) -> Result<()> {
     let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
     let query = PeakingQuery { units: &args.unit, scenario, region: args.region };
     print!("{}", report::peaking(&view, &query, args.format.format)?);
+    Ok(())
+}
+
+pub async fn sensitivity(args: SensitivityArgs) -> Result<()> {
+    let view = open(&args.sweep.source).await?.view(&sweep_id(&args.sweep.sweep)?).await?;
+    print!("{}", report::sensitivity_report(&view, args.unit.as_deref(), args.output, args.format)?);
     Ok(())
 }
 

@@ -126,6 +126,10 @@ enum Command {
     Zones(cluster::ZonesArgs),
     /// Peaking-year statistics per unit and scenario, or of the region (--region).
     Peaking(cluster::PeakingArgs),
+    /// Variance-based group sensitivity per unit: which groups of inputs
+    /// drive the total score or the modal zone (a sweep whose spec has
+    /// `sensitivity = { method = "saltelli" }`).
+    Sensitivity(cluster::SensitivityArgs),
     /// Write a sweep's whole aggregate as JSON or CSV.
     Export(cluster::ExportArgs),
     /// Throughput figures of the system (printed, never asserted).
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
         Command::List(args) => block_on(cluster::list(args)),
         Command::Zones(args) => block_on(cluster::zones(args)),
         Command::Peaking(args) => block_on(cluster::peaking(args)),
+        Command::Sensitivity(args) => block_on(cluster::sensitivity(args)),
         Command::Export(args) => block_on(cluster::export(args)),
         Command::Bench(command) => block_on(bench::run(command)),
         Command::Evaluate(args) => evaluate::evaluate(&args),

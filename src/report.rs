@@ -15,6 +15,7 @@ use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
 use zonesweep_shared::sweep::answers::{
     DEFAULT_ROBUST_THRESHOLD, FanYear, PeakAnswer, PeakQuantiles, Proportion, Robustness, UnitPeaking, ZoneSize,
 };
+use zonesweep_shared::sweep::sensitivity::{Index, Output, OutputSensitivity};
 
 /// A sweep's results, decoded, whether from a coordinator or a database file.
 pub type SweepView = SweepResults;
@@ -1042,5 +1043,166 @@ mod tests {
         let widths: Vec<usize> = lines.iter().map(|l| display_width(l)).collect();
         assert!(widths.iter().all(|&w| w == widths[0]), "{text}");
         assert!(lines[1].starts_with("北京市  ") && lines[2].starts_with("Alpha   "), "{text}");
+    }
+}
+
+/// Which output `sensitivity` reports: the total score, or the indicator of
+/// each unit's modal zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SensitivityOutput {
+    Total,
+    Zone,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SensitivityFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Serialize)]
+struct SensitivityUnit<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(flatten)]
+    analysis: OutputSensitivity,
+}
+
+#[derive(Serialize)]
+struct SensitivityExport<'a> {
+    sweep: &'a str,
+    /// Base samples in the sums, and those left out because B or an A_B run failed.
+    samples: u64,
+    incomplete: u64,
+    groups: &'a [String],
+    units: Vec<SensitivityUnit<'a>>,
+}
+
+fn index_cells(index: Option<Index>) -> [String; 3] {
+    match index {
+        Some(i) => [format!("{:.3}", i.estimate), format!("{:.3}", i.low), format!("{:.3}", i.high)],
+        None => ["-".to_owned(), "-".to_owned(), "-".to_owned()],
+    }
+}
+
+fn output_label(output: Output) -> String {
+    match output {
+        Output::Total => "total".to_owned(),
+        Output::Zone(z) => format!("zone {z}"),
+    }
+}
+
+/// `sensitivity`: per unit, the groups ranked by total index with their
+/// first-order and total indices and 95 % intervals.
+pub fn sensitivity_report(
+    view: &SweepView,
+    unit: Option<&str>,
+    output: SensitivityOutput,
+    format: SensitivityFormat,
+) -> Result<String> {
+    let a = &view.aggregate;
+    let Some(sums) = &a.sensitivity else {
+        anyhow::bail!(
+            "sweep {} has no sensitivity design; add `sensitivity = {{ method = \"saltelli\" }}` to its spec and run it again",
+            view.status.id
+        );
+    };
+    let units = select_units(view, &unit.map(str::to_owned).into_iter().collect::<Vec<_>>())?;
+    let analyses: Vec<(usize, OutputSensitivity)> = units
+        .iter()
+        .map(|&u| {
+            let which = match output {
+                SensitivityOutput::Total => Output::Total,
+                SensitivityOutput::Zone => Output::Zone(a.robustness(u, None, DEFAULT_ROBUST_THRESHOLD).modal_zone),
+            };
+            (u, sums.analyse(&a.shape, u, which))
+        })
+        .collect();
+    let name = |u: usize| view.unit_names.get(u).map_or("", String::as_str);
+    match format {
+        SensitivityFormat::Json => {
+            let export = SensitivityExport {
+                sweep: view.status.id.as_str(),
+                samples: sums.samples,
+                incomplete: sums.incomplete,
+                groups: &sums.groups,
+                units: analyses
+                    .into_iter()
+                    .map(|(u, analysis)| SensitivityUnit { id: &view.unit_ids[u], name: name(u), analysis })
+                    .collect(),
+            };
+            Ok(serde_json::to_string_pretty(&export)? + "\n")
+        }
+        SensitivityFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record([
+                "unit", "name", "output", "samples", "mean", "variance", "rank", "group", "s1", "s1_low", "s1_high",
+                "st", "st_low", "st_high",
+            ])?;
+            for (u, analysis) in &analyses {
+                for (rank, g) in analysis.groups.iter().enumerate() {
+                    let mut record = vec![
+                        view.unit_ids[*u].clone(),
+                        name(*u).to_owned(),
+                        output_label(analysis.output),
+                        analysis.samples.to_string(),
+                        analysis.mean.to_string(),
+                        analysis.variance.to_string(),
+                        (rank + 1).to_string(),
+                        g.group.clone(),
+                    ];
+                    for index in [g.first, g.total] {
+                        match index {
+                            Some(i) => record.extend([i.estimate, i.low, i.high].map(|x| x.to_string())),
+                            None => record.extend(["", "", ""].map(str::to_owned)),
+                        }
+                    }
+                    w.write_record(&record)?;
+                }
+            }
+            Ok(String::from_utf8(w.into_inner()?)?)
+        }
+        SensitivityFormat::Table => {
+            let mut out = format!(
+                "sweep {}: group sensitivity of the {}, {} base samples{} ({} groups, {} chain runs each)\n\
+                 S1: first-order index (Saltelli 2010), ST: total index (Jansen 1999), with 95 % intervals\n",
+                view.status.id,
+                match output {
+                    SensitivityOutput::Total => "total score",
+                    SensitivityOutput::Zone => "modal-zone indicator",
+                },
+                sums.samples,
+                if sums.incomplete > 0 {
+                    format!(" ({} more left out: a B or A_B run failed)", sums.incomplete)
+                } else {
+                    String::new()
+                },
+                sums.groups.len(),
+                2 + sums.groups.len()
+            );
+            let width = sums.groups.iter().map(|g| g.chars().count()).max().unwrap_or(5).max(5);
+            let _ = writeln!(
+                out,
+                "{:<10} {:<7} {:>9} {:>4} {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+                "unit", "output", "variance", "rank", "group", "S1", "S1 low", "S1 high", "ST", "ST low", "ST high"
+            );
+            for (u, analysis) in &analyses {
+                for (rank, g) in analysis.groups.iter().enumerate() {
+                    let [s, s_low, s_high] = index_cells(g.first);
+                    let [t, t_low, t_high] = index_cells(g.total);
+                    let _ = writeln!(
+                        out,
+                        "{:<10} {:<7} {:>9.4} {:>4} {:<width$} {s:>7} {s_low:>7} {s_high:>7} {t:>7} {t_low:>7} {t_high:>7}",
+                        view.unit_ids[*u],
+                        output_label(analysis.output),
+                        analysis.variance,
+                        rank + 1,
+                        g.group,
+                    );
+                }
+            }
+            Ok(out)
+        }
     }
 }

@@ -358,7 +358,13 @@ fn the_readme_spec_block_works_as_shown_and_uncommented() {
     let spec =
         SweepSpec::from_toml(&uncommented, "README uncommented").unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     let plan = spec.plan(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(spec.trend_threshold.is_some() && !spec.noise.is_empty() && !spec.reading.is_empty(), "{spec:?}");
+    assert!(
+        spec.trend_threshold.is_some()
+            && !spec.noise.is_empty()
+            && !spec.reading.is_empty()
+            && spec.sensitivity.is_some(),
+        "{spec:?}"
+    );
     assert!(plan.has_noise() && plan.dimensions.iter().any(|d| d.name == "reading.fit"));
 }
 
@@ -700,4 +706,103 @@ fn status_and_list_in_every_format() {
     assert_eq!((rows.len(), rows[0][0].as_str(), rows[0][1].as_str()), (1, sweep.as_str(), "done"));
     let (_, rows) = csv_rows(&query(&["status", &sweep, "--format", "csv"], &db));
     assert_eq!(rows.len(), 1);
+}
+
+/// `sensitivity` of a small sensitivity sweep run with `run --db`: a table
+/// ranking the groups per unit, CSV and JSON of the same indices, the
+/// modal-zone output; an unknown unit, a plain sweep and bad option values
+/// are refused by name.
+#[test]
+fn sensitivity_ranks_groups_of_a_sensitivity_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo4");
+    ok(&["data", "demo", "--out", path_str(&data), "--units", "4", "--seed", "3"]);
+    let spec = dir.path().join("spec.toml");
+    fs::write(
+        &spec,
+        "samples = 40\nk = { dist = \"uniform\", low = 0.01, high = 0.05 }\n\
+         [[rate]]\nmultiplier = { dist = \"uniform\", low = 0.7, high = 1.3 }\n\
+         [sensitivity]\nmethod = \"saltelli\"\ngroups = { growth = [\"rate.*\"], ridge = [\"k\"] }\n",
+    )
+    .unwrap();
+    let db = dir.path().join("sweeps.redb");
+    let run = |spec: &Path| {
+        let stdout = ok(&[
+            "run",
+            "--db",
+            path_str(&db),
+            "--data",
+            path_str(&data),
+            "--spec",
+            path_str(spec),
+            "--job-size",
+            "7",
+            "--workers",
+            "2",
+        ]);
+        stdout.lines().last().expect("run prints the sweep id").trim().to_owned()
+    };
+    let sweep = run(&spec);
+    let (units, _) = demo::generate(4, 3).unwrap().to_csv();
+    let first_unit = units.lines().nth(1).unwrap().split(',').next().unwrap().to_owned();
+
+    let table = ok(&["sensitivity", &sweep, "--db", path_str(&db)]);
+    assert!(
+        table.contains("group sensitivity of the total score, 40 base samples (2 groups, 4 chain runs each)"),
+        "{table}"
+    );
+    let header = table.lines().nth(2).unwrap();
+    for label in ["unit", "output", "variance", "rank", "group", "S1", "S1 low", "S1 high", "ST", "ST low", "ST high"] {
+        assert!(header.contains(label), "{header}");
+    }
+    // Two rows per unit, ranked 1 and 2.
+    assert_eq!(table.lines().skip(3).count(), 8, "{table}");
+
+    let csv = ok(&["sensitivity", &sweep, "--db", path_str(&db), "--unit", &first_unit, "--format", "csv"]);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "unit,name,output,samples,mean,variance,rank,group,s1,s1_low,s1_high,st,st_low,st_high");
+    assert_eq!(rows.len(), 3, "{csv}");
+    let json = ok(&["sensitivity", &sweep, "--db", path_str(&db), "--format", "json", "--output", "zone"]);
+    let document: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(document["samples"].as_u64(), Some(40));
+    assert_eq!(document["groups"], serde_json::json!(["growth", "ridge"]));
+    let units = document["units"].as_array().unwrap();
+    assert_eq!(units.len(), 4);
+    for unit in units {
+        assert!(unit["output"]["zone"].as_u64().is_some_and(|z| (1..=5).contains(&z)), "{unit}");
+        assert_eq!(unit["groups"].as_array().unwrap().len(), 2);
+    }
+    // The total score varies somewhere: a ranked group with an index whose
+    // interval holds it.
+    let totals: Value =
+        serde_json::from_str(&ok(&["sensitivity", &sweep, "--db", path_str(&db), "--format", "json"])).unwrap();
+    let indexed: Vec<&Value> = totals["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["groups"].as_array().unwrap())
+        .filter(|g| g["total"].is_object())
+        .collect();
+    assert!(!indexed.is_empty(), "{totals}");
+    for g in indexed {
+        let (low, estimate, high) = (
+            g["total"]["low"].as_f64().unwrap(),
+            g["total"]["estimate"].as_f64().unwrap(),
+            g["total"]["high"].as_f64().unwrap(),
+        );
+        assert!(low <= estimate && estimate <= high, "{g}");
+    }
+
+    let error = fails(&["sensitivity", &sweep, "--db", path_str(&db), "--unit", "nowhere"]);
+    assert!(error.contains("no unit `nowhere`"), "{error}");
+    let error = fails(&["sensitivity", &sweep, "--db", path_str(&db), "--output", "peak"]);
+    assert!(error.contains("peak") && error.contains("total") && error.contains("zone"), "{error}");
+    let error = fails(&["sensitivity", &sweep, "--db", path_str(&db), "--format", "xml"]);
+    assert!(error.contains("xml") && error.contains("table"), "{error}");
+
+    let plain = dir.path().join("plain.toml");
+    fs::write(&plain, "samples = 3\nk = { dist = \"uniform\", low = 0.01, high = 0.05 }\n").unwrap();
+    let plain_sweep = run(&plain);
+    let error = fails(&["sensitivity", &plain_sweep, "--db", path_str(&db)]);
+    assert!(error.contains("add `sensitivity = { method = \"saltelli\" }` to its spec"), "{error}");
 }

@@ -394,6 +394,18 @@ pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> 
             sweep.shape()
         )));
     }
+    let groups = aggregate.sensitivity.as_ref().map(|s| &s.groups[..]);
+    if groups != sweep.sensitivity_groups() {
+        let describe = |groups: Option<&[String]>| match groups {
+            None => "no sensitivity sums".to_owned(),
+            Some(groups) => format!("sensitivity sums of groups [{}]", groups.join(", ")),
+        };
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "the result has {}, but sweep {id} takes {}",
+            describe(groups),
+            describe(sweep.sensitivity_groups())
+        )));
+    }
     let range = sweep.job_range(index);
     let expected = range.end - range.start;
     if aggregate.samples_total() != expected {
@@ -719,5 +731,35 @@ mod tests {
             matches!(&refused[0], Err(CoordinatorError::FailedPrecondition(m)) if m.contains("resume it")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn a_result_must_carry_the_sweep_s_sensitivity_groups_or_none() {
+        use zonesweep_shared::sweep::sensitivity::SensitivitySums;
+        let with = |groups: &[&str], aggregate: Aggregate| {
+            let mut aggregate = aggregate;
+            aggregate.sensitivity =
+                Some(SensitivitySums::zeros(&shape(), groups.iter().map(|g| g.to_string()).collect()));
+            aggregate
+        };
+        let mut state = State::new(0);
+        state.insert(SweepRuntime::new(record("a", 0, 10, 4), Aggregate::empty(shape()), &[]));
+        state.insert(SweepRuntime::new(record("s", 1, 10, 4), with(&["k", "cap"], Aggregate::empty(shape())), &[]));
+        let plain = state.sweep(&id("a")).unwrap().clone();
+        let sensitive = state.sweep(&id("s")).unwrap().clone();
+        // Failed samples: no complete base sample, the sums stay zero.
+        let error = check_result(&plain, 0, &with(&["k", "cap"], failed(0..4))).unwrap_err().to_string();
+        assert!(error.contains("sweep a takes no sensitivity sums"), "{error}");
+        let error = check_result(&sensitive, 0, &failed(0..4)).unwrap_err().to_string();
+        assert!(
+            error.contains("has no sensitivity sums, but sweep s takes sensitivity sums of groups [k, cap]"),
+            "{error}"
+        );
+        let error = check_result(&sensitive, 0, &with(&["cap", "k"], failed(0..4))).unwrap_err().to_string();
+        assert!(error.contains("groups [cap, k]"), "{error}");
+        assert_eq!(check_result(&sensitive, 0, &with(&["k", "cap"], failed(0..4))).unwrap(), Fit::New);
+        // A final sweep remembers its groups without its aggregate.
+        stored(&mut state, &[stop("s", SweepState::Cancelled)]);
+        assert_eq!(state.sweep(&id("s")).unwrap().sensitivity_groups(), Some(&["k".to_owned(), "cap".to_owned()][..]));
     }
 }

@@ -86,7 +86,7 @@ pub struct WorkerInfo {
 #[derive(Clone, Debug)]
 enum Results {
     Live(Box<Aggregate>),
-    Stored { shape: Shape, tally: Tally },
+    Stored { shape: Shape, sensitivity: Option<Vec<String>>, tally: Tally },
 }
 
 impl Results {
@@ -94,7 +94,11 @@ impl Results {
         if record.is_running() {
             Results::Live(Box::new(aggregate))
         } else {
-            Results::Stored { shape: aggregate.shape, tally: Tally::of(&aggregate) }
+            Results::Stored {
+                shape: aggregate.shape,
+                sensitivity: aggregate.sensitivity.as_ref().map(|s| s.groups.clone()),
+                tally: Tally::of(&aggregate),
+            }
         }
     }
 }
@@ -174,6 +178,15 @@ impl SweepRuntime {
         match &self.results {
             Results::Live(aggregate) => &aggregate.shape,
             Results::Stored { shape, .. } => shape,
+        }
+    }
+
+    /// The sensitivity groups every result of this sweep has; `None` for a
+    /// plain sweep.
+    pub fn sensitivity_groups(&self) -> Option<&[String]> {
+        match &self.results {
+            Results::Live(aggregate) => aggregate.sensitivity.as_ref().map(|s| &s.groups[..]),
+            Results::Stored { sensitivity, .. } => sensitivity.as_deref(),
         }
     }
 
@@ -621,7 +634,8 @@ impl State {
         let (was_running, runs) = (current.is_running(), committed.record.is_running());
         current.record = committed.record;
         let shape = *current.shape();
-        let results = std::mem::replace(&mut current.results, Results::Stored { shape, tally: Tally::default() });
+        let placeholder = Results::Stored { shape, sensitivity: None, tally: Tally::default() };
+        let results = std::mem::replace(&mut current.results, placeholder);
         current.results = match (committed.aggregate, results) {
             (Some(aggregate), _) => Results::new(&current.record, aggregate),
             (None, Results::Live(aggregate)) => Results::new(&current.record, *aggregate),

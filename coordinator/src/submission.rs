@@ -30,6 +30,8 @@ pub const MAX_JOBS: u64 = 10_000_000;
 /// The most samples one sweep may have: far beyond any real sweep, and low
 /// enough that no count of a merged aggregate can overflow.
 pub const MAX_SAMPLES: u64 = 1_000_000_000_000;
+// A sensitivity sweep's integer sums cannot overflow within this limit.
+const _: () = assert!(MAX_SAMPLES <= zonesweep_shared::sweep::sensitivity::MAX_SENSITIVITY_SAMPLES);
 
 /// Admission of submissions to preparation: at most `at_once` are prepared
 /// at a time (the others wait for a turn), and the request bytes of those
@@ -240,7 +242,7 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
             submission.dataset_name.chars().take(80).collect::<String>()
         )));
     }
-    let empty = Aggregate::empty(runner.shape());
+    let empty = runner.empty_aggregate();
     let dataset_bytes = blob.to_bytes();
     // The effective configuration, every key written out: its hash changes
     // when a default does, and `show --config` prints what was run.

@@ -56,7 +56,7 @@ pub fn run_as_worker(dataset: &Dataset, config: &Config, spec: &SweepSpec, sampl
     let runner = SweepRunner::new(dataset, config, spec).ok()?;
     let shape = runner.shape();
     assert_eq!(shape, Shape::new(dataset.n_units(), dataset.base_year(), config));
-    let mut aggregate = Aggregate::empty(shape);
+    let mut aggregate = runner.empty_aggregate();
     for &k in samples {
         runner.add_sample(&mut aggregate, k);
     }

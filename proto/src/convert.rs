@@ -9,6 +9,7 @@ use prost::Message;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
 use zonesweep_shared::sweep::count_table::CountTable;
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
+use zonesweep_shared::sweep::sensitivity::{MAX_GROUPS, SensitivitySums};
 
 use crate::ids::SweepId;
 use crate::status::{Provenance, SweepResults, SweepState, SweepStatus};
@@ -125,7 +126,48 @@ pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
         k: Some(linear_to_pb(&a.k)),
         regional_peak_counts: Some(counts_to_pb(a.regional_peak_counts.as_flat())),
         zone_size_counts: Some(counts_to_pb(a.zone_size_counts.as_flat())),
+        sensitivity: a.sensitivity.as_ref().map(sensitivity_to_pb),
     }
+}
+
+fn sensitivity_to_pb(s: &SensitivitySums) -> pb::Sensitivity {
+    pb::Sensitivity {
+        groups: s.groups.clone(),
+        samples: s.samples,
+        incomplete: s.incomplete,
+        base: s.base.clone(),
+        group: s.group.clone(),
+    }
+}
+
+/// Decode sensitivity sums for a shape: the group count and the lengths are
+/// checked before the sums are copied.
+fn sensitivity_from_pb(wire: &pb::Sensitivity, shape: &Shape) -> Result<SensitivitySums, ProtoError> {
+    if wire.groups.is_empty() || wire.groups.len() > MAX_GROUPS {
+        return Err(ProtoError::Malformed(format!(
+            "the sensitivity sums name {} groups; 1–{MAX_GROUPS} are allowed",
+            wire.groups.len()
+        )));
+    }
+    if let Some(problem) = SensitivitySums::size_problem(shape, wire.groups.len()) {
+        return Err(ProtoError::Malformed(problem));
+    }
+    let (base, group) = SensitivitySums::lengths(shape, wire.groups.len());
+    if wire.base.len() != base || wire.group.len() != group {
+        return Err(ProtoError::Malformed(format!(
+            "the sensitivity sums have {} and {} entries; the shape and {} groups need {base} and {group}",
+            wire.base.len(),
+            wire.group.len(),
+            wire.groups.len()
+        )));
+    }
+    Ok(SensitivitySums {
+        groups: wire.groups.clone(),
+        samples: wire.samples,
+        incomplete: wire.incomplete,
+        base: wire.base.clone(),
+        group: wire.group.clone(),
+    })
 }
 
 fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<SparseBins<K>, ProtoError> {
@@ -205,6 +247,7 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
             .collect::<Result<_, _>>()?,
         r2: linear_from_pb("r2", a.r2.as_ref())?,
         k: linear_from_pb("k", a.k.as_ref())?,
+        sensitivity: a.sensitivity.as_ref().map(|s| sensitivity_from_pb(s, &shape)).transpose()?,
     };
     aggregate.check_lengths().map_err(|e| ProtoError::Malformed(e.to_string()))?;
     Ok(aggregate)
@@ -508,6 +551,38 @@ mod tests {
         assert!(error.contains("zone_size_counts has 15 entries; the shape needs 20"), "{error}");
         let long = pb::Aggregate { regional_peak_counts: Some(counts_to_pb(&[0; 200])), ..wire };
         assert!(aggregate_from_pb(&long).unwrap_err().to_string().contains("regional_peak_counts has 200 entries"));
+    }
+
+    #[test]
+    fn sensitivity_sums_round_trip_and_refuse_bad_layouts() {
+        let shape = Shape { n_units: 2, n_zones: 3, base_year: 2020, milestone: 2030, horizon: 2060 };
+        let mut aggregate = Aggregate::empty(shape);
+        let mut sums = SensitivitySums::zeros(&shape, vec!["k".into(), "cap".into()]);
+        sums.base[0] = 40;
+        sums.group[0] = -12;
+        sums.group[1] = 144;
+        sums.samples = 1;
+        aggregate.sensitivity = Some(sums);
+        let wire = aggregate_to_pb(&aggregate);
+        assert_eq!(aggregate_from_pb(&wire).unwrap(), aggregate);
+        assert_eq!(decode_aggregate(&encode_aggregate(&aggregate)).unwrap(), aggregate);
+        // A plain aggregate has none, and its bytes are what they were.
+        let plain = aggregate_to_pb(&Aggregate::empty(shape));
+        assert!(plain.sensitivity.is_none());
+        assert_eq!(aggregate_from_pb(&plain).unwrap().sensitivity, None);
+        let mut short = wire.clone();
+        short.sensitivity.as_mut().unwrap().group.pop();
+        let error = aggregate_from_pb(&short).unwrap_err().to_string();
+        assert!(error.contains("the shape and 2 groups need"), "{error}");
+        let mut no_groups = wire.clone();
+        no_groups.sensitivity.as_mut().unwrap().groups.clear();
+        assert!(aggregate_from_pb(&no_groups).unwrap_err().to_string().contains("0 groups"));
+        let mut many = wire.clone();
+        many.sensitivity.as_mut().unwrap().groups = (0..=MAX_GROUPS).map(|g| g.to_string()).collect();
+        assert!(aggregate_from_pb(&many).is_err());
+        let mut repeated = wire;
+        repeated.sensitivity.as_mut().unwrap().groups = vec!["k".into(), "k".into()];
+        assert!(aggregate_from_pb(&repeated).unwrap_err().to_string().contains("repeated name"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::model::zoning::{ScoreKey, Scores};
 use crate::numerics::ridge::N_PREDICTORS;
 use crate::sweep::count_table::CountTable;
 use crate::sweep::histogram::{LinearHistogram, LogHistogram};
+use crate::sweep::sensitivity::SensitivitySums;
 
 /// One scenario's results for one unit in one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -200,6 +201,10 @@ pub struct Aggregate {
     pub coefficients: Vec<LinearHistogram>,
     pub r2: LinearHistogram,
     pub k: LinearHistogram,
+    /// The sensitivity sums of a sensitivity sweep (`None` otherwise); the
+    /// counts above are those of the A samples alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySums>,
 }
 
 /// Aggregates that cannot be merged, or a result that does not fit.
@@ -228,6 +233,7 @@ impl Aggregate {
             coefficients: vec![LinearHistogram::new(COEFFICIENT_BIN_WIDTH); N_PREDICTORS],
             r2: LinearHistogram::new(R2_BIN_WIDTH),
             k: LinearHistogram::new(K_BIN_WIDTH),
+            sensitivity: None,
         }
     }
 
@@ -329,6 +335,21 @@ impl Aggregate {
             Ok(())
         }
         other.check_lengths()?;
+        match (&mut self.sensitivity, &other.sensitivity) {
+            (None, None) => {}
+            (Some(mine), Some(theirs)) => {
+                // Merged first: a failure leaves the aggregate unchanged.
+                let mut merged = mine.clone();
+                merged.merge(theirs)?;
+                *mine = merged;
+            }
+            (mine, _) => {
+                return Err(MergeError(format!(
+                    "one aggregate has sensitivity sums and the other not ({} here)",
+                    if mine.is_some() { "present" } else { "absent" }
+                )));
+            }
+        }
         self.samples_ok += other.samples_ok;
         for (kind, failure) in &other.failures {
             let entry = self.failures.entry(kind.clone()).or_default();
@@ -401,6 +422,9 @@ impl Aggregate {
             || self.k.width != K_BIN_WIDTH
         {
             return Err(MergeError("a regression histogram has the wrong bin width".to_owned()));
+        }
+        if let Some(sums) = &self.sensitivity {
+            sums.check_lengths(&s)?;
         }
         Ok(())
     }
@@ -500,6 +524,9 @@ impl Aggregate {
             if h.bins.values().any(|&c| c == 0) || count != ok {
                 return bad(format!("regression histogram {i} counts {count} values for {ok} samples"));
             }
+        }
+        if let Some(sums) = &self.sensitivity {
+            sums.check_consistency(self.samples_ok)?;
         }
         Ok(())
     }

@@ -29,6 +29,20 @@ pub const SOBOL_MAX_DIMENSIONS: usize = sobol_burley::NUM_DIMENSIONS as usize;
 const DOMAIN_PARAMETERS: u64 = 1;
 pub(crate) const DOMAIN_NOISE: u64 = 2;
 const DOMAIN_PERMUTATION: u64 = 3;
+/// The B matrix of a sensitivity design ([`Side::B`]): its own parameter
+/// draws, Latin-hypercube permutation keys and data noise, independent of
+/// A's, which are the plain sweep's.
+const DOMAIN_PARAMETERS_B: u64 = 4;
+pub(crate) const DOMAIN_NOISE_B: u64 = 5;
+const DOMAIN_PERMUTATION_B: u64 = 6;
+
+/// The two independent base samples of a sensitivity design: A is the
+/// plain sweep's sample k, B an independent one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
 
 pub(crate) fn stream(seed: u64, domain: u64, sample: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
@@ -79,9 +93,24 @@ fn permute(mut i: u64, n: u64, key: u64) -> u64 {
 impl Plan {
     /// The uniform numbers of sample `k`, one per dimension, per the design.
     pub(crate) fn uniforms(&self, k: u64) -> Vec<f64> {
-        let mut rng = stream(self.seed, DOMAIN_PARAMETERS, k);
+        self.uniforms_of(k, Side::A)
+    }
+
+    /// The uniform numbers of sample `k` of base matrix `side`: A's are
+    /// [`Plan::uniforms`]; B's come from their own streams and permutation
+    /// keys, and for Sobol' from dimensions d..2d of the same point (d the
+    /// uncertain parameters; the plan refuses 2d beyond the generator's).
+    pub(crate) fn uniforms_of(&self, k: u64, side: Side) -> Vec<f64> {
+        let (parameters, permutation) = match side {
+            Side::A => (DOMAIN_PARAMETERS, DOMAIN_PERMUTATION),
+            Side::B => (DOMAIN_PARAMETERS_B, DOMAIN_PERMUTATION_B),
+        };
+        let mut rng = stream(self.seed, parameters, k);
         let mut u = Vec::with_capacity(self.dimensions.len());
-        let mut sobol_dimension = 0u32;
+        let mut sobol_dimension = match side {
+            Side::A => 0u32,
+            Side::B => self.dimensions.iter().filter(|d| !d.distribution.is_fixed()).count() as u32,
+        };
         // The Sobol' scramble seed: the user's seed folded to 32 bits.
         let sobol_seed = (self.seed ^ (self.seed >> 32)) as u32;
         for (d, dimension) in self.dimensions.iter().enumerate() {
@@ -92,7 +121,7 @@ impl Plan {
             let value = match self.design {
                 Design::MonteCarlo => open_unit(&mut rng),
                 Design::LatinHypercube => {
-                    let mut key_rng = stream(self.seed, DOMAIN_PERMUTATION, d as u64);
+                    let mut key_rng = stream(self.seed, permutation, d as u64);
                     let stratum = permute(k, self.samples, key_rng.next_u64());
                     // In the top stratum the division can round up to 1;
                     // keep the number inside (0, 1) like the other designs.

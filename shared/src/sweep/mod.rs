@@ -14,10 +14,12 @@ pub mod distribution;
 pub mod histogram;
 pub mod plan;
 pub mod runner;
+pub mod sensitivity;
 pub mod spec;
 
-pub use design::{Design, SOBOL_MAX_DIMENSIONS, design_points};
+pub use design::{Design, SOBOL_MAX_DIMENSIONS, Side, design_points};
 pub use plan::{Dimension, Draw, Plan, Target};
 pub use spec::{
-    CapEntry, Categorical, CoefficientEntry, NoiseEntry, RateEntry, ReadingEntry, ReadingValue, SweepError, SweepSpec,
+    CapEntry, Categorical, CoefficientEntry, NoiseEntry, RateEntry, ReadingEntry, ReadingValue, SensitivityGroups,
+    SensitivityMethod, SensitivitySpec, SweepError, SweepSpec,
 };

@@ -9,8 +9,9 @@ use crate::data::fields::{Field, FieldGroup, N_FIELDS, Row};
 use crate::model::chain::Parameters;
 use crate::model::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
 use crate::model::config::{Config, Driver, Period, Scenario};
-use crate::sweep::design::{DOMAIN_NOISE, Design, SOBOL_MAX_DIMENSIONS, stream};
+use crate::sweep::design::{DOMAIN_NOISE, DOMAIN_NOISE_B, Design, SOBOL_MAX_DIMENSIONS, Side, stream};
 use crate::sweep::distribution::{Checked, Distribution};
+use crate::sweep::sensitivity::{self, SensitivityPlan};
 use crate::sweep::spec::{Categorical, ReadingValue, SweepError, SweepSpec};
 
 /// What one uncertain parameter changes.
@@ -55,6 +56,8 @@ pub struct Plan {
     /// The categorical readings, in spec order; their dimensions come last,
     /// so adding one leaves every other parameter's draws unchanged.
     pub readings: Vec<Categorical>,
+    /// The groups of a sensitivity design; `None` for a plain sweep.
+    pub sensitivity: Option<SensitivityPlan>,
 }
 
 impl SweepSpec {
@@ -274,13 +277,30 @@ impl SweepSpec {
                 "the Sobol' design supports at most {SOBOL_MAX_DIMENSIONS} uncertain parameters; this spec has {uncertain}"
             ));
         }
+        let sensitivity =
+            self.sensitivity.as_ref().and_then(|s| sensitivity::resolve(s, &dimensions, &noise_sigma, &mut problems));
+        if self.design == Design::Sobol && self.sensitivity.is_some() && 2 * uncertain > SOBOL_MAX_DIMENSIONS {
+            problems.push(format!(
+                "a sensitivity design with Sobol' points takes two dimensions per uncertain parameter, at most {SOBOL_MAX_DIMENSIONS}; \
+                 this spec has {uncertain} uncertain parameters (use at most {} or the monte-carlo or latin-hypercube design)",
+                SOBOL_MAX_DIMENSIONS / 2
+            ));
+        }
         if self.design == Design::Sobol && self.samples > u64::from(u32::MAX) {
             problems.push(format!("the Sobol' design supports at most {} samples", u32::MAX));
         }
         if !problems.is_empty() {
             return Err(SweepError::Invalid(problems));
         }
-        Ok(Plan { samples: self.samples, seed: self.seed, design: self.design, dimensions, noise_sigma, readings })
+        Ok(Plan {
+            samples: self.samples,
+            seed: self.seed,
+            design: self.design,
+            dimensions,
+            noise_sigma,
+            readings,
+            sensitivity,
+        })
     }
 }
 
@@ -297,8 +317,16 @@ impl Plan {
     /// Sample k's parameters, starting from the configuration's nominal
     /// values, and its noisy rows when the plan has noise.
     pub fn draw(&self, k: u64, config: &Config, rows: &[Row]) -> Draw {
+        let parameters = self.parameters(config, &self.uniforms(k));
+        let rows = self.has_noise().then(|| self.noisy_rows(k, rows));
+        Draw { parameters, rows }
+    }
+
+    /// The parameters at uniform numbers `uniforms` (one per dimension),
+    /// starting from the configuration's nominal values.
+    pub fn parameters(&self, config: &Config, uniforms: &[f64]) -> Parameters {
         let mut parameters = Parameters::nominal(config);
-        for (dimension, u) in self.dimensions.iter().zip(self.uniforms(k)) {
+        for (dimension, &u) in self.dimensions.iter().zip(uniforms) {
             let value = dimension.distribution.quantile(u);
             match dimension.target {
                 Target::K => parameters.k = value,
@@ -316,8 +344,7 @@ impl Plan {
                 Target::Reading(r) => self.readings[r].pick(value).apply(&mut parameters.readings),
             }
         }
-        let rows = self.has_noise().then(|| self.noisy_rows(k, rows));
-        Draw { parameters, rows }
+        parameters
     }
 
     /// Every interval length a sample of this plan can use: the
@@ -341,18 +368,54 @@ impl Plan {
     }
 
     fn noisy_rows(&self, k: u64, rows: &[Row]) -> Vec<Row> {
-        let mut rng = stream(self.seed, DOMAIN_NOISE, k);
+        let factors = self.noise_factors(k, Side::A, rows.len());
+        self.apply_noise(rows, &factors, &factors, |_| false)
+    }
+
+    /// The noise factors of sample k of base matrix `side`, one per row and
+    /// field (1 for fields without noise): drawn row by row, field by field,
+    /// from the sample's own stream (B's independent of A's).
+    pub(crate) fn noise_factors(&self, k: u64, side: Side, n_rows: usize) -> Vec<[f64; N_FIELDS]> {
+        let domain = match side {
+            Side::A => DOMAIN_NOISE,
+            Side::B => DOMAIN_NOISE_B,
+        };
+        let mut rng = stream(self.seed, domain, k);
         let factors: Vec<Option<LogNormal<f64>>> = self
             .noise_sigma
             .iter()
             .map(|&s| (s > 0.0).then(|| LogNormal::new(0.0, s).expect("σ was checked")))
             .collect();
-        rows.iter()
-            .map(|row| {
-                let mut noisy = *row;
-                for (value, factor) in noisy.iter_mut().zip(&factors) {
+        (0..n_rows)
+            .map(|_| {
+                let mut row = [1.0; N_FIELDS];
+                for (value, factor) in row.iter_mut().zip(&factors) {
                     if let Some(factor) = factor {
-                        *value *= factor.sample(&mut rng);
+                        *value = factor.sample(&mut rng);
+                    }
+                }
+                row
+            })
+            .collect()
+    }
+
+    /// Rows with noise: field f of each row times `b`'s factor where
+    /// `from_b(f)`, `a`'s otherwise (fields without noise unchanged).
+    pub(crate) fn apply_noise(
+        &self,
+        rows: &[Row],
+        a: &[[f64; N_FIELDS]],
+        b: &[[f64; N_FIELDS]],
+        from_b: impl Fn(Field) -> bool,
+    ) -> Vec<Row> {
+        let take: Vec<bool> = Field::ALL.iter().map(|&f| from_b(f)).collect();
+        rows.iter()
+            .zip(a.iter().zip(b))
+            .map(|(row, (fa, fb))| {
+                let mut noisy = *row;
+                for f in 0..N_FIELDS {
+                    if self.noise_sigma[f] > 0.0 {
+                        noisy[f] *= if take[f] { fb[f] } else { fa[f] };
                     }
                 }
                 noisy

@@ -173,6 +173,69 @@ pub struct SweepSpec {
     /// Readings of the paper drawn per sample; the configuration's otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reading: Vec<ReadingEntry>,
+    /// Variance-based group sensitivity computed alongside the sweep
+    /// (docs/model.md section 8, "Group sensitivity"); every sample then costs 2 + G chain runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySpec>,
+}
+
+/// The sensitivity design of a sweep: `{ method = "saltelli", groups = "default" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivitySpec {
+    pub method: SensitivityMethod,
+    #[serde(default)]
+    pub groups: SensitivityGroups,
+}
+
+/// How the indices are estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SensitivityMethod {
+    /// Saltelli (2010) first-order and Jansen (1999) total indices from the
+    /// A, B and A_B^g matrices of one base sample per sample index.
+    Saltelli,
+}
+
+/// The groups of factors: `"default"` (one group per kind of parameter), or
+/// a table naming groups by globs over dimension names, e.g.
+/// `{ growth = ["rate.*"], caps = ["cap.*"] }`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SensitivityGroups {
+    #[default]
+    #[serde(serialize_with = "serialize_default_groups")]
+    Default,
+    Custom(BTreeMap<String, Vec<String>>),
+}
+
+fn serialize_default_groups<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("default")
+}
+
+impl<'de> Deserialize<'de> for SensitivityGroups {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SensitivityGroups;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#""default" or a table of groups, each a list of globs over parameter names (e.g. { growth = ["rate.*"] })"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "default" {
+                    Ok(SensitivityGroups::Default)
+                } else {
+                    Err(E::custom(format!(
+                        "sensitivity groups `{v}` are unknown; write \"default\" or a table of groups such as {{ growth = [\"rate.*\"] }}"
+                    )))
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                BTreeMap::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(SensitivityGroups::Custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Default for SweepSpec {
@@ -205,6 +268,7 @@ impl Default for SweepSpec {
             }],
             noise: Vec::new(),
             reading: Vec::new(),
+            sensitivity: None,
         }
     }
 }
