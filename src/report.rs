@@ -625,7 +625,9 @@ pub fn peaking(view: &SweepView, query: &PeakingQuery<'_>, format: OutputFormat)
     }
 }
 
-#[derive(Serialize)]
+/// A sweep's status as `status`/`list --format json` write it (field names
+/// documented in the README).
+#[derive(Default, Serialize)]
 struct StatusRecord<'a> {
     id: &'a str,
     state: &'static str,
@@ -642,10 +644,22 @@ struct StatusRecord<'a> {
     dataset_hash: &'a str,
     config_hash: &'a str,
     spec_hash: &'a str,
+    /// The largest 95 % Wilson half-width over every zone probability.
+    largest_half_width: Option<f64>,
+    until_ci: Option<f64>,
+    samples_max: Option<u64>,
+    version: &'a str,
+    dataset_name: &'a str,
+    submitted_unix: Option<u64>,
+    ended_unix: Option<u64>,
+    wall_seconds: Option<u64>,
+    workers: &'a [String],
+    more_workers: u64,
 }
 
 impl<'a> StatusRecord<'a> {
     fn of(s: &'a SweepStatus) -> StatusRecord<'a> {
+        let p = &s.provenance;
         StatusRecord {
             id: s.id.as_str(),
             state: s.state.name(),
@@ -662,48 +676,57 @@ impl<'a> StatusRecord<'a> {
             dataset_hash: &s.dataset_hash,
             config_hash: &s.config_hash,
             spec_hash: &s.spec_hash,
+            largest_half_width: (s.samples_done > s.samples_failed).then_some(s.largest_half_width),
+            until_ci: s.until_ci,
+            samples_max: s.samples_max,
+            version: &p.version,
+            dataset_name: &p.dataset_name,
+            submitted_unix: p.submitted_unix,
+            ended_unix: p.ended_unix,
+            wall_seconds: p.submitted_unix.zip(p.ended_unix).map(|(start, end)| end.saturating_sub(start)),
+            workers: &p.workers,
+            more_workers: p.more_workers,
         }
+    }
+
+    /// (column, value) pairs of a CSV row: every field, the workers joined by `;`.
+    fn columns(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        vec![
+            ("id", self.id.to_owned()),
+            ("state", self.state.to_owned()),
+            ("samples", self.samples.to_string()),
+            ("samples_done", self.samples_done.to_string()),
+            ("samples_failed", self.samples_failed.to_string()),
+            ("jobs", self.jobs.to_string()),
+            ("jobs_done", self.jobs_done.to_string()),
+            ("jobs_leased", self.jobs_leased.to_string()),
+            ("units", self.units.to_string()),
+            ("seed", self.seed.to_string()),
+            ("sequence", self.sequence.to_string()),
+            ("reason", self.reason.to_owned()),
+            ("dataset_hash", self.dataset_hash.to_owned()),
+            ("config_hash", self.config_hash.to_owned()),
+            ("spec_hash", self.spec_hash.to_owned()),
+            ("largest_half_width", opt(self.largest_half_width.map(|h| h.to_string()))),
+            ("until_ci", opt(self.until_ci.map(|h| h.to_string()))),
+            ("samples_max", opt(self.samples_max.map(|n| n.to_string()))),
+            ("version", self.version.to_owned()),
+            ("dataset_name", self.dataset_name.to_owned()),
+            ("submitted_unix", opt(self.submitted_unix.map(|t| t.to_string()))),
+            ("ended_unix", opt(self.ended_unix.map(|t| t.to_string()))),
+            ("wall_seconds", opt(self.wall_seconds.map(|t| t.to_string()))),
+            ("workers", self.workers.join(";")),
+            ("more_workers", self.more_workers.to_string()),
+        ]
     }
 }
 
 fn statuses_csv(list: &[SweepStatus]) -> Result<String> {
     csv_text(|w| {
-        w.write_record([
-            "id",
-            "state",
-            "samples",
-            "samples_done",
-            "samples_failed",
-            "jobs",
-            "jobs_done",
-            "jobs_leased",
-            "units",
-            "seed",
-            "sequence",
-            "reason",
-            "dataset_hash",
-            "config_hash",
-            "spec_hash",
-        ])?;
+        w.write_record(StatusRecord::default().columns().iter().map(|(name, _)| *name))?;
         for s in list {
-            let r = StatusRecord::of(s);
-            w.write_record([
-                r.id,
-                r.state,
-                &r.samples.to_string(),
-                &r.samples_done.to_string(),
-                &r.samples_failed.to_string(),
-                &r.jobs.to_string(),
-                &r.jobs_done.to_string(),
-                &r.jobs_leased.to_string(),
-                &r.units.to_string(),
-                &r.seed.to_string(),
-                &r.sequence.to_string(),
-                r.reason,
-                r.dataset_hash,
-                r.config_hash,
-                r.spec_hash,
-            ])?;
+            w.write_record(StatusRecord::of(s).columns().iter().map(|(_, value)| value))?;
         }
         Ok(())
     })
@@ -712,7 +735,7 @@ fn statuses_csv(list: &[SweepStatus]) -> Result<String> {
 /// `status`: one sweep.
 pub fn status(s: &SweepStatus, format: OutputFormat) -> Result<String> {
     match format {
-        OutputFormat::Table => Ok(status_line(s) + "\n"),
+        OutputFormat::Table => Ok(format!("{}\n    {}\n", status_line(s), convergence(s))),
         OutputFormat::Csv => statuses_csv(std::slice::from_ref(s)),
         OutputFormat::Json => json_text(&StatusRecord::of(s)),
     }

@@ -858,3 +858,47 @@ fn extend_gives_the_sweep_of_the_combined_size_byte_for_byte() {
     let status = SweepStatus::parse(&ok(&["status", &lhs, "--db", path_str(&lhs_db)]).stdout);
     assert_eq!((status.state.as_str(), status.samples_done), ("done", 20));
 }
+
+/// The Robustness RPC answers what `zones --format json` prints, unit by
+/// unit, with the nominal zone kept at submission; a threshold outside
+/// (0, 1] is refused.
+#[test]
+fn the_robustness_rpc_answers_what_zones_prints() {
+    let cluster = Cluster::start(1, CoordinatorOptions::default());
+    let sweep = cluster.submit_default(60, SEED, 20);
+    cluster.wait_done(&sweep);
+    let mut zones = vec!["zones", sweep.as_str(), "--format", "json"];
+    let remote = cluster.remote();
+    zones.extend(remote.iter().map(String::as_str));
+    let printed = json(&ok(&zones).stdout);
+    let rt = runtime();
+    let (answer, refused) = rt.block_on(async {
+        let mut sweeps = SweepsClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
+        let answer = sweeps
+            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: 0.0 })
+            .await
+            .expect("robustness")
+            .into_inner();
+        let refused = sweeps
+            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: 1.5 })
+            .await
+            .expect_err("a threshold above 1");
+        (answer, refused)
+    });
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("threshold is 1.5"), "{refused:?}");
+    assert_eq!(answer.threshold, 0.8);
+    let units = printed["units"].as_array().expect("units");
+    assert_eq!(answer.units.len(), units.len());
+    for (wire, cli) in answer.units.iter().zip(units) {
+        assert_eq!(wire.unit_id, cli["id"].as_str().unwrap());
+        assert_eq!(u64::from(wire.modal_zone), cli["modal_zone"].as_u64().unwrap(), "{cli}");
+        assert_eq!(wire.robust, cli["robust"].as_bool().unwrap(), "{cli}");
+        let modal = wire.modal.as_ref().expect("a modal share");
+        assert_eq!(modal.p, cli["modal"]["p"].as_f64().unwrap(), "{cli}");
+        assert_eq!(modal.low, cli["modal"]["low"].as_f64().unwrap(), "{cli}");
+        assert_eq!(wire.zones.len(), 5);
+        assert!((1..=5).contains(&wire.nominal_zone), "the nominal zone is known: {wire:?}");
+        assert_eq!(u64::from(wire.nominal_zone), cli["nominal_zone"].as_u64().unwrap(), "{cli}");
+    }
+}

@@ -12,6 +12,8 @@ use zonesweep_proto::auth::{Role, require};
 use zonesweep_proto::convert::{result_from_pb, results_to_pb, status_to_pb};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::pb;
+use zonesweep_proto::status::SweepResults;
+use zonesweep_shared::sweep::answers::{DEFAULT_ROBUST_THRESHOLD, Proportion};
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, Registration};
@@ -43,6 +45,33 @@ fn submission_from_pb(request: pb::SubmitRequest) -> Submission {
         until_ci: (request.until_ci != 0.0).then_some(request.until_ci),
         check_every: (request.check_every > 0).then_some(request.check_every),
     }
+}
+
+fn proportion_to_pb(p: &Proportion) -> pb::Proportion {
+    pb::Proportion { count: p.count, samples: p.samples, p: p.p, low: p.low, high: p.high }
+}
+
+/// Every unit's zone robustness, in dataset order.
+fn robustness_to_pb(results: &SweepResults, threshold: f64) -> pb::RobustnessResponse {
+    let a = &results.aggregate;
+    let units = (0..results.unit_ids.len())
+        .map(|u| {
+            let r = a.robustness(u, results.nominal_zones.get(u).copied(), threshold);
+            pb::UnitRobustness {
+                unit_id: results.unit_ids[u].clone(),
+                unit_name: results.unit_names.get(u).cloned().unwrap_or_default(),
+                nominal_zone: r.nominal_zone.map_or(0, u32::from),
+                modal_zone: r.modal_zone as u32,
+                modal: Some(proportion_to_pb(&r.modal)),
+                runner_up_zone: r.runner_up_zone.map_or(0, |z| z as u32),
+                runner_up: r.runner_up.as_ref().map(proportion_to_pb),
+                entropy: r.entropy,
+                robust: r.robust,
+                zones: r.zones.iter().map(proportion_to_pb).collect(),
+            }
+        })
+        .collect();
+    pb::RobustnessResponse { status: Some(status_to_pb(&results.status)), threshold, units }
 }
 
 fn job_to_pb(job: LeasedJob) -> pb::Job {
@@ -125,6 +154,25 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     async fn definition(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DefinitionResponse>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
         Ok(Response::new(Coordinator::definition(self, &id).await?.into_pb()))
+    }
+
+    async fn robustness(
+        &self,
+        request: Request<pb::RobustnessRequest>,
+    ) -> Result<Response<pb::RobustnessResponse>, Status> {
+        let id = sweep_id(&request.get_ref().sweep_id)?;
+        let threshold = match request.get_ref().threshold {
+            0.0 => DEFAULT_ROBUST_THRESHOLD,
+            t if t > 0.0 && t <= 1.0 => t,
+            t => {
+                return Err(CoordinatorError::InvalidArgument(format!(
+                    "the robustness threshold is {t}; it must be in (0, 1], or 0 for the default {DEFAULT_ROBUST_THRESHOLD}"
+                ))
+                .into());
+            }
+        };
+        let results = Coordinator::query(self, &id).await?;
+        Ok(Response::new(robustness_to_pb(&results, threshold)))
     }
 
     async fn delete(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {
