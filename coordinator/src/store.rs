@@ -85,7 +85,7 @@ pub enum StoreError {
     #[error("{} is a redb file but not a zonesweep database (it has no schema version)", path.display())]
     NotZonesweep { path: PathBuf },
     #[error(
-        "database {} has schema version {found}, but this zonesweep reads only versions up to {supported}: {}",
+        "database {} has schema version {found}, but this zonesweep reads only version {supported}: {}",
         path.display(),
         version_advice(*found, *supported)
     )]
