@@ -509,7 +509,9 @@ impl Progress {
         let mut text = match self.rate(status) {
             Some(rate) => {
                 let left = status.samples.saturating_sub(status.samples_done) as f64 / rate;
-                format!("{rate:.0} samples/s, ETA {}", human_duration(left))
+                // A sweep with a target may stop long before its last sample.
+                let at_most = if status.until_ci.is_some() && !status.state.is_final() { "at most " } else { "" };
+                format!("{rate:.0} samples/s, ETA {at_most}{}", human_duration(left))
             }
             None => "rate not known yet".to_owned(),
         };

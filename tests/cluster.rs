@@ -823,16 +823,20 @@ fn until_ci_stops_at_the_same_job_everywhere_and_exports_identically() {
 #[test]
 fn extend_gives_the_sweep_of_the_combined_size_byte_for_byte() {
     let dir = tempfile::Builder::new().prefix("zonesweep-extend-").tempdir().unwrap();
-    let (sweep, _) = run_locally(dir.path(), "extended.redb", 120, SEED, 50, 2, &[]);
+    // 2,000 + 3,000 = 5,000 in a release build; 120 + 180 = 300 in a debug one.
+    let (first, added) = if debug_build() { (120, 180) } else { (2000, 3000) };
+    let (sweep, _) = run_locally(dir.path(), "extended.redb", first, SEED, 50, 2, &[]);
     let db = dir.path().join("extended.redb");
-    let output = ok(&["extend", &sweep, "--samples", "180", "--db", path_str(&db), "--workers", "2"]);
+    let added_text = added.to_string();
+    let output = ok(&["extend", &sweep, "--samples", &added_text, "--db", path_str(&db), "--workers", "2"]);
     assert!(output.stdout.contains(&format!("{sweep}  done")), "{}", output.stdout);
     let extended = export_from(dir.path(), &sweep, &["--db", path_str(&db)]);
-    let (_, whole) = run_locally(dir.path(), "whole.redb", 300, SEED, 50, 2, &[]);
-    assert_eq!(exported_samples(&extended.json), 300);
-    assert_same_exports("120 samples extended by 180 vs one sweep of 300", &whole, &extended);
+    let total = first + added;
+    let (_, whole) = run_locally(dir.path(), "whole.redb", total, SEED, 50, 2, &[]);
+    assert_eq!(exported_samples(&extended.json), total);
+    assert_same_exports(&format!("{first} samples extended by {added} vs one sweep of {total}"), &whole, &extended);
     let shown = ok(&["show", &sweep, "--db", path_str(&db)]).stdout;
-    assert!(shown.contains("samples            300 (300 done, 0 failed)"), "{shown}");
+    assert!(shown.contains(&format!("samples            {total} ({total} done, 0 failed)")), "{shown}");
     assert!(shown.contains("workers            embedded/"), "{shown}");
 
     // What cannot be extended, each with a message that names it.
