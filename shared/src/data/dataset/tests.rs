@@ -756,7 +756,7 @@ fn errors_of_all_files_are_reported_together() {
 // Interior gap filling
 // ---------------------------------------------------------------------------
 
-/// Case 1 of /work/shared/vectors/cubic_spline.json (scipy
+/// Case 1 of shared/tests/vectors/cubic_spline.json (scipy
 /// CubicSpline(bc_type="natural") over the known points), years 2000–2020.
 const CASE1_VALUES: [Option<f64>; 21] = [
     Some(52.35570372899698),
