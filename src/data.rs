@@ -15,6 +15,8 @@ use crate::ModelArgs;
 /// with the default seed and unit count (a test keeps the two in step).
 pub const DEMO_UNITS_CSV: &str = include_str!("../data/demo/units.csv");
 pub const DEMO_PANEL_CSV: &str = include_str!("../data/demo/panel.csv");
+/// Its synthetic polygons (`demo::units_geojson` of its units).
+pub const DEMO_UNITS_GEOJSON: &str = include_str!("../data/demo/units.geojson");
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -87,7 +89,8 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset> {
 
 /// The embedded demonstration dataset.
 pub fn demo_dataset() -> Dataset {
-    Dataset::from_csv(DEMO_UNITS_CSV, DEMO_PANEL_CSV, None).expect("the embedded demonstration dataset is valid")
+    Dataset::from_csv(DEMO_UNITS_CSV, DEMO_PANEL_CSV, Some(DEMO_UNITS_GEOJSON))
+        .expect("the embedded demonstration dataset is valid")
 }
 
 /// The dataset of `--data`, or the embedded demonstration dataset.
@@ -174,12 +177,13 @@ pub fn run(command: DataCommand) -> Result<()> {
             let dataset = demo::generate(units, seed).context("generating the demonstration dataset")?;
             fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let (units_csv, panel_csv) = dataset.to_csv();
-            for (name, text) in [(UNITS_FILE, units_csv), (PANEL_FILE, panel_csv)] {
+            let geojson = demo::units_geojson(dataset.units());
+            for (name, text) in [(UNITS_FILE, units_csv), (PANEL_FILE, panel_csv), (GEOJSON_FILE, geojson)] {
                 let path = out.join(name);
                 fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             }
             println!(
-                "wrote a synthetic dataset of {} units × {} years to {}",
+                "wrote a synthetic dataset of {} units × {} years, with synthetic polygons, to {}",
                 dataset.n_units(),
                 dataset.n_years(),
                 out.display()

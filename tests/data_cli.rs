@@ -129,3 +129,24 @@ fn demo_refuses_to_overwrite_without_force() {
     let (units, _) = demo::generate(4, 5).unwrap().to_csv();
     assert_eq!(fs::read_to_string(out.join("units.csv")).unwrap(), units);
 }
+
+#[test]
+fn demo_writes_synthetic_polygons_that_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    write_demo(&out, 6);
+    let dataset = demo::generate(6, 5).unwrap();
+    let geojson = fs::read_to_string(out.join("units.geojson")).unwrap();
+    assert_eq!(geojson, demo::units_geojson(dataset.units()));
+    assert!(geojson.contains("synthetic"), "{geojson}");
+    let stdout = ok(&["data", "validate", "--data", path_str(&out)]).stdout;
+    assert!(stdout.contains("valid; 6 units") && stdout.contains("with polygons"), "{stdout}");
+
+    // The bundled demo folder is `data demo` with its defaults, polygons included.
+    let defaults = dir.path().join("defaults");
+    ok(&["data", "demo", "--out", path_str(&defaults)]);
+    for name in ["units.csv", "panel.csv", "units.geojson"] {
+        let bundled = fs::read_to_string(demo_data_dir().join(name)).unwrap();
+        assert!(fs::read_to_string(defaults.join(name)).unwrap() == bundled, "data/demo/{name} is not `data demo`'s");
+    }
+}
