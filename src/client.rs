@@ -15,7 +15,7 @@ use zonesweep_proto::pb::sweeps_client::SweepsClient;
 use zonesweep_proto::status::{SweepResults, SweepStatus};
 use zonesweep_shared::data::dataset::{GEOJSON_FILE, PANEL_FILE, UNITS_FILE};
 
-use crate::data::{DEMO_PANEL_CSV, DEMO_UNITS_CSV};
+use crate::data::{DEMO_PANEL_CSV, DEMO_UNITS_CSV, DEMO_UNITS_GEOJSON};
 
 /// `--max-message-mib`: one range on every side (1–4096).
 pub fn message_mib(text: &str) -> Result<usize, String> {
@@ -409,7 +409,7 @@ impl SweepArgs {
                 let geojson = if geojson.exists() { read(&geojson)? } else { String::new() };
                 (read(&dir.join(UNITS_FILE))?, read(&dir.join(PANEL_FILE))?, geojson)
             }
-            None => (DEMO_UNITS_CSV.to_owned(), DEMO_PANEL_CSV.to_owned(), String::new()),
+            None => (DEMO_UNITS_CSV.to_owned(), DEMO_PANEL_CSV.to_owned(), DEMO_UNITS_GEOJSON.to_owned()),
         };
         if self.job_size == Some(0) {
             bail!("--job-size must be at least 1");

@@ -15,21 +15,33 @@ use crate::ModelArgs;
 /// with the default seed and unit count (a test keeps the two in step).
 pub const DEMO_UNITS_CSV: &str = include_str!("../data/demo/units.csv");
 pub const DEMO_PANEL_CSV: &str = include_str!("../data/demo/panel.csv");
+/// Its synthetic polygons (`demo::units_geojson` of its units).
+pub const DEMO_UNITS_GEOJSON: &str = include_str!("../data/demo/units.geojson");
 
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// Check a dataset folder and report every problem, or a summary.
     Validate {
+        /// The dataset folder (the same as --data).
+        #[arg(value_name = "DIR", conflicts_with = "data")]
+        dir: Option<PathBuf>,
         /// The dataset folder.
-        dir: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
         /// Also check this model configuration (TOML) against the dataset:
         /// its own values, and its horizon against the data's last year.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// List every problem; by default a few of each kind are listed and
+        /// the rest counted.
+        #[arg(long)]
+        all: bool,
     },
-    /// Write the synthetic demonstration dataset (not real counties).
+    /// Write the synthetic demonstration dataset (not real counties):
+    /// units.csv, panel.csv and units.geojson.
     Demo {
-        /// Output folder (created if missing).
+        /// Output folder (created if missing). A folder that already holds
+        /// one of the files is refused unless --force is given.
         #[arg(long)]
         out: PathBuf,
         /// Number of synthetic units.
@@ -38,26 +50,47 @@ pub enum DataCommand {
         /// Generator seed.
         #[arg(long, default_value_t = demo::DEMO_SEED)]
         seed: u64,
+        /// Overwrite units.csv, panel.csv and units.geojson if the folder has them.
+        #[arg(long)]
+        force: bool,
     },
+}
+
+/// The text of a dataset file; a file that is not UTF-8 (a CSV saved in a
+/// legacy code page) is refused with the line of its first bad byte.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count();
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (line {line} has a byte that is not); save it as CSV UTF-8 (comma delimited)",
+            path.display()
+        )
+    })
+}
+
+/// The files of dataset folder `dir`: units.csv, panel.csv and, when there is
+/// one, units.geojson.
+fn read_dataset_files(dir: &Path) -> Result<(String, String, Option<String>)> {
+    let units = read_text(&dir.join(UNITS_FILE))?;
+    let panel = read_text(&dir.join(PANEL_FILE))?;
+    let geojson_path = dir.join(GEOJSON_FILE);
+    let geojson = if geojson_path.exists() { Some(read_text(&geojson_path)?) } else { None };
+    Ok((units, panel, geojson))
 }
 
 /// Read and validate the dataset folder `dir`.
 pub fn load_dataset(dir: &Path) -> Result<Dataset> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let units = read(UNITS_FILE)?;
-    let panel = read(PANEL_FILE)?;
-    let geojson_path = dir.join(GEOJSON_FILE);
-    let geojson = if geojson_path.exists() { Some(read(GEOJSON_FILE)?) } else { None };
+    let (units, panel, geojson) = read_dataset_files(dir)?;
     Dataset::from_csv(&units, &panel, geojson.as_deref())
         .with_context(|| format!("dataset {} is not valid", dir.display()))
 }
 
 /// The embedded demonstration dataset.
 pub fn demo_dataset() -> Dataset {
-    Dataset::from_csv(DEMO_UNITS_CSV, DEMO_PANEL_CSV, None).expect("the embedded demonstration dataset is valid")
+    Dataset::from_csv(DEMO_UNITS_CSV, DEMO_PANEL_CSV, Some(DEMO_UNITS_GEOJSON))
+        .expect("the embedded demonstration dataset is valid")
 }
 
 /// The dataset of `--data`, or the embedded demonstration dataset.
@@ -93,8 +126,18 @@ pub fn model_inputs(args: &ModelArgs) -> Result<(Dataset, Config)> {
 
 pub fn run(command: DataCommand) -> Result<()> {
     match command {
-        DataCommand::Validate { dir, config } => {
-            let dataset = load_dataset(&dir)?;
+        DataCommand::Validate { dir, data, config, all } => {
+            let Some(dir) = data.or(dir) else {
+                bail!("no dataset folder given: `zonesweep data validate --data DIR`");
+            };
+            let (units, panel, geojson) = read_dataset_files(&dir)?;
+            let dataset = match Dataset::from_csv(&units, &panel, geojson.as_deref()) {
+                Ok(dataset) => dataset,
+                Err(error) => {
+                    let listing = if all { error.list_all() } else { error.to_string() };
+                    bail!("dataset {} is not valid\n{listing}", dir.display());
+                }
+            };
             if let Some(path) = &config {
                 let (config, name) = load_config(Some(path))?;
                 config.check_for(&dataset, &name)?;
@@ -115,19 +158,32 @@ pub fn run(command: DataCommand) -> Result<()> {
             );
             Ok(())
         }
-        DataCommand::Demo { out, units, seed } => {
+        DataCommand::Demo { out, units, seed, force } => {
             if !(1..=MAX_UNITS).contains(&units) {
                 bail!("--units is {units}; it must be 1–{MAX_UNITS}");
+            }
+            if !force {
+                for name in [UNITS_FILE, PANEL_FILE, GEOJSON_FILE] {
+                    let path = out.join(name);
+                    if path.exists() {
+                        bail!(
+                            "{} already exists; `data demo` does not overwrite files: choose another --out \
+                             folder, or pass --force to overwrite {UNITS_FILE}, {PANEL_FILE} and {GEOJSON_FILE}",
+                            path.display()
+                        );
+                    }
+                }
             }
             let dataset = demo::generate(units, seed).context("generating the demonstration dataset")?;
             fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let (units_csv, panel_csv) = dataset.to_csv();
-            for (name, text) in [(UNITS_FILE, units_csv), (PANEL_FILE, panel_csv)] {
+            let geojson = demo::units_geojson(dataset.units());
+            for (name, text) in [(UNITS_FILE, units_csv), (PANEL_FILE, panel_csv), (GEOJSON_FILE, geojson)] {
                 let path = out.join(name);
                 fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             }
             println!(
-                "wrote a synthetic dataset of {} units × {} years to {}",
+                "wrote a synthetic dataset of {} units × {} years, with synthetic polygons, to {}",
                 dataset.n_units(),
                 dataset.n_years(),
                 out.display()

@@ -95,9 +95,28 @@ impl fmt::Display for Problem {
     }
 }
 
+/// How many problems of one kind a listing shows before it counts the rest.
+pub const SHOWN_PER_KIND: usize = 5;
+
+impl Problem {
+    /// What kind of problem this is, for grouping repeats: the file and the
+    /// message without its parenthesised details and with every word that
+    /// holds a digit (a unit id, a year, a count) left out.
+    pub fn kind(&self) -> (&'static str, String) {
+        let message = self.message.split(" (").next().unwrap_or_default();
+        let words: Vec<&str> =
+            message.split_whitespace().map(|w| if w.chars().any(|c| c.is_ascii_digit()) { "#" } else { w }).collect();
+        (self.file, words.join(" "))
+    }
+}
+
 /// Why a dataset was refused: every problem found, not just the first.
+///
+/// Its display lists the problems kind by kind, in the order each kind was
+/// first found, with at most [`SHOWN_PER_KIND`] of each kind and the number
+/// of the others; [`DatasetError::list_all`] lists every one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the dataset has {} problem(s):\n{}", .problems.len(), ProblemList(.problems))]
+#[error("the dataset has {} problem(s):\n{}", thousands(.problems.len()), ByKind(.problems))]
 pub struct DatasetError {
     pub problems: Vec<Problem>,
 }
@@ -107,13 +126,35 @@ impl DatasetError {
     /// of the others, for answers that must stay short (a gRPC status).
     pub fn summary(&self, shown: usize) -> String {
         let listed = &self.problems[..self.problems.len().min(shown)];
-        let mut text = format!("the dataset has {} problem(s):\n{}", self.problems.len(), ProblemList(listed));
+        let mut text =
+            format!("the dataset has {} problem(s):\n{}", thousands(self.problems.len()), ProblemList(listed));
         let more = self.problems.len() - listed.len();
         if more > 0 {
-            text.push_str(&format!("\n  … and {more} more (`zonesweep data validate DIR` lists them all)"));
+            text.push_str(&format!(
+                "\n  … and {} more (`zonesweep data validate --data DIR --all` lists them all)",
+                thousands(more)
+            ));
         }
         text
     }
+
+    /// Every problem, one a line, in the order found.
+    pub fn list_all(&self) -> String {
+        format!("the dataset has {} problem(s):\n{}", thousands(self.problems.len()), ProblemList(&self.problems))
+    }
+}
+
+/// `n` with a comma between groups of three digits: 1,650.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 struct ProblemList<'a>(&'a [Problem]);
@@ -125,6 +166,41 @@ impl fmt::Display for ProblemList<'_> {
                 writeln!(f)?;
             }
             write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The problems kind by kind, at most [`SHOWN_PER_KIND`] of each.
+struct ByKind<'a>(&'a [Problem]);
+
+impl fmt::Display for ByKind<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<((&'static str, String), Vec<&Problem>)> = Vec::new();
+        let mut index: HashMap<(&'static str, String), usize> = HashMap::new();
+        for problem in self.0 {
+            let kind = problem.kind();
+            let i = *index.entry(kind.clone()).or_insert_with(|| {
+                kinds.push((kind, Vec::new()));
+                kinds.len() - 1
+            });
+            kinds[i].1.push(problem);
+        }
+        let mut first = true;
+        for (_, problems) in &kinds {
+            for problem in problems.iter().take(SHOWN_PER_KIND) {
+                if !first {
+                    writeln!(f)?;
+                }
+                first = false;
+                write!(f, "  - {problem}")?;
+            }
+            if problems.len() > SHOWN_PER_KIND {
+                write!(f, "\n    … and {} more of the same kind", thousands(problems.len() - SHOWN_PER_KIND))?;
+            }
+        }
+        if kinds.iter().any(|(_, p)| p.len() > SHOWN_PER_KIND) {
+            write!(f, "\n(`zonesweep data validate --data DIR --all` lists every problem)")?;
         }
         Ok(())
     }
@@ -154,20 +230,35 @@ impl Problems {
 
 impl Dataset {
     /// Parse and validate a dataset from the text of its files.
+    ///
+    /// Every file is checked as far as it can be: a header problem (an
+    /// unknown or missing column) does not stop the rows' values from being
+    /// checked. A file whose header looks `;`- or tab-separated gets one
+    /// problem saying so, listed first, instead of a problem per row.
     pub fn from_csv(units_csv: &str, panel_csv: &str, geojson: Option<&str>) -> Result<Dataset, DatasetError> {
         let mut problems = Problems::default();
-        let (units, unit_lines) = parse_units(units_csv, &mut problems);
+        let parsed_units = parse_units(units_csv, &mut problems);
+        let units = parsed_units.units;
         let index: HashMap<&str, usize> = units.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
-        let panel = parse_panel(panel_csv, &index, MAX_PANEL_ROWS, &mut problems);
+        let known_units = parsed_units.keyed.then_some(&index);
+        let panel = parse_panel(panel_csv, known_units, MAX_PANEL_ROWS, &mut problems);
         if let Some(text) = geojson {
-            check_geojson(text, &index, &mut problems);
+            check_geojson(text, known_units, &mut problems);
         }
-        let assembled = panel.and_then(|panel| assemble(&units, &unit_lines, panel, &mut problems));
+        let assembled = match panel {
+            Some(panel) if parsed_units.keyed => assemble(&units, &parsed_units.lines, panel, &mut problems),
+            _ => None,
+        };
         match assembled {
             Some((years, rows, fills)) if problems.0.is_empty() => {
                 Ok(Dataset { units, years, rows, fills, geojson: geojson.map(str::to_owned) })
             }
-            _ => Err(DatasetError { problems: problems.0 }),
+            _ => {
+                let mut problems = problems.0;
+                // A file in the wrong format explains everything else: say so first.
+                problems.sort_by_key(|p| !p.message.starts_with(DELIMITER_HINT));
+                Err(DatasetError { problems })
+            }
         }
     }
 
@@ -285,6 +376,91 @@ fn reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes())
 }
 
+/// Line numbers of a file's byte offsets. A line ends at `\n`, `\r\n` or a
+/// lone `\r`, so files saved with Windows line ends are counted right, and a
+/// row whose quoted field holds a line break is reported at the line it
+/// starts on (the csv reader's own line count is off by one per `\r\n`).
+struct LineIndex<'a> {
+    text: &'a [u8],
+    /// The byte offset at which each line starts; the first is 0.
+    starts: Vec<u64>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn of(text: &'a str) -> LineIndex<'a> {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+                starts.push(i as u64 + 1);
+            }
+        }
+        LineIndex { text: bytes, starts }
+    }
+
+    /// The 1-based line of the record or error the csv reader placed at
+    /// `position`. The reader's byte offset may point at the line end before
+    /// the record (the `\n` of a `\r\n`) or at blank lines it skipped: the
+    /// record starts at the first byte after them.
+    fn at(&self, position: Option<&csv::Position>) -> u64 {
+        let Some(position) = position else {
+            return 0;
+        };
+        let mut byte = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(self.text.len());
+        while matches!(self.text.get(byte), Some(b'\r' | b'\n')) {
+            byte += 1;
+        }
+        self.starts.partition_point(|&start| start <= byte as u64) as u64
+    }
+}
+
+/// How a problem about a file's delimiter begins (such a problem is listed first).
+const DELIMITER_HINT: &str = "the header looks ";
+
+/// When a header read as comma-separated is one column that, split on `;`,
+/// a tab or `|`, gives at least two of the expected column names: which
+/// separator the file seems to use.
+fn other_delimiter(headers: &csv::StringRecord, expected: &[&str]) -> Option<&'static str> {
+    if headers.len() != 1 {
+        return None;
+    }
+    [(';', "`;`-separated"), ('\t', "tab-separated"), ('|', "`|`-separated")].into_iter().find_map(|(d, name)| {
+        let known = headers[0].split(d).filter(|part| expected.contains(&part.trim().trim_matches('"'))).count();
+        (known >= 2).then_some(name)
+    })
+}
+
+/// The header of `file`, or `None` after reporting why it cannot be used:
+/// it cannot be read, or the file is not comma-separated.
+fn read_header(
+    file: &'static str,
+    rdr: &mut csv::Reader<&[u8]>,
+    expected: &[&str],
+    problems: &mut Problems,
+) -> Option<csv::StringRecord> {
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            problems.add(file, Some(1), None, None, format!("cannot read the header: {e}"));
+            return None;
+        }
+    };
+    if let Some(kind) = other_delimiter(&headers, expected) {
+        problems.add(
+            file,
+            Some(1),
+            None,
+            None,
+            format!(
+                "{DELIMITER_HINT}{kind}; zonesweep reads comma-separated files (save it as \
+                 CSV UTF-8 (comma delimited)); the rest of {file} was not checked"
+            ),
+        );
+        return None;
+    }
+    Some(headers)
+}
+
 /// Header column positions, with unknown, duplicate and missing columns reported.
 fn header_map(
     file: &'static str,
@@ -309,33 +485,41 @@ fn header_map(
     map
 }
 
-/// The units, and for each the units.csv line it was read from.
-fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
+/// What was read of units.csv.
+struct ParsedUnits {
+    units: Vec<Unit>,
+    /// For each unit, the units.csv line it was read from.
+    lines: Vec<u64>,
+    /// Whether the units could be keyed by id (the header was read and has
+    /// an `id` column): only then can panel rows be matched to units.
+    keyed: bool,
+}
+
+/// The units of units.csv. Without some required column the rows are still
+/// checked, as far as the columns present allow.
+fn parse_units(text: &str, problems: &mut Problems) -> ParsedUnits {
+    let mut parsed = ParsedUnits { units: Vec::new(), lines: Vec::new(), keyed: false };
+    let lines = LineIndex::of(text);
     let mut rdr = reader(text);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            problems.add(UNITS_FILE, Some(1), None, None, format!("cannot read the header: {e}"));
-            return (Vec::new(), Vec::new());
-        }
+    let required = ["id", "name", "province"];
+    let optional = ["lon", "lat"];
+    let expected: Vec<&str> = required.iter().chain(&optional).copied().collect();
+    let Some(headers) = read_header(UNITS_FILE, &mut rdr, &expected, problems) else {
+        return parsed;
     };
-    let columns = header_map(UNITS_FILE, &headers, &["id", "name", "province"], &["lon", "lat"], problems);
-    if !["id", "name", "province"].iter().all(|c| columns.contains_key(*c)) {
-        return (Vec::new(), Vec::new());
-    }
-    let mut units = Vec::new();
-    let mut lines = Vec::new();
+    let columns = header_map(UNITS_FILE, &headers, &required, &optional, problems);
+    parsed.keyed = columns.contains_key("id");
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (count, record) in rdr.records().enumerate() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line());
-                problems.add(UNITS_FILE, line, None, None, format!("unreadable row: {e}"));
+                let line = e.position().map(|p| lines.at(Some(p)));
+                problems.add(UNITS_FILE, line, None, None, format!("unreadable row: {}", csv_error_kind(&e)));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = lines.at(record.position());
         if count == MAX_UNITS {
             problems.add(
                 UNITS_FILE,
@@ -357,22 +541,6 @@ fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
             continue;
         }
         let get = |name: &str| columns.get(name).map(|&i| record[i].to_owned());
-        let id = get("id").unwrap_or_default();
-        if id.is_empty() {
-            problems.add(UNITS_FILE, Some(line), Some("id"), Some(""), "empty unit id");
-            continue;
-        }
-        if let Some(&first) = seen.get(&id) {
-            problems.add(
-                UNITS_FILE,
-                Some(line),
-                Some("id"),
-                Some(&id),
-                format!("duplicate unit id (first on line {first})"),
-            );
-            continue;
-        }
-        seen.insert(id.clone(), line);
         let mut coordinate = |name: &str, limit: f64| -> Option<f64> {
             let raw = get(name)?;
             if raw.is_empty() {
@@ -392,19 +560,49 @@ fn parse_units(text: &str, problems: &mut Problems) -> (Vec<Unit>, Vec<u64>) {
         };
         let lon = coordinate("lon", 180.0);
         let lat = coordinate("lat", 90.0);
-        units.push(Unit {
+        let Some(id) = get("id") else {
+            continue;
+        };
+        if id.is_empty() {
+            problems.add(UNITS_FILE, Some(line), Some("id"), Some(""), "empty unit id");
+            continue;
+        }
+        if let Some(&first) = seen.get(&id) {
+            problems.add(
+                UNITS_FILE,
+                Some(line),
+                Some("id"),
+                Some(&id),
+                format!("duplicate unit id (first on line {first})"),
+            );
+            continue;
+        }
+        seen.insert(id.clone(), line);
+        parsed.units.push(Unit {
             id,
             name: get("name").unwrap_or_default(),
             province: get("province").unwrap_or_default(),
             lon,
             lat,
         });
-        lines.push(line);
+        parsed.lines.push(line);
     }
-    if units.is_empty() && problems.0.is_empty() {
+    if parsed.keyed && parsed.units.is_empty() && problems.0.is_empty() {
         problems.add(UNITS_FILE, None, None, None, "no units");
     }
-    (units, lines)
+    parsed
+}
+
+/// A csv reading error without the reader's own position (which counts
+/// lines differently); the problem carries the line.
+fn csv_error_kind(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!("not UTF-8 text ({err}); save the file as UTF-8"),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("row has {len} fields, the header has {expected_len}")
+        }
+        _ => error.to_string(),
+    }
 }
 
 /// A parsed panel cell: a value, or an empty cell to fill, with its line.
@@ -417,41 +615,38 @@ struct PanelRow {
 type ParsedPanel = Vec<BTreeMap<i32, PanelRow>>;
 
 /// The panel's rows, reading at most `max_rows` of them ([`MAX_PANEL_ROWS`]).
+/// `units` is `None` when units.csv could not be read by id: rows are then
+/// not matched to units. Without some required column the rows' other cells
+/// are still checked, and the result is `None`.
 fn parse_panel(
     text: &str,
-    units: &HashMap<&str, usize>,
+    units: Option<&HashMap<&str, usize>>,
     max_rows: usize,
     problems: &mut Problems,
 ) -> Option<ParsedPanel> {
+    let lines = LineIndex::of(text);
     let mut rdr = reader(text);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            problems.add(PANEL_FILE, Some(1), None, None, format!("cannot read the header: {e}"));
-            return None;
-        }
-    };
     let field_names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
     let mut required = vec!["unit_id", "year"];
     required.extend(&field_names);
+    let headers = read_header(PANEL_FILE, &mut rdr, &required, problems)?;
     let columns = header_map(PANEL_FILE, &headers, &required, &[], problems);
-    if !required.iter().all(|c| columns.contains_key(*c)) {
-        return None;
-    }
-    let field_columns: Vec<usize> = Field::ALL.iter().map(|f| columns[f.name()]).collect();
-    let (unit_column, year_column) = (columns["unit_id"], columns["year"]);
+    let complete = required.iter().all(|c| columns.contains_key(*c));
+    let field_columns: Vec<Option<usize>> = Field::ALL.iter().map(|f| columns.get(f.name()).copied()).collect();
+    let (unit_column, year_column) = (columns.get("unit_id").copied(), columns.get("year").copied());
 
-    let mut panel: ParsedPanel = (0..units.len()).map(|_| BTreeMap::new()).collect();
+    let n_units = units.map_or(0, HashMap::len);
+    let mut panel: ParsedPanel = (0..n_units).map(|_| BTreeMap::new()).collect();
     for (count, record) in rdr.records().enumerate() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line());
-                problems.add(PANEL_FILE, line, None, None, format!("unreadable row: {e}"));
+                let line = e.position().map(|p| lines.at(Some(p)));
+                problems.add(PANEL_FILE, line, None, None, format!("unreadable row: {}", csv_error_kind(&e)));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = lines.at(record.position());
         if count == max_rows {
             problems.add(
                 PANEL_FILE,
@@ -472,20 +667,28 @@ fn parse_panel(
             );
             continue;
         }
-        let unit_id = &record[unit_column];
-        let unit = units.get(unit_id).copied();
-        if unit.is_none() {
-            problems.add(PANEL_FILE, Some(line), Some("unit_id"), Some(unit_id), format!("unit not in {UNITS_FILE}"));
-        }
-        let raw_year = &record[year_column];
-        let year = match raw_year.parse::<i32>() {
-            Ok(y) if (MIN_YEAR..=MAX_YEAR).contains(&y) => Some(y),
-            Ok(_) => {
+        let unit_id = unit_column.map_or("", |c| &record[c]);
+        let unit = match (units, unit_column) {
+            (Some(units), Some(_)) => {
+                let unit = units.get(unit_id).copied();
+                if unit.is_none() {
+                    let message = format!("unit not in {UNITS_FILE}");
+                    problems.add(PANEL_FILE, Some(line), Some("unit_id"), Some(unit_id), message);
+                }
+                unit
+            }
+            _ => None,
+        };
+        let raw_year = year_column.map_or("", |c| &record[c]);
+        let year = match year_column.map(|_| raw_year.parse::<i32>()) {
+            None => None,
+            Some(Ok(y)) if (MIN_YEAR..=MAX_YEAR).contains(&y) => Some(y),
+            Some(Ok(_)) => {
                 let message = format!("not a year in the allowed range {MIN_YEAR}–{MAX_YEAR}");
                 problems.add(PANEL_FILE, Some(line), Some("year"), Some(raw_year), message);
                 None
             }
-            Err(_) => {
+            Some(Err(_)) => {
                 let message = format!("not a year (an integer {MIN_YEAR}–{MAX_YEAR})");
                 problems.add(PANEL_FILE, Some(line), Some("year"), Some(raw_year), message);
                 None
@@ -493,7 +696,10 @@ fn parse_panel(
         };
         let mut values = [None; N_FIELDS];
         for (f, field) in Field::ALL.iter().enumerate() {
-            let raw = &record[field_columns[f]];
+            let Some(column) = field_columns[f] else {
+                continue;
+            };
+            let raw = &record[column];
             if raw.is_empty() {
                 continue;
             }
@@ -532,10 +738,10 @@ fn parse_panel(
             }
         }
     }
-    Some(panel)
+    complete.then_some(panel)
 }
 
-fn check_geojson(text: &str, units: &HashMap<&str, usize>, problems: &mut Problems) {
+fn check_geojson(text: &str, units: Option<&HashMap<&str, usize>>, problems: &mut Problems) {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -554,7 +760,7 @@ fn check_geojson(text: &str, units: &HashMap<&str, usize>, problems: &mut Proble
     for (i, feature) in features.iter().enumerate() {
         let id = feature.get("properties").and_then(|p| p.get("id"));
         match id.and_then(|v| v.as_str()) {
-            Some(id) if units.contains_key(id) => {}
+            Some(id) if units.is_none_or(|units| units.contains_key(id)) => {}
             Some(id) => problems.add(
                 GEOJSON_FILE,
                 None,

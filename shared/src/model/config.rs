@@ -520,13 +520,17 @@ fn merge(base: &mut toml::Table, user: toml::Table, path: &mut Vec<String>) {
 }
 
 impl Config {
-    /// The default configuration as a commented TOML document.
+    /// The default configuration as a TOML document with every key under a
+    /// comment giving its meaning and unit (from
+    /// [`crate::model::config_keys::KEYS`]).
     pub fn default_toml() -> String {
-        let body = toml::to_string_pretty(&Config::default()).expect("the default configuration serializes");
+        let body = crate::model::config_keys::commented_toml(&Config::default());
         format!(
-            "# zonesweep model configuration: the paper's values (docs/model.md sections 3-7).\n\
+            "# zonesweep model configuration: the paper's values. docs/model.md section 11 lists\n\
+             # every key (sections 3-7 explain the model they belong to).\n\
              # A configuration file may hold any subset of these keys; the rest keep these values.\n\
-             # A scenario rule (scenarios.SCENARIO.VARIABLE.first|second) is replaced whole.\n\n{body}"
+             # A scenario rule (scenarios.SCENARIO.VARIABLE.first|second) is replaced whole.\n\
+             # Each key's comment gives its meaning and, in brackets, its unit or its choices.\n\n{body}"
         )
     }
 

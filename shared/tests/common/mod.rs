@@ -63,8 +63,8 @@ pub const WELCH_P_RTOL: f64 = 1e-11;
 
 // --- Whole chain (reference: an independent implementation of the model specification) ---
 
-/// Floats of the `evaluate --json` document: the default of
-/// /work/shared/vectors/chain/compare.py (relative 1e-6, absolute 1e-12).
+/// Floats of the `evaluate --json` document against the fixtures'
+/// `expected.json` (`shared/tests/fixtures/`): relative 1e-6, absolute 1e-12.
 /// The reference is a different implementation with different summation
 /// orders, splines and solvers, so this is the documented contract.
 pub const CHAIN_RTOL: f64 = 1e-6;

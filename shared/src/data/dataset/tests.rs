@@ -455,8 +455,13 @@ fn a_summary_lists_the_first_problems_and_counts_the_others() {
     let summary = error.summary(5);
     assert!(summary.starts_with(&format!("the dataset has {total} problem(s):\n  - panel.csv line 2")), "{summary}");
     assert_eq!(summary.lines().filter(|l| l.starts_with("  - ")).count(), 5, "{summary}");
-    assert!(summary.ends_with(&format!("… and {} more (`zonesweep data validate DIR` lists them all)", total - 5)));
-    assert_eq!(error.summary(total), error.to_string(), "with room for all, the summary is the error");
+    assert!(
+        summary.ends_with(&format!(
+            "… and {} more (`zonesweep data validate --data DIR --all` lists them all)",
+            total - 5
+        ))
+    );
+    assert_eq!(error.summary(total), error.list_all(), "with room for all, the summary lists all");
 }
 
 #[test]
@@ -477,8 +482,8 @@ fn more_units_or_panel_rows_than_allowed_are_refused() {
     let panel = Panel::new(6).csv();
     let units: HashMap<&str, usize> = UNIT_IDS.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut problems = Problems::default();
-    assert!(parse_panel(&panel, &units, 18, &mut problems).is_some() && problems.0.is_empty());
-    assert!(parse_panel(&panel, &units, 17, &mut problems).is_none());
+    assert!(parse_panel(&panel, Some(&units), 18, &mut problems).is_some() && problems.0.is_empty());
+    assert!(parse_panel(&panel, Some(&units), 17, &mut problems).is_none());
     assert_only(
         &problems.0,
         At {
@@ -751,7 +756,7 @@ fn errors_of_all_files_are_reported_together() {
 // Interior gap filling
 // ---------------------------------------------------------------------------
 
-/// Case 1 of /work/shared/vectors/cubic_spline.json (scipy
+/// Case 1 of shared/tests/vectors/cubic_spline.json (scipy
 /// CubicSpline(bc_type="natural") over the known points), years 2000–2020.
 const CASE1_VALUES: [Option<f64>; 21] = [
     Some(52.35570372899698),
@@ -1076,4 +1081,184 @@ fn spline_matches_scipy_reference_vectors() {
             assert!(rel <= 1e-9, "case {c}, index {t}: {a} vs scipy {e} (relative {rel:e})");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Line ends, delimiters, header and row problems together, capped listings
+// ---------------------------------------------------------------------------
+
+/// `text` with every `\n` made `\r\n`.
+fn crlf(text: &str) -> String {
+    text.replace('\n', "\r\n")
+}
+
+#[test]
+fn line_numbers_are_right_with_lf_and_crlf_line_ends() {
+    let mut panel = Panel::new(6);
+    panel.set("U2", 2003, "gdp", "lots");
+    let line = panel.line("U2", 2003);
+    assert_eq!(line, 11);
+    for (units, text) in [(UNITS.to_owned(), panel.csv()), (crlf(UNITS), crlf(&panel.csv()))] {
+        let problems = problems_of(&units, &text, None);
+        assert_only(&problems, panel_at(line, "gdp", "lots", "not a number"));
+    }
+    // units.csv too, and a lone `\r` (old Mac line ends) counts as a line end.
+    let units = format!("{UNITS}U2,Ningqiang again,Shaanxi,106.3,32.8\n");
+    for text in [units.clone(), crlf(&units), units.replace('\n', "\r")] {
+        let problems = problems_of(&text, &Panel::new(6).csv(), None);
+        assert_only(&problems, units_at(5, "id", Some("U2"), "duplicate unit id (first on line 3)"));
+    }
+}
+
+#[test]
+fn a_quoted_line_break_moves_the_following_lines_down() {
+    // U2's name holds a line break: the row starts on line 3, and U3 is on line 5.
+    for end in ["\n", "\r\n"] {
+        let units = "id,name,province,lon,lat\n\
+U1,Xixiang,Shaanxi,107.77,32.98\n\
+U2,\"Ningqiang\nCounty\",Shaanxi,106.26,32.83\n\
+U3,Wanyuan,Sichuan,108.04,-91\n\
+U3,Wanyuan again,Sichuan,108.04,32.07\n"
+            .replace('\n', end);
+        let problems = problems_of(&units, &Panel::new(6).csv(), None);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert_has(&problems, units_at(5, "lat", Some("-91"), "within ±90"));
+        assert_has(&problems, units_at(6, "id", Some("U3"), "duplicate unit id (first on line 5)"));
+    }
+    // The dataset itself is read the same with either line end.
+    let units = "id,name,province\nU1,\"Xi\nxiang\",Shaanxi\nU2,Ningqiang,Shaanxi\nU3,Wanyuan,Sichuan\n";
+    let lf = parse(units, &Panel::new(6));
+    let windows = Dataset::from_csv(&crlf(units), &crlf(&Panel::new(6).csv()), None).unwrap();
+    assert_eq!(lf.units()[0].name, "Xi\nxiang");
+    assert_eq!(windows.units()[0].name, "Xi\r\nxiang");
+    assert_eq!(lf.rows(), windows.rows());
+}
+
+#[test]
+fn fill_lines_are_right_with_crlf() {
+    let mut panel = Panel::new(6);
+    panel.set("U3", 2002, "cattle", "");
+    let line = panel.line("U3", 2002);
+    let dataset = Dataset::from_csv(&crlf(UNITS), &crlf(&panel.csv()), None).unwrap();
+    assert_eq!(dataset.fills().len(), 1);
+    assert_eq!(dataset.fills()[0].line, line);
+}
+
+#[test]
+fn a_semicolon_or_tab_separated_file_gets_one_clear_problem_first() {
+    let panel = Panel::new(6).csv();
+    for (separator, name) in [(";", "`;`-separated"), ("\t", "tab-separated")] {
+        let problems = problems_of(UNITS, &panel.replace(',', separator), None);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].file, PANEL_FILE);
+        assert_eq!(problems[0].line, Some(1));
+        assert!(problems[0].message.contains(name), "{}", problems[0].message);
+        assert!(problems[0].message.contains("comma-separated"), "{}", problems[0].message);
+        assert!(problems[0].message.contains("CSV UTF-8 (comma delimited)"), "{}", problems[0].message);
+
+        // A `;`-separated units.csv: its hint comes first, and the panel's
+        // rows are not each reported as a unit that is missing.
+        let units = UNITS.replace(',', separator);
+        let error = Dataset::from_csv(&units, &panel.replace(',', separator), None).unwrap_err();
+        assert_eq!(error.problems.len(), 2, "{:#?}", error.problems);
+        assert_eq!(error.problems[0].file, UNITS_FILE);
+        assert!(error.problems.iter().all(|p| p.message.contains(name)), "{:#?}", error.problems);
+        let problems = problems_of(&units, &panel, None);
+        assert_only(&problems, At { file: UNITS_FILE, line: Some(1), column: None, value: None, message: name });
+        assert!(error.to_string().contains(&format!("units.csv line 1: the header looks {name}")), "{error}");
+    }
+    // With quoted header names too.
+    let quoted = "\"id\";\"name\";\"province\"\n\"U1\";\"Xixiang\";\"Shaanxi\"\n";
+    let problems = problems_of(quoted, &panel, None);
+    assert!(problems[0].message.contains("`;`-separated"), "{problems:#?}");
+    // The hint is listed first even when another file's problems came before it.
+    let mut bad_units = UNITS.to_owned();
+    bad_units.push_str("U4,Zhenba\n");
+    let error = Dataset::from_csv(&bad_units, &panel.replace(',', ";"), None).unwrap_err();
+    assert!(error.problems[0].message.contains("`;`-separated"), "{:#?}", error.problems);
+    assert_eq!(error.problems.len(), 2);
+}
+
+#[test]
+fn header_problems_do_not_hide_row_problems() {
+    // A missing column and a bad value in a column that is there.
+    let mut panel = Panel::new(6);
+    panel.set("U1", 2001, "pigs", "many");
+    panel.set("U3", 2004, "population", "-5");
+    let c = panel.column("gdp");
+    panel.header.remove(c);
+    for row in &mut panel.rows {
+        row.remove(c);
+    }
+    let problems = panel_problems(&panel);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(matches(
+        &problems[0],
+        &At { file: PANEL_FILE, line: Some(1), column: Some("gdp"), value: None, message: "missing required column" }
+    ));
+    assert_has(&problems, panel_at(panel.line("U1", 2001), "pigs", "many", "not a number"));
+    assert_has(&problems, panel_at(panel.line("U3", 2004), "population", "-5", "negative value"));
+
+    // Without `unit_id` or `year` the values are still checked.
+    let mut panel = Panel::new(6);
+    panel.set("U2", 2002, "coke", "x");
+    let line = panel.line("U2", 2002);
+    panel.header[0] = "unit".into();
+    let problems = panel_problems(&panel);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_has(
+        &problems,
+        At { file: PANEL_FILE, line: Some(1), column: Some("unit"), value: None, message: "unknown" },
+    );
+    assert_has(
+        &problems,
+        At { file: PANEL_FILE, line: Some(1), column: Some("unit_id"), value: None, message: "missing" },
+    );
+    assert_has(&problems, panel_at(line, "coke", "x", "not a number"));
+
+    // units.csv without `id`: its rows' coordinates are checked, and the panel's
+    // rows are not each reported as a unit not in units.csv.
+    let units = "code,name,province,lon,lat\nU1,Xixiang,Shaanxi,107.77,32.98\nU2,Ningqiang,Shaanxi,east,32.83\n";
+    let problems = problems_of(units, &Panel::new(6).csv(), None);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_has(&problems, units_at(1, "code", None, "unknown column"));
+    assert_has(&problems, units_at(1, "id", None, "missing required column"));
+    assert_has(&problems, units_at(3, "lon", Some("east"), "not a number"));
+}
+
+#[test]
+fn repeated_problems_are_listed_a_few_of_each_kind_with_a_count() {
+    let mut panel = Panel::new(20);
+    for (u, unit) in UNIT_IDS.iter().enumerate() {
+        for t in 0..20 {
+            panel.set(unit, FIRST_YEAR + t, "heat", &format!("{u}x{t}"));
+        }
+    }
+    panel.set("U2", 2005, "gdp", "-1");
+    let line = panel.push_copy("U1", 2000, |r| r.truncate(5));
+    let error = Dataset::from_csv(UNITS, &panel.csv(), None).unwrap_err();
+    assert_eq!(error.problems.len(), 62);
+    let text = error.to_string();
+    assert!(text.starts_with("the dataset has 62 problem(s):\n"), "{text}");
+    let listed: Vec<&str> = text.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(listed.len(), SHOWN_PER_KIND + 2, "{text}");
+    // The first of the kind, with file, line, column and value.
+    assert!(listed[0].starts_with("  - panel.csv line 2, column `heat`, value `0x0`: not a number"), "{text}");
+    assert!(text.contains("    … and 55 more of the same kind"), "{text}");
+    assert!(text.contains("panel.csv line 27, column `gdp`, value `-1`: negative value"), "{text}");
+    assert!(text.contains(&format!("panel.csv line {line}: row has 5 fields")), "{text}");
+    assert!(text.contains("--all"), "{text}");
+    // The whole list has every problem.
+    assert_eq!(error.list_all().lines().count(), 63);
+    // Problems of a kind differ only in numbers and details.
+    let kinds: std::collections::HashSet<_> = error.problems.iter().map(Problem::kind).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:#?}");
+}
+
+#[test]
+fn thousands_are_separated() {
+    assert_eq!(thousands(0), "0");
+    assert_eq!(thousands(999), "999");
+    assert_eq!(thousands(1_650), "1,650");
+    assert_eq!(thousands(1_000_000), "1,000,000");
 }

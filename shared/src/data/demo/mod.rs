@@ -58,8 +58,14 @@
 //! (10⁴ CNY) to 0.01, machinery (kW), heat (GJ), livestock (head) and
 //! persons to integers. Each unit's land-use classes sum to its (fixed)
 //! total area; `unused` takes the rounding residue.
+//!
+//! [`units_geojson`] gives the units synthetic polygons ([`geometry`]):
+//! Voronoi cells of their points clipped to an outline of the region.
 
 pub mod calibration;
+pub mod geometry;
+
+pub use geometry::units_geojson;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
