@@ -245,7 +245,7 @@ fn dataset_wire_message(error: &DatasetError) -> WireMessage {
         error.problems.iter().map(|problem| format!("  - {}", clipped_problem(problem, MAX_WIRE_QUOTE, MAX_WIRE_LINE)));
     let mut message = fit(head, lines, |n| {
         format!(
-            "  … and {n} more (the coordinator's log lists every one; `zonesweep data validate DIR` checks a dataset locally)"
+            "  … and {n} more (the coordinator's log lists every one; `zonesweep data validate --data DIR --all` lists them all locally)"
         )
     });
     // A value cut to fit is a shortening too: the log has it longer.
@@ -346,7 +346,7 @@ mod tests {
         let shown = message.text.lines().filter(|l| l.starts_with("  - ")).count();
         assert!(shown >= 10, "{}", message.text);
         assert!(message.text.ends_with(&format!(
-            "  … and {} more (the coordinator's log lists every one; `zonesweep data validate DIR` checks a dataset locally)",
+            "  … and {} more (the coordinator's log lists every one; `zonesweep data validate --data DIR --all` lists them all locally)",
             2000 - shown
         )));
         // The log has every problem.

@@ -110,9 +110,12 @@ pub fn result_fixture() -> &'static ResultFixture {
             reason: String::new(),
             unit_ids: dataset.units().iter().map(|u| u.id.clone()).collect(),
             unit_names: dataset.units().iter().map(|u| u.name.clone()).collect(),
+            nominal_zones: Vec::new(),
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
+            provenance: Default::default(),
+            layout: Default::default(),
         };
         let mut state = State::new(1);
         state.insert(SweepRuntime::new(record, results[0].clone(), &[0]));
