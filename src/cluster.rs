@@ -145,9 +145,10 @@ pub struct RunArgs {
     /// The database file results are stored in.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Local worker threads (default: one per core).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Local worker threads to run samples on (default: one per core).
+    // `--workers`, the option's older name, still works (hidden).
+    #[arg(long, alias = "workers")]
+    pub threads: Option<usize>,
     /// Continue this failed or cancelled sweep of the database (an
     /// interrupted `run`, say) instead of submitting a new one; the sweep
     /// options are then not used.
@@ -628,7 +629,7 @@ impl LocalCluster {
     async fn start(db: &Path, threads: Option<usize>) -> Result<LocalCluster> {
         let threads = threads.unwrap_or_else(default_threads);
         if threads == 0 {
-            bail!("--workers must be at least 1");
+            bail!("--threads must be at least 1");
         }
         let token = random_token();
         let config = CoordinatorConfig::new(db.to_path_buf(), token.clone());
@@ -680,7 +681,7 @@ impl LocalCluster {
 pub async fn run(args: RunArgs) -> Result<()> {
     let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
-    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
     let submitted = match &resume {
         Some(id) => cluster.client.resume(id).await?,
         None => cluster.client.submit(request).await?,
@@ -724,14 +725,15 @@ pub struct ExtendArgs {
     pub samples: u64,
     /// Extend a sweep of this coordinator (which its workers then run);
     /// without it, the sweep of --db runs here, like `run`.
-    #[arg(long, conflicts_with_all = ["db", "workers"])]
+    #[arg(long, conflicts_with_all = ["db", "threads"])]
     pub coordinator: Option<String>,
     /// The database file of `run`.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Local worker threads (default: one per core).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Local worker threads to run samples on (default: one per core).
+    // `--workers`, the option's older name, still works (hidden).
+    #[arg(long, alias = "workers")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub token: TokenArgs,
     #[command(flatten)]
@@ -757,7 +759,7 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         println!("{}", report::status_line(&status));
         return Ok(());
     }
-    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
     let extended = cluster.client.extend(&id, args.samples).await?;
     eprintln!(
         "sweep {id} extended by {} to {} samples on {} local worker thread(s); results in {}",
