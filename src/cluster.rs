@@ -188,10 +188,10 @@ impl RemoteArgs {
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
     /// Ask this coordinator (needs the token).
-    #[arg(long, conflicts_with = "db", required_unless_present = "db")]
+    #[arg(long, conflicts_with = "db")]
     pub coordinator: Option<String>,
-    /// Read this database file directly (while no coordinator has it open).
-    #[arg(long)]
+    /// Read this database file (default: zonesweep.redb, where `run` writes).
+    #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
     #[command(flatten)]
     pub token: TokenArgs,
@@ -681,6 +681,9 @@ impl LocalCluster {
 pub async fn run(args: RunArgs) -> Result<()> {
     let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
+    if resume.is_some() {
+        require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
+    }
     let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
     let submitted = match &resume {
         Some(id) => cluster.client.resume(id).await?,
@@ -759,6 +762,7 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         println!("{}", report::status_line(&status));
         return Ok(());
     }
+    require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
     let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
     let extended = cluster.client.extend(&id, args.samples).await?;
     eprintln!(
@@ -840,11 +844,28 @@ enum Source {
 }
 
 async fn open(source: &SourceArgs) -> Result<Source> {
-    match (&source.coordinator, &source.db) {
-        (Some(url), _) => Ok(Source::Remote(Remote::connect(url, &source.token.require()?, &source.limits).await?)),
-        (None, Some(path)) => Ok(Source::File(Store::open_existing(path)?)),
-        (None, None) => bail!("give --coordinator URL or --db FILE"),
+    if let Some(url) = &source.coordinator {
+        return Ok(Source::Remote(Remote::connect(url, &source.token.require()?, &source.limits).await?));
     }
+    let path = source.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    require_database(&path, source.db.is_some())?;
+    Ok(Source::File(Store::open_existing(&path)?))
+}
+
+/// Refuse a database file that does not exist (before anything would
+/// create it), naming both ways to reach stored results.
+fn require_database(path: &Path, given: bool) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if given {
+        bail!(
+            "no database {}; give --db FILE of an existing database (as `run` wrote it), \
+             or --coordinator URL for a running coordinator",
+            path.display()
+        );
+    }
+    bail!("no database {} here; give --db FILE, or --coordinator URL for a running coordinator", path.display());
 }
 
 impl Source {
@@ -977,6 +998,7 @@ pub struct PruneArgs {
 
 /// A coordinator on `path`, with no server and no workers, to change it.
 async fn local_coordinator(path: &Path) -> Result<Coordinator> {
+    require_database(path, path != Path::new(DEFAULT_DB))?;
     let config = CoordinatorConfig::new(path.to_path_buf(), random_token());
     Coordinator::start(config).await.with_context(|| format!("cannot open the results database {}", path.display()))
 }

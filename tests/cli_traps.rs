@@ -54,3 +54,60 @@ fn threads_is_the_one_name_for_local_worker_threads() {
     assert!(zero.contains("--threads must be at least 1"), "{zero}");
     let _ = fs::remove_file(dir.path().join("c.redb"));
 }
+
+/// A small sweep of the demonstration dataset by `run` in `dir`, in its
+/// default database; the sweep id.
+fn small_run(dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["run", "--samples", "30", "--job-size", "10", "--threads", "2"];
+    args.extend_from_slice(extra);
+    let sweep = ok_in(dir, &args).last_line().to_owned();
+    assert!(sweep.starts_with("sw-"), "{sweep}");
+    sweep
+}
+
+#[test]
+fn queries_read_the_database_run_wrote_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let sweep = small_run(here, &[]);
+    assert!(here.join("zonesweep.redb").exists());
+    let listed = ok_in(here, &["list"]).stdout;
+    assert!(listed.contains(&sweep), "{listed}");
+    assert!(ok_in(here, &["status", &sweep]).stdout.contains("done"));
+    assert!(ok_in(here, &["zones", &sweep, "--format", "csv"]).stdout.lines().count() > 1);
+    assert!(ok_in(here, &["peaking", &sweep, "--region"]).stdout.contains("baseline"));
+    assert!(ok_in(here, &["show", &sweep, "--spec"]).stdout.contains("samples = 30"));
+    ok_in(here, &["export", &sweep, "--format", "csv", "--out", "sweep.csv"]);
+    let explicit = ok_in(here, &["export", &sweep, "--format", "csv", "--db", "zonesweep.redb", "--out", "db.csv"]);
+    assert!(explicit.status.success());
+    assert_eq!(fs::read(here.join("sweep.csv")).unwrap(), fs::read(here.join("db.csv")).unwrap());
+
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["list"],
+        vec!["status", &sweep],
+        vec!["zones", &sweep],
+        vec!["peaking", &sweep],
+        vec!["show", &sweep],
+        vec!["sensitivity", &sweep],
+        vec!["export", &sweep, "--format", "json", "--out", "x.json"],
+        vec!["delete", &sweep],
+        vec!["prune", "--older-than", "0"],
+        vec!["extend", &sweep, "--samples", "10"],
+        vec!["run", "--resume", &sweep],
+    ] {
+        let error = fails_in(empty.path(), &args);
+        assert!(
+            error.contains("no database zonesweep.redb here")
+                && error.contains("--db FILE")
+                && error.contains("--coordinator URL"),
+            "{args:?}: {error}"
+        );
+    }
+    let error = fails_in(empty.path(), &["list", "--db", "elsewhere.redb"]);
+    assert!(error.contains("no database elsewhere.redb") && error.contains("--coordinator URL"), "{error}");
+    let error = fails_in(empty.path(), &["delete", &sweep, "--db", "elsewhere.redb"]);
+    assert!(error.contains("no database elsewhere.redb"), "{error}");
+    let left: Vec<_> = fs::read_dir(empty.path()).unwrap().collect();
+    assert!(left.is_empty(), "a failed query created files: {left:?}");
+}
