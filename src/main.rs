@@ -196,6 +196,14 @@ fn end_quietly_when_stdout_closes() {
     }));
 }
 
+/// Whether `error` is a write to a pipe whose reader has gone: on standard
+/// output, where a reader that stops early (`| head`) chose to.
+fn stdout_closed(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn main() -> ExitCode {
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
@@ -238,6 +246,8 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // A write to standard output (`export --out -`) the reader stopped.
+        Err(error) if stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -111,3 +111,49 @@ fn queries_read_the_database_run_wrote_by_default() {
     let left: Vec<_> = fs::read_dir(empty.path()).unwrap().collect();
     assert!(left.is_empty(), "a failed query created files: {left:?}");
 }
+
+/// `zonesweep ARGS` in `dir` with a reader that stops early: it reads one
+/// line (none when `lines` is 0) and closes the pipe, like `| head -1`.
+/// The program must end quietly with status 0.
+fn reader_stops_early(dir: &Path, args: &[&str], lines: usize) {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    let mut command = zonesweep_command(args);
+    command.current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("zonesweep starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    for _ in 0..lines {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "zonesweep {args:?} printed nothing");
+    }
+    drop(reader);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = wait_timeout(&mut child, MAX_WAIT).unwrap_or_else(|| panic!("zonesweep {args:?} did not end"));
+    assert_eq!(status.code(), Some(0), "zonesweep {args:?} with its reader gone: {status:?}\n{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "zonesweep {args:?}:\n{stderr}");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_program_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let sweep = small_run(here, &[]);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["evaluate"],
+        vec!["evaluate", "--json"],
+        vec!["ridge-trace"],
+        vec!["zones", &sweep],
+        vec!["peaking", &sweep],
+        vec!["list"],
+        vec!["config", "default"],
+        vec!["export", &sweep, "--format", "csv", "--out", "/dev/stdout"],
+        vec!["export", &sweep, "--format", "json", "--out", "/dev/stdout"],
+    ];
+    for args in &commands {
+        reader_stops_early(here, args, 0);
+        reader_stops_early(here, args, 1);
+    }
+}
