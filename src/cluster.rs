@@ -302,8 +302,8 @@ pub struct ExportArgs {
     pub sweep: SweepRefArgs,
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// Output file.
-    #[arg(long)]
+    /// Output file; `-` writes to standard output.
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
@@ -1143,6 +1143,11 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         ExportFormat::Json => report::export_json(&view)?,
         ExportFormat::Csv => report::export_csv(&view)?,
     };
+    if args.out == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to standard output")?;
+        return Ok(());
+    }
     fs::write(&args.out, text).with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -157,3 +157,20 @@ fn a_reader_that_stops_early_ends_the_program_quietly() {
         reader_stops_early(here, args, 1);
     }
 }
+
+#[test]
+fn out_dash_is_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let sweep = small_run(here, &[]);
+    for format in ["csv", "json"] {
+        let file = format!("sweep.{format}");
+        ok_in(here, &["export", &sweep, "--format", format, "--out", &file]);
+        let piped = ok_in(here, &["export", &sweep, "--format", format, "--out", "-"]);
+        assert_eq!(piped.stdout, fs::read_to_string(here.join(&file)).unwrap(), "{format}");
+        assert!(!piped.stderr.contains("wrote"), "{}", piped.stderr);
+        assert!(!here.join("-").exists(), "--out - wrote a file named -");
+        reader_stops_early(here, &["export", &sweep, "--format", format, "--out", "-"], 0);
+        reader_stops_early(here, &["export", &sweep, "--format", format, "--out", "-"], 1);
+    }
+}
