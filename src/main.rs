@@ -7,6 +7,7 @@ mod data;
 mod evaluate;
 mod report;
 mod security;
+mod spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -145,6 +146,9 @@ enum Command {
     /// Model configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Sweep specs: print the default one, or check what a file expands to.
+    #[command(subcommand)]
+    Spec(spec::SpecCommand),
     /// Access tokens with roles, for the coordinator's --tokens file.
     #[command(subcommand)]
     Token(security::TokenCommand),
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),
+        Command::Spec(command) => spec::run(command),
         Command::Token(command) => security::token(command),
         Command::Tls(command) => security::tls(command),
         Command::Config(ConfigCommand::Default) => {

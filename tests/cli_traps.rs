@@ -174,3 +174,72 @@ fn out_dash_is_standard_output() {
         reader_stops_early(here, &["export", &sweep, "--format", format, "--out", "-"], 1);
     }
 }
+
+#[test]
+fn spec_default_prints_the_default_spec_and_spec_check_explains_a_file() {
+    use zonesweep_shared::sweep::SweepSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let printed = ok(&["spec", "default"]).stdout;
+    assert_eq!(SweepSpec::from_toml(&printed, "spec default").unwrap(), SweepSpec::default());
+    fs::write(here.join("default.toml"), &printed).unwrap();
+    let checked = ok_in(here, &["spec", "check", "default.toml"]).stdout;
+    assert!(checked.starts_with("default.toml: valid; 10000 samples, seed 1, design monte-carlo"), "{checked}");
+    assert!(checked.contains("k ") && checked.contains("uniform low=0.01 high=0.05"), "{checked}");
+    assert!(checked.contains("rate.low.P.first") && checked.contains("coefficient."), "{checked}");
+    assert!(checked.contains("noise: none") && checked.contains("sensitivity: none"), "{checked}");
+
+    fs::write(
+        here.join("rich.toml"),
+        "samples = 50\ndesign = \"latin-hypercube\"\nk = { dist = \"fixed\", value = 0.02 }\n\
+         rate = []\ncap = []\ncoefficient = [{ name = \"energy.*\", multiplier = { dist = \"uniform\", low = 0.9, high = 1.1 } }]\n\
+         [[noise]]\ngroup = \"energy\"\nsigma = 0.05\n\
+         [[reading]]\nname = \"fit\"\nweights = { regional = 3, pooled = 1 }\n\
+         [sensitivity]\nmethod = \"saltelli\"\ngroups = { energy = [\"coefficient.energy.*\", \"noise.*\"], fit = [\"reading.*\"] }\n",
+    )
+    .unwrap();
+    let checked = ok_in(here, &["spec", "check", "rich.toml"]).stdout;
+    for expected in [
+        "50 samples",
+        "design latin-hypercube",
+        "fixed value=0.02",
+        "coefficient.energy.",
+        "noise: energy σ=0.05",
+        "reading.fit",
+        "categorical pooled 0.250, regional 0.750",
+        "readings drawn: fit",
+        "sensitivity: 2 groups, 4 chain runs per sample",
+        "  fit: reading.fit",
+    ] {
+        assert!(checked.contains(expected), "`{expected}` missing:\n{checked}");
+    }
+    assert!(!checked.contains("rate."), "{checked}");
+
+    // Problems name the file and the valid choices, in `spec check` and in `run`.
+    let cases = [
+        ("design = \"sobel\"\n", "monte-carlo`, `latin-hypercube`, `sobol"),
+        ("k = { dist = \"unifrm\", low = 0.0, high = 1.0 }\n", "`truncated-normal`, `triangular`, `lognormal`"),
+        ("sampels = 3\n", "expected one of `samples`"),
+        (
+            "[[noise]]\ngroup = \"enrgy\"\nsigma = 0.1\n",
+            "land_use, agriculture, livestock, crop_yield, energy, socioeconomic",
+        ),
+        (
+            "[[reading]]\nname = \"fitt\"\nweights = { a = 1 }\n",
+            "the readings are fit, cei, interval_years, neutral_sink",
+        ),
+        ("[[reading]]\nname = \"fit\"\nweights = { local = 1 }\n", "the options are regional, pooled"),
+        ("[sensitivity]\nmethod = \"saltelli\"\ngroups = { g = [\"nothing.*\"] }\n", "matches no uncertain parameter"),
+    ];
+    for (i, (text, choices)) in cases.iter().enumerate() {
+        let name = format!("bad{i}.toml");
+        fs::write(here.join(&name), text).unwrap();
+        for args in [vec!["spec", "check", name.as_str()], vec!["run", "--spec", name.as_str(), "--samples", "5"]] {
+            let error = fails_in(here, &args);
+            assert!(error.contains(&name) && error.contains(choices), "{args:?}: {error}");
+        }
+    }
+    assert!(!here.join("zonesweep.redb").exists(), "a refused spec started a sweep");
+    let error = fails_in(here, &["spec", "check", "missing.toml"]);
+    assert!(error.contains("missing.toml"), "{error}");
+}
