@@ -243,3 +243,82 @@ fn spec_default_prints_the_default_spec_and_spec_check_explains_a_file() {
     let error = fails_in(here, &["spec", "check", "missing.toml"]);
     assert!(error.contains("missing.toml"), "{error}");
 }
+
+/// The numbers after the last `[` of `line` (a printed list).
+fn printed_list(line: &str) -> Vec<usize> {
+    let inner = line.rsplit_once('[').unwrap().1.trim_end().trim_end_matches(']');
+    inner.split(',').map(|n| n.trim().parse().unwrap()).collect()
+}
+
+#[test]
+fn zonings_of_three_and_seven_zones_work_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    ok_in(here, &["data", "demo", "--out", "demo", "--units", "12"]);
+    for zones in [3usize, 7] {
+        let config = format!("z{zones}.toml");
+        fs::write(here.join(&config), format!("[zoning]\nzones = {zones}\n")).unwrap();
+        let model = ["--data", "demo", "--config", config.as_str()];
+
+        // evaluate: every unit in one of the zones, each zone labelled.
+        let text = ok_in(here, &[&["evaluate"][..], &model].concat()).stdout;
+        let zone_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("zone ")).collect();
+        assert_eq!(zone_lines.len(), zones, "{text}");
+        let listed: usize = zone_lines
+            .iter()
+            .map(|l| l.split_once(": ").unwrap().1.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(listed, 12, "every unit is in a zone:\n{text}");
+        if zones == 7 {
+            assert!(zone_lines[5].starts_with("zone 6: ") && zone_lines[6].starts_with("zone 7: "), "{text}");
+        }
+        let json = json(&ok_in(here, &[&["evaluate", "--json"][..], &model].concat()).stdout);
+        let zone: Vec<u64> = json["zone"].as_array().unwrap().iter().map(|z| z.as_u64().unwrap()).collect();
+        assert_eq!(zone.len(), 12);
+        assert!(zone.iter().all(|z| (1..=zones as u64).contains(z)), "{zone:?}");
+        if zones == 7 {
+            assert!(zone.iter().any(|&z| z > 5), "a zone beyond the five named ones is used: {zone:?}");
+        }
+
+        // run: the summary counts units over every zone.
+        let db = format!("z{zones}.redb");
+        let run = ok_in(
+            here,
+            &[&["run", "--db", db.as_str(), "--samples", "24", "--job-size", "8", "--threads", "2"][..], &model]
+                .concat(),
+        );
+        let sweep = run.last_line().to_owned();
+        let by_zone = run.stdout.lines().find(|l| l.starts_with("units by modal zone")).expect("units by modal zone");
+        let counts = printed_list(by_zone);
+        assert_eq!((counts.len(), counts.iter().sum::<usize>()), (zones, 12), "{by_zone}");
+        assert!(by_zone.contains(&format!("{zones} = ")), "{by_zone}");
+        assert!(!run.stdout.contains("zone sizes in the paper"), "{}", run.stdout);
+
+        // zones: a probability per zone, labels beyond the five named ones.
+        let table = ok_in(here, &["zones", &sweep, "--db", &db]).stdout;
+        assert!(table.contains(&format!("P(zone {zones})")) && !table.contains(&format!("P(zone {})", zones + 1)));
+        if zones == 7 {
+            assert!(table.contains("6 = zone 6, 7 = zone 7"), "{table}");
+        }
+        let csv = ok_in(here, &["zones", &sweep, "--db", &db, "--format", "csv"]).stdout;
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        assert_eq!(header.iter().filter(|h| h.starts_with("p_zone_")).count(), zones, "{csv}");
+        assert_eq!(csv.lines().count(), 13, "{csv}");
+        let sizes = json_of(here, &["zones", &sweep, "--db", &db, "--format", "json"]);
+        assert_eq!(sizes["zone_sizes"].as_array().unwrap().len(), zones, "{sizes}");
+        assert_eq!(sizes["zone_names"].as_array().unwrap().len(), zones, "{sizes}");
+
+        // peaking and the exports.
+        let peaking = ok_in(here, &["peaking", &sweep, "--db", &db, "--format", "csv"]).stdout;
+        assert_eq!(peaking.lines().count(), 1 + 12 * 3, "{peaking}");
+        let export = ok_in(here, &["export", &sweep, "--db", &db, "--format", "csv", "--out", "-"]).stdout;
+        let zone_rows = export.lines().filter(|l| l.starts_with("zone,")).count();
+        assert_eq!(zone_rows, 12 * zones, "one count per unit and zone");
+        let export = json_of(here, &["export", &sweep, "--db", &db, "--format", "json", "--out", "-"]);
+        assert_eq!(export["samples"], 24);
+    }
+}
+
+fn json_of(dir: &Path, args: &[&str]) -> serde_json::Value {
+    json(&ok_in(dir, args).stdout)
+}
