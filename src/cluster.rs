@@ -328,6 +328,61 @@ pub fn token_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The file a running `run` (or local `extend`) writes beside its database:
+/// the URL of its embedded coordinator, so that queries of the database
+/// reach it while it holds the file.
+pub fn address_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".coordinator");
+    PathBuf::from(name)
+}
+
+/// The address and token files of a running `run`, removed when it ends
+/// (the token file only when the run wrote it).
+struct RunFiles {
+    address: PathBuf,
+    token: Option<PathBuf>,
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.address);
+        if let Some(token) = &self.token {
+            let _ = fs::remove_file(token);
+        }
+    }
+}
+
+/// The coordinator of a `run` that holds database `db`, as its address and
+/// token files say: its URL and a client, if it answers (files a killed run
+/// left behind are ignored). `Err` holds the URL and why it did not answer.
+async fn running_coordinator(db: &Path, limits: &LimitArgs) -> Option<Result<(String, Remote), (String, String)>> {
+    let url = fs::read_to_string(address_path(db)).ok()?.trim().to_owned();
+    let token = fs::read_to_string(token_path(db)).ok()?.trim().to_owned();
+    if url.is_empty() || token.is_empty() {
+        return None;
+    }
+    // Nothing listening (a killed run's files): not running, quietly.
+    let address = url.strip_prefix("http://")?.trim_end_matches('/').to_owned();
+    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return None,
+        Err(_) => return Some(Err((url, "no connection within 2 s".to_owned()))),
+    }
+    let probe_limits = LimitArgs { connect_timeout: 2.0, ..limits.clone() };
+    let mut probe = match Remote::connect(&url, &token, &probe_limits).await {
+        Ok(probe) => probe,
+        Err(e) => return Some(Err((url, format!("{e:#}")))),
+    };
+    if let Err(e) = probe.list().await {
+        return Some(Err((url, format!("{e:#}"))));
+    }
+    match Remote::connect(&url, &token, limits).await {
+        Ok(remote) => Some(Ok((url, remote))),
+        Err(e) => Some(Err((url, format!("{e:#}")))),
+    }
+}
+
 fn write_token(path: &Path, token: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
@@ -618,6 +673,10 @@ async fn follow(client: &mut Remote, sweep: &SweepId, interval: Duration) -> Res
 struct LocalCluster {
     client: Remote,
     db: PathBuf,
+    /// Its embedded coordinator's URL.
+    url: String,
+    /// Removed once the server has stopped (or the cluster is dropped).
+    files: RunFiles,
     threads: usize,
     stop_server: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
@@ -631,13 +690,35 @@ impl LocalCluster {
         if threads == 0 {
             bail!("--threads must be at least 1");
         }
-        let token = random_token();
+        // A token file a coordinator keeps beside the database is used (and
+        // kept); otherwise one is written for this run and removed after it.
+        let token_file = token_path(db);
+        let kept = fs::read_to_string(&token_file)
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|t| !t.is_empty() && !t.chars().any(char::is_whitespace));
+        let token = kept.clone().unwrap_or_else(random_token);
         let config = CoordinatorConfig::new(db.to_path_buf(), token.clone());
-        let coordinator = Coordinator::start(config)
-            .await
-            .with_context(|| format!("cannot open the results database {}", db.display()))?;
+        let coordinator =
+            Coordinator::start(config).await.with_context(|| match fs::read_to_string(address_path(db)) {
+                Ok(url) => format!(
+                    "cannot open the results database {} (a `run` serving it at {} may hold it)",
+                    db.display(),
+                    url.trim()
+                ),
+                Err(_) => format!("cannot open the results database {}", db.display()),
+            })?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
+        // This process holds the database now: whatever files are there
+        // are a killed run's.
+        let files = RunFiles { address: address_path(db), token: kept.is_none().then(|| token_file.clone()) };
+        if kept.is_none() {
+            write_token(&token_file, &token)?;
+        }
+        fs::write(&files.address, format!("{url}\n"))
+            .with_context(|| format!("cannot write {}", files.address.display()))?;
+
         let (stop_server, server_stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
             let _ = server_stopped.await;
@@ -648,7 +729,19 @@ impl LocalCluster {
             let _ = worker_stopped.await;
         }));
         let client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
-        Ok(LocalCluster { client, db: db.to_path_buf(), threads, stop_server, server, stop_worker, worker })
+        Ok(LocalCluster { client, db: db.to_path_buf(), url, files, threads, stop_server, server, stop_worker, worker })
+    }
+
+    /// How to query sweep `id` while this runs.
+    fn query_hint(&self, id: &SweepId) -> String {
+        let db = if self.db == Path::new(DEFAULT_DB) { String::new() } else { format!(" --db {}", self.db.display()) };
+        format!(
+            "while it runs, queries of {} are answered by it, e.g. `zonesweep status {id}{db}` \
+             (its coordinator: {}, token in {})",
+            self.db.display(),
+            self.url,
+            token_path(&self.db).display()
+        )
     }
 
     /// Follow sweep `id` to its end (Ctrl-C or SIGTERM cancels it, leaving
@@ -672,6 +765,8 @@ impl LocalCluster {
         let _ = self.worker.await;
         let _ = self.stop_server.send(());
         let _ = self.server.await;
+        // The database is free: queries read the file again.
+        drop(self.files);
         let status = outcome?;
         let view = view.expect("queried when the sweep finished")?;
         Ok((status, view))
@@ -701,6 +796,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cluster.threads,
         args.db.display()
     );
+    eprintln!("{}", cluster.query_hint(&submitted.id));
     let started = std::time::Instant::now();
     let (status, view) = cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
     let elapsed = started.elapsed();
@@ -772,6 +868,7 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         cluster.threads,
         args.db.display()
     );
+    eprintln!("{}", cluster.query_hint(&id));
     let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval)).await?;
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
@@ -849,7 +946,23 @@ async fn open(source: &SourceArgs) -> Result<Source> {
     }
     let path = source.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
     require_database(&path, source.db.is_some())?;
-    Ok(Source::File(Store::open_existing(&path)?))
+    let silent = match running_coordinator(&path, &source.limits).await {
+        Some(Ok((_, remote))) => return Ok(Source::Remote(remote)),
+        Some(Err(trouble)) => Some(trouble),
+        None => None,
+    };
+    match Store::open_existing(&path) {
+        Ok(store) => Ok(Source::File(store)),
+        Err(e) => match silent {
+            Some((url, why)) => bail!(
+                "{e}; the `run` that holds {} serves it at {url}, which did not answer ({why}); \
+                 wait for the run to end, or ask it with --coordinator {url} --token-file {}",
+                path.display(),
+                token_path(&path).display()
+            ),
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// Refuse a database file that does not exist (before anything would
@@ -1009,7 +1122,10 @@ pub async fn delete(args: DeleteArgs) -> Result<()> {
         Some(url) => {
             Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.delete(&sweep).await?
         }
-        None => local_coordinator(&args.target.db).await?.delete(&sweep).await?,
+        None => match running_coordinator(&args.target.db, &args.target.limits).await {
+            Some(Ok((_, mut remote))) => remote.delete(&sweep).await?,
+            _ => local_coordinator(&args.target.db).await?.delete(&sweep).await?,
+        },
     }
     println!("deleted {sweep}");
     Ok(())
@@ -1022,10 +1138,13 @@ pub async fn prune(args: PruneArgs) -> Result<()> {
     let age = Duration::from_secs_f64(args.older_than * 86_400.0);
     let deleted: Vec<String> = match &args.target.coordinator {
         Some(url) => Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.prune(age).await?,
-        None => {
-            let coordinator = local_coordinator(&args.target.db).await?;
-            coordinator.prune(age).await?.iter().map(|id| id.as_str().to_owned()).collect()
-        }
+        None => match running_coordinator(&args.target.db, &args.target.limits).await {
+            Some(Ok((_, mut remote))) => remote.prune(age).await?,
+            _ => {
+                let coordinator = local_coordinator(&args.target.db).await?;
+                coordinator.prune(age).await?.iter().map(|id| id.as_str().to_owned()).collect()
+            }
+        },
     };
     for id in &deleted {
         println!("deleted {id}");

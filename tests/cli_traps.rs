@@ -322,3 +322,78 @@ fn zonings_of_three_and_seven_zones_work_everywhere() {
 fn json_of(dir: &Path, args: &[&str]) -> serde_json::Value {
     json(&ok_in(dir, args).stdout)
 }
+
+/// `zonesweep run ARGS` started in `dir`, its stderr going to `run.err` there.
+fn start_run(dir: &Path, args: &[&str]) -> std::process::Child {
+    use std::process::Stdio;
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let mut command = zonesweep_command(&all);
+    let stderr = fs::File::create(dir.join("run.err")).unwrap();
+    let stdout = fs::File::create(dir.join("run.out")).unwrap();
+    command.current_dir(dir).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    command.spawn().expect("zonesweep run starts")
+}
+
+/// The sweeps `list --format csv` shows in `dir`: id, state, samples done.
+fn listed_all(dir: &Path) -> Vec<(String, String, u64)> {
+    let csv = ok_in(dir, &["list", "--format", "csv"]).stdout;
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {csv}"));
+    let (id, state, done) = (column("id"), column("state"), column("samples_done"));
+    csv.lines()
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            (cells[id].to_owned(), cells[state].to_owned(), cells[done].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The one sweep listed in `dir`.
+fn listed(dir: &Path) -> (String, String, u64) {
+    let mut all = listed_all(dir);
+    assert_eq!(all.len(), 1, "one sweep: {all:?}");
+    all.pop().unwrap()
+}
+
+#[test]
+fn queries_of_a_database_are_answered_while_run_holds_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let samples = if debug_build() { "4000" } else { "200000" };
+    let mut run = start_run(here, &["--samples", samples, "--job-size", "20", "--threads", "1"]);
+    let address = here.join("zonesweep.redb.coordinator");
+    let token = here.join("zonesweep.redb.token");
+    poll_until("run's coordinator file", START_TIMEOUT, || if address.exists() { Ok(()) } else { Err("missing") });
+    let url = fs::read_to_string(&address).unwrap();
+    assert!(url.trim().starts_with("http://127.0.0.1:"), "{url}");
+    assert_eq!(fs::metadata(&token).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let (sweep, state, _) = poll_until("a sweep with samples done", START_TIMEOUT, || match listed_all(here).pop() {
+        Some(listed) if listed.2 > 0 => Ok(listed),
+        other => Err(other),
+    });
+    assert_eq!(state, "running");
+    assert!(ok_in(here, &["status", &sweep]).stdout.contains("running"));
+    assert!(ok_in(here, &["status", &sweep, "--db", "zonesweep.redb"]).stdout.contains("running"));
+    assert!(ok_in(here, &["zones", &sweep, "--format", "csv"]).stdout.lines().count() > 1);
+    assert!(ok_in(here, &["show", &sweep, "--spec"]).stdout.contains(&format!("samples = {samples}")));
+    let err = fs::read_to_string(here.join("run.err")).unwrap();
+    assert!(err.contains("while it runs, queries of zonesweep.redb are answered by it"), "{err}");
+    assert!(err.contains(&format!("zonesweep status {sweep}")), "{err}");
+
+    signal(run.id(), "INT");
+    wait_timeout(&mut run, MAX_WAIT).expect("run ends after Ctrl-C");
+    assert!(!address.exists() && !token.exists(), "run's files are removed when it ends");
+
+    // Files a killed run left behind are ignored: the database is read.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    fs::write(&address, format!("http://127.0.0.1:{closed_port}\n")).unwrap();
+    fs::write(&token, "stale-token\n").unwrap();
+    let (again, state, _) = listed(here);
+    assert_eq!((again.as_str(), state.as_str()), (sweep.as_str(), "cancelled"));
+    let quiet = ok_in(here, &["status", &sweep]);
+    assert!(!quiet.stderr.contains("coordinator"), "{}", quiet.stderr);
+}
