@@ -746,13 +746,19 @@ impl LocalCluster {
 
     /// Follow sweep `id` to its end (Ctrl-C or SIGTERM cancels it, leaving
     /// it resumable), then stop the cluster; its final status and results.
-    async fn follow_to_end(mut self, id: &SweepId, interval: Duration) -> Result<(SweepStatus, SweepView)> {
+    /// `again` says how to continue it after an interruption.
+    async fn follow_to_end(
+        mut self,
+        id: &SweepId,
+        interval: Duration,
+        again: &str,
+    ) -> Result<(SweepStatus, SweepView)> {
         let outcome = tokio::select! {
             status = follow(&mut self.client, id, interval) => status,
             _ = termination() => {
                 let _ = self.client.cancel(id).await;
                 Err(anyhow::anyhow!(
-                    "interrupted: sweep {id} stopped with what it has; continue it with `zonesweep run --db {} --resume {id}`",
+                    "interrupted: sweep {id} stopped with what it has; {again}`zonesweep run --db {} --resume {id}` continues it",
                     self.db.display(),
                 ))
             }
@@ -773,6 +779,51 @@ impl LocalCluster {
     }
 }
 
+/// What identifies a `run` command's sweep in its database: the hash of
+/// everything that defines the sweep (dataset, configuration, spec,
+/// samples, seed, job size, stopping rule), so that the same command run
+/// again finds the sweep it started.
+fn run_key(request: &zonesweep_proto::pb::SubmitRequest) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for text in
+        [&request.units_csv, &request.panel_csv, &request.units_geojson, &request.config_toml, &request.spec_toml]
+    {
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    for number in [request.samples, request.seed, u64::from(request.has_seed), request.job_size, request.check_every] {
+        hasher.update(number.to_le_bytes());
+    }
+    hasher.update(request.until_ci.to_bits().to_le_bytes());
+    hasher.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Submit `request` as the sweep of this `run` command, or continue the one
+/// an earlier run of the same command left unfinished (interrupted, failed,
+/// or cut off by a crash). A done sweep of the same command is left as it
+/// is and a new one started, so each run of it ends with a sweep of its own.
+/// The status, and whether an earlier sweep is continued.
+async fn submit_or_continue(
+    client: &mut Remote,
+    mut request: zonesweep_proto::pb::SubmitRequest,
+) -> Result<(SweepStatus, bool)> {
+    let key = run_key(&request);
+    let known: Vec<SweepId> = client.list().await?.into_iter().map(|s| s.id).collect();
+    for n in 1u32.. {
+        request.request_id = format!("run-{key}-{n}");
+        let status = client.submit(request.clone()).await?;
+        let earlier = known.contains(&status.id);
+        match status.state {
+            _ if !earlier => return Ok((status, false)),
+            SweepState::Done => continue,
+            SweepState::Cancelled | SweepState::Failed => return Ok((client.resume(&status.id).await?, true)),
+            SweepState::Running => return Ok((status, true)),
+        }
+    }
+    unreachable!("a run key has a free number")
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
     let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
@@ -780,14 +831,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
         require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
     }
     let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
-    let submitted = match &resume {
-        Some(id) => cluster.client.resume(id).await?,
-        None => cluster.client.submit(request).await?,
+    let (submitted, continued) = match &resume {
+        Some(id) => (cluster.client.resume(id).await?, true),
+        None => submit_or_continue(&mut cluster.client, request).await?,
     };
+    if continued && resume.is_none() {
+        eprintln!(
+            "continuing sweep {} of this same command, left unfinished by an earlier run ({} samples done)",
+            submitted.id, submitted.samples_done
+        );
+    }
     eprintln!(
         "sweep {}{}: {} samples{} in {} jobs on {} local worker thread(s); results in {}",
         submitted.id,
-        if resume.is_some() { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
+        if continued { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
         submitted.samples,
         submitted
             .until_ci
@@ -798,14 +855,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
     );
     eprintln!("{}", cluster.query_hint(&submitted.id));
     let started = std::time::Instant::now();
-    let (status, view) = cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
+    let again = if resume.is_none() { "running the same command again, or " } else { "" };
+    let (status, view) =
+        cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval), again).await?;
     let elapsed = started.elapsed();
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
     println!(
         "{:.1} s, {:.0} samples/s",
         elapsed.as_secs_f64(),
-        status.samples_done as f64 / elapsed.as_secs_f64().max(1e-9)
+        status.samples_done.saturating_sub(submitted.samples_done) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     if status.state != SweepState::Done {
         println!("{}", submitted.id);
@@ -869,7 +928,7 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         args.db.display()
     );
     eprintln!("{}", cluster.query_hint(&id));
-    let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval)).await?;
+    let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval), "").await?;
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
     if status.state != SweepState::Done {

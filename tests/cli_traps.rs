@@ -397,3 +397,52 @@ fn queries_of_a_database_are_answered_while_run_holds_it() {
     let quiet = ok_in(here, &["status", &sweep]);
     assert!(!quiet.stderr.contains("coordinator"), "{}", quiet.stderr);
 }
+
+#[test]
+fn an_interrupted_run_is_continued_by_the_same_command() {
+    let interrupted = tempfile::tempdir().unwrap();
+    let whole = tempfile::tempdir().unwrap();
+    // A small dataset, so that a few thousand samples take seconds.
+    let data = interrupted.path().join("data");
+    ok(&["data", "demo", "--out", path_str(&data), "--units", "12"]);
+    let samples = if debug_build() { "3000" } else { "100000" };
+    let command =
+        ["--data", path_str(&data), "--samples", samples, "--seed", "7", "--job-size", "20", "--threads", "2"];
+    let mut run = start_run(interrupted.path(), &command);
+    let address = interrupted.path().join("zonesweep.redb.coordinator");
+    poll_until("run's coordinator file", START_TIMEOUT, || if address.exists() { Ok(()) } else { Err("missing") });
+    let (sweep, _, _) = poll_until("samples done", START_TIMEOUT, || match listed_all(interrupted.path()).pop() {
+        Some(listed) if listed.2 >= 40 => Ok(listed),
+        other => Err(other),
+    });
+    signal(run.id(), "INT");
+    let status = wait_timeout(&mut run, MAX_WAIT).expect("run ends after Ctrl-C");
+    assert!(!status.success(), "an interrupted run says so in its status");
+    let err = fs::read_to_string(interrupted.path().join("run.err")).unwrap();
+    assert!(err.contains("interrupted") && err.contains("running the same command again"), "{err}");
+    let (id, state, before) = listed(interrupted.path());
+    assert_eq!((id.as_str(), state.as_str()), (sweep.as_str(), "cancelled"));
+    assert!(before < samples.parse().unwrap(), "{before} samples done before the interruption");
+
+    let again = ok_in(interrupted.path(), &[&["run"][..], &command].concat());
+    assert_eq!(again.last_line(), sweep, "the same sweep ends the re-run:\n{}", again.stdout);
+    assert!(again.stderr.contains(&format!("continuing sweep {sweep}")), "{}", again.stderr);
+    let (id, state, after) = listed(interrupted.path());
+    assert_eq!((id.as_str(), state.as_str()), (sweep.as_str(), "done"));
+    assert!(before <= after && after == samples.parse::<u64>().unwrap(), "{before} then {after}");
+
+    let uninterrupted = ok_in(whole.path(), &[&["run"][..], &command].concat()).last_line().to_owned();
+    for format in ["csv", "json"] {
+        let resumed = ok_in(interrupted.path(), &["export", &sweep, "--format", format, "--out", "-"]).stdout;
+        let straight = ok_in(whole.path(), &["export", &uninterrupted, "--format", format, "--out", "-"]).stdout;
+        assert_same_text(&format!("{format} export"), &straight, &resumed);
+    }
+
+    // A done sweep is left alone: the same command once more starts a sweep of its own.
+    let third = ok_in(interrupted.path(), &[&["run"][..], &command].concat());
+    assert_ne!(third.last_line(), sweep);
+    assert_eq!(listed_all(interrupted.path()).len(), 2);
+    // `run --resume SWEEP` keeps working (on a final sweep it says why not).
+    let refused = fails_in(interrupted.path(), &["run", "--resume", &sweep]);
+    assert!(refused.contains(&sweep), "{refused}");
+}
