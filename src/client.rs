@@ -417,12 +417,25 @@ impl SweepArgs {
         if self.samples == Some(0) {
             bail!("--samples must be at least 1");
         }
+        let spec_toml = self.spec.as_deref().map(read).transpose()?.unwrap_or_default();
+        let config_toml = self.config.as_deref().map(read).transpose()?.unwrap_or_default();
+        if let Some(path) = &self.spec {
+            // Checked here too, so that its problems name the file.
+            let config = match &self.config {
+                Some(config_path) => zonesweep_shared::model::config::Config::from_toml_overrides(
+                    &config_toml,
+                    &config_path.display().to_string(),
+                )?,
+                None => zonesweep_shared::model::config::Config::default(),
+            };
+            crate::spec::checked_spec(&spec_toml, path, &config, self.samples, self.seed)?;
+        }
         Ok(pb::SubmitRequest {
             units_csv,
             panel_csv,
             units_geojson,
-            config_toml: self.config.as_deref().map(read).transpose()?.unwrap_or_default(),
-            spec_toml: self.spec.as_deref().map(read).transpose()?.unwrap_or_default(),
+            config_toml,
+            spec_toml,
             samples: self.samples.unwrap_or(0),
             seed: self.seed.unwrap_or(0),
             has_seed: self.seed.is_some(),

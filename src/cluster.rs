@@ -145,9 +145,10 @@ pub struct RunArgs {
     /// The database file results are stored in.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Local worker threads (default: one per core).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Local worker threads to run samples on (default: one per core).
+    // `--workers`, the option's older name, still works (hidden).
+    #[arg(long, alias = "workers")]
+    pub threads: Option<usize>,
     /// Continue this failed or cancelled sweep of the database (an
     /// interrupted `run`, say) instead of submitting a new one; the sweep
     /// options are then not used.
@@ -187,10 +188,10 @@ impl RemoteArgs {
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
     /// Ask this coordinator (needs the token).
-    #[arg(long, conflicts_with = "db", required_unless_present = "db")]
+    #[arg(long, conflicts_with = "db")]
     pub coordinator: Option<String>,
-    /// Read this database file directly (while no coordinator has it open).
-    #[arg(long)]
+    /// Read this database file (default: zonesweep.redb, where `run` writes).
+    #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
     #[command(flatten)]
     pub token: TokenArgs,
@@ -301,8 +302,8 @@ pub struct ExportArgs {
     pub sweep: SweepRefArgs,
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// Output file.
-    #[arg(long)]
+    /// Output file; `-` writes to standard output.
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
@@ -325,6 +326,61 @@ pub fn token_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".token");
     PathBuf::from(name)
+}
+
+/// The file a running `run` (or local `extend`) writes beside its database:
+/// the URL of its embedded coordinator, so that queries of the database
+/// reach it while it holds the file.
+pub fn address_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".coordinator");
+    PathBuf::from(name)
+}
+
+/// The address and token files of a running `run`, removed when it ends
+/// (the token file only when the run wrote it).
+struct RunFiles {
+    address: PathBuf,
+    token: Option<PathBuf>,
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.address);
+        if let Some(token) = &self.token {
+            let _ = fs::remove_file(token);
+        }
+    }
+}
+
+/// The coordinator of a `run` that holds database `db`, as its address and
+/// token files say: its URL and a client, if it answers (files a killed run
+/// left behind are ignored). `Err` holds the URL and why it did not answer.
+async fn running_coordinator(db: &Path, limits: &LimitArgs) -> Option<Result<(String, Remote), (String, String)>> {
+    let url = fs::read_to_string(address_path(db)).ok()?.trim().to_owned();
+    let token = fs::read_to_string(token_path(db)).ok()?.trim().to_owned();
+    if url.is_empty() || token.is_empty() {
+        return None;
+    }
+    // Nothing listening (a killed run's files): not running, quietly.
+    let address = url.strip_prefix("http://")?.trim_end_matches('/').to_owned();
+    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return None,
+        Err(_) => return Some(Err((url, "no connection within 2 s".to_owned()))),
+    }
+    let probe_limits = LimitArgs { connect_timeout: 2.0, ..limits.clone() };
+    let mut probe = match Remote::connect(&url, &token, &probe_limits).await {
+        Ok(probe) => probe,
+        Err(e) => return Some(Err((url, format!("{e:#}")))),
+    };
+    if let Err(e) = probe.list().await {
+        return Some(Err((url, format!("{e:#}"))));
+    }
+    match Remote::connect(&url, &token, limits).await {
+        Ok(remote) => Some(Ok((url, remote))),
+        Err(e) => Some(Err((url, format!("{e:#}")))),
+    }
 }
 
 fn write_token(path: &Path, token: &str) -> Result<()> {
@@ -619,6 +675,10 @@ async fn follow(client: &mut Remote, sweep: &SweepId, interval: Duration) -> Res
 struct LocalCluster {
     client: Remote,
     db: PathBuf,
+    /// Its embedded coordinator's URL.
+    url: String,
+    /// Removed once the server has stopped (or the cluster is dropped).
+    files: RunFiles,
     threads: usize,
     stop_server: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), zonesweep_coordinator::error::CoordinatorError>>,
@@ -630,15 +690,37 @@ impl LocalCluster {
     async fn start(db: &Path, threads: Option<usize>) -> Result<LocalCluster> {
         let threads = threads.unwrap_or_else(default_threads);
         if threads == 0 {
-            bail!("--workers must be at least 1");
+            bail!("--threads must be at least 1");
         }
-        let token = random_token();
+        // A token file a coordinator keeps beside the database is used (and
+        // kept); otherwise one is written for this run and removed after it.
+        let token_file = token_path(db);
+        let kept = fs::read_to_string(&token_file)
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|t| !t.is_empty() && !t.chars().any(char::is_whitespace));
+        let token = kept.clone().unwrap_or_else(random_token);
         let config = CoordinatorConfig::new(db.to_path_buf(), token.clone());
-        let coordinator = Coordinator::start(config)
-            .await
-            .with_context(|| format!("cannot open the results database {}", db.display()))?;
+        let coordinator =
+            Coordinator::start(config).await.with_context(|| match fs::read_to_string(address_path(db)) {
+                Ok(url) => format!(
+                    "cannot open the results database {} (a `run` serving it at {} may hold it)",
+                    db.display(),
+                    url.trim()
+                ),
+                Err(_) => format!("cannot open the results database {}", db.display()),
+            })?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
+        // This process holds the database now: whatever files are there
+        // are a killed run's.
+        let files = RunFiles { address: address_path(db), token: kept.is_none().then(|| token_file.clone()) };
+        if kept.is_none() {
+            write_token(&token_file, &token)?;
+        }
+        fs::write(&files.address, format!("{url}\n"))
+            .with_context(|| format!("cannot write {}", files.address.display()))?;
+
         let (stop_server, server_stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve_coordinator(coordinator, listener, async {
             let _ = server_stopped.await;
@@ -649,18 +731,36 @@ impl LocalCluster {
             let _ = worker_stopped.await;
         }));
         let client = Remote::connect(&url, &token, &LimitArgs::default()).await?;
-        Ok(LocalCluster { client, db: db.to_path_buf(), threads, stop_server, server, stop_worker, worker })
+        Ok(LocalCluster { client, db: db.to_path_buf(), url, files, threads, stop_server, server, stop_worker, worker })
+    }
+
+    /// How to query sweep `id` while this runs.
+    fn query_hint(&self, id: &SweepId) -> String {
+        let db = if self.db == Path::new(DEFAULT_DB) { String::new() } else { format!(" --db {}", self.db.display()) };
+        format!(
+            "while it runs, queries of {} are answered by it, e.g. `zonesweep status {id}{db}` \
+             (its coordinator: {}, token in {})",
+            self.db.display(),
+            self.url,
+            token_path(&self.db).display()
+        )
     }
 
     /// Follow sweep `id` to its end (Ctrl-C or SIGTERM cancels it, leaving
     /// it resumable), then stop the cluster; its final status and results.
-    async fn follow_to_end(mut self, id: &SweepId, interval: Duration) -> Result<(SweepStatus, SweepView)> {
+    /// `again` says how to continue it after an interruption.
+    async fn follow_to_end(
+        mut self,
+        id: &SweepId,
+        interval: Duration,
+        again: &str,
+    ) -> Result<(SweepStatus, SweepView)> {
         let outcome = tokio::select! {
             status = follow(&mut self.client, id, interval) => status,
             _ = termination() => {
                 let _ = self.client.cancel(id).await;
                 Err(anyhow::anyhow!(
-                    "interrupted: sweep {id} stopped with what it has; continue it with `zonesweep run --db {} --resume {id}`",
+                    "interrupted: sweep {id} stopped with what it has; {again}`zonesweep run --db {} --resume {id}` continues it",
                     self.db.display(),
                 ))
             }
@@ -673,24 +773,80 @@ impl LocalCluster {
         let _ = self.worker.await;
         let _ = self.stop_server.send(());
         let _ = self.server.await;
+        // The database is free: queries read the file again.
+        drop(self.files);
         let status = outcome?;
         let view = view.expect("queried when the sweep finished")?;
         Ok((status, view))
     }
 }
 
+/// What identifies a `run` command's sweep in its database: the hash of
+/// everything that defines the sweep (dataset, configuration, spec,
+/// samples, seed, job size, stopping rule), so that the same command run
+/// again finds the sweep it started.
+fn run_key(request: &zonesweep_proto::pb::SubmitRequest) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for text in
+        [&request.units_csv, &request.panel_csv, &request.units_geojson, &request.config_toml, &request.spec_toml]
+    {
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    for number in [request.samples, request.seed, u64::from(request.has_seed), request.job_size, request.check_every] {
+        hasher.update(number.to_le_bytes());
+    }
+    hasher.update(request.until_ci.to_bits().to_le_bytes());
+    hasher.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Submit `request` as the sweep of this `run` command, or continue the one
+/// an earlier run of the same command left unfinished (interrupted, failed,
+/// or cut off by a crash). A done sweep of the same command is left as it
+/// is and a new one started, so each run of it ends with a sweep of its own.
+/// The status, and whether an earlier sweep is continued.
+async fn submit_or_continue(
+    client: &mut Remote,
+    mut request: zonesweep_proto::pb::SubmitRequest,
+) -> Result<(SweepStatus, bool)> {
+    let key = run_key(&request);
+    let known: Vec<SweepId> = client.list().await?.into_iter().map(|s| s.id).collect();
+    for n in 1u32.. {
+        request.request_id = format!("run-{key}-{n}");
+        let status = client.submit(request.clone()).await?;
+        let earlier = known.contains(&status.id);
+        match status.state {
+            _ if !earlier => return Ok((status, false)),
+            SweepState::Done => continue,
+            SweepState::Cancelled | SweepState::Failed => return Ok((client.resume(&status.id).await?, true)),
+            SweepState::Running => return Ok((status, true)),
+        }
+    }
+    unreachable!("a run key has a free number")
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
     let resume = args.resume.as_deref().map(sweep_id).transpose()?;
     let request = args.sweep.request()?;
-    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
-    let submitted = match &resume {
-        Some(id) => cluster.client.resume(id).await?,
-        None => cluster.client.submit(request).await?,
+    if resume.is_some() {
+        require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
+    }
+    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
+    let (submitted, continued) = match &resume {
+        Some(id) => (cluster.client.resume(id).await?, true),
+        None => submit_or_continue(&mut cluster.client, request).await?,
     };
+    if continued && resume.is_none() {
+        eprintln!(
+            "continuing sweep {} of this same command, left unfinished by an earlier run ({} samples done)",
+            submitted.id, submitted.samples_done
+        );
+    }
     eprintln!(
         "sweep {}{}: {} samples{} in {} jobs on {} local worker thread(s); results in {}",
         submitted.id,
-        if resume.is_some() { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
+        if continued { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
         submitted.samples,
         submitted
             .until_ci
@@ -699,15 +855,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cluster.threads,
         args.db.display()
     );
+    eprintln!("{}", cluster.query_hint(&submitted.id));
     let started = std::time::Instant::now();
-    let (status, view) = cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval)).await?;
+    let again = if resume.is_none() { "running the same command again, or " } else { "" };
+    let (status, view) =
+        cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval), again).await?;
     let elapsed = started.elapsed();
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
     println!(
         "{:.1} s, {:.0} samples/s",
         elapsed.as_secs_f64(),
-        status.samples_done as f64 / elapsed.as_secs_f64().max(1e-9)
+        status.samples_done.saturating_sub(submitted.samples_done) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     if status.state != SweepState::Done {
         println!("{}", submitted.id);
@@ -726,14 +885,15 @@ pub struct ExtendArgs {
     pub samples: u64,
     /// Extend a sweep of this coordinator (which its workers then run);
     /// without it, the sweep of --db runs here, like `run`.
-    #[arg(long, conflicts_with_all = ["db", "workers"])]
+    #[arg(long, conflicts_with_all = ["db", "threads"])]
     pub coordinator: Option<String>,
     /// The database file of `run`.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Local worker threads (default: one per core).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Local worker threads to run samples on (default: one per core).
+    // `--workers`, the option's older name, still works (hidden).
+    #[arg(long, alias = "workers")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub token: TokenArgs,
     #[command(flatten)]
@@ -759,7 +919,8 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         println!("{}", report::status_line(&status));
         return Ok(());
     }
-    let mut cluster = LocalCluster::start(&args.db, args.workers).await?;
+    require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
     let extended = cluster.client.extend(&id, args.samples).await?;
     eprintln!(
         "sweep {id} extended by {} to {} samples on {} local worker thread(s); results in {}",
@@ -768,7 +929,8 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         cluster.threads,
         args.db.display()
     );
-    let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval)).await?;
+    eprintln!("{}", cluster.query_hint(&id));
+    let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval), "").await?;
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
     if status.state != SweepState::Done {
@@ -840,11 +1002,44 @@ enum Source {
 }
 
 async fn open(source: &SourceArgs) -> Result<Source> {
-    match (&source.coordinator, &source.db) {
-        (Some(url), _) => Ok(Source::Remote(Remote::connect(url, &source.token.require()?, &source.limits).await?)),
-        (None, Some(path)) => Ok(Source::File(Store::open_existing(path)?)),
-        (None, None) => bail!("give --coordinator URL or --db FILE"),
+    if let Some(url) = &source.coordinator {
+        return Ok(Source::Remote(Remote::connect(url, &source.token.require()?, &source.limits).await?));
     }
+    let path = source.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    require_database(&path, source.db.is_some())?;
+    let silent = match running_coordinator(&path, &source.limits).await {
+        Some(Ok((_, remote))) => return Ok(Source::Remote(remote)),
+        Some(Err(trouble)) => Some(trouble),
+        None => None,
+    };
+    match Store::open_existing(&path) {
+        Ok(store) => Ok(Source::File(store)),
+        Err(e) => match silent {
+            Some((url, why)) => bail!(
+                "{e}; the `run` that holds {} serves it at {url}, which did not answer ({why}); \
+                 wait for the run to end, or ask it with --coordinator {url} --token-file {}",
+                path.display(),
+                token_path(&path).display()
+            ),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Refuse a database file that does not exist (before anything would
+/// create it), naming both ways to reach stored results.
+fn require_database(path: &Path, given: bool) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if given {
+        bail!(
+            "no database {}; give --db FILE of an existing database (as `run` wrote it), \
+             or --coordinator URL for a running coordinator",
+            path.display()
+        );
+    }
+    bail!("no database {} here; give --db FILE, or --coordinator URL for a running coordinator", path.display());
 }
 
 impl Source {
@@ -977,6 +1172,7 @@ pub struct PruneArgs {
 
 /// A coordinator on `path`, with no server and no workers, to change it.
 async fn local_coordinator(path: &Path) -> Result<Coordinator> {
+    require_database(path, path != Path::new(DEFAULT_DB))?;
     let config = CoordinatorConfig::new(path.to_path_buf(), random_token());
     Coordinator::start(config).await.with_context(|| format!("cannot open the results database {}", path.display()))
 }
@@ -987,7 +1183,10 @@ pub async fn delete(args: DeleteArgs) -> Result<()> {
         Some(url) => {
             Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.delete(&sweep).await?
         }
-        None => local_coordinator(&args.target.db).await?.delete(&sweep).await?,
+        None => match running_coordinator(&args.target.db, &args.target.limits).await {
+            Some(Ok((_, mut remote))) => remote.delete(&sweep).await?,
+            _ => local_coordinator(&args.target.db).await?.delete(&sweep).await?,
+        },
     }
     println!("deleted {sweep}");
     Ok(())
@@ -1000,10 +1199,13 @@ pub async fn prune(args: PruneArgs) -> Result<()> {
     let age = Duration::from_secs_f64(args.older_than * 86_400.0);
     let deleted: Vec<String> = match &args.target.coordinator {
         Some(url) => Remote::connect(url, &args.target.token.require()?, &args.target.limits).await?.prune(age).await?,
-        None => {
-            let coordinator = local_coordinator(&args.target.db).await?;
-            coordinator.prune(age).await?.iter().map(|id| id.as_str().to_owned()).collect()
-        }
+        None => match running_coordinator(&args.target.db, &args.target.limits).await {
+            Some(Ok((_, mut remote))) => remote.prune(age).await?,
+            _ => {
+                let coordinator = local_coordinator(&args.target.db).await?;
+                coordinator.prune(age).await?.iter().map(|id| id.as_str().to_owned()).collect()
+            }
+        },
     };
     for id in &deleted {
         println!("deleted {id}");
@@ -1121,6 +1323,11 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         ExportFormat::Json => report::export_json(&view)?,
         ExportFormat::Csv => report::export_csv(&view)?,
     };
+    if args.out == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to standard output")?;
+        return Ok(());
+    }
     fs::write(&args.out, text).with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -6,7 +6,7 @@ use zonesweep_shared::model::config::{Driver, Scenario};
 use zonesweep_shared::model::evaluation::EvaluateDocument;
 use zonesweep_shared::model::indices::IndexKey;
 use zonesweep_shared::model::projection::UnitProjection;
-use zonesweep_shared::model::zoning::ZONE_NAMES;
+use zonesweep_shared::model::zoning::zone_name;
 use zonesweep_shared::numerics::ridge;
 
 use crate::ModelArgs;
@@ -140,15 +140,18 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         );
     }
     println!("breaks (upper bounds of the classes): {:?}", result.breaks);
-    for (z, name) in ZONE_NAMES.iter().enumerate() {
+    // Every zone of the configuration: the five named ones, then "zone 6", ….
+    for z in 1..=config.zoning.zones {
         let members: Vec<&str> = result
             .zone
             .iter()
             .zip(dataset.units())
-            .filter(|(zone, _)| usize::from(**zone) == z + 1)
+            .filter(|(zone, _)| usize::from(**zone) == z)
             .map(|(_, u)| u.id.as_str())
             .collect();
-        println!("zone {} {name}: {} units {}", z + 1, members.len(), members.join(" "));
+        let name = zone_name(z);
+        let label = if name == format!("zone {z}") { name } else { format!("zone {z} {name}") };
+        println!("{label}: {} units {}", members.len(), members.join(" "));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod data;
 mod evaluate;
 mod report;
 mod security;
+mod spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -145,6 +146,9 @@ enum Command {
     /// Model configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Sweep specs: print the default one, or check what a file expands to.
+    #[command(subcommand)]
+    Spec(spec::SpecCommand),
     /// Access tokens with roles, for the coordinator's --tokens file.
     #[command(subcommand)]
     Token(security::TokenCommand),
@@ -196,6 +200,14 @@ fn end_quietly_when_stdout_closes() {
     }));
 }
 
+/// Whether `error` is a write to a pipe whose reader has gone: on standard
+/// output, where a reader that stops early (`| head`) chose to.
+fn stdout_closed(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn main() -> ExitCode {
     end_quietly_when_stdout_closes();
     let cli = Cli::parse();
@@ -229,6 +241,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
         Command::Data(command) => data::run(command),
+        Command::Spec(command) => spec::run(command),
         Command::Token(command) => security::token(command),
         Command::Tls(command) => security::tls(command),
         Command::Config(ConfigCommand::Default) => {
@@ -238,6 +251,8 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // A write to standard output (`export --out -`) the reader stopped.
+        Err(error) if stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -859,7 +859,7 @@ fn regional_summary(view: &SweepView) -> String {
         format!("regional CE {horizon}, Mt (5–95 %)"),
         std::array::from_fn(|s| format!("{}{}", fan(Scenario::ALL[s], horizon), bracket(["30.55", "–", "–"][s]))),
     );
-    if paper {
+    if paper && a.shape.n_zones == 5 {
         out += "zone sizes in the paper: [10, 33, 19, 14, 5]\n";
     }
     out

@@ -737,7 +737,7 @@ fn sensitivity_ranks_groups_of_a_sensitivity_sweep() {
             path_str(spec),
             "--job-size",
             "7",
-            "--workers",
+            "--threads",
             "2",
         ]);
         stdout.lines().last().expect("run prints the sweep id").trim().to_owned()

@@ -631,7 +631,7 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
     let db = dir.path().join("resume.redb");
     let (n_text, seed) = (n.to_string(), SEED.to_string());
     let args =
-        ["run", "--db", path_str(&db), "--samples", &n_text, "--seed", &seed, "--job-size", "50", "--workers", "1"];
+        ["run", "--db", path_str(&db), "--samples", &n_text, "--seed", &seed, "--job-size", "50", "--threads", "1"];
     let mut command = zonesweep_command(&args);
     command.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = command.spawn().expect("zonesweep run starts");
@@ -651,7 +651,7 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
     let advice = format!("--resume {sweep}");
     assert!(rest.contains(&advice), "the interrupted run names how to continue:\n{rest}");
 
-    let mut resume_args = vec!["run", "--db", path_str(&db), "--resume", &sweep, "--workers", "2"];
+    let mut resume_args = vec!["run", "--db", path_str(&db), "--resume", &sweep, "--threads", "2"];
     let mut command = zonesweep_command(&resume_args);
     command.current_dir(dir.path());
     let output = run_with_timeout(command, Duration::from_secs(600));
@@ -828,7 +828,7 @@ fn extend_gives_the_sweep_of_the_combined_size_byte_for_byte() {
     let (sweep, _) = run_locally(dir.path(), "extended.redb", first, SEED, 50, 2, &[]);
     let db = dir.path().join("extended.redb");
     let added_text = added.to_string();
-    let output = ok(&["extend", &sweep, "--samples", &added_text, "--db", path_str(&db), "--workers", "2"]);
+    let output = ok(&["extend", &sweep, "--samples", &added_text, "--db", path_str(&db), "--threads", "2"]);
     assert!(output.stdout.contains(&format!("{sweep}  done")), "{}", output.stdout);
     let extended = export_from(dir.path(), &sweep, &["--db", path_str(&db)]);
     let total = first + added;

@@ -298,7 +298,7 @@ pub fn run_locally(
         &seed,
         "--job-size",
         &job_size,
-        "--workers",
+        "--threads",
         &workers,
     ];
     args.extend_from_slice(extra);

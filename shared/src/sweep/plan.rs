@@ -238,6 +238,14 @@ impl SweepSpec {
                 continue;
             }
             seen_readings.push(entry.name.clone());
+            if !ReadingValue::NAMES.contains(&entry.name.as_str()) {
+                problems.push(format!(
+                    "{at}: `{}` is not a reading; the readings are {}",
+                    entry.name,
+                    ReadingValue::NAMES.join(", ")
+                ));
+                continue;
+            }
             let mut options = Vec::new();
             let mut total = 0.0;
             for (option, &weight) in &entry.weights {

@@ -297,4 +297,103 @@ impl SweepSpec {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a sweep spec serializes")
     }
+
+    /// The default spec as commented TOML (`zonesweep spec default`): every
+    /// key with its meaning, the optional ones commented out. It parses to
+    /// [`SweepSpec::default`].
+    pub fn default_toml() -> &'static str {
+        DEFAULT_SPEC_TOML
+    }
+}
+
+const DEFAULT_SPEC_TOML: &str = r#"# The default sweep spec (`zonesweep spec default`); run a changed copy with
+# `--spec FILE`, and `zonesweep spec check FILE` lists what it expands to.
+# Distributions are inline tables with a `dist` key: fixed (value),
+# uniform (low, high), normal (mean, sd), truncated-normal (mean, sd, low,
+# high), triangular (low, mode, high), lognormal (mu, sigma of the logarithm).
+# Top-level keys come before any table; a later entry overrides an earlier
+# one for the cells both match.
+
+samples = 10000                   # samples to run (--samples overrides it)
+seed = 1                          # the seed of every random stream (--seed overrides it)
+design = "monte-carlo"            # monte-carlo, latin-hypercube or sobol
+k = { dist = "uniform", low = 0.01, high = 0.05 }  # ridge K; without it, the configuration's K
+# trend_threshold = { dist = "fixed", value = 1.66 }  # trend threshold z*; without it, the configuration's
+
+[[rate]]                          # multiplies the final annual rate of every rule it matches
+scenario = "*"                    # a glob over low, baseline, high
+variable = "*"                    # a glob over P, W, IS, TI, UR, CEI
+period = "*"                      # a glob over first, second
+multiplier = { dist = "truncated-normal", mean = 1.0, sd = 0.1, low = 0.5, high = 1.5 }  # drawn per scenario, variable and period
+
+[[cap]]                           # added to the cap of every rule it matches that has one
+scenario = "*"                    # a glob over low, baseline, high
+variable = "*"                    # a glob over P, W, IS, TI, UR, CEI
+period = "*"                      # a glob over first, second
+offset = { dist = "uniform", low = -2.0, high = 2.0 }  # percentage points for IS and UR
+
+[[coefficient]]                   # multiplies every coefficient it matches (docs/model.md section 3)
+name = "*"                        # a glob over dotted names, e.g. "energy.*.carbon", "crops.rice.water"
+multiplier = { dist = "truncated-normal", mean = 1.0, sd = 0.05, low = 0.8, high = 1.2 }  # drawn per coefficient
+
+# [[noise]]                       # relative lognormal data noise; none by default
+# group = "energy"                # land_use, agriculture, livestock, crop_yield, energy, socioeconomic (a glob)
+# sigma = 0.05                    # σ of the log error, drawn per unit, year and field
+
+# [[reading]]                     # a reading of the paper drawn per sample (docs/model.md section 8)
+# name = "fit"                    # fit, cei, interval_years or neutral_sink
+# weights = { regional = 0.7, pooled = 0.3 }  # each option's relative weight
+
+# [sensitivity]                   # group sensitivity; every sample then costs 2 + G chain runs
+# method = "saltelli"             # the one method: Saltelli first-order, Jansen total indices
+# groups = "default"              # "default", or a table of globs over parameter names: { growth = ["rate.*"] }
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::Config;
+
+    /// A commented line that is a key or a table (not prose), uncommented.
+    fn uncomment(line: &str) -> &str {
+        match line.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(key, _)| !key.contains(' ')) =>
+            {
+                rest
+            }
+            _ => line,
+        }
+    }
+
+    #[test]
+    fn the_default_toml_is_the_default_spec_with_every_key_commented() {
+        let text = SweepSpec::default_toml();
+        assert_eq!(SweepSpec::from_toml(text, "default").unwrap(), SweepSpec::default());
+        let mut keys = 0;
+        for line in text.lines().map(uncomment) {
+            if line.starts_with('[') || line.split_once(" = ").is_some_and(|(key, _)| !key.contains(' ')) {
+                keys += 1;
+                let comment = line.rsplit_once(" # ").map(|(_, c)| c.trim());
+                assert!(comment.is_some_and(|c| c.len() > 5), "no comment on `{line}`");
+            }
+        }
+        assert!(keys >= 25, "{keys} keys");
+        assert!(SweepSpec::default().plan(&Config::default()).unwrap().dimensions.len() > 100);
+    }
+
+    #[test]
+    fn the_default_toml_uncommented_plans_with_every_option() {
+        let uncommented: String = SweepSpec::default_toml().lines().map(|l| format!("{}\n", uncomment(l))).collect();
+        let spec = SweepSpec::from_toml(&uncommented, "uncommented").unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert!(spec.trend_threshold.is_some());
+        assert_eq!(spec.noise.len(), 1);
+        assert_eq!(spec.reading.len(), 1);
+        assert!(spec.sensitivity.is_some());
+        let plan = spec.plan(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plan.has_noise());
+        assert!(plan.dimensions.iter().any(|d| d.name == "trend_threshold"));
+        assert!(plan.dimensions.iter().any(|d| d.name == "reading.fit"));
+        assert!(plan.sensitivity.is_some_and(|s| !s.groups.is_empty()));
+    }
 }
