@@ -1590,6 +1590,8 @@ figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.82em; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.45em; text-align: right; }
+td { white-space: nowrap; }
+.table-wrap { overflow-x: auto; max-height: 85vh; }
 th { background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }
 td.text { text-align: left; }
 tr.uncertain td { background: #fff4e5; }
@@ -1597,6 +1599,8 @@ tr.uncertain td { background: #fff4e5; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
   th { position: static; cursor: auto; }
+  .table-wrap { overflow: visible; max-height: none; }
+  table { font-size: 7pt; }
   figure { break-inside: avoid; }
   details > pre { display: block; }
   a { color: inherit; text-decoration: none; }
@@ -1705,10 +1709,10 @@ fn page(
     h.push_str("<h2>Units</h2>\n");
     let _ = writeln!(
         h,
-        "<p>One row per unit; click a header to sort. Rows shaded orange are not robust. P(peak by {}) and P(neutral by {}) are shares of the {} successful samples; units.csv has these columns and more.</p>",
-        a.shape.milestone, a.shape.horizon, a.samples_ok
+        "<p>One row per unit; click a header to sort. Rows shaded orange are not robust. P(peak by {}) and P(neutral by {}) are shares of the {} successful samples; a median peak year of – means not peaked by {} in at least half of them. units.csv has these columns and more.</p>",
+        a.shape.milestone, a.shape.horizon, a.samples_ok, a.shape.horizon
     );
-    h.push_str("<table class=\"sortable\" id=\"units\">\n<thead><tr>");
+    h.push_str("<div class=\"table-wrap\"><table class=\"sortable\" id=\"units\">\n<thead><tr>");
     let shown: Vec<usize> = (0..columns.len()).filter(|&c| columns[c].in_html).collect();
     for &c in &shown {
         let _ = write!(h, "<th>{}</th>", escape(&columns[c].label));
@@ -1725,7 +1729,7 @@ fn page(
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n");
+    h.push_str("</tbody></table></div>\n");
     h.push_str("<h2>Files</h2>\n<ul class=\"files\">\n");
     let mut files = vec![
         (
