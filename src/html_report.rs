@@ -228,11 +228,18 @@ struct UnitFacts {
     peaking: Vec<UnitPeaking>,
 }
 
+/// A ring of lon/lat points.
+type Ring = Vec<(f64, f64)>;
+/// Polygons, each as rings, the first the outer ring.
+type Polygons = Vec<Vec<Ring>>;
+/// A unit and its groups' total-effect indices (`None`: the output does not vary).
+type UnitIndices = (usize, Vec<(String, Option<f64>)>);
+
 /// Where a unit is drawn.
 #[derive(Clone, Debug)]
 enum Place {
     /// Polygons, each as rings (the first the outer ring), lon/lat.
-    Polygons(Vec<Vec<Vec<(f64, f64)>>>),
+    Polygons(Polygons),
     Point(f64, f64),
     Unknown,
 }
@@ -340,7 +347,7 @@ fn geometries_by_id(text: &str) -> Result<HashMap<String, Value>> {
 
 /// The polygons of a Polygon or MultiPolygon geometry; `None` for any
 /// other geometry or malformed coordinates.
-fn polygons_of(geometry: &Value) -> Option<Vec<Vec<Vec<(f64, f64)>>>> {
+fn polygons_of(geometry: &Value) -> Option<Polygons> {
     let ring = |ring: &Value| -> Option<Vec<(f64, f64)>> {
         let points: Option<Vec<(f64, f64)>> = ring
             .as_array()?
@@ -674,7 +681,7 @@ fn draw_figures(
             "The units whose zone is not robust, least robust first."
         };
         uncertain.truncate(MAX_SENSITIVITY_UNITS);
-        let analyses: Vec<(usize, Vec<(String, Option<f64>)>)> = uncertain
+        let analyses: Vec<UnitIndices> = uncertain
             .iter()
             .map(|&u| {
                 let analysis = sums.analyse(&a.shape, u, Output::Total);
@@ -1297,7 +1304,7 @@ fn draw_sensitivity<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     inputs: &Inputs<'_>,
     groups: &[String],
-    analyses: &[(usize, Vec<(String, Option<f64>)>)],
+    analyses: &[UnitIndices],
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -1757,4 +1764,56 @@ fn page(
     h.push_str("</ul>\n");
     let _ = write!(h, "<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygons_are_read_from_polygon_and_multipolygon_geometries_only() {
+        let square = json!([[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]]);
+        let polygon = polygons_of(&json!({ "type": "Polygon", "coordinates": square })).expect("a polygon");
+        assert_eq!(polygon.len(), 1);
+        assert_eq!(polygon[0][0].len(), 5);
+        let multi = polygons_of(&json!({ "type": "MultiPolygon", "coordinates": [square, square] })).expect("two");
+        assert_eq!(multi.len(), 2);
+        for bad in [
+            json!({ "type": "Point", "coordinates": [1.0, 2.0] }),
+            json!({ "type": "Polygon", "coordinates": [[[0.0, 0.0], [1.0, 0.0]]] }),
+            json!({ "type": "Polygon", "coordinates": [[[0.0, "x"], [1.0, 0.0], [1.0, 1.0]]] }),
+            json!({ "type": "Polygon" }),
+            json!({ "type": "MultiPolygon", "coordinates": [] }),
+        ] {
+            assert!(polygons_of(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cells_are_written_as_csv_text_typed_json_and_escaped_html() {
+        assert_eq!(Cell::number(f64::NAN, 3).csv(), "");
+        assert_eq!(Cell::number(0.25, 3).csv(), "0.25");
+        assert_eq!(Cell::number(0.25, 3).html(), "0.250");
+        assert_eq!(Cell::number(0.25, 3).json(), json!(0.25));
+        assert_eq!(Cell::Empty.json(), Value::Null);
+        assert_eq!(Cell::Bool(true).json(), json!(true));
+        assert_eq!(Cell::Text("a<b & \"c\"".into()).html(), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(escape("北京'"), "北京&#39;");
+    }
+
+    #[test]
+    fn a_list_reads_as_a_sentence() {
+        assert_eq!(join_and(&[]), "");
+        assert_eq!(join_and(&["a".into()]), "a");
+        assert_eq!(join_and(&["a".into(), "b".into(), "c".into()]), "a, b, and c");
+    }
+
+    #[test]
+    fn the_embedded_font_registers() {
+        register_font().expect("DejaVu Sans registers");
+        let mut svg = String::new();
+        let area = SVGBackend::with_string(&mut svg, (10, 10)).into_drawing_area();
+        let (width, _) = area.estimate_text_size("zonesweep", &font(12)).expect("a text size");
+        assert!(width > 30, "text is measured with the font ({width} px)");
+    }
 }

@@ -38,13 +38,12 @@ fn run(db: &Path, extra: &[&str]) -> String {
     let mut args = vec!["run", "--db", path_str(db), "--workers", "2"];
     args.extend(extra);
     let stdout = ok(&args);
-    let id = stdout
+    stdout
         .lines()
         .find(|l| l.trim().starts_with("sw-") && !l.contains(' '))
         .expect("run prints the sweep id")
         .trim()
-        .to_owned();
-    id
+        .to_owned()
 }
 
 /// The header and rows of a CSV file (the csv crate skips a UTF-8 BOM).
