@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentedCoord;
-use plotters::coord::types::RangedCoordi32;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
@@ -910,11 +908,17 @@ where
     Ok(())
 }
 
-/// `n` (at least one) segments of a segmented axis, 0 to n − 1: plotters
-/// makes a segment of every value of an integer range, both ends included,
-/// and cannot draw a range of a single value.
-fn segments(n: i32) -> SegmentedCoord<RangedCoordi32> {
-    (0..(n - 1).max(1)).into_segmented()
+/// An axis of `n` rows or columns, the i-th centred on i: asked for `n`
+/// labels, plotters puts them at the integers (a step of 1 is the smallest
+/// round step that fits), so each label sits in the middle of its row.
+fn index_axis(n: usize) -> std::ops::Range<f64> {
+    -0.5..(n.max(1) as f64 - 0.5)
+}
+
+/// The row or column an axis label at `v` names: `v` when it is an integer in 0..n.
+fn index_at(v: f64, n: usize) -> Option<usize> {
+    let i = v.round();
+    ((v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n).then_some(i as usize)
 }
 
 /// Stacked zone-probability bars, a row per unit of `order` (top first).
@@ -922,7 +926,7 @@ fn draw_zone_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, inputs: &In
 where
     DB::ErrorType: 'static,
 {
-    let n = order.len() as i32;
+    let n = order.len();
     let n_zones = inputs.view.aggregate.shape.n_zones;
     let area = area.titled("Zone probabilities, least robust first", font(20))?;
     let (plot, legend) = area.split_vertically(area.dim_in_pixel().1 - 44);
@@ -931,15 +935,13 @@ where
         .margin_right(30)
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..1.0, segments(n))?;
+        .build_cartesian_2d(0.0..1.0, index_axis(n))?;
     let ids = &inputs.view.unit_ids;
-    let label_of = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-            order.get((n - 1 - *i) as usize).map_or(String::new(), |&u| {
-                format!("{}{}", ids[u], if inputs.facts[u].robustness.robust { "" } else { " *" })
-            })
-        }
-        SegmentValue::Last => String::new(),
+    let label_of = |v: &f64| {
+        index_at(*v, n).map_or(String::new(), |i| {
+            let u = order[n - 1 - i];
+            format!("{}{}", ids[u], if inputs.facts[u].robustness.robust { "" } else { " *" })
+        })
     };
     chart
         .configure_mesh()
@@ -952,13 +954,13 @@ where
         .axis_desc_style(font(13))
         .draw()?;
     for (row, &u) in order.iter().enumerate() {
-        let i = n - 1 - row as i32;
+        let i = (n - 1 - row) as f64;
         let mut x = 0.0;
         for (z, p) in inputs.facts[u].robustness.zones.iter().enumerate() {
             let x1 = (x + p.p).min(1.0);
             if x1 > x {
                 chart.draw_series(std::iter::once(Rectangle::new(
-                    [(x, SegmentValue::Exact(i)), (x1, SegmentValue::Exact(i + 1))],
+                    [(x, i - 0.5), (x1, i + 0.5)],
                     zone_colour(z + 1).filled(),
                 )))?;
             }
@@ -966,7 +968,7 @@ where
         }
     }
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![(inputs.threshold, SegmentValue::Exact(0)), (inputs.threshold, SegmentValue::Exact(n))],
+        vec![(inputs.threshold, -0.5), (inputs.threshold, n as f64 - 0.5)],
         BLACK.mix(0.4).stroke_width(1),
     )))?;
     let (mut x, mut y) = (20, 4);
@@ -1319,25 +1321,18 @@ where
     };
     let mut order: Vec<&String> = groups.iter().collect();
     order.sort_by(|x, y| mean(y).total_cmp(&mean(x)).then(x.cmp(y)));
-    let (n_units, n_groups) = (analyses.len() as i32, order.len() as i32);
+    let (n_units, n_groups) = (analyses.len(), order.len());
     let area = area.titled("Total-effect index ST of each input group on the total score", font(20))?;
     let mut chart = ChartBuilder::on(&area)
         .margin(10)
         .margin_right(20)
         .x_label_area_size(70)
         .y_label_area_size(90)
-        .build_cartesian_2d(segments(n_groups), segments(n_units))?;
+        .build_cartesian_2d(index_axis(n_groups), index_axis(n_units))?;
     let ids = &inputs.view.unit_ids;
-    let group_label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => order.get(*i as usize).map_or(String::new(), |g| g.to_string()),
-        _ => String::new(),
-    };
-    let unit_label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => {
-            analyses.get((n_units - 1 - *i) as usize).map_or(String::new(), |(u, _)| ids[*u].clone())
-        }
-        _ => String::new(),
-    };
+    let group_label = |v: &f64| index_at(*v, n_groups).map_or(String::new(), |g| order[g].clone());
+    let unit_label =
+        |v: &f64| index_at(*v, n_units).map_or(String::new(), |i| ids[analyses[n_units - 1 - i].0].clone());
     chart
         .configure_mesh()
         .disable_mesh()
@@ -1348,19 +1343,17 @@ where
         .label_style(font(11))
         .draw()?;
     let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-    let cell_width = (x_px.end - x_px.start) / n_groups.max(1);
-    let cell_height = (y_px.end - y_px.start) / n_units.max(1);
+    let cell_width = (x_px.end - x_px.start) / n_groups.max(1) as i32;
+    let cell_height = (y_px.end - y_px.start) / n_units.max(1) as i32;
     let value_font = if cell_width >= 34 && cell_height >= 14 { 10 } else { 0 };
     for (row, (_, list)) in analyses.iter().enumerate() {
-        let i = n_units - 1 - row as i32;
+        let i = (n_units - 1 - row) as f64;
         for (g, name) in order.iter().enumerate() {
             let value = list.iter().find(|(n, _)| n == *name).and_then(|(_, v)| *v);
-            let corner = [
-                (SegmentValue::Exact(g as i32), SegmentValue::Exact(i)),
-                (SegmentValue::Exact(g as i32 + 1), SegmentValue::Exact(i + 1)),
-            ];
+            let g = g as f64;
+            let corner = [(g - 0.5, i - 0.5), (g + 0.5, i + 0.5)];
             let fill = value.map_or(RGBColor(235, 235, 235), |v| heat_colour(v.clamp(0.0, 1.0)));
-            chart.draw_series(std::iter::once(Rectangle::new(corner.clone(), fill.filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(corner, fill.filled())))?;
             chart.draw_series(std::iter::once(Rectangle::new(corner, WHITE.stroke_width(1))))?;
             if value_font > 0 {
                 let text = value.map_or("–".to_owned(), |v| format!("{v:.2}"));
@@ -1370,11 +1363,7 @@ where
                 } else {
                     &BLACK
                 });
-                chart.draw_series(std::iter::once(Text::new(
-                    text,
-                    (SegmentValue::CenterOf(g as i32), SegmentValue::CenterOf(i)),
-                    style,
-                )))?;
+                chart.draw_series(std::iter::once(Text::new(text, (g, i), style)))?;
             }
         }
     }
