@@ -636,7 +636,7 @@ fn draw_figures(
         "peak_years",
         "Peak-year distributions",
         format!(
-            "For each unit (rows) and scenario (panels): the share of samples whose CE peaks in each year; the last column is \"not peaked by {}\". The dashed line marks the milestone {}.{cut}",
+            "For each unit (rows) and scenario (panels): the share of samples whose CE peaks in each year; the last column is \"not peaked by {}\". The dashed line marks the end of the milestone year {}: peaks left of it count as peaked by the milestone.{cut}",
             a.shape.horizon, a.shape.milestone
         ),
     );
@@ -1074,7 +1074,7 @@ where
     legend.draw(&Text::new("0", (200, 34), font(11).pos(Pos::new(HPos::Center, VPos::Center))))?;
     legend.draw(&Text::new("1", (200 + 14 * 21, 34), font(11).pos(Pos::new(HPos::Center, VPos::Center))))?;
     legend.draw(&Text::new(
-        format!("dashed: milestone {}; \"none\": not peaked by {}", shape.milestone, shape.horizon),
+        format!("dashed: end of the milestone year {}; \"none\": not peaked by {}", shape.milestone, shape.horizon),
         (520, 14),
         font(12).pos(Pos::new(HPos::Left, VPos::Center)),
     ))?;
