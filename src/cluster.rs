@@ -307,6 +307,20 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub sweep: SweepRefArgs,
+    /// The folder the report is written into (created if missing; files of
+    /// the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A unit is robust when the lower end of the 95 % interval of its
+    /// modal-zone probability is at least this (0–1).
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_ROBUST_THRESHOLD, value_parser = robust_threshold)]
+    pub robust_threshold: f64,
+}
+
 /// The longest duration any option takes: a year.
 const MAX_SECONDS: f64 = 31_536_000.0;
 
@@ -1330,5 +1344,21 @@ pub async fn export(args: ExportArgs) -> Result<()> {
     }
     fs::write(&args.out, text).with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+pub async fn html_report(args: ReportArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let id = sweep_id(&args.sweep.sweep)?;
+    let mut source = open(&args.sweep.source).await?;
+    let view = source.view(&id).await?;
+    let definition = source.definition(&id).await?;
+    let written = crate::html_report::write(&view, &definition, &args.out, args.robust_threshold)?;
+    eprintln!(
+        "wrote the report of sweep {id} to {} ({} files: open index.html) in {:.2} s",
+        written.dir.join("index.html").display(),
+        written.files.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@ mod client;
 mod cluster;
 mod data;
 mod evaluate;
+mod html_report;
 mod report;
 mod security;
 mod spec;
@@ -133,6 +134,9 @@ enum Command {
     Sensitivity(cluster::SensitivityArgs),
     /// Write a sweep's whole aggregate as JSON or CSV.
     Export(cluster::ExportArgs),
+    /// An offline HTML report of a sweep (maps, figures as SVG and PNG,
+    /// a sortable table of the units) with its CSV and GeoJSON files.
+    Report(cluster::ReportArgs),
     /// Throughput figures of the system (printed, never asserted).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
         Command::Peaking(args) => block_on(cluster::peaking(args)),
         Command::Sensitivity(args) => block_on(cluster::sensitivity(args)),
         Command::Export(args) => block_on(cluster::export(args)),
+        Command::Report(args) => block_on(cluster::html_report(args)),
         Command::Bench(command) => block_on(bench::run(command)),
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::RidgeTrace(args) => evaluate::ridge_trace(&args),
