@@ -703,7 +703,7 @@ fn draw_figures(
         "convergence",
         "Convergence",
         format!(
-            "The aggregate keeps no history of the sweep, so this is not a recorded convergence curve: the line is the 95 % half-width that the least certain zone probability (P = {:.3}) would have after n samples, and the dot the sweep's actual largest half-width, ±{:.4} after {} samples: every zone probability of the report is within that of its limit (95 % confidence).",
+            "The largest 95 % Wilson half-width over every zone probability as the coordinator merged results (a point per 15 % more samples, in the order results arrived; sweeps stored before it was kept have none), beside the half-width the least certain zone probability (P = {:.3}) would have after n samples. The dot is the sweep's final value, ±{:.4} after {} samples: every zone probability of the report is within that of its limit (95 % confidence).",
             worst_proportion(inputs),
             a.largest_zone_half_width(),
             a.samples_ok
@@ -1390,7 +1390,9 @@ where
     let n = a.samples_ok.max(1);
     let p = worst_proportion(inputs);
     let actual = a.largest_zone_half_width();
-    let (n0, n1) = (10.0f64.min(n as f64), (n as f64 * 10.0).max(1000.0));
+    let history = &status.provenance.history;
+    let first = history.first().map_or(n, |p| p.0.max(1));
+    let (n0, n1) = (10.0f64.min(first as f64), (n as f64 * 10.0).max(1000.0));
     let curve: Vec<(f64, f64)> = (0..=200)
         .map(|i| {
             let m = (n0.ln() + (n1.ln() - n0.ln()) * f64::from(i) / 200.0).exp().round().max(1.0);
@@ -1398,8 +1400,9 @@ where
             (m, wilson_half_width(successes, m as u64))
         })
         .collect();
-    let y_max = curve.iter().map(|q| q.1).fold(actual, f64::max) * 1.1;
-    let y_min = curve.iter().map(|q| q.1).fold(actual, f64::min).max(1e-4) * 0.8;
+    let recorded: Vec<(f64, f64)> = history.iter().map(|&(m, h)| (m.max(1) as f64, h.max(1e-6))).collect();
+    let y_max = curve.iter().chain(&recorded).map(|q| q.1).fold(actual, f64::max) * 1.1;
+    let y_min = curve.iter().chain(&recorded).map(|q| q.1).fold(actual, f64::min).max(1e-4) * 0.8;
     let area = area.titled("Largest 95 % half-width of the zone probabilities", font(20))?;
     let mut chart = ChartBuilder::on(&area)
         .margin(12)
@@ -1420,8 +1423,16 @@ where
         .draw()?;
     chart
         .draw_series(LineSeries::new(curve, RGBColor(49, 130, 189).stroke_width(2)))?
-        .label(format!("expected for P = {p:.3} (not a recorded history)"))
+        .label(format!("expected for P = {p:.3}"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(49, 130, 189).stroke_width(2)));
+    if !recorded.is_empty() {
+        let ink = RGBColor(84, 39, 143);
+        chart
+            .draw_series(LineSeries::new(recorded.iter().copied(), ink.stroke_width(2)))?
+            .label("recorded as results were merged")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], ink.stroke_width(2)));
+        chart.draw_series(recorded.iter().map(|&q| Circle::new(q, 2, ink.filled())))?;
+    }
     chart
         .draw_series(std::iter::once(Circle::new((n as f64, actual), 6, RGBColor(215, 48, 39).filled())))?
         .label(format!("this sweep: ±{actual:.4} after {n} samples"))

@@ -655,6 +655,9 @@ struct StatusRecord<'a> {
     wall_seconds: Option<u64>,
     workers: &'a [String],
     more_workers: u64,
+    /// [successful samples, largest half-width] as results were merged (JSON only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    history: &'a [(u64, f64)],
 }
 
 impl<'a> StatusRecord<'a> {
@@ -686,6 +689,7 @@ impl<'a> StatusRecord<'a> {
             wall_seconds: p.submitted_unix.zip(p.ended_unix).map(|(start, end)| end.saturating_sub(start)),
             workers: &p.workers,
             more_workers: p.more_workers,
+            history: &p.history,
         }
     }
 

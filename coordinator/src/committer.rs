@@ -216,6 +216,8 @@ impl<'a> Draft<'a> {
                 self.record.stop_early(done, aggregate, half_width);
             }
         }
+        let ended = !self.record.is_running();
+        self.record.provenance.record_convergence(aggregate, ended);
         Decision::Merge
     }
 
@@ -681,6 +683,24 @@ mod tests {
         assert_eq!(end.samples_max, Some(40));
         assert!(end.reason.contains("stopped after 8 samples") && end.reason.contains("target ±0.2"), "{end:?}");
         assert_eq!(lease_all(&mut state, &worker), Vec::<u32>::new(), "nothing more is leased");
+    }
+
+    #[test]
+    fn the_convergence_history_gets_a_point_per_fifteen_percent_more_samples_and_the_end() {
+        let (mut state, worker) = until_ci_state(0.001);
+        for _ in 0..5 {
+            let leased = lease_all(&mut state, &worker);
+            let changes: Vec<Change> = leased.iter().map(|&j| complete("a", j, 4)).collect();
+            stored(&mut state, &changes);
+        }
+        let history = &status(&state).provenance.history;
+        let samples: Vec<u64> = history.iter().map(|p| p.0).collect();
+        // 4, 8, …, 40 samples merged a job at a time: a point when the
+        // samples grew by 15 % or more since the last, and the end.
+        assert_eq!(samples, vec![4, 8, 12, 16, 20, 24, 28, 36, 40], "{history:?}");
+        assert!(history.windows(2).all(|w| w[1].1 <= w[0].1), "the half-width only falls here: {history:?}");
+        let last = history.last().unwrap().1;
+        assert_eq!(last, status(&state).largest_half_width, "the end point is the sweep's");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct SweepRecord {
 /// What a sweep's results came from, beyond its inputs' hashes: shown by
 /// `status` and `show`, never written into an export (it differs between
 /// equal runs).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     /// The coordinator's zonesweep version when the sweep was submitted.
     #[serde(default)]
@@ -67,7 +67,17 @@ pub struct Provenance {
     pub workers: Vec<String>,
     #[serde(default)]
     pub more_workers: u64,
+    /// How the largest zone half-width fell as results were merged:
+    /// (successful samples, half-width), a point each time the samples grew
+    /// by [`HISTORY_STEP`] or more, and at the end; in merge order, so it
+    /// differs between equal runs (the end point does not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<(u64, f64)>,
 }
+
+/// The growth of the successful samples between two points of a sweep's
+/// convergence history: about 200 points from 1 to 10¹² samples.
+pub const HISTORY_STEP: f64 = 1.15;
 
 /// The most times a sweep can be extended.
 pub const MAX_EXTENSIONS: usize = 1_000;
@@ -76,6 +86,20 @@ pub const MAX_EXTENSIONS: usize = 1_000;
 pub const MAX_NAMED_WORKERS: usize = 256;
 
 impl Provenance {
+    /// Note the aggregate's largest zone half-width when its successful
+    /// samples grew by [`HISTORY_STEP`] since the last point, or `last`
+    /// says the sweep ends here.
+    pub fn record_convergence(&mut self, aggregate: &Aggregate, last: bool) {
+        let n = aggregate.samples_ok;
+        let due = match self.history.last() {
+            None => n > 0,
+            Some(&(m, _)) => n > m && (last || n as f64 >= m as f64 * HISTORY_STEP),
+        };
+        if due {
+            self.history.push((n, aggregate.largest_zone_half_width()));
+        }
+    }
+
     /// Note a worker whose result was merged.
     pub fn contributed(&mut self, worker: &str) {
         if let Err(at) = self.workers.binary_search_by(|w| w.as_str().cmp(worker)) {
@@ -166,6 +190,7 @@ impl SweepRecord {
                 ended_unix: self.ended_unix,
                 workers: self.provenance.workers.clone(),
                 more_workers: self.provenance.more_workers,
+                history: self.provenance.history.clone(),
             },
             largest_half_width: tally.largest_half_width,
             until_ci: self.layout.until_ci,

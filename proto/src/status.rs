@@ -75,7 +75,7 @@ pub struct SweepStatus {
 
 /// Where a sweep came from and who ran it (never part of an export: it
 /// differs between equal runs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Provenance {
     /// The coordinator's version when the sweep was submitted.
     pub version: String,
@@ -87,6 +87,8 @@ pub struct Provenance {
     /// many more there were.
     pub workers: Vec<String>,
     pub more_workers: u64,
+    /// (successful samples, largest zone half-width) as results were merged.
+    pub history: Vec<(u64, f64)>,
 }
 
 /// A sweep's status with its units and its merged aggregate.
