@@ -281,7 +281,8 @@ fn the_report_of_a_sensitivity_sweep_has_every_file_and_opens_offline_in_chromiu
     let printed = ok(&["report", &sweep, "--db", path_str(&db), "--out", path_str(&out)]);
     assert!(printed.contains("wrote the report of sweep") && printed.contains(" s"), "{printed}");
     let kinds = check_report(&out, 81);
-    assert!(kinds.iter().all(|k| k == "Point"), "the demo dataset has points only");
+    // The built-in demo has synthetic county polygons (its units.geojson).
+    assert!(kinds.iter().all(|k| k == "Polygon"), "the demo's units are polygons: {kinds:?}");
     let (header, rows) = csv_rows(&out.join("sensitivity.csv"));
     let group = column(&header, "group");
     let groups: HashSet<&str> = rows.iter().map(|r| r[group].as_str()).collect();
@@ -387,4 +388,20 @@ fn a_dataset_with_polygons_gives_polygon_features_and_a_polygon_map() {
     assert!(refused.contains("1.5") && refused.contains("0 to 1"), "{refused}");
     let missing = fails(&["report", "sw-0000000000000000", "--db", path_str(&db), "--out", path_str(&out)]);
     assert!(missing.contains("sw-0000000000000000"), "{missing}");
+}
+
+/// Without `units.geojson` the map and the GeoJSON fall back to the units'
+/// points (lon, lat).
+#[test]
+fn a_dataset_without_polygons_gives_point_features_and_a_point_map() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data = dir.path().join("data");
+    ok(&["data", "demo", "--out", path_str(&data), "--units", "9"]);
+    fs::remove_file(data.join("units.geojson")).expect("the demo writes units.geojson");
+    let db = dir.path().join("p.redb");
+    let sweep = run(&db, &["--data", path_str(&data), "--samples", "20", "--seed", "3"]);
+    let out = dir.path().join("report");
+    ok(&["report", &sweep, "--db", path_str(&db), "--out", path_str(&out)]);
+    let kinds = check_report(&out, 9);
+    assert!(kinds.iter().all(|k| k == "Point"), "{kinds:?}");
 }

@@ -445,6 +445,7 @@ mod tests {
                 ended_unix: None,
                 workers: vec!["host/w-1".into()],
                 more_workers: 2,
+                history: vec![(100, 0.096), (200, 0.0685)],
             },
             largest_half_width: 0.0123,
             until_ci: Some(0.01),
