@@ -1330,7 +1330,6 @@ where
         .y_label_area_size(90)
         .build_cartesian_2d(index_axis(n_groups), index_axis(n_units))?;
     let ids = &inputs.view.unit_ids;
-    let group_label = |v: &f64| index_at(*v, n_groups).map_or(String::new(), |g| order[g].clone());
     let unit_label =
         |v: &f64| index_at(*v, n_units).map_or(String::new(), |i| ids[analyses[n_units - 1 - i].0].clone());
     chart
@@ -1338,10 +1337,19 @@ where
         .disable_mesh()
         .x_labels(order.len())
         .y_labels(analyses.len())
-        .x_label_formatter(&group_label)
+        .x_label_formatter(&|_| String::new())
         .y_label_formatter(&unit_label)
         .label_style(font(11))
         .draw()?;
+    // Group names are wider than their columns: written under them in two
+    // staggered rows, each centred on its column.
+    let base = area.get_base_pixel();
+    for (g, name) in order.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(g as f64, -0.5));
+        let row = if g % 2 == 0 { 8 } else { 26 };
+        let style = font(11).pos(Pos::new(HPos::Center, VPos::Top));
+        area.draw(&Text::new(name.to_string(), (x - base.0, y - base.1 + row), style))?;
+    }
     let (x_px, y_px) = chart.plotting_area().get_pixel_range();
     let cell_width = (x_px.end - x_px.start) / n_groups.max(1) as i32;
     let cell_height = (y_px.end - y_px.start) / n_units.max(1) as i32;
