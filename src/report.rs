@@ -15,7 +15,9 @@ use zonesweep_shared::sweep::aggregate::{Aggregate, MIN_TOTAL};
 use zonesweep_shared::sweep::answers::{
     DEFAULT_ROBUST_THRESHOLD, FanYear, PeakAnswer, PeakQuantiles, Proportion, Robustness, UnitPeaking, ZoneSize,
 };
-use zonesweep_shared::sweep::sensitivity::{Index, Output, OutputSensitivity};
+use zonesweep_shared::sweep::sensitivity::{
+    BASE_SLOT_NAMES, GROUP_SLOT_NAMES, Index, Output, OutputSensitivity, SensitivitySums,
+};
 
 /// A sweep's results, decoded, whether from a coordinator or a database file.
 pub type SweepView = SweepResults;
@@ -969,6 +971,50 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
     for (name, hist) in [("r2", &a.r2), ("k", &a.k)] {
         for (bin, count) in &hist.bins {
             row(name, "", "", format!("{}:{bin}", hist.width), *count)?;
+        }
+    }
+    for scenario in Scenario::ALL {
+        for (b, count) in a.regional_peak_counts.row(scenario as usize).iter().enumerate() {
+            let bin = if b + 1 == peak_bins { "none".to_owned() } else { (a.shape.base_year + b as i32).to_string() };
+            row("regional_peak_year", "", scenario.key(), bin, *count)?;
+        }
+    }
+    for z in 0..a.shape.n_zones {
+        for (units, count) in a.zone_size_counts.row(z).iter().enumerate() {
+            if *count > 0 {
+                row(&format!("units_in_zone_{}", z + 1), "", "", units.to_string(), *count)?;
+            }
+        }
+    }
+    if let Some(sums) = &a.sensitivity {
+        // Sums, not counts: the `count` column holds each (signed) sum.
+        let mut sum = |q: &str, unit: &str, bin: String, value: i64| -> Result<()> {
+            w.write_record([q, unit, "", &bin, &value.to_string()])?;
+            Ok(())
+        };
+        sum("sensitivity_samples", "", String::new(), i64::try_from(sums.samples).unwrap_or(i64::MAX))?;
+        sum("sensitivity_incomplete", "", String::new(), i64::try_from(sums.incomplete).unwrap_or(i64::MAX))?;
+        let n_outputs = SensitivitySums::n_outputs(&a.shape);
+        let n_groups = sums.groups.len();
+        let output_name = |o: usize| if o == 0 { "total".to_owned() } else { format!("zone{o}") };
+        for (u, id) in view.unit_ids.iter().enumerate() {
+            for o in 0..n_outputs {
+                let slot = u * n_outputs + o;
+                for (i, name) in BASE_SLOT_NAMES.iter().enumerate() {
+                    sum(
+                        "sensitivity_base",
+                        id,
+                        format!("{}:{name}", output_name(o)),
+                        sums.base[slot * BASE_SLOT_NAMES.len() + i],
+                    )?;
+                }
+                for (g, group) in sums.groups.iter().enumerate() {
+                    let at = (slot * n_groups + g) * GROUP_SLOT_NAMES.len();
+                    for (i, name) in GROUP_SLOT_NAMES.iter().enumerate() {
+                        sum("sensitivity_group", id, format!("{}:{group}:{name}", output_name(o)), sums.group[at + i])?;
+                    }
+                }
+            }
         }
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;

@@ -772,6 +772,13 @@ fn sensitivity_ranks_groups_of_a_sensitivity_sweep() {
         assert!(unit["output"]["zone"].as_u64().is_some_and(|z| (1..=5).contains(&z)), "{unit}");
         assert_eq!(unit["groups"].as_array().unwrap().len(), 2);
     }
+    // The long CSV export carries every sum: 4 units × 6 outputs × 4 base
+    // slots, and × 2 groups × 6 group slots; and the regional counts.
+    let export = ok(&["export", &sweep, "--db", path_str(&db), "--format", "csv", "--out", "-"]);
+    let count = |quantity: &str| export.lines().filter(|l| l.starts_with(&format!("{quantity},"))).count();
+    assert_eq!((count("sensitivity_base"), count("sensitivity_group")), (96, 288));
+    assert!(export.contains("\nsensitivity_samples,,,,40\n"), "{export}");
+    assert_eq!(count("regional_peak_year"), 3 * (2060 - 2020 + 1), "a row per scenario and peak bin");
     // The total score varies somewhere: a ranked group with an index whose
     // interval holds it.
     let totals: Value =

@@ -243,6 +243,11 @@ pub(crate) fn resolve(
 
 /// Sums per slot of a unit and output: Σf_A, Σf_A², Σf_B, Σf_B².
 const BASE_SLOTS: usize = 4;
+/// The names of the base slots, in order, as exports write them.
+pub const BASE_SLOT_NAMES: [&str; BASE_SLOTS] = ["sum_fa", "sum_fa2", "sum_fb", "sum_fb2"];
+/// The names of the group slots, in order (d = f_AB − f_A), as exports write them.
+pub const GROUP_SLOT_NAMES: [&str; GROUP_SLOTS] =
+    ["sum_d", "sum_fb_d", "sum_fb_d_squared", "sum_d2", "sum_d4", "sum_fb_d2"];
 /// Sums per slot of a unit, output and group, with d = f_AB − f_A:
 /// Σd, Σf_B·d, Σ(f_B·d)², Σd², Σd⁴, Σf_B·d². With them the first-order
 /// term can be centred at query time, (f_B − f̄)·d, as SALib centres its
