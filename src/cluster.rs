@@ -351,6 +351,20 @@ pub fn address_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What a `run`'s address file says: its coordinator's URL (first line) and
+/// whether the token file beside the database is the run's own (a second
+/// line `run-token`), so that one a killed run left behind is replaced, not
+/// taken for a coordinator's.
+fn read_address(db: &Path) -> Option<(String, bool)> {
+    let text = fs::read_to_string(address_path(db)).ok()?;
+    let mut lines = text.lines();
+    let url = lines.next()?.trim().to_owned();
+    Some((url, lines.any(|line| line.trim() == RUN_TOKEN_MARK)))
+}
+
+/// The second line of a `run`'s address file when it wrote the token file.
+const RUN_TOKEN_MARK: &str = "run-token";
+
 /// The address and token files of a running `run`, removed when it ends
 /// (the token file only when the run wrote it).
 struct RunFiles {
@@ -371,7 +385,7 @@ impl Drop for RunFiles {
 /// token files say: its URL and a client, if it answers (files a killed run
 /// left behind are ignored). `Err` holds the URL and why it did not answer.
 async fn running_coordinator(db: &Path, limits: &LimitArgs) -> Option<Result<(String, Remote), (String, String)>> {
-    let url = fs::read_to_string(address_path(db)).ok()?.trim().to_owned();
+    let (url, _) = read_address(db)?;
     let token = fs::read_to_string(token_path(db)).ok()?.trim().to_owned();
     if url.is_empty() || token.is_empty() {
         return None;
@@ -708,22 +722,23 @@ impl LocalCluster {
         }
         // A token file a coordinator keeps beside the database is used (and
         // kept); otherwise one is written for this run and removed after it.
+        // One an earlier run wrote (its address file says so) is that run's:
+        // should the database open, the run was killed, and it is replaced.
         let token_file = token_path(db);
+        let earlier_runs = read_address(db).is_some_and(|(_, own)| own);
         let kept = fs::read_to_string(&token_file)
             .ok()
+            .filter(|_| !earlier_runs)
             .map(|text| text.trim().to_owned())
             .filter(|t| !t.is_empty() && !t.chars().any(char::is_whitespace));
         let token = kept.clone().unwrap_or_else(random_token);
         let config = CoordinatorConfig::new(db.to_path_buf(), token.clone());
-        let coordinator =
-            Coordinator::start(config).await.with_context(|| match fs::read_to_string(address_path(db)) {
-                Ok(url) => format!(
-                    "cannot open the results database {} (a `run` serving it at {} may hold it)",
-                    db.display(),
-                    url.trim()
-                ),
-                Err(_) => format!("cannot open the results database {}", db.display()),
-            })?;
+        let coordinator = Coordinator::start(config).await.with_context(|| match read_address(db) {
+            Some((url, _)) => {
+                format!("cannot open the results database {} (a `run` serving it at {url} may hold it)", db.display())
+            }
+            None => format!("cannot open the results database {}", db.display()),
+        })?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
         // This process holds the database now: whatever files are there
@@ -732,7 +747,8 @@ impl LocalCluster {
         if kept.is_none() {
             write_token(&token_file, &token)?;
         }
-        fs::write(&files.address, format!("{url}\n"))
+        let mark = if kept.is_none() { format!("{RUN_TOKEN_MARK}\n") } else { String::new() };
+        fs::write(&files.address, format!("{url}\n{mark}"))
             .with_context(|| format!("cannot write {}", files.address.display()))?;
 
         let (stop_server, server_stopped) = oneshot::channel::<()>();

@@ -1683,7 +1683,7 @@ fn page(
     facts.push(("wall time", wall));
     let mut workers = p.workers.join(", ");
     if p.more_workers > 0 {
-        let _ = write!(workers, " and {} more", p.more_workers);
+        let _ = write!(workers, ", and {} results from further workers", p.more_workers);
     }
     facts.push(("workers", if workers.is_empty() { "none recorded".to_owned() } else { escape(&workers) }));
     facts.push((

@@ -957,20 +957,22 @@ pub fn export_csv(view: &SweepView) -> Result<String> {
         for t in 0..years {
             let hist = &a.regional_ce[scenario as usize * years + t];
             let year = (a.shape.base_year + t as i32).to_string();
+            if hist.non_positive > 0 {
+                row("regional_ce", &year, scenario.key(), "<=0".to_owned(), hist.non_positive)?;
+            }
             for (bin, count) in &hist.bins {
                 row("regional_ce", &year, scenario.key(), format!("log1.01:{bin}"), *count)?;
             }
         }
     }
     let names = ["P", "W", "IS", "TI", "UR", "CEI"];
-    for (name, hist) in names.iter().zip(&a.coefficients) {
-        for (bin, count) in &hist.bins {
-            row(&format!("coefficient_{name}"), "", "", format!("{}:{bin}", hist.width), *count)?;
+    let linear = names.iter().map(|n| format!("coefficient_{n}")).zip(&a.coefficients);
+    for (name, hist) in linear.chain([("r2".to_owned(), &a.r2), ("k".to_owned(), &a.k)]) {
+        if hist.non_finite > 0 {
+            row(&name, "", "", "non-finite".to_owned(), hist.non_finite)?;
         }
-    }
-    for (name, hist) in [("r2", &a.r2), ("k", &a.k)] {
         for (bin, count) in &hist.bins {
-            row(name, "", "", format!("{}:{bin}", hist.width), *count)?;
+            row(&name, "", "", format!("{}:{bin}", hist.width), *count)?;
         }
     }
     for scenario in Scenario::ALL {
@@ -1079,11 +1081,11 @@ pub fn provenance(s: &SweepStatus) -> String {
     line("submitted", p.submitted_unix.map_or("not recorded".to_owned(), utc));
     line("ended", p.ended_unix.map_or(if s.state.is_final() { "not recorded" } else { "running" }.to_owned(), utc));
     if let (Some(start), Some(end)) = (p.submitted_unix, p.ended_unix) {
-        line("wall time", format!("{} s", end.saturating_sub(start)));
+        line("wall time", format!("{} s from submission to its last end", end.saturating_sub(start)));
     }
     let mut workers = p.workers.join(", ");
     if p.more_workers > 0 {
-        let _ = write!(workers, " and {} more", p.more_workers);
+        let _ = write!(workers, ", and {} results from further workers", p.more_workers);
     }
     line("workers", if workers.is_empty() { "none recorded".to_owned() } else { workers });
     out

@@ -396,6 +396,17 @@ fn queries_of_a_database_are_answered_while_run_holds_it() {
     assert_eq!((again.as_str(), state.as_str()), (sweep.as_str(), "cancelled"));
     let quiet = ok_in(here, &["status", &sweep]);
     assert!(!quiet.stderr.contains("coordinator"), "{}", quiet.stderr);
+
+    // The next run replaces a killed run's own token file, and removes both
+    // files when it ends: nothing of the killed run lingers.
+    fs::write(&address, format!("http://127.0.0.1:{closed_port}\nrun-token\n")).unwrap();
+    ok_in(here, &["run", "--samples", "4", "--job-size", "2", "--threads", "1", "--seed", "9"]);
+    assert!(!address.exists() && !token.exists(), "a killed run's files are gone after the next run");
+    // A token file a coordinator keeps (no address file of a run) is used and kept.
+    fs::write(&token, "kept-token\n").unwrap();
+    ok_in(here, &["run", "--samples", "4", "--job-size", "2", "--threads", "1", "--seed", "10"]);
+    assert_eq!(fs::read_to_string(&token).unwrap(), "kept-token\n", "a coordinator's token file is kept");
+    assert!(!address.exists());
 }
 
 #[test]

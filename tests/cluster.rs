@@ -879,12 +879,12 @@ fn the_robustness_rpc_answers_what_zones_prints() {
     let (answer, refused) = rt.block_on(async {
         let mut sweeps = SweepsClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
         let answer = sweeps
-            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: 0.0 })
+            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: None })
             .await
             .expect("robustness")
             .into_inner();
         let refused = sweeps
-            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: 1.5 })
+            .robustness(pb::RobustnessRequest { sweep_id: sweep.clone(), threshold: Some(1.5) })
             .await
             .expect_err("a threshold above 1");
         (answer, refused)

@@ -48,7 +48,9 @@ pub enum Change {
     /// Add samples to a done sweep, from its stored aggregate (read by the
     /// caller), with the spec rewritten for the new total (stored by the
     /// caller under `spec_hash`).
-    Extend { sweep: SweepId, samples: u64, spec_hash: String, aggregate: Box<Aggregate> },
+    /// `from` is the sample count the caller saw: should the sweep have
+    /// changed since, the change is refused (the spec was written for it).
+    Extend { sweep: SweepId, from: u64, samples: u64, spec_hash: String, aggregate: Box<Aggregate> },
 }
 
 impl Change {
@@ -161,7 +163,7 @@ impl<'a> Draft<'a> {
         Decision::Delete
     }
 
-    fn extend(&mut self, samples: u64, spec_hash: &str, stored: &Aggregate) -> Decision {
+    fn extend(&mut self, from: u64, samples: u64, spec_hash: &str, stored: &Aggregate) -> Decision {
         let id = &self.record.id;
         if self.delete {
             return Decision::NotNow(format!("sweep {id} is being deleted"));
@@ -171,6 +173,12 @@ impl<'a> Draft<'a> {
                 SweepState::Running => format!("sweep {id} is running; extend it once it is done"),
                 state => format!("sweep {id} is {state}; resume it (`zonesweep resume {id}`) before extending it"),
             });
+        }
+        if self.record.samples != from {
+            return Decision::NotNow(format!(
+                "sweep {id} changed meanwhile (it has {} samples now, not {from}); extend it again",
+                self.record.samples
+            ));
         }
         match self.record.extend(samples, spec_hash) {
             Ok(()) => {
@@ -246,7 +254,9 @@ pub fn plan(state: &State, changes: &[Change]) -> Plan {
         let draft = drafts.entry(id.clone()).or_insert_with(|| Draft::of(sweep));
         decisions.push(match change {
             Change::Complete { job, aggregate, worker } => draft.complete(job.index, aggregate, worker),
-            Change::Extend { samples, spec_hash, aggregate, .. } => draft.extend(*samples, spec_hash, aggregate),
+            Change::Extend { from, samples, spec_hash, aggregate, .. } => {
+                draft.extend(*from, *samples, spec_hash, aggregate)
+            }
             Change::Stop { state: end, reason, .. } => {
                 draft.record.stop(*end, reason);
                 Decision::Stop
@@ -725,10 +735,25 @@ mod tests {
         assert_eq!(status(&state).state, SweepState::Done);
         let extend = |samples: u64| Change::Extend {
             sweep: id("a"),
+            from: 10,
             samples,
             spec_hash: "new-spec".into(),
             aggregate: Box::new(Aggregate::empty(shape())),
         };
+        // A spec written for another sample count is refused and changes nothing.
+        let stale = Change::Extend {
+            sweep: id("a"),
+            from: 3,
+            samples: 7,
+            spec_hash: "stale".into(),
+            aggregate: Box::new(Aggregate::empty(shape())),
+        };
+        let refused = stored(&mut state, &[stale]);
+        assert!(
+            matches!(&refused[0], Err(CoordinatorError::FailedPrecondition(m)) if m.contains("changed meanwhile")),
+            "{refused:?}"
+        );
+        assert_eq!(status(&state).samples, 10);
         assert_eq!(codes(&stored(&mut state, &[extend(7)])), vec![Ok(true)]);
         let sweep = state.sweep(&id("a")).unwrap();
         let ranges: Vec<_> = (0..sweep.record().jobs).map(|j| sweep.job_range(j)).collect();

@@ -162,11 +162,11 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     ) -> Result<Response<pb::RobustnessResponse>, Status> {
         let id = sweep_id(&request.get_ref().sweep_id)?;
         let threshold = match request.get_ref().threshold {
-            0.0 => DEFAULT_ROBUST_THRESHOLD,
-            t if t > 0.0 && t <= 1.0 => t,
-            t => {
+            None => DEFAULT_ROBUST_THRESHOLD,
+            Some(t) if (0.0..=1.0).contains(&t) => t,
+            Some(t) => {
                 return Err(CoordinatorError::InvalidArgument(format!(
-                    "the robustness threshold is {t}; it must be in (0, 1], or 0 for the default {DEFAULT_ROBUST_THRESHOLD}"
+                    "the robustness threshold is {t}; it must be 0 to 1 (the default, when absent, is {DEFAULT_ROBUST_THRESHOLD})"
                 ))
                 .into());
             }

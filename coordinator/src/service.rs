@@ -284,7 +284,7 @@ impl Coordinator {
         self.status(id)
     }
 
-    /// Add `samples` samples to a done sweep (see [`SweepRecord::extend`]):
+    /// Add `samples` samples to a done sweep (see [`crate::sweep::SweepRecord::extend`]):
     /// its results become, byte for byte, those of one sweep of the new
     /// total with the same seed. Refused for a Latin hypercube, whose
     /// strata depend on the sample count.
@@ -319,13 +319,20 @@ impl Coordinator {
             )));
         }
         spec.samples = record.samples.saturating_add(samples);
+        if spec.design == Design::Sobol && spec.samples > u64::from(u32::MAX) {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "sweep {id} uses the Sobol' design, which supports at most {} samples; {} would be more",
+                u32::MAX,
+                spec.samples
+            )));
+        }
         let spec_bytes = spec.to_toml().into_bytes();
         let spec_hash = crate::submission::hash(&spec_bytes);
         let store = self.store();
         let hash = spec_hash.clone();
         blocking(move || Ok(store.put_blob(&hash, &spec_bytes)?)).await?;
         let aggregate = Box::new(self.stored_aggregate(id).await?);
-        self.ask(Change::Extend { sweep: id.clone(), samples, spec_hash, aggregate }).await?;
+        self.ask(Change::Extend { sweep: id.clone(), from: record.samples, samples, spec_hash, aggregate }).await?;
         tracing::info!(sweep = %id, samples, "sweep extended");
         self.changed();
         self.status(id)
@@ -436,7 +443,9 @@ impl Coordinator {
         let id = format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host });
         let worker_id = WorkerId::parse(&id).expect("letters, digits and `-`, at most 3 + 32 + 1 + 16 characters");
         let now = Instant::now();
-        let hostname: String = hostname.chars().take(256).collect();
+        // Shown by `show` and `workers`: no control characters (a terminal
+        // would act on them).
+        let hostname: String = hostname.chars().filter(|c| !c.is_control()).take(256).collect();
         tracing::info!(worker = %worker_id, host = %hostname, threads, "worker joined");
         self.state().register(WorkerInfo {
             id: worker_id.clone(),

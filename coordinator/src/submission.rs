@@ -232,7 +232,8 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
         }
         if spec.design == Design::LatinHypercube {
             return Err(invalid(
-                "a Latin-hypercube sweep cannot stop early (its strata are cut for all its samples);                  use design = \"monte-carlo\" or \"sobol\" with --until-ci",
+                "a Latin-hypercube sweep cannot stop early (its strata are cut for all its samples); \
+                 use design = \"monte-carlo\" or \"sobol\" with --until-ci",
             ));
         }
     }

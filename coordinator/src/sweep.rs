@@ -62,7 +62,8 @@ pub struct Provenance {
     #[serde(default)]
     pub dataset_name: String,
     /// The workers whose results were merged (`host/worker-id`), sorted,
-    /// at most [`MAX_NAMED_WORKERS`]; `more_workers` counts the rest.
+    /// at most [`MAX_NAMED_WORKERS`]; `more_workers` counts the results
+    /// merged from workers beyond them (a record cannot name them all).
     #[serde(default)]
     pub workers: Vec<String>,
     #[serde(default)]

@@ -358,13 +358,22 @@ pub fn status_from_pb(wire: pb::SweepStatus) -> Result<SweepStatus, ProtoError> 
         config_hash: wire.config_hash,
         spec_hash: wire.spec_hash,
         provenance: Provenance {
+            history: {
+                if wire.history_samples.len() != wire.history_half_width.len() {
+                    return Err(ProtoError::Malformed(format!(
+                        "the status's history has {} sample counts for {} half-widths",
+                        wire.history_samples.len(),
+                        wire.history_half_width.len()
+                    )));
+                }
+                wire.history_samples.into_iter().zip(wire.history_half_width).collect()
+            },
             version: wire.version,
             dataset_name: wire.dataset_name,
             submitted_unix: (wire.submitted_unix > 0).then_some(wire.submitted_unix),
             ended_unix: (wire.ended_unix > 0).then_some(wire.ended_unix),
             workers: wire.workers,
             more_workers: wire.more_workers,
-            history: wire.history_samples.into_iter().zip(wire.history_half_width).collect(),
         },
         largest_half_width: wire.largest_half_width,
         until_ci: (wire.until_ci > 0.0).then_some(wire.until_ci),

@@ -84,7 +84,7 @@ pub struct Provenance {
     pub submitted_unix: Option<u64>,
     pub ended_unix: Option<u64>,
     /// The workers whose results were merged (`host/worker-id`), and how
-    /// many more there were.
+    /// many results came from workers beyond those named.
     pub workers: Vec<String>,
     pub more_workers: u64,
     /// (successful samples, largest zone half-width) as results were merged.
