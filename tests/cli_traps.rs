@@ -9,32 +9,6 @@ use std::path::Path;
 
 use common::*;
 
-/// `run DIR ARGS` in `dir`; the output.
-fn ok_in(dir: &Path, args: &[&str]) -> Output {
-    let mut command = zonesweep_command(args);
-    command.current_dir(dir);
-    let output = run_with_timeout(command, MAX_WAIT);
-    assert!(
-        output.status.success(),
-        "zonesweep {args:?} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
-    assert!(!output.stderr.contains("panicked"), "zonesweep {args:?} panicked:\n{}", output.stderr);
-    output
-}
-
-/// `zonesweep ARGS` in `dir`, required to fail cleanly; the stderr.
-fn fails_in(dir: &Path, args: &[&str]) -> String {
-    let mut command = zonesweep_command(args);
-    command.current_dir(dir);
-    let output = run_with_timeout(command, CLI_TIMEOUT);
-    assert!(output.status.code().is_some_and(|c| c != 0), "zonesweep {args:?} should fail: {:?}", output.status);
-    assert!(!output.stderr.contains("panicked"), "zonesweep {args:?} panicked:\n{}", output.stderr);
-    output.stderr
-}
-
 #[test]
 fn threads_is_the_one_name_for_local_worker_threads() {
     for command in ["run", "extend", "worker"] {

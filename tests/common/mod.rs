@@ -108,7 +108,25 @@ pub fn zonesweep(args: &[&str]) -> Output {
 
 /// Require success (and no panic); the output.
 pub fn ok(args: &[&str]) -> Output {
-    let output = zonesweep(args);
+    require_ok(args, zonesweep(args))
+}
+
+/// `zonesweep ARGS` run in `dir` (for the files it reads and writes
+/// there, such as the default `zonesweep.redb`), required to succeed.
+pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
+    let mut command = zonesweep_command(args);
+    command.current_dir(dir);
+    require_ok(args, run_with_timeout(command, MAX_WAIT))
+}
+
+/// `zonesweep ARGS` run in `dir`, required to fail cleanly; the stderr.
+pub fn fails_in(dir: &Path, args: &[&str]) -> String {
+    let mut command = zonesweep_command(args);
+    command.current_dir(dir);
+    require_failure(args, run_with_timeout(command, CLI_TIMEOUT))
+}
+
+fn require_ok(args: &[&str], output: Output) -> Output {
     assert!(
         output.status.success(),
         "zonesweep {args:?} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
@@ -123,7 +141,10 @@ pub fn ok(args: &[&str]) -> Output {
 /// Require a clean failure: a non-zero exit code (not a signal), no panic,
 /// a message on stderr. The stderr.
 pub fn fails(args: &[&str]) -> String {
-    let output = zonesweep(args);
+    require_failure(args, zonesweep(args))
+}
+
+fn require_failure(args: &[&str], output: Output) -> String {
     assert!(!output.status.success(), "zonesweep {args:?} should fail; stdout:\n{}", output.stdout);
     assert!(output.status.code().is_some_and(|c| c != 0), "zonesweep {args:?} ended by a signal: {:?}", output.status);
     assert!(!output.stderr.contains("panicked"), "zonesweep {args:?} panicked:\n{}", output.stderr);
