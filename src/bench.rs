@@ -18,7 +18,7 @@ use zonesweep_proto::pb;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::Aggregate;
-use zonesweep_shared::sweep::runner::SweepRunner;
+use zonesweep_shared::sweep::runner::{Mode, SweepRunner};
 
 use crate::client::{LimitArgs, Remote, SweepArgs, status_error};
 use crate::data::demo_dataset;
@@ -34,12 +34,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         job_size: u64,
     },
-    /// The cost of one sample on this thread, and the share of it the
-    /// regional accumulators (regional peak year, units per zone) take.
+    /// The cost of one sample on this thread by the fast path and by the
+    /// reference chain (the same samples, in the same run), their ratio,
+    /// and the memory one worker thread holds for it.
     Sample {
-        /// Samples of the demonstration dataset to run.
-        #[arg(long, default_value_t = 200)]
+        /// Samples to run by each chain.
+        #[arg(long, default_value_t = 4000)]
         samples: u64,
+        /// Run on a generated dataset of this many units (as `data demo
+        /// --units`) instead of the 81-unit demonstration dataset.
+        #[arg(long)]
+        units: Option<usize>,
     },
     /// Durable completions/s of a coordinator under a fake-worker load.
     Coordinator {
@@ -55,57 +60,68 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Run { samples, job_size } => end_to_end(samples, job_size).await,
-        BenchCommand::Sample { samples } => sample_cost(samples),
+        BenchCommand::Sample { samples, units } => sample_cost(samples, units),
         BenchCommand::Coordinator { jobs, workers } => coordinator_load(jobs, workers).await,
     }
 }
 
-/// Time samples of the demonstration dataset (the chain, the outcome and
-/// [`Aggregate::add`]) and, in the same run, [`Aggregate::add_regional`]
-/// over the same outcomes, repeated until it has run for a while: its cost
-/// as a fraction of a whole sample.
-fn sample_cost(samples: u64) -> Result<()> {
+/// Time the same samples by the reference chain and by the fast path, one
+/// thread, and check the two aggregates are identical.
+fn sample_cost(samples: u64, units: Option<usize>) -> Result<()> {
     if samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let dataset = demo_dataset();
+    let dataset = match units {
+        None => demo_dataset(),
+        Some(n) => zonesweep_shared::data::demo::generate(n, 1).map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
     let config = Config::default();
     let spec = SweepSpec { samples, ..SweepSpec::default() };
     let runner = SweepRunner::new(&dataset, &config, &spec)?;
-    let mut aggregate = Aggregate::empty(runner.shape());
-    let mut outcomes = Vec::new();
-    let started = Instant::now();
-    for k in 0..samples {
-        if let Ok(outcome) = runner.sample(k) {
-            aggregate.add(&outcome);
-            outcomes.push(outcome);
-        }
+    let time = |mode: Mode| {
+        let runner = runner.clone().with_mode(mode);
+        let started = Instant::now();
+        let aggregate = runner.run_range(0..samples);
+        (started.elapsed().as_secs_f64() / samples as f64, aggregate)
+    };
+    // Reference first, then the fast path, then the reference again: the
+    // ratio uses the faster of the two reference runs, so a noisy start does
+    // not flatter the fast path.
+    let (reference_a, reference) = time(Mode::Reference);
+    let (fast, fast_aggregate) = time(Mode::Fast);
+    let (reference_b, _) = time(Mode::Reference);
+    let reference_cost = reference_a.min(reference_b);
+    if fast_aggregate != reference {
+        bail!("the fast path's aggregate differs from the reference chain's: a defect, please report it");
     }
-    let whole = started.elapsed().as_secs_f64();
-    if outcomes.is_empty() {
-        bail!("every sample of the demonstration dataset failed");
+    if reference.samples_ok == 0 {
+        bail!("every sample failed: {:?}", reference.failures.keys().collect::<Vec<_>>());
     }
-    let per_sample = whole / samples as f64;
-    let mut regional = Aggregate::empty(runner.shape());
-    let mut rounds = 0u64;
-    let started = Instant::now();
-    while rounds == 0 || started.elapsed().as_secs_f64() < 0.5 {
-        for outcome in &outcomes {
-            regional.add_regional(std::hint::black_box(outcome));
-        }
-        rounds += 1;
-    }
-    let per_add = started.elapsed().as_secs_f64() / (rounds * outcomes.len() as u64) as f64;
-    std::hint::black_box(&regional);
+    let n_units = dataset.n_units();
     println!(
-        "sample: {samples} samples of the demonstration dataset ({} units) in {whole:.2} s = {:.3} ms per sample (chain, outcome and aggregate)",
-        dataset.n_units(),
-        per_sample * 1e3
+        "sample: {samples} samples of a {n_units}-unit dataset, default spec, one thread ({} failed)",
+        reference.samples_failed()
     );
     println!(
-        "regional accumulators (regional peak year, units per zone): {:.2} µs per sample = {:.2} % of a sample (target < 15 %)",
-        per_add * 1e6,
-        100.0 * per_add / per_sample
+        "  fast path:       {:>9.1} µs per sample = {:>8.0} samples/s = {:.3} µs per unit",
+        fast * 1e6,
+        1.0 / fast,
+        fast * 1e6 / n_units as f64
+    );
+    println!(
+        "  reference chain: {:>9.1} µs per sample = {:>8.0} samples/s (runs {:.1} and {:.1} µs)",
+        reference_cost * 1e6,
+        1.0 / reference_cost,
+        reference_a * 1e6,
+        reference_b * 1e6
+    );
+    println!("  ratio: the fast path is {:.2}× the reference chain; aggregates identical", reference_cost / fast);
+    let memory = runner.thread_memory();
+    println!(
+        "  memory per worker thread: {:.1} KiB of buffers for a sample and {:.1} KiB of pending histogram bins, beside the job's aggregate ({:.1} KiB encoded)",
+        memory.scratch as f64 / 1024.0,
+        memory.accumulator as f64 / 1024.0,
+        prost::Message::encoded_len(&aggregate_to_pb(&fast_aggregate)) as f64 / 1024.0
     );
     Ok(())
 }

@@ -89,20 +89,21 @@ pub struct ChainResult {
 #[derive(Clone, Debug)]
 pub struct PanelTerms {
     /// ln P, ln W, ln IS, ln UR of every row.
-    logs: Vec<[f64; 4]>,
+    pub(crate) logs: Vec<[f64; 4]>,
     /// Per unit: the statistics of P, W, IS, UR.
-    stats: Vec<[DriverStats; 4]>,
+    pub(crate) stats: Vec<[DriverStats; 4]>,
     /// The interval length the statistics were computed with.
     interval_years: u32,
     /// Per year: ln P, ln W, ln IS, ln UR of the region's totals.
-    regional_logs: Vec<[f64; 4]>,
+    pub(crate) regional_logs: Vec<[f64; 4]>,
     /// Per year: the region's total gdp and secondary_gdp.
-    regional_gdp: Vec<f64>,
-    regional_secondary_gdp: Vec<f64>,
+    pub(crate) regional_gdp: Vec<f64>,
+    pub(crate) regional_secondary_gdp: Vec<f64>,
 }
 
 /// Where the row-only drivers sit among the predictors.
-const ROW_ONLY_DRIVERS: [usize; 4] = [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
+pub(crate) const ROW_ONLY_DRIVERS: [usize; 4] =
+    [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
 
 /// Where a value the model takes the logarithm of comes from.
 #[derive(Clone, Copy)]

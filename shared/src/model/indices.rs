@@ -72,20 +72,81 @@ const CLI_GRADES: [(Field, f64); 7] = [
     (Field::Unused, 1.0),
 ];
 
-/// Per-row quantities before the dataset totals are known.
-struct RowTerms {
-    ce: f64,
-    cs_crop: f64,
-    cs_shrub: f64,
-    cs_forest: f64,
-    cs_grass: f64,
-    cs_water: f64,
-    energy_tce: f64,
-    cli: f64,
+/// Per-row quantities before the dataset totals are known; `V` is one row's
+/// f64 or a few rows' lanes ([`X4`]), computed by the same expressions.
+#[derive(Clone, Copy)]
+struct RowTerms<V> {
+    ce: V,
+    cs_crop: V,
+    cs_shrub: V,
+    cs_forest: V,
+    cs_grass: V,
+    cs_water: V,
+    energy_tce: V,
+    cli: V,
+}
+
+impl<V: Lane> RowTerms<V> {
+    /// CS of the row, the sum in the order every use of it takes.
+    fn cs(&self) -> V {
+        self.cs_crop + self.cs_shrub + self.cs_forest + self.cs_grass + self.cs_water
+    }
+}
+
+/// What the index arithmetic is computed on: one f64, or four rows' f64s
+/// side by side with the same operations lane by lane (no fused or
+/// reordered arithmetic, so each lane is bit-identical to the f64 path).
+pub(crate) trait Lane:
+    Copy
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn splat(value: f64) -> Self;
+}
+
+impl Lane for f64 {
+    fn splat(value: f64) -> f64 {
+        value
+    }
+}
+
+/// Four rows' values, one per lane.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct X4(pub [f64; 4]);
+
+macro_rules! lane_op {
+    ($trait:ident, $method:ident, $op:tt) => {
+        impl std::ops::$trait for X4 {
+            type Output = X4;
+            #[inline(always)]
+            fn $method(self, other: X4) -> X4 {
+                X4([self.0[0] $op other.0[0], self.0[1] $op other.0[1], self.0[2] $op other.0[2], self.0[3] $op other.0[3]])
+            }
+        }
+    };
+}
+lane_op!(Add, add, +);
+lane_op!(Sub, sub, -);
+lane_op!(Mul, mul, *);
+lane_op!(Div, div, /);
+
+impl Lane for X4 {
+    #[inline(always)]
+    fn splat(value: f64) -> X4 {
+        X4([value; 4])
+    }
+}
+
+/// Σ of `terms` from −0.0, term by term: exactly `Iterator::sum` of f64.
+#[inline(always)]
+fn sum<V: Lane>(terms: impl Iterator<Item = V>) -> V {
+    terms.fold(V::splat(-0.0), |total, term| total + term)
 }
 
 /// The coefficients arranged for the per-row sums, once per run.
-struct RowCoefficients {
+pub(crate) struct RowCoefficients {
     crop_inputs: [(Field, f64); 6],
     energy: [(Field, f64, f64); 11],
     breathing: f64,
@@ -93,10 +154,12 @@ struct RowCoefficients {
     livestock: [(Field, f64); 4],
     /// (1 − w) / ρ · V per t of yield.
     crops: [(Field, f64); 9],
+    /// The sinks per hm² of shrubland, forest, grassland and water.
+    sinks: [f64; 4],
 }
 
 impl RowCoefficients {
-    fn new(k: &Coefficients) -> RowCoefficients {
+    pub(crate) fn new(k: &Coefficients) -> RowCoefficients {
         RowCoefficients {
             crop_inputs: [
                 (Field::Fertilizer, k.get(c::FERTILIZER)),
@@ -120,38 +183,99 @@ impl RowCoefficients {
                 let (economic, water, absorption) = (k.get(first), k.get(first + 1), k.get(first + 2));
                 (Field::CROPS[i], (1.0 - water) / economic * absorption)
             }),
+            sinks: [c::SINK_SHRUBLAND, c::SINK_FOREST, c::SINK_GRASSLAND, c::SINK_WATER].map(|i| k.get(i)),
         }
     }
 }
 
-fn row_terms(row: &Row, k: &RowCoefficients, sinks: [f64; 4]) -> RowTerms {
-    let v = |f: Field| row[f as usize];
-    let ce_crop: f64 = k.crop_inputs.iter().map(|&(f, coefficient)| coefficient * v(f)).sum();
-    let mut energy_tce = 0.0;
-    let mut energy_carbon = 0.0;
+#[inline(always)]
+fn row_terms<V: Lane>(v: impl Fn(Field) -> V, k: &RowCoefficients) -> RowTerms<V> {
+    let s = V::splat;
+    let ce_crop = sum(k.crop_inputs.iter().map(|&(f, coefficient)| s(coefficient) * v(f)));
+    let mut energy_tce = s(0.0);
+    let mut energy_carbon = s(0.0);
     for &(field, tce, carbon) in &k.energy {
-        let standard_coal = v(field) * tce;
-        energy_tce += standard_coal;
-        energy_carbon += standard_coal * carbon;
+        let standard_coal = v(field) * s(tce);
+        energy_tce = energy_tce + standard_coal;
+        energy_carbon = energy_carbon + standard_coal * s(carbon);
     }
-    let ce_urban = energy_carbon + k.breathing * v(Field::Population);
-    let ce_livestock: f64 = k.livestock.iter().map(|&(f, per_head)| v(f) * per_head).sum();
-    let cs_crop: f64 = k.crops.iter().map(|&(f, factor)| v(f) * factor).sum();
-    let mut graded = 0.0;
-    let mut area = 0.0;
+    let ce_urban = energy_carbon + s(k.breathing) * v(Field::Population);
+    let ce_livestock = sum(k.livestock.iter().map(|&(f, per_head)| v(f) * s(per_head)));
+    let cs_crop = sum(k.crops.iter().map(|&(f, factor)| v(f) * s(factor)));
+    let mut graded = s(0.0);
+    let mut area = s(0.0);
     for (field, grade) in CLI_GRADES {
-        graded += grade * v(field);
-        area += v(field);
+        graded = graded + s(grade) * v(field);
+        area = area + v(field);
     }
     RowTerms {
         ce: ce_crop + ce_urban + ce_livestock,
         cs_crop,
-        cs_shrub: sinks[0] * v(Field::Shrubland),
-        cs_forest: sinks[1] * v(Field::Forest),
-        cs_grass: sinks[2] * v(Field::Grassland),
-        cs_water: sinks[3] * v(Field::Water),
+        cs_shrub: s(k.sinks[0]) * v(Field::Shrubland),
+        cs_forest: s(k.sinks[1]) * v(Field::Forest),
+        cs_grass: s(k.sinks[2]) * v(Field::Grassland),
+        cs_water: s(k.sinks[3]) * v(Field::Water),
         energy_tce,
-        cli: 100.0 * graded / area,
+        cli: s(100.0) * graded / area,
+    }
+}
+
+/// The factors of one year's dataset totals that turn a row's terms into
+/// its indices.
+#[derive(Clone, Copy)]
+struct YearFactors {
+    footprint: f64,
+    ce_per_gdp: f64,
+    ce_per_cs: f64,
+}
+
+impl YearFactors {
+    /// From the year's rows (term and gdp of unit u), summed in unit order.
+    #[inline(always)]
+    fn of(n_units: usize, coefficients: &Coefficients, row: impl Fn(usize) -> (RowTerms<f64>, f64)) -> YearFactors {
+        let nep = |i| coefficients.get(i);
+        let (mut gdp, mut ce, mut cs) = (0.0, 0.0, 0.0);
+        let (mut crop, mut shrub, mut forest, mut grass) = (0.0, 0.0, 0.0, 0.0);
+        for u in 0..n_units {
+            let (term, unit_gdp) = row(u);
+            gdp += unit_gdp;
+            ce += term.ce;
+            cs += term.cs();
+            crop += term.cs_crop;
+            shrub += term.cs_shrub;
+            forest += term.cs_forest;
+            grass += term.cs_grass;
+        }
+        let typed_sink = crop + shrub + forest + grass;
+        let footprint = crop / typed_sink / nep(c::NEP_CROPLAND)
+            + shrub / typed_sink / nep(c::NEP_SHRUBLAND)
+            + forest / typed_sink / nep(c::NEP_FOREST)
+            + grass / typed_sink / nep(c::NEP_GRASSLAND);
+        // (x_i / x_t) / (CE_i / CE_t) = x_i · (CE_t / x_t) / CE_i: one
+        // division per row instead of five.
+        YearFactors { footprint, ce_per_gdp: ce / gdp, ce_per_cs: ce / cs }
+    }
+
+    /// CE, CS, NCE, ECC, ESC, Cf, Ec, Ed of a row (the trended indices, in
+    /// [`IndexKey::TRENDED`] order).
+    #[inline(always)]
+    fn indices<V: Lane>(&self, term: &RowTerms<V>, gdp: V) -> [V; 8] {
+        let s = V::splat;
+        let unit_ce = term.ce;
+        let unit_cs = term.cs();
+        let per_unit_ce = s(1.0) / unit_ce;
+        let cf = unit_ce * s(self.footprint);
+        let ec = unit_cs * s(self.footprint);
+        [
+            unit_ce,
+            unit_cs,
+            unit_ce - unit_cs,
+            gdp * s(self.ce_per_gdp) * per_unit_ce,
+            unit_cs * s(self.ce_per_cs) * per_unit_ce,
+            cf,
+            ec,
+            cf - ec,
+        ]
     }
 }
 
@@ -161,52 +285,115 @@ fn row_terms(row: &Row, k: &RowCoefficients, sinks: [f64; 4]) -> RowTerms {
 pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Indices {
     let n_units = rows.len() / n_years;
     let row_coefficients = RowCoefficients::new(coefficients);
-    let sinks = [c::SINK_SHRUBLAND, c::SINK_FOREST, c::SINK_GRASSLAND, c::SINK_WATER].map(|i| coefficients.get(i));
-    let terms: Vec<RowTerms> = rows.iter().map(|row| row_terms(row, &row_coefficients, sinks)).collect();
+    let terms: Vec<RowTerms<f64>> = rows.iter().map(|row| row_terms(|f| row[f as usize], &row_coefficients)).collect();
     let n = rows.len();
     let mut values: [Vec<f64>; 9] = std::array::from_fn(|_| vec![0.0; n]);
-    let nep = |i| coefficients.get(i);
     for t in 0..n_years {
-        // Dataset totals of year t, summed in unit order.
-        let (mut gdp, mut ce, mut cs) = (0.0, 0.0, 0.0);
-        let (mut crop, mut shrub, mut forest, mut grass) = (0.0, 0.0, 0.0, 0.0);
+        let factors = YearFactors::of(n_units, coefficients, |u| {
+            let i = u * n_years + t;
+            (terms[i], rows[i][Field::Gdp as usize])
+        });
         for u in 0..n_units {
             let i = u * n_years + t;
-            let term = &terms[i];
-            gdp += rows[i][Field::Gdp as usize];
-            ce += term.ce;
-            cs += term.cs_crop + term.cs_shrub + term.cs_forest + term.cs_grass + term.cs_water;
-            crop += term.cs_crop;
-            shrub += term.cs_shrub;
-            forest += term.cs_forest;
-            grass += term.cs_grass;
-        }
-        let typed_sink = crop + shrub + forest + grass;
-        let footprint_factor = crop / typed_sink / nep(c::NEP_CROPLAND)
-            + shrub / typed_sink / nep(c::NEP_SHRUBLAND)
-            + forest / typed_sink / nep(c::NEP_FOREST)
-            + grass / typed_sink / nep(c::NEP_GRASSLAND);
-        // (x_i / x_t) / (CE_i / CE_t) = x_i · (CE_t / x_t) / CE_i: one
-        // division per row instead of five.
-        let (ce_per_gdp, ce_per_cs) = (ce / gdp, ce / cs);
-        for u in 0..n_units {
-            let i = u * n_years + t;
-            let term = &terms[i];
-            let unit_ce = term.ce;
-            let unit_cs = term.cs_crop + term.cs_shrub + term.cs_forest + term.cs_grass + term.cs_water;
-            let per_unit_ce = 1.0 / unit_ce;
-            let cf = unit_ce * footprint_factor;
-            let ec = unit_cs * footprint_factor;
-            values[IndexKey::CE as usize][i] = unit_ce;
-            values[IndexKey::CS as usize][i] = unit_cs;
-            values[IndexKey::NCE as usize][i] = unit_ce - unit_cs;
-            values[IndexKey::ECC as usize][i] = rows[i][Field::Gdp as usize] * ce_per_gdp * per_unit_ce;
-            values[IndexKey::ESC as usize][i] = unit_cs * ce_per_cs * per_unit_ce;
-            values[IndexKey::Cf as usize][i] = cf;
-            values[IndexKey::Ec as usize][i] = ec;
-            values[IndexKey::Ed as usize][i] = cf - ec;
-            values[IndexKey::CLI as usize][i] = term.cli;
+            let trended = factors.indices(&terms[i], rows[i][Field::Gdp as usize]);
+            for (key, value) in IndexKey::TRENDED.iter().zip(trended) {
+                values[*key as usize][i] = value;
+            }
+            values[IndexKey::CLI as usize][i] = terms[i].cli;
         }
     }
     Indices { n_units, n_years, values, energy_tce: terms.iter().map(|t| t.energy_tce).collect() }
+}
+
+/// The panel's fields year-major for [`compute_year_major`]: field f of
+/// unit u in year t at `[f][t * width + u]`, `width` ≥ the number of units
+/// (the padding lanes hold zeros).
+#[derive(Clone, Debug)]
+pub struct YearMajorPanel {
+    pub n_units: usize,
+    pub n_years: usize,
+    pub width: usize,
+    columns: Vec<Vec<f64>>,
+}
+
+impl YearMajorPanel {
+    /// From unit-major rows; `width` is rounded up to a multiple of 8.
+    pub fn new(rows: &[Row], n_years: usize, width: usize) -> YearMajorPanel {
+        let n_units = rows.len() / n_years.max(1);
+        let width = width.max(n_units).div_ceil(8) * 8;
+        let mut columns = vec![vec![0.0; n_years * width]; crate::data::fields::N_FIELDS];
+        for (i, row) in rows.iter().enumerate() {
+            let (u, t) = (i / n_years, i % n_years);
+            for (f, column) in columns.iter_mut().enumerate() {
+                column[t * width + u] = row[f];
+            }
+        }
+        YearMajorPanel { n_units, n_years, width, columns }
+    }
+
+    pub fn column(&self, field: Field) -> &[f64] {
+        &self.columns[field as usize]
+    }
+}
+
+/// [`compute`]'s trended indices and energy use, year-major like `panel`
+/// (padding lanes hold whatever their zeros give), into buffers a sweep
+/// reuses: `trended[i]` the i-th of [`IndexKey::TRENDED`]. Every value is
+/// bit-identical to [`compute`]'s: the same expressions, four rows at a
+/// time. CLI, which no coefficient changes, is not computed.
+#[inline(always)]
+pub fn compute_year_major(
+    panel: &YearMajorPanel,
+    coefficients: &Coefficients,
+    terms: &mut Vec<[f64; 7]>,
+    trended: &mut [Vec<f64>; 8],
+    energy_tce: &mut Vec<f64>,
+) {
+    let (n_units, n_years, width) = (panel.n_units, panel.n_years, panel.width);
+    let n = n_years * width;
+    let k = RowCoefficients::new(coefficients);
+    // Every element is written below: the buffers are only sized.
+    terms.resize(n, [0.0; 7]);
+    energy_tce.resize(n, 0.0);
+    for values in trended.iter_mut() {
+        values.resize(n, 0.0);
+    }
+    let at4 = |f: Field, r: usize| X4(panel.columns[f as usize][r..r + 4].try_into().expect("4 lanes"));
+    for r in (0..n).step_by(4) {
+        let term = row_terms(|f| at4(f, r), &k);
+        for lane in 0..4 {
+            terms[r + lane] = [
+                term.ce.0[lane],
+                term.cs_crop.0[lane],
+                term.cs_shrub.0[lane],
+                term.cs_forest.0[lane],
+                term.cs_grass.0[lane],
+                term.cs_water.0[lane],
+                term.energy_tce.0[lane],
+            ];
+            energy_tce[r + lane] = term.energy_tce.0[lane];
+        }
+    }
+    let unpack = |t: &[f64; 7]| RowTerms {
+        ce: t[0],
+        cs_crop: t[1],
+        cs_shrub: t[2],
+        cs_forest: t[3],
+        cs_grass: t[4],
+        cs_water: t[5],
+        energy_tce: t[6],
+        cli: 0.0,
+    };
+    let gdp = panel.column(Field::Gdp);
+    for t in 0..n_years {
+        let row0 = t * width;
+        let factors = YearFactors::of(n_units, coefficients, |u| (unpack(&terms[row0 + u]), gdp[row0 + u]));
+        for u in 0..n_units {
+            let i = row0 + u;
+            let values = factors.indices(&unpack(&terms[i]), gdp[i]);
+            for (column, value) in trended.iter_mut().zip(values) {
+                column[i] = value;
+            }
+        }
+    }
 }

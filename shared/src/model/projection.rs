@@ -138,6 +138,27 @@ pub fn project_unit(
     coefficients: &[f64; N_PREDICTORS],
     base_year: i32,
 ) -> Result<UnitProjection, ChainError> {
+    // In i64: no overflow for any pair of years (callers bound them).
+    let n_years = (i64::from(config.horizon) - i64::from(base_year)).max(0) as usize + 1;
+    let mut ce = vec![0.0; n_years];
+    let (peak_year, neutral) =
+        project_unit_into(unit, scenario, config, adjustments, coefficients, base_year, &mut ce)?;
+    Ok(UnitProjection { ce, peak_year, neutral })
+}
+
+/// [`project_unit`] writing CE for the years T₀ … horizon into `ce` (of
+/// exactly that length) and returning the peak year and neutrality: the one
+/// implementation, which a sweep calls with a buffer it reuses.
+#[inline(always)]
+pub fn project_unit_into(
+    unit: &UnitBase<'_>,
+    scenario: Scenario,
+    config: &ScenarioConfig,
+    adjustments: &RuleAdjustments,
+    coefficients: &[f64; N_PREDICTORS],
+    base_year: i32,
+    ce: &mut [f64],
+) -> Result<(Option<i32>, bool), ChainError> {
     let rules = config.rules(scenario);
     let s = scenario as usize;
     let resolved: [[Resolved; 2]; N_PREDICTORS] = std::array::from_fn(|d| {
@@ -151,10 +172,7 @@ pub fn project_unit(
             )
         })
     });
-    // In i64: no overflow for any pair of years (callers bound them).
-    let n_years = (i64::from(config.horizon) - i64::from(base_year)).max(0) as usize + 1;
-    let mut ce = Vec::with_capacity(n_years);
-    ce.push(unit.ce_base);
+    ce[0] = unit.ce_base;
     // ln(1 + rate) of every rule, once: an uncapped year adds it to the
     // driver's log-ratio ln v_t − ln v_T₀. Uncapped drivers change CE by the
     // same amount every year of a period, so only capped ones are followed
@@ -169,62 +187,107 @@ pub fn project_unit(
             }
         }
     }
-    let mut followed = [0usize; N_PREDICTORS];
+    // The capped drivers, followed year by year, with each period's rule.
+    #[derive(Clone, Copy)]
+    struct Followed {
+        driver: usize,
+        level: f64,
+        /// 1 + the rate, per period.
+        growth: [f64; 2],
+        cap: [Option<f64>; 2],
+        /// coefficient · ln(1 + rate), per period: the change of a year
+        /// in which the driver grows below its cap.
+        change: [f64; 2],
+    }
+    let unfollowed = Followed { driver: 0, level: 0.0, growth: [0.0; 2], cap: [None; 2], change: [0.0; 2] };
+    let mut followed = [unfollowed; N_PREDICTORS];
     let mut n_followed = 0;
+    let mut fixed_levels_positive = true;
     for d in 0..N_PREDICTORS {
+        let last = unit.stats[d].last;
         if resolved[d].iter().any(|r| r.cap.is_some()) {
-            followed[n_followed] = d;
+            followed[n_followed] = Followed {
+                driver: d,
+                level: last,
+                growth: std::array::from_fn(|p| 1.0 + resolved[d][p].rate),
+                cap: std::array::from_fn(|p| resolved[d][p].cap),
+                change: std::array::from_fn(|p| coefficients[d] * ln_growth[d][p]),
+            };
             n_followed += 1;
+        } else {
+            // Only followed levels move; the others keep their base-year
+            // value, so whether every level stays positive is known now.
+            fixed_levels_positive &= last > 0.0;
         }
     }
-    let mut level: [f64; N_PREDICTORS] = std::array::from_fn(|d| unit.stats[d].last);
+    let followed = &mut followed[..n_followed];
     // CE_t = CE_T₀ · exp(Σ coef·(ln v_t − ln v_T₀)) is advanced year by year as
     // CE_t = CE_{t−1} · exp(Σ coef·Δ ln v_t); the factor is recomputed only
     // when the yearly change differs, so drivers that do not move keep CE
-    // exactly flat and a steady period costs one exp.
+    // exactly flat and a steady period costs one exp. The peak (the first
+    // largest value) is followed on the way. Years up to the milestone are
+    // the first period, later ones the second.
     let mut current = unit.ce_base;
     let mut last_change = 0.0;
     let mut last_factor = 1.0;
-    for year in base_year.saturating_add(1)..=config.horizon {
-        let period = usize::from(year > config.milestone);
-        let mut change = steady_change[period];
-        for &d in &followed[..n_followed] {
-            let rule = resolved[d][period];
-            let previous = level[d];
-            let advanced = previous * (1.0 + rule.rate);
-            match rule.cap {
-                None => level[d] = advanced,
-                Some(cap) if previous > cap => {}
-                Some(cap) if advanced > cap => {
-                    level[d] = cap;
-                    if cap != previous {
-                        change += coefficients[d] * (cap / previous).ln();
+    let mut peak = (0usize, unit.ce_base);
+    let first_year = base_year.saturating_add(1);
+    let periods = [
+        (first_year, config.milestone.min(config.horizon)),
+        (config.milestone.saturating_add(1).max(first_year), config.horizon),
+    ];
+    let mut i = 0;
+    for (period, (from, to)) in periods.into_iter().enumerate() {
+        for year in from..=to {
+            let mut change = steady_change[period];
+            let mut followed_positive = true;
+            for f in followed.iter_mut() {
+                let previous = f.level;
+                let advanced = previous * f.growth[period];
+                match f.cap[period] {
+                    None => f.level = advanced,
+                    Some(cap) if previous > cap => {}
+                    Some(cap) if advanced > cap => {
+                        f.level = cap;
+                        if cap != previous {
+                            change += coefficients[f.driver] * (cap / previous).ln();
+                        }
+                    }
+                    Some(_) => {
+                        f.level = advanced;
+                        change += f.change[period];
                     }
                 }
-                Some(_) => {
-                    level[d] = advanced;
-                    change += coefficients[d] * ln_growth[d][period];
-                }
+                followed_positive &= f.level > 0.0;
+            }
+            if change != last_change {
+                last_change = change;
+                last_factor = exp_when_changed(change);
+            }
+            current *= last_factor;
+            // A rate at or below −100 % drives a level to zero or below; its
+            // logarithm, and so the change, is then not finite.
+            if !current.is_finite() || !change.is_finite() || !fixed_levels_positive || !followed_positive {
+                return Err(ChainError::Projection { unit: unit.unit_id.to_owned(), scenario: scenario.key(), year });
+            }
+            i += 1;
+            ce[i] = current;
+            if current > peak.1 {
+                peak = (i, current);
             }
         }
-        if change != last_change {
-            last_change = change;
-            last_factor = change.exp();
-        }
-        current *= last_factor;
-        // A rate at or below −100 % drives a level to zero or below; its
-        // logarithm, and so the change, is then not finite.
-        if !current.is_finite() || !change.is_finite() || level[..].iter().any(|v| !(*v > 0.0)) {
-            return Err(ChainError::Projection { unit: unit.unit_id.to_owned(), scenario: scenario.key(), year });
-        }
-        ce.push(current);
     }
-    let horizon_ce = *ce.last().expect("at least the base year");
-    Ok(UnitProjection {
-        peak_year: peak_year(&ce, base_year, config.horizon),
-        neutral: horizon_ce <= unit.cs_horizon,
-        ce,
-    })
+    let horizon_ce = ce[ce.len() - 1];
+    let year = base_year.saturating_add(i32::try_from(peak.0).unwrap_or(i32::MAX));
+    Ok(((year != config.horizon).then_some(year), horizon_ce <= unit.cs_horizon))
+}
+
+/// `x.exp()`, kept out of line: inlined, the compiler may compute it on
+/// every pass of the loop above (the intrinsic counts as cheap and free of
+/// effects) although it is needed only when the yearly change differs.
+#[inline(never)]
+fn exp_when_changed(x: f64) -> f64 {
+    x.exp()
 }
 
 /// The peak rule of a CE series for the years `base_year`, `base_year + 1`,

@@ -11,13 +11,23 @@ pub fn sen_slope(x: &[f64]) -> f64 {
     if n < 2 {
         return 0.0;
     }
-    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    sen_slope_in(x, &mut Vec::with_capacity(n * (n - 1) / 2))
+}
+
+/// [`sen_slope`] with the pairwise slopes in `slopes` (cleared first), so a
+/// caller that repeats it allocates once.
+pub fn sen_slope_in(x: &[f64], slopes: &mut Vec<f64>) -> f64 {
+    let n = x.len();
+    if n < 2 {
+        return 0.0;
+    }
+    slopes.clear();
     for j in 1..n {
         for k in 0..j {
             slopes.push((x[j] - x[k]) / (j - k) as f64);
         }
     }
-    median_in_place(&mut slopes)
+    median_in_place(slopes)
 }
 
 /// The median of a non-empty slice, reordering it.
@@ -63,7 +73,7 @@ pub fn mann_kendall(x: &[f64]) -> MannKendall {
     }
     // Tie groups only matter when some pair is equal; most series have none.
     let tie_term = if equal_pairs > 0 { tie_correction(x) } else { 0 };
-    finish(s, tie_term, n)
+    mann_kendall_finish(s, tie_term, n)
 }
 
 /// [`mann_kendall`] of many series of equal length at once: `values` holds
@@ -74,9 +84,7 @@ pub fn mann_kendall_many(values: &[f64], n_series: usize, n: usize) -> Vec<MannK
     assert_eq!(values.len(), n_series * n, "n_series series of n values");
     // Year-major, padded to whole blocks of LANES series so every block has
     // the same shape; the padding lanes are computed and ignored.
-    const LANES: usize = 8;
-    let blocks = n_series.div_ceil(LANES);
-    let width = blocks * LANES;
+    let width = n_series.div_ceil(MK_LANES) * MK_LANES;
     let mut by_year = vec![0.0; n * width];
     for (series, chunk) in values.chunks_exact(n.max(1)).enumerate() {
         for (t, v) in chunk.iter().enumerate() {
@@ -85,38 +93,60 @@ pub fn mann_kendall_many(values: &[f64], n_series: usize, n: usize) -> Vec<MannK
     }
     let mut s = vec![0i64; width];
     let mut equal_pairs = vec![0i64; width];
-    for block in 0..blocks {
-        let lane0 = block * LANES;
-        // Counters in registers for a block of series over every pair;
-        // 64-bit like the f64 comparison masks, so the lanes vectorize.
-        let mut block_s = [0i64; LANES];
-        let mut block_equal = [0i64; LANES];
-        for k in 0..n {
-            let earlier: &[f64; LANES] = by_year[k * width + lane0..][..LANES].try_into().expect("a whole block");
-            for j in (k + 1)..n {
-                let later: &[f64; LANES] = by_year[j * width + lane0..][..LANES].try_into().expect("a whole block");
-                for u in 0..LANES {
-                    let (a, b) = (later[u], earlier[u]);
-                    block_s[u] += i64::from(a > b) - i64::from(a < b);
-                    block_equal[u] += i64::from(a == b);
-                }
-            }
-        }
-        s[lane0..lane0 + LANES].copy_from_slice(&block_s);
-        equal_pairs[lane0..lane0 + LANES].copy_from_slice(&block_equal);
-    }
+    mann_kendall_counts(&by_year, width, n, &mut s, &mut equal_pairs);
     (0..n_series)
         .map(|series| {
             let tie_term =
                 if equal_pairs[series] > 0 { tie_correction(&values[series * n..(series + 1) * n]) } else { 0 };
-            finish(s[series], tie_term, n)
+            mann_kendall_finish(s[series], tie_term, n)
         })
         .collect()
 }
 
+/// The block width of [`mann_kendall_counts`].
+pub const MK_LANES: usize = 8;
+
+/// S and the number of pairs neither greater nor less (exactly equal, or
+/// involving a NaN) of `width` series (a multiple of [`MK_LANES`]) of `n`
+/// values stored year-major: value t of series u at `by_year[t * width + u]`.
+/// The kernel of [`mann_kendall_many`]; a sweep calls it on indices it
+/// computed year-major. (A pair with a NaN makes its series' tie term be
+/// computed, which then finds no tie in it: the result is the same.)
+#[inline(always)]
+pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64], equal_pairs: &mut [i64]) {
+    assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && equal_pairs.len() >= width);
+    let pairs = (n * n.saturating_sub(1) / 2) as i64;
+    for lane0 in (0..width).step_by(MK_LANES) {
+        // Counters in registers for a block of series over every pair;
+        // 64-bit like the f64 comparison masks, so the lanes vectorize.
+        let mut greater = [0i64; MK_LANES];
+        let mut less = [0i64; MK_LANES];
+        let block =
+            |row: &[f64]| -> [f64; MK_LANES] { row[lane0..lane0 + MK_LANES].try_into().expect("a whole block") };
+        for (k, earlier) in by_year.chunks_exact(width).take(n).enumerate() {
+            let earlier = block(earlier);
+            for later in by_year.chunks_exact(width).take(n).skip(k + 1) {
+                let later = block(later);
+                for u in 0..MK_LANES {
+                    greater[u] += i64::from(later[u] > earlier[u]);
+                    less[u] += i64::from(later[u] < earlier[u]);
+                }
+            }
+        }
+        for u in 0..MK_LANES {
+            s[lane0 + u] = greater[u] - less[u];
+            equal_pairs[lane0 + u] = pairs - greater[u] - less[u];
+        }
+    }
+}
+
 /// Σ_g t_g(t_g−1)(2t_g+5) over the groups of exactly equal values.
-fn tie_correction(x: &[f64]) -> i64 {
-    let mut sorted = x.to_vec();
+pub fn tie_correction(x: &[f64]) -> i64 {
+    tie_correction_in(&mut x.to_vec())
+}
+
+/// [`tie_correction`] of `x`, reordering it.
+pub fn tie_correction_in(sorted: &mut [f64]) -> i64 {
     sorted.sort_unstable_by(f64::total_cmp);
     let mut tie_term = 0;
     let mut start = 0;
@@ -132,8 +162,8 @@ fn tie_correction(x: &[f64]) -> i64 {
     tie_term
 }
 
-/// Var(S) and Z from S and the tie term.
-fn finish(s: i64, tie_term: i64, n: usize) -> MannKendall {
+/// Var(S) and Z from S and the tie term of a series of n values.
+pub fn mann_kendall_finish(s: i64, tie_term: i64, n: usize) -> MannKendall {
     let n = n as i64;
     let var_s = (n * (n - 1) * (2 * n + 5) - tie_term) as f64 / 18.0;
     let s = s as f64;

@@ -42,7 +42,7 @@ pub struct UnitOutcome {
 }
 
 /// Everything one sample yields.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     pub units: Vec<UnitOutcome>,
     /// Total CE of all units per projected year T₀…horizon, per scenario.
@@ -248,6 +248,33 @@ impl Aggregate {
 
     /// Count one successful sample.
     pub fn add(&mut self, outcome: &Outcome) {
+        self.add_counts(outcome);
+        let shape = self.shape;
+        let n = shape.n_units;
+        for (u, unit) in outcome.units.iter().enumerate() {
+            for (s, scenario) in unit.scenarios.iter().enumerate() {
+                if let Some(ce) = scenario.ce_milestone {
+                    self.ce_milestone[s * n + u].add(ce);
+                }
+                self.ce_horizon[s * n + u].add(scenario.ce_horizon);
+            }
+        }
+        let years = shape.n_projected_years();
+        for (s, series) in outcome.regional_ce.iter().enumerate() {
+            for (t, value) in series.iter().enumerate().take(years) {
+                self.regional_ce[s * years + t].add(*value);
+            }
+        }
+        for (histogram, value) in self.coefficients.iter_mut().zip(outcome.coefficients) {
+            histogram.add(value);
+        }
+        self.r2.add(outcome.r2);
+        self.k.add(outcome.k);
+    }
+
+    /// The part of [`Aggregate::add`] that counts into tables (every count
+    /// but the histograms'), which the sweep's accumulator shares.
+    pub(crate) fn add_counts(&mut self, outcome: &Outcome) {
         let shape = self.shape;
         let n = shape.n_units;
         assert_eq!(outcome.units.len(), n, "an outcome of this sweep's dataset");
@@ -267,24 +294,9 @@ impl Aggregate {
                 };
                 self.peak_counts.row_mut(s * n + u)[bin] += 1;
                 self.neutral_counts.row_mut(s)[u] += u64::from(scenario.neutral);
-                if let Some(ce) = scenario.ce_milestone {
-                    self.ce_milestone[s * n + u].add(ce);
-                }
-                self.ce_horizon[s * n + u].add(scenario.ce_horizon);
-            }
-        }
-        let years = shape.n_projected_years();
-        for (s, series) in outcome.regional_ce.iter().enumerate() {
-            for (t, value) in series.iter().enumerate().take(years) {
-                self.regional_ce[s * years + t].add(*value);
             }
         }
         self.add_regional(outcome);
-        for (histogram, value) in self.coefficients.iter_mut().zip(outcome.coefficients) {
-            histogram.add(value);
-        }
-        self.r2.add(outcome.r2);
-        self.k.add(outcome.k);
     }
 
     /// Count one successful sample's regional answers: the regional peak

@@ -101,12 +101,19 @@ impl Plan {
     /// keys, and for Sobol' from dimensions d..2d of the same point (d the
     /// uncertain parameters; the plan refuses 2d beyond the generator's).
     pub(crate) fn uniforms_of(&self, k: u64, side: Side) -> Vec<f64> {
+        let mut u = Vec::with_capacity(self.dimensions.len());
+        self.uniforms_into(k, side, &mut u);
+        u
+    }
+
+    /// [`Plan::uniforms_of`] into `u` (cleared first), which a sweep reuses.
+    pub(crate) fn uniforms_into(&self, k: u64, side: Side, u: &mut Vec<f64>) {
+        u.clear();
         let (parameters, permutation) = match side {
             Side::A => (DOMAIN_PARAMETERS, DOMAIN_PERMUTATION),
             Side::B => (DOMAIN_PARAMETERS_B, DOMAIN_PERMUTATION_B),
         };
         let mut rng = stream(self.seed, parameters, k);
-        let mut u = Vec::with_capacity(self.dimensions.len());
         let mut sobol_dimension = match side {
             Side::A => 0u32,
             Side::B => self.dimensions.iter().filter(|d| !d.distribution.is_fixed()).count() as u32,
@@ -137,7 +144,6 @@ impl Plan {
             };
             u.push(value);
         }
-        u
     }
 }
 

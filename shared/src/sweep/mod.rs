@@ -11,6 +11,7 @@ pub mod answers;
 pub mod count_table;
 pub mod design;
 pub mod distribution;
+pub mod fast;
 pub mod histogram;
 pub mod plan;
 pub mod runner;

@@ -10,6 +10,7 @@ use crate::model::chain::{self, Detail, PanelTerms, Parameters};
 use crate::model::config::Config;
 use crate::sweep::aggregate::{Aggregate, Outcome, Shape};
 use crate::sweep::design::Side;
+use crate::sweep::fast::{Accumulator, FastChain, Scratch};
 use crate::sweep::sensitivity::SensitivitySums;
 use crate::sweep::{Plan, SweepError, SweepSpec};
 
@@ -23,6 +24,34 @@ pub struct SweepRunner<'a> {
     /// length the plan can draw, reused by every sample without data noise;
     /// `Err` when those rows cannot be modelled at all.
     terms: Vec<(u32, Result<PanelTerms, ChainError>)>,
+    /// The fast path's per-runner data, when the sweep can take it: no
+    /// data noise, no sensitivity design.
+    fast: Option<FastChain>,
+    mode: Mode,
+}
+
+/// Bytes one thread holds to run samples: [`SweepRunner::thread_memory`].
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadMemory {
+    pub scratch: usize,
+    pub accumulator: usize,
+}
+
+/// Which chain [`SweepRunner::run_range`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The fast path ([`crate::sweep::fast`]) where the sweep allows it,
+    /// the reference chain otherwise and for any sample the fast path
+    /// leaves to it.
+    #[default]
+    Fast,
+    /// The reference chain only: [`chain::run_with_rows`], [`Outcome::new`]
+    /// and [`Aggregate::add`], sample by sample.
+    Reference,
+    /// Both, comparing every sample's outcome bit for bit and the two
+    /// aggregates at the end; a difference is a defect of this program and
+    /// stops the run with a panic that names the sample and what differs.
+    Verify,
 }
 
 impl<'a> SweepRunner<'a> {
@@ -50,7 +79,19 @@ impl<'a> SweepRunner<'a> {
             .into_iter()
             .map(|years| (years, PanelTerms::new(dataset, dataset.rows(), years)))
             .collect();
-        Ok(SweepRunner { dataset, config, plan, terms })
+        let fast = (!plan.has_noise() && plan.sensitivity.is_none()).then(|| FastChain::new(dataset, config)).flatten();
+        Ok(SweepRunner { dataset, config, plan, terms, fast, mode: Mode::default() })
+    }
+
+    /// The same runner running `mode`'s chain.
+    pub fn with_mode(self, mode: Mode) -> SweepRunner<'a> {
+        SweepRunner { mode, ..self }
+    }
+
+    /// Whether [`Mode::Fast`] takes the fast path for this sweep (it does
+    /// not for data noise or a sensitivity design).
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     pub fn plan(&self) -> &Plan {
@@ -184,14 +225,123 @@ impl<'a> SweepRunner<'a> {
         }
     }
 
-    /// The aggregate of samples `range`, in order.
+    /// The aggregate of samples `range`, in order, by the runner's [`Mode`].
     pub fn run_range(&self, range: Range<u64>) -> Aggregate {
-        let mut aggregate = self.empty_aggregate();
-        for k in range {
-            self.add_sample(&mut aggregate, k);
+        match (&self.fast, self.mode) {
+            (None, _) | (_, Mode::Reference) => {
+                let mut aggregate = self.empty_aggregate();
+                for k in range {
+                    self.add_sample(&mut aggregate, k);
+                }
+                aggregate
+            }
+            (Some(fast), Mode::Fast) => {
+                let mut scratch = Scratch::default();
+                let mut accumulator = Accumulator::new(self.empty_aggregate());
+                for k in range {
+                    self.add_fast_sample(fast, &mut scratch, &mut accumulator, k);
+                }
+                accumulator.finish()
+            }
+            (Some(fast), Mode::Verify) => self.verify_range(fast, range),
         }
+    }
+
+    /// The memory one thread running this sweep's samples holds beside the
+    /// job's aggregate: the fast path's buffers after a sample, and its
+    /// pending histogram bins (zero on the reference chain, which holds a
+    /// sample's intermediate results only while it runs).
+    pub fn thread_memory(&self) -> ThreadMemory {
+        let Some(fast) = &self.fast else {
+            return ThreadMemory { scratch: 0, accumulator: 0 };
+        };
+        let mut scratch = Scratch::default();
+        self.fast_outcome(fast, &mut scratch, 0);
+        let accumulator = Accumulator::new(self.empty_aggregate());
+        ThreadMemory { scratch: scratch.heap_bytes(), accumulator: accumulator.heap_bytes() }
+    }
+
+    /// Sample k by the fast path into `scratch.outcome`, `false` when it
+    /// leaves the sample to the reference chain.
+    fn fast_outcome(&self, fast: &FastChain, scratch: &mut Scratch, k: u64) -> bool {
+        let mut uniforms = std::mem::take(&mut scratch.uniforms);
+        self.plan.uniforms_into(k, Side::A, &mut uniforms);
+        let parameters = self.plan.parameters(self.config, &uniforms);
+        scratch.uniforms = uniforms;
+        let Some((_, Ok(terms))) = self.terms.iter().find(|(years, _)| *years == parameters.readings.interval_years)
+        else {
+            return false;
+        };
+        fast.outcome_into(self.dataset, self.config, terms, &parameters, scratch).is_ok()
+    }
+
+    fn add_fast_sample(&self, fast: &FastChain, scratch: &mut Scratch, accumulator: &mut Accumulator, k: u64) {
+        if self.fast_outcome(fast, scratch, k) {
+            accumulator.add(&scratch.outcome);
+            return;
+        }
+        match self.sample(k) {
+            Ok(outcome) => accumulator.add(&outcome),
+            Err(error) => accumulator.aggregate_mut().add_failure(k, &error.kind(), &format!("sample {k}: {error}")),
+        }
+    }
+
+    /// [`Mode::Verify`]: both chains on every sample, compared.
+    fn verify_range(&self, fast: &FastChain, range: Range<u64>) -> Aggregate {
+        let mut scratch = Scratch::default();
+        let mut accumulator = Accumulator::new(self.empty_aggregate());
+        let mut reference = self.empty_aggregate();
+        for k in range {
+            let by_fast_path = self.fast_outcome(fast, &mut scratch, k);
+            match self.sample(k) {
+                Ok(outcome) => {
+                    if by_fast_path {
+                        if let Some(difference) = first_difference(&scratch.outcome, &outcome) {
+                            panic!("verify: sample {k}: the fast path and the reference chain differ: {difference}");
+                        }
+                    }
+                    reference.add(&outcome);
+                }
+                Err(error) => {
+                    assert!(
+                        !by_fast_path,
+                        "verify: sample {k}: the fast path succeeded where the reference failed: {error}"
+                    );
+                    reference.add_failure(k, &error.kind(), &format!("sample {k}: {error}"));
+                }
+            }
+            self.add_fast_sample(fast, &mut scratch, &mut accumulator, k);
+        }
+        let aggregate = accumulator.finish();
+        assert!(aggregate == reference, "verify: the fast path's aggregate differs from the reference chain's");
         aggregate
     }
+}
+
+/// The first field in which two outcomes differ, comparing numbers bit for
+/// bit (their `Debug` text is the shortest text that reads back to the same
+/// bits), or `None` when they are identical.
+fn first_difference(fast: &Outcome, reference: &Outcome) -> Option<String> {
+    if fast.units.len() != reference.units.len() {
+        return Some(format!("{} units and {}", fast.units.len(), reference.units.len()));
+    }
+    for (u, (a, b)) in fast.units.iter().zip(&reference.units).enumerate() {
+        let (a, b) = (format!("{a:?}"), format!("{b:?}"));
+        if a != b {
+            return Some(format!("unit {u}: fast {a}, reference {b}"));
+        }
+    }
+    for (s, (a, b)) in fast.regional_ce.iter().zip(&reference.regional_ce).enumerate() {
+        let (a, b) = (format!("{a:?}"), format!("{b:?}"));
+        if a != b {
+            return Some(format!("regional CE of scenario {s}: fast {a}, reference {b}"));
+        }
+    }
+    let (a, b) = (
+        format!("{:?} {:?} {:?}", fast.coefficients, fast.r2, fast.k),
+        format!("{:?} {:?} {:?}", reference.coefficients, reference.r2, reference.k),
+    );
+    (a != b).then(|| format!("coefficients, R², K: fast {a}, reference {b}"))
 }
 
 /// Which noisy rows a sample's run uses: A's, B's, or group g's mix.

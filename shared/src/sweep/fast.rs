@@ -1,0 +1,544 @@
+//! The sweep's fast path: the chain of [`crate::model::chain`] reorganised
+//! for many samples of one dataset, with the same arithmetic.
+//!
+//! Every number the fast path computes is computed by the same operations
+//! in the same order as the reference chain ([`chain::run_with_rows`] →
+//! [`Outcome::new`]), so each sample's [`Outcome`] is bit-identical to the
+//! reference's, not merely close; what changes is the work around it:
+//!
+//! - the panel is stored once per runner year-major ([`YearMajorPanel`]),
+//!   so the indices are computed four rows at a time and the Mann-Kendall
+//!   kernel reads the units of a year side by side without a transposition;
+//! - the base-year CLI scores, which no sampled parameter changes without
+//!   data noise, are computed once per runner;
+//! - the projection writes into one reused buffer and sums the regional
+//!   CE as it goes, instead of keeping 3 × units series;
+//! - every buffer lives in a [`Scratch`] that a thread reuses, so a sample
+//!   allocates nothing once the buffers have grown;
+//! - the outcome is counted by an [`Accumulator`] that holds histogram bins
+//!   until a batch is full instead of inserting into sorted sparse bins one
+//!   value at a time.
+//!
+//! Anything unusual in a sample (a non-finite index, a non-positive driver,
+//! a regression that cannot be fitted, a projection that fails) makes the
+//! fast path give up on that sample, and the runner runs the reference
+//! chain on it, which produces the same error as without the fast path.
+//! [`crate::sweep::runner::Mode::Verify`] runs both paths on every sample
+//! and stops at the first difference.
+
+use crate::data::fields::Field;
+use crate::model::chain::{PanelTerms, Parameters, ROW_ONLY_DRIVERS};
+use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Scenario};
+use crate::model::indices::{IndexKey, YearMajorPanel, compute_year_major};
+use crate::model::projection::{self, DriverStats, UnitBase};
+use crate::model::zoning::{self, ScoreKey};
+use crate::numerics::ridge::{self, N_PREDICTORS};
+use crate::numerics::trend::{self, MK_LANES};
+use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
+use crate::sweep::histogram::{LinearHistogram, LogHistogram};
+
+/// What a runner computes once for the fast path.
+#[derive(Clone, Debug)]
+pub(crate) struct FastChain {
+    panel: YearMajorPanel,
+    /// Base-year CLI scores of every unit.
+    cli_scores: Vec<u8>,
+    /// For each trended index: its score key and direction.
+    scoring: [(usize, crate::model::config::Direction); 8],
+}
+
+impl FastChain {
+    /// `None` when the fast path cannot serve this dataset and
+    /// configuration (a non-finite CLI, which the reference reports).
+    pub(crate) fn new(dataset: &crate::data::dataset::Dataset, config: &Config) -> Option<FastChain> {
+        let n_years = dataset.n_years();
+        let rows = dataset.rows();
+        let indices = crate::model::indices::compute(rows, n_years, &config.coefficients);
+        let cli = indices.get(IndexKey::CLI);
+        if cli.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let base_cli: Vec<f64> = (0..dataset.n_units()).map(|u| cli[u * n_years + n_years - 1]).collect();
+        let scoring = std::array::from_fn(|i| {
+            let key = IndexKey::TRENDED[i];
+            let score = ScoreKey::of_index(key).expect("trended indices have scores") as usize;
+            (score, zoning::direction(&config.zoning.direction, key))
+        });
+        Some(FastChain {
+            panel: YearMajorPanel::new(rows, n_years, dataset.n_units()),
+            cli_scores: zoning::cli_scores(&base_cli, &config.zoning.cli_thresholds),
+            scoring,
+        })
+    }
+}
+
+/// Buffers one thread reuses from sample to sample.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub(crate) uniforms: Vec<f64>,
+    terms: Vec<[f64; 7]>,
+    trended: [Vec<f64>; 8],
+    energy_tce: Vec<f64>,
+    mk_s: Vec<i64>,
+    mk_equal: Vec<i64>,
+    series: Vec<f64>,
+    slopes: Vec<f64>,
+    cs_sen: Vec<f64>,
+    ti: Vec<f64>,
+    cei: Vec<f64>,
+    stats: Vec<[DriverStats; N_PREDICTORS]>,
+    x: Vec<[f64; N_PREDICTORS]>,
+    y: Vec<f64>,
+    ce: Vec<f64>,
+    totals: Vec<u32>,
+    /// The outcome being built.
+    pub(crate) outcome: Outcome,
+}
+
+impl Scratch {
+    /// The bytes its buffers hold.
+    pub fn heap_bytes(&self) -> usize {
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        bytes(&self.uniforms)
+            + bytes(&self.terms)
+            + self.trended.iter().map(bytes).sum::<usize>()
+            + bytes(&self.energy_tce)
+            + bytes(&self.mk_s)
+            + bytes(&self.mk_equal)
+            + bytes(&self.series)
+            + bytes(&self.slopes)
+            + bytes(&self.cs_sen)
+            + bytes(&self.ti)
+            + bytes(&self.cei)
+            + bytes(&self.stats)
+            + bytes(&self.x)
+            + bytes(&self.y)
+            + bytes(&self.ce)
+            + bytes(&self.totals)
+            + bytes(&self.outcome.units)
+            + self.outcome.regional_ce.iter().map(bytes).sum::<usize>()
+    }
+}
+
+/// Why the fast path left a sample to the reference chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Unusual;
+
+impl FastChain {
+    /// Sample outcome at `parameters` on the dataset's own rows, into
+    /// `scratch.outcome`; `Err(Unusual)` when the reference chain must run.
+    ///
+    /// On a CPU with AVX2 the same code is compiled for it and chosen at
+    /// run time: wider lanes for the same IEEE operations (no fused
+    /// multiply-add is enabled), so the outcome is identical either way.
+    pub(crate) fn outcome_into(
+        &self,
+        dataset: &crate::data::dataset::Dataset,
+        config: &Config,
+        terms: &PanelTerms,
+        parameters: &Parameters,
+        scratch: &mut Scratch,
+    ) -> Result<(), Unusual> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.outcome_avx2(dataset, config, terms, parameters, scratch) };
+        }
+        self.outcome_generic(dataset, config, terms, parameters, scratch)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn outcome_avx2(
+        &self,
+        dataset: &crate::data::dataset::Dataset,
+        config: &Config,
+        terms: &PanelTerms,
+        parameters: &Parameters,
+        scratch: &mut Scratch,
+    ) -> Result<(), Unusual> {
+        self.outcome_generic(dataset, config, terms, parameters, scratch)
+    }
+
+    #[inline(always)]
+    fn outcome_generic(
+        &self,
+        dataset: &crate::data::dataset::Dataset,
+        config: &Config,
+        terms: &PanelTerms,
+        parameters: &Parameters,
+        scratch: &mut Scratch,
+    ) -> Result<(), Unusual> {
+        let panel = &self.panel;
+        let (n_units, n_years, width) = (panel.n_units, panel.n_years, panel.width);
+        let base_year = dataset.base_year();
+        let horizon = config.scenarios.horizon;
+        let milestone = config.scenarios.milestone;
+        if crate::model::config::projection_years_problem(base_year, milestone, horizon).is_some() {
+            return Err(Unusual);
+        }
+        let readings = &parameters.readings;
+        let Scratch {
+            terms: row_terms,
+            trended,
+            energy_tce,
+            mk_s,
+            mk_equal,
+            series,
+            slopes,
+            cs_sen,
+            ti,
+            cei,
+            stats,
+            x,
+            y,
+            ce: ce_buffer,
+            totals,
+            outcome,
+            ..
+        } = scratch;
+
+        // Indices, year-major; the reference refuses any non-finite one.
+        compute_year_major(panel, &parameters.coefficients, row_terms, trended, energy_tce);
+        for values in trended.iter() {
+            for t in 0..n_years {
+                if values[t * width..t * width + n_units].iter().any(|v| !v.is_finite()) {
+                    return Err(Unusual);
+                }
+            }
+        }
+        let last_year = (n_years - 1) * width;
+
+        // Trends and their scores.
+        outcome.units.resize(n_units, EMPTY_UNIT);
+        mk_s.resize(width, 0);
+        mk_equal.resize(width, 0);
+        let need_cs_sen = readings.neutral_sink == NeutralSink::SenExtrapolation;
+        cs_sen.clear();
+        cs_sen.resize(n_units, 0.0);
+        for (i, values) in trended.iter().enumerate() {
+            trend::mann_kendall_counts(values, width, n_years, mk_s, mk_equal);
+            let (score, direction) = self.scoring[i];
+            let key = IndexKey::TRENDED[i];
+            for u in 0..n_units {
+                let with_sen = need_cs_sen && key == IndexKey::CS;
+                let tie_term = if mk_equal[u] > 0 || with_sen {
+                    series.clear();
+                    series.extend((0..n_years).map(|t| values[t * width + u]));
+                    if with_sen {
+                        cs_sen[u] = trend::sen_slope_in(series, slopes);
+                        series.clear();
+                        series.extend((0..n_years).map(|t| values[t * width + u]));
+                    }
+                    if mk_equal[u] > 0 { trend::tie_correction_in(series) } else { 0 }
+                } else {
+                    0
+                };
+                let mk = trend::mann_kendall_finish(mk_s[u], tie_term, n_years);
+                outcome.units[u].scores[score] = zoning::trend_score(mk.z, parameters.trend_threshold, direction);
+            }
+        }
+        debug_assert_eq!(MK_LANES % 4, 0);
+
+        // The STIRPAT design: TI and CEI per unit, and the rows of the fit.
+        let interval = readings.interval_years as usize;
+        let ce = &trended[0];
+        let rows = dataset.rows();
+        let cei_field = match readings.cei {
+            CeiBasis::Gdp => Field::Gdp,
+            CeiBasis::SecondaryGdp => Field::SecondaryGdp,
+        } as usize;
+        let pooled = readings.fit == Fit::Pooled;
+        x.clear();
+        y.clear();
+        stats.clear();
+        ti.resize(n_years, 0.0);
+        cei.resize(n_years, 0.0);
+        for u in 0..n_units {
+            for t in 0..n_years {
+                let i = u * n_years + t;
+                let (row, ce_i) = (&rows[i], ce[t * width + u]);
+                ti[t] = positive(row[Field::Gdp as usize] / energy_tce[t * width + u])?;
+                cei[t] = positive(ce_i / row[cei_field])?;
+                if pooled {
+                    let fixed = &terms.logs[i];
+                    x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
+                    y.push(ce_i.ln());
+                }
+            }
+            let fixed = &terms.stats[u];
+            let mut unit_stats = [DriverStats::of(ti, interval); N_PREDICTORS];
+            for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
+                unit_stats[d] = fixed[j];
+            }
+            unit_stats[Driver::CEI as usize] = DriverStats::of(cei, interval);
+            stats.push(unit_stats);
+        }
+        if !pooled {
+            let denominators = match readings.cei {
+                CeiBasis::Gdp => &terms.regional_gdp,
+                CeiBasis::SecondaryGdp => &terms.regional_secondary_gdp,
+            };
+            for t in 0..n_years {
+                let (mut ce_total, mut tce_total) = (0.0, 0.0);
+                for u in 0..n_units {
+                    ce_total += ce[t * width + u];
+                    tce_total += energy_tce[t * width + u];
+                }
+                let ti = positive(terms.regional_gdp[t] / tce_total)?;
+                let cei = positive(ce_total / denominators[t])?;
+                let fixed = &terms.regional_logs[t];
+                x.push([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()]);
+                y.push(ce_total.ln());
+            }
+        }
+        let standardized = ridge::standardize(x, y).map_err(|_| Unusual)?;
+        let fit = standardized.fit(parameters.k).map_err(|_| Unusual)?;
+        outcome.r2 = fit.r_squared(x, y);
+        outcome.coefficients = fit.coefficients;
+        outcome.k = parameters.k;
+
+        // Projections: peak years, neutrality, CE at the milestone and the
+        // horizon, the regional CE summed in unit order as it goes.
+        let n_projected = (i64::from(horizon) - i64::from(base_year)).max(0) as usize + 1;
+        let milestone_index = usize::try_from(i64::from(milestone) - i64::from(base_year)).ok();
+        ce_buffer.resize(n_projected, 0.0);
+        let cs = &trended[1];
+        for scenario in Scenario::ALL {
+            let s = scenario as usize;
+            let regional = &mut outcome.regional_ce[s];
+            regional.clear();
+            regional.resize(n_projected, -0.0);
+            for u in 0..n_units {
+                let unit = UnitBase {
+                    unit_id: &dataset.units()[u].id,
+                    stats: &stats[u],
+                    ce_base: ce[last_year + u],
+                    cs_horizon: projection::horizon_sink(
+                        readings.neutral_sink,
+                        cs[last_year + u],
+                        cs_sen[u],
+                        base_year,
+                        horizon,
+                    ),
+                };
+                let (peak_year, neutral) = projection::project_unit_into(
+                    &unit,
+                    scenario,
+                    &config.scenarios,
+                    &parameters.adjustments,
+                    &fit.coefficients,
+                    base_year,
+                    ce_buffer,
+                )
+                .map_err(|_| Unusual)?;
+                for (total, value) in regional.iter_mut().zip(ce_buffer.iter()) {
+                    *total += *value;
+                }
+                outcome.units[u].scenarios[s] = ScenarioOutcome {
+                    peak_year,
+                    peaked_by_milestone: peak_year.is_some_and(|y| y <= milestone),
+                    neutral,
+                    ce_milestone: milestone_index.and_then(|i| ce_buffer.get(i).copied()),
+                    ce_horizon: ce_buffer[n_projected - 1],
+                };
+            }
+        }
+
+        // CEP, scores, totals, zones.
+        totals.clear();
+        for u in 0..n_units {
+            let unit = &mut outcome.units[u];
+            let peaks = std::array::from_fn(|s| unit.scenarios[s].peak_year);
+            let neutral_baseline = unit.scenarios[Scenario::Baseline as usize].neutral;
+            unit.cep = projection::carbon_emission_potential(peaks, neutral_baseline, milestone);
+            unit.scores[ScoreKey::CEP as usize] = unit.cep;
+            unit.scores[ScoreKey::CLI as usize] = self.cli_scores[u];
+            unit.total = unit.scores.iter().map(|&v| u32::from(v)).sum();
+            totals.push(unit.total);
+        }
+        let zoning = zoning::zones(totals, &config.zoning);
+        for (unit, zone) in outcome.units.iter_mut().zip(&zoning.zone) {
+            unit.zone = *zone;
+        }
+        Ok(())
+    }
+}
+
+const EMPTY_SCENARIO: ScenarioOutcome = ScenarioOutcome {
+    peak_year: None,
+    peaked_by_milestone: false,
+    neutral: false,
+    ce_milestone: None,
+    ce_horizon: 0.0,
+};
+const EMPTY_UNIT: UnitOutcome =
+    UnitOutcome { zone: 0, total: 0, scores: [0; 10], cep: 0, scenarios: [EMPTY_SCENARIO; 3] };
+
+/// The reference chain's positivity check of a driver, as a give-up.
+fn positive(value: f64) -> Result<f64, Unusual> {
+    if value > 0.0 && value.is_finite() { Ok(value) } else { Err(Unusual) }
+}
+
+/// Samples whose histogram bins an [`Accumulator`] holds before it sorts
+/// them into the aggregate.
+const PENDING_SAMPLES: usize = 256;
+
+/// An [`Aggregate`] being filled sample by sample: the count tables
+/// directly, the histograms' bins held per batch and then added as runs
+/// (sorted, so each distinct bin is looked up once per batch instead of
+/// once per value). [`Accumulator::finish`] gives exactly the aggregate
+/// that [`Aggregate::add`] of the same outcomes in any order gives.
+#[derive(Debug)]
+pub struct Accumulator {
+    aggregate: Aggregate,
+    /// Per pending sample, every log histogram's bin ([`NON_POSITIVE`] for a
+    /// value that has none), in [`Accumulator::log_histograms`] order.
+    log_bins: Vec<i32>,
+    /// Per pending sample: the six coefficients', R²'s and K's bins
+    /// ([`NON_FINITE`] for a value that has none).
+    linear_bins: Vec<i64>,
+    pending: usize,
+    n_log: usize,
+    column: Vec<i64>,
+}
+
+const NON_POSITIVE: i32 = i32::MIN;
+const NON_FINITE: i64 = i64::MIN;
+const N_LINEAR: usize = N_PREDICTORS + 2;
+
+impl Accumulator {
+    pub fn new(aggregate: Aggregate) -> Accumulator {
+        let shape = aggregate.shape;
+        let n_log = 2 * 3 * shape.n_units + 3 * shape.n_projected_years();
+        Accumulator {
+            aggregate,
+            log_bins: Vec::with_capacity(PENDING_SAMPLES * n_log),
+            linear_bins: Vec::with_capacity(PENDING_SAMPLES * N_LINEAR),
+            pending: 0,
+            n_log,
+            column: Vec::with_capacity(PENDING_SAMPLES),
+        }
+    }
+
+    /// The bytes of its pending bins when a batch is full.
+    pub fn heap_bytes(&self) -> usize {
+        PENDING_SAMPLES * (self.n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>())
+            + PENDING_SAMPLES * std::mem::size_of::<i64>()
+    }
+
+    /// The aggregate's failures and sensitivity sums are changed through it.
+    pub fn aggregate_mut(&mut self) -> &mut Aggregate {
+        &mut self.aggregate
+    }
+
+    /// Count one successful sample, as [`Aggregate::add`] does.
+    pub fn add(&mut self, outcome: &Outcome) {
+        let shape = self.aggregate.shape;
+        let n = shape.n_units;
+        self.aggregate.add_counts(outcome);
+        let log_bin = |value: f64| LogHistogram::bin_of(value).unwrap_or(NON_POSITIVE);
+        // ce_milestone [s][u] (a value without one is not counted: the
+        // milestone is before the base year for every sample alike), then
+        // ce_horizon [s][u], then regional CE [s][year].
+        for s in 0..3 {
+            for unit in &outcome.units {
+                self.log_bins.push(unit.scenarios[s].ce_milestone.map_or(SKIPPED, log_bin));
+            }
+        }
+        for s in 0..3 {
+            for unit in &outcome.units {
+                self.log_bins.push(log_bin(unit.scenarios[s].ce_horizon));
+            }
+        }
+        let years = shape.n_projected_years();
+        for series in &outcome.regional_ce {
+            for t in 0..years {
+                self.log_bins.push(series.get(t).map_or(SKIPPED, |v| log_bin(*v)));
+            }
+        }
+        debug_assert_eq!(self.log_bins.len(), (self.pending + 1) * self.n_log);
+        debug_assert_eq!(outcome.units.len(), n);
+        let linear = |histogram: &LinearHistogram, value: f64| {
+            if value.is_finite() { (value / histogram.width).floor() as i64 } else { NON_FINITE }
+        };
+        for (j, value) in outcome.coefficients.iter().enumerate() {
+            self.linear_bins.push(linear(&self.aggregate.coefficients[j], *value));
+        }
+        self.linear_bins.push(linear(&self.aggregate.r2, outcome.r2));
+        self.linear_bins.push(linear(&self.aggregate.k, outcome.k));
+        self.pending += 1;
+        if self.pending == PENDING_SAMPLES {
+            self.flush();
+        }
+    }
+
+    /// Add the pending bins to the aggregate's histograms.
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let n = self.aggregate.shape.n_units;
+        let years = self.aggregate.shape.n_projected_years();
+        for h in 0..self.n_log {
+            self.column.clear();
+            self.column.extend((0..self.pending).map(|p| i64::from(self.log_bins[p * self.n_log + h])));
+            let histogram = if h < 3 * n {
+                &mut self.aggregate.ce_milestone[h]
+            } else if h < 6 * n {
+                &mut self.aggregate.ce_horizon[h - 3 * n]
+            } else {
+                debug_assert!(h - 6 * n < 3 * years);
+                &mut self.aggregate.regional_ce[h - 6 * n]
+            };
+            add_runs(&mut self.column, |bin, count| match bin {
+                SKIPPED_WIDE => {}
+                NON_POSITIVE_WIDE => histogram.non_positive += count,
+                bin => histogram.bins.add(bin as i32, count),
+            });
+        }
+        for j in 0..N_LINEAR {
+            self.column.clear();
+            self.column.extend((0..self.pending).map(|p| self.linear_bins[p * N_LINEAR + j]));
+            let histogram = match j {
+                j if j < N_PREDICTORS => &mut self.aggregate.coefficients[j],
+                j if j == N_PREDICTORS => &mut self.aggregate.r2,
+                _ => &mut self.aggregate.k,
+            };
+            add_runs(&mut self.column, |bin, count| match bin {
+                NON_FINITE => histogram.non_finite += count,
+                bin => histogram.bins.add(bin, count),
+            });
+        }
+        self.log_bins.clear();
+        self.linear_bins.clear();
+        self.pending = 0;
+    }
+
+    /// The aggregate of every sample added.
+    pub fn finish(mut self) -> Aggregate {
+        self.flush();
+        self.aggregate
+    }
+}
+
+/// A log bin slot with no value (no milestone CE, a shorter series).
+const SKIPPED: i32 = i32::MIN + 1;
+const SKIPPED_WIDE: i64 = SKIPPED as i64;
+const NON_POSITIVE_WIDE: i64 = NON_POSITIVE as i64;
+
+/// Sort `values` and call `add(value, count)` once per distinct value.
+fn add_runs(values: &mut [i64], mut add: impl FnMut(i64, u64)) {
+    values.sort_unstable();
+    let mut start = 0;
+    while start < values.len() {
+        let mut end = start + 1;
+        while end < values.len() && values[end] == values[start] {
+            end += 1;
+        }
+        add(values[start], (end - start) as u64);
+        start = end;
+    }
+}

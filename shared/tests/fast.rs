@@ -1,0 +1,95 @@
+//! The sweep's fast path against the reference chain: in
+//! [`Mode::Verify`] the runner compares every sample's outcome bit for bit
+//! and the two aggregates, and panics on any difference. These tests run it
+//! over the readings, designs and datasets a sweep can meet, including
+//! samples the fast path must leave to the reference chain.
+
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::data::demo;
+use zonesweep_shared::model::config::Config;
+use zonesweep_shared::sweep::distribution::Distribution;
+use zonesweep_shared::sweep::runner::{Mode, SweepRunner};
+use zonesweep_shared::sweep::{Design, NoiseEntry, ReadingEntry, SweepSpec};
+
+fn demo_dataset() -> Dataset {
+    Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
+        .expect("the demonstration dataset is valid")
+}
+
+fn reading(name: &str, weights: &[(&str, f64)]) -> ReadingEntry {
+    ReadingEntry { name: name.into(), weights: weights.iter().map(|&(k, w)| (k.to_owned(), w)).collect() }
+}
+
+/// Run `range` in verify mode and check it equals the reference alone.
+fn verify(dataset: &Dataset, config: &Config, spec: &SweepSpec, range: std::ops::Range<u64>) {
+    let runner = SweepRunner::new(dataset, config, spec).expect("a valid sweep");
+    assert!(runner.has_fast_path(), "this sweep takes the fast path");
+    let verified = runner.clone().with_mode(Mode::Verify).run_range(range.clone());
+    let reference = runner.clone().with_mode(Mode::Reference).run_range(range.clone());
+    let fast = runner.with_mode(Mode::Fast).run_range(range);
+    assert!(verified == reference && fast == reference, "the modes' aggregates differ");
+}
+
+#[test]
+fn the_default_spec_on_the_demonstration_dataset_is_bit_identical() {
+    verify(&demo_dataset(), &Config::default(), &SweepSpec::default(), 0..600);
+}
+
+#[test]
+fn every_reading_and_design_is_bit_identical() {
+    let dataset = demo::generate(40, 7).expect("a valid demo dataset");
+    let config = Config::default();
+    let readings = vec![
+        reading("fit", &[("regional", 1.0), ("pooled", 1.0)]),
+        reading("cei", &[("gdp", 1.0), ("secondary_gdp", 1.0)]),
+        reading("interval_years", &[("1", 1.0), ("5", 1.0), ("3", 1.0)]),
+        reading("neutral_sink", &[("base-year", 1.0), ("sen-extrapolation", 1.0)]),
+    ];
+    for design in [Design::MonteCarlo, Design::LatinHypercube, Design::Sobol] {
+        let spec = SweepSpec { design, samples: 300, reading: readings.clone(), seed: 5, ..SweepSpec::default() };
+        verify(&dataset, &config, &spec, 0..300);
+    }
+    // The earlier readings as the configuration's own.
+    let text = "[stirpat]\nfit = \"pooled\"\ncei = \"secondary_gdp\"\n[scenarios]\ninterval_years = 1\nneutral_sink = \"sen-extrapolation\"\n";
+    let earlier = Config::from_toml_overrides(text, "earlier").expect("valid");
+    verify(&dataset, &earlier, &SweepSpec { samples: 200, ..SweepSpec::default() }, 0..200);
+}
+
+#[test]
+fn samples_the_fast_path_gives_up_on_come_out_as_the_reference_gives_them() {
+    // K far outside its usual range and rates that collapse drivers make
+    // some samples fail (singular fits, projections below zero): the fast
+    // path leaves them to the reference chain, which records the failure.
+    let dataset = demo::generate(30, 3).expect("a valid demo dataset");
+    let config = Config::default();
+    let spec = SweepSpec {
+        samples: 300,
+        k: Some(Distribution::Uniform { low: 0.0, high: 0.02 }),
+        rate: vec![zonesweep_shared::sweep::RateEntry {
+            scenario: "low".into(),
+            variable: "TI".into(),
+            period: "first".into(),
+            multiplier: Distribution::Uniform { low: -40.0, high: 40.0 },
+        }],
+        ..SweepSpec::default()
+    };
+    let runner = SweepRunner::new(&dataset, &config, &spec).expect("a valid sweep");
+    let reference = runner.clone().with_mode(Mode::Reference).run_range(0..300);
+    assert!(
+        reference.samples_failed() > 0 && reference.samples_ok > 0,
+        "the spec makes some samples fail: {} ok, {:?}",
+        reference.samples_ok,
+        reference.failures
+    );
+    verify(&dataset, &config, &spec, 0..300);
+}
+
+#[test]
+fn data_noise_and_sensitivity_designs_run_the_reference_chain() {
+    let dataset = demo::generate(12, 2).expect("a valid demo dataset");
+    let config = Config::default();
+    let noisy = SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: 0.05 }], ..SweepSpec::default() };
+    let runner = SweepRunner::new(&dataset, &config, &noisy).unwrap();
+    assert!(!runner.has_fast_path());
+    assert_eq!(runner.clone().run_range(0..20), runner.with_mode(Mode::Reference).run_range(0..20));
+}
