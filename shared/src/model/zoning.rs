@@ -127,6 +127,25 @@ pub fn zones(totals: &[u32], config: &ZoningConfig) -> Zoning {
     }
 }
 
+/// The zone of each total, as [`zones`] gives it, into `zone`, with the
+/// buffers of `scratch`: what a sweep calls once per sample.
+pub fn zones_into(totals: &[u32], config: &ZoningConfig, scratch: &mut jenks::Scratch, zone: &mut [u8]) {
+    if totals.is_empty() || config.zones == 0 {
+        zone.iter_mut().for_each(|z| *z = 0);
+        return;
+    }
+    scratch.sorted.clear();
+    scratch.sorted.extend(totals.iter().map(|&t| f64::from(t)));
+    scratch.sorted.sort_unstable_by(f64::total_cmp);
+    let upper_bounds = scratch.upper_bounds(config.zones);
+    let n_classes = upper_bounds.len();
+    for (z, &total) in zone.iter_mut().zip(totals) {
+        let value = f64::from(total);
+        let class = upper_bounds.iter().position(|u| value <= *u).unwrap_or(n_classes - 1);
+        *z = (n_classes - class) as u8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,92 +84,147 @@ pub fn partition(values: &[f64], n_classes: usize) -> Partition {
     if values.is_empty() || n_classes == 0 {
         return Partition { class_of: vec![0; values.len()], upper_bounds: Vec::new(), min: f64::NAN };
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    // Distinct values and their multiplicities.
-    let mut distinct: Vec<f64> = Vec::new();
-    let mut weight: Vec<u64> = Vec::new();
-    for &v in &sorted {
-        if distinct.last() == Some(&v) {
-            *weight.last_mut().expect("pushed together") += 1;
-        } else {
-            distinct.push(v);
-            weight.push(1);
-        }
-    }
-    let k = n_classes.min(distinct.len());
-    let mut prefix_w = vec![0u64; distinct.len() + 1];
-    for (i, w) in weight.iter().enumerate() {
-        prefix_w[i + 1] = prefix_w[i] + w;
-    }
-    // Exact arithmetic when every value is an integer and the largest cross
-    // product of two k-class sums, k · max|v|² · n^(2k+1), fits in i128 with
-    // room to spare (81 units of totals ≤ 50 in 5 classes: about 10²⁵).
-    let n = values.len() as f64;
-    let max_abs = distinct.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let bound = k as f64 * max_abs * max_abs * n.powi(2 * k as i32 + 1);
-    let upper_index = if distinct.iter().all(|v| v.fract() == 0.0) && bound < 1e36 {
-        let mut prefix_s = vec![0i128; distinct.len() + 1];
-        for i in 0..distinct.len() {
-            prefix_s[i + 1] = prefix_s[i] + weight[i] as i128 * distinct[i] as i128;
-        }
-        optimal_ends(distinct.len(), k, |i, j| {
-            let s = prefix_s[j] - prefix_s[i];
-            Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
-        })
-    } else {
-        let mut prefix_s = vec![0.0f64; distinct.len() + 1];
-        for i in 0..distinct.len() {
-            prefix_s[i + 1] = prefix_s[i] + weight[i] as f64 * distinct[i];
-        }
-        optimal_ends(distinct.len(), k, |i, j| {
-            let s = prefix_s[j] - prefix_s[i];
-            Float(s * s / (prefix_w[j] - prefix_w[i]) as f64)
-        })
-    };
-    let upper_bounds: Vec<f64> = upper_index.iter().map(|&e| distinct[e - 1]).collect();
+    let mut scratch = Scratch::default();
+    scratch.sorted.extend_from_slice(values);
+    scratch.sorted.sort_unstable_by(f64::total_cmp);
+    let upper_bounds = scratch.upper_bounds(n_classes).to_vec();
+    let k = upper_bounds.len();
     let class_of = values.iter().map(|v| upper_bounds.iter().position(|u| v <= u).unwrap_or(k - 1)).collect();
-    Partition { class_of, upper_bounds, min: distinct[0] }
+    Partition { class_of, upper_bounds, min: scratch.distinct[0] }
+}
+
+/// The buffers of [`partition`], for a caller that partitions again and
+/// again without allocating once they have grown.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    /// The values to partition, sorted ascending (by `total_cmp`): the
+    /// caller fills it before [`Scratch::upper_bounds`].
+    pub sorted: Vec<f64>,
+    distinct: Vec<f64>,
+    weight: Vec<u64>,
+    prefix_w: Vec<u64>,
+    prefix_exact: Vec<i128>,
+    prefix_float: Vec<f64>,
+    best_exact: Vec<Option<Exact>>,
+    best_float: Vec<Option<Float>>,
+    ends: Vec<usize>,
+    upper_bounds: Vec<f64>,
+}
+
+impl Scratch {
+    /// The upper bound of each class of the optimal partition of the
+    /// non-empty `sorted` values into at most `n_classes` (≥ 1) classes,
+    /// ascending: [`partition`]'s `upper_bounds`.
+    pub fn upper_bounds(&mut self, n_classes: usize) -> &[f64] {
+        let Scratch {
+            sorted,
+            distinct,
+            weight,
+            prefix_w,
+            prefix_exact,
+            prefix_float,
+            best_exact,
+            best_float,
+            ends,
+            upper_bounds,
+        } = self;
+        // Distinct values and their multiplicities.
+        distinct.clear();
+        weight.clear();
+        for &v in sorted.iter() {
+            if distinct.last() == Some(&v) {
+                *weight.last_mut().expect("pushed together") += 1;
+            } else {
+                distinct.push(v);
+                weight.push(1);
+            }
+        }
+        let k = n_classes.min(distinct.len());
+        prefix_w.clear();
+        prefix_w.push(0);
+        for (i, w) in weight.iter().enumerate() {
+            prefix_w.push(prefix_w[i] + w);
+        }
+        // Exact arithmetic when every value is an integer and the largest cross
+        // product of two k-class sums, k · max|v|² · n^(2k+1), fits in i128 with
+        // room to spare (81 units of totals ≤ 50 in 5 classes: about 10²⁵).
+        let n = sorted.len() as f64;
+        let max_abs = distinct.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let bound = k as f64 * max_abs * max_abs * n.powi(2 * k as i32 + 1);
+        if distinct.iter().all(|v| v.fract() == 0.0) && bound < 1e36 {
+            prefix_exact.clear();
+            prefix_exact.push(0);
+            for i in 0..distinct.len() {
+                prefix_exact.push(prefix_exact[i] + weight[i] as i128 * distinct[i] as i128);
+            }
+            optimal_ends(distinct.len(), k, best_exact, ends, |i, j| {
+                let s = prefix_exact[j] - prefix_exact[i];
+                Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
+            })
+        } else {
+            prefix_float.clear();
+            prefix_float.push(0.0);
+            for i in 0..distinct.len() {
+                prefix_float.push(prefix_float[i] + weight[i] as f64 * distinct[i]);
+            }
+            optimal_ends(distinct.len(), k, best_float, ends, |i, j| {
+                let s = prefix_float[j] - prefix_float[i];
+                Float(s * s / (prefix_w[j] - prefix_w[i]) as f64)
+            })
+        };
+        upper_bounds.clear();
+        upper_bounds.extend(ends.iter().map(|&e| distinct[e - 1]));
+        upper_bounds
+    }
 }
 
 /// Fisher's dynamic programme over m distinct values in k classes: the
-/// exclusive end of each class in the optimal partition, taking the largest
-/// top class among equally optimal choices, then the largest next, and so on.
-fn optimal_ends<S: Score>(m: usize, k: usize, class_score: impl Fn(usize, usize) -> S) -> Vec<usize> {
-    // best[c][j]: the best score of the first j distinct values in c+1 classes.
-    let mut best: Vec<Vec<Option<S>>> = vec![vec![None; m + 1]; k];
+/// exclusive end of each class in the optimal partition into `ends`, taking
+/// the largest top class among equally optimal choices, then the largest
+/// next, and so on.
+fn optimal_ends<S: Score>(
+    m: usize,
+    k: usize,
+    best: &mut Vec<Option<S>>,
+    ends: &mut Vec<usize>,
+    class_score: impl Fn(usize, usize) -> S,
+) {
+    // best[c * (m + 1) + j]: the best score of the first j distinct values in c+1 classes.
+    let at = |c: usize, j: usize| c * (m + 1) + j;
+    best.clear();
+    best.resize(k * (m + 1), None);
     for j in 1..=m {
-        best[0][j] = Some(class_score(0, j));
+        best[at(0, j)] = Some(class_score(0, j));
     }
     for c in 1..k {
         for j in (c + 1)..=m {
             let mut top: Option<S> = None;
             for i in c..j {
-                let Some(below) = best[c - 1][i] else { continue };
+                let Some(below) = best[at(c - 1, i)] else { continue };
                 let candidate = below.add(class_score(i, j));
                 if top.is_none_or(|t| candidate.cmp(t) == Ordering::Greater) {
                     top = Some(candidate);
                 }
             }
-            best[c][j] = top;
+            best[at(c, j)] = top;
         }
     }
     // Reconstruct from the top class down.
-    let mut ends = vec![0usize; k];
+    ends.clear();
+    ends.resize(k, 0);
     let mut end = m;
     for c in (0..k).rev() {
         ends[c] = end;
         if c == 0 {
             break;
         }
-        let target = best[c][end].expect("reachable");
+        let target = best[at(c, end)].expect("reachable");
         end = (c..end)
             .find(|&i| {
-                best[c - 1][i].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal)
+                best[at(c - 1, i)].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal)
             })
             .expect("the optimum is attained");
     }
-    ends
 }
 
 #[cfg(test)]

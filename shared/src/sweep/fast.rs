@@ -91,6 +91,8 @@ pub struct Scratch {
     y: Vec<f64>,
     ce: Vec<f64>,
     totals: Vec<u32>,
+    zones: Vec<u8>,
+    jenks: crate::numerics::jenks::Scratch,
     /// The outcome being built.
     pub(crate) outcome: Outcome,
 }
@@ -117,6 +119,7 @@ impl Scratch {
             + bytes(&self.y)
             + bytes(&self.ce)
             + bytes(&self.totals)
+            + bytes(&self.zones)
             + bytes(&self.outcome.units)
             + self.outcome.regional_ce.iter().map(bytes).sum::<usize>()
     }
@@ -196,6 +199,8 @@ impl FastChain {
             y,
             ce: ce_buffer,
             totals,
+            zones,
+            jenks,
             outcome,
             ..
         } = scratch;
@@ -359,8 +364,9 @@ impl FastChain {
             unit.total = unit.scores.iter().map(|&v| u32::from(v)).sum();
             totals.push(unit.total);
         }
-        let zoning = zoning::zones(totals, &config.zoning);
-        for (unit, zone) in outcome.units.iter_mut().zip(&zoning.zone) {
+        zones.resize(n_units, 0);
+        zoning::zones_into(totals, &config.zoning, jenks, zones);
+        for (unit, zone) in outcome.units.iter_mut().zip(zones.iter()) {
             unit.zone = *zone;
         }
         Ok(())

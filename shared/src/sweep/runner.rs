@@ -235,12 +235,9 @@ impl<'a> SweepRunner<'a> {
                 }
                 aggregate
             }
-            (Some(fast), Mode::Fast) => {
-                let mut scratch = Scratch::default();
-                let mut accumulator = Accumulator::new(self.empty_aggregate());
-                for k in range {
-                    self.add_fast_sample(fast, &mut scratch, &mut accumulator, k);
-                }
+            (Some(_), Mode::Fast) => {
+                let mut accumulator = self.accumulator();
+                self.run_into(range, &mut Scratch::default(), &mut accumulator);
                 accumulator.finish()
             }
             (Some(fast), Mode::Verify) => self.verify_range(fast, range),
@@ -259,6 +256,30 @@ impl<'a> SweepRunner<'a> {
         self.fast_outcome(fast, &mut scratch, 0);
         let accumulator = Accumulator::new(self.empty_aggregate());
         ThreadMemory { scratch: scratch.heap_bytes(), accumulator: accumulator.heap_bytes() }
+    }
+
+    /// An empty accumulator of this sweep's samples, for [`SweepRunner::run_into`].
+    pub fn accumulator(&self) -> Accumulator {
+        Accumulator::new(self.empty_aggregate())
+    }
+
+    /// Add samples `range` to `accumulator` by the fast path, with the
+    /// buffers of `scratch`, which a thread keeps from range to range: once
+    /// they have grown, a sample allocates nothing. Samples the fast path
+    /// leaves to the reference chain, and sweeps without a fast path, run
+    /// the reference chain (which allocates).
+    pub fn run_into(&self, range: Range<u64>, scratch: &mut Scratch, accumulator: &mut Accumulator) {
+        for k in range {
+            match &self.fast {
+                Some(fast) if self.mode != Mode::Reference => self.add_fast_sample(fast, scratch, accumulator, k),
+                _ => match self.sample(k) {
+                    Ok(outcome) => accumulator.add(&outcome),
+                    Err(error) => {
+                        accumulator.aggregate_mut().add_failure(k, &error.kind(), &format!("sample {k}: {error}"))
+                    }
+                },
+            }
+        }
     }
 
     /// Sample k by the fast path into `scratch.outcome`, `false` when it
