@@ -327,26 +327,31 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
                     .await?
                     .into_inner()
                     .worker_id;
-                loop {
-                    let leased = client
-                        .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 })
-                        .await?
-                        .into_inner()
-                        .jobs;
-                    let Some(job) = leased.into_iter().next() else { return Ok::<_, tonic::Status>(()) };
+                // A result's delivery leases the next job in the same call,
+                // as real workers do; Lease only for the first.
+                let mut next = client
+                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 })
+                    .await?
+                    .into_inner()
+                    .jobs;
+                while let Some(job) = next.pop() {
                     let lease =
                         pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
                     // Results are built once; tonic still encodes every request.
                     let aggregate = results[job.job_index as usize % results.len()].clone();
-                    client
+                    next = client
                         .complete(pb::CompleteRequest {
                             worker_id: worker.clone(),
                             lease: Some(lease),
                             aggregate: Some(aggregate),
+                            lease_capacity: 1,
                         })
-                        .await?;
+                        .await?
+                        .into_inner()
+                        .jobs;
                     completed.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok::<_, tonic::Status>(())
             },
             load.handle(),
         );
