@@ -302,11 +302,8 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
     let status = client.submit(args.request()?).await?;
     // The load generator runs on a runtime of its own, so the CPU it takes
     // is told apart from the coordinator's (which runs on this one).
-    let load = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(LOAD_THREADS)
-        .enable_all()
-        .build()?;
+    let load =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(LOAD_THREADS).enable_all().build()?;
     let cpu_before = thread_cpu(LOAD_THREADS);
     let completed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -318,10 +315,10 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
         tasks.spawn_on(
             async move {
                 // One connection per fake worker, as separate worker processes have.
-                let mut client =
-                    Connection::connect(&url, &token, &ClientOptions::default()).await.map_err(|e| {
-                        tonic::Status::unavailable(format!("connecting: {e}"))
-                    })?.workers();
+                let mut client = Connection::connect(&url, &token, &ClientOptions::default())
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?
+                    .workers();
                 let worker = client
                     .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads: 1 })
                     .await?
@@ -329,11 +326,8 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
                     .worker_id;
                 // A result's delivery leases the next job in the same call,
                 // as real workers do; Lease only for the first.
-                let mut next = client
-                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 })
-                    .await?
-                    .into_inner()
-                    .jobs;
+                let mut next =
+                    client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
                 while let Some(job) = next.pop() {
                     let lease =
                         pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };

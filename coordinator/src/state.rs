@@ -89,7 +89,11 @@ enum Results {
     /// Shared with the committer, which writes it as a checkpoint outside
     /// the state's lock; merged into in place once nothing else holds it.
     Live(Arc<Aggregate>),
-    Stored { shape: Shape, sensitivity: Option<Vec<String>>, tally: Tally },
+    Stored {
+        shape: Shape,
+        sensitivity: Option<Vec<String>>,
+        tally: Tally,
+    },
 }
 
 impl Results {
@@ -956,7 +960,9 @@ pub(crate) mod tests {
         record.stop(SweepState::Cancelled, "cancelled by request");
         let entry = BatchEntry {
             record: record.clone(),
-            aggregate: Some(aggregate.clone()), base: None, delta: None,
+            aggregate: Some(aggregate.clone()),
+            base: None,
+            delta: None,
             newly_done: vec![1],
             delete: false,
         };
@@ -969,7 +975,14 @@ pub(crate) mod tests {
         // Resumed: the jobs not done are leased again, in order.
         record.state = SweepState::Running;
         record.reason.clear();
-        state.publish(BatchEntry { record, aggregate: Some(aggregate.clone()), base: None, delta: None, newly_done: vec![], delete: false });
+        state.publish(BatchEntry {
+            record,
+            aggregate: Some(aggregate.clone()),
+            base: None,
+            delta: None,
+            newly_done: vec![],
+            delete: false,
+        });
         assert_eq!(state.sweep(&id("a")).unwrap().aggregate(), Some(&aggregate));
         let jobs = state.lease(&worker("w"), 4, now, now).unwrap();
         let indices: Vec<u32> = jobs.iter().map(|j| j.lease.index()).collect();

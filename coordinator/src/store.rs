@@ -625,8 +625,9 @@ impl Store {
             let txn = self.read()?;
             let aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
             let value = aggregates.get(id.as_str()).context("reading table `aggregates`")?;
-            let Some(mut aggregate) =
-                value.map(|value| decode_stored_aggregate(self.format, "aggregates", id.as_str(), value.value())).transpose()?
+            let Some(mut aggregate) = value
+                .map(|value| decode_stored_aggregate(self.format, "aggregates", id.as_str(), value.value()))
+                .transpose()?
             else {
                 return Ok(None);
             };
@@ -747,9 +748,7 @@ impl Store {
                 if entry.delete {
                     sweeps.remove(id).context("writing table `sweeps`")?;
                     aggregates.remove(id).context("writing table `aggregates`")?;
-                    deltas
-                        .retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)
-                        .context("writing table `deltas`")?;
+                    deltas.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false).context("writing table `deltas`")?;
                     done.retain_in((id, 0u32)..=(id, u32::MAX), |_, _| false).context("writing table `done_jobs`")?;
                     deleted.push(&entry.record);
                     continue;
@@ -775,9 +774,7 @@ impl Store {
                     aggregates
                         .insert(id, encode_stored_aggregate(checkpoint).as_slice())
                         .context("writing table `aggregates`")?;
-                    deltas
-                        .retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)
-                        .context("writing table `deltas`")?;
+                    deltas.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false).context("writing table `deltas`")?;
                 }
                 if let Some(delta) = &entry.delta {
                     let sequence = self.next_delta.fetch_add(1, Ordering::SeqCst);
@@ -1069,7 +1066,9 @@ mod tests {
             store
                 .commit_batch(&[BatchEntry {
                     record: progressed.clone(),
-                    aggregate: Some(merged(200)), base: None, delta: None,
+                    aggregate: Some(merged(200)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![3, 0],
                     delete: false,
                 }])
@@ -1109,7 +1108,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("s1", 0),
-                aggregate: Some(merged(1)), base: None, delta: None,
+                aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![9],
                 delete: false,
             }])
@@ -1117,7 +1118,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("s10", 1),
-                aggregate: Some(merged(1)), base: None, delta: None,
+                aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![2],
                 delete: false,
             }])
@@ -1135,7 +1138,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
-                aggregate: Some(merged(100)), base: None, delta: None,
+                aggregate: Some(merged(100)),
+                base: None,
+                delta: None,
                 newly_done: vec![1],
                 delete: false,
             }])
@@ -1147,8 +1152,22 @@ mod tests {
         changed_a.reason = "should not be stored".into();
         let error = store
             .commit_batch(&[
-                BatchEntry { record: record("b", 1), aggregate: Some(merged(50)), base: None, delta: None, newly_done: vec![0], delete: false },
-                BatchEntry { record: changed_a, aggregate: Some(merged(999)), base: None, delta: None, newly_done: vec![2, 1], delete: false },
+                BatchEntry {
+                    record: record("b", 1),
+                    aggregate: Some(merged(50)),
+                    base: None,
+                    delta: None,
+                    newly_done: vec![0],
+                    delete: false,
+                },
+                BatchEntry {
+                    record: changed_a,
+                    aggregate: Some(merged(999)),
+                    base: None,
+                    delta: None,
+                    newly_done: vec![2, 1],
+                    delete: false,
+                },
             ])
             .unwrap_err();
         assert!(matches!(&error, StoreError::JobAlreadyDone { sweep_id, job: 1 } if sweep_id == "a"), "{error}");
@@ -1162,7 +1181,9 @@ mod tests {
         let error = store
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
-                aggregate: Some(merged(50)), base: None, delta: None,
+                aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![4, 4],
                 delete: false,
             }])
@@ -1174,7 +1195,9 @@ mod tests {
         let error = store
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
-                aggregate: Some(merged(50)), base: None, delta: None,
+                aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![10],
                 delete: false,
             }])
@@ -1183,7 +1206,9 @@ mod tests {
         let error = store
             .commit_batch(&[BatchEntry {
                 record: record("ghost", 2),
-                aggregate: Some(merged(1)), base: None, delta: None,
+                aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1196,7 +1221,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
-                aggregate: Some(merged(50)), base: None, delta: None,
+                aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1231,7 +1258,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
-                aggregate: Some(merged(10)), base: None, delta: None,
+                aggregate: Some(merged(10)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1307,7 +1336,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
-                aggregate: Some(merged(7)), base: None, delta: None,
+                aggregate: Some(merged(7)),
+                base: None,
+                delta: None,
                 newly_done: vec![5],
                 delete: false,
             }])
@@ -1454,7 +1485,9 @@ mod tests {
             store
                 .commit_batch(&[BatchEntry {
                     record: record("a", 0),
-                    aggregate: Some(merged(30)), base: None, delta: None,
+                    aggregate: Some(merged(30)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![0],
                     delete: false,
                 }])
@@ -1515,7 +1548,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
-                aggregate: Some(merged(200)), base: None, delta: None,
+                aggregate: Some(merged(200)),
+                base: None,
+                delta: None,
                 newly_done: vec![2, 5],
                 delete: false,
             }])
@@ -1524,7 +1559,9 @@ mod tests {
         store
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
-                aggregate: Some(merged(250)), base: None, delta: None,
+                aggregate: Some(merged(250)),
+                base: None,
+                delta: None,
                 newly_done: vec![7],
                 delete: false,
             }])
@@ -1716,7 +1753,9 @@ mod tests {
                 create(&store, name, sequence as u64);
                 let entry = BatchEntry {
                     record: record(name, sequence as u64),
-                    aggregate: Some(merged(100)), base: None, delta: None,
+                    aggregate: Some(merged(100)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![1],
                     delete: false,
                 };

@@ -44,7 +44,9 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
             let lease_ref =
                 pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id };
             log.info(format_args!("refusing a job with a malformed id: {error}"));
-            return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false).await.map(|()| Vec::new());
+            return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false)
+                .await
+                .map(|()| Vec::new());
         }
     };
     let abandoned = worker.held.insert(key.clone());
@@ -103,7 +105,11 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
     let aggregate = match receiver.await {
         Ok(Ok(aggregate)) => aggregate,
         Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new()),
-        Err(_) => return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop).await.map(|()| Vec::new()),
+        Err(_) => {
+            return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop)
+                .await
+                .map(|()| Vec::new());
+        }
     };
     if abandoned.load(Ordering::SeqCst) {
         log.info(format_args!("discarding the result of {key}: the lease was abandoned"));
