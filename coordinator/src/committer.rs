@@ -284,10 +284,22 @@ impl<'a> Draft<'a> {
         }
         // A delta merges the batch's new results only; a batch whose every
         // result was refused stores none.
-        let delta = self.delta.filter(|_| !self.newly_done.is_empty());
+        let mut delta = self.delta.filter(|_| !self.newly_done.is_empty());
+        let mut replace = self.replace;
+        // A sweep that ends is stored whole, as one checkpoint: its
+        // aggregate is read from the store from now on (copied once).
+        let ends = self.sweep.is_running() && !self.record.is_running() && !self.delete;
+        if ends
+            && replace.is_none()
+            && let Some(mut whole) = self.sweep.aggregate().cloned()
+            && delta.as_ref().is_none_or(|d| whole.merge(d).is_ok())
+        {
+            replace = Some(whole);
+            delta = None;
+        }
         // Checkpoint the aggregate before this batch (shared, not copied)
         // once enough deltas follow the last checkpoint, so they stay few.
-        let base = match (&self.replace, &delta) {
+        let base = match (&replace, &delta) {
             (None, Some(_)) if self.sweep.stored_deltas() >= self.checkpoint_every => {
                 self.sweep.shared_aggregate().cloned()
             }
@@ -295,7 +307,7 @@ impl<'a> Draft<'a> {
         };
         Some(BatchEntry {
             record: self.record,
-            aggregate: self.replace,
+            aggregate: replace,
             base,
             delta,
             newly_done: self.newly_done.into_iter().collect(),
@@ -739,13 +751,19 @@ mod tests {
             // What the store does with the entry: a checkpoint replaces the
             // deltas before it; the batch's delta follows.
             let entry = &entries[0];
-            assert_eq!(entry.aggregate, None);
             if let Some(base) = &entry.base {
                 assert_eq!(stored_deltas.len(), 4, "a checkpoint after 4 deltas");
                 checkpoint = (**base).clone();
                 stored_deltas.clear();
             }
-            stored_deltas.push(entry.delta.clone().expect("a delta of the batch's results"));
+            if let Some(whole) = &entry.aggregate {
+                assert_eq!(entry.record.state, SweepState::Done, "only the sweep's end is stored whole");
+                assert_eq!(entry.delta, None);
+                checkpoint = whole.clone();
+                stored_deltas.clear();
+            } else {
+                stored_deltas.push(entry.delta.clone().expect("a delta of the batch's results"));
+            }
             settle(&mut state, &decisions, Ok(entries));
             let sweep = state.sweep(&id("a")).unwrap();
             assert_eq!(sweep.stored_deltas() as usize, stored_deltas.len());
