@@ -3,6 +3,7 @@
 //! and 2 workers, and durable completions per second of a coordinator fed by
 //! a load generator that fakes many workers.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,6 +55,14 @@ pub enum BenchCommand {
         /// Concurrent fake workers.
         #[arg(long, default_value_t = 64)]
         workers: usize,
+        /// Distinct one-sample results (real samples, computed before the
+        /// clock starts) the fake workers send in turn.
+        #[arg(long, default_value_t = 1000)]
+        distinct: u64,
+        /// A dataset folder to sweep instead of the demonstration dataset
+        /// (e.g. one written by `zonesweep data demo --units 2844`).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
 }
 
@@ -61,7 +70,9 @@ pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Run { samples, job_size } => end_to_end(samples, job_size).await,
         BenchCommand::Sample { samples, units } => sample_cost(samples, units),
-        BenchCommand::Coordinator { jobs, workers } => coordinator_load(jobs, workers).await,
+        BenchCommand::Coordinator { jobs, workers, distinct, data } => {
+            coordinator_load(jobs, workers, distinct, data).await
+        }
     }
 }
 
@@ -194,79 +205,205 @@ async fn end_to_end(samples: u64, job_size: u64) -> Result<()> {
     Ok(())
 }
 
-async fn coordinator_load(jobs: u64, workers: usize) -> Result<()> {
+/// The CPU seconds (user + system) of this process's threads whose names
+/// start with `prefix`, and of all its threads, from `/proc/self/task`
+/// (Linux; `None` elsewhere). Threads that ended are counted in neither.
+fn thread_cpu(prefix: &str) -> Option<(f64, f64)> {
+    // Clock ticks per second: 100 on every Linux configuration in use.
+    const TICKS: f64 = 100.0;
+    let (mut named, mut all) = (0u64, 0u64);
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(text) = std::fs::read_to_string(entry.ok()?.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: the name may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else { continue };
+        let name = &text[open + 1..close];
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else { continue };
+        let ticks = user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+        all += ticks;
+        if name.starts_with(prefix) {
+            named += ticks;
+        }
+    }
+    Some((named as f64 / TICKS, all as f64 / TICKS))
+}
+
+/// This process's resident memory, in bytes (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The heap bytes an aggregate's tables and histograms hold (an estimate:
+/// the lengths of its vectors, not their capacities).
+fn aggregate_heap_bytes(a: &Aggregate) -> usize {
+    let tables = [
+        &a.zone_counts,
+        &a.total_counts,
+        &a.score_counts,
+        &a.cep_counts,
+        &a.peak_counts,
+        &a.neutral_counts,
+        &a.regional_peak_counts,
+        &a.zone_size_counts,
+    ];
+    let counts: usize = tables.iter().map(|t| t.as_flat().len() * 8).sum();
+    let log = |h: &[zonesweep_shared::sweep::histogram::LogHistogram]| -> usize {
+        h.iter().map(|h| std::mem::size_of_val(h) + h.bins.len() * 16).sum()
+    };
+    let linear: usize = a.coefficients.iter().chain([&a.r2, &a.k]).map(|h| h.bins.len() * 16).sum();
+    let failures: usize = a.failures.iter().map(|(k, f)| k.len() + f.example.len() + f.samples.len() * 8 + 64).sum();
+    counts + log(&a.ce_milestone) + log(&a.ce_horizon) + log(&a.regional_ce) + linear + failures
+}
+
+/// The name prefix of the load generator's threads.
+const LOAD_THREADS: &str = "zs-load";
+
+async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option<PathBuf>) -> Result<()> {
+    if jobs == 0 || workers == 0 || distinct == 0 {
+        bail!("--jobs, --workers and --distinct must be at least 1");
+    }
+    // Distinct one-sample results, computed before the clock starts: job j
+    // is sent result j mod their number, so the merged aggregate's
+    // histograms grow as a real sweep's do (no two samples alike).
+    let dataset = match &data {
+        Some(dir) => crate::data::load_dataset(dir)?,
+        None => demo_dataset(),
+    };
+    let config = Config::default();
+    let spec = SweepSpec { samples: jobs, ..SweepSpec::default() };
+    let runner = SweepRunner::new(&dataset, &config, &spec)?;
+    let computing = Instant::now();
+    let mut results = Vec::new();
+    let mut wire_bytes = 0usize;
+    let mut sample = 0u64;
+    while (results.len() as u64) < distinct.min(jobs) && sample < jobs {
+        let result = runner.run_range(sample..sample + 1);
+        sample += 1;
+        // A failed sample names its index, which would not fit another job.
+        if result.samples_ok == 1 {
+            wire_bytes += zonesweep_proto::convert::encode_aggregate(&result).len();
+            results.push(aggregate_to_pb(&result));
+        }
+    }
+    if results.is_empty() {
+        bail!("every sample of the dataset failed; the load needs successful ones");
+    }
+    let results = Arc::new(results);
+    let wire_bytes = wire_bytes / results.len();
+    println!(
+        "coordinator: {} distinct one-sample results of {} units computed in {:.1} s ({} bytes each on the wire on average)",
+        results.len(),
+        dataset.n_units(),
+        computing.elapsed().as_secs_f64(),
+        wire_bytes
+    );
+
     let cluster = start_coordinator().await?;
     let mut client = Remote::connect(&cluster.url, &cluster.token, &LimitArgs::default()).await?;
     let args = SweepArgs {
         samples: Some(jobs),
         seed: Some(1),
-        data: None,
+        data,
         spec: None,
         config: None,
         job_size: Some(1),
         until_ci: None,
         check_every: None,
     };
+    let resident_before = resident_bytes();
     let status = client.submit(args.request()?).await?;
-    // A valid one-sample result per job, made once: the load is the
-    // coordinator's, not the model's.
-    let dataset = demo_dataset();
-    let config = Config::default();
-    let spec = SweepSpec { samples: jobs, ..SweepSpec::default() };
-    let runner = SweepRunner::new(&dataset, &config, &spec)?;
-    let template: Aggregate = runner.run_range(0..1);
-    if template.samples_ok != 1 {
-        bail!("sample 0 of the demonstration dataset failed; the load needs a successful one");
-    }
-    let wire = aggregate_to_pb(&template);
+    // The load generator runs on a runtime of its own, so the CPU it takes
+    // is told apart from the coordinator's (which runs on this one).
+    let load =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(LOAD_THREADS).enable_all().build()?;
+    let cpu_before = thread_cpu(LOAD_THREADS);
     let completed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
-        // One connection per fake worker, as separate worker processes have.
-        let mut client = Connection::connect(&cluster.url, &cluster.token, &ClientOptions::default()).await?.workers();
-        let wire = wire.clone();
+        let (url, token) = (cluster.url.clone(), cluster.token.clone());
+        let results = results.clone();
         let completed = completed.clone();
-        tasks.spawn(async move {
-            let worker = client
-                .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads: 1 })
-                .await?
-                .into_inner()
-                .worker_id;
-            loop {
-                let leased =
+        tasks.spawn_on(
+            async move {
+                // One connection per fake worker, as separate worker processes have.
+                let mut client = Connection::connect(&url, &token, &ClientOptions::default())
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?
+                    .workers();
+                let worker = client
+                    .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads: 1 })
+                    .await?
+                    .into_inner()
+                    .worker_id;
+                // A result's delivery leases the next job in the same call,
+                // as real workers do; Lease only for the first.
+                let mut next =
                     client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
-                let Some(job) = leased.into_iter().next() else { return Ok::<_, tonic::Status>(()) };
-                let lease = pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
-                // The load generator should cost little next to the
-                // coordinator: a successful one-sample result is the same
-                // for every job, so its protobuf message is built once and
-                // cloned (tonic still encodes every request).
-                client
-                    .complete(pb::CompleteRequest {
-                        worker_id: worker.clone(),
-                        lease: Some(lease),
-                        aggregate: Some(wire.clone()),
-                    })
-                    .await?;
-                completed.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+                while let Some(job) = next.pop() {
+                    let lease =
+                        pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
+                    // Results are built once; tonic still encodes every request.
+                    let aggregate = results[job.job_index as usize % results.len()].clone();
+                    next = client
+                        .complete(pb::CompleteRequest {
+                            worker_id: worker.clone(),
+                            lease: Some(lease),
+                            aggregate: Some(aggregate),
+                            lease_capacity: 1,
+                        })
+                        .await?
+                        .into_inner()
+                        .jobs;
+                    completed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, tonic::Status>(())
+            },
+            load.handle(),
+        );
     }
     while let Some(result) = tasks.join_next().await {
         result?.map_err(status_error)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = thread_cpu(LOAD_THREADS);
     let done = completed.load(Ordering::Relaxed);
     let final_status = client.status(&status.id).await?;
     println!(
-        "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 2000/s); sweep {} with {}/{} samples",
+        "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 10,000/s); sweep {} with {}/{} samples",
         done as f64 / elapsed,
         final_status.state,
         final_status.samples_done,
         final_status.samples
     );
+    if let (Some((load_before, all_before)), Some((load_after, all_after))) = (cpu_before, cpu_after) {
+        let (load_cpu, all_cpu) = (load_after - load_before, all_after - all_before);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "cpu: the load generator took {load_cpu:.2} s of CPU ({:.0} % of the process's {all_cpu:.2} s; the coordinator the other {:.2} s) over {elapsed:.2} s on {cores} cores",
+            100.0 * load_cpu / all_cpu.max(1e-9),
+            all_cpu - load_cpu
+        );
+    }
+    let results = client.query(&status.id).await?;
+    let encoded = zonesweep_proto::convert::encode_aggregate(&results.aggregate).len();
+    let heap = aggregate_heap_bytes(&results.aggregate);
+    let grown = match (resident_before, resident_bytes()) {
+        (Some(before), Some(after)) => format!("{:.1} MiB", (after as f64 - before as f64) / (1 << 20) as f64),
+        _ => "unknown".to_owned(),
+    };
+    println!(
+        "memory per sweep: its merged aggregate is {:.1} KiB encoded, about {:.1} KiB in memory; the process's resident memory grew {grown} during the run (coordinator and load generator)",
+        encoded as f64 / 1024.0,
+        heap as f64 / 1024.0
+    );
+    drop(client);
     let _ = cluster.stop.send(());
     tokio::time::timeout(Duration::from_secs(10), cluster.server).await.ok();
+    load.shutdown_background();
     Ok(())
 }

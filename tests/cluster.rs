@@ -240,6 +240,7 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
         worker_id: worker_id.clone(),
         lease: Some(lease_of(job)),
         aggregate: Some(aggregate),
+        lease_capacity: 0,
     };
 
     // Results that do not fit job 0, each refused before anything is merged.

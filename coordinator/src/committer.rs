@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use zonesweep_proto::ids::{JobId, SweepId};
 use zonesweep_proto::status::SweepState;
 use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::sensitivity::SensitivitySums;
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking};
@@ -125,21 +126,47 @@ pub struct Plan {
 }
 
 /// A sweep's durable parts as the batch leaves them (copies: the state
-/// changes only once they are stored). Job tables are not copied: they can
-/// be large, and the state's tell what was done before the batch.
+/// changes only once they are stored). Neither the job table nor the merged
+/// aggregate is copied: they can be large, and the state's tell what was
+/// done before the batch; the batch's new results are merged into `delta`.
 struct Draft<'a> {
     sweep: &'a SweepRuntime,
     record: SweepRecord,
-    /// Copied from the state when a result is merged, or the stored one a
-    /// resumption brings; `None` while the batch leaves it as it is.
-    aggregate: Option<Aggregate>,
+    /// The stored aggregate a resumption or extension brings, replacing
+    /// the sweep's; `None` while the batch leaves it as it is.
+    replace: Option<Aggregate>,
+    /// The merge of the results the batch newly merges.
+    delta: Option<Aggregate>,
     newly_done: BTreeSet<u32>,
     delete: bool,
+    /// Write the merged aggregate before the batch as the sweep's new
+    /// checkpoint once this many deltas follow its last one.
+    checkpoint_every: u32,
+}
+
+/// An aggregate with nothing merged, of `like`'s shape and sensitivity groups.
+fn empty_like(like: &Aggregate) -> Aggregate {
+    let mut empty = Aggregate::empty(like.shape);
+    empty.sensitivity = like.sensitivity.as_ref().map(|s| SensitivitySums::zeros(&like.shape, s.groups.clone()));
+    empty
 }
 
 impl<'a> Draft<'a> {
-    fn of(sweep: &'a SweepRuntime) -> Draft<'a> {
-        Draft { sweep, record: sweep.record().clone(), aggregate: None, newly_done: BTreeSet::new(), delete: false }
+    fn of(sweep: &'a SweepRuntime, checkpoint_every: u32) -> Draft<'a> {
+        Draft {
+            sweep,
+            record: sweep.record().clone(),
+            replace: None,
+            delta: None,
+            newly_done: BTreeSet::new(),
+            delete: false,
+            checkpoint_every,
+        }
+    }
+
+    /// The merged aggregate before the batch's new results.
+    fn base(&self) -> Option<&Aggregate> {
+        self.replace.as_ref().or(self.sweep.aggregate())
     }
 
     fn resume(&mut self, stored: &Aggregate) -> Decision {
@@ -151,7 +178,7 @@ impl<'a> Draft<'a> {
             return if self.record.is_running() { Decision::Resume } else { Decision::NotNow(why) };
         }
         self.record.resume();
-        self.aggregate = Some(stored.clone());
+        self.replace = Some(stored.clone());
         Decision::Resume
     }
 
@@ -182,7 +209,10 @@ impl<'a> Draft<'a> {
         }
         match self.record.extend(samples, spec_hash) {
             Ok(()) => {
-                self.aggregate = Some(stored.clone());
+                // A done sweep's batch has merged nothing, so the stored
+                // aggregate is the whole of it.
+                self.replace = Some(stored.clone());
+                self.delta = None;
                 Decision::Extend
             }
             Err(why) => Decision::NotNow(why),
@@ -200,41 +230,86 @@ impl<'a> Draft<'a> {
         if !self.record.is_running() || self.delete {
             return Decision::SweepClosed(id.clone(), self.record.state);
         }
-        if self.aggregate.is_none() {
-            self.aggregate = self.sweep.aggregate().cloned();
-        }
-        let Some(aggregate) = self.aggregate.as_mut() else {
+        let Some(base) = self.replace.as_ref().or(self.sweep.aggregate()) else {
             return Decision::Refused(format!("sweep {id} has no merged results in memory"));
         };
+        let delta = self.delta.get_or_insert_with(|| empty_like(base));
         // `merge` checks the shape and every length before it changes
-        // anything, so a refused result leaves the draft as it was.
-        if let Err(e) = aggregate.merge(result) {
+        // anything, so a refused result leaves the delta as it was; the
+        // delta has the sweep's shape and groups, so what merges into it
+        // merges into the sweep's aggregate.
+        let merged = delta.merge(result);
+        let samples_ok = base.samples_ok + delta.samples_ok;
+        if let Err(e) = merged {
             return Decision::Refused(format!("the result does not merge: {e}"));
         }
         self.newly_done.insert(index);
         self.record.provenance.contributed(worker);
         let done = self.sweep.jobs_done() + self.newly_done.len() as u32;
-        if done == self.record.jobs {
-            self.record.finish(aggregate);
-        } else if self.record.block_end(done.saturating_sub(1)) == done {
+        let last = done == self.record.jobs;
+        let block_end = !last && self.record.block_end(done.saturating_sub(1)) == done;
+        if !(last || block_end || self.record.provenance.convergence_due(samples_ok, false)) {
+            return Decision::Merge;
+        }
+        // The sweep's whole aggregate with the batch's results: copied only
+        // at its end, a block's end, and a point of its convergence history.
+        let Some(mut aggregate) = self.base().cloned() else {
+            return Decision::Refused(format!("sweep {id} has no merged results in memory"));
+        };
+        if let Some(delta) = &self.delta
+            && let Err(e) = aggregate.merge(delta)
+        {
+            return Decision::Refused(format!("the result does not merge: {e}"));
+        }
+        if last {
+            self.record.finish(&aggregate);
+        } else if block_end {
             // The last job of a block: every job before it is merged (only
             // one block is leased at a time), so `aggregate` holds exactly
             // the samples of the blocks so far, whatever the cluster.
-            if let Some(half_width) = self.record.reached_target(aggregate) {
-                self.record.stop_early(done, aggregate, half_width);
+            if let Some(half_width) = self.record.reached_target(&aggregate) {
+                self.record.stop_early(done, &aggregate, half_width);
             }
         }
         let ended = !self.record.is_running();
-        self.record.provenance.record_convergence(aggregate, ended);
+        self.record.provenance.record_convergence(&aggregate, ended);
         Decision::Merge
     }
 
     /// The entry to store, if the batch changed this sweep.
     fn into_entry(self) -> Option<BatchEntry> {
         let changed = !self.newly_done.is_empty() || self.record != *self.sweep.record() || self.delete;
-        changed.then(|| BatchEntry {
+        if !changed {
+            return None;
+        }
+        // A delta merges the batch's new results only; a batch whose every
+        // result was refused stores none.
+        let mut delta = self.delta.filter(|_| !self.newly_done.is_empty());
+        let mut replace = self.replace;
+        // A sweep that ends is stored whole, as one checkpoint: its
+        // aggregate is read from the store from now on (copied once).
+        let ends = self.sweep.is_running() && !self.record.is_running() && !self.delete;
+        if ends
+            && replace.is_none()
+            && let Some(mut whole) = self.sweep.aggregate().cloned()
+            && delta.as_ref().is_none_or(|d| whole.merge(d).is_ok())
+        {
+            replace = Some(whole);
+            delta = None;
+        }
+        // Checkpoint the aggregate before this batch (shared, not copied)
+        // once enough deltas follow the last checkpoint, so they stay few.
+        let base = match (&replace, &delta) {
+            (None, Some(_)) if self.sweep.stored_deltas() >= self.checkpoint_every => {
+                self.sweep.shared_aggregate().cloned()
+            }
+            _ => None,
+        };
+        Some(BatchEntry {
             record: self.record,
-            aggregate: self.aggregate,
+            aggregate: replace,
+            base,
+            delta,
             newly_done: self.newly_done.into_iter().collect(),
             delete: self.delete,
         })
@@ -243,6 +318,16 @@ impl<'a> Draft<'a> {
 
 /// Decide every change of a batch, in order, against `state`; pure.
 pub fn plan(state: &State, changes: &[Change]) -> Plan {
+    plan_with(state, changes, DEFAULT_CHECKPOINT_EVERY)
+}
+
+/// The deltas a sweep's checkpoint is followed by at most, but for the
+/// batch being stored, by default.
+pub const DEFAULT_CHECKPOINT_EVERY: u32 = 64;
+
+/// [`plan`], writing a sweep's checkpoint once `checkpoint_every` deltas
+/// follow its last.
+pub fn plan_with(state: &State, changes: &[Change], checkpoint_every: u32) -> Plan {
     let mut drafts: BTreeMap<SweepId, Draft<'_>> = BTreeMap::new();
     let mut decisions = Vec::with_capacity(changes.len());
     for change in changes {
@@ -251,7 +336,7 @@ pub fn plan(state: &State, changes: &[Change]) -> Plan {
             decisions.push(Decision::UnknownSweep(id.clone()));
             continue;
         };
-        let draft = drafts.entry(id.clone()).or_insert_with(|| Draft::of(sweep));
+        let draft = drafts.entry(id.clone()).or_insert_with(|| Draft::of(sweep, checkpoint_every));
         decisions.push(match change {
             Change::Complete { job, aggregate, worker } => draft.complete(job.index, aggregate, worker),
             Change::Extend { from, samples, spec_hash, aggregate, .. } => {
@@ -330,7 +415,7 @@ impl Coordinator {
 
     async fn commit(&self, batch: Vec<Command>) {
         let (changes, replies): (Vec<Change>, Vec<_>) = batch.into_iter().map(|c| (c.change, c.reply)).unzip();
-        let Plan { decisions, entries } = plan(&self.state(), &changes);
+        let Plan { decisions, entries } = plan_with(&self.state(), &changes, self.config().checkpoint_every);
         let store = self.store();
         let stored = blocking(move || {
             store.commit_batch(&entries)?;
@@ -382,6 +467,21 @@ pub enum Fit {
 /// result is consistent, of the sweep's shape, with exactly the job's
 /// sample count and failures only among the job's samples.
 pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+    check_consistent(aggregate)?;
+    check_fit(sweep, index, aggregate)
+}
+
+/// The part of [`check_result`] that needs no sweep: the result's counts
+/// are those of its samples. It reads the whole result, so the coordinator
+/// runs it before it takes the state's lock.
+pub fn check_consistent(aggregate: &Aggregate) -> Result<(), CoordinatorError> {
+    aggregate
+        .check_consistency()
+        .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))
+}
+
+/// The rest of [`check_result`], for a result [`check_consistent`] passed.
+pub fn check_fit(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
     let id = sweep.id();
     let Some(job) = sweep.job(index) else {
         return Err(CoordinatorError::InvalidArgument(format!(
@@ -396,9 +496,6 @@ pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> 
             sweep.record().state
         )));
     }
-    aggregate
-        .check_consistency()
-        .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))?;
     if aggregate.shape != *sweep.shape() {
         return Err(CoordinatorError::InvalidArgument(format!(
             "the result's shape {:?} does not fit sweep {id} ({:?})",
@@ -496,8 +593,9 @@ mod tests {
         assert_eq!(plan.entries.len(), 1);
         let entry = &plan.entries[0];
         assert_eq!(entry.newly_done, [0, 1]);
-        let aggregate = entry.aggregate.as_ref().unwrap();
-        assert_eq!((aggregate.samples_ok, aggregate.zone_counts.row(0)[0]), (8, 8), "job 0 counted once");
+        assert_eq!(entry.aggregate, None, "the sweep's aggregate is not copied");
+        let delta = entry.delta.as_ref().unwrap();
+        assert_eq!((delta.samples_ok, delta.zone_counts.row(0)[0]), (8, 8), "job 0 counted once");
         assert_eq!(entry.record.state, SweepState::Running);
         assert_eq!(status(&state).samples_done, 0, "planning changes no state");
     }
@@ -610,12 +708,85 @@ mod tests {
         assert!(matches!(&plan.decisions[2], Decision::Refused(why) if why.contains("no job 7")), "{plan:?}");
         assert_eq!(plan.decisions[3], Decision::Merge);
         assert_eq!(plan.entries[0].newly_done, [0]);
-        assert_eq!(plan.entries[0].aggregate, Some(*result(4)), "a refused result changes nothing");
+        assert_eq!(plan.entries[0].delta, Some(*result(4)), "a refused result changes nothing");
         let answers = settle(&mut state, &plan.decisions, Ok(plan.entries));
         assert_eq!(
             codes(&answers),
             [Err(Code::InvalidArgument), Err(Code::NotFound), Err(Code::InvalidArgument), Ok(true)]
         );
+    }
+
+    /// A result of job `index` (jobs of 4 samples) unlike any other: its
+    /// samples in zone `index % 5 + 1`, a failure, and histogram values.
+    fn distinct(index: u32) -> Aggregate {
+        let mut aggregate = Aggregate::empty(shape());
+        let first = u64::from(index) * 4;
+        aggregate.add_failure(first, "diverges", &format!("sample {first}"));
+        aggregate.samples_ok = 3;
+        aggregate.zone_counts.row_mut(0)[index as usize % 5] = 3;
+        for k in 0..3 {
+            aggregate.r2.add(f64::from(index) * 0.01 + f64::from(k) * 0.003);
+        }
+        aggregate
+    }
+
+    #[test]
+    fn batches_store_deltas_and_a_checkpoint_every_few_and_memory_holds_their_sum() {
+        // 40 jobs of 4 samples, completed in batches of 3 in a scrambled order.
+        let mut state = State::new(0);
+        state.insert(SweepRuntime::new(record("a", 0, 160, 4), Aggregate::empty(shape()), &[]));
+        let order: Vec<u32> = (0..40).map(|i| (i * 17 + 5) % 40).collect();
+        let mut stored_deltas = Vec::new();
+        let mut checkpoint = Aggregate::empty(shape());
+        for batch in order.chunks(3) {
+            let changes: Vec<Change> = batch
+                .iter()
+                .map(|&j| Change::Complete {
+                    job: JobId::new(id("a"), j),
+                    aggregate: Box::new(distinct(j)),
+                    worker: "host/w-1".into(),
+                })
+                .collect();
+            let Plan { decisions, entries } = plan_with(&state, &changes, 4);
+            // What the store does with the entry: a checkpoint replaces the
+            // deltas before it; the batch's delta follows.
+            let entry = &entries[0];
+            if let Some(base) = &entry.base {
+                assert_eq!(stored_deltas.len(), 4, "a checkpoint after 4 deltas");
+                checkpoint = (**base).clone();
+                stored_deltas.clear();
+            }
+            if let Some(whole) = &entry.aggregate {
+                assert_eq!(entry.record.state, SweepState::Done, "only the sweep's end is stored whole");
+                assert_eq!(entry.delta, None);
+                checkpoint = whole.clone();
+                stored_deltas.clear();
+            } else {
+                stored_deltas.push(entry.delta.clone().expect("a delta of the batch's results"));
+            }
+            settle(&mut state, &decisions, Ok(entries));
+            let sweep = state.sweep(&id("a")).unwrap();
+            assert_eq!(sweep.stored_deltas() as usize, stored_deltas.len());
+            // Recovery: the checkpoint and the deltas after it.
+            let mut recovered = checkpoint.clone();
+            for delta in &stored_deltas {
+                recovered.merge(delta).unwrap();
+            }
+            if let Some(live) = sweep.aggregate() {
+                assert_eq!(&recovered, live, "memory holds the checkpoint plus the deltas");
+            }
+        }
+        let mut reference = Aggregate::empty(shape());
+        for j in 0..40 {
+            reference.merge(&distinct(j)).unwrap();
+        }
+        let mut recovered = checkpoint;
+        for delta in &stored_deltas {
+            recovered.merge(delta).unwrap();
+        }
+        assert_eq!(recovered, reference, "bit-identical to the results merged in job order");
+        let end = status(&state);
+        assert_eq!((end.state, end.samples_done, end.samples_failed), (SweepState::Done, 160, 40));
     }
 
     /// A consistent result: samples `range`, every one failed.

@@ -38,6 +38,11 @@ pub struct CoordinatorConfig {
     pub max_message_bytes: usize,
     /// The most completions one durable commit takes.
     pub max_batch: usize,
+    /// A running sweep's merged aggregate is stored as a checkpoint and the
+    /// deltas of the group commits after it; once this many deltas follow
+    /// the checkpoint, the next commit writes a new checkpoint (0: every
+    /// commit does). Fewer means more writing, more means longer recovery.
+    pub checkpoint_every: u32,
     /// How many submissions are parsed and planned at once; more wait.
     pub preparing_at_once: usize,
     /// The most request bytes of submissions waiting or being prepared at
@@ -107,6 +112,7 @@ impl CoordinatorConfig {
             max_job_time: Duration::from_secs(3600),
             max_message_bytes: DEFAULT_MAX_MESSAGE_MIB << 20,
             max_batch: 1024,
+            checkpoint_every: crate::committer::DEFAULT_CHECKPOINT_EVERY,
             preparing_at_once: 2,
             preparation_budget_bytes: 1 << 30,
             max_connections: DEFAULT_MAX_CONNECTIONS,

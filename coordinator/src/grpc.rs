@@ -252,7 +252,13 @@ impl pb::workers_server::Workers for Coordinator {
         let shape = self.result_shape(lease.sweep())?;
         let aggregate = result_from_pb(&wire, &shape)?;
         let merged = Coordinator::complete(self, &worker, &lease, aggregate).await?;
-        Ok(Response::new(pb::CompleteResponse { merged }))
+        // The result is taken; new jobs are a bonus: should leasing fail,
+        // the worker asks with Lease.
+        let jobs = match request.lease_capacity {
+            0 => Vec::new(),
+            capacity => Coordinator::lease(self, &worker, capacity).unwrap_or_default(),
+        };
+        Ok(Response::new(pb::CompleteResponse { merged, jobs: jobs.into_iter().map(job_to_pb).collect() }))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {

@@ -41,8 +41,10 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
     let (records, unreadable) = store.sweep_entries()?;
     let mut loaded = Loaded { sweeps: Vec::new(), quarantined: BTreeMap::new() };
     for mut record in records {
-        match store.load_sweep(&record) {
-            Ok((aggregate, done)) => loaded.sweeps.push(SweepRuntime::new(record, aggregate, &done)),
+        match store.load_sweep_with_deltas(&record) {
+            Ok((aggregate, done, deltas)) => {
+                loaded.sweeps.push(SweepRuntime::new(record, aggregate, &done).with_stored_deltas(deltas))
+            }
             Err(error) if error.cause() == StoreCause::Corrupt => {
                 tracing::warn!("sweep {} is quarantined: {error}", record.id);
                 if record.quarantine(&error)

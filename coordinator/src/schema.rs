@@ -16,8 +16,15 @@ use redb::TableDefinition;
 /// [`AGGREGATES`]; version 3 added the regional count tables to every
 /// aggregate (the region's peak year, the units per zone), which an older
 /// aggregate cannot be given after the fact: files of versions 1 and 2 are
-/// refused with that reason, and left as they are.
-pub const SCHEMA_VERSION: u64 = 3;
+/// refused with that reason, and left as they are. Version 4 added
+/// [`DELTAS`]: a sweep's merged results are its checkpoint in
+/// [`AGGREGATES`] plus its deltas. A version 3 file is a version 4 file
+/// without deltas: the coordinator upgrades it by creating the table and
+/// recording the new version, and a query reads it as it is.
+pub const SCHEMA_VERSION: u64 = 4;
+
+/// The last schema version without [`DELTAS`], upgraded in place.
+pub const VERSION_BEFORE_DELTAS: u64 = 3;
 
 /// The first schema version whose aggregates carry the regional counts.
 pub const FIRST_REGIONAL_VERSION: u64 = 3;
@@ -49,7 +56,8 @@ pub const SWEEPS: TableDefinition<&str, &[u8]> = TableDefinition::new("sweeps");
 /// content.
 pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
-/// The merged results of each sweep so far.
+/// Each sweep's checkpoint: its merged results up to its first delta in
+/// [`DELTAS`] (all of them when it has none).
 ///
 /// Key: the sweep id. Value: the SHA-256 ([`CHECKSUM_LEN`] bytes) of the
 /// rest, then the aggregate in the binary form of
@@ -58,11 +66,24 @@ pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 /// Every read checks the checksum and the aggregate's invariants.
 pub const AGGREGATES: TableDefinition<&str, &[u8]> = TableDefinition::new("aggregates");
 
-/// The jobs whose results are merged into [`AGGREGATES`].
+/// The results each group commit merged into a sweep since its checkpoint.
+///
+/// Key: (sweep id, delta sequence number; unique in the file, increasing).
+/// Value: like [`AGGREGATES`]' (checksum, then the binary aggregate): the
+/// merge of the results one batch newly merged into the sweep. A sweep's
+/// merged results are its checkpoint merged with every one of its deltas
+/// (merging is exact, associative and commutative, so their order does not
+/// matter). A checkpoint is written in the same transaction that removes
+/// the deltas it holds, so replaying the deltas that remain never counts a
+/// result twice.
+pub const DELTAS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("deltas");
+
+/// The jobs whose results are merged into the sweep's checkpoint or deltas.
 ///
 /// Key: (sweep id, job index); the tuple orders by sweep id first, so one
 /// sweep's done jobs are a contiguous range in ascending job order. Value:
 /// nothing. A job is in this table exactly when its result is in the
-/// sweep's aggregate: both are written in one transaction, which is what
+/// sweep's checkpoint or one of its deltas: both are written in one
+/// transaction, which is what
 /// keeps a result from being merged twice.
 pub const DONE_JOBS: TableDefinition<(&str, u32), ()> = TableDefinition::new("done_jobs");

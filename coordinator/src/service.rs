@@ -14,7 +14,7 @@ use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
 use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 use zonesweep_shared::sweep::{Design, SweepSpec};
 
-use crate::committer::{Change, Command, Fit, check_result};
+use crate::committer::{Change, Command, Fit, check_consistent, check_fit};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::health::{Loaded, load_sweeps};
@@ -251,11 +251,12 @@ impl Coordinator {
                 record.unit_ids.clone(),
                 record.unit_names.clone(),
                 record.nominal_zones.clone(),
-                sweep.aggregate().cloned(),
+                // Shared under the lock, copied after it.
+                sweep.shared_aggregate().cloned(),
             )
         };
         let aggregate = match live {
-            Some(aggregate) => aggregate,
+            Some(aggregate) => std::sync::Arc::unwrap_or_clone(aggregate),
             None => self.stored_aggregate(id).await?,
         };
         Ok(SweepResults { status, unit_ids, unit_names, nominal_zones, aggregate })
@@ -505,11 +506,13 @@ impl Coordinator {
         lease: &LeaseRef,
         aggregate: Aggregate,
     ) -> Result<bool, CoordinatorError> {
+        // Reads the whole result: before the lock every call needs.
+        check_consistent(&aggregate)?;
         let label = {
             let mut state = self.state();
             state.check_delivery(worker, lease)?;
             let sweep = state.sweep(lease.sweep()).ok_or_else(|| not_found(lease.sweep()))?;
-            if check_result(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
+            if check_fit(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
                 return Ok(false);
             }
             state.worker_label(worker)

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zonesweep_proto::ids::{LeaseId, LeaseRef, SweepId, WorkerId};
@@ -85,14 +86,20 @@ pub struct WorkerInfo {
 /// so memory does not grow with every sweep ever finished).
 #[derive(Clone, Debug)]
 enum Results {
-    Live(Box<Aggregate>),
-    Stored { shape: Shape, sensitivity: Option<Vec<String>>, tally: Tally },
+    /// Shared with the committer, which writes it as a checkpoint outside
+    /// the state's lock; merged into in place once nothing else holds it.
+    Live(Arc<Aggregate>),
+    Stored {
+        shape: Shape,
+        sensitivity: Option<Vec<String>>,
+        tally: Tally,
+    },
 }
 
 impl Results {
     fn new(record: &SweepRecord, aggregate: Aggregate) -> Results {
         if record.is_running() {
-            Results::Live(Box::new(aggregate))
+            Results::Live(Arc::new(aggregate))
         } else {
             Results::Stored {
                 shape: aggregate.shape,
@@ -115,6 +122,8 @@ pub struct SweepRuntime {
     /// costs nothing however many jobs a sweep has.
     done: u32,
     leased: u32,
+    /// The deltas stored after the sweep's checkpoint.
+    deltas: u32,
 }
 
 /// A job handed to a worker: its lease, its samples, and what the worker
@@ -142,7 +151,7 @@ impl SweepRuntime {
         }
         let done = jobs.iter().filter(|j| **j == JobState::Done).count() as u32;
         let results = Results::new(&record, aggregate);
-        let mut runtime = SweepRuntime { record, jobs, pending: VecDeque::new(), results, done, leased: 0 };
+        let mut runtime = SweepRuntime { record, jobs, pending: VecDeque::new(), results, done, leased: 0, deltas: 0 };
         runtime.queue_undone();
         runtime
     }
@@ -171,6 +180,26 @@ impl SweepRuntime {
             Results::Live(aggregate) => Some(aggregate),
             Results::Stored { .. } => None,
         }
+    }
+
+    /// [`SweepRuntime::aggregate`], shared: the committer writes it as a
+    /// checkpoint without copying it.
+    pub fn shared_aggregate(&self) -> Option<&Arc<Aggregate>> {
+        match &self.results {
+            Results::Live(aggregate) => Some(aggregate),
+            Results::Stored { .. } => None,
+        }
+    }
+
+    /// The deltas stored after the sweep's checkpoint.
+    pub fn stored_deltas(&self) -> u32 {
+        self.deltas
+    }
+
+    /// A sweep loaded with `deltas` deltas after its checkpoint.
+    pub fn with_stored_deltas(mut self, deltas: u32) -> SweepRuntime {
+        self.deltas = deltas;
+        self
     }
 
     /// The shape every result of this sweep has.
@@ -633,14 +662,33 @@ impl State {
         }
         let (was_running, runs) = (current.is_running(), committed.record.is_running());
         current.record = committed.record;
+        // What the store now holds after the sweep's checkpoint.
+        let checkpointed = committed.aggregate.is_some() || committed.base.is_some();
+        current.deltas = if checkpointed { 0 } else { current.deltas };
+        current.deltas += u32::from(committed.delta.is_some());
+        // The committer's hold on the live aggregate ends here, so it is
+        // merged into in place rather than copied.
+        drop(committed.base);
         let shape = *current.shape();
         let placeholder = Results::Stored { shape, sensitivity: None, tally: Tally::default() };
         let results = std::mem::replace(&mut current.results, placeholder);
-        current.results = match (committed.aggregate, results) {
-            (Some(aggregate), _) => Results::new(&current.record, aggregate),
-            (None, Results::Live(aggregate)) => Results::new(&current.record, *aggregate),
-            (None, stored) => stored,
+        let merged = match (committed.aggregate, results) {
+            (Some(aggregate), _) => Some(aggregate),
+            (None, Results::Live(aggregate)) => Some(Arc::unwrap_or_clone(aggregate)),
+            (None, stored) => {
+                current.results = stored;
+                None
+            }
         };
+        if let Some(mut aggregate) = merged {
+            if let Some(delta) = &committed.delta {
+                // Checked by the planner against this very aggregate.
+                if let Err(error) = aggregate.merge(delta) {
+                    tracing::error!(sweep = %id, "a stored delta does not merge into the sweep in memory: {error}");
+                }
+            }
+            current.results = Results::new(&current.record, aggregate);
+        }
         if was_running && !runs {
             let status = current.status();
             tracing::info!(
@@ -913,6 +961,8 @@ pub(crate) mod tests {
         let entry = BatchEntry {
             record: record.clone(),
             aggregate: Some(aggregate.clone()),
+            base: None,
+            delta: None,
             newly_done: vec![1],
             delete: false,
         };
@@ -925,7 +975,14 @@ pub(crate) mod tests {
         // Resumed: the jobs not done are leased again, in order.
         record.state = SweepState::Running;
         record.reason.clear();
-        state.publish(BatchEntry { record, aggregate: Some(aggregate.clone()), newly_done: vec![], delete: false });
+        state.publish(BatchEntry {
+            record,
+            aggregate: Some(aggregate.clone()),
+            base: None,
+            delta: None,
+            newly_done: vec![],
+            delete: false,
+        });
         assert_eq!(state.sweep(&id("a")).unwrap().aggregate(), Some(&aggregate));
         let jobs = state.lease(&worker("w"), 4, now, now).unwrap();
         let indices: Vec<u32> = jobs.iter().map(|j| j.lease.index()).collect();

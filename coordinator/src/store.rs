@@ -24,7 +24,8 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError, RwLock};
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -36,18 +37,26 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::schema::{
-    AGGREGATES, BLOBS, CHECKSUM_LEN, DONE_JOBS, FIRST_REGIONAL_VERSION, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    SWEEPS,
+    AGGREGATES, BLOBS, CHECKSUM_LEN, DELTAS, DONE_JOBS, FIRST_REGIONAL_VERSION, META, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY, SWEEPS, VERSION_BEFORE_DELTAS,
 };
 use crate::sweep::SweepRecord;
 
-/// One sweep's share of a group commit: its new record, its aggregate with
-/// the newly done jobs' results merged in (`None`: unchanged), and those
-/// jobs' indices; or, with `delete`, the sweep's removal.
+/// One sweep's share of a group commit: its new record, the merge of the
+/// results it newly merges (`delta`) and those jobs' indices, and perhaps a
+/// new checkpoint; or, with `delete`, the sweep's removal.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchEntry {
     pub record: SweepRecord,
+    /// The sweep's merged results are replaced by these (a resumed or
+    /// extended sweep's, read from the store): written as its checkpoint.
     pub aggregate: Option<Aggregate>,
+    /// The sweep's merged results before this batch, written as its
+    /// checkpoint (its deltas so far removed) to keep them few; the batch's
+    /// `delta` is stored after it.
+    pub base: Option<Arc<Aggregate>>,
+    /// The merge of the results this batch newly merges into the sweep.
+    pub delta: Option<Aggregate>,
     pub newly_done: Vec<u32>,
     /// Remove the sweep: its record, aggregate and done jobs, and every
     /// blob no other sweep uses.
@@ -292,6 +301,8 @@ pub struct Store {
     format: Format,
     /// The I/O error that made writing fail, until the database is reopened.
     trouble: Mutex<Option<String>>,
+    /// The sequence number of the next delta: above every stored one.
+    next_delta: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -372,6 +383,7 @@ impl Store {
             handle: RwLock::new(Some(Handle::Writable(database))),
             format: Format::Checksummed,
             trouble: Mutex::new(None),
+            next_delta: AtomicU64::new(0),
         };
         store.prepare()?;
         Ok(store)
@@ -389,6 +401,10 @@ impl Store {
             let found = meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value());
             match found {
                 Some(found) if found == SCHEMA_VERSION => {}
+                // The same tables but for the deltas, created below.
+                Some(VERSION_BEFORE_DELTAS) => {
+                    meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).context("recording the schema version")?;
+                }
                 Some(found) => {
                     return Err(StoreError::SchemaVersion {
                         path: path.to_path_buf(),
@@ -407,6 +423,13 @@ impl Store {
             txn.open_table(BLOBS).context("creating table `blobs`")?;
             txn.open_table(AGGREGATES).context("creating table `aggregates`")?;
             txn.open_table(DONE_JOBS).context("creating table `done_jobs`")?;
+            let deltas = txn.open_table(DELTAS).context("creating table `deltas`")?;
+            let mut next = 0;
+            for entry in deltas.iter().context("reading table `deltas`")? {
+                let (key, _) = entry.context("reading table `deltas`")?;
+                next = next.max(key.value().1 + 1);
+            }
+            self.next_delta.fetch_max(next, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -428,6 +451,7 @@ impl Store {
             handle: RwLock::new(Some(Handle::ReadOnly(database))),
             format: Format::Checksummed,
             trouble: Mutex::new(None),
+            next_delta: AtomicU64::new(0),
         };
         let found = store.guarded("reading the schema version", || {
             let txn = store.read()?;
@@ -442,7 +466,8 @@ impl Store {
             Ok(found)
         })?;
         match found {
-            Some(found) if found == SCHEMA_VERSION => {}
+            // A version 3 file is read as it is: it has no deltas.
+            Some(found) if found == SCHEMA_VERSION || found == VERSION_BEFORE_DELTAS => {}
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
@@ -589,11 +614,43 @@ impl Store {
     /// and their own invariants: a value that fails is
     /// [`StoreError::Corrupt`], never a different answer.
     pub fn aggregate(&self, id: &SweepId) -> Result<Option<Aggregate>, StoreError> {
+        Ok(self.aggregate_and_deltas(id)?.map(|(aggregate, _)| aggregate))
+    }
+
+    /// The sweep's checkpoint with every one of its deltas merged in (one
+    /// read transaction, so a commit cannot fall between them), and the
+    /// number of deltas; each checked against its checksum and invariants.
+    pub fn aggregate_and_deltas(&self, id: &SweepId) -> Result<Option<(Aggregate, u32)>, StoreError> {
         self.guarded("reading table `aggregates`", || {
             let txn = self.read()?;
             let aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
             let value = aggregates.get(id.as_str()).context("reading table `aggregates`")?;
-            value.map(|value| decode_stored_aggregate(self.format, id.as_str(), value.value())).transpose()
+            let Some(mut aggregate) = value
+                .map(|value| decode_stored_aggregate(self.format, "aggregates", id.as_str(), value.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let deltas = match txn.open_table(DELTAS) {
+                Ok(deltas) => deltas,
+                // A version 3 file, read as it is by a query: no deltas.
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Some((aggregate, 0))),
+                Err(error) => return Err(error).context("opening table `deltas`"),
+            };
+            let mut count = 0u32;
+            let key = id.as_str();
+            for entry in deltas.range((key, 0u64)..=(key, u64::MAX)).context("reading table `deltas`")? {
+                let (k, value) = entry.context("reading table `deltas`")?;
+                let name = format!("{key}/{}", k.value().1);
+                let delta = decode_stored_aggregate(self.format, "deltas", &name, value.value())?;
+                aggregate.merge(&delta).map_err(|error| StoreError::Corrupt {
+                    table: "deltas",
+                    key: name,
+                    reason: format!("it does not merge into the sweep's checkpoint: {error}"),
+                })?;
+                count += 1;
+            }
+            Ok(Some((aggregate, count)))
         })
     }
 
@@ -611,8 +668,19 @@ impl Store {
     /// and against its record: the aggregate has a row per unit and counts
     /// exactly the samples of the done jobs, and every done job exists.
     pub fn load_sweep(&self, record: &SweepRecord) -> Result<(Aggregate, Vec<u32>), StoreError> {
+        let (aggregate, done, _) = self.load_sweep_with_deltas(record)?;
+        Ok((aggregate, done))
+    }
+
+    /// [`Store::load_sweep`], and how many deltas its aggregate was
+    /// replayed from.
+    pub fn load_sweep_with_deltas(&self, record: &SweepRecord) -> Result<(Aggregate, Vec<u32>, u32), StoreError> {
         let id = &record.id;
-        let aggregate = self.stored_aggregate(id)?;
+        let (aggregate, deltas) = self.aggregate_and_deltas(id)?.ok_or_else(|| StoreError::Corrupt {
+            table: "aggregates",
+            key: id.to_string(),
+            reason: "the sweep has no stored aggregate".to_string(),
+        })?;
         let done = self.done_jobs(id)?;
         let corrupt = |table, reason| StoreError::Corrupt { table, key: id.to_string(), reason };
         if let Some(&job) = done.iter().find(|&&job| job >= record.jobs) {
@@ -635,7 +703,7 @@ impl Store {
             );
             return Err(corrupt("aggregates", reason));
         }
-        Ok((aggregate, done))
+        Ok((aggregate, done, deltas))
     }
 
     /// The indices of the sweep's jobs whose results are merged, ascending.
@@ -654,9 +722,10 @@ impl Store {
     }
 
     /// Record a batch of job results in one durable transaction (a group
-    /// commit): for each entry, the sweep's new record and merged aggregate,
-    /// and its newly done jobs. When an entry names a sweep more than once,
-    /// the last entry's record and aggregate are the ones kept.
+    /// commit): for each entry, the sweep's new record, its newly done jobs
+    /// and the delta of their results, after a new checkpoint when the
+    /// entry brings one (replacing the sweep's deltas so far). When an entry
+    /// names a sweep more than once, the last entry's record is kept.
     ///
     /// Refuses the whole batch, writing nothing, if a job is already done (in
     /// the database or earlier in the batch), a job index is out of range, or
@@ -669,6 +738,7 @@ impl Store {
             let mut sweeps = txn.open_table(SWEEPS).context("opening table `sweeps`")?;
             let mut aggregates = txn.open_table(AGGREGATES).context("opening table `aggregates`")?;
             let mut done = txn.open_table(DONE_JOBS).context("opening table `done_jobs`")?;
+            let mut deltas = txn.open_table(DELTAS).context("opening table `deltas`")?;
             let mut deleted = Vec::new();
             for entry in batch {
                 let id = entry.record.id.as_str();
@@ -678,6 +748,7 @@ impl Store {
                 if entry.delete {
                     sweeps.remove(id).context("writing table `sweeps`")?;
                     aggregates.remove(id).context("writing table `aggregates`")?;
+                    deltas.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false).context("writing table `deltas`")?;
                     done.retain_in((id, 0u32)..=(id, u32::MAX), |_, _| false).context("writing table `done_jobs`")?;
                     deleted.push(&entry.record);
                     continue;
@@ -697,10 +768,19 @@ impl Store {
                     }
                 }
                 sweeps.insert(id, encode_record(&entry.record).as_slice()).context("writing table `sweeps`")?;
-                if let Some(aggregate) = &entry.aggregate {
+                // A new checkpoint holds every delta stored so far: they go
+                // in the same transaction, so none is ever replayed twice.
+                if let Some(checkpoint) = entry.aggregate.as_ref().or(entry.base.as_deref()) {
                     aggregates
-                        .insert(id, encode_stored_aggregate(aggregate).as_slice())
+                        .insert(id, encode_stored_aggregate(checkpoint).as_slice())
                         .context("writing table `aggregates`")?;
+                    deltas.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false).context("writing table `deltas`")?;
+                }
+                if let Some(delta) = &entry.delta {
+                    let sequence = self.next_delta.fetch_add(1, Ordering::SeqCst);
+                    deltas
+                        .insert((id, sequence), encode_stored_aggregate(delta).as_slice())
+                        .context("writing table `deltas`")?;
                 }
             }
             if !deleted.is_empty() {
@@ -746,6 +826,16 @@ impl Store {
                 if let Some(bytes) = bytes {
                     table.insert(id.as_str(), bytes.as_slice()).context(&format!("writing table `{name}`"))?;
                 }
+            }
+            let mut deltas = txn.open_table(DELTAS).context("opening table `deltas`")?;
+            let key = id.as_str();
+            let mut stored = Vec::new();
+            for entry in deltas.range((key, 0u64)..=(key, u64::MAX)).context("reading table `deltas`")? {
+                let (k, value) = entry.context("reading table `deltas`")?;
+                stored.push((k.value().1, value.value().to_vec()));
+            }
+            for (sequence, bytes) in stored {
+                deltas.insert((key, sequence), bytes.as_slice()).context("writing table `deltas`")?;
             }
             Ok(())
         })
@@ -832,8 +922,13 @@ fn encode_stored_aggregate(aggregate: &Aggregate) -> Vec<u8> {
     with_checksum(&encode_aggregate(aggregate))
 }
 
-fn decode_stored_aggregate(format: Format, key: &str, bytes: &[u8]) -> Result<Aggregate, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt { table: "aggregates", key: key.to_string(), reason };
+fn decode_stored_aggregate(
+    format: Format,
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Aggregate, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { table, key: key.to_string(), reason };
     let payload = checked_payload(format, bytes).map_err(corrupt)?;
     let aggregate = decode_aggregate(payload).map_err(|error| corrupt(error.to_string()))?;
     aggregate.check_consistency().map_err(|error| corrupt(format!("the counts do not add up: {error}")))?;
@@ -972,6 +1067,8 @@ mod tests {
                 .commit_batch(&[BatchEntry {
                     record: progressed.clone(),
                     aggregate: Some(merged(200)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![3, 0],
                     delete: false,
                 }])
@@ -1012,6 +1109,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("s1", 0),
                 aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![9],
                 delete: false,
             }])
@@ -1020,6 +1119,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("s10", 1),
                 aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![2],
                 delete: false,
             }])
@@ -1038,6 +1139,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
                 aggregate: Some(merged(100)),
+                base: None,
+                delta: None,
                 newly_done: vec![1],
                 delete: false,
             }])
@@ -1049,8 +1152,22 @@ mod tests {
         changed_a.reason = "should not be stored".into();
         let error = store
             .commit_batch(&[
-                BatchEntry { record: record("b", 1), aggregate: Some(merged(50)), newly_done: vec![0], delete: false },
-                BatchEntry { record: changed_a, aggregate: Some(merged(999)), newly_done: vec![2, 1], delete: false },
+                BatchEntry {
+                    record: record("b", 1),
+                    aggregate: Some(merged(50)),
+                    base: None,
+                    delta: None,
+                    newly_done: vec![0],
+                    delete: false,
+                },
+                BatchEntry {
+                    record: changed_a,
+                    aggregate: Some(merged(999)),
+                    base: None,
+                    delta: None,
+                    newly_done: vec![2, 1],
+                    delete: false,
+                },
             ])
             .unwrap_err();
         assert!(matches!(&error, StoreError::JobAlreadyDone { sweep_id, job: 1 } if sweep_id == "a"), "{error}");
@@ -1065,6 +1182,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
                 aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![4, 4],
                 delete: false,
             }])
@@ -1077,6 +1196,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
                 aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![10],
                 delete: false,
             }])
@@ -1086,6 +1207,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("ghost", 2),
                 aggregate: Some(merged(1)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1099,6 +1222,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("b", 1),
                 aggregate: Some(merged(50)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1134,6 +1259,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
                 aggregate: Some(merged(10)),
+                base: None,
+                delta: None,
                 newly_done: vec![0],
                 delete: false,
             }])
@@ -1210,6 +1337,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
                 aggregate: Some(merged(7)),
+                base: None,
+                delta: None,
                 newly_done: vec![5],
                 delete: false,
             }])
@@ -1357,6 +1486,8 @@ mod tests {
                 .commit_batch(&[BatchEntry {
                     record: record("a", 0),
                     aggregate: Some(merged(30)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![0],
                     delete: false,
                 }])
@@ -1369,7 +1500,7 @@ mod tests {
             flipped
         };
         for bit in 0..good.len() * 8 {
-            let error = decode_stored_aggregate(Format::Checksummed, "a", &flip(bit)).unwrap_err();
+            let error = decode_stored_aggregate(Format::Checksummed, "aggregates", "a", &flip(bit)).unwrap_err();
             assert!(matches!(&error, StoreError::Corrupt { table: "aggregates", .. }), "bit {bit}: {error}");
         }
         // Through the file, in the checksum and in the aggregate.
@@ -1418,6 +1549,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
                 aggregate: Some(merged(200)),
+                base: None,
+                delta: None,
                 newly_done: vec![2, 5],
                 delete: false,
             }])
@@ -1427,6 +1560,8 @@ mod tests {
             .commit_batch(&[BatchEntry {
                 record: record("a", 0),
                 aggregate: Some(merged(250)),
+                base: None,
+                delta: None,
                 newly_done: vec![7],
                 delete: false,
             }])
@@ -1442,6 +1577,112 @@ mod tests {
         fewer_jobs.jobs = 6;
         let error = store.load_sweep(&fewer_jobs).unwrap_err();
         assert!(error.to_string().contains("job 7 is done, but the sweep has 6 jobs"), "{error}");
+    }
+
+    /// Jobs' results as a checkpoint or delta: samples `range`, all failed.
+    fn failed(range: std::ops::Range<u64>) -> Aggregate {
+        let mut aggregate = Aggregate::empty(shape());
+        for sample in range {
+            aggregate.add_failure(sample, "singular", &format!("sample {sample}"));
+        }
+        aggregate
+    }
+
+    fn sum(parts: &[&Aggregate]) -> Aggregate {
+        let mut total = Aggregate::empty(shape());
+        for part in parts {
+            total.merge(part).unwrap();
+        }
+        total
+    }
+
+    fn delta_entry(job: u32, base: Option<Aggregate>) -> BatchEntry {
+        let samples = u64::from(job) * 100..u64::from(job + 1) * 100;
+        BatchEntry {
+            record: record("a", 0),
+            aggregate: None,
+            base: base.map(Arc::new),
+            delta: Some(failed(samples)),
+            newly_done: vec![job],
+            delete: false,
+        }
+    }
+
+    #[test]
+    fn deltas_replay_over_their_checkpoint_and_a_checkpoint_replaces_them_in_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let (first, second, third) = (failed(0..100), failed(100..200), failed(200..300));
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+            store.commit_batch(&[delta_entry(0, None)]).unwrap();
+            store.commit_batch(&[delta_entry(1, None)]).unwrap();
+            let (aggregate, done, deltas) = store.load_sweep_with_deltas(&record("a", 0)).unwrap();
+            assert_eq!((aggregate, done, deltas), (sum(&[&first, &second]), vec![0, 1], 2));
+            // A checkpoint of the first two, then the third's delta.
+            store.commit_batch(&[delta_entry(2, Some(sum(&[&first, &second])))]).unwrap();
+            let (aggregate, done, deltas) = store.load_sweep_with_deltas(&record("a", 0)).unwrap();
+            assert_eq!((aggregate, done, deltas), (sum(&[&first, &second, &third]), vec![0, 1, 2], 1));
+            // A job merged again is refused and changes nothing.
+            let error = store.commit_batch(&[delta_entry(1, None)]).unwrap_err();
+            assert!(matches!(error, StoreError::JobAlreadyDone { job: 1, .. }), "{error}");
+        }
+        let expected = sum(&[&first, &second, &third]);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.aggregate(&id("a")).unwrap(), Some(expected.clone()));
+        drop(store);
+        let query = Store::open_existing(&path).unwrap();
+        assert_eq!(query.load_sweep_with_deltas(&record("a", 0)).unwrap(), (expected, vec![0, 1, 2], 1));
+        drop(query);
+        // A damaged delta is refused by name, never served as a smaller aggregate.
+        poke(&path, |txn| {
+            let mut deltas = txn.open_table(DELTAS).unwrap();
+            let sequence = deltas.iter().unwrap().next().unwrap().unwrap().0.value().1;
+            deltas.insert(("a", sequence), &b"not an aggregate, not its checksum either"[..]).unwrap();
+        });
+        let error = Store::open(&path).unwrap().aggregate(&id("a")).unwrap_err();
+        assert!(matches!(&error, StoreError::Corrupt { table: "deltas", key, .. } if key.starts_with("a/")), "{error}");
+        assert_eq!(error.cause(), StoreCause::Corrupt);
+    }
+
+    #[test]
+    fn a_version_3_file_is_read_as_it_is_and_upgraded_by_the_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+            store
+                .commit_batch(&[BatchEntry {
+                    record: record("a", 0),
+                    aggregate: Some(failed(0..100)),
+                    base: None,
+                    delta: None,
+                    newly_done: vec![0],
+                    delete: false,
+                }])
+                .unwrap();
+        }
+        // What version 3 wrote: the same tables but `deltas`.
+        poke(&path, |txn| {
+            txn.delete_table(DELTAS).unwrap();
+            txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, VERSION_BEFORE_DELTAS).unwrap();
+        });
+        let version = |path: &Path| {
+            let database = ReadOnlyDatabase::open(path).unwrap();
+            let txn = database.begin_read().unwrap();
+            txn.open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value()
+        };
+        let query = Store::open_existing(&path).unwrap();
+        assert_eq!(query.load_sweep(&record("a", 0)).unwrap(), (failed(0..100), vec![0]));
+        drop(query);
+        assert_eq!(version(&path), VERSION_BEFORE_DELTAS, "a query writes nothing");
+        let store = Store::open(&path).unwrap();
+        store.commit_batch(&[delta_entry(1, None)]).unwrap();
+        assert_eq!(store.load_sweep(&record("a", 0)).unwrap(), (failed(0..200), vec![0, 1]));
+        drop(store);
+        assert_eq!(version(&path), SCHEMA_VERSION);
     }
 
     #[test]
@@ -1513,6 +1754,8 @@ mod tests {
                 let entry = BatchEntry {
                     record: record(name, sequence as u64),
                     aggregate: Some(merged(100)),
+                    base: None,
+                    delta: None,
                     newly_done: vec![1],
                     delete: false,
                 };

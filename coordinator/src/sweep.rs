@@ -91,13 +91,17 @@ impl Provenance {
     /// samples grew by [`HISTORY_STEP`] since the last point, or `last`
     /// says the sweep ends here.
     pub fn record_convergence(&mut self, aggregate: &Aggregate, last: bool) {
-        let n = aggregate.samples_ok;
-        let due = match self.history.last() {
+        if self.convergence_due(aggregate.samples_ok, last) {
+            self.history.push((aggregate.samples_ok, aggregate.largest_zone_half_width()));
+        }
+    }
+
+    /// Whether [`Provenance::record_convergence`] would note a point at
+    /// `n` successful samples.
+    pub fn convergence_due(&self, n: u64, last: bool) -> bool {
+        match self.history.last() {
             None => n > 0,
             Some(&(m, _)) => n > m && (last || n as f64 >= m as f64 * HISTORY_STEP),
-        };
-        if due {
-            self.history.push((n, aggregate.largest_zone_half_width()));
         }
     }
 

@@ -250,6 +250,7 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
         worker_id: worker_id.clone(),
         lease: Some(lease),
         aggregate: Some(aggregate),
+        lease_capacity: 0,
     };
     let refused = workers.complete(completion(lease.clone(), wire.clone())).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
@@ -395,6 +396,7 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
         worker_id: worker_id.to_owned(),
         lease: Some(lease),
         aggregate: Some(aggregate_to_pb(aggregate)),
+        lease_capacity: 0,
     };
 
     // Nobody holds job 0: a made-up worker, then a registered one with a made-up lease.

@@ -134,6 +134,7 @@ pub fn complete_request(job: u32, aggregate: &Aggregate) -> Vec<u8> {
         worker_id: "wk-fuzz".to_owned(),
         lease: Some(LeaseRef::new(sweep_id(), job, 1).to_pb()),
         aggregate: Some(aggregate_to_pb(aggregate)),
+        lease_capacity: 0,
     }
     .encode_to_vec()
 }

@@ -33,7 +33,8 @@ impl Drop for Holding<'_> {
 
 /// Run one job to its end. `Err` only for what must stop the worker (a
 /// refused token); everything else is delivered, logged or dropped here.
-pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), WorkerError> {
+/// `Ok` holds the jobs the coordinator leased with the result's delivery.
+pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb::Job>, WorkerError> {
     let log = worker.log;
     let key = match LeaseRef::of_job(&job) {
         Ok(key) => key,
@@ -43,7 +44,9 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), Wor
             let lease_ref =
                 pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id };
             log.info(format_args!("refusing a job with a malformed id: {error}"));
-            return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false).await;
+            return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false)
+                .await
+                .map(|()| Vec::new());
         }
     };
     let abandoned = worker.held.insert(key.clone());
@@ -56,7 +59,7 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), Wor
             "the job's sample range {}..{} is empty or beyond the sweep's {} samples",
             job.sample_start, job.sample_end, job.samples
         );
-        return fail(&worker, lease_ref, &reason, &stop).await;
+        return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new());
     }
 
     let sweep_key = SweepKey {
@@ -71,21 +74,21 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), Wor
         let stop_ref: &(dyn Fn() -> bool + Sync) = &stop;
         match worker.cache.definition(&sweep_key, move |hash| worker_ref.fetch_blob(hash, stop_ref)).await {
             Ok(Ok(definition)) => definition,
-            Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await,
+            Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new()),
             Err(CallError::Stopped) => {
                 log.info(format_args!("dropping {key}: stopped while fetching its sweep definition"));
-                return Ok(());
+                return Ok(Vec::new());
             }
             Err(CallError::Refused(status)) => {
                 let reason = format!("fetching the sweep's data failed ({:?}): {}", status.code(), status.message());
-                return fail(&worker, lease_ref, &reason, &stop).await;
+                return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new());
             }
             Err(CallError::Fatal(error)) => return Err(error),
         }
     };
     if abandoned.load(Ordering::SeqCst) {
         log.info(format_args!("dropping {key}: abandoned before it started"));
-        return Ok(());
+        return Ok(Vec::new());
     }
 
     // One job is one task on the pool: the pool's threads run `threads` jobs
@@ -101,38 +104,49 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<(), Wor
     });
     let aggregate = match receiver.await {
         Ok(Ok(aggregate)) => aggregate,
-        Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await,
-        Err(_) => return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop).await,
+        Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new()),
+        Err(_) => {
+            return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop)
+                .await
+                .map(|()| Vec::new());
+        }
     };
     if abandoned.load(Ordering::SeqCst) {
         log.info(format_args!("discarding the result of {key}: the lease was abandoned"));
-        return Ok(());
+        return Ok(Vec::new());
     }
 
     let request = pb::CompleteRequest {
         worker_id: worker.worker_id(),
         lease: Some(lease_ref),
         aggregate: Some(aggregate_to_pb(&aggregate)),
+        lease_capacity: 0,
     };
     let outcome = worker
         .call_with_retry("complete", &stop, |mut client| {
             // The id is read per attempt: a re-registration may change it.
-            let request = pb::CompleteRequest { worker_id: worker.worker_id(), ..request.clone() };
+            // The job's thread is free again: lease its next job in the same
+            // call, unless the worker is draining.
+            let lease_capacity = u32::from(!worker.is_draining());
+            let request = pb::CompleteRequest { worker_id: worker.worker_id(), lease_capacity, ..request.clone() };
             async move { client.complete(request).await }
         })
         .await;
     match outcome {
-        Ok(response) => log.info(format_args!(
-            "completed {key}: {} samples in {:.2} s{}",
-            aggregate.samples_total(),
-            started.elapsed().as_secs_f64(),
-            if response.merged { "" } else { " (already merged)" }
-        )),
+        Ok(response) => {
+            log.info(format_args!(
+                "completed {key}: {} samples in {:.2} s{}",
+                aggregate.samples_total(),
+                started.elapsed().as_secs_f64(),
+                if response.merged { "" } else { " (already merged)" }
+            ));
+            return Ok(response.jobs);
+        }
         Err(CallError::Stopped) => log.info(format_args!("dropping the result of {key}: abandoned or shutting down")),
         Err(CallError::Refused(status)) => log_refused(&worker, "result", &key, &status),
         Err(CallError::Fatal(error)) => return Err(error),
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Tell the coordinator the job cannot be run, retrying through outages.

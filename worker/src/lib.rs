@@ -3,7 +3,8 @@
 //! on a rayon pool and returns the job's partial aggregate.
 //!
 //! - Work is pulled: the worker asks for `threads − in hand` jobs, and backs
-//!   off (200 ms to 1 s) while there are none.
+//!   off (200 ms to 1 s) while there are none. Delivering a result leases
+//!   the job's successor in the same call (none while draining).
 //! - Samples never run on the runtime's threads: one job is one task on a
 //!   pool of `threads` rayon threads (the `job` module).
 //! - A sweep's dataset, configuration and spec are fetched and parsed once
@@ -167,7 +168,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-type Jobs = JoinSet<Result<(), WorkerError>>;
+type Jobs = JoinSet<Result<Vec<pb::Job>, WorkerError>>;
 
 /// Lease while there is room, until shutdown; then drain.
 async fn lease_loop<S: Future<Output = ()>>(
@@ -186,12 +187,12 @@ async fn lease_loop<S: Future<Output = ()>>(
     let mut unreachable = Backoff::new(LEASE_BACKOFF_FIRST, LEASE_BACKOFF_MAX);
     'leasing: loop {
         while let Some(joined) = jobs.try_join_next() {
-            reap(worker, joined)?;
+            reap(worker, &mut jobs, joined)?;
         }
         if jobs.len() >= threads {
             tokio::select! {
                 () = &mut shutdown => break 'leasing,
-                Some(joined) = jobs.join_next() => reap(worker, joined)?,
+                Some(joined) = jobs.join_next() => reap(worker, &mut jobs, joined)?,
             }
             continue;
         }
@@ -237,11 +238,7 @@ async fn lease_loop<S: Future<Output = ()>>(
                     if sweeps_seen.len() < 4096 && sweeps_seen.insert(job.sweep_id.clone()) {
                         log.notice(format_args!("started on sweep {}", job.sweep_id));
                     }
-                    log.info(format_args!(
-                        "leased job {}#{} (lease {}): samples {}..{}",
-                        job.sweep_id, job.job_index, job.lease_id, job.sample_start, job.sample_end
-                    ));
-                    jobs.spawn(job::run_job(worker.clone(), job));
+                    start_job(worker, &mut jobs, job);
                 }
                 if n_granted >= capacity {
                     idle.reset();
@@ -290,7 +287,7 @@ async fn lease_loop<S: Future<Output = ()>>(
         log.info(format_args!("shutting down: finishing {} job(s) in hand", jobs.len()));
     }
     while let Some(joined) = jobs.join_next().await {
-        reap(worker, joined)?;
+        reap(worker, &mut jobs, joined)?;
     }
     Ok(())
 }
@@ -298,12 +295,31 @@ async fn lease_loop<S: Future<Output = ()>>(
 /// A job task's end: its error stops the worker; a panic of the task (a bug
 /// of this crate, not of the model, whose panics fail the job) is logged and
 /// costs that job's lease time only.
-fn reap(worker: &Worker, joined: Result<Result<(), WorkerError>, JoinError>) -> Result<(), WorkerError> {
+/// The jobs leased with its result's delivery are run like any other.
+fn reap(
+    worker: &Arc<Worker>,
+    jobs: &mut Jobs,
+    joined: Result<Result<Vec<pb::Job>, WorkerError>, JoinError>,
+) -> Result<(), WorkerError> {
     match joined {
-        Ok(result) => result,
+        Ok(result) => {
+            for job in result? {
+                start_job(worker, jobs, job);
+            }
+            Ok(())
+        }
         Err(error) => {
             worker.log.info(format_args!("a job task ended abnormally: {error}"));
             Ok(())
         }
     }
+}
+
+/// Run a leased job as a task of `jobs`.
+fn start_job(worker: &Arc<Worker>, jobs: &mut Jobs, job: pb::Job) {
+    worker.log.info(format_args!(
+        "leased job {}#{} (lease {}): samples {}..{}",
+        job.sweep_id, job.job_index, job.lease_id, job.sample_start, job.sample_end
+    ));
+    jobs.spawn(job::run_job(worker.clone(), job));
 }

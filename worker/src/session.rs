@@ -101,6 +101,11 @@ impl Worker {
         self.registration().map_or(DEFAULT_HEARTBEAT, |r| r.heartbeat_interval)
     }
 
+    /// Whether the worker is draining: it leases nothing more.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
