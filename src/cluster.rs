@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zonesweep_shared::sweep::runner::Mode;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -124,6 +125,11 @@ pub struct WorkerArgs {
     /// this many seconds (default: wait for it forever).
     #[arg(long, value_name = "SECS", value_parser = seconds_arg)]
     pub max_disconnect: Option<f64>,
+    /// Run every sample by both the fast path and the reference chain and
+    /// stop at the first difference (about 2.5× slower): a check of this
+    /// program, whose results are the same either way.
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -157,6 +163,11 @@ pub struct RunArgs {
     /// Seconds between progress lines when standard error is not a terminal.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
     pub progress_interval: f64,
+    /// Run every sample by both the fast path and the reference chain and
+    /// stop at the first difference (about 2.5× slower): a check of this
+    /// program, whose results are the same either way.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -527,6 +538,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     Ok(())
 }
 
+/// The chain `--verify` asks for.
+fn chain_mode(verify: bool) -> Mode {
+    if verify { Mode::Verify } else { Mode::Fast }
+}
+
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -541,6 +557,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
         max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
         ca_pem: args.limits.ca_pem()?,
+        chain: chain_mode(args.verify),
         ..zonesweep_worker::WorkerConfig::new(
             &crate::client::coordinator_url(&args.coordinator),
             &args.token.require()?,
@@ -715,7 +732,7 @@ struct LocalCluster {
 }
 
 impl LocalCluster {
-    async fn start(db: &Path, threads: Option<usize>) -> Result<LocalCluster> {
+    async fn start(db: &Path, threads: Option<usize>, chain: Mode) -> Result<LocalCluster> {
         let threads = threads.unwrap_or_else(default_threads);
         if threads == 0 {
             bail!("--threads must be at least 1");
@@ -756,7 +773,10 @@ impl LocalCluster {
             let _ = server_stopped.await;
         }));
         let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-        let worker_config = zonesweep_worker::WorkerConfig::new(&url, &token, threads, "embedded");
+        let worker_config = zonesweep_worker::WorkerConfig {
+            chain,
+            ..zonesweep_worker::WorkerConfig::new(&url, &token, threads, "embedded")
+        };
         let worker = tokio::spawn(zonesweep_worker::run(worker_config, async {
             let _ = worker_stopped.await;
         }));
@@ -862,7 +882,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if resume.is_some() {
         require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
     }
-    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads, chain_mode(args.verify)).await?;
     let (submitted, continued) = match &resume {
         Some(id) => (cluster.client.resume(id).await?, true),
         None => submit_or_continue(&mut cluster.client, request).await?,
@@ -950,7 +970,7 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
         return Ok(());
     }
     require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
-    let mut cluster = LocalCluster::start(&args.db, args.threads).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads, Mode::default()).await?;
     let extended = cluster.client.extend(&id, args.samples).await?;
     eprintln!(
         "sweep {id} extended by {} to {} samples on {} local worker thread(s); results in {}",

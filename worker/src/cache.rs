@@ -19,7 +19,7 @@ use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
 use zonesweep_shared::sweep::aggregate::Aggregate;
-use zonesweep_shared::sweep::runner::SweepRunner;
+use zonesweep_shared::sweep::runner::{Mode, SweepRunner};
 
 /// What identifies a sweep definition: its three blobs and the sample count
 /// and seed that override the spec's.
@@ -103,10 +103,11 @@ impl SweepDefinition {
         SweepRunner::new(&self.dataset, &self.config, &self.spec).map_err(|e| e.to_string())
     }
 
-    /// The aggregate of samples `range`, on the calling thread. CPU-bound:
-    /// the worker calls it on its rayon pool, never on a tokio thread.
-    pub fn run_range(&self, range: Range<u64>) -> Result<Aggregate, String> {
-        Ok(self.runner()?.run_range(range))
+    /// The aggregate of samples `range` by `chain`, on the calling thread.
+    /// CPU-bound: the worker calls it on its rayon pool, never on a tokio
+    /// thread.
+    pub fn run_range(&self, range: Range<u64>, chain: Mode) -> Result<Aggregate, String> {
+        Ok(self.runner()?.with_mode(chain).run_range(range))
     }
 }
 
@@ -374,7 +375,7 @@ mod tests {
         let definition = SweepDefinition::parse(&store["d"], &store["c"], &store["s"], 20, 4).unwrap();
         let direct =
             SweepRunner::new(definition.dataset(), definition.config(), definition.spec()).unwrap().run_range(3..7);
-        let via = definition.run_range(3..7).unwrap();
+        let via = definition.run_range(3..7, Mode::Fast).unwrap();
         assert_eq!(via, direct);
         assert_eq!(via.samples_total(), 4);
     }

@@ -96,8 +96,9 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
     let started = Instant::now();
     let range = job.sample_start..job.sample_end;
     let (sender, receiver) = oneshot::channel::<Result<Aggregate, String>>();
+    let chain = worker.chain;
     worker.pool.spawn(move || {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| definition.run_range(range)));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| definition.run_range(range, chain)));
         let result = outcome.unwrap_or_else(|panic| Err(format!("running samples panicked: {}", panic_text(&*panic))));
         // The receiver is gone only when the worker stopped without draining.
         let _ = sender.send(result);

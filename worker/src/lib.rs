@@ -31,6 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use zonesweep_shared::sweep::runner::Mode;
 
 use tokio::task::{JoinError, JoinSet};
 use tonic::Code;
@@ -64,6 +65,10 @@ pub struct WorkerConfig {
     /// For an `https://` coordinator: the CA certificate(s), PEM; the
     /// system's roots when `None`.
     pub ca_pem: Option<Vec<u8>>,
+    /// Which chain runs the samples: the fast path (the default), or
+    /// [`Mode::Verify`] to compare it with the reference chain on every
+    /// sample and fail the job at the first difference.
+    pub chain: Mode,
 }
 
 impl WorkerConfig {
@@ -78,6 +83,7 @@ impl WorkerConfig {
             exit_when_idle: None,
             max_disconnect: None,
             ca_pem: None,
+            chain: Mode::default(),
         }
     }
 }
@@ -91,6 +97,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("threads", &self.threads)
             .field("hostname", &self.hostname)
             .field("max_message_mib", &self.max_message_mib)
+            .field("chain", &self.chain)
             .field("exit_when_idle", &self.exit_when_idle)
             .field("max_disconnect", &self.max_disconnect)
             .finish()
@@ -122,7 +129,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
         .thread_name(|i| format!("zonesweep-sample-{i}"))
         .build()
         .map_err(|e| WorkerError::ThreadPool(e.to_string()))?;
-    let worker = Arc::new(Worker::new(client, log, pool, config.threads, config.hostname.clone()));
+    let worker = Arc::new(Worker::new(client, log, pool, config.threads, config.hostname.clone(), config.chain));
 
     let mut shutdown = std::pin::pin!(shutdown);
     let watchdog = disconnect_watchdog(&worker, config.max_disconnect);

@@ -59,6 +59,8 @@ pub(crate) struct Worker {
     pub cache: SweepCache,
     pub held: HeldLeases,
     pub threads: usize,
+    /// Which chain runs the samples.
+    pub chain: zonesweep_shared::sweep::runner::Mode,
     hostname: String,
     registration: RwLock<Option<Registration>>,
     /// Serializes re-registration, so the lease loop and the heartbeat loop
@@ -68,7 +70,14 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(client: Client, log: Log, pool: rayon::ThreadPool, threads: usize, hostname: String) -> Worker {
+    pub fn new(
+        client: Client,
+        log: Log,
+        pool: rayon::ThreadPool,
+        threads: usize,
+        hostname: String,
+        chain: zonesweep_shared::sweep::runner::Mode,
+    ) -> Worker {
         Worker {
             client,
             log,
@@ -77,6 +86,7 @@ impl Worker {
             cache: SweepCache::default(),
             held: HeldLeases::default(),
             threads,
+            chain,
             hostname,
             registration: RwLock::new(None),
             register_lock: tokio::sync::Mutex::new(()),
