@@ -1,8 +1,10 @@
 //! The zonesweep worker: registers with a coordinator, leases jobs (contiguous
-//! sample ranges of a sweep) up to its thread count, runs each job as one task
-//! on a rayon pool and returns the job's partial aggregate.
+//! sample ranges of a sweep) up to twice its thread count, runs each job as
+//! one task on a rayon pool and returns the job's partial aggregate.
 //!
-//! - Work is pulled: the worker asks for `threads − in hand` jobs, and backs
+//! - Work is pulled: the worker asks for `2 × threads − in hand` jobs (a
+//!   thread's next job waits in the pool while the last one's result is
+//!   being acknowledged), and backs
 //!   off (200 ms to 1 s) while there are none. Delivering a result leases
 //!   the job's successor in the same call (none while draining).
 //! - Samples never run on the runtime's threads: one job is one task on a
@@ -175,6 +177,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Jobs a worker holds per sample thread.
+const JOBS_PER_THREAD: usize = 2;
+
 type Jobs = JoinSet<Result<Vec<pb::Job>, WorkerError>>;
 
 /// Lease while there is room, until shutdown; then drain.
@@ -184,7 +189,10 @@ async fn lease_loop<S: Future<Output = ()>>(
     exit_when_idle: Option<Duration>,
 ) -> Result<(), WorkerError> {
     let log = worker.log;
-    let threads = worker.threads;
+    // Jobs held at once: twice the threads, so a thread that finishes a job
+    // starts the next one at once instead of waiting for its result to be
+    // acknowledged (a durable commit) and the next lease.
+    let held_limit = worker.threads.saturating_mul(JOBS_PER_THREAD);
     let mut jobs: Jobs = JoinSet::new();
     // Since when the coordinator has answered that it has no work while
     // this worker had none in hand.
@@ -196,7 +204,7 @@ async fn lease_loop<S: Future<Output = ()>>(
         while let Some(joined) = jobs.try_join_next() {
             reap(worker, &mut jobs, joined)?;
         }
-        if jobs.len() >= threads {
+        if jobs.len() >= held_limit {
             tokio::select! {
                 () = &mut shutdown => break 'leasing,
                 Some(joined) = jobs.join_next() => reap(worker, &mut jobs, joined)?,
@@ -204,7 +212,7 @@ async fn lease_loop<S: Future<Output = ()>>(
             continue;
         }
 
-        let capacity = threads - jobs.len();
+        let capacity = held_limit - jobs.len();
         let worker_id = worker.worker_id();
         let request =
             pb::LeaseRequest { worker_id: worker_id.clone(), capacity: u32::try_from(capacity).unwrap_or(u32::MAX) };
