@@ -73,7 +73,7 @@ const CLI_GRADES: [(Field, f64); 7] = [
 ];
 
 /// Per-row quantities before the dataset totals are known; `V` is one row's
-/// f64 or a few rows' lanes ([`X4`]), computed by the same expressions.
+/// f64.
 #[derive(Clone, Copy)]
 struct RowTerms<V> {
     ce: V,
@@ -109,33 +109,6 @@ pub(crate) trait Lane:
 impl Lane for f64 {
     fn splat(value: f64) -> f64 {
         value
-    }
-}
-
-/// Four rows' values, one per lane.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct X4(pub [f64; 4]);
-
-macro_rules! lane_op {
-    ($trait:ident, $method:ident, $op:tt) => {
-        impl std::ops::$trait for X4 {
-            type Output = X4;
-            #[inline(always)]
-            fn $method(self, other: X4) -> X4 {
-                X4([self.0[0] $op other.0[0], self.0[1] $op other.0[1], self.0[2] $op other.0[2], self.0[3] $op other.0[3]])
-            }
-        }
-    };
-}
-lane_op!(Add, add, +);
-lane_op!(Sub, sub, -);
-lane_op!(Mul, mul, *);
-lane_op!(Div, div, /);
-
-impl Lane for X4 {
-    #[inline(always)]
-    fn splat(value: f64) -> X4 {
-        X4([value; 4])
     }
 }
 
@@ -336,16 +309,50 @@ impl YearMajorPanel {
     }
 }
 
+/// The per-row terms of [`compute_year_major`], one column each.
+#[derive(Clone, Debug, Default)]
+pub struct RowColumns {
+    ce: Vec<f64>,
+    cs_crop: Vec<f64>,
+    cs_shrub: Vec<f64>,
+    cs_forest: Vec<f64>,
+    cs_grass: Vec<f64>,
+    cs_water: Vec<f64>,
+}
+
+impl RowColumns {
+    pub fn heap_bytes(&self) -> usize {
+        [&self.ce, &self.cs_crop, &self.cs_shrub, &self.cs_forest, &self.cs_grass, &self.cs_water]
+            .iter()
+            .map(|c| c.capacity() * std::mem::size_of::<f64>())
+            .sum()
+    }
+}
+
+/// Rows [`compute_year_major`] computes together: each term is one loop
+/// over a block, which the compiler turns into vector instructions.
+const BLOCK: usize = 64;
+
+/// `out[r] = out[r] + coefficient · column[r]`, the step of a sum over terms.
+#[inline(always)]
+fn add_term(out: &mut [f64], coefficient: f64, column: &[f64]) {
+    for (total, value) in out.iter_mut().zip(column) {
+        *total = *total + coefficient * *value;
+    }
+}
+
 /// [`compute`]'s trended indices and energy use, year-major like `panel`
 /// (padding lanes hold whatever their zeros give), into buffers a sweep
 /// reuses: `trended[i]` the i-th of [`IndexKey::TRENDED`]. Every value is
-/// bit-identical to [`compute`]'s: the same expressions, four rows at a
-/// time. CLI, which no coefficient changes, is not computed.
+/// bit-identical to [`compute`]'s: the expressions of `row_terms` and
+/// [`YearFactors`], in the same order, written as loops over a block of
+/// rows (one term at a time) instead of over the terms of one row. CLI,
+/// which no coefficient changes, is not computed.
 #[inline(always)]
 pub fn compute_year_major(
     panel: &YearMajorPanel,
     coefficients: &Coefficients,
-    terms: &mut Vec<[f64; 7]>,
+    columns: &mut RowColumns,
     trended: &mut [Vec<f64>; 8],
     energy_tce: &mut Vec<f64>,
 ) {
@@ -353,47 +360,90 @@ pub fn compute_year_major(
     let n = n_years * width;
     let k = RowCoefficients::new(coefficients);
     // Every element is written below: the buffers are only sized.
-    terms.resize(n, [0.0; 7]);
+    let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = columns;
+    for column in [&mut *ce, &mut *cs_crop, &mut *cs_shrub, &mut *cs_forest, &mut *cs_grass, &mut *cs_water] {
+        column.resize(n, 0.0);
+    }
     energy_tce.resize(n, 0.0);
     for values in trended.iter_mut() {
         values.resize(n, 0.0);
     }
-    let at4 = |f: Field, r: usize| X4(panel.columns[f as usize][r..r + 4].try_into().expect("4 lanes"));
-    for r in (0..n).step_by(4) {
-        let term = row_terms(|f| at4(f, r), &k);
-        for lane in 0..4 {
-            terms[r + lane] = [
-                term.ce.0[lane],
-                term.cs_crop.0[lane],
-                term.cs_shrub.0[lane],
-                term.cs_forest.0[lane],
-                term.cs_grass.0[lane],
-                term.cs_water.0[lane],
-                term.energy_tce.0[lane],
-            ];
-            energy_tce[r + lane] = term.energy_tce.0[lane];
+    for r0 in (0..n).step_by(BLOCK) {
+        let rows = r0..(r0 + BLOCK).min(n);
+        let len = rows.len();
+        let v = |f: Field| &panel.columns[f as usize][rows.clone()];
+        // CE: crop inputs, energy and breathing (urban), livestock.
+        let mut ce_crop = [-0.0; BLOCK];
+        for &(field, coefficient) in &k.crop_inputs {
+            add_term(&mut ce_crop[..len], coefficient, v(field));
+        }
+        let (mut tce, mut carbon) = ([0.0; BLOCK], [0.0; BLOCK]);
+        for &(field, tce_per_unit, carbon_per_tce) in &k.energy {
+            for ((t, c), value) in tce[..len].iter_mut().zip(&mut carbon[..len]).zip(v(field)) {
+                let standard_coal = *value * tce_per_unit;
+                *t = *t + standard_coal;
+                *c = *c + standard_coal * carbon_per_tce;
+            }
+        }
+        let mut livestock = [-0.0; BLOCK];
+        for &(field, per_head) in &k.livestock {
+            add_term(&mut livestock[..len], per_head, v(field));
+        }
+        let population = v(Field::Population);
+        for i in 0..len {
+            let ce_urban = carbon[i] + k.breathing * population[i];
+            ce[r0 + i] = ce_crop[i] + ce_urban + livestock[i];
+        }
+        energy_tce[rows.clone()].copy_from_slice(&tce[..len]);
+        // CS: crops, and the sinks of four land uses.
+        let crop = &mut cs_crop[rows.clone()];
+        crop.fill(-0.0);
+        for &(field, factor) in &k.crops {
+            add_term(crop, factor, v(field));
+        }
+        for (out, (sink, field)) in [&mut *cs_shrub, &mut *cs_forest, &mut *cs_grass, &mut *cs_water]
+            .into_iter()
+            .zip(k.sinks.iter().zip([Field::Shrubland, Field::Forest, Field::Grassland, Field::Water]))
+        {
+            for (o, value) in out[rows.clone()].iter_mut().zip(v(field)) {
+                *o = *sink * *value;
+            }
         }
     }
-    let unpack = |t: &[f64; 7]| RowTerms {
-        ce: t[0],
-        cs_crop: t[1],
-        cs_shrub: t[2],
-        cs_forest: t[3],
-        cs_grass: t[4],
-        cs_water: t[5],
-        energy_tce: t[6],
-        cli: 0.0,
-    };
     let gdp = panel.column(Field::Gdp);
     for t in 0..n_years {
         let row0 = t * width;
-        let factors = YearFactors::of(n_units, coefficients, |u| (unpack(&terms[row0 + u]), gdp[row0 + u]));
-        for u in 0..n_units {
+        let factors = YearFactors::of(n_units, coefficients, |u| {
             let i = row0 + u;
-            let values = factors.indices(&unpack(&terms[i]), gdp[i]);
-            for (column, value) in trended.iter_mut().zip(values) {
-                column[i] = value;
-            }
+            let term = RowTerms {
+                ce: ce[i],
+                cs_crop: cs_crop[i],
+                cs_shrub: cs_shrub[i],
+                cs_forest: cs_forest[i],
+                cs_grass: cs_grass[i],
+                cs_water: cs_water[i],
+                energy_tce: 0.0,
+                cli: 0.0,
+            };
+            (term, gdp[i])
+        });
+        let rows = row0..row0 + n_units;
+        let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] = trended;
+        for i in rows {
+            // YearFactors::indices, term by term.
+            let unit_ce = ce[i];
+            let unit_cs = cs_crop[i] + cs_shrub[i] + cs_forest[i] + cs_grass[i] + cs_water[i];
+            let per_unit_ce = 1.0 / unit_ce;
+            let cf = unit_ce * factors.footprint;
+            let ec = unit_cs * factors.footprint;
+            out_ce[i] = unit_ce;
+            out_cs[i] = unit_cs;
+            out_nce[i] = unit_ce - unit_cs;
+            out_ecc[i] = gdp[i] * factors.ce_per_gdp * per_unit_ce;
+            out_esc[i] = unit_cs * factors.ce_per_cs * per_unit_ce;
+            out_cf[i] = cf;
+            out_ec[i] = ec;
+            out_ed[i] = cf - ec;
         }
     }
 }

@@ -105,7 +105,25 @@ impl Distribution {
 /// A distribution whose parameters were checked ([`Distribution::problem`]):
 /// the only form a sweep plan holds and samples from.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Checked(Distribution);
+pub struct Checked(Distribution, TruncationCdf);
+
+/// A truncated normal's standard normal CDF at its two bounds, computed
+/// once when the distribution is checked instead of at every quantile
+/// (the same numbers either way); zeros for other distributions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct TruncationCdf(f64, f64);
+
+impl TruncationCdf {
+    fn of(distribution: &Distribution) -> TruncationCdf {
+        match *distribution {
+            Distribution::TruncatedNormal { mean, sd, low, high } => {
+                let n = standard_normal();
+                TruncationCdf(n.cdf((low - mean) / sd), n.cdf((high - mean) / sd))
+            }
+            _ => TruncationCdf(0.0, 0.0),
+        }
+    }
+}
 
 impl TryFrom<Distribution> for Checked {
     type Error = String;
@@ -113,14 +131,14 @@ impl TryFrom<Distribution> for Checked {
     fn try_from(distribution: Distribution) -> Result<Checked, String> {
         match distribution.problem() {
             Some(problem) => Err(problem),
-            None => Ok(Checked(distribution)),
+            None => Ok(Checked(distribution, TruncationCdf::of(&distribution))),
         }
     }
 }
 
 impl Checked {
     /// U(0, 1): a categorical draw's uniform number.
-    pub const UNIT_UNIFORM: Checked = Checked(Distribution::Uniform { low: 0.0, high: 1.0 });
+    pub const UNIT_UNIFORM: Checked = Checked(Distribution::Uniform { low: 0.0, high: 1.0 }, TruncationCdf(0.0, 0.0));
 
     /// The distribution as written in the spec.
     pub fn spec(&self) -> Distribution {
@@ -146,7 +164,7 @@ impl Checked {
                 if low == high {
                     return low;
                 }
-                let (a, b) = (n.cdf((low - mean) / sd), n.cdf((high - mean) / sd));
+                let TruncationCdf(a, b) = self.1;
                 (mean + sd * n.inverse_cdf(a + u * (b - a))).clamp(low, high)
             }
             Distribution::Triangular { low, mode, high } => {

@@ -29,7 +29,7 @@
 use crate::data::fields::Field;
 use crate::model::chain::{PanelTerms, Parameters, ROW_ONLY_DRIVERS};
 use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Scenario};
-use crate::model::indices::{IndexKey, YearMajorPanel, compute_year_major};
+use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
 use crate::model::projection::{self, DriverStats, UnitBase};
 use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::ridge::{self, N_PREDICTORS};
@@ -76,7 +76,7 @@ impl FastChain {
 #[derive(Debug, Default)]
 pub struct Scratch {
     pub(crate) uniforms: Vec<f64>,
-    terms: Vec<[f64; 7]>,
+    terms: RowColumns,
     trended: [Vec<f64>; 8],
     energy_tce: Vec<f64>,
     mk_s: Vec<i64>,
@@ -104,7 +104,7 @@ impl Scratch {
             v.capacity() * std::mem::size_of::<T>()
         }
         bytes(&self.uniforms)
-            + bytes(&self.terms)
+            + self.terms.heap_bytes()
             + self.trended.iter().map(bytes).sum::<usize>()
             + bytes(&self.energy_tce)
             + bytes(&self.mk_s)
