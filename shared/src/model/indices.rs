@@ -337,7 +337,7 @@ const BLOCK: usize = 64;
 #[inline(always)]
 fn add_term(out: &mut [f64], coefficient: f64, column: &[f64]) {
     for (total, value) in out.iter_mut().zip(column) {
-        *total = *total + coefficient * *value;
+        *total += coefficient * *value;
     }
 }
 
@@ -381,8 +381,8 @@ pub fn compute_year_major(
         for &(field, tce_per_unit, carbon_per_tce) in &k.energy {
             for ((t, c), value) in tce[..len].iter_mut().zip(&mut carbon[..len]).zip(v(field)) {
                 let standard_coal = *value * tce_per_unit;
-                *t = *t + standard_coal;
-                *c = *c + standard_coal * carbon_per_tce;
+                *t += standard_coal;
+                *c += standard_coal * carbon_per_tce;
             }
         }
         let mut livestock = [-0.0; BLOCK];
