@@ -140,6 +140,38 @@ pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64
     }
 }
 
+/// [`mann_kendall_counts`] on the values rounded to f32, twice as many
+/// lanes per instruction: S and the number of pairs whose f32 values are
+/// not strictly ordered. Rounding to f32 keeps order (a < b gives
+/// f32(a) ≤ f32(b)), so for a series with no such pair every pair compares
+/// the same in f64 and S is exact; a series with one (a tie in f64, or two
+/// values too close for f32) must be counted again in f64.
+#[inline(always)]
+pub fn mann_kendall_counts_f32(by_year: &[f32], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
+    assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && not_ordered.len() >= width);
+    let pairs = (n * n.saturating_sub(1) / 2) as i32;
+    for lane0 in (0..width).step_by(MK_LANES) {
+        let mut greater = [0i32; MK_LANES];
+        let mut less = [0i32; MK_LANES];
+        let block =
+            |row: &[f32]| -> [f32; MK_LANES] { row[lane0..lane0 + MK_LANES].try_into().expect("a whole block") };
+        for (k, earlier) in by_year.chunks_exact(width).take(n).enumerate() {
+            let earlier = block(earlier);
+            for later in by_year.chunks_exact(width).take(n).skip(k + 1) {
+                let later = block(later);
+                for u in 0..MK_LANES {
+                    greater[u] += i32::from(later[u] > earlier[u]);
+                    less[u] += i32::from(later[u] < earlier[u]);
+                }
+            }
+        }
+        for u in 0..MK_LANES {
+            s[lane0 + u] = i64::from(greater[u] - less[u]);
+            not_ordered[lane0 + u] = i64::from(pairs - greater[u] - less[u]);
+        }
+    }
+}
+
 /// Σ_g t_g(t_g−1)(2t_g+5) over the groups of exactly equal values.
 pub fn tie_correction(x: &[f64]) -> i64 {
     tie_correction_in(&mut x.to_vec())

@@ -81,6 +81,7 @@ pub struct Scratch {
     energy_tce: Vec<f64>,
     mk_s: Vec<i64>,
     mk_equal: Vec<i64>,
+    narrow: Vec<f32>,
     series: Vec<f64>,
     slopes: Vec<f64>,
     cs_sen: Vec<f64>,
@@ -109,6 +110,7 @@ impl Scratch {
             + bytes(&self.energy_tce)
             + bytes(&self.mk_s)
             + bytes(&self.mk_equal)
+            + bytes(&self.narrow)
             + bytes(&self.series)
             + bytes(&self.slopes)
             + bytes(&self.cs_sen)
@@ -189,6 +191,7 @@ impl FastChain {
             energy_tce,
             mk_s,
             mk_equal,
+            narrow,
             series,
             slopes,
             cs_sen,
@@ -224,12 +227,17 @@ impl FastChain {
         cs_sen.clear();
         cs_sen.resize(n_units, 0.0);
         for (i, values) in trended.iter().enumerate() {
-            trend::mann_kendall_counts(values, width, n_years, mk_s, mk_equal);
+            // S in f32 lanes, certified: a series with a pair not strictly
+            // ordered in f32 is counted again in f64 (see
+            // `mann_kendall_counts_f32`).
+            narrow.clear();
+            narrow.extend(values.iter().map(|&v| v as f32));
+            trend::mann_kendall_counts_f32(narrow, width, n_years, mk_s, mk_equal);
             let (score, direction) = self.scoring[i];
             let key = IndexKey::TRENDED[i];
+            let with_sen = need_cs_sen && key == IndexKey::CS;
             for u in 0..n_units {
-                let with_sen = need_cs_sen && key == IndexKey::CS;
-                let tie_term = if mk_equal[u] > 0 || with_sen {
+                let mk = if mk_equal[u] > 0 || with_sen {
                     series.clear();
                     series.extend((0..n_years).map(|t| values[t * width + u]));
                     if with_sen {
@@ -237,11 +245,14 @@ impl FastChain {
                         series.clear();
                         series.extend((0..n_years).map(|t| values[t * width + u]));
                     }
-                    if mk_equal[u] > 0 { trend::tie_correction_in(series) } else { 0 }
+                    if mk_equal[u] > 0 {
+                        trend::mann_kendall(series)
+                    } else {
+                        trend::mann_kendall_finish(mk_s[u], 0, n_years)
+                    }
                 } else {
-                    0
+                    trend::mann_kendall_finish(mk_s[u], 0, n_years)
                 };
-                let mk = trend::mann_kendall_finish(mk_s[u], tie_term, n_years);
                 outcome.units[u].scores[score] = zoning::trend_score(mk.z, parameters.trend_threshold, direction);
             }
         }
