@@ -261,6 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn f32_counts_are_exact_or_flag_the_series() {
+        // Eight series of five values, year-major: strictly ordered ones,
+        // one with an exact tie, one whose values differ only beyond f32.
+        let series: [[f64; 5]; 8] = [
+            [1.0, 2.0, 3.0, 4.0, 5.0],
+            [5.0, 4.0, 3.0, 2.0, 1.0],
+            [1.0, 3.0, 2.0, 5.0, 4.0],
+            [2.0, 2.0, 1.0, 3.0, 0.5],
+            [1.0, 1.0 + 1e-12, 1.0 + 2e-12, 1.0 + 3e-12, 1.0 + 4e-12],
+            [1e30, 1e-30, 7.0, -7.0, 0.0],
+            [3.0, 1.0, 4.0, 1.5, 9.0],
+            [0.1, 0.2, 0.3, 0.4, 0.5],
+        ];
+        let by_year: Vec<f64> = (0..5).flat_map(|t| series.iter().map(move |x| x[t])).collect();
+        let narrow: Vec<f32> = by_year.iter().map(|&v| v as f32).collect();
+        let (mut s32, mut flagged) = (vec![0; 8], vec![0; 8]);
+        mann_kendall_counts_f32(&narrow, 8, 5, &mut s32, &mut flagged);
+        let (mut s64, mut equal) = (vec![0; 8], vec![0; 8]);
+        mann_kendall_counts(&by_year, 8, 5, &mut s64, &mut equal);
+        for u in 0..8 {
+            if flagged[u] == 0 {
+                assert_eq!(s32[u], s64[u], "series {u}");
+                assert_eq!(equal[u], 0, "series {u}");
+            }
+        }
+        assert!(flagged[3] > 0 && equal[3] > 0, "an exact tie is flagged");
+        assert!(flagged[4] > 0 && equal[4] == 0 && s64[4] == 10, "values equal in f32 only are flagged");
+        assert_eq!(flagged.iter().filter(|&&f| f > 0).count(), 2);
+    }
+
+    #[test]
     fn median_even_and_odd() {
         assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
