@@ -463,7 +463,7 @@ pub enum Fit {
 }
 
 /// Check a result against job `index` of `sweep` before it is queued
-/// (invariant 5): the job exists, the sweep still takes results, and the
+/// (invariant 6): the job exists, the sweep still takes results, and the
 /// result is consistent, of the sweep's shape, with exactly the job's
 /// sample count and failures only among the job's samples.
 pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {

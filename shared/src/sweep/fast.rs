@@ -400,8 +400,10 @@ fn positive(value: f64) -> Result<f64, Unusual> {
 }
 
 /// Samples whose histogram bins an [`Accumulator`] holds before it sorts
-/// them into the aggregate.
+/// them into the aggregate: at most this many, and at most
+/// [`PENDING_BYTES`] of bins.
 const PENDING_SAMPLES: usize = 256;
+const PENDING_BYTES: usize = 1 << 20;
 
 /// An [`Aggregate`] being filled sample by sample: the count tables
 /// directly, the histograms' bins held per batch and then added as runs
@@ -418,6 +420,8 @@ pub struct Accumulator {
     /// ([`NON_FINITE`] for a value that has none).
     linear_bins: Vec<i64>,
     pending: usize,
+    /// Samples per batch.
+    batch: usize,
     n_log: usize,
     column: Vec<i64>,
 }
@@ -430,20 +434,23 @@ impl Accumulator {
     pub fn new(aggregate: Aggregate) -> Accumulator {
         let shape = aggregate.shape;
         let n_log = 2 * 3 * shape.n_units + 3 * shape.n_projected_years();
+        let per_sample = n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>();
+        let batch = (PENDING_BYTES / per_sample).clamp(1, PENDING_SAMPLES);
         Accumulator {
             aggregate,
-            log_bins: Vec::with_capacity(PENDING_SAMPLES * n_log),
-            linear_bins: Vec::with_capacity(PENDING_SAMPLES * N_LINEAR),
+            log_bins: Vec::with_capacity(batch * n_log),
+            linear_bins: Vec::with_capacity(batch * N_LINEAR),
             pending: 0,
+            batch,
             n_log,
-            column: Vec::with_capacity(PENDING_SAMPLES),
+            column: Vec::with_capacity(batch),
         }
     }
 
     /// The bytes of its pending bins when a batch is full.
     pub fn heap_bytes(&self) -> usize {
-        PENDING_SAMPLES * (self.n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>())
-            + PENDING_SAMPLES * std::mem::size_of::<i64>()
+        self.batch * (self.n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>())
+            + self.batch * std::mem::size_of::<i64>()
     }
 
     /// The aggregate's failures and sensitivity sums are changed through it.
@@ -487,7 +494,7 @@ impl Accumulator {
         self.linear_bins.push(linear(&self.aggregate.r2, outcome.r2));
         self.linear_bins.push(linear(&self.aggregate.k, outcome.k));
         self.pending += 1;
-        if self.pending == PENDING_SAMPLES {
+        if self.pending == self.batch {
             self.flush();
         }
     }
