@@ -127,7 +127,8 @@ pub struct WorkerArgs {
     pub max_disconnect: Option<f64>,
     /// Run every sample by both the fast path and the reference chain and
     /// stop at the first difference (about 2.5× slower): a check of this
-    /// program, whose results are the same either way.
+    /// program, whose results are the same either way. Sweeps with data
+    /// noise or a sensitivity design have no fast path: nothing to compare.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
@@ -165,7 +166,8 @@ pub struct RunArgs {
     pub progress_interval: f64,
     /// Run every sample by both the fast path and the reference chain and
     /// stop at the first difference (about 2.5× slower): a check of this
-    /// program, whose results are the same either way.
+    /// program, whose results are the same either way. Sweeps with data
+    /// noise or a sensitivity design have no fast path: nothing to compare.
     #[arg(long)]
     pub verify: bool,
 }

@@ -24,8 +24,14 @@ fn reading(name: &str, weights: &[(&str, f64)]) -> ReadingEntry {
 fn verify(dataset: &Dataset, config: &Config, spec: &SweepSpec, range: std::ops::Range<u64>) {
     let runner = SweepRunner::new(dataset, config, spec).expect("a valid sweep");
     assert!(runner.has_fast_path(), "this sweep takes the fast path");
-    let verified = runner.clone().with_mode(Mode::Verify).run_range(range.clone());
+    let taken = range.clone().filter(|&k| runner.fast_path_takes(k)).count();
     let reference = runner.clone().with_mode(Mode::Reference).run_range(range.clone());
+    assert!(
+        taken as u64 >= reference.samples_ok * 9 / 10,
+        "the fast path took only {taken} of {} successful samples",
+        reference.samples_ok
+    );
+    let verified = runner.clone().with_mode(Mode::Verify).run_range(range.clone());
     let fast = runner.with_mode(Mode::Fast).run_range(range);
     assert!(verified == reference && fast == reference, "the modes' aggregates differ");
 }
@@ -92,4 +98,32 @@ fn data_noise_and_sensitivity_designs_run_the_reference_chain() {
     let runner = SweepRunner::new(&dataset, &config, &noisy).unwrap();
     assert!(!runner.has_fast_path());
     assert_eq!(runner.clone().run_range(0..20), runner.with_mode(Mode::Reference).run_range(0..20));
+}
+
+#[test]
+fn the_accumulator_counts_extreme_and_non_finite_values_as_aggregate_add_does() {
+    let dataset = demo::generate(9, 4).expect("a valid demo dataset");
+    let config = Config::default();
+    let runner = SweepRunner::new(&dataset, &config, &SweepSpec::default()).expect("a valid sweep");
+    let mut outcomes = Vec::new();
+    for k in 0..40 {
+        let mut outcome = runner.sample(k).expect("the sample succeeds");
+        // Values at the ends of the bins' range and beyond it.
+        match k % 4 {
+            0 => outcome.coefficients[0] = -1e19,
+            1 => outcome.coefficients[1] = f64::NAN,
+            2 => outcome.r2 = f64::NEG_INFINITY,
+            _ => outcome.coefficients[2] = 1e300,
+        }
+        outcome.units[0].scenarios[0].ce_horizon = if k % 2 == 0 { 0.0 } else { f64::INFINITY };
+        outcome.regional_ce[1][3] = -5.0;
+        outcomes.push(outcome);
+    }
+    let mut reference = runner.empty_aggregate();
+    let mut accumulator = runner.accumulator();
+    for outcome in &outcomes {
+        reference.add(outcome);
+        accumulator.add(outcome);
+    }
+    assert!(accumulator.finish() == reference, "the accumulator and Aggregate::add differ");
 }

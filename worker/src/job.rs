@@ -97,8 +97,12 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
     let range = job.sample_start..job.sample_end;
     let (sender, receiver) = oneshot::channel::<Result<Aggregate, String>>();
     let chain = worker.chain;
+    let timing = worker.clone();
     worker.pool.spawn(move || {
+        let running = Instant::now();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| definition.run_range(range, chain)));
+        let millis = u64::try_from(running.elapsed().as_millis()).unwrap_or(u64::MAX);
+        timing.last_job_millis.store(millis, Ordering::Relaxed);
         let result = outcome.unwrap_or_else(|panic| Err(format!("running samples panicked: {}", panic_text(&*panic))));
         // The receiver is gone only when the worker stopped without draining.
         let _ = sender.send(result);

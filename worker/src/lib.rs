@@ -1,10 +1,11 @@
 //! The zonesweep worker: registers with a coordinator, leases jobs (contiguous
-//! sample ranges of a sweep) up to twice its thread count, runs each job as
-//! one task on a rayon pool and returns the job's partial aggregate.
+//! sample ranges of a sweep) up to its thread count (twice it while jobs
+//! take under 10 s), runs each job as one task on a rayon pool and returns
+//! the job's partial aggregate.
 //!
-//! - Work is pulled: the worker asks for `2 × threads − in hand` jobs (a
-//!   thread's next job waits in the pool while the last one's result is
-//!   being acknowledged), and backs
+//! - Work is pulled: the worker asks for `threads − in hand` jobs (or
+//!   `2 × threads − in hand`: a thread's next short job waits in the pool
+//!   while the last one's result is being acknowledged), and backs
 //!   off (200 ms to 1 s) while there are none. Delivering a result leases
 //!   the job's successor in the same call (none while draining).
 //! - Samples never run on the runtime's threads: one job is one task on a
@@ -177,8 +178,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Jobs a worker holds per sample thread.
-const JOBS_PER_THREAD: usize = 2;
+/// Jobs whose samples ran in less than this leave their thread waiting
+/// noticeably for the acknowledgement and the next lease, so a worker then
+/// holds a spare job per thread; longer jobs do not need one, and a spare
+/// job's time limit (the coordinator's `max_job_time`, counted from its
+/// lease) would run while it waits.
+const SPARE_JOB_BELOW: Duration = Duration::from_secs(10);
+
+/// Jobs held at once: the threads, and a spare one per thread while jobs
+/// are short (see [`SPARE_JOB_BELOW`]), so a thread that finishes a job
+/// starts the next one at once instead of waiting for its result to be
+/// acknowledged (a durable commit) and the next lease.
+fn held_limit(worker: &Worker) -> usize {
+    let last = worker.last_job_millis.load(std::sync::atomic::Ordering::Relaxed);
+    if u128::from(last) < SPARE_JOB_BELOW.as_millis() { worker.threads.saturating_mul(2) } else { worker.threads }
+}
 
 type Jobs = JoinSet<Result<Vec<pb::Job>, WorkerError>>;
 
@@ -189,10 +203,6 @@ async fn lease_loop<S: Future<Output = ()>>(
     exit_when_idle: Option<Duration>,
 ) -> Result<(), WorkerError> {
     let log = worker.log;
-    // Jobs held at once: twice the threads, so a thread that finishes a job
-    // starts the next one at once instead of waiting for its result to be
-    // acknowledged (a durable commit) and the next lease.
-    let held_limit = worker.threads.saturating_mul(JOBS_PER_THREAD);
     let mut jobs: Jobs = JoinSet::new();
     // Since when the coordinator has answered that it has no work while
     // this worker had none in hand.
@@ -204,6 +214,7 @@ async fn lease_loop<S: Future<Output = ()>>(
         while let Some(joined) = jobs.try_join_next() {
             reap(worker, &mut jobs, joined)?;
         }
+        let held_limit = held_limit(worker);
         if jobs.len() >= held_limit {
             tokio::select! {
                 () = &mut shutdown => break 'leasing,

@@ -61,6 +61,10 @@ pub(crate) struct Worker {
     pub threads: usize,
     /// Which chain runs the samples.
     pub chain: zonesweep_shared::sweep::runner::Mode,
+    /// How long the last job's samples took, in ms (`u64::MAX` before
+    /// the first): the lease loop holds a spare job per thread only while
+    /// jobs are short.
+    pub last_job_millis: std::sync::atomic::AtomicU64,
     hostname: String,
     registration: RwLock<Option<Registration>>,
     /// Serializes re-registration, so the lease loop and the heartbeat loop
@@ -87,6 +91,7 @@ impl Worker {
             held: HeldLeases::default(),
             threads,
             chain,
+            last_job_millis: std::sync::atomic::AtomicU64::new(u64::MAX),
             hostname,
             registration: RwLock::new(None),
             register_lock: tokio::sync::Mutex::new(()),

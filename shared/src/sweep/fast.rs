@@ -35,7 +35,7 @@ use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
 use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
-use crate::sweep::histogram::{LinearHistogram, LogHistogram};
+use crate::sweep::histogram::LogHistogram;
 
 /// What a runner computes once for the fast path.
 #[derive(Clone, Debug)]
@@ -416,9 +416,6 @@ pub struct Accumulator {
     /// Per pending sample, every log histogram's bin ([`NON_POSITIVE`] for a
     /// value that has none), in [`Accumulator::log_histograms`] order.
     log_bins: Vec<i32>,
-    /// Per pending sample: the six coefficients', R²'s and K's bins
-    /// ([`NON_FINITE`] for a value that has none).
-    linear_bins: Vec<i64>,
     pending: usize,
     /// Samples per batch.
     batch: usize,
@@ -427,19 +424,16 @@ pub struct Accumulator {
 }
 
 const NON_POSITIVE: i32 = i32::MIN;
-const NON_FINITE: i64 = i64::MIN;
-const N_LINEAR: usize = N_PREDICTORS + 2;
 
 impl Accumulator {
     pub fn new(aggregate: Aggregate) -> Accumulator {
         let shape = aggregate.shape;
         let n_log = 2 * 3 * shape.n_units + 3 * shape.n_projected_years();
-        let per_sample = n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>();
+        let per_sample = n_log * std::mem::size_of::<i32>();
         let batch = (PENDING_BYTES / per_sample).clamp(1, PENDING_SAMPLES);
         Accumulator {
             aggregate,
             log_bins: Vec::with_capacity(batch * n_log),
-            linear_bins: Vec::with_capacity(batch * N_LINEAR),
             pending: 0,
             batch,
             n_log,
@@ -449,8 +443,7 @@ impl Accumulator {
 
     /// The bytes of its pending bins when a batch is full.
     pub fn heap_bytes(&self) -> usize {
-        self.batch * (self.n_log * std::mem::size_of::<i32>() + N_LINEAR * std::mem::size_of::<i64>())
-            + self.batch * std::mem::size_of::<i64>()
+        self.batch * self.n_log * std::mem::size_of::<i32>() + self.batch * std::mem::size_of::<i64>()
     }
 
     /// The aggregate's failures and sensitivity sums are changed through it.
@@ -485,14 +478,12 @@ impl Accumulator {
         }
         debug_assert_eq!(self.log_bins.len(), (self.pending + 1) * self.n_log);
         debug_assert_eq!(outcome.units.len(), n);
-        let linear = |histogram: &LinearHistogram, value: f64| {
-            if value.is_finite() { (value / histogram.width).floor() as i64 } else { NON_FINITE }
-        };
-        for (j, value) in outcome.coefficients.iter().enumerate() {
-            self.linear_bins.push(linear(&self.aggregate.coefficients[j], *value));
+        // Eight values a sample, into histograms of few bins: added at once.
+        for (histogram, value) in self.aggregate.coefficients.iter_mut().zip(outcome.coefficients) {
+            histogram.add(value);
         }
-        self.linear_bins.push(linear(&self.aggregate.r2, outcome.r2));
-        self.linear_bins.push(linear(&self.aggregate.k, outcome.k));
+        self.aggregate.r2.add(outcome.r2);
+        self.aggregate.k.add(outcome.k);
         self.pending += 1;
         if self.pending == self.batch {
             self.flush();
@@ -523,21 +514,7 @@ impl Accumulator {
                 bin => histogram.bins.add(bin as i32, count),
             });
         }
-        for j in 0..N_LINEAR {
-            self.column.clear();
-            self.column.extend((0..self.pending).map(|p| self.linear_bins[p * N_LINEAR + j]));
-            let histogram = match j {
-                j if j < N_PREDICTORS => &mut self.aggregate.coefficients[j],
-                j if j == N_PREDICTORS => &mut self.aggregate.r2,
-                _ => &mut self.aggregate.k,
-            };
-            add_runs(&mut self.column, |bin, count| match bin {
-                NON_FINITE => histogram.non_finite += count,
-                bin => histogram.bins.add(bin, count),
-            });
-        }
         self.log_bins.clear();
-        self.linear_bins.clear();
         self.pending = 0;
     }
 

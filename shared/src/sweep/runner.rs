@@ -258,6 +258,12 @@ impl<'a> SweepRunner<'a> {
         ThreadMemory { scratch: scratch.heap_bytes(), accumulator: accumulator.heap_bytes() }
     }
 
+    /// Whether the fast path computes sample k itself (rather than leaving
+    /// it to the reference chain); `false` for a sweep without a fast path.
+    pub fn fast_path_takes(&self, k: u64) -> bool {
+        self.fast.as_ref().is_some_and(|fast| self.fast_outcome(fast, &mut Scratch::default(), k))
+    }
+
     /// An empty accumulator of this sweep's samples, for [`SweepRunner::run_into`].
     pub fn accumulator(&self) -> Accumulator {
         Accumulator::new(self.empty_aggregate())
@@ -267,7 +273,8 @@ impl<'a> SweepRunner<'a> {
     /// buffers of `scratch`, which a thread keeps from range to range: once
     /// they have grown, a sample allocates nothing. Samples the fast path
     /// leaves to the reference chain, and sweeps without a fast path, run
-    /// the reference chain (which allocates).
+    /// the reference chain (which allocates). [`Mode::Verify`] is
+    /// [`SweepRunner::run_range`]'s: here it runs the fast path.
     pub fn run_into(&self, range: Range<u64>, scratch: &mut Scratch, accumulator: &mut Accumulator) {
         for k in range {
             match &self.fast {
