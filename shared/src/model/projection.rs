@@ -161,29 +161,28 @@ pub fn project_unit_into(
 ) -> Result<(Option<i32>, bool), ChainError> {
     let rules = config.rules(scenario);
     let s = scenario as usize;
-    let resolved: [[Resolved; 2]; N_PREDICTORS] = std::array::from_fn(|d| {
-        let driver = Driver::ALL[d];
-        std::array::from_fn(|p| {
-            resolve(
-                rules.get(driver).get(Period::ALL[p]),
+    let mut resolved = [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS];
+    for (d, driver) in Driver::ALL.into_iter().enumerate() {
+        let driver_rules = rules.get(driver);
+        for (p, period) in Period::ALL.into_iter().enumerate() {
+            resolved[d][p] = resolve(
+                driver_rules.get(period),
                 &unit.stats[d],
                 adjustments.rate_multiplier[s][d][p],
                 adjustments.cap_offset[s][d][p],
-            )
-        })
-    });
+            );
+        }
+    }
     ce[0] = unit.ce_base;
-    // ln(1 + rate) of every rule, once: an uncapped year adds it to the
-    // driver's log-ratio ln v_t − ln v_T₀. Uncapped drivers change CE by the
-    // same amount every year of a period, so only capped ones are followed
-    // year by year.
-    let ln_growth: [[f64; 2]; N_PREDICTORS] =
-        std::array::from_fn(|d| std::array::from_fn(|p| resolved[d][p].rate.ln_1p()));
+    // An uncapped driver adds coefficient · ln(1 + rate) to the log-ratio
+    // ln CE_t − ln CE_T₀ every year of a period, so uncapped drivers only
+    // set each period's steady change; capped ones are followed year by
+    // year, and their ln(1 + rate) is computed the first time it is needed.
     let mut steady_change = [0.0; 2];
     for p in 0..2 {
         for d in 0..N_PREDICTORS {
             if resolved[d][p].cap.is_none() {
-                steady_change[p] += coefficients[d] * ln_growth[d][p];
+                steady_change[p] += coefficients[d] * resolved[d][p].rate.ln_1p();
             }
         }
     }
@@ -192,26 +191,30 @@ pub fn project_unit_into(
     struct Followed {
         driver: usize,
         level: f64,
+        rate: [f64; 2],
         /// 1 + the rate, per period.
         growth: [f64; 2],
         cap: [Option<f64>; 2],
-        /// coefficient · ln(1 + rate), per period: the change of a year
-        /// in which the driver grows below its cap.
-        change: [f64; 2],
+        /// coefficient · ln(1 + rate), per period, once computed: the
+        /// change of a year in which the driver grows below its cap.
+        change: [Option<f64>; 2],
     }
-    let unfollowed = Followed { driver: 0, level: 0.0, growth: [0.0; 2], cap: [None; 2], change: [0.0; 2] };
+    let unfollowed =
+        Followed { driver: 0, level: 0.0, rate: [0.0; 2], growth: [0.0; 2], cap: [None; 2], change: [None; 2] };
     let mut followed = [unfollowed; N_PREDICTORS];
     let mut n_followed = 0;
     let mut fixed_levels_positive = true;
     for d in 0..N_PREDICTORS {
         let last = unit.stats[d].last;
-        if resolved[d].iter().any(|r| r.cap.is_some()) {
+        let [first, second] = resolved[d];
+        if first.cap.is_some() || second.cap.is_some() {
             followed[n_followed] = Followed {
                 driver: d,
                 level: last,
-                growth: std::array::from_fn(|p| 1.0 + resolved[d][p].rate),
-                cap: std::array::from_fn(|p| resolved[d][p].cap),
-                change: std::array::from_fn(|p| coefficients[d] * ln_growth[d][p]),
+                rate: [first.rate, second.rate],
+                growth: [1.0 + first.rate, 1.0 + second.rate],
+                cap: [first.cap, second.cap],
+                change: [None; 2],
             };
             n_followed += 1;
         } else {
@@ -255,7 +258,8 @@ pub fn project_unit_into(
                     }
                     Some(_) => {
                         f.level = advanced;
-                        change += f.change[period];
+                        let (driver, rate) = (f.driver, f.rate[period]);
+                        change += *f.change[period].get_or_insert_with(|| coefficients[driver] * rate.ln_1p());
                     }
                 }
                 followed_positive &= f.level > 0.0;
