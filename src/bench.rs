@@ -26,13 +26,16 @@ use crate::data::demo_dataset;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// End-to-end samples/s of `run` on the demonstration dataset, 1 and 2 workers.
+    /// End-to-end samples/s of `run` on the demonstration dataset, 1 and 2
+    /// worker threads.
     Run {
         /// Samples per measurement.
-        #[arg(long, default_value_t = 4000)]
+        #[arg(long, default_value_t = 40_000)]
         samples: u64,
-        /// Samples per job.
-        #[arg(long, default_value_t = 100)]
+        /// Samples per job: by default about a second of one thread's work,
+        /// as the README's job sizing advises (with much shorter jobs the
+        /// coordinator's share of the two cores grows).
+        #[arg(long, default_value_t = 5000)]
         job_size: u64,
     },
     /// The cost of one sample on this thread by the fast path and by the
