@@ -102,8 +102,7 @@ pub struct PanelTerms {
 }
 
 /// Where the row-only drivers sit among the predictors.
-pub(crate) const ROW_ONLY_DRIVERS: [usize; 4] =
-    [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
+const ROW_ONLY_DRIVERS: [usize; 4] = [Driver::P as usize, Driver::W as usize, Driver::IS as usize, Driver::UR as usize];
 
 /// Where a value the model takes the logarithm of comes from.
 #[derive(Clone, Copy)]
@@ -115,15 +114,17 @@ enum Origin {
 }
 
 fn positive(value: f64, driver: Driver, dataset: &Dataset, origin: Origin) -> Result<f64, ChainError> {
-    if value > 0.0 && value.is_finite() {
-        return Ok(value);
-    }
+    if value > 0.0 && value.is_finite() { Ok(value) } else { Err(non_positive(value, driver, dataset, origin)) }
+}
+
+/// The error of a driver value that is not positive.
+fn non_positive(value: f64, driver: Driver, dataset: &Dataset, origin: Origin) -> ChainError {
     let n_years = dataset.n_years();
     let (unit, year) = match origin {
         Origin::Row(i) => (dataset.units()[i / n_years].id.clone(), dataset.years()[i % n_years]),
         Origin::Region(t) => ("(the region's totals)".to_owned(), dataset.years()[t]),
     };
-    Err(ChainError::NonPositive { quantity: driver.key(), unit, year, value })
+    ChainError::NonPositive { quantity: driver.key(), unit, year, value }
 }
 
 /// P, W, IS, UR from population, gdp, secondary_gdp and urban_population.
@@ -182,6 +183,42 @@ impl PanelTerms {
     }
 }
 
+impl PanelTerms {
+    /// Unit u's driver statistics: P, W, IS and UR from these terms, TI
+    /// and CEI from their series (`interval` years per growth interval).
+    pub(crate) fn unit_stats(&self, u: usize, ti: &[f64], cei: &[f64], interval: usize) -> [DriverStats; N_PREDICTORS] {
+        let mut stats = [DriverStats::of(ti, interval); N_PREDICTORS];
+        for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
+            stats[d] = self.stats[u][j];
+        }
+        stats[Driver::CEI as usize] = DriverStats::of(cei, interval);
+        stats
+    }
+
+    /// The regional fit's row of year t from the region's CE and energy
+    /// totals (summed in unit order): the logged predictors and ln CE, or
+    /// the driver (TI or CEI) that is not positive and its value.
+    pub(crate) fn regional_row(
+        &self,
+        t: usize,
+        ce_total: f64,
+        tce_total: f64,
+        cei: CeiBasis,
+    ) -> Result<([f64; N_PREDICTORS], f64), (Driver, f64)> {
+        let denominator = match cei {
+            CeiBasis::Gdp => self.regional_gdp[t],
+            CeiBasis::SecondaryGdp => self.regional_secondary_gdp[t],
+        };
+        let checked = |value: f64, driver: Driver| {
+            if value > 0.0 && value.is_finite() { Ok(value) } else { Err((driver, value)) }
+        };
+        let ti = checked(self.regional_gdp[t] / tce_total, Driver::TI)?;
+        let cei = checked(ce_total / denominator, Driver::CEI)?;
+        let fixed = &self.regional_logs[t];
+        Ok(([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()], ce_total.ln()))
+    }
+}
+
 /// The regression rows (logged predictors and response, and the response's
 /// level for the t-test) of the configured fit, and each unit's driver
 /// statistics for the projection.
@@ -227,33 +264,21 @@ fn stirpat_design(
                 response.push(ce[i]);
             }
         }
-        let fixed = &terms.stats[u];
-        let interval = readings.interval_years as usize;
-        let mut unit_stats = [DriverStats::of(&ti, interval); N_PREDICTORS];
-        for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
-            unit_stats[d] = fixed[j];
-        }
-        unit_stats[Driver::CEI as usize] = DriverStats::of(&cei, interval);
-        stats.push(unit_stats);
+        stats.push(terms.unit_stats(u, &ti, &cei, readings.interval_years as usize));
     }
     if !pooled {
         // The region's totals per year, summed in unit order.
-        let denominators = match readings.cei {
-            CeiBasis::Gdp => &terms.regional_gdp,
-            CeiBasis::SecondaryGdp => &terms.regional_secondary_gdp,
-        };
         for t in 0..n_years {
             let (mut ce_total, mut tce_total) = (0.0, 0.0);
             for u in 0..dataset.n_units() {
                 ce_total += ce[u * n_years + t];
                 tce_total += indices.energy_tce[u * n_years + t];
             }
-            let origin = Origin::Region(t);
-            let ti = positive(terms.regional_gdp[t] / tce_total, Driver::TI, dataset, origin)?;
-            let cei = positive(ce_total / denominators[t], Driver::CEI, dataset, origin)?;
-            let fixed = &terms.regional_logs[t];
-            x.push([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()]);
-            y.push(ce_total.ln());
+            let (row, ln_ce) = terms
+                .regional_row(t, ce_total, tce_total, readings.cei)
+                .map_err(|(driver, value)| non_positive(value, driver, dataset, Origin::Region(t)))?;
+            x.push(row);
+            y.push(ln_ce);
             response.push(ce_total);
         }
     }

@@ -27,8 +27,8 @@
 //! and stops at the first difference.
 
 use crate::data::fields::Field;
-use crate::model::chain::{PanelTerms, Parameters, ROW_ONLY_DRIVERS};
-use crate::model::config::{CeiBasis, Config, Driver, Fit, NeutralSink, Scenario};
+use crate::model::chain::{PanelTerms, Parameters};
+use crate::model::config::{CeiBasis, Config, Fit, NeutralSink, Scenario};
 use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
 use crate::model::projection::{self, DriverStats, UnitBase};
 use crate::model::zoning::{self, ScoreKey};
@@ -284,30 +284,18 @@ impl FastChain {
                     y.push(ce_i.ln());
                 }
             }
-            let fixed = &terms.stats[u];
-            let mut unit_stats = [DriverStats::of(ti, interval); N_PREDICTORS];
-            for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
-                unit_stats[d] = fixed[j];
-            }
-            unit_stats[Driver::CEI as usize] = DriverStats::of(cei, interval);
-            stats.push(unit_stats);
+            stats.push(terms.unit_stats(u, ti, cei, interval));
         }
         if !pooled {
-            let denominators = match readings.cei {
-                CeiBasis::Gdp => &terms.regional_gdp,
-                CeiBasis::SecondaryGdp => &terms.regional_secondary_gdp,
-            };
             for t in 0..n_years {
                 let (mut ce_total, mut tce_total) = (0.0, 0.0);
                 for u in 0..n_units {
                     ce_total += ce[t * width + u];
                     tce_total += energy_tce[t * width + u];
                 }
-                let ti = positive(terms.regional_gdp[t] / tce_total)?;
-                let cei = positive(ce_total / denominators[t])?;
-                let fixed = &terms.regional_logs[t];
-                x.push([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()]);
-                y.push(ce_total.ln());
+                let (row, ln_ce) = terms.regional_row(t, ce_total, tce_total, readings.cei).map_err(|_| Unusual)?;
+                x.push(row);
+                y.push(ln_ce);
             }
         }
         let standardized = ridge::standardize(x, y).map_err(|_| Unusual)?;
