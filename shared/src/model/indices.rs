@@ -345,7 +345,7 @@ fn add_term(out: &mut [f64], coefficient: f64, column: &[f64]) {
 /// (padding lanes hold whatever their zeros give), into buffers a sweep
 /// reuses: `trended[i]` the i-th of [`IndexKey::TRENDED`]. Every value is
 /// bit-identical to [`compute`]'s: the expressions of `row_terms` and
-/// [`YearFactors`], in the same order, written as loops over a block of
+/// `YearFactors`, in the same order, written as loops over a block of
 /// rows (one term at a time) instead of over the terms of one row. CLI,
 /// which no coefficient changes, is not computed.
 #[inline(always)]

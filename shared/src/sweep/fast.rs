@@ -2,7 +2,7 @@
 //! for many samples of one dataset, with the same arithmetic.
 //!
 //! Every number the fast path computes is computed by the same operations
-//! in the same order as the reference chain ([`chain::run_with_rows`] →
+//! in the same order as the reference chain ([`crate::model::chain::run_with_rows`] →
 //! [`Outcome::new`]), so each sample's [`Outcome`] is bit-identical to the
 //! reference's, not merely close; what changes is the work around it:
 //!
