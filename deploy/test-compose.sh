@@ -13,11 +13,11 @@
 # is removed at the end, also on failure.
 #
 #   deploy/test-compose.sh               # a few minutes on 2 cores
-#   COMPOSE_SAMPLES=100000 deploy/test-compose.sh
+#   COMPOSE_SAMPLES=400000 deploy/test-compose.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SAMPLES=${COMPOSE_SAMPLES:-40000}
+SAMPLES=${COMPOSE_SAMPLES:-200000}
 SEED=${COMPOSE_SEED:-7}
 JOB_SIZE=100
 LEASE_TIMEOUT=3     # seconds; the network cut below lasts longer
