@@ -42,15 +42,16 @@ fuzz_target!(|data: &[u8]| {
             let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), worker: "fuzz/w".into() };
             let planned = plan(&fixture.state, &[change]);
             assert_eq!(planned.decisions, [Decision::Merge], "a checked result does not merge");
-            let merged = planned.entries[0].aggregate.as_ref().expect("a merge carries the new aggregate");
+            // The batch stores the merge of its new results (its delta);
+            // the sweep's results are then the ones in memory and the delta.
+            let delta = planned.entries[0].delta.as_ref().expect("a merge carries its delta");
+            let before = sweep.aggregate().expect("a running sweep's aggregate is in memory");
+            let mut merged = before.clone();
+            merged.merge(delta).expect("a checked result's delta merges");
             if let Err(e) = merged.check_consistency() {
                 panic!("a checked result leaves the sweep inconsistent: {e}");
             }
-            assert_eq!(
-                merged.samples_total(),
-                sweep.aggregate().expect("a running sweep's aggregate is in memory").samples_total()
-                    + sweep.job_range(lease.index()).count() as u64
-            );
+            assert_eq!(merged.samples_total(), before.samples_total() + sweep.job_range(lease.index()).count() as u64);
         }
         Ok(Fit::AlreadyMerged) => assert!(sweep.is_done(lease.index())),
         Err(e) => {
