@@ -114,30 +114,7 @@ pub const MK_LANES: usize = 8;
 /// computed, which then finds no tie in it: the result is the same.)
 #[inline(always)]
 pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64], equal_pairs: &mut [i64]) {
-    assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && equal_pairs.len() >= width);
-    let pairs = (n * n.saturating_sub(1) / 2) as i64;
-    for lane0 in (0..width).step_by(MK_LANES) {
-        // Counters in registers for a block of series over every pair;
-        // 64-bit like the f64 comparison masks, so the lanes vectorize.
-        let mut greater = [0i64; MK_LANES];
-        let mut less = [0i64; MK_LANES];
-        let block =
-            |row: &[f64]| -> [f64; MK_LANES] { row[lane0..lane0 + MK_LANES].try_into().expect("a whole block") };
-        for (k, earlier) in by_year.chunks_exact(width).take(n).enumerate() {
-            let earlier = block(earlier);
-            for later in by_year.chunks_exact(width).take(n).skip(k + 1) {
-                let later = block(later);
-                for u in 0..MK_LANES {
-                    greater[u] += i64::from(later[u] > earlier[u]);
-                    less[u] += i64::from(later[u] < earlier[u]);
-                }
-            }
-        }
-        for u in 0..MK_LANES {
-            s[lane0 + u] = greater[u] - less[u];
-            equal_pairs[lane0 + u] = pairs - greater[u] - less[u];
-        }
-    }
+    pair_counts(by_year, width, n, s, equal_pairs);
 }
 
 /// [`mann_kendall_counts`] on the values rounded to f32, twice as many
@@ -148,24 +125,37 @@ pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64
 /// values too close for f32) must be counted again in f64.
 #[inline(always)]
 pub fn mann_kendall_counts_f32(by_year: &[f32], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
+    pair_counts(by_year, width, n, s, not_ordered);
+}
+
+/// The one pair-counting kernel of [`mann_kendall_counts`] and
+/// [`mann_kendall_counts_f32`]. Counters for a chunk of up to 64 series
+/// stay in L1 over every pair of years, and each pair is one pass of
+/// full-width vector compares. They are 32-bit: a series has at most as
+/// many values as the dataset's years allow, far below the 65,536 whose
+/// pairs would not fit.
+#[inline(always)]
+fn pair_counts<T: Copy + PartialOrd>(by_year: &[T], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
     assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && not_ordered.len() >= width);
+    assert!(n <= 1 << 16, "a series of {n} values has more pairs than 32-bit counters hold");
     let pairs = (n * n.saturating_sub(1) / 2) as i32;
-    for lane0 in (0..width).step_by(MK_LANES) {
-        let mut greater = [0i32; MK_LANES];
-        let mut less = [0i32; MK_LANES];
-        let block =
-            |row: &[f32]| -> [f32; MK_LANES] { row[lane0..lane0 + MK_LANES].try_into().expect("a whole block") };
-        for (k, earlier) in by_year.chunks_exact(width).take(n).enumerate() {
-            let earlier = block(earlier);
-            for later in by_year.chunks_exact(width).take(n).skip(k + 1) {
-                let later = block(later);
-                for u in 0..MK_LANES {
-                    greater[u] += i32::from(later[u] > earlier[u]);
-                    less[u] += i32::from(later[u] < earlier[u]);
+    const CHUNK: usize = 64;
+    for lane0 in (0..width).step_by(CHUNK) {
+        let lanes = CHUNK.min(width - lane0);
+        let mut greater = [0i32; CHUNK];
+        let mut less = [0i32; CHUNK];
+        let (greater_lanes, less_lanes) = (&mut greater[..lanes], &mut less[..lanes]);
+        for k in 0..n {
+            let earlier = &by_year[k * width + lane0..][..lanes];
+            for l in k + 1..n {
+                let later = &by_year[l * width + lane0..][..lanes];
+                for (((g, s), &a), &b) in greater_lanes.iter_mut().zip(less_lanes.iter_mut()).zip(earlier).zip(later) {
+                    *g += i32::from(b > a);
+                    *s += i32::from(b < a);
                 }
             }
         }
-        for u in 0..MK_LANES {
+        for u in 0..lanes {
             s[lane0 + u] = i64::from(greater[u] - less[u]);
             not_ordered[lane0 + u] = i64::from(pairs - greater[u] - less[u]);
         }

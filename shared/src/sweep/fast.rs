@@ -273,15 +273,22 @@ impl FastChain {
         ti.resize(n_years, 0.0);
         cei.resize(n_years, 0.0);
         for u in 0..n_units {
+            let unit_rows = &rows[u * n_years..(u + 1) * n_years];
             for t in 0..n_years {
-                let i = u * n_years + t;
-                let (row, ce_i) = (&rows[i], ce[t * width + u]);
-                ti[t] = positive(row[Field::Gdp as usize] / energy_tce[t * width + u])?;
-                cei[t] = positive(ce_i / row[cei_field])?;
-                if pooled {
-                    let fixed = &terms.logs[i];
+                let row = &unit_rows[t];
+                ti[t] = row[Field::Gdp as usize] / energy_tce[t * width + u];
+                cei[t] = ce[t * width + u] / row[cei_field];
+            }
+            // The reference refuses a driver that is not positive and finite;
+            // checked once per unit so that the loop above has no branch.
+            if !ti.iter().chain(cei.iter()).all(|&v| v > 0.0 && v.is_finite()) {
+                return Err(Unusual);
+            }
+            if pooled {
+                for t in 0..n_years {
+                    let fixed = &terms.logs[u * n_years + t];
                     x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
-                    y.push(ce_i.ln());
+                    y.push(ce[t * width + u].ln());
                 }
             }
             stats.push(terms.unit_stats(u, ti, cei, interval));
@@ -381,11 +388,6 @@ const EMPTY_SCENARIO: ScenarioOutcome = ScenarioOutcome {
 };
 const EMPTY_UNIT: UnitOutcome =
     UnitOutcome { zone: 0, total: 0, scores: [0; 10], cep: 0, scenarios: [EMPTY_SCENARIO; 3] };
-
-/// The reference chain's positivity check of a driver, as a give-up.
-fn positive(value: f64) -> Result<f64, Unusual> {
-    if value > 0.0 && value.is_finite() { Ok(value) } else { Err(Unusual) }
-}
 
 /// Samples whose histogram bins an [`Accumulator`] holds before it sorts
 /// them into the aggregate: at most this many, and at most

@@ -1,0 +1,41 @@
+//! Runs the fast path on N samples of the demonstration dataset under the
+//! default spec, for a profiler: `valgrind --tool=callgrind
+//! target/release/examples/profile_sweep 300` counts instructions exactly
+//! (the figure to compare between two versions on this noisy machine);
+//! `profile_sweep 4000 jobs` also times 100-sample jobs that each build
+//! their own runner, as a worker does.
+
+use zonesweep_shared::data::dataset::Dataset;
+use zonesweep_shared::model::config::Config;
+use zonesweep_shared::sweep::SweepSpec;
+use zonesweep_shared::sweep::fast::Scratch;
+use zonesweep_shared::sweep::runner::SweepRunner;
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let dataset =
+        Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
+            .expect("the demonstration dataset is valid");
+    let config = Config::default();
+    let spec = SweepSpec::default();
+    let runner = SweepRunner::new(&dataset, &config, &spec).expect("the default spec is valid");
+    let mut scratch = Scratch::default();
+    let mut accumulator = runner.accumulator();
+    let started = std::time::Instant::now();
+    runner.run_into(0..n, &mut scratch, &mut accumulator);
+    let elapsed = started.elapsed();
+    let aggregate = accumulator.finish();
+    println!(
+        "{n} samples: {:.1} µs per sample ({} failed)",
+        elapsed.as_secs_f64() * 1e6 / n as f64,
+        aggregate.failures.len()
+    );
+    if std::env::args().nth(2).as_deref() == Some("jobs") {
+        let started = std::time::Instant::now();
+        for j in 0..20u64 {
+            let runner = SweepRunner::new(&dataset, &config, &spec).expect("the default spec is valid");
+            std::hint::black_box(runner.run_range(j * 100..j * 100 + 100));
+        }
+        println!("a 100-sample job with its own runner: {:.2} ms", started.elapsed().as_secs_f64() * 1e3 / 20.0);
+    }
+}
