@@ -159,6 +159,23 @@ pub fn project_unit_into(
     base_year: i32,
     ce: &mut [f64],
 ) -> Result<(Option<i32>, bool), ChainError> {
+    project(unit, scenario, config, adjustments, coefficients, base_year, ce, true)
+}
+
+/// [`project_unit_into`], taking the year loop segment by segment where it
+/// can (`segments`) or always year by year (which tests compare it with).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn project(
+    unit: &UnitBase<'_>,
+    scenario: Scenario,
+    config: &ScenarioConfig,
+    adjustments: &RuleAdjustments,
+    coefficients: &[f64; N_PREDICTORS],
+    base_year: i32,
+    ce: &mut [f64],
+    segments: bool,
+) -> Result<(Option<i32>, bool), ChainError> {
     let rules = config.rules(scenario);
     let s = scenario as usize;
     let mut resolved = [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS];
@@ -187,18 +204,6 @@ pub fn project_unit_into(
         }
     }
     // The capped drivers, followed year by year, with each period's rule.
-    #[derive(Clone, Copy)]
-    struct Followed {
-        driver: usize,
-        level: f64,
-        rate: [f64; 2],
-        /// 1 + the rate, per period.
-        growth: [f64; 2],
-        cap: [Option<f64>; 2],
-        /// coefficient · ln(1 + rate), per period, once computed: the
-        /// change of a year in which the driver grows below its cap.
-        change: [Option<f64>; 2],
-    }
     let unfollowed =
         Followed { driver: 0, level: 0.0, rate: [0.0; 2], growth: [0.0; 2], cap: [None; 2], change: [None; 2] };
     let mut followed = [unfollowed; N_PREDICTORS];
@@ -224,6 +229,25 @@ pub fn project_unit_into(
         }
     }
     let followed = &mut followed[..n_followed];
+    let first_year = base_year.saturating_add(1);
+    let periods = [
+        (first_year, config.milestone.min(config.horizon)),
+        (config.milestone.saturating_add(1).max(first_year), config.horizon),
+    ];
+    let ends = |peak: usize, ce: &[f64]| {
+        let horizon_ce = ce[ce.len() - 1];
+        let year = base_year.saturating_add(i32::try_from(peak).unwrap_or(i32::MAX));
+        ((year != config.horizon).then_some(year), horizon_ce <= unit.cs_horizon)
+    };
+    if segments
+        && fixed_levels_positive
+        && let Some(peak) =
+            project_in_segments(followed, steady_change, periods, base_year, coefficients, unit.ce_base, ce)
+    {
+        #[cfg(test)]
+        tests::SEGMENTS_TAKEN.with(|n| n.set(n.get() + 1));
+        return Ok(ends(peak, ce));
+    }
     // CE_t = CE_T₀ · exp(Σ coef·(ln v_t − ln v_T₀)) is advanced year by year as
     // CE_t = CE_{t−1} · exp(Σ coef·Δ ln v_t); the factor is recomputed only
     // when the yearly change differs, so drivers that do not move keep CE
@@ -234,11 +258,6 @@ pub fn project_unit_into(
     let mut last_change = 0.0;
     let mut last_factor = 1.0;
     let mut peak = (0usize, unit.ce_base);
-    let first_year = base_year.saturating_add(1);
-    let periods = [
-        (first_year, config.milestone.min(config.horizon)),
-        (config.milestone.saturating_add(1).max(first_year), config.horizon),
-    ];
     let mut i = 0;
     for (period, (from, to)) in periods.into_iter().enumerate() {
         for year in from..=to {
@@ -281,9 +300,186 @@ pub fn project_unit_into(
             }
         }
     }
-    let horizon_ce = ce[ce.len() - 1];
-    let year = base_year.saturating_add(i32::try_from(peak.0).unwrap_or(i32::MAX));
-    Ok(((year != config.horizon).then_some(year), horizon_ce <= unit.cs_horizon))
+    Ok(ends(peak.0, ce))
+}
+
+/// A driver with a cap in some period, followed year by year.
+#[derive(Clone, Copy)]
+struct Followed {
+    driver: usize,
+    level: f64,
+    rate: [f64; 2],
+    /// 1 + the rate, per period.
+    growth: [f64; 2],
+    cap: [Option<f64>; 2],
+    /// coefficient · ln(1 + rate), per period, once computed: the
+    /// change of a year in which the driver grows below its cap.
+    change: [Option<f64>; 2],
+}
+
+/// How a followed driver moves through one period, when that can be told
+/// in advance: it grows by its rate (changing ln CE by `growing`) in the
+/// years before `grow_end`, then reaches its cap in year `grow_end` if
+/// `hit` (changing ln CE by the `Some` value, or not at all when it was
+/// exactly at its cap), and stays there; or it is held all period.
+#[derive(Clone, Copy, Debug)]
+struct Phase {
+    /// Whether it changes ln CE in no year of the period (held above its
+    /// cap, or a period without a cap).
+    still: bool,
+    growing: f64,
+    grow_end: usize,
+    hit: Option<Option<f64>>,
+}
+
+impl Phase {
+    const STILL: Phase = Phase { still: true, growing: 0.0, grow_end: 0, hit: None };
+
+    /// Its change of ln CE in year index `i` of the period.
+    #[inline(always)]
+    fn change(&self, i: usize) -> Option<f64> {
+        if self.still {
+            None
+        } else if i < self.grow_end {
+            Some(self.growing)
+        } else if i == self.grow_end {
+            self.hit.flatten()
+        } else {
+            None
+        }
+    }
+
+    /// The first year index after `i` at which its change may differ.
+    #[inline(always)]
+    fn next_boundary(&self, i: usize) -> usize {
+        if self.still || i > self.grow_end {
+            usize::MAX
+        } else if i < self.grow_end {
+            self.grow_end
+        } else {
+            self.grow_end + 1
+        }
+    }
+}
+
+/// The year loop of [`project_unit_into`] taken segment by segment, for
+/// the usual case: every level positive and finite, every growth factor
+/// positive and finite, and a driver that reaches its cap staying there.
+/// Each followed driver's level is still advanced year by year by the same
+/// multiplications, but alone, to find the year it reaches its cap; the
+/// yearly change of ln CE is then the same sum, in the same order, as the
+/// year loop forms, and it is formed only where some driver's change
+/// differs. CE is advanced by the same multiplications, so every value is
+/// the year loop's, bit for bit. `None` when the case is not usual (or CE
+/// or a change is not finite): the year loop then runs and reports.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn project_in_segments(
+    followed: &[Followed],
+    steady_change: [f64; 2],
+    periods: [(i32, i32); 2],
+    base_year: i32,
+    coefficients: &[f64; N_PREDICTORS],
+    ce_base: f64,
+    ce: &mut [f64],
+) -> Option<usize> {
+    let mut phases = [[Phase::STILL; 2]; N_PREDICTORS];
+    for (f, phases) in followed.iter().zip(phases.iter_mut()) {
+        let mut level = f.level;
+        if !(level > 0.0 && level.is_finite()) {
+            return None;
+        }
+        for (p, &(from, to)) in periods.iter().enumerate() {
+            if from > to {
+                continue;
+            }
+            let (start, end) = ((from - base_year) as usize, (to - base_year) as usize);
+            let growth = f.growth[p];
+            if !(growth > 0.0 && growth.is_finite()) {
+                return None;
+            }
+            match f.cap[p] {
+                None => {
+                    for _ in start..=end {
+                        level *= growth;
+                    }
+                }
+                Some(cap) if level > cap => {}
+                Some(cap) => {
+                    let mut i = start;
+                    let mut hit = None;
+                    while i <= end {
+                        let advanced = level * growth;
+                        if advanced > cap {
+                            hit = Some((cap != level).then(|| coefficients[f.driver] * (cap / level).ln()));
+                            level = cap;
+                            // Held at the cap from then on only if one
+                            // more step would pass it again: so for any
+                            // normal positive cap and a growth factor above
+                            // 1, but not for a subnormal cap.
+                            if !(cap * growth > cap) {
+                                return None;
+                            }
+                            break;
+                        }
+                        level = advanced;
+                        i += 1;
+                    }
+                    let growing = if i > start { coefficients[f.driver] * f.rate[p].ln_1p() } else { 0.0 };
+                    phases[p] = Phase { still: false, growing, grow_end: i, hit };
+                }
+            }
+            // A level moves one way within a period, so positive and finite
+            // at both ends means in every year.
+            if !(level > 0.0 && level.is_finite()) {
+                return None;
+            }
+        }
+    }
+    let phases = &phases[..followed.len()];
+    ce[0] = ce_base;
+    let mut current = ce_base;
+    let mut last_change = 0.0;
+    let mut last_factor = 1.0;
+    let mut peak = (0usize, ce_base);
+    for (p, &(from, to)) in periods.iter().enumerate() {
+        if from > to {
+            continue;
+        }
+        let (start, end) = ((from - base_year) as usize, (to - base_year) as usize);
+        let mut i = start;
+        while i <= end {
+            let mut change = steady_change[p];
+            let mut next = end + 1;
+            for phase in phases {
+                let phase = &phase[p];
+                if let Some(c) = phase.change(i) {
+                    change += c;
+                }
+                next = next.min(phase.next_boundary(i));
+            }
+            if !change.is_finite() {
+                return None;
+            }
+            if change != last_change {
+                last_change = change;
+                last_factor = exp_when_changed(change);
+            }
+            for (j, value) in ce[i..next].iter_mut().enumerate() {
+                current *= last_factor;
+                *value = current;
+                if current > peak.1 {
+                    peak = (i + j, current);
+                }
+            }
+            // Not finite stays not finite under further multiplications.
+            if !current.is_finite() {
+                return None;
+            }
+            i = next;
+        }
+    }
+    Some(peak.0)
 }
 
 /// `x.exp()`, kept out of line: inlined, the compiler may compute it on
@@ -346,6 +542,11 @@ mod tests {
     use super::*;
     use crate::model::config::Config;
 
+    thread_local! {
+        /// Projections the segment path completed on this thread.
+        pub(super) static SEGMENTS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     fn flat_stats() -> [DriverStats; N_PREDICTORS] {
         [DriverStats::of(&[10.0, 10.0, 10.0], 5); N_PREDICTORS]
     }
@@ -396,6 +597,85 @@ mod tests {
         assert!(p.ce.iter().all(|v| *v == 5.0));
         assert_eq!(p.peak_year, Some(2020));
         assert!(p.neutral);
+    }
+
+    /// The segment path gives every value, peak year, neutrality and
+    /// error of the year loop, bit for bit, over random units, rule
+    /// adjustments (rates driving levels to zero or below, caps below,
+    /// at and above the levels), coefficients and period layouts.
+    #[test]
+    fn segments_give_exactly_the_year_loop() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let config = Config::default().scenarios;
+        let mut taken = 0;
+        for case in 0..20_000 {
+            let mut stats = [DriverStats::of(&[1.0, 1.0], 1); N_PREDICTORS];
+            for s in &mut stats {
+                let last = match rng.random_range(0..20) {
+                    0 => 0.0,
+                    1 => -1.0,
+                    _ => 10f64.powf(rng.random_range(-2.0..3.0)),
+                };
+                let spread: f64 = rng.random_range(0.5..1.5);
+                *s = DriverStats {
+                    delta: rng.random_range(-0.2..0.3),
+                    min_delta: rng.random_range(-0.3..0.1),
+                    max_delta: rng.random_range(0.0..0.5),
+                    min: last / spread.max(1.0),
+                    mean: last * spread,
+                    max: last * spread.max(1.0) * 1.2,
+                    last,
+                };
+            }
+            let mut adjustments = RuleAdjustments::default();
+            for scenario in adjustments.rate_multiplier.iter_mut() {
+                for driver in scenario.iter_mut() {
+                    for m in driver.iter_mut() {
+                        *m = match rng.random_range(0..30) {
+                            0 => -40.0,
+                            1 => 0.0,
+                            2 => 1e-17,
+                            _ => rng.random_range(-2.0..3.0),
+                        };
+                    }
+                }
+            }
+            for scenario in adjustments.cap_offset.iter_mut() {
+                for driver in scenario.iter_mut() {
+                    for o in driver.iter_mut() {
+                        *o = if rng.random_range(0..10) == 0 { 0.0 } else { rng.random_range(-30.0..30.0) };
+                    }
+                }
+            }
+            let coefficients: [f64; N_PREDICTORS] = std::array::from_fn(|_| match rng.random_range(0..10) {
+                0 => 0.0,
+                1 => 40.0,
+                _ => rng.random_range(-2.0..2.0),
+            });
+            let mut config = config.clone();
+            let base_year = 2020;
+            config.milestone = [2010, 2020, 2021, 2030, 2059, 2060, 2070][case % 7];
+            config.horizon = if case % 11 == 0 { 2020 } else { 2060 };
+            let ce_base = if case % 13 == 0 { 0.0 } else { rng.random_range(-5.0..500.0) };
+            let unit = UnitBase { unit_id: "U", stats: &stats, ce_base, cs_horizon: rng.random_range(0.0..100.0) };
+            let n = (config.horizon - base_year).max(0) as usize + 1;
+            for scenario in Scenario::ALL {
+                let (mut by_years, mut by_segments) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+                let a = project(&unit, scenario, &config, &adjustments, &coefficients, base_year, &mut by_years, false);
+                let b =
+                    project(&unit, scenario, &config, &adjustments, &coefficients, base_year, &mut by_segments, true);
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "case {case} {scenario:?}");
+                if a.is_ok() {
+                    taken += 1;
+                    assert_eq!(format!("{by_years:?}"), format!("{by_segments:?}"), "case {case} {scenario:?}");
+                }
+            }
+        }
+        // Most cases project, most of them by segments; the rest fail the
+        // same way both ways.
+        let by_segments = SEGMENTS_TAKEN.with(|n| n.get());
+        assert!(taken > 20_000 && by_segments > taken / 2, "{taken} projections, {by_segments} by segments");
     }
 
     #[test]
