@@ -157,10 +157,26 @@ impl Scratch {
             for i in 0..distinct.len() {
                 prefix_exact.push(prefix_exact[i] + weight[i] as i128 * distinct[i] as i128);
             }
-            optimal_ends(distinct.len(), k, best_exact, ends, |i, j| {
-                let s = prefix_exact[j] - prefix_exact[i];
-                Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
-            })
+            // The same sums in f64 (exact while they stay below 2^53, and
+            // close to it otherwise) decide every comparison whose sides
+            // differ clearly; the exact scores decide the rest.
+            prefix_float.clear();
+            prefix_float.extend(prefix_exact.iter().map(|&v| v as f64));
+            optimal_ends_filtered(
+                distinct.len(),
+                k,
+                best_exact,
+                best_float,
+                ends,
+                |i, j| {
+                    let s = prefix_exact[j] - prefix_exact[i];
+                    Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
+                },
+                |i, j| {
+                    let s = prefix_float[j] - prefix_float[i];
+                    s * s / (prefix_w[j] - prefix_w[i]) as f64
+                },
+            )
         } else {
             prefix_float.clear();
             prefix_float.push(0.0);
@@ -227,9 +243,105 @@ fn optimal_ends<S: Score>(
     }
 }
 
+/// Relative difference below which two f64 scores are compared exactly.
+/// Each f64 score is within a few units in the last place of the exact one
+/// (a handful of rounded operations on positive terms), so a larger
+/// difference has the exact difference's sign.
+const FILTER: f64 = 1e-12;
+
+/// [`optimal_ends`] with [`Exact`] scores, deciding each comparison in f64
+/// (`float_score`, the same score rounded) unless the two sides are within
+/// [`FILTER`] of each other, and exactly then: the same ends, for a fraction
+/// of the 128-bit arithmetic.
+fn optimal_ends_filtered(
+    m: usize,
+    k: usize,
+    best: &mut Vec<Option<Exact>>,
+    best_float: &mut Vec<Option<Float>>,
+    ends: &mut Vec<usize>,
+    class_score: impl Fn(usize, usize) -> Exact,
+    float_score: impl Fn(usize, usize) -> f64,
+) {
+    let at = |c: usize, j: usize| c * (m + 1) + j;
+    best.clear();
+    best.resize(k * (m + 1), None);
+    best_float.clear();
+    best_float.resize(k * (m + 1), None);
+    let float = |best_float: &[Option<Float>], c: usize, j: usize| best_float[at(c, j)].map_or(f64::NAN, |f| f.0);
+    let clearly = |a: f64, b: f64| {
+        let d = a - b;
+        if d > FILTER * b.abs() {
+            Some(Ordering::Greater)
+        } else if d < -FILTER * b.abs() {
+            Some(Ordering::Less)
+        } else {
+            None
+        }
+    };
+    for j in 1..=m {
+        best[at(0, j)] = Some(class_score(0, j));
+        best_float[at(0, j)] = Some(Float(float_score(0, j)));
+    }
+    for c in 1..k {
+        for j in (c + 1)..=m {
+            let mut top: Option<(usize, f64)> = None;
+            for i in c..j {
+                let Some(below) = best_float[at(c - 1, i)] else { continue };
+                let candidate = below.0 + float_score(i, j);
+                let greater = match top {
+                    None => true,
+                    Some((t, top_score)) => match clearly(candidate, top_score) {
+                        Some(order) => order == Ordering::Greater,
+                        None => {
+                            #[cfg(test)]
+                            tests::EXACT_COMPARISONS.with(|n| n.set(n.get() + 1));
+                            let exact =
+                                |i: usize| best[at(c - 1, i)].expect("set with its float").add(class_score(i, j));
+                            exact(i).cmp(exact(t)) == Ordering::Greater
+                        }
+                    },
+                };
+                if greater {
+                    top = Some((i, candidate));
+                }
+            }
+            if let Some((i, score)) = top {
+                best[at(c, j)] = Some(best[at(c - 1, i)].expect("set with its float").add(class_score(i, j)));
+                best_float[at(c, j)] = Some(Float(score));
+            }
+        }
+    }
+    // Reconstruct from the top class down: the first split attaining the
+    // optimum exactly, as `optimal_ends` finds it.
+    ends.clear();
+    ends.resize(k, 0);
+    let mut end = m;
+    for c in (0..k).rev() {
+        ends[c] = end;
+        if c == 0 {
+            break;
+        }
+        let target = best[at(c, end)].expect("reachable");
+        let target_float = float(best_float, c, end);
+        end = (c..end)
+            .find(|&i| {
+                best[at(c - 1, i)].is_some_and(|below| {
+                    clearly(float(best_float, c - 1, i) + float_score(i, end), target_float).is_none()
+                        && below.add(class_score(i, end)).cmp(target) == Ordering::Equal
+                })
+            })
+            .expect("the optimum is attained");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Comparisons the filtered search left to exact scores, on this thread.
+        pub(super) static EXACT_COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     #[test]
     fn fewer_distinct_values_than_classes() {
@@ -243,6 +355,47 @@ mod tests {
         // {1,2} {3} and {1} {2,3} are equally good; the larger top class wins.
         let p = partition(&[1.0, 2.0, 3.0], 2);
         assert_eq!(p.upper_bounds, vec![1.0, 3.0]);
+    }
+
+    /// The f64 filter changes no split: random integer data with many
+    /// exact ties between candidate splits (few distinct values, repeated
+    /// weights) give the same ends as the all-exact search.
+    #[test]
+    fn the_filtered_search_finds_the_exact_ends() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for case in 0..3_000 {
+            let n = rng.random_range(1..120);
+            let range = [3, 8, 41, 1000][case % 4];
+            let values: Vec<i128> = (0..n).map(|_| rng.random_range(0..range)).collect();
+            let mut distinct: Vec<i128> = values.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let weight: Vec<u64> = distinct.iter().map(|d| values.iter().filter(|v| *v == d).count() as u64).collect();
+            let m = distinct.len();
+            let k = rng.random_range(1..7).min(m);
+            let mut prefix_w = vec![0u64];
+            let mut prefix = vec![0i128];
+            for i in 0..m {
+                prefix_w.push(prefix_w[i] + weight[i]);
+                prefix.push(prefix[i] + weight[i] as i128 * distinct[i]);
+            }
+            let exact = |i: usize, j: usize| {
+                let s = prefix[j] - prefix[i];
+                Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
+            };
+            let float = |i: usize, j: usize| {
+                let s = (prefix[j] - prefix[i]) as f64;
+                s * s / (prefix_w[j] - prefix_w[i]) as f64
+            };
+            let (mut best, mut best_float, mut plain, mut filtered) = (vec![], vec![], vec![], vec![]);
+            optimal_ends(m, k, &mut best, &mut plain, exact);
+            optimal_ends_filtered(m, k, &mut best, &mut best_float, &mut filtered, exact, float);
+            assert_eq!(plain, filtered, "case {case}: {values:?} in {k} classes");
+        }
+        // Ties the f64 scores could not order were ordered exactly.
+        let exact_comparisons = EXACT_COMPARISONS.with(|n| n.get());
+        assert!(exact_comparisons > 100, "{exact_comparisons} comparisons fell back to exact scores");
     }
 
     #[test]

@@ -274,14 +274,16 @@ impl FastChain {
         cei.resize(n_years, 0.0);
         for u in 0..n_units {
             let unit_rows = &rows[u * n_years..(u + 1) * n_years];
+            // The reference refuses a driver that is not positive and finite;
+            // checked once per unit so that the loop has no branch.
+            let mut usual = true;
             for t in 0..n_years {
                 let row = &unit_rows[t];
                 ti[t] = row[Field::Gdp as usize] / energy_tce[t * width + u];
                 cei[t] = ce[t * width + u] / row[cei_field];
+                usual &= (ti[t] > 0.0) & (ti[t] < f64::INFINITY) & (cei[t] > 0.0) & (cei[t] < f64::INFINITY);
             }
-            // The reference refuses a driver that is not positive and finite;
-            // checked once per unit so that the loop above has no branch.
-            if !ti.iter().chain(cei.iter()).all(|&v| v > 0.0 && v.is_finite()) {
+            if !usual {
                 return Err(Unusual);
             }
             if pooled {
