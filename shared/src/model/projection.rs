@@ -34,21 +34,27 @@ impl DriverStats {
         let first = series[0];
         let last = series[n - 1];
         let delta = (last / first).powf(1.0 / (n as f64 - 1.0)) - 1.0;
-        let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
-        let step = interval_years.max(1);
-        let mut b = n - 1;
-        while b > 0 {
-            let a = b.saturating_sub(step);
-            let ratio = series[b] / series[a];
-            let g = if b - a == 1 { ratio - 1.0 } else { ratio.powf(1.0 / (b - a) as f64) - 1.0 };
-            min_delta = min_delta.min(g);
-            max_delta = max_delta.max(g);
-            b = a;
-        }
+        let (min_delta, max_delta) = interval_rate_extremes(series, interval_years.max(1));
         let min = series.iter().copied().fold(f64::INFINITY, f64::min);
         let max = series.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mean = series.iter().sum::<f64>() / n as f64;
         DriverStats { delta, min_delta, max_delta, min, mean, max, last }
+    }
+
+    /// The interval rates' extremes as the plain definition gives them:
+    /// every interval's rate, then the least and the greatest.
+    #[cfg(test)]
+    fn interval_rate_extremes_plainly(series: &[f64], step: usize) -> (f64, f64) {
+        let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut b = series.len() - 1;
+        while b > 0 {
+            let a = b.saturating_sub(step);
+            let g = interval_rate(series[b] / series[a], b - a);
+            min_delta = min_delta.min(g);
+            max_delta = max_delta.max(g);
+            b = a;
+        }
+        (min_delta, max_delta)
     }
 
     fn rate_stat(&self, stat: RateStat) -> f64 {
@@ -66,6 +72,55 @@ impl DriverStats {
             Level::Max => self.max,
         }
     }
+}
+
+/// The average annual rate over `years` years of growth by `ratio`.
+#[inline(always)]
+fn interval_rate(ratio: f64, years: usize) -> f64 {
+    if years == 1 { ratio - 1.0 } else { ratio.powf(1.0 / years as f64) - 1.0 }
+}
+
+/// The least and greatest rate of the intervals of `step` years ending at
+/// the last value ([`DriverStats::of`]), with fewer `powf` calls: intervals
+/// of one length have rates in the order of their ratios, so only the
+/// ratios that may give an extreme need one. A ratio within 10⁻¹² of the
+/// least (or greatest) of its length is computed too, since `powf` is not
+/// promised to keep the order of values that close; the extremes are then
+/// those of every rate, bit for bit. A ratio that is not positive and
+/// finite makes every interval's rate be computed.
+fn interval_rate_extremes(series: &[f64], step: usize) -> (f64, f64) {
+    const CLOSE: f64 = 1e-12;
+    let n = series.len();
+    // The intervals: all of `step` years but the earliest, which may be
+    // shorter; their ratios' extremes.
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut usual = true;
+    let mut b = n - 1;
+    while b >= step {
+        let ratio = series[b] / series[b - step];
+        usual &= ratio > 0.0 && ratio < f64::INFINITY;
+        low = low.min(ratio);
+        high = high.max(ratio);
+        b -= step;
+    }
+    let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut consider = |g: f64| {
+        min_delta = min_delta.min(g);
+        max_delta = max_delta.max(g);
+    };
+    if b > 0 {
+        // The earliest, shorter interval [0, b].
+        consider(interval_rate(series[b] / series[0], b));
+    }
+    let mut b = n - 1;
+    while b >= step {
+        let ratio = series[b] / series[b - step];
+        if !usual || ratio <= low * (1.0 + CLOSE) || ratio >= high * (1.0 - CLOSE) {
+            consider(interval_rate(ratio, step));
+        }
+        b -= step;
+    }
+    (min_delta, max_delta)
 }
 
 /// Sampled changes to the scenario rules: a multiplier of each rule's final
@@ -597,6 +652,35 @@ mod tests {
         assert!(p.ce.iter().all(|v| *v == 5.0));
         assert_eq!(p.peak_year, Some(2020));
         assert!(p.neutral);
+    }
+
+    /// The interval rates' extremes with fewer `powf` calls are those of
+    /// every interval's rate, bit for bit, on random series (ties and near
+    /// ties among the ratios included) and every interval length.
+    #[test]
+    fn interval_rate_extremes_are_those_of_every_rate() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for case in 0..20_000 {
+            let n = rng.random_range(2..30);
+            let step = rng.random_range(1..n + 2);
+            let series: Vec<f64> = match case % 4 {
+                // Geometric series: equal ratios, and ratios one rounding apart.
+                0 => (0..n).map(|t| 100.0 * 1.03f64.powi(t as i32)).collect(),
+                1 => (0..n).map(|t| [2.0, 3.0, 2.0, 3.0][t % 4]).collect(),
+                2 => (0..n)
+                    .map(|_| match rng.random_range(0..8) {
+                        0 => 0.0,
+                        1 => -1.0,
+                        _ => rng.random_range(0.5..2.0),
+                    })
+                    .collect(),
+                _ => (0..n).map(|_| rng.random_range(1.0..100.0)).collect(),
+            };
+            let plain = DriverStats::interval_rate_extremes_plainly(&series, step);
+            let fewer = interval_rate_extremes(&series, step);
+            assert_eq!(format!("{plain:?}"), format!("{fewer:?}"), "case {case}: {series:?} in {step}-year intervals");
+        }
     }
 
     /// The segment path gives every value, peak year, neutrality and
