@@ -9,7 +9,9 @@ use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::distribution::Distribution;
 use zonesweep_shared::sweep::runner::{Mode, SweepRunner};
-use zonesweep_shared::sweep::{Design, NoiseEntry, ReadingEntry, SweepSpec};
+use zonesweep_shared::sweep::{
+    Design, NoiseEntry, ReadingEntry, SensitivityGroups, SensitivityMethod, SensitivitySpec, SweepSpec,
+};
 
 fn demo_dataset() -> Dataset {
     Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
@@ -91,13 +93,38 @@ fn samples_the_fast_path_gives_up_on_come_out_as_the_reference_gives_them() {
 }
 
 #[test]
-fn data_noise_and_sensitivity_designs_run_the_reference_chain() {
+fn data_noise_runs_the_reference_chain() {
     let dataset = demo::generate(12, 2).expect("a valid demo dataset");
     let config = Config::default();
     let noisy = SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: 0.05 }], ..SweepSpec::default() };
     let runner = SweepRunner::new(&dataset, &config, &noisy).unwrap();
     assert!(!runner.has_fast_path());
     assert_eq!(runner.clone().run_range(0..20), runner.with_mode(Mode::Reference).run_range(0..20));
+}
+
+/// A sensitivity design takes the fast path for each of its runs (A, B
+/// and every A_B^g): verified run by run, and the aggregate with its
+/// sensitivity sums equal to the reference chain's, by `run_range` and by
+/// `run_into` alike.
+#[test]
+fn a_sensitivity_design_takes_the_fast_path_run_by_run() {
+    let dataset = demo_dataset();
+    let config = Config::default();
+    let spec = SweepSpec {
+        design: Design::Sobol,
+        reading: vec![reading("fit", &[("regional", 1.0), ("pooled", 1.0)])],
+        sensitivity: Some(SensitivitySpec { method: SensitivityMethod::Saltelli, groups: SensitivityGroups::Default }),
+        ..SweepSpec::default()
+    };
+    let runner = SweepRunner::new(&dataset, &config, &spec).expect("a valid sweep");
+    assert!(runner.has_fast_path());
+    let verified = runner.clone().with_mode(Mode::Verify).run_range(0..40);
+    let reference = runner.clone().with_mode(Mode::Reference).run_range(0..40);
+    assert!(verified == reference, "the verified aggregate differs from the reference chain's");
+    assert!(reference.sensitivity.as_ref().is_some_and(|sums| sums.samples > 0));
+    let mut accumulator = runner.accumulator();
+    runner.run_into(0..40, &mut Default::default(), &mut accumulator);
+    assert!(accumulator.finish() == reference, "run_into differs from the reference chain");
 }
 
 #[test]

@@ -49,8 +49,9 @@ pub enum Mode {
     /// and [`Aggregate::add`], sample by sample.
     Reference,
     /// Both, comparing every sample's outcome bit for bit and the two
-    /// aggregates at the end; a difference is a defect of this program and
-    /// stops the run with a panic that names the sample and what differs.
+    /// aggregates at the end (in a sensitivity design, every run's
+    /// outcome); a difference is a defect of this program and stops the
+    /// run with a panic that names the sample and what differs.
     Verify,
 }
 
@@ -79,7 +80,7 @@ impl<'a> SweepRunner<'a> {
             .into_iter()
             .map(|years| (years, PanelTerms::new(dataset, dataset.rows(), years)))
             .collect();
-        let fast = (!plan.has_noise() && plan.sensitivity.is_none()).then(|| FastChain::new(dataset, config)).flatten();
+        let fast = (!plan.has_noise()).then(|| FastChain::new(dataset, config)).flatten();
         Ok(SweepRunner { dataset, config, plan, terms, fast, mode: Mode::default() })
     }
 
@@ -89,7 +90,7 @@ impl<'a> SweepRunner<'a> {
     }
 
     /// Whether [`Mode::Fast`] takes the fast path for this sweep (it does
-    /// not for data noise or a sensitivity design).
+    /// not for data noise; a sensitivity design takes it for each run).
     pub fn has_fast_path(&self) -> bool {
         self.fast.is_some()
     }
@@ -143,6 +144,35 @@ impl<'a> SweepRunner<'a> {
         Ok(Outcome::new(&result, self.config, parameters))
     }
 
+    /// One run of a sensitivity design: [`SweepRunner::evaluate`], by the
+    /// fast path where the sweep has one (no data noise) and the mode and
+    /// the sample allow it. [`Mode::Verify`] runs the reference chain too
+    /// and panics at the first difference.
+    fn evaluate_run(
+        &self,
+        parameters: &Parameters,
+        rows: Option<(RowsKey, &[Row])>,
+        cache: &mut TermsCache,
+        scratch: &mut Scratch,
+    ) -> Result<Outcome, ChainError> {
+        if let (Some(fast), None, Mode::Fast | Mode::Verify) = (&self.fast, rows, self.mode)
+            && let Some((_, Ok(terms))) =
+                self.terms.iter().find(|(years, _)| *years == parameters.readings.interval_years)
+            && fast.outcome_into(self.dataset, self.config, terms, parameters, scratch).is_ok()
+        {
+            if self.mode == Mode::Verify {
+                let reference = self.evaluate(parameters, rows, cache).unwrap_or_else(|error| {
+                    panic!("verify: a sensitivity run: the fast path succeeded where the reference failed: {error}")
+                });
+                if let Some(difference) = first_difference(&scratch.outcome, &reference) {
+                    panic!("verify: a sensitivity run: the fast path and the reference chain differ: {difference}");
+                }
+            }
+            return Ok(scratch.outcome.clone());
+        }
+        self.evaluate(parameters, rows, cache)
+    }
+
     /// Base sample k of a sensitivity design: A's outcome (exactly
     /// [`SweepRunner::sample`]'s) and, when it succeeded, B's and each
     /// A_B^g's in group order, or the first of their failures.
@@ -163,11 +193,18 @@ impl<'a> SweepRunner<'a> {
             (a, b, rows_a, rows_b)
         });
         let mut cache = TermsCache::default();
+        let mut scratch = Scratch::default();
         let parameters_a = self.plan.parameters(self.config, &ua);
-        let a = self.evaluate(&parameters_a, noise.as_ref().map(|n| (RowsKey::A, &n.2[..])), &mut cache)?;
+        let a =
+            self.evaluate_run(&parameters_a, noise.as_ref().map(|n| (RowsKey::A, &n.2[..])), &mut cache, &mut scratch)?;
         let rest = (|| {
             let parameters_b = self.plan.parameters(self.config, &ub);
-            let b = self.evaluate(&parameters_b, noise.as_ref().map(|n| (RowsKey::B, &n.3[..])), &mut cache)?;
+            let b = self.evaluate_run(
+                &parameters_b,
+                noise.as_ref().map(|n| (RowsKey::B, &n.3[..])),
+                &mut cache,
+                &mut scratch,
+            )?;
             let mut ab = Vec::with_capacity(groups.len());
             for (g, group) in groups.iter().enumerate() {
                 let mut u = ua.clone();
@@ -184,7 +221,7 @@ impl<'a> SweepRunner<'a> {
                     }
                     None => None,
                 };
-                ab.push(self.evaluate(&parameters, rows, &mut cache)?);
+                ab.push(self.evaluate_run(&parameters, rows, &mut cache, &mut scratch)?);
             }
             Ok((b, ab))
         })();
@@ -227,6 +264,14 @@ impl<'a> SweepRunner<'a> {
 
     /// The aggregate of samples `range`, in order, by the runner's [`Mode`].
     pub fn run_range(&self, range: Range<u64>) -> Aggregate {
+        if self.plan.sensitivity.is_some() {
+            // Each run of a base sample picks its chain by the mode.
+            let mut aggregate = self.empty_aggregate();
+            for k in range {
+                self.add_sample(&mut aggregate, k);
+            }
+            return aggregate;
+        }
         match (&self.fast, self.mode) {
             (None, _) | (_, Mode::Reference) => {
                 let mut aggregate = self.empty_aggregate();
@@ -276,6 +321,13 @@ impl<'a> SweepRunner<'a> {
     /// the reference chain (which allocates). [`Mode::Verify`] is
     /// [`SweepRunner::run_range`]'s: here it runs the fast path.
     pub fn run_into(&self, range: Range<u64>, scratch: &mut Scratch, accumulator: &mut Accumulator) {
+        if self.plan.sensitivity.is_some() {
+            // A base sample is 2 + G runs and sums beside the counts.
+            for k in range {
+                self.add_sample(accumulator.aggregate_mut(), k);
+            }
+            return;
+        }
         for k in range {
             match &self.fast {
                 Some(fast) if self.mode != Mode::Reference => self.add_fast_sample(fast, scratch, accumulator, k),
