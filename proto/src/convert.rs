@@ -89,7 +89,7 @@ fn counts_from_pb(
             n += 1;
         }
     }
-    SparseCounts::new(expected, entries).map_err(|e| malformed(e))
+    SparseCounts::new(expected, entries).map_err(malformed)
 }
 
 /// The number of varints `bytes` ends, to size what they decode into.
@@ -189,8 +189,8 @@ fn logs_to_pb_packed(list: &[LogHistogram]) -> pb::LogHistograms {
     pb::LogHistograms { packed, ..Default::default() }
 }
 
-/// Decode [`logs_to_pb_packed`]'s bytes: (non_positive, lens, bins).
-fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<(Vec<u64>, Vec<u32>, Vec<(i32, u64)>), String> {
+/// Decode [`logs_to_pb_packed`]'s bytes: at most `expected` histograms.
+fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<SparseLogs, String> {
     let mut packed = Packed::new(bytes);
     // `expected` histograms (more are refused), their bins at most two
     // varints each past the two a histogram starts with.
@@ -223,7 +223,7 @@ fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<(Vec<u64>, Vec<u32>
             previous = Some(bin);
         }
     }
-    Ok((non_positive, lens, bins))
+    SparseLogs::new(non_positive, &lens, bins)
 }
 
 fn logs_to_pb(list: &[LogHistogram]) -> pb::LogHistograms {
@@ -359,8 +359,7 @@ fn logs_from_pb(what: &str, wire: Option<&pb::LogHistograms>, expected: usize) -
         if !(wire.non_positive.is_empty() && wire.lens.is_empty() && wire.bins.is_empty() && wire.counts.is_empty()) {
             return Err(malformed("given both packed and as lists".to_owned()));
         }
-        let (non_positive, lens, bins) = logs_from_packed(&wire.packed, expected).map_err(malformed)?;
-        return SparseLogs::new(non_positive, &lens, bins).map_err(malformed);
+        return logs_from_packed(&wire.packed, expected).map_err(malformed);
     }
     if wire.lens.len() != wire.non_positive.len() || wire.bins.len() != wire.counts.len() {
         return Err(malformed("array lengths do not agree".to_owned()));
