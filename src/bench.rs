@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::client::{ClientOptions, Connection};
-use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::convert::{aggregate_to_pb, result_to_pb};
 use zonesweep_proto::pb;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
@@ -312,8 +312,10 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
         sample += 1;
         // A failed sample names its index, which would not fit another job.
         if result.samples_ok == 1 {
-            wire_bytes += zonesweep_proto::convert::encode_aggregate(&result).len();
-            results.push(aggregate_to_pb(&result));
+            // The form a worker sends a result in.
+            let wire = result_to_pb(&result);
+            wire_bytes += prost::Message::encoded_len(&wire);
+            results.push(wire);
         }
     }
     if results.is_empty() {

@@ -26,6 +26,7 @@ use zonesweep_proto::ids::{JobId, SweepId};
 use zonesweep_proto::status::SweepState;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 use zonesweep_shared::sweep::sensitivity::SensitivitySums;
+use zonesweep_shared::sweep::sparse::SparseAggregate;
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking};
@@ -38,7 +39,9 @@ use crate::sweep::SweepRecord;
 pub enum Change {
     /// Merge a job's result, already checked by [`check_result`], from the
     /// worker named (`host/worker-id`, for the sweep's provenance).
-    Complete { job: JobId, aggregate: Box<Aggregate>, worker: String },
+    /// The result stays sparse ([`SparseAggregate`]): it is merged into the
+    /// batch's delta entry by entry.
+    Complete { job: JobId, aggregate: Box<SparseAggregate>, worker: String },
     /// End a running sweep: cancelled by a client, or failed.
     Stop { sweep: SweepId, state: SweepState, reason: String },
     /// Run a failed or cancelled sweep again from its stored aggregate (read
@@ -219,7 +222,7 @@ impl<'a> Draft<'a> {
         }
     }
 
-    fn complete(&mut self, index: u32, result: &Aggregate, worker: &str) -> Decision {
+    fn complete(&mut self, index: u32, result: &SparseAggregate, worker: &str) -> Decision {
         let id = self.sweep.id();
         if self.sweep.job(index).is_none() {
             return Decision::Refused(format!("sweep {id} has {} jobs; there is no job {index}", self.record.jobs));
@@ -238,7 +241,7 @@ impl<'a> Draft<'a> {
         // anything, so a refused result leaves the delta as it was; the
         // delta has the sweep's shape and groups, so what merges into it
         // merges into the sweep's aggregate.
-        let merged = delta.merge(result);
+        let merged = delta.merge_sparse(result);
         let samples_ok = base.samples_ok + delta.samples_ok;
         if let Err(e) = merged {
             return Decision::Refused(format!("the result does not merge: {e}"));
@@ -466,7 +469,7 @@ pub enum Fit {
 /// (invariant 6): the job exists, the sweep still takes results, and the
 /// result is consistent, of the sweep's shape, with exactly the job's
 /// sample count and failures only among the job's samples.
-pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &SparseAggregate) -> Result<Fit, CoordinatorError> {
     check_consistent(aggregate)?;
     check_fit(sweep, index, aggregate)
 }
@@ -474,14 +477,14 @@ pub fn check_result(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> 
 /// The part of [`check_result`] that needs no sweep: the result's counts
 /// are those of its samples. It reads the whole result, so the coordinator
 /// runs it before it takes the state's lock.
-pub fn check_consistent(aggregate: &Aggregate) -> Result<(), CoordinatorError> {
+pub fn check_consistent(aggregate: &SparseAggregate) -> Result<(), CoordinatorError> {
     aggregate
         .check_consistency()
         .map_err(|e| CoordinatorError::InvalidArgument(format!("the result is inconsistent: {e}")))
 }
 
 /// The rest of [`check_result`], for a result [`check_consistent`] passed.
-pub fn check_fit(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+pub fn check_fit(sweep: &SweepRuntime, index: u32, aggregate: &SparseAggregate) -> Result<Fit, CoordinatorError> {
     let id = sweep.id();
     let Some(job) = sweep.job(index) else {
         return Err(CoordinatorError::InvalidArgument(format!(
@@ -564,7 +567,13 @@ mod tests {
     }
 
     fn complete(sweep: &str, index: u32, samples: u64) -> Change {
-        Change::Complete { job: JobId::new(id(sweep), index), aggregate: result(samples), worker: "host/w-1".into() }
+        let aggregate = Box::new(SparseAggregate::from(*result(samples)));
+        Change::Complete { job: JobId::new(id(sweep), index), aggregate, worker: "host/w-1".into() }
+    }
+
+    /// [`check_result`] of a dense result.
+    fn check(sweep: &SweepRuntime, index: u32, aggregate: &Aggregate) -> Result<Fit, CoordinatorError> {
+        check_result(sweep, index, &SparseAggregate::from(aggregate))
     }
 
     fn stop(sweep: &str, state: SweepState) -> Change {
@@ -698,7 +707,7 @@ mod tests {
         let other_shape = Shape { n_units: 2, ..shape() };
         let misfit = Change::Complete {
             job: JobId::new(id("a"), 1),
-            aggregate: Box::new(Aggregate::empty(other_shape)),
+            aggregate: Box::new(Aggregate::empty(other_shape).into()),
             worker: "host/w-1".into(),
         };
         let batch = [misfit, complete("ghost", 0, 4), complete("a", 7, 4), complete("a", 0, 4)];
@@ -743,7 +752,7 @@ mod tests {
                 .iter()
                 .map(|&j| Change::Complete {
                     job: JobId::new(id("a"), j),
-                    aggregate: Box::new(distinct(j)),
+                    aggregate: Box::new(distinct(j).into()),
                     worker: "host/w-1".into(),
                 })
                 .collect();
@@ -803,9 +812,9 @@ mod tests {
         let mut state = state();
         let sweep = |state: &State| state.sweep(&id("a")).unwrap().clone();
         let a = sweep(&state);
-        assert_eq!(check_result(&a, 2, &failed(8..10)).unwrap(), Fit::New);
+        assert_eq!(check(&a, 2, &failed(8..10)).unwrap(), Fit::New);
         let refusal = |index, aggregate: &Aggregate| {
-            let error = check_result(&a, index, aggregate).unwrap_err();
+            let error = check(&a, index, aggregate).unwrap_err();
             assert_eq!(error.code(), Code::InvalidArgument, "{error}");
             error.to_string()
         };
@@ -822,10 +831,10 @@ mod tests {
 
         stored(&mut state, &[complete("a", 0, 4)]);
         let a = sweep(&state);
-        assert_eq!(check_result(&a, 0, &failed(0..4)).unwrap(), Fit::AlreadyMerged);
-        assert!(check_result(&a, 0, &failed(0..3)).is_err(), "a misfit is refused even when the job is done");
+        assert_eq!(check(&a, 0, &failed(0..4)).unwrap(), Fit::AlreadyMerged);
+        assert!(check(&a, 0, &failed(0..3)).is_err(), "a misfit is refused even when the job is done");
         stored(&mut state, &[stop("a", SweepState::Cancelled)]);
-        let closed = check_result(&sweep(&state), 1, &failed(4..8)).unwrap_err();
+        let closed = check(&sweep(&state), 1, &failed(4..8)).unwrap_err();
         assert_eq!(closed.code(), Code::FailedPrecondition, "{closed}");
     }
 
@@ -964,16 +973,16 @@ mod tests {
         let plain = state.sweep(&id("a")).unwrap().clone();
         let sensitive = state.sweep(&id("s")).unwrap().clone();
         // Failed samples: no complete base sample, the sums stay zero.
-        let error = check_result(&plain, 0, &with(&["k", "cap"], failed(0..4))).unwrap_err().to_string();
+        let error = check(&plain, 0, &with(&["k", "cap"], failed(0..4))).unwrap_err().to_string();
         assert!(error.contains("sweep a takes no sensitivity sums"), "{error}");
-        let error = check_result(&sensitive, 0, &failed(0..4)).unwrap_err().to_string();
+        let error = check(&sensitive, 0, &failed(0..4)).unwrap_err().to_string();
         assert!(
             error.contains("has no sensitivity sums, but sweep s takes sensitivity sums of groups [k, cap]"),
             "{error}"
         );
-        let error = check_result(&sensitive, 0, &with(&["cap", "k"], failed(0..4))).unwrap_err().to_string();
+        let error = check(&sensitive, 0, &with(&["cap", "k"], failed(0..4))).unwrap_err().to_string();
         assert!(error.contains("groups [cap, k]"), "{error}");
-        assert_eq!(check_result(&sensitive, 0, &with(&["k", "cap"], failed(0..4))).unwrap(), Fit::New);
+        assert_eq!(check(&sensitive, 0, &with(&["k", "cap"], failed(0..4))).unwrap(), Fit::New);
         // A final sweep remembers its groups without its aggregate.
         stored(&mut state, &[stop("s", SweepState::Cancelled)]);
         assert_eq!(state.sweep(&id("s")).unwrap().sensitivity_groups(), Some(&["k".to_owned(), "cap".to_owned()][..]));

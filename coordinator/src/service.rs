@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zonesweep_proto::ids::{ContentHash, LeaseRef, SweepId, WorkerId};
 use zonesweep_proto::status::{SweepResults, SweepState, SweepStatus};
 use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
+use zonesweep_shared::sweep::sparse::SparseAggregate;
 use zonesweep_shared::sweep::{Design, SweepSpec};
 
 use crate::committer::{Change, Command, Fit, check_consistent, check_fit};
@@ -504,8 +505,9 @@ impl Coordinator {
         &self,
         worker: &WorkerId,
         lease: &LeaseRef,
-        aggregate: Aggregate,
+        aggregate: impl Into<SparseAggregate>,
     ) -> Result<bool, CoordinatorError> {
+        let aggregate = aggregate.into();
         // Reads the whole result: before the lock every call needs.
         check_consistent(&aggregate)?;
         let label = {

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use zonesweep_coordinator::submission::{Submission, prepare};
-use zonesweep_fuzz::{complete_request, fixture_csv, result_fixture};
+use zonesweep_fuzz::{complete_request, complete_request_packed, fixture_csv, result_fixture};
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
@@ -152,4 +152,7 @@ weights = { "1" = 0.5, "5" = 0.5 }
         failed.add_failure(sample, "diverges", &format!("sample {sample}: the projection diverges"));
     }
     write("result", "job-1-failed", &complete_request(1, &failed));
+    // The packed form workers send.
+    write("result", "job-2-packed", &complete_request_packed(2, &fixture.results[2]));
+    write("result", "job-1-failed-packed", &complete_request_packed(1, &failed));
 }

@@ -1,7 +1,7 @@
 //! A worker's completion as the coordinator receives it: the bytes of a
 //! `CompleteRequest`, decoded, its ids checked, its aggregate decoded
 //! against the sweep's shape, checked against its job (`check_result`) and
-//! merged (the committer's `plan`) into the sweep of
+//! merged (the committer's `plan`, sparse, compared with the dense merge) into the sweep of
 //! [`zonesweep_fuzz::result_fixture`]. Also the same bytes as a stored
 //! aggregate (`decode_aggregate`). Nothing panics, and a result accepted
 //! leaves the sweep's aggregate consistent.
@@ -36,6 +36,13 @@ fuzz_target!(|data: &[u8]| {
     let Some(Ok(lease)) = request.lease.as_ref().map(LeaseRef::from_pb) else { return };
     let Some(wire) = request.aggregate.as_ref() else { return };
     let Ok(aggregate) = result_from_pb(wire, &fixture.shape) else { return };
+    // The result stays sparse; it is checked exactly as its dense form.
+    let dense = aggregate.to_aggregate().expect("a decoded result has its shape's lengths");
+    assert_eq!(
+        aggregate.check_consistency().map_err(|e| e.to_string()),
+        dense.check_consistency().map_err(|e| e.to_string()),
+        "the sparse and the dense checks disagree"
+    );
     let Some(sweep) = fixture.state.sweep(lease.sweep()) else { return };
     match check_result(sweep, lease.index(), &aggregate) {
         Ok(Fit::New) => {
@@ -51,6 +58,9 @@ fuzz_target!(|data: &[u8]| {
             if let Err(e) = merged.check_consistency() {
                 panic!("a checked result leaves the sweep inconsistent: {e}");
             }
+            let mut dense_merged = before.clone();
+            dense_merged.merge(&dense).expect("a checked result merges dense");
+            assert_eq!(merged, dense_merged, "the sparse merge differs from the dense one");
             assert_eq!(merged.samples_total(), before.samples_total() + sweep.job_range(lease.index()).count() as u64);
         }
         Ok(Fit::AlreadyMerged) => assert!(sweep.is_done(lease.index())),

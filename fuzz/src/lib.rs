@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use prost::Message;
 use zonesweep_coordinator::state::{State, SweepRuntime};
 use zonesweep_coordinator::sweep::SweepRecord;
-use zonesweep_proto::convert::{aggregate_to_pb, result_from_pb};
+use zonesweep_proto::convert::{aggregate_to_pb, result_from_pb, result_to_pb};
 use zonesweep_proto::ids::{LeaseRef, SweepId};
 use zonesweep_proto::pb;
 use zonesweep_proto::status::SweepState;
@@ -65,7 +65,9 @@ pub fn run_as_worker(dataset: &Dataset, config: &Config, spec: &SweepSpec, sampl
         panic!("a worker's own result is inconsistent: {e}");
     }
     match result_from_pb(&aggregate_to_pb(&aggregate), &shape) {
-        Ok(decoded) => assert_eq!(decoded, aggregate, "a worker's result changes on the wire"),
+        Ok(decoded) => {
+            assert_eq!(decoded.to_aggregate().as_ref(), Ok(&aggregate), "a worker's result changes on the wire")
+        }
         Err(e) => panic!("a worker's own result is refused at the wire: {e}"),
     }
     Some(aggregate)
@@ -130,10 +132,19 @@ pub fn sweep_id() -> SweepId {
 /// The bytes of a worker's `CompleteRequest` for job `job` of [`SWEEP`]
 /// carrying `aggregate`.
 pub fn complete_request(job: u32, aggregate: &Aggregate) -> Vec<u8> {
+    request_with(job, aggregate_to_pb(aggregate))
+}
+
+/// [`complete_request`] with the result packed, as workers send it.
+pub fn complete_request_packed(job: u32, aggregate: &Aggregate) -> Vec<u8> {
+    request_with(job, result_to_pb(aggregate))
+}
+
+fn request_with(job: u32, aggregate: pb::Aggregate) -> Vec<u8> {
     pb::CompleteRequest {
         worker_id: "wk-fuzz".to_owned(),
         lease: Some(LeaseRef::new(sweep_id(), job, 1).to_pb()),
-        aggregate: Some(aggregate_to_pb(aggregate)),
+        aggregate: Some(aggregate),
         lease_capacity: 0,
     }
     .encode_to_vec()

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
-use zonesweep_shared::sweep::count_table::CountTable;
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
 use zonesweep_shared::sweep::sensitivity::{MAX_GROUPS, SensitivitySums};
+use zonesweep_shared::sweep::sparse::{SparseAggregate, SparseCounts, SparseLogs};
 
 use crate::ids::SweepId;
 use crate::status::{Provenance, SweepResults, SweepState, SweepStatus};
@@ -26,7 +26,7 @@ fn shape_to_pb(shape: &Shape) -> pb::Shape {
 }
 
 fn counts_to_pb(counts: &[u64]) -> pb::Counts {
-    let mut wire = pb::Counts { len: counts.len() as u32, gap: Vec::new(), count: Vec::new() };
+    let mut wire = pb::Counts { len: counts.len() as u32, ..Default::default() };
     let mut previous = 0;
     for (i, &c) in counts.iter().enumerate() {
         if c != 0 {
@@ -39,12 +39,13 @@ fn counts_to_pb(counts: &[u64]) -> pb::Counts {
 }
 
 /// Decode a count table that must have the layout `(rows, width)` (from the
-/// shape): the length is checked before anything is allocated.
+/// shape), keeping its entries that are not zero: the length is checked
+/// first, and nothing is allocated beyond what the message holds.
 fn counts_from_pb(
     what: &str,
     wire: Option<&pb::Counts>,
     (rows, width): (usize, usize),
-) -> Result<CountTable, ProtoError> {
+) -> Result<SparseCounts, ProtoError> {
     let expected = rows * width;
     let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
     if wire.gap.len() != wire.count.len() {
@@ -53,20 +54,176 @@ fn counts_from_pb(
     if wire.len as usize != expected {
         return Err(ProtoError::Malformed(format!("{what} has {} entries; the shape needs {expected}", wire.len)));
     }
-    let mut counts = vec![0u64; wire.len as usize];
-    let mut index = 0usize;
-    for (n, (&gap, &count)) in wire.gap.iter().zip(&wire.count).enumerate() {
-        if n > 0 && gap == 0 {
-            return Err(ProtoError::Malformed(format!("{what}: an entry is given twice")));
-        }
-        index += gap as usize;
-        let slot = counts.get_mut(index).ok_or_else(|| {
-            ProtoError::Malformed(format!("{what}: entry {index} is beyond its {} entries", wire.len))
-        })?;
-        *slot = count;
+    if !wire.packed.is_empty() && !wire.gap.is_empty() {
+        return Err(ProtoError::Malformed(format!("{what} is given both packed and as lists")));
     }
-    CountTable::from_flat(width, counts)
-        .ok_or_else(|| ProtoError::Malformed(format!("{what}: {rows}×{width} is not a table")))
+    let malformed = |why: String| ProtoError::Malformed(format!("{what}: {why}"));
+    // Two varints an entry, each ending in a byte below 0x80.
+    let mut entries = Vec::with_capacity(wire.count.len() + varints(&wire.packed) / 2);
+    let mut index = 0usize;
+    let mut add = |n: usize, gap: u64, count: u64| -> Result<(), ProtoError> {
+        if n > 0 && gap == 0 {
+            return Err(malformed("an entry is given twice".to_owned()));
+        }
+        let Some(next) = usize::try_from(gap).ok().and_then(|gap| index.checked_add(gap)) else {
+            return Err(malformed(format!("an entry's index overflows (gap {gap} after entry {index})")));
+        };
+        index = next;
+        if index >= expected {
+            return Err(malformed(format!("entry {index} is beyond its {expected} entries")));
+        }
+        entries.push((index as u32, count));
+        Ok(())
+    };
+    if wire.packed.is_empty() {
+        for (n, (&gap, &count)) in wire.gap.iter().zip(&wire.count).enumerate() {
+            add(n, u64::from(gap), count)?;
+        }
+    } else {
+        let mut packed = Packed::new(&wire.packed);
+        let mut n = 0;
+        while !packed.is_empty() {
+            let gap = packed.varint().map_err(malformed)?;
+            let count = packed.varint().map_err(malformed)?;
+            add(n, gap, count)?;
+            n += 1;
+        }
+    }
+    SparseCounts::new(expected, entries).map_err(malformed)
+}
+
+/// The number of varints `bytes` ends, to size what they decode into.
+fn varints(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b < 0x80).count()
+}
+
+/// A reader of a packed byte string of varints.
+struct Packed<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Packed<'a> {
+    fn new(bytes: &'a [u8]) -> Packed<'a> {
+        Packed { bytes, at: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    /// The next varint (LEB128, at most 10 bytes, at most u64::MAX).
+    #[inline]
+    fn varint(&mut self) -> Result<u64, String> {
+        if let Some(&byte) = self.bytes.get(self.at)
+            && byte < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(byte));
+        }
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.bytes.get(self.at) else {
+                return Err(format!("the packed bytes end inside a number (byte {})", self.at));
+            };
+            self.at += 1;
+            if shift == 63 && byte > 1 {
+                return Err(format!("a packed number overflows 64 bits (byte {})", self.at - 1));
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("a packed number overflows 64 bits (byte {})", self.at - 1))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn zigzag(value: i32) -> u64 {
+    u64::from(((value << 1) ^ (value >> 31)) as u32)
+}
+
+fn unzigzag(value: u64) -> Option<i32> {
+    let value = u32::try_from(value).ok()?;
+    Some(((value >> 1) as i32) ^ -((value & 1) as i32))
+}
+
+/// [`counts_to_pb`] in the packed form.
+fn counts_to_pb_packed(counts: &[u64]) -> pb::Counts {
+    let mut packed = Vec::new();
+    let mut previous = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        if c != 0 {
+            put_varint(&mut packed, (i - previous) as u64);
+            put_varint(&mut packed, c);
+            previous = i;
+        }
+    }
+    pb::Counts { len: counts.len() as u32, gap: Vec::new(), count: Vec::new(), packed }
+}
+
+/// [`logs_to_pb`] in the packed form.
+fn logs_to_pb_packed(list: &[LogHistogram]) -> pb::LogHistograms {
+    let mut packed = Vec::with_capacity(list.len() * 5);
+    for h in list {
+        put_varint(&mut packed, h.non_positive);
+        put_varint(&mut packed, h.bins.len() as u64);
+        let mut previous = None;
+        for &(bin, count) in &h.bins {
+            match previous {
+                None => put_varint(&mut packed, zigzag(bin)),
+                Some(p) => put_varint(&mut packed, (i64::from(bin) - i64::from(p)) as u64),
+            }
+            put_varint(&mut packed, count);
+            previous = Some(bin);
+        }
+    }
+    pb::LogHistograms { packed, ..Default::default() }
+}
+
+/// Decode [`logs_to_pb_packed`]'s bytes: at most `expected` histograms.
+fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<SparseLogs, String> {
+    let mut packed = Packed::new(bytes);
+    // `expected` histograms (more are refused), their bins at most two
+    // varints each past the two a histogram starts with.
+    let bound = (varints(bytes) / 2).saturating_sub(expected);
+    let (mut non_positive, mut lens, mut bins) =
+        (Vec::with_capacity(expected), Vec::with_capacity(expected), Vec::with_capacity(bound));
+    while !packed.is_empty() {
+        let h = non_positive.len();
+        if h == expected {
+            return Err(format!("there are more than the {expected} histograms the shape has"));
+        }
+        non_positive.push(packed.varint()?);
+        let len = packed.varint()?;
+        if len > (bytes.len() / 2) as u64 {
+            return Err(format!("histogram {h} claims {len} bins, more than its bytes hold"));
+        }
+        lens.push(len as u32);
+        let mut previous: Option<i32> = None;
+        for _ in 0..len {
+            let raw = packed.varint()?;
+            let bin = match previous {
+                None => unzigzag(raw).ok_or_else(|| format!("histogram {h}: bin {raw} (zigzag) is out of range"))?,
+                Some(_) if raw == 0 => return Err(format!("histogram {h}: a bin is given twice")),
+                Some(p) => i64::try_from(raw)
+                    .ok()
+                    .and_then(|gap| i32::try_from(i64::from(p) + gap).ok())
+                    .ok_or_else(|| format!("histogram {h}: a bin is out of range"))?,
+            };
+            bins.push((bin, packed.varint()?));
+            previous = Some(bin);
+        }
+    }
+    SparseLogs::new(non_positive, &lens, bins)
 }
 
 fn logs_to_pb(list: &[LogHistogram]) -> pb::LogHistograms {
@@ -76,6 +233,7 @@ fn logs_to_pb(list: &[LogHistogram]) -> pb::LogHistograms {
         lens: Vec::with_capacity(list.len()),
         bins: Vec::with_capacity(total),
         counts: Vec::with_capacity(total),
+        packed: Vec::new(),
     };
     for h in list {
         wire.non_positive.push(h.non_positive);
@@ -97,8 +255,24 @@ fn linear_to_pb(h: &LinearHistogram) -> pb::LinearHistogram {
     }
 }
 
-/// The wire form of an aggregate.
+/// The wire form of an aggregate, its count tables and log histograms as
+/// lists: the form stored and answered to queries.
 pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
+    to_pb(a, counts_to_pb, logs_to_pb)
+}
+
+/// The wire form of a job's result, its count tables and log histograms
+/// packed in byte strings: what a worker sends. It decodes to the same
+/// aggregate as [`aggregate_to_pb`]'s.
+pub fn result_to_pb(a: &Aggregate) -> pb::Aggregate {
+    to_pb(a, counts_to_pb_packed, logs_to_pb_packed)
+}
+
+fn to_pb(
+    a: &Aggregate,
+    counts_to_pb: fn(&[u64]) -> pb::Counts,
+    logs_to_pb: fn(&[LogHistogram]) -> pb::LogHistograms,
+) -> pb::Aggregate {
     pb::Aggregate {
         shape: Some(shape_to_pb(&a.shape)),
         samples_ok: a.samples_ok,
@@ -178,24 +352,20 @@ fn bins_from<K: Ord + Copy>(what: &str, bins: &[K], counts: &[u64]) -> Result<Sp
         .ok_or_else(|| ProtoError::Malformed(format!("{what}: bins are not strictly ascending")))
 }
 
-fn logs_from_pb(what: &str, wire: Option<&pb::LogHistograms>) -> Result<Vec<LogHistogram>, ProtoError> {
+fn logs_from_pb(what: &str, wire: Option<&pb::LogHistograms>, expected: usize) -> Result<SparseLogs, ProtoError> {
     let wire = wire.ok_or_else(|| ProtoError::Malformed(format!("{what} is missing")))?;
+    let malformed = |why: String| ProtoError::Malformed(format!("{what}: {why}"));
+    if !wire.packed.is_empty() {
+        if !(wire.non_positive.is_empty() && wire.lens.is_empty() && wire.bins.is_empty() && wire.counts.is_empty()) {
+            return Err(malformed("given both packed and as lists".to_owned()));
+        }
+        return logs_from_packed(&wire.packed, expected).map_err(malformed);
+    }
     if wire.lens.len() != wire.non_positive.len() || wire.bins.len() != wire.counts.len() {
-        return Err(ProtoError::Malformed(format!("{what}: array lengths do not agree")));
+        return Err(malformed("array lengths do not agree".to_owned()));
     }
-    let total: u64 = wire.lens.iter().map(|&l| u64::from(l)).sum();
-    if total != wire.bins.len() as u64 {
-        return Err(ProtoError::Malformed(format!("{what}: the lengths add up to {total}, not {}", wire.bins.len())));
-    }
-    let mut list = Vec::with_capacity(wire.lens.len());
-    let mut start = 0;
-    for (&len, &non_positive) in wire.lens.iter().zip(&wire.non_positive) {
-        let end = start + len as usize;
-        let bins = bins_from(what, &wire.bins[start..end], &wire.counts[start..end])?;
-        list.push(LogHistogram { non_positive, bins });
-        start = end;
-    }
-    Ok(list)
+    let bins = wire.bins.iter().copied().zip(wire.counts.iter().copied()).collect();
+    SparseLogs::new(wire.non_positive.clone(), &wire.lens, bins).map_err(malformed)
 }
 
 fn linear_from_pb(what: &str, h: Option<&pb::LinearHistogram>) -> Result<LinearHistogram, ProtoError> {
@@ -208,6 +378,12 @@ fn linear_from_pb(what: &str, h: Option<&pb::LinearHistogram>) -> Result<LinearH
 /// every array must have the length its shape implies and every histogram
 /// must be well formed.
 pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
+    sparse_from_pb(a)?.to_aggregate().map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+/// [`aggregate_from_pb`], keeping the count tables sparse and the log
+/// histograms flat: the form a job's result is checked and merged in.
+pub fn sparse_from_pb(a: &pb::Aggregate) -> Result<SparseAggregate, ProtoError> {
     let wire = a.shape.as_ref().ok_or_else(|| ProtoError::Malformed("aggregate without a shape".into()))?;
     let shape = Shape {
         n_units: usize::try_from(wire.n_units).unwrap_or(usize::MAX),
@@ -225,7 +401,7 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         }
     }
     let lengths = Aggregate::count_layouts(&shape);
-    let aggregate = Aggregate {
+    let aggregate = SparseAggregate {
         shape,
         samples_ok: a.samples_ok,
         failures,
@@ -235,9 +411,9 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
         cep_counts: counts_from_pb("cep_counts", a.cep_counts.as_ref(), lengths[3])?,
         peak_counts: counts_from_pb("peak_counts", a.peak_counts.as_ref(), lengths[4])?,
         neutral_counts: counts_from_pb("neutral_counts", a.neutral_counts.as_ref(), lengths[5])?,
-        ce_milestone: logs_from_pb("ce_milestone", a.ce_milestone.as_ref())?,
-        ce_horizon: logs_from_pb("ce_horizon", a.ce_horizon.as_ref())?,
-        regional_ce: logs_from_pb("regional_ce", a.regional_ce.as_ref())?,
+        ce_milestone: logs_from_pb("ce_milestone", a.ce_milestone.as_ref(), 3 * shape.n_units)?,
+        ce_horizon: logs_from_pb("ce_horizon", a.ce_horizon.as_ref(), 3 * shape.n_units)?,
+        regional_ce: logs_from_pb("regional_ce", a.regional_ce.as_ref(), 3 * shape.n_projected_years())?,
         regional_peak_counts: counts_from_pb("regional_peak_counts", a.regional_peak_counts.as_ref(), lengths[6])?,
         zone_size_counts: counts_from_pb("zone_size_counts", a.zone_size_counts.as_ref(), lengths[7])?,
         coefficients: a
@@ -255,8 +431,9 @@ pub fn aggregate_from_pb(a: &pb::Aggregate) -> Result<Aggregate, ProtoError> {
 
 /// Decode a job's result for a sweep whose shape is known: a wire shape
 /// other than `expected` is refused first, so a result cannot make the
-/// decoder allocate more than the sweep's own aggregate takes.
-pub fn result_from_pb(a: &pb::Aggregate, expected: &Shape) -> Result<Aggregate, ProtoError> {
+/// decoder allocate more than its message holds. The result stays sparse
+/// ([`SparseAggregate`]): a small job's count tables are mostly zeros.
+pub fn result_from_pb(a: &pb::Aggregate, expected: &Shape) -> Result<SparseAggregate, ProtoError> {
     let wire = a.shape.as_ref().ok_or_else(|| ProtoError::Malformed("aggregate without a shape".into()))?;
     if *wire != shape_to_pb(expected) {
         return Err(ProtoError::Malformed(format!(
@@ -273,7 +450,7 @@ pub fn result_from_pb(a: &pb::Aggregate, expected: &Shape) -> Result<Aggregate, 
             expected.milestone
         )));
     }
-    aggregate_from_pb(a)
+    sparse_from_pb(a)
 }
 
 /// The aggregate in the compact binary form used for storage.
@@ -478,7 +655,7 @@ mod tests {
     fn a_result_is_decoded_against_its_sweep_shape() {
         let shape = Shape { n_units: 2, n_zones: 5, base_year: 2020, milestone: 2030, horizon: 2060 };
         let wire = aggregate_to_pb(&Aggregate::empty(shape));
-        assert_eq!(result_from_pb(&wire, &shape).unwrap(), Aggregate::empty(shape));
+        assert_eq!(result_from_pb(&wire, &shape).unwrap().to_aggregate().unwrap(), Aggregate::empty(shape));
         // A plausible but larger shape is refused before its arrays are read.
         let huge = Shape { n_units: 9_000_000, ..shape };
         let mut claims_huge = wire.clone();
@@ -601,19 +778,131 @@ mod tests {
     #[test]
     fn sparse_counts_round_trip_and_refuse_bad_input() {
         let counts = vec![0, 3, 0, 0, 7, 1];
-        let table = counts_from_pb("x", Some(&counts_to_pb(&counts)), (2, 3)).unwrap();
-        assert_eq!((table.as_flat(), table.row(1)), (&counts[..], &[0, 7, 1][..]));
-        assert_eq!(counts_from_pb("x", Some(&counts_to_pb(&[0, 0])), (1, 2)).unwrap().as_flat(), &[0, 0]);
-        let beyond = pb::Counts { len: 2, gap: vec![5], count: vec![1] };
+        for encode in [counts_to_pb, counts_to_pb_packed] {
+            let sparse = counts_from_pb("x", Some(&encode(&counts)), (2, 3)).unwrap();
+            assert_eq!(sparse.entries(), &[(1, 3), (4, 7), (5, 1)]);
+            let table = sparse.to_table(3).unwrap();
+            assert_eq!((table.as_flat(), table.row(1)), (&counts[..], &[0, 7, 1][..]));
+            let zeros = counts_from_pb("x", Some(&encode(&[0, 0])), (1, 2)).unwrap();
+            assert_eq!(zeros.to_table(2).unwrap().as_flat(), &[0, 0]);
+        }
+        let beyond = pb::Counts { len: 2, gap: vec![5], count: vec![1], ..Default::default() };
         assert!(counts_from_pb("x", Some(&beyond), (1, 2)).is_err());
-        let twice = pb::Counts { len: 4, gap: vec![1, 0], count: vec![1, 1] };
+        let twice = pb::Counts { len: 4, gap: vec![1, 0], count: vec![1, 1], ..Default::default() };
         assert!(counts_from_pb("x", Some(&twice), (2, 2)).is_err());
-        let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![] };
+        let uneven = pb::Counts { len: 4, gap: vec![1], count: vec![], ..Default::default() };
         assert!(counts_from_pb("x", Some(&uneven), (2, 2)).is_err());
         // A huge declared length is refused before anything is allocated.
-        let huge = pb::Counts { len: u32::MAX, gap: vec![], count: vec![] };
+        let huge = pb::Counts { len: u32::MAX, ..Default::default() };
         assert!(counts_from_pb("x", Some(&huge), (2, 2)).is_err());
         assert!(counts_from_pb("x", None, (0, 1)).is_err());
+    }
+
+    /// `packed` bytes for a count table of `len` entries.
+    fn packed_counts(len: u32, packed: &[u8]) -> pb::Counts {
+        pb::Counts { len, packed: packed.to_vec(), ..Default::default() }
+    }
+
+    #[test]
+    fn corrupt_packed_counts_are_refused_with_what_is_wrong() {
+        let refusal = |wire: pb::Counts| counts_from_pb("peak_counts", Some(&wire), (2, 3)).unwrap_err().to_string();
+        // Gap 1, count 2, then gap 0: the same entry again.
+        let error = refusal(packed_counts(6, &[1, 2, 0, 1]));
+        assert!(error.contains("peak_counts: an entry is given twice"), "{error}");
+        // Gap 6 from 0: past the 6 entries.
+        let error = refusal(packed_counts(6, &[6, 1]));
+        assert!(error.contains("peak_counts: entry 6 is beyond its 6 entries"), "{error}");
+        // A gap of 2^64 − 1.
+        let error = refusal(packed_counts(6, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1]));
+        assert!(error.contains("beyond its 6 entries"), "{error}");
+        // A number whose last byte says more follows.
+        let error = refusal(packed_counts(6, &[1, 0x81]));
+        assert!(error.contains("peak_counts: the packed bytes end inside a number (byte 2)"), "{error}");
+        // A gap without its count.
+        let error = refusal(packed_counts(6, &[1]));
+        assert!(error.contains("end inside a number"), "{error}");
+        // Eleven bytes, or a tenth byte past bit 64.
+        let error = refusal(packed_counts(6, &[0x80; 11]));
+        assert!(error.contains("peak_counts: a packed number overflows 64 bits"), "{error}");
+        let error = refusal(packed_counts(6, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 1]));
+        assert!(error.contains("overflows 64 bits"), "{error}");
+        // Both forms at once.
+        let both = pb::Counts { len: 6, gap: vec![1], count: vec![1], packed: vec![1, 1] };
+        assert!(refusal(both).contains("peak_counts is given both packed and as lists"));
+        // The length is still the shape's.
+        assert!(refusal(packed_counts(7, &[1, 1])).contains("peak_counts has 7 entries; the shape needs 6"));
+    }
+
+    #[test]
+    fn corrupt_packed_histograms_are_refused_with_what_is_wrong() {
+        let list = |bins: &[&[(i32, u64)]]| -> Vec<LogHistogram> {
+            bins.iter()
+                .map(|b| LogHistogram { non_positive: 1, bins: SparseBins::from_sorted(b.to_vec()).unwrap() })
+                .collect()
+        };
+        let histograms = list(&[&[], &[(-700, 2), (-3, 1), (0, 4), (i32::MAX, 1)], &[(i32::MIN, 9)]]);
+        let packed = logs_to_pb_packed(&histograms);
+        assert!(packed.lens.is_empty() && packed.bins.is_empty());
+        let decoded = logs_from_pb("ce_horizon", Some(&packed), 3).unwrap();
+        assert_eq!(decoded, logs_from_pb("ce_horizon", Some(&logs_to_pb(&histograms)), 3).unwrap());
+        assert_eq!(decoded.to_histograms(), histograms);
+        let refusal = |bytes: &[u8], expected: usize| {
+            let wire = pb::LogHistograms { packed: bytes.to_vec(), ..Default::default() };
+            logs_from_pb("ce_horizon", Some(&wire), expected).unwrap_err().to_string()
+        };
+        // Histogram 0: non_positive 0, 2 bins: 4 (zigzag 8), then a gap of 0.
+        let error = refusal(&[0, 2, 8, 1, 0, 1], 1);
+        assert!(error.contains("ce_horizon: histogram 0: a bin is given twice"), "{error}");
+        // More bins claimed than the bytes hold.
+        let error = refusal(&[0, 100, 8, 1], 1);
+        assert!(error.contains("histogram 0 claims 100 bins"), "{error}");
+        // A second histogram where the shape has one.
+        let error = refusal(&[0, 0, 0, 0], 1);
+        assert!(error.contains("more than the 1 histograms the shape has"), "{error}");
+        // A first bin past i32 (zigzag 2^32), and a gap past i32::MAX.
+        let error = refusal(&[0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 1], 1);
+        assert!(error.contains("histogram 0: bin 4294967296 (zigzag) is out of range"), "{error}");
+        let error = refusal(&[0, 2, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1, 1, 1], 1);
+        assert!(error.contains("histogram 0: a bin is out of range"), "{error}");
+        // Cut inside a bin's count.
+        let error = refusal(&[0, 1, 8], 1);
+        assert!(error.contains("ce_horizon: the packed bytes end inside a number"), "{error}");
+        // Both forms at once.
+        let mut both = logs_to_pb(&histograms);
+        both.packed = packed.packed.clone();
+        let error = logs_from_pb("ce_horizon", Some(&both), 3).unwrap_err().to_string();
+        assert!(error.contains("ce_horizon: given both packed and as lists"), "{error}");
+    }
+
+    #[test]
+    fn a_packed_result_decodes_and_merges_as_the_listed_one() {
+        use zonesweep_shared::model::config::Config;
+        use zonesweep_shared::sweep::SweepSpec;
+        use zonesweep_shared::sweep::runner::SweepRunner;
+        let dataset = zonesweep_shared::data::demo::generate(3, 1).unwrap();
+        let config = Config::default();
+        let spec = SweepSpec { samples: 12, ..SweepSpec::default() };
+        let runner = SweepRunner::new(&dataset, &config, &spec).unwrap();
+        let shape = runner.shape();
+        let (mut listed, mut packed) = (Aggregate::empty(shape), Aggregate::empty(shape));
+        for k in 0..12 {
+            let result = runner.run_range(k..k + 1);
+            let wire = result_to_pb(&result);
+            assert!(wire.zone_counts.as_ref().unwrap().gap.is_empty(), "a result is sent packed");
+            let from_packed = result_from_pb(&wire, &shape).unwrap();
+            let from_listed = result_from_pb(&aggregate_to_pb(&result), &shape).unwrap();
+            assert_eq!(from_packed, from_listed);
+            assert_eq!(from_packed.to_aggregate().unwrap(), result);
+            assert_eq!(aggregate_from_pb(&wire).unwrap(), result, "the dense decoder takes the packed form too");
+            // Smaller than the listed form, and it survives prost's bytes.
+            assert!(wire.encoded_len() < aggregate_to_pb(&result).encoded_len());
+            let bytes = pb::Aggregate { ..wire }.encode_to_vec();
+            assert_eq!(decode_aggregate(&bytes).unwrap(), result);
+            listed.merge(&result).unwrap();
+            packed.merge_sparse(&from_packed).unwrap();
+        }
+        assert_eq!(packed, listed, "merged bit for bit alike");
+        assert_eq!(encode_aggregate(&packed), encode_aggregate(&listed));
     }
 
     #[test]
@@ -623,12 +912,15 @@ mod tests {
         a.add(1000.0);
         a.add(-1.0);
         let list = vec![a, LogHistogram::default()];
-        assert_eq!(logs_from_pb("x", Some(&logs_to_pb(&list))).unwrap(), list);
+        assert_eq!(logs_from_pb("x", Some(&logs_to_pb(&list)), 2).unwrap().to_histograms(), list);
+        assert_eq!(logs_from_pb("x", Some(&logs_to_pb_packed(&list)), 2).unwrap().to_histograms(), list);
         let mut bad = logs_to_pb(&list);
         bad.lens[0] = 5;
-        assert!(logs_from_pb("x", Some(&bad)).is_err());
+        let error = logs_from_pb("x", Some(&bad), 2).unwrap_err().to_string();
+        assert!(error.contains("x: the lengths add up to 5, not 2"), "{error}");
         let mut unsorted = logs_to_pb(&list);
         unsorted.bins.swap(0, 1);
-        assert!(logs_from_pb("x", Some(&unsorted)).is_err());
+        let error = logs_from_pb("x", Some(&unsorted), 2).unwrap_err().to_string();
+        assert!(error.contains("x: histogram 0: bins are not strictly ascending"), "{error}");
     }
 }

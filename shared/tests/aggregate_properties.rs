@@ -1,7 +1,9 @@
 //! Properties of the mergeable [`Aggregate`] on synthetic outcomes and
 //! failures (ARCHITECTURE.md invariant 1): merging is commutative and associative
 //! and equals adding every sample to one aggregate, bit for bit; aggregates
-//! that do not fit are refused and leave the target unchanged.
+//! that do not fit are refused and leave the target unchanged. The sparse
+//! form a job's result takes at the coordinator ([`SparseAggregate`]) is
+//! checked with the same verdicts and merges bit-identically.
 
 use proptest::prelude::*;
 use zonesweep_shared::numerics::ridge::N_PREDICTORS;
@@ -9,6 +11,7 @@ use zonesweep_shared::sweep::aggregate::{
     Aggregate, KEPT_FAILED_SAMPLES, Outcome, ScenarioOutcome, Shape, UnitOutcome,
 };
 use zonesweep_shared::sweep::count_table::CountTable;
+use zonesweep_shared::sweep::sparse::SparseAggregate;
 
 const BASE_YEAR: i32 = 2020;
 const MILESTONE: i32 = 2023;
@@ -144,8 +147,109 @@ fn tamper(aggregate: &mut Aggregate, how: usize) {
     }
 }
 
+/// Ways to change an aggregate's counts without changing its layout, most of
+/// which make it inconsistent: `at` picks the entry.
+fn miscount(aggregate: &mut Aggregate, how: usize, at: usize) {
+    let ok = aggregate.samples_ok;
+    fn table(a: &mut Aggregate, t: usize) -> &mut CountTable {
+        match t % 8 {
+            0 => &mut a.zone_counts,
+            1 => &mut a.total_counts,
+            2 => &mut a.score_counts,
+            3 => &mut a.cep_counts,
+            4 => &mut a.peak_counts,
+            5 => &mut a.neutral_counts,
+            6 => &mut a.regional_peak_counts,
+            _ => &mut a.zone_size_counts,
+        }
+    }
+    match how % 12 {
+        0..=7 => {
+            let flat = table(aggregate, how).as_flat_mut();
+            let i = at % flat.len();
+            flat[i] += 1;
+        }
+        8 => {
+            let flat = table(aggregate, at).as_flat_mut();
+            if let Some(i) = flat.iter().position(|&c| c > 0) {
+                flat[i] -= 1;
+                let j = (i + at) % flat.len();
+                flat[j] += 1;
+            }
+        }
+        9 => aggregate.samples_ok += 1 + (at % 2) as u64,
+        10 => {
+            let n = aggregate.ce_milestone.len();
+            aggregate.ce_milestone[at % n].add(1.0 + at as f64);
+        }
+        _ => {
+            let flat = aggregate.neutral_counts.as_flat_mut();
+            let i = at % flat.len();
+            flat[i] = ok + 1;
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_sparse_form_is_the_dense_one_and_merges_bit_identically(sweep in sweep()) {
+        let (n_units, events) = sweep;
+        let ([a, b, c], all) = aggregates(n_units, &events);
+        let mut dense = a.clone();
+        let mut sparse = a.clone();
+        for part in [&b, &c] {
+            let compact = SparseAggregate::from(part);
+            let back = compact.to_aggregate();
+            prop_assert_eq!(back.as_ref(), Ok(part));
+            prop_assert!(compact.check_consistency().is_ok());
+            prop_assert_eq!(compact.samples_total(), part.samples_total());
+            dense.merge(part).unwrap();
+            sparse.merge_sparse(&compact).unwrap();
+        }
+        prop_assert_eq!(json(&sparse), json(&dense));
+        prop_assert_eq!(json(&sparse), json(&all));
+        // Into an empty aggregate too (the committer's delta).
+        let mut delta = Aggregate::empty(shape(n_units));
+        delta.merge_sparse(&SparseAggregate::from(&all)).unwrap();
+        prop_assert_eq!(json(&delta), json(&all));
+    }
+
+    #[test]
+    fn the_sparse_check_gives_the_dense_check_s_verdict_and_message(
+        sweep in sweep(),
+        how in 0usize..12,
+        at in 0usize..10_000,
+    ) {
+        let (n_units, events) = sweep;
+        let ([a, _, _], _) = aggregates(n_units, &events);
+        let mut changed = a.clone();
+        miscount(&mut changed, how, at);
+        let sparse = SparseAggregate::from(&changed);
+        prop_assert_eq!(
+            sparse.check_consistency().map_err(|e| e.to_string()),
+            changed.check_consistency().map_err(|e| e.to_string())
+        );
+    }
+
+    #[test]
+    fn a_tampered_sparse_aggregate_is_refused_and_changes_nothing(
+        sweep in sweep(),
+        how in 0usize..16,
+    ) {
+        let (n_units, events) = sweep;
+        let ([target, other, _], _) = aggregates(n_units, &events);
+        let mut tampered = other.clone();
+        tamper(&mut tampered, how);
+        let tampered = SparseAggregate::from(&tampered);
+        prop_assert!(tampered.check_lengths().is_err(), "tamper {} not caught", how);
+        let mut merged_into = target.clone();
+        let before = json(&merged_into);
+        prop_assert!(merged_into.merge_sparse(&tampered).is_err());
+        prop_assert_eq!(json(&merged_into), before);
+        prop_assert!(merged_into.merge_sparse(&SparseAggregate::from(&other)).is_ok());
+    }
 
     #[test]
     fn merge_is_commutative(sweep in sweep()) {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 use tonic::Code;
-use zonesweep_proto::convert::aggregate_to_pb;
+use zonesweep_proto::convert::result_to_pb;
 use zonesweep_proto::ids::LeaseRef;
 use zonesweep_proto::pb;
 use zonesweep_shared::sweep::aggregate::Aggregate;
@@ -124,7 +124,7 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
     let request = pb::CompleteRequest {
         worker_id: worker.worker_id(),
         lease: Some(lease_ref),
-        aggregate: Some(aggregate_to_pb(&aggregate)),
+        aggregate: Some(result_to_pb(&aggregate)),
         lease_capacity: 0,
     };
     let outcome = worker

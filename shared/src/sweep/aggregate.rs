@@ -347,33 +347,9 @@ impl Aggregate {
             Ok(())
         }
         other.check_lengths()?;
-        match (&mut self.sensitivity, &other.sensitivity) {
-            (None, None) => {}
-            (Some(mine), Some(theirs)) => {
-                // Merged first: a failure leaves the aggregate unchanged.
-                let mut merged = mine.clone();
-                merged.merge(theirs)?;
-                *mine = merged;
-            }
-            (mine, _) => {
-                return Err(MergeError(format!(
-                    "one aggregate has sensitivity sums and the other not ({} here)",
-                    if mine.is_some() { "present" } else { "absent" }
-                )));
-            }
-        }
+        merge_sensitivity(&mut self.sensitivity, other.sensitivity.as_ref())?;
         self.samples_ok += other.samples_ok;
-        for (kind, failure) in &other.failures {
-            let entry = self.failures.entry(kind.clone()).or_default();
-            let other_first = failure.samples.first();
-            if entry.samples.is_empty() || other_first.is_some_and(|o| entry.samples.first().is_some_and(|e| o < e)) {
-                entry.example = failure.example.clone();
-            }
-            entry.count += failure.count;
-            for sample in &failure.samples {
-                insert_kept(&mut entry.samples, *sample);
-            }
-        }
+        merge_failures(&mut self.failures, &other.failures);
         add(&mut self.zone_counts, &other.zone_counts, "zone_counts")?;
         add(&mut self.total_counts, &other.total_counts, "total_counts")?;
         add(&mut self.score_counts, &other.score_counts, "score_counts")?;
@@ -429,12 +405,7 @@ impl Aggregate {
                 return Err(MergeError(format!("{what} has {got} entries; the shape needs {want}")));
             }
         }
-        if self.coefficients.iter().any(|h| h.width != COEFFICIENT_BIN_WIDTH)
-            || self.r2.width != R2_BIN_WIDTH
-            || self.k.width != K_BIN_WIDTH
-        {
-            return Err(MergeError("a regression histogram has the wrong bin width".to_owned()));
-        }
+        check_regression_widths(&self.coefficients, &self.r2, &self.k)?;
         if let Some(sums) = &self.sensitivity {
             sums.check_lengths(&s)?;
         }
@@ -465,26 +436,7 @@ impl Aggregate {
     /// its counts bounded by its sample count, merges cannot overflow.
     pub fn check_consistency(&self) -> Result<(), MergeError> {
         let bad = |m: String| Err(MergeError(m));
-        let ok = u128::from(self.samples_ok);
-        let mut failed: u128 = 0;
-        for (kind, f) in &self.failures {
-            if kind.len() > 200 || f.example.len() > 4000 {
-                return bad(format!(
-                    "failure kind `{}…` or its example is too long",
-                    kind.chars().take(40).collect::<String>()
-                ));
-            }
-            if f.count == 0 || f.samples.len() > KEPT_FAILED_SAMPLES || f.samples.len() as u64 > f.count {
-                return bad(format!("failure kind `{kind}` has count {} and {} samples", f.count, f.samples.len()));
-            }
-            if !f.samples.windows(2).all(|w| w[0] < w[1]) {
-                return bad(format!("failure kind `{kind}`: samples are not strictly ascending"));
-            }
-            failed += u128::from(f.count);
-        }
-        if ok + failed > u128::from(u64::MAX) {
-            return bad("the sample counts overflow".to_owned());
-        }
+        let ok = check_failures(self.samples_ok, &self.failures)?;
         let sum = |values: &[u64]| values.iter().map(|&v| u128::from(v)).sum::<u128>();
         let each_sums_to_ok = |what: &str, table: &CountTable| -> Result<(), MergeError> {
             match table.rows().position(|row| sum(row) != ok) {
@@ -520,7 +472,7 @@ impl Aggregate {
                 if h.bins.values().any(|&c| c == 0) {
                     return Err(MergeError(format!("{what}[{i}] has an empty bin")));
                 }
-                let count = u128::from(h.non_positive) + sum(&h.bins.values().copied().collect::<Vec<_>>());
+                let count = u128::from(h.non_positive) + h.bins.values().map(|&c| u128::from(c)).sum::<u128>();
                 if (exact && count != ok) || count > ok {
                     return Err(MergeError(format!("{what}[{i}] counts {count} values for {ok} samples")));
                 }
@@ -530,13 +482,7 @@ impl Aggregate {
         log_counts("ce_milestone", &self.ce_milestone, false)?;
         log_counts("ce_horizon", &self.ce_horizon, true)?;
         log_counts("regional_ce", &self.regional_ce, true)?;
-        let linear = self.coefficients.iter().chain([&self.r2, &self.k]);
-        for (i, h) in linear.enumerate() {
-            let count = u128::from(h.non_finite) + sum(&h.bins.values().copied().collect::<Vec<_>>());
-            if h.bins.values().any(|&c| c == 0) || count != ok {
-                return bad(format!("regression histogram {i} counts {count} values for {ok} samples"));
-            }
-        }
+        check_regression(&self.coefficients, &self.r2, &self.k, self.samples_ok)?;
         if let Some(sums) = &self.sensitivity {
             sums.check_consistency(self.samples_ok)?;
         }
@@ -566,6 +512,105 @@ impl Aggregate {
 
 fn ratio(count: u64, total: u64) -> f64 {
     if total == 0 { f64::NAN } else { count as f64 / total as f64 }
+}
+
+/// Add `other`'s failures to `mine` (the example of each kind is that of
+/// its smallest failed sample). Shared by the dense and the sparse merge.
+pub(crate) fn merge_failures(mine: &mut BTreeMap<String, FailureKind>, other: &BTreeMap<String, FailureKind>) {
+    for (kind, failure) in other {
+        let entry = mine.entry(kind.clone()).or_default();
+        let other_first = failure.samples.first();
+        if entry.samples.is_empty() || other_first.is_some_and(|o| entry.samples.first().is_some_and(|e| o < e)) {
+            entry.example = failure.example.clone();
+        }
+        entry.count += failure.count;
+        for sample in &failure.samples {
+            insert_kept(&mut entry.samples, *sample);
+        }
+    }
+}
+
+/// Merge `other`'s sensitivity sums into `mine`; both or neither must have
+/// them. A failure leaves `mine` unchanged.
+pub(crate) fn merge_sensitivity(
+    mine: &mut Option<SensitivitySums>,
+    other: Option<&SensitivitySums>,
+) -> Result<(), MergeError> {
+    match (mine, other) {
+        (None, None) => Ok(()),
+        (Some(mine), Some(theirs)) => {
+            // Merged first: a failure leaves the aggregate unchanged.
+            let mut merged = mine.clone();
+            merged.merge(theirs)?;
+            *mine = merged;
+            Ok(())
+        }
+        (mine, _) => Err(MergeError(format!(
+            "one aggregate has sensitivity sums and the other not ({} here)",
+            if mine.is_some() { "present" } else { "absent" }
+        ))),
+    }
+}
+
+/// The failure records' part of [`Aggregate::check_consistency`]: each is
+/// well formed and the sample counts do not overflow. Returns `samples_ok`
+/// widened.
+pub(crate) fn check_failures(samples_ok: u64, failures: &BTreeMap<String, FailureKind>) -> Result<u128, MergeError> {
+    let bad = |m: String| Err(MergeError(m));
+    let ok = u128::from(samples_ok);
+    let mut failed: u128 = 0;
+    for (kind, f) in failures {
+        if kind.len() > 200 || f.example.len() > 4000 {
+            return bad(format!(
+                "failure kind `{}…` or its example is too long",
+                kind.chars().take(40).collect::<String>()
+            ));
+        }
+        if f.count == 0 || f.samples.len() > KEPT_FAILED_SAMPLES || f.samples.len() as u64 > f.count {
+            return bad(format!("failure kind `{kind}` has count {} and {} samples", f.count, f.samples.len()));
+        }
+        if !f.samples.windows(2).all(|w| w[0] < w[1]) {
+            return bad(format!("failure kind `{kind}`: samples are not strictly ascending"));
+        }
+        failed += u128::from(f.count);
+    }
+    if ok + failed > u128::from(u64::MAX) {
+        return bad("the sample counts overflow".to_owned());
+    }
+    Ok(ok)
+}
+
+/// The regression histograms' part of [`Aggregate::check_consistency`]:
+/// each counts every successful sample, with no empty bin.
+pub(crate) fn check_regression(
+    coefficients: &[LinearHistogram],
+    r2: &LinearHistogram,
+    k: &LinearHistogram,
+    samples_ok: u64,
+) -> Result<(), MergeError> {
+    let ok = u128::from(samples_ok);
+    for (i, h) in coefficients.iter().chain([r2, k]).enumerate() {
+        let count = u128::from(h.non_finite) + h.bins.values().map(|&c| u128::from(c)).sum::<u128>();
+        if h.bins.values().any(|&c| c == 0) || count != ok {
+            return Err(MergeError(format!("regression histogram {i} counts {count} values for {ok} samples")));
+        }
+    }
+    Ok(())
+}
+
+/// The regression histograms' bin widths are the fixed ones.
+pub(crate) fn check_regression_widths(
+    coefficients: &[LinearHistogram],
+    r2: &LinearHistogram,
+    k: &LinearHistogram,
+) -> Result<(), MergeError> {
+    if coefficients.iter().any(|h| h.width != COEFFICIENT_BIN_WIDTH)
+        || r2.width != R2_BIN_WIDTH
+        || k.width != K_BIN_WIDTH
+    {
+        return Err(MergeError("a regression histogram has the wrong bin width".to_owned()));
+    }
+    Ok(())
 }
 
 /// Insert into a sorted list kept to the smallest [`KEPT_FAILED_SAMPLES`].

@@ -50,6 +50,11 @@ impl CountTable {
         &self.counts
     }
 
+    /// The counts, row after row, to change in place.
+    pub fn as_flat_mut(&mut self) -> &mut [u64] {
+        &mut self.counts
+    }
+
     /// Add another table of the same layout.
     pub fn add(&mut self, other: &CountTable) -> Result<(), String> {
         if self.width != other.width || self.counts.len() != other.counts.len() {

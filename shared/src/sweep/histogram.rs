@@ -31,22 +31,44 @@ impl<K: Ord + Copy> SparseBins<K> {
 
     /// Add every count of `other`.
     pub fn merge(&mut self, other: &SparseBins<K>) {
-        if other.entries.is_empty() {
+        self.merge_sorted(&other.entries);
+    }
+
+    /// Add every count of `other`, (bin, count) pairs sorted by strictly
+    /// ascending bin (as [`SparseBins::as_slice`] gives them).
+    pub fn merge_sorted(&mut self, other: &[(K, u64)]) {
+        if other.is_empty() {
             return;
         }
         if self.entries.is_empty() {
-            self.entries.clone_from(&other.entries);
+            // Room for a few more: a batch's delta takes one bin per result.
+            self.entries.reserve(other.len().max(8));
+            self.entries.extend_from_slice(other);
             return;
         }
-        // A small result (one job's few bins) goes in place, without a new vector.
-        if other.entries.len() <= 8 {
-            for &(bin, count) in &other.entries {
-                self.add(bin, count);
+        // A small result (one job's few bins), or a few bins into many (a
+        // batch's into a sweep's, most of them bins the sweep has already),
+        // goes in place: each bin found by a binary search from where the
+        // one before it went, without a new vector.
+        if other.len() <= 8 || other.len() * 8 <= self.entries.len() {
+            let mut from = 0;
+            for &(bin, count) in other {
+                let at = match self.entries[from..].binary_search_by(|(k, _)| k.cmp(&bin)) {
+                    Ok(i) => {
+                        self.entries[from + i].1 += count;
+                        from + i
+                    }
+                    Err(i) => {
+                        self.entries.insert(from + i, (bin, count));
+                        from + i
+                    }
+                };
+                from = at + 1;
             }
             return;
         }
-        let mut merged = Vec::with_capacity(self.entries.len() + other.entries.len());
-        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        let mut merged = Vec::with_capacity(self.entries.len() + other.len());
+        let (mut a, mut b) = (self.entries.iter().peekable(), other.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.0 == y.0 => {
@@ -81,6 +103,11 @@ impl<K: Ord + Copy> SparseBins<K> {
 
     pub fn iter(&self) -> impl Iterator<Item = &(K, u64)> {
         self.entries.iter()
+    }
+
+    /// The (bin, count) pairs, by ascending bin.
+    pub fn as_slice(&self) -> &[(K, u64)] {
+        &self.entries
     }
 
     /// Build from entries sorted by strictly ascending bin; `None` otherwise.

@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod plan;
 pub mod runner;
 pub mod sensitivity;
+pub mod sparse;
 pub mod spec;
 
 pub use design::{Design, SOBOL_MAX_DIMENSIONS, Side, design_points};
