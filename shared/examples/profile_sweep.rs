@@ -3,7 +3,8 @@
 //! target/release/examples/profile_sweep 300` counts instructions exactly
 //! (the figure to compare between two versions on this noisy machine);
 //! `profile_sweep 4000 jobs` also times 100-sample jobs that each build
-//! their own runner, as a worker does.
+//! their own runner, as a worker does; `profile_sweep 300 noise` runs a
+//! sweep with data noise (the reference chain).
 
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::config::Config;
@@ -17,7 +18,15 @@ fn main() {
         Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
             .expect("the demonstration dataset is valid");
     let config = Config::default();
-    let spec = SweepSpec::default();
+    // `noise` as the third argument: 5 % noise on every field (no fast path).
+    let spec = if std::env::args().nth(2).as_deref() == Some("noise") {
+        SweepSpec {
+            noise: vec![zonesweep_shared::sweep::NoiseEntry { group: "*".into(), sigma: 0.05 }],
+            ..SweepSpec::default()
+        }
+    } else {
+        SweepSpec::default()
+    };
     let runner = SweepRunner::new(&dataset, &config, &spec).expect("the default spec is valid");
     let mut scratch = Scratch::default();
     let mut accumulator = runner.accumulator();
