@@ -157,26 +157,27 @@ impl Scratch {
             for i in 0..distinct.len() {
                 prefix_exact.push(prefix_exact[i] + weight[i] as i128 * distinct[i] as i128);
             }
-            // The same sums in f64 (exact while they stay below 2^53, and
-            // close to it otherwise) decide every comparison whose sides
-            // differ clearly; the exact scores decide the rest.
+            // The same sums in f64 (exact while every prefix sum is below
+            // 2^53) decide every comparison whose sides differ clearly; the
+            // exact scores decide the rest. Beyond that, or with very many
+            // classes, every comparison is exact.
+            let exact_in_f64 = prefix_exact.iter().all(|v| v.unsigned_abs() < 1 << 53) && k <= MAX_FILTERED_CLASSES;
+            let exact_score = |i: usize, j: usize| {
+                let s = prefix_exact[j] - prefix_exact[i];
+                Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
+            };
+            if !exact_in_f64 {
+                optimal_ends(distinct.len(), k, best_exact, ends, exact_score);
+                upper_bounds.clear();
+                upper_bounds.extend(ends.iter().map(|&e| distinct[e - 1]));
+                return upper_bounds;
+            }
             prefix_float.clear();
             prefix_float.extend(prefix_exact.iter().map(|&v| v as f64));
-            optimal_ends_filtered(
-                distinct.len(),
-                k,
-                best_exact,
-                best_float,
-                ends,
-                |i, j| {
-                    let s = prefix_exact[j] - prefix_exact[i];
-                    Exact { num: s * s, den: (prefix_w[j] - prefix_w[i]) as i128 }
-                },
-                |i, j| {
-                    let s = prefix_float[j] - prefix_float[i];
-                    s * s / (prefix_w[j] - prefix_w[i]) as f64
-                },
-            )
+            optimal_ends_filtered(distinct.len(), k, best_exact, best_float, ends, exact_score, |i, j| {
+                let s = prefix_float[j] - prefix_float[i];
+                s * s / (prefix_w[j] - prefix_w[i]) as f64
+            })
         } else {
             prefix_float.clear();
             prefix_float.push(0.0);
@@ -244,10 +245,15 @@ fn optimal_ends<S: Score>(
 }
 
 /// Relative difference below which two f64 scores are compared exactly.
-/// Each f64 score is within a few units in the last place of the exact one
-/// (a handful of rounded operations on positive terms), so a larger
-/// difference has the exact difference's sign.
+/// With every prefix sum below 2^53 a class's sum s is exact in f64, and its
+/// score s²/n is rounded twice; a candidate adds at most k such positive
+/// scores, so it is within 3k·2⁻⁵³ (relative) of the exact one: below
+/// 10⁻¹³ for k ≤ [`MAX_FILTERED_CLASSES`]. A difference above 10⁻¹² thus
+/// has the exact difference's sign.
 const FILTER: f64 = 1e-12;
+
+/// The most classes for which [`FILTER`] holds as above.
+const MAX_FILTERED_CLASSES: usize = 256;
 
 /// [`optimal_ends`] with [`Exact`] scores, deciding each comparison in f64
 /// (`float_score`, the same score rounded) unless the two sides are within

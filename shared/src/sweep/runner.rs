@@ -181,6 +181,17 @@ impl<'a> SweepRunner<'a> {
         &self,
         k: u64,
     ) -> Result<(Outcome, Result<(Outcome, Vec<Outcome>), ChainError>), ChainError> {
+        self.sensitivity_sample_in(k, &mut Scratch::default())
+    }
+
+    /// [`SweepRunner::sensitivity_sample`] with the fast path's buffers of
+    /// `scratch`.
+    #[allow(clippy::type_complexity)]
+    fn sensitivity_sample_in(
+        &self,
+        k: u64,
+        scratch: &mut Scratch,
+    ) -> Result<(Outcome, Result<(Outcome, Vec<Outcome>), ChainError>), ChainError> {
         let groups = &self.plan.sensitivity.as_ref().expect("a sensitivity sweep").groups;
         let rows = self.dataset.rows();
         let ua = self.plan.uniforms_of(k, Side::A);
@@ -193,18 +204,13 @@ impl<'a> SweepRunner<'a> {
             (a, b, rows_a, rows_b)
         });
         let mut cache = TermsCache::default();
-        let mut scratch = Scratch::default();
         let parameters_a = self.plan.parameters(self.config, &ua);
         let a =
-            self.evaluate_run(&parameters_a, noise.as_ref().map(|n| (RowsKey::A, &n.2[..])), &mut cache, &mut scratch)?;
+            self.evaluate_run(&parameters_a, noise.as_ref().map(|n| (RowsKey::A, &n.2[..])), &mut cache, scratch)?;
         let rest = (|| {
             let parameters_b = self.plan.parameters(self.config, &ub);
-            let b = self.evaluate_run(
-                &parameters_b,
-                noise.as_ref().map(|n| (RowsKey::B, &n.3[..])),
-                &mut cache,
-                &mut scratch,
-            )?;
+            let b =
+                self.evaluate_run(&parameters_b, noise.as_ref().map(|n| (RowsKey::B, &n.3[..])), &mut cache, scratch)?;
             let mut ab = Vec::with_capacity(groups.len());
             for (g, group) in groups.iter().enumerate() {
                 let mut u = ua.clone();
@@ -221,7 +227,7 @@ impl<'a> SweepRunner<'a> {
                     }
                     None => None,
                 };
-                ab.push(self.evaluate_run(&parameters, rows, &mut cache, &mut scratch)?);
+                ab.push(self.evaluate_run(&parameters, rows, &mut cache, scratch)?);
             }
             Ok((b, ab))
         })();
@@ -241,6 +247,11 @@ impl<'a> SweepRunner<'a> {
     /// a sensitivity sweep, also to the sensitivity sums when B and every
     /// A_B^g succeeded, to their incomplete count otherwise.
     pub fn add_sample(&self, aggregate: &mut Aggregate, k: u64) {
+        self.add_sample_in(aggregate, k, &mut Scratch::default());
+    }
+
+    /// [`SweepRunner::add_sample`] with the fast path's buffers of `scratch`.
+    fn add_sample_in(&self, aggregate: &mut Aggregate, k: u64, scratch: &mut Scratch) {
         if self.plan.sensitivity.is_none() {
             match self.sample(k) {
                 Ok(outcome) => aggregate.add(&outcome),
@@ -249,7 +260,7 @@ impl<'a> SweepRunner<'a> {
             return;
         }
         let shape = aggregate.shape;
-        match self.sensitivity_sample(k) {
+        match self.sensitivity_sample_in(k, scratch) {
             Err(error) => aggregate.add_failure(k, &error.kind(), &format!("sample {k}: {error}")),
             Ok((a, rest)) => {
                 aggregate.add(&a);
@@ -267,8 +278,9 @@ impl<'a> SweepRunner<'a> {
         if self.plan.sensitivity.is_some() {
             // Each run of a base sample picks its chain by the mode.
             let mut aggregate = self.empty_aggregate();
+            let mut scratch = Scratch::default();
             for k in range {
-                self.add_sample(&mut aggregate, k);
+                self.add_sample_in(&mut aggregate, k, &mut scratch);
             }
             return aggregate;
         }
@@ -318,13 +330,15 @@ impl<'a> SweepRunner<'a> {
     /// buffers of `scratch`, which a thread keeps from range to range: once
     /// they have grown, a sample allocates nothing. Samples the fast path
     /// leaves to the reference chain, and sweeps without a fast path, run
-    /// the reference chain (which allocates). [`Mode::Verify`] is
+    /// the reference chain (which allocates); so does a sensitivity design,
+    /// which keeps each run's outcome. [`Mode::Verify`] is
     /// [`SweepRunner::run_range`]'s: here it runs the fast path.
     pub fn run_into(&self, range: Range<u64>, scratch: &mut Scratch, accumulator: &mut Accumulator) {
         if self.plan.sensitivity.is_some() {
-            // A base sample is 2 + G runs and sums beside the counts.
+            // A base sample is 2 + G runs and sums beside the counts; each
+            // run's outcome is copied out of `scratch` (an allocation per run).
             for k in range {
-                self.add_sample(accumulator.aggregate_mut(), k);
+                self.add_sample_in(accumulator.aggregate_mut(), k, scratch);
             }
             return;
         }

@@ -326,7 +326,8 @@ impl SparseAggregate {
         }
         // Σ k·(samples with k units in zone z) = Σ over units of (samples
         // with the unit in zone z).
-        let n_zones = self.shape.n_zones;
+        // (A shape without zones, which `Shape::check` refuses, counts as one.)
+        let n_zones = self.shape.n_zones.max(1);
         let (mut members, mut units) = (vec![0u128; n_zones], vec![0u128; n_zones]);
         for &(i, c) in self.zone_counts.entries() {
             members[i as usize % n_zones] += u128::from(c);
