@@ -226,7 +226,17 @@ fn optimal_ends<S: Score>(
             best[at(c, j)] = top;
         }
     }
-    // Reconstruct from the top class down.
+    reconstruct(m, k, ends, |c, i, end| {
+        let target = best[at(c, end)].expect("reachable");
+        best[at(c - 1, i)].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal)
+    });
+}
+
+/// The class ends from the top class down: class c ends at `end`, and class
+/// c − 1 at the first i for which `attains(c, i, end)` (its best score plus
+/// that of the class [i, end) is the optimum of c + 1 classes over the
+/// first `end` values).
+fn reconstruct(m: usize, k: usize, ends: &mut Vec<usize>, attains: impl Fn(usize, usize, usize) -> bool) {
     ends.clear();
     ends.resize(k, 0);
     let mut end = m;
@@ -235,12 +245,7 @@ fn optimal_ends<S: Score>(
         if c == 0 {
             break;
         }
-        let target = best[at(c, end)].expect("reachable");
-        end = (c..end)
-            .find(|&i| {
-                best[at(c - 1, i)].is_some_and(|below| below.add(class_score(i, end)).cmp(target) == Ordering::Equal)
-            })
-            .expect("the optimum is attained");
+        end = (c..end).find(|&i| attains(c, i, end)).expect("the optimum is attained");
     }
 }
 
@@ -317,27 +322,15 @@ fn optimal_ends_filtered(
             }
         }
     }
-    // Reconstruct from the top class down: the first split attaining the
-    // optimum exactly, as `optimal_ends` finds it.
-    ends.clear();
-    ends.resize(k, 0);
-    let mut end = m;
-    for c in (0..k).rev() {
-        ends[c] = end;
-        if c == 0 {
-            break;
-        }
+    // The first split attaining the optimum exactly, as `optimal_ends`
+    // finds it; the f64 scores only skip splits that clearly do not.
+    reconstruct(m, k, ends, |c, i, end| {
         let target = best[at(c, end)].expect("reachable");
-        let target_float = float(best_float, c, end);
-        end = (c..end)
-            .find(|&i| {
-                best[at(c - 1, i)].is_some_and(|below| {
-                    clearly(float(best_float, c - 1, i) + float_score(i, end), target_float).is_none()
-                        && below.add(class_score(i, end)).cmp(target) == Ordering::Equal
-                })
-            })
-            .expect("the optimum is attained");
-    }
+        best[at(c - 1, i)].is_some_and(|below| {
+            clearly(float(best_float, c - 1, i) + float_score(i, end), float(best_float, c, end)).is_none()
+                && below.add(class_score(i, end)).cmp(target) == Ordering::Equal
+        })
+    });
 }
 
 #[cfg(test)]
