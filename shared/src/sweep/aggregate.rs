@@ -373,7 +373,6 @@ impl Aggregate {
     /// that arrived over the network is checked before it is merged.
     pub fn check_lengths(&self) -> Result<(), MergeError> {
         let s = self.shape;
-        let n = s.n_units;
         let layouts = Aggregate::count_layouts(&s);
         let tables = [
             ("zone_counts", &self.zone_counts),
@@ -394,22 +393,12 @@ impl Aggregate {
                 )));
             }
         }
-        let expected = [
-            ("ce_milestone", self.ce_milestone.len(), 3 * n),
-            ("ce_horizon", self.ce_horizon.len(), 3 * n),
-            ("regional_ce", self.regional_ce.len(), 3 * s.n_projected_years()),
-            ("coefficients", self.coefficients.len(), N_PREDICTORS),
-        ];
-        for (what, got, want) in expected {
-            if got != want {
-                return Err(MergeError(format!("{what} has {got} entries; the shape needs {want}")));
-            }
-        }
-        check_regression_widths(&self.coefficients, &self.r2, &self.k)?;
-        if let Some(sums) = &self.sensitivity {
-            sums.check_lengths(&s)?;
-        }
-        Ok(())
+        check_list_lengths(
+            &s,
+            [self.ce_milestone.len(), self.ce_horizon.len(), self.regional_ce.len()],
+            (&self.coefficients, &self.r2, &self.k),
+            self.sensitivity.as_ref(),
+        )
     }
 
     /// The layouts (rows, width) [`Aggregate::check_lengths`] requires of the
@@ -599,6 +588,35 @@ pub(crate) fn check_regression(
 }
 
 /// The regression histograms' bin widths are the fixed ones.
+/// The lengths beyond the count tables that `shape` implies (the log
+/// histogram lists ce_milestone, ce_horizon and regional_ce, the
+/// regression histograms, the sensitivity sums): the one check of the
+/// dense and the sparse forms.
+pub(crate) fn check_list_lengths(
+    s: &Shape,
+    [ce_milestone, ce_horizon, regional_ce]: [usize; 3],
+    (coefficients, r2, k): (&[LinearHistogram], &LinearHistogram, &LinearHistogram),
+    sensitivity: Option<&SensitivitySums>,
+) -> Result<(), MergeError> {
+    let n = s.n_units;
+    let expected = [
+        ("ce_milestone", ce_milestone, 3 * n),
+        ("ce_horizon", ce_horizon, 3 * n),
+        ("regional_ce", regional_ce, 3 * s.n_projected_years()),
+        ("coefficients", coefficients.len(), N_PREDICTORS),
+    ];
+    for (what, got, want) in expected {
+        if got != want {
+            return Err(MergeError(format!("{what} has {got} entries; the shape needs {want}")));
+        }
+    }
+    check_regression_widths(coefficients, r2, k)?;
+    if let Some(sums) = sensitivity {
+        sums.check_lengths(s)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_regression_widths(
     coefficients: &[LinearHistogram],
     r2: &LinearHistogram,

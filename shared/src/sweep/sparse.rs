@@ -13,10 +13,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::numerics::ridge::N_PREDICTORS;
 use crate::sweep::aggregate::{
-    Aggregate, FailureKind, MergeError, Shape, check_failures, check_regression, check_regression_widths,
-    merge_failures, merge_sensitivity,
+    Aggregate, FailureKind, MergeError, Shape, check_failures, check_list_lengths, check_regression, merge_failures,
+    merge_sensitivity,
 };
 use crate::sweep::count_table::CountTable;
 use crate::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
@@ -282,28 +281,17 @@ impl SparseAggregate {
     /// [`Aggregate::check_lengths`] requires of the dense form.
     pub fn check_lengths(&self) -> Result<(), MergeError> {
         let s = self.shape;
-        let n = s.n_units;
         for ((what, table), (rows, width)) in self.count_tables().into_iter().zip(Aggregate::count_layouts(&s)) {
             if Some(table.len()) != rows.checked_mul(width) {
                 return Err(MergeError(format!("{what} has {} entries; the shape needs {rows}×{width}", table.len())));
             }
         }
-        let expected = [
-            ("ce_milestone", self.ce_milestone.len(), 3 * n),
-            ("ce_horizon", self.ce_horizon.len(), 3 * n),
-            ("regional_ce", self.regional_ce.len(), 3 * s.n_projected_years()),
-            ("coefficients", self.coefficients.len(), N_PREDICTORS),
-        ];
-        for (what, got, want) in expected {
-            if got != want {
-                return Err(MergeError(format!("{what} has {got} entries; the shape needs {want}")));
-            }
-        }
-        check_regression_widths(&self.coefficients, &self.r2, &self.k)?;
-        if let Some(sums) = &self.sensitivity {
-            sums.check_lengths(&s)?;
-        }
-        Ok(())
+        check_list_lengths(
+            &s,
+            [self.ce_milestone.len(), self.ce_horizon.len(), self.regional_ce.len()],
+            (&self.coefficients, &self.r2, &self.k),
+            self.sensitivity.as_ref(),
+        )
     }
 
     /// [`Aggregate::check_consistency`] of the dense form, with the same
