@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use integer_encoding::VarInt;
 use prost::Message;
 use zonesweep_shared::sweep::aggregate::{Aggregate, FailureKind, Shape};
 use zonesweep_shared::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
@@ -115,45 +116,46 @@ impl<'a> Packed<'a> {
     /// The next varint (LEB128, at most 10 bytes, at most u64::MAX).
     #[inline]
     fn varint(&mut self) -> Result<u64, String> {
-        if let Some(&byte) = self.bytes.get(self.at)
-            && byte < 0x80
-        {
-            self.at += 1;
-            return Ok(u64::from(byte));
-        }
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let Some(&byte) = self.bytes.get(self.at) else {
-                return Err(format!("the packed bytes end inside a number (byte {})", self.at));
-            };
-            self.at += 1;
-            if shift == 63 && byte > 1 {
-                return Err(format!("a packed number overflows 64 bits (byte {})", self.at - 1));
+        let rest = &self.bytes[self.at.min(self.bytes.len())..];
+        match u64::decode_var(rest) {
+            Some((value, read)) => {
+                self.at += read;
+                Ok(value)
             }
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
+            None => Err(self.why_not(rest)),
         }
-        Err(format!("a packed number overflows 64 bits (byte {})", self.at - 1))
+    }
+
+    /// The next varint as a zigzag-encoded i32, `Err` naming the raw value
+    /// when it is out of range.
+    fn zigzag_i32(&mut self) -> Result<Result<i32, u64>, String> {
+        let rest = &self.bytes[self.at.min(self.bytes.len())..];
+        match i32::decode_var(rest) {
+            Some((value, read)) => {
+                self.at += read;
+                Ok(Ok(value))
+            }
+            None => self.varint().map(Err),
+        }
+    }
+
+    /// Why `rest` does not start with a varint: it ends inside one, or the
+    /// number passes 64 bits.
+    fn why_not(&self, rest: &[u8]) -> String {
+        const MAX_BYTES: usize = 10;
+        if rest.len() < MAX_BYTES && rest.iter().all(|b| b & 0x80 != 0) {
+            format!("the packed bytes end inside a number (byte {})", self.bytes.len())
+        } else {
+            format!("a packed number overflows 64 bits (byte {})", self.at + MAX_BYTES - 1)
+        }
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn zigzag(value: i32) -> u64 {
-    u64::from(((value << 1) ^ (value >> 31)) as u32)
-}
-
-fn unzigzag(value: u64) -> Option<i32> {
-    let value = u32::try_from(value).ok()?;
-    Some(((value >> 1) as i32) ^ -((value & 1) as i32))
+/// Append `value` as a varint (a zigzag one for a signed value).
+fn put_varint(out: &mut Vec<u8>, value: impl VarInt) {
+    let mut buffer = [0u8; 10];
+    let written = value.encode_var(&mut buffer);
+    out.extend_from_slice(&buffer[..written]);
 }
 
 /// [`counts_to_pb`] in the packed form.
@@ -179,7 +181,7 @@ fn logs_to_pb_packed(list: &[LogHistogram]) -> pb::LogHistograms {
         let mut previous = None;
         for &(bin, count) in &h.bins {
             match previous {
-                None => put_varint(&mut packed, zigzag(bin)),
+                None => put_varint(&mut packed, bin),
                 Some(p) => put_varint(&mut packed, (i64::from(bin) - i64::from(p)) as u64),
             }
             put_varint(&mut packed, count);
@@ -210,14 +212,17 @@ fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<SparseLogs, String>
         lens.push(len as u32);
         let mut previous: Option<i32> = None;
         for _ in 0..len {
-            let raw = packed.varint()?;
             let bin = match previous {
-                None => unzigzag(raw).ok_or_else(|| format!("histogram {h}: bin {raw} (zigzag) is out of range"))?,
-                Some(_) if raw == 0 => return Err(format!("histogram {h}: a bin is given twice")),
-                Some(p) => i64::try_from(raw)
-                    .ok()
-                    .and_then(|gap| i32::try_from(i64::from(p) + gap).ok())
-                    .ok_or_else(|| format!("histogram {h}: a bin is out of range"))?,
+                None => {
+                    packed.zigzag_i32()?.map_err(|raw| format!("histogram {h}: bin {raw} (zigzag) is out of range"))?
+                }
+                Some(p) => match packed.varint()? {
+                    0 => return Err(format!("histogram {h}: a bin is given twice")),
+                    gap => i64::try_from(gap)
+                        .ok()
+                        .and_then(|gap| i32::try_from(i64::from(p) + gap).ok())
+                        .ok_or_else(|| format!("histogram {h}: a bin is out of range"))?,
+                },
             };
             bins.push((bin, packed.varint()?));
             previous = Some(bin);
