@@ -220,7 +220,8 @@ fn logs_from_packed(bytes: &[u8], expected: usize) -> Result<SparseLogs, String>
                     0 => return Err(format!("histogram {h}: a bin is given twice")),
                     gap => i64::try_from(gap)
                         .ok()
-                        .and_then(|gap| i32::try_from(i64::from(p) + gap).ok())
+                        .and_then(|gap| i64::from(p).checked_add(gap))
+                        .and_then(|bin| i32::try_from(bin).ok())
                         .ok_or_else(|| format!("histogram {h}: a bin is out of range"))?,
                 },
             };
@@ -868,6 +869,9 @@ mod tests {
         let error = refusal(&[0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 1], 1);
         assert!(error.contains("histogram 0: bin 4294967296 (zigzag) is out of range"), "{error}");
         let error = refusal(&[0, 2, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1, 1, 1], 1);
+        assert!(error.contains("histogram 0: a bin is out of range"), "{error}");
+        // A gap of i64::MAX after bin 1 (found by fuzzing: it overflowed the sum).
+        let error = refusal(&[0, 2, 2, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1], 1);
         assert!(error.contains("histogram 0: a bin is out of range"), "{error}");
         // Cut inside a bin's count.
         let error = refusal(&[0, 1, 8], 1);
