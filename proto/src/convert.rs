@@ -59,38 +59,49 @@ fn counts_from_pb(
         return Err(ProtoError::Malformed(format!("{what} is given both packed and as lists")));
     }
     let malformed = |why: String| ProtoError::Malformed(format!("{what}: {why}"));
-    // Two varints an entry, each ending in a byte below 0x80.
-    let mut entries = Vec::with_capacity(wire.count.len() + varints(&wire.packed) / 2);
-    let mut index = 0usize;
-    let mut add = |n: usize, gap: u64, count: u64| -> Result<(), ProtoError> {
-        if n > 0 && gap == 0 {
-            return Err(malformed("an entry is given twice".to_owned()));
-        }
-        let Some(next) = usize::try_from(gap).ok().and_then(|gap| index.checked_add(gap)) else {
-            return Err(malformed(format!("an entry's index overflows (gap {gap} after entry {index})")));
-        };
-        index = next;
-        if index >= expected {
-            return Err(malformed(format!("entry {index} is beyond its {expected} entries")));
-        }
-        entries.push((index as u32, count));
-        Ok(())
-    };
-    if wire.packed.is_empty() {
+    let entries = if wire.packed.is_empty() {
+        let mut entries = Vec::with_capacity(wire.count.len());
+        let mut index = 0usize;
         for (n, (&gap, &count)) in wire.gap.iter().zip(&wire.count).enumerate() {
-            add(n, u64::from(gap), count)?;
+            index = next_index(n, index, u64::from(gap), expected).map_err(malformed)?;
+            entries.push((index as u32, count));
         }
+        entries
     } else {
-        let mut packed = Packed::new(&wire.packed);
-        let mut n = 0;
-        while !packed.is_empty() {
-            let gap = packed.varint().map_err(malformed)?;
-            let count = packed.varint().map_err(malformed)?;
-            add(n, gap, count)?;
-            n += 1;
-        }
-    }
+        counts_from_packed(&wire.packed, expected).map_err(malformed)?
+    };
     SparseCounts::new(expected, entries).map_err(malformed)
+}
+
+/// The index of entry `n` of a table of `expected` entries, `gap` past
+/// entry n − 1 at `index` (the first entry's gap is its index).
+#[inline(always)]
+fn next_index(n: usize, index: usize, gap: u64, expected: usize) -> Result<usize, String> {
+    if n > 0 && gap == 0 {
+        return Err("an entry is given twice".to_owned());
+    }
+    let Some(next) = usize::try_from(gap).ok().and_then(|gap| index.checked_add(gap)) else {
+        return Err(format!("an entry's index overflows (gap {gap} after entry {index})"));
+    };
+    if next >= expected {
+        return Err(format!("entry {next} is beyond its {expected} entries"));
+    }
+    Ok(next)
+}
+
+/// The (index, count) pairs of a packed count table of `expected` entries.
+fn counts_from_packed(bytes: &[u8], expected: usize) -> Result<Vec<(u32, u64)>, String> {
+    // Two varints an entry, each ending in a byte below 0x80.
+    let mut entries = Vec::with_capacity(varints(bytes) / 2);
+    let mut packed = Packed::new(bytes);
+    let mut index = 0usize;
+    while !packed.is_empty() {
+        let gap = packed.varint()?;
+        let count = packed.varint()?;
+        index = next_index(entries.len(), index, gap, expected)?;
+        entries.push((index as u32, count));
+    }
+    Ok(entries)
 }
 
 /// The number of varints `bytes` ends, to size what they decode into.
@@ -114,8 +125,22 @@ impl<'a> Packed<'a> {
     }
 
     /// The next varint (LEB128, at most 10 bytes, at most u64::MAX).
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, String> {
+        // Most numbers of a result (gaps, counts of a few samples) take
+        // one byte.
+        match self.bytes.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, String> {
         let rest = &self.bytes[self.at.min(self.bytes.len())..];
         match u64::decode_var(rest) {
             Some((value, read)) => {
