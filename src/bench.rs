@@ -58,6 +58,11 @@ pub enum BenchCommand {
         /// Concurrent fake workers.
         #[arg(long, default_value_t = 64)]
         workers: usize,
+        /// Threads per fake worker: each holds this many jobs and, its
+        /// samples taking no time, sends their results together, as a real
+        /// worker sends the results that end while its last call is out.
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
         /// Distinct one-sample results (real samples, computed before the
         /// clock starts) the fake workers send in turn.
         #[arg(long, default_value_t = 1000)]
@@ -73,8 +78,8 @@ pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Run { samples, job_size } => end_to_end(samples, job_size).await,
         BenchCommand::Sample { samples, units } => sample_cost(samples, units),
-        BenchCommand::Coordinator { jobs, workers, distinct, data } => {
-            coordinator_load(jobs, workers, distinct, data).await
+        BenchCommand::Coordinator { jobs, workers, threads, distinct, data } => {
+            coordinator_load(jobs, workers, threads, distinct, data).await
         }
     }
 }
@@ -289,9 +294,9 @@ fn aggregate_heap_bytes(a: &Aggregate) -> usize {
 /// The name prefix of the load generator's threads.
 const LOAD_THREADS: &str = "zs-load";
 
-async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option<PathBuf>) -> Result<()> {
-    if jobs == 0 || workers == 0 || distinct == 0 {
-        bail!("--jobs, --workers and --distinct must be at least 1");
+async fn coordinator_load(jobs: u64, workers: usize, threads: u32, distinct: u64, data: Option<PathBuf>) -> Result<()> {
+    if jobs == 0 || workers == 0 || threads == 0 || distinct == 0 {
+        bail!("--jobs, --workers, --threads and --distinct must be at least 1");
     }
     // Distinct one-sample results, computed before the clock starts: job j
     // is sent result j mod their number, so the merged aggregate's
@@ -365,30 +370,44 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
                     .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?
                     .workers();
                 let worker = client
-                    .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads: 1 })
+                    .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads })
                     .await?
                     .into_inner()
                     .worker_id;
-                // A result's delivery leases the next job in the same call,
+                // Delivering results leases the next jobs in the same call,
                 // as real workers do; Lease only for the first.
-                let mut next =
-                    client.lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: 1 }).await?.into_inner().jobs;
-                while let Some(job) = next.pop() {
-                    let lease =
-                        pb::LeaseRef { sweep_id: job.sweep_id, job_index: job.job_index, lease_id: job.lease_id };
+                let mut next = client
+                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: threads })
+                    .await?
+                    .into_inner()
+                    .jobs;
+                while !next.is_empty() {
                     // Results are built once; tonic still encodes every request.
-                    let aggregate = results[job.job_index as usize % results.len()].clone();
-                    next = client
-                        .complete(pb::CompleteRequest {
+                    let results: Vec<pb::JobResult> = next
+                        .drain(..)
+                        .map(|job| pb::JobResult {
+                            aggregate: Some(results[job.job_index as usize % results.len()].clone()),
+                            lease: Some(pb::LeaseRef {
+                                sweep_id: job.sweep_id,
+                                job_index: job.job_index,
+                                lease_id: job.lease_id,
+                            }),
+                        })
+                        .collect();
+                    let sent = results.len() as u64;
+                    let response = client
+                        .complete_many(pb::CompleteManyRequest {
                             worker_id: worker.clone(),
-                            lease: Some(lease),
-                            aggregate: Some(aggregate),
-                            lease_capacity: 1,
+                            results,
+                            lease_capacity: sent as u32,
                         })
                         .await?
-                        .into_inner()
-                        .jobs;
-                    completed.fetch_add(1, Ordering::Relaxed);
+                        .into_inner();
+                    if let Some(refused) = response.outcomes.iter().find(|o| o.code != 0) {
+                        return Err(tonic::Status::new(tonic::Code::from(refused.code), refused.message.clone()));
+                    }
+                    next = response.jobs;
+                    completed.fetch_add(sent, Ordering::Relaxed);
                 }
                 Ok::<_, tonic::Status>(())
             },
@@ -403,7 +422,7 @@ async fn coordinator_load(jobs: u64, workers: usize, distinct: u64, data: Option
     let done = completed.load(Ordering::Relaxed);
     let final_status = client.status(&status.id).await?;
     println!(
-        "coordinator: {done} durable completions by {workers} fake workers in {elapsed:.2} s = {:.0} completions/s (target ≥ 10,000/s); sweep {} with {}/{} samples",
+        "coordinator: {done} durable completions by {workers} fake workers of {threads} thread(s) in {elapsed:.2} s = {:.0} completions/s (target ≥ 10,000/s); sweep {} with {}/{} samples",
         done as f64 / elapsed,
         final_status.state,
         final_status.samples_done,

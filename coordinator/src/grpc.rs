@@ -16,7 +16,7 @@ use zonesweep_proto::status::SweepResults;
 use zonesweep_shared::sweep::answers::{DEFAULT_ROBUST_THRESHOLD, Proportion};
 
 use crate::error::CoordinatorError;
-use crate::service::{Coordinator, Registration};
+use crate::service::{Coordinator, QueuedResult, Registration};
 use crate::state::LeasedJob;
 use crate::submission::Submission;
 
@@ -212,6 +212,19 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     }
 }
 
+/// Decode one result of a CompleteMany call against its sweep and queue it.
+async fn queue_result(
+    coordinator: &Coordinator,
+    worker: &WorkerId,
+    result: pb::JobResult,
+) -> Result<QueuedResult, Status> {
+    let lease = lease_ref(result.lease)?;
+    let wire = result.aggregate.ok_or_else(|| Status::invalid_argument("the result carries no aggregate"))?;
+    let shape = coordinator.result_shape(lease.sweep())?;
+    let aggregate = result_from_pb(&wire, &shape)?;
+    Ok(coordinator.queue_result(worker, &lease, aggregate).await?)
+}
+
 #[tonic::async_trait]
 impl pb::workers_server::Workers for Coordinator {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
@@ -259,6 +272,40 @@ impl pb::workers_server::Workers for Coordinator {
             capacity => Coordinator::lease(self, &worker, capacity).unwrap_or_default(),
         };
         Ok(Response::new(pb::CompleteResponse { merged, jobs: jobs.into_iter().map(job_to_pb).collect() }))
+    }
+
+    async fn complete_many(
+        &self,
+        request: Request<pb::CompleteManyRequest>,
+    ) -> Result<Response<pb::CompleteManyResponse>, Status> {
+        let request = request.into_inner();
+        let worker = WorkerId::parse(&request.worker_id)?;
+        // Every result is checked and queued before any answer is awaited,
+        // so they reach the committer together and share one commit.
+        let mut queued = Vec::with_capacity(request.results.len());
+        for result in request.results {
+            queued.push(queue_result(self, &worker, result).await);
+        }
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for result in queued {
+            let answer = match result {
+                Ok(queued) => queued.answer(self).await.map_err(Status::from),
+                Err(status) => Err(status),
+            };
+            outcomes.push(match answer {
+                Ok(merged) => pb::ResultOutcome { code: 0, message: String::new(), merged },
+                Err(status) => pb::ResultOutcome {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                    merged: false,
+                },
+            });
+        }
+        let jobs = match request.lease_capacity {
+            0 => Vec::new(),
+            capacity => Coordinator::lease(self, &worker, capacity).unwrap_or_default(),
+        };
+        Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs: jobs.into_iter().map(job_to_pb).collect() }))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {

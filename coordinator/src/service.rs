@@ -15,7 +15,7 @@ use zonesweep_shared::sweep::aggregate::{Aggregate, Shape};
 use zonesweep_shared::sweep::sparse::SparseAggregate;
 use zonesweep_shared::sweep::{Design, SweepSpec};
 
-use crate::committer::{Change, Command, Fit, check_consistent, check_fit};
+use crate::committer::{Answer, Change, Command, Fit, check_consistent, check_fit};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::health::{Loaded, load_sweeps};
@@ -48,6 +48,29 @@ struct Inner {
     /// Bounds the submissions being parsed and planned, and their bytes.
     admission: Admission,
     next_worker: AtomicU64,
+}
+
+/// A result queued for the committer ([`Coordinator::queue_result`]);
+/// [`QueuedResult::answer`] waits until it is stored or refused.
+#[derive(Debug)]
+pub struct QueuedResult {
+    /// `None`: merged before, nothing queued.
+    answer: Option<oneshot::Receiver<Answer>>,
+    worker: WorkerId,
+    samples: u64,
+}
+
+impl QueuedResult {
+    /// Whether the result was merged now (`false`: merged before); an
+    /// error when it was refused or could not be stored.
+    pub async fn answer(self, coordinator: &Coordinator) -> Result<bool, CoordinatorError> {
+        let Some(answer) = self.answer else { return Ok(false) };
+        let merged = answer.await.map_err(|_| CoordinatorError::Internal("the committer stopped".into()))??;
+        if merged {
+            coordinator.state().delivered(&self.worker, self.samples);
+        }
+        Ok(merged)
+    }
 }
 
 /// The coordinator service; cheap to clone.
@@ -507,7 +530,18 @@ impl Coordinator {
         lease: &LeaseRef,
         aggregate: impl Into<SparseAggregate>,
     ) -> Result<bool, CoordinatorError> {
-        let aggregate = aggregate.into();
+        self.queue_result(worker, lease, aggregate.into()).await?.answer(self).await
+    }
+
+    /// The first half of [`Coordinator::complete`]: check the result and
+    /// queue it for the committer, without waiting for its answer, so that
+    /// the results of one call go to the committer together.
+    pub async fn queue_result(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseRef,
+        aggregate: SparseAggregate,
+    ) -> Result<QueuedResult, CoordinatorError> {
         // Reads the whole result: before the lock every call needs.
         check_consistent(&aggregate)?;
         let label = {
@@ -515,17 +549,15 @@ impl Coordinator {
             state.check_delivery(worker, lease)?;
             let sweep = state.sweep(lease.sweep()).ok_or_else(|| not_found(lease.sweep()))?;
             if check_fit(sweep, lease.index(), &aggregate)? == Fit::AlreadyMerged {
-                return Ok(false);
+                return Ok(QueuedResult { answer: None, worker: worker.clone(), samples: 0 });
             }
             state.worker_label(worker)
         };
         let samples = aggregate.samples_total();
         let change = Change::Complete { job: lease.job.clone(), aggregate: Box::new(aggregate), worker: label };
-        let merged = self.ask(change).await?;
-        if merged {
-            self.state().delivered(worker, samples);
-        }
-        Ok(merged)
+        let (reply, answer) = oneshot::channel();
+        self.send(Command { change, reply: Some(reply) }).await?;
+        Ok(QueuedResult { answer: Some(answer), worker: worker.clone(), samples })
     }
 
     /// A worker could not run a job: it runs again, or after too many

@@ -14,7 +14,7 @@ use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use zonesweep_proto::client::{Authorized, ClientOptions, Connection};
-use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb};
+use zonesweep_proto::convert::{aggregate_from_pb, aggregate_to_pb, result_to_pb};
 use zonesweep_proto::ids::{LeaseRef, WorkerId};
 use zonesweep_proto::pb;
 use zonesweep_proto::status::SweepState;
@@ -259,6 +259,89 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
     let ghost = pb::LeaseRef { sweep_id: "sw-ghost".into(), ..lease };
     let unknown = workers.complete(completion(ghost, wire)).await.unwrap_err();
     assert_eq!((unknown.code(), unknown.message()), (Code::NotFound, "sweep sw-ghost not found"));
+    served.stop().await;
+}
+
+/// Several results in one CompleteMany call are taken or refused each on
+/// its own, answered in order, and the jobs they free are leased again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_sent_together_are_answered_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    let sweep = coordinator.submit(request(40, 10)).await.unwrap().id;
+    let served = serve(coordinator.clone()).await;
+    let mut workers = served.connection.workers();
+    let worker_id = workers
+        .register(pb::RegisterRequest { hostname: "robust".into(), threads: 3 })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let jobs =
+        workers.lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3 }).await.unwrap().into_inner().jobs;
+    assert_eq!(jobs.len(), 3);
+    let lease = |job: &pb::Job| pb::LeaseRef {
+        sweep_id: job.sweep_id.clone(),
+        job_index: job.job_index,
+        lease_id: job.lease_id,
+    };
+    let range = |job: &pb::Job| job.sample_start..job.sample_end;
+    let result =
+        |lease: pb::LeaseRef, aggregate: Option<pb::Aggregate>| pb::JobResult { lease: Some(lease), aggregate };
+    let results = vec![
+        result(lease(&jobs[0]), Some(result_to_pb(&honest(40, range(&jobs[0]))))),
+        // The same job again in the same call: taken, merged once.
+        result(lease(&jobs[0]), Some(result_to_pb(&honest(40, range(&jobs[0]))))),
+        // Half the job's samples: refused, the rest still taken.
+        result(lease(&jobs[1]), Some(result_to_pb(&honest(40, jobs[1].sample_start..jobs[1].sample_start + 5)))),
+        result(lease(&jobs[2]), None),
+        result(
+            pb::LeaseRef { sweep_id: "sw-ghost".into(), ..lease(&jobs[2]) },
+            Some(result_to_pb(&honest(40, range(&jobs[2])))),
+        ),
+        result(lease(&jobs[2]), Some(result_to_pb(&honest(40, range(&jobs[2]))))),
+    ];
+    let response = workers
+        .complete_many(pb::CompleteManyRequest { worker_id: worker_id.clone(), results, lease_capacity: 2 })
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<(Code, bool)> = response.outcomes.iter().map(|o| (Code::from(o.code), o.merged)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Code::Ok, true),
+            (Code::Ok, false),
+            (Code::InvalidArgument, false),
+            (Code::InvalidArgument, false),
+            (Code::NotFound, false),
+            (Code::Ok, true),
+        ],
+        "{:?}",
+        response.outcomes
+    );
+    assert!(response.outcomes[3].message.contains("carries no aggregate"), "{:?}", response.outcomes[3]);
+    assert_eq!(response.outcomes[4].message, "sweep sw-ghost not found");
+    // Job 1 is still leased; the free capacity leased the last job.
+    assert_eq!(response.jobs.len(), 1);
+    let status = coordinator.status(&sweep).unwrap();
+    assert_eq!((status.jobs_done, status.samples_done), (2, 20));
+    // A worker the coordinator does not know has each result refused, and
+    // told to register again.
+    let stranger = workers
+        .complete_many(pb::CompleteManyRequest {
+            worker_id: "wk-stranger".into(),
+            results: vec![result(lease(&jobs[1]), Some(result_to_pb(&honest(40, range(&jobs[1])))))],
+            lease_capacity: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stranger.outcomes.len(), 1);
+    assert_eq!(Code::from(stranger.outcomes[0].code), Code::NotFound, "{:?}", stranger.outcomes);
+    assert!(stranger.outcomes[0].message.contains("register again"), "{:?}", stranger.outcomes);
+    assert!(stranger.jobs.is_empty());
+    assert_eq!(coordinator.status(&sweep).unwrap().jobs_done, 2);
     served.stop().await;
 }
 

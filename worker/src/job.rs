@@ -8,15 +8,17 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
-use tonic::Code;
+use tonic::{Code, Status};
 use zonesweep_proto::convert::result_to_pb;
 use zonesweep_proto::ids::LeaseRef;
 use zonesweep_proto::pb;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::cache::SweepKey;
+use crate::deliver::deliver;
 use crate::error::WorkerError;
-use crate::session::{CallError, Worker};
+use crate::rpc::{Backoff, Disposition, classify};
+use crate::session::{CALL_BACKOFF_FIRST, CALL_BACKOFF_MAX, CallError, Worker};
 
 /// Removes the lease from the held set however the job ends, so heartbeats
 /// stop naming it.
@@ -121,37 +123,50 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
         return Ok(Vec::new());
     }
 
-    let request = pb::CompleteRequest {
-        worker_id: worker.worker_id(),
-        lease: Some(lease_ref),
-        aggregate: Some(result_to_pb(&aggregate)),
-        lease_capacity: 0,
-    };
-    let outcome = worker
-        .call_with_retry("complete", &stop, |mut client| {
-            // The id is read per attempt: a re-registration may change it.
-            // The job's thread is free again: lease its next job in the same
-            // call, unless the worker is draining.
-            let lease_capacity = u32::from(!worker.is_draining());
-            let request = pb::CompleteRequest { worker_id: worker.worker_id(), lease_capacity, ..request.clone() };
-            async move { client.complete(request).await }
-        })
-        .await;
-    match outcome {
-        Ok(response) => {
-            log.info(format_args!(
-                "completed {key}: {} samples in {:.2} s{}",
-                aggregate.samples_total(),
-                started.elapsed().as_secs_f64(),
-                if response.merged { "" } else { " (already merged)" }
-            ));
-            return Ok(response.jobs);
+    let result = pb::JobResult { lease: Some(lease_ref), aggregate: Some(result_to_pb(&aggregate)) };
+    // The jobs leased with the result's delivery, kept whatever its answer:
+    // they are this worker's now.
+    let mut leased = Vec::new();
+    let mut backoff = Backoff::new(CALL_BACKOFF_FIRST, CALL_BACKOFF_MAX);
+    loop {
+        let status = match deliver(&worker, result.clone(), &abandoned).await {
+            Ok((outcome, jobs)) => {
+                leased.extend(jobs);
+                if outcome.code == Code::Ok as i32 {
+                    log.info(format_args!(
+                        "completed {key}: {} samples in {:.2} s{}",
+                        aggregate.samples_total(),
+                        started.elapsed().as_secs_f64(),
+                        if outcome.merged { "" } else { " (already merged)" }
+                    ));
+                    return Ok(leased);
+                }
+                Status::new(Code::from(outcome.code), outcome.message)
+            }
+            Err(CallError::Stopped) => {
+                log.info(format_args!("dropping the result of {key}: abandoned or shutting down"));
+                return Ok(leased);
+            }
+            Err(CallError::Refused(status)) => status,
+            Err(CallError::Fatal(error)) => return Err(error),
+        };
+        match classify(&status) {
+            // The coordinator could not store it this time: send it again.
+            Disposition::Retry => {
+                worker.outage.failed(log, "complete", &status);
+                if stop() {
+                    log.info(format_args!("dropping the result of {key}: abandoned or shutting down"));
+                    return Ok(leased);
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Disposition::Fatal => return Err(WorkerError::from_auth_status(&status)),
+            Disposition::Refused => {
+                log_refused(&worker, "result", &key, &status);
+                return Ok(leased);
+            }
         }
-        Err(CallError::Stopped) => log.info(format_args!("dropping the result of {key}: abandoned or shutting down")),
-        Err(CallError::Refused(status)) => log_refused(&worker, "result", &key, &status),
-        Err(CallError::Fatal(error)) => return Err(error),
     }
-    Ok(Vec::new())
 }
 
 /// Tell the coordinator the job cannot be run, retrying through outages.

@@ -24,6 +24,7 @@
 //! subscriber.
 
 pub mod cache;
+mod deliver;
 mod error;
 pub mod held;
 mod job;

@@ -71,6 +71,8 @@ pub(crate) struct Worker {
     /// seeing the same unknown worker id register once, not twice.
     register_lock: tokio::sync::Mutex<()>,
     draining: AtomicBool,
+    /// Results waiting to be sent together.
+    pub deliveries: crate::deliver::Deliveries,
 }
 
 impl Worker {
@@ -96,6 +98,7 @@ impl Worker {
             registration: RwLock::new(None),
             register_lock: tokio::sync::Mutex::new(()),
             draining: AtomicBool::new(false),
+            deliveries: crate::deliver::Deliveries::default(),
         }
     }
 

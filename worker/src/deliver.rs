@@ -1,0 +1,374 @@
+//! Results on their way to the coordinator, several to a call.
+//!
+//! A job hands its result to [`deliver`] and waits for that result's own
+//! answer. When no call is out, the result leaves at once in a call of its
+//! own; while one is out, the results that end meanwhile wait and then
+//! leave together in the next CompleteMany call (at most
+//! [`MAX_RESULTS_PER_CALL`] results and about [`MAX_BYTES_PER_CALL`] bytes).
+//! So a worker whose jobs are long sends one result per call, as before,
+//! and one whose jobs end faster than a round trip saves a call per result
+//! without holding any result back.
+//!
+//! Each result keeps its own answer: taken (merged now or before), to be
+//! sent again (the coordinator could not store it), or refused. A call the
+//! coordinator does not answer is retried as every call is, while any of
+//! its results is still wanted. A coordinator that predates CompleteMany
+//! gets each result by Complete instead.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prost::Message;
+use tokio::sync::oneshot;
+use tonic::{Code, Status};
+use zonesweep_proto::pb;
+
+use crate::held::AbandonFlag;
+use crate::session::{CallError, Worker};
+
+/// Results one call carries at most.
+pub(crate) const MAX_RESULTS_PER_CALL: usize = 64;
+/// A call takes more results only while their encoded size stays below
+/// this; a larger result still goes, alone.
+pub(crate) const MAX_BYTES_PER_CALL: usize = 16 << 20;
+
+/// A result's answer, with the jobs leased in its call that fall to its
+/// job's thread.
+pub(crate) type Delivered = Result<(pb::ResultOutcome, Vec<pb::Job>), CallError>;
+
+/// Results waiting for a call, and whether one is out.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    queue: std::sync::Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    sending: bool,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    result: pb::JobResult,
+    abandoned: AbandonFlag,
+    reply: oneshot::Sender<Delivered>,
+}
+
+impl Waiting {
+    /// Nobody wants this result delivered any more.
+    fn unwanted(&self) -> bool {
+        self.reply.is_closed() || self.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+impl Deliveries {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Deliver one job's result and wait for its answer. `abandoned` is the
+/// job's flag: once it is raised (or the worker drains past its patience)
+/// the result is no longer retried through an outage.
+pub(crate) async fn deliver(worker: &Arc<Worker>, result: pb::JobResult, abandoned: &AbandonFlag) -> Delivered {
+    let (reply, answer) = oneshot::channel();
+    let start_sender = {
+        let mut queue = worker.deliveries.lock();
+        queue.waiting.push(Waiting { result, abandoned: abandoned.clone(), reply });
+        !std::mem::replace(&mut queue.sending, true)
+    };
+    if start_sender {
+        // A task of its own: a job that stops waiting does not stop the
+        // other results' delivery.
+        tokio::spawn(send_waiting(worker.clone()));
+    }
+    answer.await.unwrap_or(Err(CallError::Stopped))
+}
+
+/// Send the waiting results, call after call, until none waits.
+async fn send_waiting(worker: Arc<Worker>) {
+    loop {
+        let batch = {
+            let mut queue = worker.deliveries.lock();
+            queue.waiting.retain(|w| !w.reply.is_closed());
+            if queue.waiting.is_empty() {
+                queue.sending = false;
+                return;
+            }
+            let mut bytes = 0;
+            let mut take = 0;
+            for w in &queue.waiting {
+                bytes += w.result.encoded_len();
+                if take == MAX_RESULTS_PER_CALL || (take > 0 && bytes > MAX_BYTES_PER_CALL) {
+                    break;
+                }
+                take += 1;
+            }
+            queue.waiting.drain(..take).collect::<Vec<_>>()
+        };
+        send(&worker, batch).await;
+    }
+}
+
+/// One CompleteMany call for `batch`, retried through outages while any of
+/// its results is wanted, and each result's answer to its job.
+async fn send(worker: &Worker, batch: Vec<Waiting>) {
+    let results: Vec<pb::JobResult> = batch.iter().map(|w| w.result.clone()).collect();
+    let stop = || worker.past_drain_patience() || batch.iter().all(Waiting::unwanted);
+    let answer = worker
+        .call_with_retry("complete", &stop, |mut client| {
+            // Read per attempt: a re-registration may change the id, and a
+            // draining worker leases nothing more.
+            let lease_capacity = if worker.is_draining() { 0 } else { results.len() as u32 };
+            let request =
+                pb::CompleteManyRequest { worker_id: worker.worker_id(), results: results.clone(), lease_capacity };
+            async move { client.complete_many(request).await }
+        })
+        .await;
+    match answer {
+        Ok(response) if response.outcomes.len() == batch.len() => {
+            let mut jobs = response.jobs;
+            let n = batch.len();
+            for (i, (waiting, outcome)) in batch.into_iter().zip(response.outcomes).enumerate() {
+                // A job's thread is free again: one leased job each, the
+                // rest to the last.
+                let mine = if i + 1 == n { std::mem::take(&mut jobs) } else { jobs.pop().into_iter().collect() };
+                let _ = waiting.reply.send(Ok((outcome, mine)));
+            }
+        }
+        Ok(response) => {
+            let why =
+                format!("the coordinator answered {} outcomes for {} results", response.outcomes.len(), batch.len());
+            worker.log.info(format_args!("{why}; the results are dropped"));
+            // The leased jobs still fall to threads.
+            let mut jobs = response.jobs;
+            for waiting in batch {
+                let outcome = pb::ResultOutcome { code: Code::Internal as i32, message: why.clone(), merged: false };
+                let _ = waiting.reply.send(Ok((outcome, std::mem::take(&mut jobs))));
+            }
+        }
+        Err(CallError::Refused(status)) if status.code() == Code::Unimplemented => {
+            // A coordinator from before CompleteMany: one call per result.
+            for waiting in batch {
+                let answer = complete_alone(worker, &waiting).await;
+                let _ = waiting.reply.send(answer);
+            }
+        }
+        Err(CallError::Refused(status)) => {
+            for waiting in batch {
+                let _ = waiting.reply.send(Err(CallError::Refused(status.clone())));
+            }
+        }
+        Err(CallError::Stopped) => {
+            for waiting in batch {
+                let _ = waiting.reply.send(Err(CallError::Stopped));
+            }
+        }
+        Err(CallError::Fatal(error)) => {
+            // One job ends the worker with the error; the others stop.
+            let mut error = Some(error);
+            for waiting in batch {
+                let answer = match error.take() {
+                    Some(error) => Err(CallError::Fatal(error)),
+                    None => Err(CallError::Stopped),
+                };
+                let _ = waiting.reply.send(answer);
+            }
+        }
+    }
+}
+
+/// One result by Complete, its answer in CompleteMany's form.
+async fn complete_alone(worker: &Worker, waiting: &Waiting) -> Delivered {
+    let stop = || worker.past_drain_patience() || waiting.unwanted();
+    let answer = worker
+        .call_with_retry("complete", &stop, |mut client| {
+            let request = pb::CompleteRequest {
+                worker_id: worker.worker_id(),
+                lease: waiting.result.lease.clone(),
+                aggregate: waiting.result.aggregate.clone(),
+                lease_capacity: u32::from(!worker.is_draining()),
+            };
+            async move { client.complete(request).await }
+        })
+        .await;
+    match answer {
+        Ok(response) => Ok((
+            pb::ResultOutcome { code: Code::Ok as i32, message: String::new(), merged: response.merged },
+            response.jobs,
+        )),
+        Err(CallError::Refused(status)) => Ok((outcome_of(&status), Vec::new())),
+        Err(error) => Err(error),
+    }
+}
+
+/// A refusal as a result's outcome.
+fn outcome_of(status: &Status) -> pb::ResultOutcome {
+    pb::ResultOutcome { code: status.code() as i32, message: status.message().to_owned(), merged: false }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+    use tonic::{Request, Response};
+
+    use super::*;
+    use crate::rpc::{Log, connect};
+
+    /// A coordinator that records the calls it gets and answers every
+    /// result taken, slowly, or (`old`) knows nothing of CompleteMany.
+    #[derive(Default)]
+    struct Recorder {
+        old: bool,
+        calls: Mutex<Vec<(&'static str, Vec<u32>)>>,
+    }
+
+    /// The server's handle on a shared recorder.
+    #[derive(Clone)]
+    struct Served(Arc<Recorder>);
+
+    impl std::ops::Deref for Served {
+        type Target = Recorder;
+        fn deref(&self) -> &Recorder {
+            &self.0
+        }
+    }
+
+    fn job(index: u32) -> pb::Job {
+        pb::Job { sweep_id: "sw-t".into(), job_index: 100 + index, ..pb::Job::default() }
+    }
+
+    #[tonic::async_trait]
+    impl pb::workers_server::Workers for Served {
+        async fn register(&self, _: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn lease(&self, _: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn heartbeat(&self, _: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn complete(
+            &self,
+            request: Request<pb::CompleteRequest>,
+        ) -> Result<Response<pb::CompleteResponse>, Status> {
+            let index = request.get_ref().lease.as_ref().map_or(0, |l| l.job_index);
+            self.calls.lock().unwrap().push(("complete", vec![index]));
+            Ok(Response::new(pb::CompleteResponse { merged: true, jobs: vec![job(index)] }))
+        }
+        async fn complete_many(
+            &self,
+            request: Request<pb::CompleteManyRequest>,
+        ) -> Result<Response<pb::CompleteManyResponse>, Status> {
+            if self.old {
+                return Err(Status::unimplemented("unknown method CompleteMany"));
+            }
+            let request = request.into_inner();
+            let indices: Vec<u32> =
+                request.results.iter().map(|r| r.lease.as_ref().map_or(0, |l| l.job_index)).collect();
+            self.calls.lock().unwrap().push(("complete_many", indices.clone()));
+            // Slow enough for the results that end meanwhile to queue up.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let outcomes = indices
+                .iter()
+                .map(|&i| match i {
+                    // Job 3's result is refused, the others taken.
+                    3 => pb::ResultOutcome { code: Code::InvalidArgument as i32, message: "no".into(), merged: false },
+                    _ => pb::ResultOutcome { code: 0, message: String::new(), merged: true },
+                })
+                .collect();
+            let jobs = (0..request.lease_capacity).map(job).collect();
+            Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs }))
+        }
+        async fn fail(&self, _: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn fetch_blob(
+            &self,
+            _: Request<pb::FetchBlobRequest>,
+        ) -> Result<Response<pb::FetchBlobResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    async fn worker_of(recorder: Arc<Recorder>) -> Arc<Worker> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::workers_server::WorkersServer::new(Served(recorder)))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let client = connect(&url, "test-token-0123456789abcdef", 16, None).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        Arc::new(Worker::new(client, Log, pool, 4, "test".into(), zonesweep_shared::sweep::runner::Mode::default()))
+    }
+
+    fn result(index: u32) -> pb::JobResult {
+        pb::JobResult {
+            lease: Some(pb::LeaseRef { sweep_id: "sw-t".into(), job_index: index, lease_id: 1 }),
+            aggregate: Some(pb::Aggregate::default()),
+        }
+    }
+
+    /// Deliver results 0..n at once, each from its own job; their answers.
+    async fn deliver_all(worker: &Arc<Worker>, n: u32) -> Vec<Delivered> {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let worker = worker.clone();
+            tasks.push(tokio::spawn(async move {
+                let abandoned: AbandonFlag = Arc::new(AtomicBool::new(false));
+                deliver(&worker, result(i), &abandoned).await
+            }));
+            // The first call leaves before the others end.
+            if i == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_that_end_during_a_call_leave_together_in_the_next_each_with_its_answer() {
+        let recorder = Arc::new(Recorder::default());
+        let worker = worker_of(recorder.clone()).await;
+        let answers = deliver_all(&worker, 5).await;
+        let calls = recorder.calls.lock().unwrap().clone();
+        assert_eq!(calls, [("complete_many", vec![0]), ("complete_many", vec![1, 2, 3, 4])]);
+        let mut leased = 0;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let (outcome, jobs) = answer.unwrap();
+            let refused = i == 3;
+            assert_eq!((outcome.code != 0, outcome.merged), (refused, !refused), "result {i}: {outcome:?}");
+            // Each result's job thread gets one of the jobs its call leased.
+            assert_eq!(jobs.len(), 1, "result {i}");
+            leased += jobs.len();
+        }
+        assert_eq!(leased, 5);
+        assert!(!worker.deliveries.lock().sending, "no call is left out");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_coordinator_gets_each_result_by_complete() {
+        let recorder = Arc::new(Recorder { old: true, ..Recorder::default() });
+        let worker = worker_of(recorder.clone()).await;
+        let answers = deliver_all(&worker, 3).await;
+        let mut calls = recorder.calls.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(calls, [("complete", vec![0]), ("complete", vec![1]), ("complete", vec![2])]);
+        for answer in answers {
+            let (outcome, jobs) = answer.unwrap();
+            assert_eq!((outcome.code, outcome.merged, jobs.len()), (0, true, 1));
+        }
+    }
+}
