@@ -1,7 +1,8 @@
 //! The coordinator's work per job result, without the network and the
 //! disk, for a profiler: N distinct one-sample results of the
 //! demonstration dataset (computed first), each decoded from its wire
-//! bytes, checked and merged into a batch's delta as the committer does;
+//! bytes, checked and merged into a batch's delta as the committer does (the log histograms
+//! of a batch's results all at once);
 //! every `batch` results the delta is encoded for storage and merged into
 //! the sweep's aggregate. `valgrind --tool=callgrind
 //! target/release/examples/profile_completions 2000` counts the
@@ -35,6 +36,7 @@ fn main() {
     let mut aggregate = runner.empty_aggregate();
     let mut times = [Duration::ZERO; 5];
     let mut delta: Option<Aggregate> = None;
+    let mut batch_results = Vec::new();
     let mut stored_bytes = 0usize;
     for (i, bytes) in wires.iter().enumerate() {
         let t = Instant::now();
@@ -45,10 +47,15 @@ fn main() {
         result.check_consistency().expect("a result is consistent");
         times[1] += t.elapsed();
         let t = Instant::now();
-        delta.get_or_insert_with(|| Aggregate::empty(shape)).merge_sparse(&result).expect("a result merges");
+        delta.get_or_insert_with(|| Aggregate::empty(shape)).merge_sparse_but_logs(&result).expect("a result merges");
         times[2] += t.elapsed();
+        batch_results.push(result);
         if (i + 1) % batch == 0 || i + 1 == wires.len() {
-            let delta = delta.take().expect("merged above");
+            let mut delta = delta.take().expect("merged above");
+            let t = Instant::now();
+            delta.add_sparse_logs(&batch_results.iter().collect::<Vec<_>>());
+            times[2] += t.elapsed();
+            batch_results.clear();
             let t = Instant::now();
             stored_bytes += encode_aggregate(&delta).len();
             times[3] += t.elapsed();

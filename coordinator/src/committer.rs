@@ -138,8 +138,12 @@ struct Draft<'a> {
     /// The stored aggregate a resumption or extension brings, replacing
     /// the sweep's; `None` while the batch leaves it as it is.
     replace: Option<Aggregate>,
-    /// The merge of the results the batch newly merges.
+    /// The merge of the results the batch newly merges; the log histograms
+    /// of those in `pending_logs` are still to be added to it.
     delta: Option<Aggregate>,
+    /// Results merged into `delta` but for their log histograms, which are
+    /// added all at once ([`Draft::add_pending_logs`]).
+    pending_logs: Vec<&'a SparseAggregate>,
     newly_done: BTreeSet<u32>,
     delete: bool,
     /// Write the merged aggregate before the batch as the sweep's new
@@ -161,10 +165,21 @@ impl<'a> Draft<'a> {
             record: sweep.record().clone(),
             replace: None,
             delta: None,
+            pending_logs: Vec::new(),
             newly_done: BTreeSet::new(),
             delete: false,
             checkpoint_every,
         }
+    }
+
+    /// Add the log histograms of the results merged since the last call.
+    fn add_pending_logs(&mut self) {
+        if let Some(delta) = &mut self.delta
+            && !self.pending_logs.is_empty()
+        {
+            delta.add_sparse_logs(&self.pending_logs);
+        }
+        self.pending_logs.clear();
     }
 
     /// The merged aggregate before the batch's new results.
@@ -216,13 +231,14 @@ impl<'a> Draft<'a> {
                 // aggregate is the whole of it.
                 self.replace = Some(stored.clone());
                 self.delta = None;
+                self.pending_logs.clear();
                 Decision::Extend
             }
             Err(why) => Decision::NotNow(why),
         }
     }
 
-    fn complete(&mut self, index: u32, result: &SparseAggregate, worker: &str) -> Decision {
+    fn complete(&mut self, index: u32, result: &'a SparseAggregate, worker: &str) -> Decision {
         let id = self.sweep.id();
         if self.sweep.job(index).is_none() {
             return Decision::Refused(format!("sweep {id} has {} jobs; there is no job {index}", self.record.jobs));
@@ -241,11 +257,12 @@ impl<'a> Draft<'a> {
         // anything, so a refused result leaves the delta as it was; the
         // delta has the sweep's shape and groups, so what merges into it
         // merges into the sweep's aggregate.
-        let merged = delta.merge_sparse(result);
+        let merged = delta.merge_sparse_but_logs(result);
         let samples_ok = base.samples_ok + delta.samples_ok;
         if let Err(e) = merged {
             return Decision::Refused(format!("the result does not merge: {e}"));
         }
+        self.pending_logs.push(result);
         self.newly_done.insert(index);
         self.record.provenance.contributed(worker);
         let done = self.sweep.jobs_done() + self.newly_done.len() as u32;
@@ -256,6 +273,7 @@ impl<'a> Draft<'a> {
         }
         // The sweep's whole aggregate with the batch's results: copied only
         // at its end, a block's end, and a point of its convergence history.
+        self.add_pending_logs();
         let Some(mut aggregate) = self.base().cloned() else {
             return Decision::Refused(format!("sweep {id} has no merged results in memory"));
         };
@@ -280,7 +298,8 @@ impl<'a> Draft<'a> {
     }
 
     /// The entry to store, if the batch changed this sweep.
-    fn into_entry(self) -> Option<BatchEntry> {
+    fn into_entry(mut self) -> Option<BatchEntry> {
+        self.add_pending_logs();
         let changed = !self.newly_done.is_empty() || self.record != *self.sweep.record() || self.delete;
         if !changed {
             return None;

@@ -18,7 +18,7 @@ use crate::sweep::aggregate::{
     merge_sensitivity,
 };
 use crate::sweep::count_table::CountTable;
-use crate::sweep::histogram::{LinearHistogram, LogHistogram, SparseBins};
+use crate::sweep::histogram::{Gathered, LinearHistogram, LogHistogram, SparseBins};
 use crate::sweep::sensitivity::SensitivitySums;
 
 /// A count table of `len` entries (row after row, as
@@ -173,6 +173,14 @@ impl SparseLogs {
             .iter()
             .zip(starts.zip(&self.ends))
             .map(|(&n, (start, &end))| (n, &self.bins[start as usize..end as usize]))
+    }
+
+    /// Histogram `h`'s values ≤ 0 and bins; `None` past the last.
+    #[inline]
+    pub fn histogram(&self, h: usize) -> Option<(u64, &[(i32, u64)])> {
+        let end = *self.ends.get(h)? as usize;
+        let start = if h == 0 { 0 } else { self.ends[h - 1] as usize };
+        Some((self.non_positive[h], &self.bins[start..end]))
     }
 
     /// The histograms, one by one.
@@ -386,6 +394,16 @@ impl Aggregate {
     /// [`Aggregate::merge`] of its dense form, touching only its entries
     /// that are not zero. A refused one leaves `self` unchanged.
     pub fn merge_sparse(&mut self, other: &SparseAggregate) -> Result<(), MergeError> {
+        self.merge_sparse_but_logs(other)?;
+        self.add_sparse_logs(&[other]);
+        Ok(())
+    }
+
+    /// [`Aggregate::merge_sparse`] but for the log histograms, which
+    /// [`Aggregate::add_sparse_logs`] adds afterwards for many results at
+    /// once: one sort per histogram instead of one search and insertion
+    /// per value. A refused result leaves `self` unchanged.
+    pub fn merge_sparse_but_logs(&mut self, other: &SparseAggregate) -> Result<(), MergeError> {
         if self.shape != other.shape {
             return Err(MergeError(format!("shapes differ: {:?} and {:?}", self.shape, other.shape)));
         }
@@ -408,20 +426,34 @@ impl Aggregate {
         scatter(&mut self.neutral_counts, &other.neutral_counts);
         scatter(&mut self.regional_peak_counts, &other.regional_peak_counts);
         scatter(&mut self.zone_size_counts, &other.zone_size_counts);
-        fn add_logs(list: &mut [LogHistogram], logs: &SparseLogs) {
-            for (h, (non_positive, bins)) in list.iter_mut().zip(logs.iter()) {
-                h.non_positive += non_positive;
-                h.bins.merge_sorted(bins);
-            }
-        }
-        add_logs(&mut self.ce_milestone, &other.ce_milestone);
-        add_logs(&mut self.ce_horizon, &other.ce_horizon);
-        add_logs(&mut self.regional_ce, &other.regional_ce);
         for (a, b) in self.coefficients.iter_mut().zip(&other.coefficients) {
             a.merge(b).map_err(MergeError)?;
         }
         self.r2.merge(&other.r2).map_err(MergeError)?;
         self.k.merge(&other.k).map_err(MergeError)?;
         Ok(())
+    }
+
+    /// Add the log histograms of `results`, each already merged by
+    /// [`Aggregate::merge_sparse_but_logs`] (which checked their lengths).
+    pub fn add_sparse_logs(&mut self, results: &[&SparseAggregate]) {
+        fn add<'a>(list: &mut [LogHistogram], sources: impl Iterator<Item = &'a SparseLogs>, gathered: &mut Gathered) {
+            let sources: Vec<&SparseLogs> = sources.collect();
+            for (h, histogram) in list.iter_mut().enumerate() {
+                for source in &sources {
+                    let Some((non_positive, bins)) = source.histogram(h) else { continue };
+                    histogram.non_positive += non_positive;
+                    // Mostly one bin: pushed, not copied by a call.
+                    for &bin in bins {
+                        gathered.push(bin);
+                    }
+                }
+                gathered.add_to(&mut histogram.bins);
+            }
+        }
+        let mut gathered = Gathered::default();
+        add(&mut self.ce_milestone, results.iter().map(|r| &r.ce_milestone), &mut gathered);
+        add(&mut self.ce_horizon, results.iter().map(|r| &r.ce_horizon), &mut gathered);
+        add(&mut self.regional_ce, results.iter().map(|r| &r.regional_ce), &mut gathered);
     }
 }
