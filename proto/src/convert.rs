@@ -153,7 +153,21 @@ impl<'a> Packed<'a> {
 
     /// The next varint as a zigzag-encoded i32, `Err` naming the raw value
     /// when it is out of range.
+    #[inline(always)]
     fn zigzag_i32(&mut self) -> Result<Result<i32, u64>, String> {
+        // A log histogram's first bin takes one or two bytes: read inline.
+        let zigzag = |n: u32| (n >> 1) as i32 ^ -((n & 1) as i32);
+        match (self.bytes.get(self.at), self.bytes.get(self.at + 1)) {
+            (Some(&low), _) if low < 0x80 => {
+                self.at += 1;
+                return Ok(Ok(zigzag(u32::from(low))));
+            }
+            (Some(&low), Some(&high)) if high < 0x80 => {
+                self.at += 2;
+                return Ok(Ok(zigzag(u32::from(low & 0x7f) | u32::from(high) << 7)));
+            }
+            _ => {}
+        }
         let rest = &self.bytes[self.at.min(self.bytes.len())..];
         match i32::decode_var(rest) {
             Some((value, read)) => {
@@ -176,6 +190,17 @@ impl<'a> Packed<'a> {
     }
 }
 
+/// Append `value` as a varint; most numbers of a result take one byte,
+/// written inline.
+#[inline(always)]
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        out.push(value as u8);
+    } else {
+        put_varint(out, value);
+    }
+}
+
 /// Append `value` as a varint (a zigzag one for a signed value).
 fn put_varint(out: &mut Vec<u8>, value: impl VarInt) {
     let mut buffer = [0u8; 10];
@@ -189,8 +214,8 @@ fn counts_to_pb_packed(counts: &[u64]) -> pb::Counts {
     let mut previous = 0;
     for (i, &c) in counts.iter().enumerate() {
         if c != 0 {
-            put_varint(&mut packed, (i - previous) as u64);
-            put_varint(&mut packed, c);
+            put_u64(&mut packed, (i - previous) as u64);
+            put_u64(&mut packed, c);
             previous = i;
         }
     }
@@ -201,15 +226,15 @@ fn counts_to_pb_packed(counts: &[u64]) -> pb::Counts {
 fn logs_to_pb_packed(list: &[LogHistogram]) -> pb::LogHistograms {
     let mut packed = Vec::with_capacity(list.len() * 5);
     for h in list {
-        put_varint(&mut packed, h.non_positive);
-        put_varint(&mut packed, h.bins.len() as u64);
+        put_u64(&mut packed, h.non_positive);
+        put_u64(&mut packed, h.bins.len() as u64);
         let mut previous = None;
         for &(bin, count) in &h.bins {
             match previous {
                 None => put_varint(&mut packed, bin),
-                Some(p) => put_varint(&mut packed, (i64::from(bin) - i64::from(p)) as u64),
+                Some(p) => put_u64(&mut packed, (i64::from(bin) - i64::from(p)) as u64),
             }
-            put_varint(&mut packed, count);
+            put_u64(&mut packed, count);
             previous = Some(bin);
         }
     }
@@ -937,6 +962,27 @@ mod tests {
         }
         assert_eq!(packed, listed, "merged bit for bit alike");
         assert_eq!(encode_aggregate(&packed), encode_aggregate(&listed));
+    }
+
+    /// Every first bin and count that a packed histogram can hold round
+    /// trips, across the one-, two- and three-byte varints read inline or not.
+    #[test]
+    fn packed_histograms_round_trip_every_width_of_number() {
+        let mut list = Vec::new();
+        let mut edges: Vec<i64> = vec![0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, -8193, 1 << 20];
+        edges.extend([i64::from(i32::MAX), i64::from(i32::MIN), i64::from(i32::MAX) - 1]);
+        for &first in &edges {
+            for &count in &[1u64, 127, 128, 16383, 16384, u64::MAX / 4] {
+                let first = first as i32;
+                let mut bins = vec![(first, count)];
+                if let Some(next) = first.checked_add(200) {
+                    bins.push((next, 1));
+                }
+                list.push(LogHistogram { non_positive: count, bins: SparseBins::from_sorted(bins).unwrap() });
+            }
+        }
+        let packed = logs_to_pb_packed(&list);
+        assert_eq!(logs_from_pb("x", Some(&packed), list.len()).unwrap().to_histograms(), list);
     }
 
     #[test]

@@ -115,6 +115,9 @@ async fn send_waiting(worker: Arc<Worker>) {
 /// its results is wanted, and each result's answer to its job.
 async fn send(worker: &Worker, batch: Vec<Waiting>) {
     let results: Vec<pb::JobResult> = batch.iter().map(|w| w.result.clone()).collect();
+    if results.len() > 1 {
+        worker.log.info(format_args!("delivering {} results in one call", results.len()));
+    }
     let stop = || worker.past_drain_patience() || batch.iter().all(Waiting::unwanted);
     let answer = worker
         .call_with_retry("complete", &stop, |mut client| {
