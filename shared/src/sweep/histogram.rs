@@ -67,22 +67,37 @@ impl<K: Ord + Copy> SparseBins<K> {
             }
             return;
         }
-        let mut merged = Vec::with_capacity(self.entries.len() + other.len());
-        let (mut a, mut b) = (self.entries.iter().peekable(), other.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    merged.push((x.0, x.1 + y.1));
-                    a.next();
-                    b.next();
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => merged.push(*a.next().expect("peeked")),
-                (Some(_), Some(_)) | (None, Some(_)) => merged.push(*b.next().expect("peeked")),
-                (Some(_), None) => merged.push(*a.next().expect("peeked")),
-                (None, None) => break,
+        // Otherwise merged in place from the back, after counting the bins
+        // that are new: no second vector, and the entries' memory is
+        // reused from commit to commit.
+        let entries = &mut self.entries;
+        let (mut i, mut new) = (0, 0);
+        for &(bin, _) in other {
+            while i < entries.len() && entries[i].0 < bin {
+                i += 1;
+            }
+            if i == entries.len() || entries[i].0 != bin {
+                new += 1;
             }
         }
-        self.entries = merged;
+        let (mut i, mut j) = (entries.len(), other.len());
+        entries.resize(i + new, other[0]);
+        let mut at = entries.len();
+        while j > 0 {
+            at -= 1;
+            let (bin, count) = other[j - 1];
+            if i > 0 && entries[i - 1].0 > bin {
+                entries[at] = entries[i - 1];
+                i -= 1;
+            } else if i > 0 && entries[i - 1].0 == bin {
+                entries[at] = (bin, entries[i - 1].1 + count);
+                i -= 1;
+                j -= 1;
+            } else {
+                entries[at] = (bin, count);
+                j -= 1;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -316,6 +331,30 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    /// Merging sorted bins, small into large or large into small, gives
+    /// the bins of adding each pair in turn.
+    #[test]
+    fn merging_sorted_bins_adds_bin_by_bin() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for case in 0..3000 {
+            let mut random = |n: usize, rng: &mut rand::rngs::StdRng| {
+                let mut bins = SparseBins::default();
+                for _ in 0..n {
+                    bins.add(rng.random_range(-50..50), rng.random_range(1..9));
+                }
+                bins
+            };
+            let (a, b) = (rng.random_range(0..80), rng.random_range(0..80));
+            let (mut merged, other) = (random(a, &mut rng), random(b, &mut rng));
+            let mut expected = merged.clone();
+            for &(bin, count) in other.as_slice() {
+                expected.add(bin, count);
+            }
+            merged.merge(&other);
+            assert_eq!(merged, expected, "case {case}");
+        }
+    }
 
     /// Pairs gathered and added at once give the bins that adding them one
     /// by one gives: bins close together (counted in place) and far apart
