@@ -61,7 +61,8 @@ pub enum BenchCommand {
         /// Threads per fake worker: each holds this many jobs and, its
         /// samples taking no time, sends their results together, as a real
         /// worker sends the results that end while its last call is out.
-        #[arg(long, default_value_t = 1)]
+        /// The bench runs one-thread workers first, then these.
+        #[arg(long, default_value_t = 4)]
         threads: u32,
         /// Distinct one-sample results (real samples, computed before the
         /// clock starts) the fake workers send in turn.
@@ -336,6 +337,30 @@ async fn coordinator_load(jobs: u64, workers: usize, threads: u32, distinct: u64
         wire_bytes
     );
 
+    // One thread per fake worker (a result a call), then the threads asked
+    // for (results that end together sent together), in the same run.
+    let mut rates = Vec::new();
+    for threads in if threads == 1 { vec![1] } else { vec![1, threads] } {
+        rates.push(load_once(jobs, workers, threads, data.clone(), results.clone()).await?);
+    }
+    if let [one, many] = rates[..] {
+        println!(
+            "coordinator: workers of {threads} threads {:.2}× the completions/s of one-thread workers",
+            many / one
+        );
+    }
+    Ok(())
+}
+
+/// One load of `jobs` one-sample jobs by `workers` fake workers of
+/// `threads` threads on a coordinator of its own; the completions/s.
+async fn load_once(
+    jobs: u64,
+    workers: usize,
+    threads: u32,
+    data: Option<PathBuf>,
+    results: Arc<Vec<pb::Aggregate>>,
+) -> Result<f64> {
     let cluster = start_coordinator().await?;
     let mut client = Remote::connect(&cluster.url, &cluster.token, &LimitArgs::default()).await?;
     let args = SweepArgs {
@@ -432,9 +457,10 @@ async fn coordinator_load(jobs: u64, workers: usize, threads: u32, distinct: u64
         let (load_cpu, all_cpu) = (load_after - load_before, all_after - all_before);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!(
-            "cpu: the load generator took {load_cpu:.2} s of CPU ({:.0} % of the process's {all_cpu:.2} s; the coordinator the other {:.2} s) over {elapsed:.2} s on {cores} cores",
+            "cpu: the load generator took {load_cpu:.2} s of CPU ({:.0} % of the process's {all_cpu:.2} s; the coordinator the other {:.2} s, {:.0} µs per completion) over {elapsed:.2} s on {cores} cores",
             100.0 * load_cpu / all_cpu.max(1e-9),
-            all_cpu - load_cpu
+            all_cpu - load_cpu,
+            (all_cpu - load_cpu) * 1e6 / done.max(1) as f64
         );
     }
     let results = client.query(&status.id).await?;
@@ -453,5 +479,5 @@ async fn coordinator_load(jobs: u64, workers: usize, threads: u32, distinct: u64
     let _ = cluster.stop.send(());
     tokio::time::timeout(Duration::from_secs(10), cluster.server).await.ok();
     load.shutdown_background();
-    Ok(())
+    Ok(done as f64 / elapsed)
 }
