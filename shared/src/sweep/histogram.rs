@@ -338,7 +338,7 @@ mod tests {
     fn merging_sorted_bins_adds_bin_by_bin() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         for case in 0..3000 {
-            let mut random = |n: usize, rng: &mut rand::rngs::StdRng| {
+            let random = |n: usize, rng: &mut rand::rngs::StdRng| {
                 let mut bins = SparseBins::default();
                 for _ in 0..n {
                     bins.add(rng.random_range(-50..50), rng.random_range(1..9));
