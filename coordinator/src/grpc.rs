@@ -212,6 +212,18 @@ impl pb::sweeps_server::Sweeps for Coordinator {
     }
 }
 
+/// The jobs leased with a delivery, up to `capacity`. The results are taken
+/// already; new jobs are a bonus: should leasing fail, the worker asks with
+/// Lease.
+fn lease_more(coordinator: &Coordinator, worker: &WorkerId, capacity: u32) -> Vec<pb::Job> {
+    match capacity {
+        0 => Vec::new(),
+        capacity => {
+            Coordinator::lease(coordinator, worker, capacity).unwrap_or_default().into_iter().map(job_to_pb).collect()
+        }
+    }
+}
+
 /// Decode one result of a CompleteMany call against its sweep and queue it.
 async fn queue_result(
     coordinator: &Coordinator,
@@ -265,13 +277,8 @@ impl pb::workers_server::Workers for Coordinator {
         let shape = self.result_shape(lease.sweep())?;
         let aggregate = result_from_pb(&wire, &shape)?;
         let merged = Coordinator::complete(self, &worker, &lease, aggregate).await?;
-        // The result is taken; new jobs are a bonus: should leasing fail,
-        // the worker asks with Lease.
-        let jobs = match request.lease_capacity {
-            0 => Vec::new(),
-            capacity => Coordinator::lease(self, &worker, capacity).unwrap_or_default(),
-        };
-        Ok(Response::new(pb::CompleteResponse { merged, jobs: jobs.into_iter().map(job_to_pb).collect() }))
+        let jobs = lease_more(self, &worker, request.lease_capacity);
+        Ok(Response::new(pb::CompleteResponse { merged, jobs }))
     }
 
     async fn complete_many(
@@ -301,11 +308,10 @@ impl pb::workers_server::Workers for Coordinator {
                 },
             });
         }
-        let jobs = match request.lease_capacity {
-            0 => Vec::new(),
-            capacity => Coordinator::lease(self, &worker, capacity).unwrap_or_default(),
-        };
-        Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs: jobs.into_iter().map(job_to_pb).collect() }))
+        // A result not taken frees no thread: it is sent again or dropped.
+        let taken = outcomes.iter().filter(|o| o.code == 0).count() as u32;
+        let jobs = lease_more(self, &worker, request.lease_capacity.min(taken));
+        Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs }))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {

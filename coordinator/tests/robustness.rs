@@ -322,7 +322,8 @@ async fn results_sent_together_are_answered_one_by_one() {
     );
     assert!(response.outcomes[3].message.contains("carries no aggregate"), "{:?}", response.outcomes[3]);
     assert_eq!(response.outcomes[4].message, "sweep sw-ghost not found");
-    // Job 1 is still leased; the free capacity leased the last job.
+    // Three results were taken: both jobs asked for are leased (the last
+    // one left, as job 1 is still leased to this worker).
     assert_eq!(response.jobs.len(), 1);
     let status = coordinator.status(&sweep).unwrap();
     assert_eq!((status.jobs_done, status.samples_done), (2, 20));
@@ -340,8 +341,23 @@ async fn results_sent_together_are_answered_one_by_one() {
     assert_eq!(stranger.outcomes.len(), 1);
     assert_eq!(Code::from(stranger.outcomes[0].code), Code::NotFound, "{:?}", stranger.outcomes);
     assert!(stranger.outcomes[0].message.contains("register again"), "{:?}", stranger.outcomes);
+    // No result taken, no job leased, whatever the capacity asked.
     assert!(stranger.jobs.is_empty());
     assert_eq!(coordinator.status(&sweep).unwrap().jobs_done, 2);
+    // With work waiting, results that are all refused lease nothing: they
+    // free no thread.
+    coordinator.submit(request(40, 10)).await.unwrap();
+    let refused = workers
+        .complete_many(pb::CompleteManyRequest {
+            worker_id: worker_id.clone(),
+            results: vec![result(lease(&jobs[1]), None), result(lease(&jobs[1]), None)],
+            lease_capacity: 2,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(refused.outcomes.iter().all(|o| Code::from(o.code) == Code::InvalidArgument), "{refused:?}");
+    assert!(refused.jobs.is_empty(), "{:?}", refused.jobs);
     served.stop().await;
 }
 

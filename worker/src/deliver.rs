@@ -4,7 +4,8 @@
 //! answer. When no call is out, the result leaves at once in a call of its
 //! own; while one is out, the results that end meanwhile wait and then
 //! leave together in the next CompleteMany call (at most
-//! [`MAX_RESULTS_PER_CALL`] results and about [`MAX_BYTES_PER_CALL`] bytes).
+//! [`MAX_RESULTS_PER_CALL`] results, and about [`MAX_BYTES_PER_CALL`] bytes
+//! or half the worker's message limit, whichever is less).
 //! So a worker whose jobs are long sends one result per call, as before,
 //! and one whose jobs end faster than a round trip saves a call per result
 //! without holding any result back.
@@ -13,7 +14,9 @@
 //! sent again (the coordinator could not store it), or refused. A call the
 //! coordinator does not answer is retried as every call is, while any of
 //! its results is still wanted. A coordinator that predates CompleteMany
-//! gets each result by Complete instead.
+//! gets each result by Complete instead, from then on; so does a call the
+//! coordinator finds too large (OUT_OF_RANGE). A call that leases jobs
+//! leases only as many as it had results taken.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,9 +40,19 @@ pub(crate) const MAX_BYTES_PER_CALL: usize = 16 << 20;
 pub(crate) type Delivered = Result<(pb::ResultOutcome, Vec<pb::Job>), CallError>;
 
 /// Results waiting for a call, and whether one is out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Deliveries {
     queue: std::sync::Mutex<Queue>,
+    /// A call takes more results only while their size stays below this.
+    max_bytes: usize,
+    /// The coordinator answered CompleteMany with UNIMPLEMENTED.
+    complete_only: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Deliveries {
+    fn default() -> Deliveries {
+        Deliveries::new(MAX_BYTES_PER_CALL)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +76,15 @@ impl Waiting {
 }
 
 impl Deliveries {
+    /// Calls of about `max_bytes` at most (a single larger result still goes).
+    pub(crate) fn new(max_bytes: usize) -> Deliveries {
+        Deliveries {
+            queue: std::sync::Mutex::default(),
+            max_bytes: max_bytes.min(MAX_BYTES_PER_CALL),
+            complete_only: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -100,7 +122,7 @@ async fn send_waiting(worker: Arc<Worker>) {
             let mut take = 0;
             for w in &queue.waiting {
                 bytes += w.result.encoded_len();
-                if take == MAX_RESULTS_PER_CALL || (take > 0 && bytes > MAX_BYTES_PER_CALL) {
+                if take == MAX_RESULTS_PER_CALL || (take > 0 && bytes > worker.deliveries.max_bytes) {
                     break;
                 }
                 take += 1;
@@ -114,6 +136,9 @@ async fn send_waiting(worker: Arc<Worker>) {
 /// One CompleteMany call for `batch`, retried through outages while any of
 /// its results is wanted, and each result's answer to its job.
 async fn send(worker: &Worker, batch: Vec<Waiting>) {
+    if worker.deliveries.complete_only.load(Ordering::Relaxed) {
+        return send_one_by_one(worker, batch).await;
+    }
     let results: Vec<pb::JobResult> = batch.iter().map(|w| w.result.clone()).collect();
     if results.len() > 1 {
         worker.log.info(format_args!("delivering {} results in one call", results.len()));
@@ -131,53 +156,88 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
         .await;
     match answer {
         Ok(response) if response.outcomes.len() == batch.len() => {
-            let mut jobs = response.jobs;
             let n = batch.len();
-            for (i, (waiting, outcome)) in batch.into_iter().zip(response.outcomes).enumerate() {
+            let mut jobs = response.jobs;
+            let answers = response.outcomes.into_iter().enumerate().map(|(i, outcome)| {
                 // A job's thread is free again: one leased job each, the
                 // rest to the last.
                 let mine = if i + 1 == n { std::mem::take(&mut jobs) } else { jobs.pop().into_iter().collect() };
-                let _ = waiting.reply.send(Ok((outcome, mine)));
-            }
+                Ok((outcome, mine))
+            });
+            reply_all(batch, answers.collect());
         }
         Ok(response) => {
-            let why =
-                format!("the coordinator answered {} outcomes for {} results", response.outcomes.len(), batch.len());
-            worker.log.info(format_args!("{why}; the results are dropped"));
-            // The leased jobs still fall to threads.
+            worker.log.info(format_args!(
+                "the coordinator answered {} outcomes for {} results; sending them again",
+                response.outcomes.len(),
+                batch.len()
+            ));
+            // Resent, they are taken once: one merged before is answered so.
+            let outcome = pb::ResultOutcome {
+                code: Code::Unavailable as i32,
+                message: "the coordinator's answer did not match the call".into(),
+                merged: false,
+            };
             let mut jobs = response.jobs;
-            for waiting in batch {
-                let outcome = pb::ResultOutcome { code: Code::Internal as i32, message: why.clone(), merged: false };
-                let _ = waiting.reply.send(Ok((outcome, std::mem::take(&mut jobs))));
-            }
+            let answers = batch.iter().map(|_| Ok((outcome.clone(), std::mem::take(&mut jobs)))).collect();
+            reply_all(batch, answers);
         }
-        Err(CallError::Refused(status)) if status.code() == Code::Unimplemented => {
-            // A coordinator from before CompleteMany: one call per result.
-            for waiting in batch {
-                let answer = complete_alone(worker, &waiting).await;
-                let _ = waiting.reply.send(answer);
+        Err(CallError::Refused(status))
+            if status.code() == Code::Unimplemented || (status.code() == Code::OutOfRange && batch.len() > 1) =>
+        {
+            if status.code() == Code::Unimplemented {
+                worker.deliveries.complete_only.store(true, Ordering::Relaxed);
             }
+            send_one_by_one(worker, batch).await;
         }
         Err(CallError::Refused(status)) => {
-            for waiting in batch {
-                let _ = waiting.reply.send(Err(CallError::Refused(status.clone())));
-            }
+            let answers = batch.iter().map(|_| Err(CallError::Refused(status.clone()))).collect();
+            reply_all(batch, answers);
         }
         Err(CallError::Stopped) => {
-            for waiting in batch {
-                let _ = waiting.reply.send(Err(CallError::Stopped));
-            }
+            let answers = batch.iter().map(|_| Err(CallError::Stopped)).collect();
+            reply_all(batch, answers);
         }
         Err(CallError::Fatal(error)) => {
             // One job ends the worker with the error; the others stop.
             let mut error = Some(error);
-            for waiting in batch {
-                let answer = match error.take() {
-                    Some(error) => Err(CallError::Fatal(error)),
-                    None => Err(CallError::Stopped),
-                };
-                let _ = waiting.reply.send(answer);
+            let answers =
+                batch.iter().map(|_| Err(error.take().map_or(CallError::Stopped, CallError::Fatal))).collect();
+            reply_all(batch, answers);
+        }
+    }
+}
+
+/// Each result by Complete, one after the other.
+async fn send_one_by_one(worker: &Worker, batch: Vec<Waiting>) {
+    let mut answers = Vec::with_capacity(batch.len());
+    for waiting in &batch {
+        answers.push(complete_alone(worker, waiting).await);
+    }
+    reply_all(batch, answers);
+}
+
+/// Give each waiting job its answer. What a job that stopped waiting
+/// cannot take (its leased jobs, a fatal error) goes to the next job that
+/// still waits, so no leased job and no fatal error is dropped while one
+/// does.
+fn reply_all(batch: Vec<Waiting>, answers: Vec<Delivered>) {
+    let mut carried: Vec<pb::Job> = Vec::new();
+    let mut fatal = None;
+    for (waiting, answer) in batch.into_iter().zip(answers) {
+        let answer = match (answer, fatal.take()) {
+            (_, Some(error)) => Err(CallError::Fatal(error)),
+            (Ok((outcome, mut jobs)), None) => {
+                jobs.append(&mut carried);
+                Ok((outcome, jobs))
             }
+            (Err(error), None) => Err(error),
+        };
+        match waiting.reply.send(answer) {
+            Ok(()) => {}
+            Err(Ok((_, jobs))) => carried.extend(jobs),
+            Err(Err(CallError::Fatal(error))) => fatal = Some(error),
+            Err(Err(_)) => {}
         }
     }
 }
@@ -228,6 +288,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         old: bool,
+        /// Refuses CompleteMany calls of more than one result as too large.
+        small: bool,
         calls: Mutex<Vec<(&'static str, Vec<u32>)>>,
     }
 
@@ -273,6 +335,10 @@ mod tests {
                 return Err(Status::unimplemented("unknown method CompleteMany"));
             }
             let request = request.into_inner();
+            if self.small && request.results.len() > 1 {
+                self.calls.lock().unwrap().push(("too large", Vec::new()));
+                return Err(Status::out_of_range("the message is larger than the limit"));
+            }
             let indices: Vec<u32> =
                 request.results.iter().map(|r| r.lease.as_ref().map_or(0, |l| l.job_index)).collect();
             self.calls.lock().unwrap().push(("complete_many", indices.clone()));
@@ -358,7 +424,31 @@ mod tests {
             leased += jobs.len();
         }
         assert_eq!(leased, 5);
-        assert!(!worker.deliveries.lock().sending, "no call is left out");
+        // The sender ends once nothing waits (just after the last answer).
+        for _ in 0..100 {
+            if !worker.deliveries.lock().sending {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the sender did not end with nothing left to send");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_too_large_together_go_one_by_one() {
+        let recorder = Arc::new(Recorder { small: true, ..Recorder::default() });
+        let worker = worker_of(recorder.clone()).await;
+        let answers = deliver_all(&worker, 3).await;
+        let calls = recorder.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [("complete_many", vec![0]), ("too large", vec![]), ("complete", vec![1]), ("complete", vec![2])]
+        );
+        for answer in answers {
+            let (outcome, jobs) = answer.unwrap();
+            assert_eq!((outcome.code, outcome.merged, jobs.len()), (0, true, 1));
+        }
+        assert!(!worker.deliveries.complete_only.load(Ordering::Relaxed), "CompleteMany is tried again next time");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,5 +463,9 @@ mod tests {
             let (outcome, jobs) = answer.unwrap();
             assert_eq!((outcome.code, outcome.merged, jobs.len()), (0, true, 1));
         }
+        // Once told, the worker does not ask with CompleteMany again.
+        assert!(worker.deliveries.complete_only.load(Ordering::Relaxed));
+        deliver_all(&worker, 1).await.remove(0).unwrap();
+        assert_eq!(recorder.calls.lock().unwrap().len(), 4);
     }
 }

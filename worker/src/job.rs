@@ -150,15 +150,25 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
             Err(CallError::Refused(status)) => status,
             Err(CallError::Fatal(error)) => return Err(error),
         };
-        match classify(&status) {
+        // A code this worker does not know is no reason to try again.
+        let disposition = if status.code() == Code::Unknown { Disposition::Refused } else { classify(&status) };
+        match disposition {
             // The coordinator could not store it this time: send it again.
             Disposition::Retry => {
-                worker.outage.failed(log, "complete", &status);
+                log.info(format_args!(
+                    "the coordinator did not take the result of {key} this time ({:?}: {}); sending it again",
+                    status.code(),
+                    status.message()
+                ));
                 if stop() {
                     log.info(format_args!("dropping the result of {key}: abandoned or shutting down"));
                     return Ok(leased);
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
+                if stop() {
+                    log.info(format_args!("dropping the result of {key}: abandoned or shutting down"));
+                    return Ok(leased);
+                }
             }
             Disposition::Fatal => return Err(WorkerError::from_auth_status(&status)),
             Disposition::Refused => {

@@ -133,7 +133,10 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send
         .thread_name(|i| format!("zonesweep-sample-{i}"))
         .build()
         .map_err(|e| WorkerError::ThreadPool(e.to_string()))?;
-    let worker = Arc::new(Worker::new(client, log, pool, config.threads, config.hostname.clone(), config.chain));
+    let mut worker = Worker::new(client, log, pool, config.threads, config.hostname.clone(), config.chain);
+    // Results sent together stay well within the message limit.
+    worker.deliveries = deliver::Deliveries::new((config.max_message_mib << 20) / 2);
+    let worker = Arc::new(worker);
 
     let mut shutdown = std::pin::pin!(shutdown);
     let watchdog = disconnect_watchdog(&worker, config.max_disconnect);
