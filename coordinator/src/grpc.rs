@@ -272,11 +272,8 @@ impl pb::workers_server::Workers for Coordinator {
     async fn complete(&self, request: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        let lease = lease_ref(request.lease)?;
-        let wire = request.aggregate.ok_or_else(|| Status::invalid_argument("the completion carries no aggregate"))?;
-        let shape = self.result_shape(lease.sweep())?;
-        let aggregate = result_from_pb(&wire, &shape)?;
-        let merged = Coordinator::complete(self, &worker, &lease, aggregate).await?;
+        let result = pb::JobResult { lease: request.lease, aggregate: request.aggregate };
+        let merged = queue_result(self, &worker, result).await?.answer(self).await?;
         let jobs = lease_more(self, &worker, request.lease_capacity);
         Ok(Response::new(pb::CompleteResponse { merged, jobs }))
     }
