@@ -279,6 +279,17 @@ fn guarded<T>(path: &Path, context: &str, body: impl FnOnce() -> Result<T, Store
     })
 }
 
+/// Close a database. redb's `Database` commits its allocator state when
+/// dropped, and on some damaged files panics doing so: that panic is caught
+/// here like any other of redb's, and what it says is dropped with it (the
+/// operation that found the damage has already reported it).
+fn close(path: &Path, handle: Option<Handle>) {
+    let _ = guarded(path, "closing the database", || {
+        drop(handle);
+        Ok(())
+    });
+}
+
 enum Handle {
     Writable(Database),
     ReadOnly(ReadOnlyDatabase),
@@ -366,6 +377,13 @@ fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
             Err(error) => Err(open_error(path, error, HINT_FOR_QUERY)),
         }
     })
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let handle = self.handle.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        close(&self.path, handle);
+    }
 }
 
 impl Store {
@@ -501,7 +519,7 @@ impl Store {
             return Err(StoreError::ReadOnly { path: self.path.clone(), operation: "reopening" });
         }
         // Dropping the old handle closes the file and releases its lock.
-        *handle = None;
+        close(&self.path, handle.take());
         *handle = Some(Handle::Writable(open_writable(&self.path)?));
         drop(handle);
         // Writing a transaction is the proof that writing works again.
