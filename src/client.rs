@@ -357,7 +357,8 @@ pub struct SweepArgs {
     /// Model configuration overrides (TOML).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Samples per job (default: the coordinator's, 100).
+    /// Samples per job (default: the coordinator's, which by default sizes
+    /// jobs to about a second of one thread, at least 64 jobs a sweep).
     #[arg(long)]
     pub job_size: Option<u64>,
     /// Stop as soon as every zone probability is known to ± this (the

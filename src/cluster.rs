@@ -19,6 +19,7 @@ use zonesweep_coordinator::config::DEFAULT_MAX_CONNECTIONS;
 use zonesweep_coordinator::offline;
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::store::Store;
+use zonesweep_coordinator::submission::JobSizing;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig};
 use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, max_message_bytes};
 use zonesweep_proto::ids::SweepId;
@@ -61,9 +62,16 @@ pub struct CoordinatorArgs {
     /// cross the network in the clear.
     #[arg(long)]
     pub insecure: bool,
-    /// Samples per job when a submission does not say.
-    #[arg(long, default_value_t = 100)]
-    pub job_size: u64,
+    /// Samples per job when a submission does not say. Without it, each
+    /// such sweep gets jobs of about --job-seconds, timed on its first
+    /// samples.
+    #[arg(long)]
+    pub job_size: Option<u64>,
+    /// Seconds of one worker thread a job is sized for, when neither the
+    /// submission nor --job-size gives a job size (at least 64 jobs per
+    /// sweep when it has the samples).
+    #[arg(long, default_value_t = 1.0)]
+    pub job_seconds: f64,
     /// Seconds without a heartbeat after which a lease expires.
     #[arg(long, default_value_t = 20.0)]
     pub lease_timeout: f64,
@@ -515,7 +523,10 @@ pub async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let mut config = CoordinatorConfig::new(args.db.clone(), token);
     config.tokens = tokens;
     config.tls = tls;
-    config.default_job_size = args.job_size;
+    config.job_sizing = match args.job_size {
+        Some(size) => JobSizing::Fixed(size),
+        None => JobSizing::Seconds(args.job_seconds),
+    };
     config.lease_timeout = seconds(args.lease_timeout, "--lease-timeout")?;
     config.heartbeat_interval = seconds(args.heartbeat, "--heartbeat")?;
     config.max_attempts = args.max_attempts;

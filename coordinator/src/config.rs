@@ -7,6 +7,7 @@ use zonesweep_proto::auth::TokenTable;
 use zonesweep_proto::client::{DEFAULT_MAX_MESSAGE_MIB, MAX_MESSAGE_MIB_LIMIT};
 
 use crate::error::CoordinatorError;
+use crate::submission::JobSizing;
 
 /// The most connections open at once unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -22,8 +23,8 @@ pub struct CoordinatorConfig {
     pub tokens: Option<TokenTable>,
     /// The server's certificate chain and private key (PEM): TLS when given.
     pub tls: Option<TlsIdentity>,
-    /// Samples per job when a submission does not say.
-    pub default_job_size: u64,
+    /// The job size of a submission that does not say.
+    pub job_sizing: JobSizing,
     pub heartbeat_interval: Duration,
     /// A lease without a heartbeat for this long expires.
     pub lease_timeout: Duration,
@@ -105,7 +106,7 @@ impl CoordinatorConfig {
             token,
             tokens: None,
             tls: None,
-            default_job_size: 100,
+            job_sizing: JobSizing::Seconds(1.0),
             heartbeat_interval: Duration::from_secs(2),
             lease_timeout: Duration::from_secs(20),
             max_attempts: 5,
@@ -146,8 +147,12 @@ impl CoordinatorConfig {
                 CoordinatorError::Config(format!("the TLS certificate and key cannot be used together: {why}"))
             })?;
         }
-        if self.default_job_size == 0 {
-            return bad("the default job size must be at least 1");
+        match self.job_sizing {
+            JobSizing::Fixed(0) => return bad("the default job size must be at least 1"),
+            JobSizing::Seconds(seconds) if !(seconds > 0.0 && seconds <= 86_400.0) => {
+                return bad("the seconds a job is sized for must be more than 0 and at most 86,400 (a day)");
+            }
+            _ => {}
         }
         if self.lease_timeout < self.heartbeat_interval * 3 {
             return bad(

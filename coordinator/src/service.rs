@@ -207,10 +207,10 @@ impl Coordinator {
             if let Some(status) = coordinator.resubmitted(submission.request_id.as_deref()) {
                 return Ok(status);
             }
-            let default_job_size = coordinator.config().default_job_size;
+            let sizing = coordinator.config().job_sizing;
             let _reserved = coordinator.inner.admission.reserve(submission.bytes())?;
             let turn = coordinator.inner.admission.turn().await?;
-            let Prepared { mut record, empty, blobs } = blocking(move || prepare(submission, default_job_size)).await?;
+            let Prepared { mut record, empty, blobs } = blocking(move || prepare(submission, sizing)).await?;
             drop(turn);
             let store = coordinator.store();
             // One submission at a time, so sequence numbers are unique (and
@@ -227,9 +227,16 @@ impl Coordinator {
                 Ok((record, empty))
             })
             .await?;
+            let job_size = record.job_size;
             let runtime = SweepRuntime::new(record, empty, &[]);
             let status = runtime.status();
-            tracing::info!(sweep = %status.id, samples = status.samples, jobs = status.jobs, "sweep submitted");
+            tracing::info!(
+                sweep = %status.id,
+                samples = status.samples,
+                jobs = status.jobs,
+                job_size,
+                "sweep submitted"
+            );
             coordinator.state().insert(runtime);
             coordinator.changed();
             Ok(status)

@@ -6,7 +6,7 @@
 //! once and how many bytes they hold.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use zonesweep_proto::ids::SweepId;
@@ -16,6 +16,7 @@ use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::chain::{self, Detail, Parameters};
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::aggregate::Aggregate;
+use zonesweep_shared::sweep::fast::Scratch;
 use zonesweep_shared::sweep::runner::SweepRunner;
 use zonesweep_shared::sweep::{Design, SweepSpec};
 
@@ -178,10 +179,64 @@ fn invalid(error: impl ToString) -> CoordinatorError {
     CoordinatorError::InvalidArgument(error.to_string())
 }
 
+/// How a submission that does not say how many samples a job has gets its
+/// job size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JobSizing {
+    /// Always this many samples.
+    Fixed(u64),
+    /// Jobs of about this many seconds of one thread: the coordinator times
+    /// the sweep's first samples as it checks the submission
+    /// ([`timed_job_size`]).
+    Seconds(f64),
+}
+
+/// A sweep sized by time has at least this many jobs when it has that many
+/// samples, so that it keeps many threads busy to its end and a lost job
+/// costs little of it.
+pub const MIN_JOBS_BY_TIME: u64 = 64;
+
+/// Timing a sweep's samples stops after this long, or after
+/// [`TIMED_SAMPLES`] samples, whichever comes first (and never before one
+/// sample).
+const TIMING_BUDGET: Duration = Duration::from_millis(50);
+const TIMED_SAMPLES: u64 = 256;
+
+/// The job size for jobs of about `seconds` of one thread: the sweep's first
+/// samples are run (the same work a worker does, sensitivity runs and data
+/// noise included) and timed on this machine. Then it is kept to
+/// `samples ÷` [`MIN_JOBS_BY_TIME`] or less, and to enough that the sweep
+/// has at most [`MAX_JOBS`] jobs. Only the plan depends on the timing: a
+/// sweep's results are the same whatever its job size (invariant 1).
+pub fn timed_job_size(runner: &SweepRunner, samples: u64, seconds: f64) -> u64 {
+    let mut scratch = Scratch::default();
+    let mut accumulator = runner.accumulator();
+    let most_timed = TIMED_SAMPLES.min(samples).max(1);
+    let started = Instant::now();
+    let mut timed = 0;
+    // The first sample also grows the buffers a thread reuses; counting it
+    // errs toward shorter jobs.
+    while timed < most_timed && (timed == 0 || started.elapsed() < TIMING_BUDGET) {
+        runner.run_into(timed..timed + 1, &mut scratch, &mut accumulator);
+        timed += 1;
+    }
+    let per_sample = started.elapsed().as_secs_f64() / timed as f64;
+    // A float to integer cast saturates: a sample timed at zero seconds
+    // gives the largest size, which the bounds below then cut.
+    let by_time = (seconds / per_sample).round() as u64;
+    by_time.min(samples.div_ceil(MIN_JOBS_BY_TIME)).max(samples.div_ceil(MAX_JOBS)).max(1)
+}
+
+/// The largest divisor of `n` that is at most `most` (1 when either is 0).
+fn largest_divisor_at_most(n: u64, most: u64) -> u64 {
+    (1..=most.min(n)).rev().find(|d| n % d == 0).unwrap_or(1)
+}
+
 /// Parse, check, plan and hash a submission; every refusal is
-/// INVALID_ARGUMENT and names what is wrong. CPU-bound: call it from a
-/// blocking thread.
-pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared, CoordinatorError> {
+/// INVALID_ARGUMENT and names what is wrong. CPU-bound (it may time the
+/// sweep's samples for [`JobSizing::Seconds`]): call it from a blocking
+/// thread.
+pub fn prepare(submission: Submission, sizing: JobSizing) -> Result<Prepared, CoordinatorError> {
     let blob = DatasetBlob {
         units_csv: submission.units_csv,
         panel_csv: submission.panel_csv,
@@ -207,7 +262,20 @@ pub fn prepare(submission: Submission, default_job_size: u64) -> Result<Prepared
     if spec.samples > MAX_SAMPLES {
         return Err(invalid(format!("{} samples is more than the {MAX_SAMPLES} a sweep may have", spec.samples)));
     }
-    let job_size = submission.job_size.unwrap_or(default_job_size);
+    let job_size = match (submission.job_size, sizing) {
+        (Some(size), _) | (None, JobSizing::Fixed(size)) => size,
+        (None, JobSizing::Seconds(seconds)) => {
+            let timed = timed_job_size(&runner, spec.samples, seconds);
+            match submission.until_ci {
+                // A sweep that stops early checks after blocks of whole jobs:
+                // with a size that divides the block, every block is exactly
+                // `check_every` samples, so where it stops does not depend on
+                // the timing.
+                Some(_) => largest_divisor_at_most(submission.check_every.unwrap_or(BLOCK_SAMPLES), timed),
+                None => timed,
+            }
+        }
+    };
     if !(1..=MAX_SAMPLES).contains(&job_size) {
         return Err(invalid(format!("the job size is {job_size}; it must be 1–{MAX_SAMPLES}")));
     }
@@ -317,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_submission_is_planned_into_jobs_and_hashed() {
-        let prepared = prepare(submission(25, 10), 100).unwrap();
+        let prepared = prepare(submission(25, 10), JobSizing::Fixed(100)).unwrap();
         let record = &prepared.record;
         assert_eq!((record.samples, record.seed, record.job_size, record.jobs), (25, 7, 10, 3));
         assert_eq!(record.unit_ids.len(), 6);
@@ -329,16 +397,53 @@ mod tests {
             assert_eq!(*hash, super::hash(bytes), "a blob is stored under its content's hash");
         }
         // Without a job size, the coordinator's default; two submissions get two ids.
-        let by_default = prepare(Submission { job_size: None, ..submission(25, 10) }, 100).unwrap();
+        let by_default = prepare(Submission { job_size: None, ..submission(25, 10) }, JobSizing::Fixed(100)).unwrap();
         assert_eq!((by_default.record.job_size, by_default.record.jobs), (100, 1));
         assert_ne!(by_default.record.id, prepared.record.id);
         assert_eq!(by_default.record.spec_hash, prepared.record.spec_hash, "the same spec hashes the same");
+        // Sized by time: 25 samples make at most 64 jobs of one sample, so
+        // at least 25 jobs whatever the timing.
+        let by_time = prepare(Submission { job_size: None, ..submission(25, 10) }, JobSizing::Seconds(1.0)).unwrap();
+        assert_eq!((by_time.record.job_size, by_time.record.jobs), (1, 25));
+        // Stopping early, the size divides the block: 10,000 samples make
+        // jobs of at most 157 by time, and 1,000-sample blocks then jobs of 125.
+        let stopping =
+            Submission { until_ci: Some(0.1), check_every: Some(1_000), job_size: None, ..submission(10_000, 1) };
+        let stopping = prepare(stopping, JobSizing::Seconds(1.0)).unwrap();
+        assert_eq!((stopping.record.job_size, stopping.record.layout.block_jobs), (125, 8));
+        assert_eq!(largest_divisor_at_most(1_000, 157), 125);
+        assert_eq!(largest_divisor_at_most(1_000, 5_000), 1_000);
+        assert_eq!(largest_divisor_at_most(997, 500), 1);
+        // A size the submission gives is kept.
+        let given = prepare(submission(25, 10), JobSizing::Seconds(1.0)).unwrap();
+        assert_eq!(given.record.job_size, 10);
+    }
+
+    #[test]
+    fn jobs_sized_by_time_follow_the_time_within_their_bounds() {
+        let Submission { units_csv, panel_csv, .. } = submission(1, 1);
+        let dataset = DatasetBlob { units_csv, panel_csv, units_geojson: None }.parse().unwrap();
+        let config = Config::default();
+        let runner = SweepRunner::new(&dataset, &config, &SweepSpec::default()).unwrap();
+        // A sample of 6 units takes microseconds: a second's worth of them is
+        // more than 10,000 ÷ 64, so the least number of jobs decides.
+        assert_eq!(timed_job_size(&runner, 10_000, 1.0), 10_000u64.div_ceil(MIN_JOBS_BY_TIME));
+        // Next to nothing: one sample a job, unless that makes too many jobs.
+        assert_eq!(timed_job_size(&runner, 10_000, 1e-12), 1);
+        assert_eq!(timed_job_size(&runner, 3 * MAX_JOBS, 1e-12), 3);
+        // Between the bounds, the size follows the time: a hundred times the
+        // seconds, about a hundred times the samples (timing noise aside).
+        let samples = 10_000_000;
+        let short = timed_job_size(&runner, samples, 0.01);
+        let long = timed_job_size(&runner, samples, 1.0);
+        assert!(short > 1 && long > 20 * short, "{short} and {long} samples a job");
+        assert!(long < samples.div_ceil(MIN_JOBS_BY_TIME), "{long} samples a job");
     }
 
     #[test]
     fn bad_submissions_are_invalid_arguments_that_say_why() {
         let refusal = |submission: Submission| {
-            let error = prepare(submission, 100).unwrap_err();
+            let error = prepare(submission, JobSizing::Fixed(100)).unwrap_err();
             assert_eq!(error.code(), Code::InvalidArgument, "{error}");
             error.to_string()
         };
@@ -367,11 +472,11 @@ mod tests {
             (3_000_000, 2030, "scenarios.horizon is 3000000; it must be a year 1900–2200"),
             (-2_147_483_000, -2_147_483_600, "scenarios.horizon is -2147483000; it must be a year 1900–2200"),
         ] {
-            let error = prepare(with_years(horizon, milestone), 100).unwrap_err();
+            let error = prepare(with_years(horizon, milestone), JobSizing::Fixed(100)).unwrap_err();
             assert_eq!(error.code(), Code::InvalidArgument, "{error}");
             assert!(error.to_string().contains(message), "{error}");
         }
-        let farthest = prepare(with_years(2200, 2030), 100).unwrap();
+        let farthest = prepare(with_years(2200, 2030), JobSizing::Fixed(100)).unwrap();
         assert_eq!(farthest.empty.shape.check(), Ok(()));
     }
 

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use zonesweep_coordinator::submission::{Submission, prepare};
+use zonesweep_coordinator::submission::{JobSizing, Submission, prepare};
 use zonesweep_fuzz::{complete_request, complete_request_packed, fixture_csv, result_fixture};
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::data::demo;
@@ -39,7 +39,7 @@ fn check(target: &str, name: &str, bytes: &[u8]) {
                 config_toml: parts.get(1).copied().unwrap_or_default().to_owned(),
                 ..Submission::default()
             };
-            prepare(submission, 100).map(drop).map_err(|e| e.to_string())
+            prepare(submission, JobSizing::Fixed(100)).map(drop).map_err(|e| e.to_string())
         }
         _ => Ok(()),
     };

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zonesweep_coordinator::submission::{Submission, prepare};
+use zonesweep_coordinator::submission::{JobSizing, Submission, prepare};
 use zonesweep_fuzz::{fixture_csv, fixture_dataset, run_as_worker, texts};
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         spec_toml: spec_toml.to_owned(),
         ..Submission::default()
     };
-    let prepared = match prepare(submission, 100) {
+    let prepared = match prepare(submission, JobSizing::Fixed(100)) {
         Ok(prepared) => prepared,
         Err(e) => {
             let _ = e.to_string();
