@@ -699,3 +699,61 @@ async fn a_submission_beyond_the_preparation_budget_is_refused() {
     assert_refused(refused, Code::ResourceExhausted, &message);
     assert!(coordinator.list().is_empty());
 }
+
+/// Invariant 3 (leases are the in-memory truth): a completion whose answer
+/// is lost is sent again; the jobs leased with the lost answer are held for
+/// a worker that never heard of them. Its heartbeats do not name them, so
+/// they go back to pending after the grace (two heartbeat intervals, at
+/// least 2 s), not after the lease timeout (a minute here).
+#[tokio::test]
+async fn jobs_leased_with_a_lost_answer_go_back_once_heartbeats_leave_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.lease_timeout = Duration::from_secs(60);
+    let coordinator = Coordinator::start(config).await.expect("start");
+    let sweep = coordinator.submit(request(30, 10)).await.unwrap().id;
+    let served = serve(coordinator.clone()).await;
+    let mut workers = served.connection.workers();
+    let register = pb::RegisterRequest { hostname: "robust".into(), threads: 1 };
+    let worker_id = workers.register(register.clone()).await.unwrap().into_inner().worker_id;
+    let job = workers.lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1 }).await.unwrap().into_inner();
+    let job = &job.jobs[0];
+    let lease = pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id };
+    let complete = pb::CompleteRequest {
+        worker_id: worker_id.clone(),
+        lease: Some(lease.clone()),
+        aggregate: Some(result_to_pb(&honest(30, job.sample_start..job.sample_end))),
+        lease_capacity: 1,
+    };
+    // The answer, which leases the next job, is "lost": the worker never
+    // learns of that job and sends its completion again.
+    let lost = workers.complete(complete.clone()).await.unwrap().into_inner();
+    assert!(lost.merged);
+    assert_eq!(lost.jobs.len(), 1);
+    let stranded = lost.jobs[0].job_index;
+    let again = workers.complete(pb::CompleteRequest { lease_capacity: 0, ..complete }).await.unwrap().into_inner();
+    assert!(!again.merged, "the retry is answered as merged before");
+    // The worker, holding nothing, sends heartbeats naming nothing; another
+    // worker asks for work until the stranded job comes back to it.
+    let other = workers.register(register).await.unwrap().into_inner().worker_id;
+    let started = Instant::now();
+    let index = loop {
+        assert!(started.elapsed() < DEADLINE, "the stranded job was not released within {DEADLINE:?}");
+        let heartbeat = pb::HeartbeatRequest { worker_id: worker_id.clone(), leases: Vec::new() };
+        workers.heartbeat(heartbeat).await.unwrap();
+        let leased = workers.lease(pb::LeaseRequest { worker_id: other.clone(), capacity: 1 }).await.unwrap();
+        if let Some(job) = leased.into_inner().jobs.first() {
+            // Job 2 is free from the start; the stranded one comes after it.
+            if job.job_index == stranded {
+                break job.job_index;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(index, stranded);
+    assert!(started.elapsed() < Duration::from_secs(5), "released in {:?}", started.elapsed());
+    let status = coordinator.status(&sweep).unwrap();
+    assert_eq!((status.jobs_done, status.jobs_leased), (1, 2));
+    served.stop().await;
+}
