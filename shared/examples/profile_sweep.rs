@@ -4,7 +4,8 @@
 //! (the figure to compare between two versions on this noisy machine);
 //! `profile_sweep 4000 jobs` also times 100-sample jobs that each build
 //! their own runner, as a worker does; `profile_sweep 300 noise` runs a
-//! sweep with data noise (the reference chain).
+//! sweep with data noise (the reference chain); `units=N` (after the count)
+//! runs a generated dataset of N units instead of the demonstration one.
 
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::config::Config;
@@ -14,9 +15,20 @@ use zonesweep_shared::sweep::runner::SweepRunner;
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let dataset =
-        Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
-            .expect("the demonstration dataset is valid");
+    let units = std::env::args().skip(2).find_map(|arg| arg.strip_prefix("units=").and_then(|n| n.parse().ok()));
+    let dataset = match units {
+        Some(n) => {
+            let (units_csv, panel_csv) =
+                zonesweep_shared::data::demo::generate(n, 1).expect("a demonstration dataset of that size").to_csv();
+            Dataset::from_csv(&units_csv, &panel_csv, None).expect("a generated dataset is valid")
+        }
+        None => Dataset::from_csv(
+            include_str!("../../data/demo/units.csv"),
+            include_str!("../../data/demo/panel.csv"),
+            None,
+        )
+        .expect("the demonstration dataset is valid"),
+    };
     let config = Config::default();
     // `noise` as the third argument: 5 % noise on every field (no fast path).
     let spec = if std::env::args().nth(2).as_deref() == Some("noise") {

@@ -187,11 +187,16 @@ impl PanelTerms {
     /// Unit u's driver statistics: P, W, IS and UR from these terms, TI
     /// and CEI from their series (`interval` years per growth interval).
     pub(crate) fn unit_stats(&self, u: usize, ti: &[f64], cei: &[f64], interval: usize) -> [DriverStats; N_PREDICTORS] {
-        let mut stats = [DriverStats::of(ti, interval); N_PREDICTORS];
+        self.unit_stats_of(u, DriverStats::of(ti, interval), DriverStats::of(cei, interval))
+    }
+
+    /// Unit u's driver statistics given those of its TI and CEI series.
+    pub(crate) fn unit_stats_of(&self, u: usize, ti: DriverStats, cei: DriverStats) -> [DriverStats; N_PREDICTORS] {
+        let mut stats = [ti; N_PREDICTORS];
         for (j, &d) in ROW_ONLY_DRIVERS.iter().enumerate() {
             stats[d] = self.stats[u][j];
         }
-        stats[Driver::CEI as usize] = DriverStats::of(cei, interval);
+        stats[Driver::CEI as usize] = cei;
         stats
     }
 

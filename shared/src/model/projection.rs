@@ -41,6 +41,72 @@ impl DriverStats {
         DriverStats { delta, min_delta, max_delta, min, mean, max, last }
     }
 
+    /// [`DriverStats::of`] of every unit's series at once, from a year-major
+    /// table (year t of unit u at `t · width + u`, `n_years` ≥ 2 years), into
+    /// `out` (one per unit). For positive finite values, each unit's
+    /// statistics are bit-identical to `of` of its series: the same
+    /// operations on each unit's values in the same order, but the levels,
+    /// the sums and the interval ratios are formed a year of every unit at a
+    /// time (whole rows per instruction), and only the `powf` calls are made
+    /// unit by unit. (For other values, `f64::min` and `max` are free to give
+    /// either zero of a +0.0/−0.0 pair, and vector code may choose otherwise
+    /// than scalar code; the fast path passes only positive finite drivers.)
+    pub fn of_year_major(
+        values: &[f64],
+        width: usize,
+        n_units: usize,
+        n_years: usize,
+        interval_years: usize,
+        lanes: &mut StatLanes,
+        out: &mut Vec<DriverStats>,
+    ) {
+        let step = interval_years.max(1);
+        let row = |t: usize| &values[t * width..t * width + n_units];
+        let StatLanes { min, max, sum, low, high, usual } = lanes;
+        min.clear();
+        min.resize(n_units, f64::INFINITY);
+        max.clear();
+        max.resize(n_units, f64::NEG_INFINITY);
+        sum.clear();
+        // `Iterator::sum` of f64 starts from −0.0.
+        sum.resize(n_units, -0.0);
+        for t in 0..n_years {
+            for (((min, max), sum), &v) in min.iter_mut().zip(max.iter_mut()).zip(sum.iter_mut()).zip(row(t)) {
+                *min = f64::min(*min, v);
+                *max = f64::max(*max, v);
+                *sum += v;
+            }
+        }
+        // The ratios of the intervals of `step` years, as the first pass of
+        // `interval_rate_extremes`.
+        low.clear();
+        low.resize(n_units, f64::INFINITY);
+        high.clear();
+        high.resize(n_units, f64::NEG_INFINITY);
+        usual.clear();
+        usual.resize(n_units, true);
+        let mut b = n_years - 1;
+        while b >= step {
+            let (later, earlier) = (row(b), row(b - step));
+            for u in 0..n_units {
+                let ratio = later[u] / earlier[u];
+                usual[u] &= ratio > 0.0 && ratio < f64::INFINITY;
+                low[u] = low[u].min(ratio);
+                high[u] = high[u].max(ratio);
+            }
+            b -= step;
+        }
+        out.clear();
+        for u in 0..n_units {
+            let value = |t: usize| values[t * width + u];
+            let (first, last) = (value(0), value(n_years - 1));
+            let delta = (last / first).powf(1.0 / (n_years as f64 - 1.0)) - 1.0;
+            let (min_delta, max_delta) = rate_extremes_of_ratios(n_years, step, value, (low[u], high[u], usual[u]));
+            let mean = sum[u] / n_years as f64;
+            out.push(DriverStats { delta, min_delta, max_delta, min: min[u], mean, max: max[u], last });
+        }
+    }
+
     /// The interval rates' extremes as the plain definition gives them:
     /// every interval's rate, then the least and the greatest.
     #[cfg(test)]
@@ -74,6 +140,30 @@ impl DriverStats {
     }
 }
 
+/// Per-unit buffers of [`DriverStats::of_year_major`], reused from call
+/// to call.
+#[derive(Clone, Debug, Default)]
+pub struct StatLanes {
+    min: Vec<f64>,
+    max: Vec<f64>,
+    sum: Vec<f64>,
+    low: Vec<f64>,
+    high: Vec<f64>,
+    usual: Vec<bool>,
+}
+
+impl StatLanes {
+    /// The bytes its buffers hold.
+    pub fn heap_bytes(&self) -> usize {
+        8 * (self.min.capacity()
+            + self.max.capacity()
+            + self.sum.capacity()
+            + self.low.capacity()
+            + self.high.capacity())
+            + self.usual.capacity()
+    }
+}
+
 /// The average annual rate over `years` years of growth by `ratio`.
 #[inline(always)]
 fn interval_rate(ratio: f64, years: usize) -> f64 {
@@ -89,7 +179,6 @@ fn interval_rate(ratio: f64, years: usize) -> f64 {
 /// those of every rate, bit for bit. A ratio that is not positive and
 /// finite makes every interval's rate be computed.
 fn interval_rate_extremes(series: &[f64], step: usize) -> (f64, f64) {
-    const CLOSE: f64 = 1e-12;
     let n = series.len();
     // The intervals: all of `step` years but the earliest, which may be
     // shorter; their ratios' extremes.
@@ -103,18 +192,37 @@ fn interval_rate_extremes(series: &[f64], step: usize) -> (f64, f64) {
         high = high.max(ratio);
         b -= step;
     }
+    rate_extremes_of_ratios(n, step, |t| series[t], (low, high, usual))
+}
+
+/// The second pass of [`interval_rate_extremes`] over the `n` values
+/// `value(0)` …: the rates of the earliest, shorter interval and of the
+/// intervals of `step` years whose ratios may give an extreme, given those
+/// ratios' least and greatest and whether every one was positive and finite.
+#[inline(always)]
+fn rate_extremes_of_ratios(
+    n: usize,
+    step: usize,
+    value: impl Fn(usize) -> f64,
+    (low, high, usual): (f64, f64, bool),
+) -> (f64, f64) {
+    const CLOSE: f64 = 1e-12;
     let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut consider = |g: f64| {
         min_delta = min_delta.min(g);
         max_delta = max_delta.max(g);
     };
+    let mut b = n - 1;
+    while b >= step {
+        b -= step;
+    }
     if b > 0 {
         // The earliest, shorter interval [0, b].
-        consider(interval_rate(series[b] / series[0], b));
+        consider(interval_rate(value(b) / value(0), b));
     }
     let mut b = n - 1;
     while b >= step {
-        let ratio = series[b] / series[b - step];
+        let ratio = value(b) / value(b - step);
         if !usual || ratio <= low * (1.0 + CLOSE) || ratio >= high * (1.0 - CLOSE) {
             consider(interval_rate(ratio, step));
         }
@@ -680,6 +788,51 @@ mod tests {
             let plain = DriverStats::interval_rate_extremes_plainly(&series, step);
             let fewer = interval_rate_extremes(&series, step);
             assert_eq!(format!("{plain:?}"), format!("{fewer:?}"), "case {case}: {series:?} in {step}-year intervals");
+        }
+    }
+
+    /// Statistics of a year-major table of units are each unit's
+    /// [`DriverStats::of`], bit for bit, whatever the units, years, interval
+    /// and positive finite values (geometric series with ratios one rounding
+    /// apart, alternating and equal values, tiny and huge ones).
+    #[test]
+    fn statistics_of_a_year_major_table_are_those_of_each_series() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut lanes = StatLanes::default();
+        let mut out = Vec::new();
+        for case in 0..3_000 {
+            let n_years = rng.random_range(2..30);
+            let n_units = rng.random_range(1..20);
+            let width = n_units + rng.random_range(0..9);
+            let interval = rng.random_range(0..n_years + 2);
+            let mut table = vec![f64::NAN; n_years * width];
+            for u in 0..n_units {
+                let kind = rng.random_range(0..5);
+                for t in 0..n_years {
+                    table[t * width + u] = match kind {
+                        0 => 100.0 * 1.03f64.powi(t as i32),
+                        1 => [2.0, 3.0, 2.0, 3.0][t % 4],
+                        2 => match rng.random_range(0..12) {
+                            0 => f64::MIN_POSITIVE,
+                            1 => 1e300,
+                            2 => 7.0,
+                            _ => rng.random_range(0.5..2.0),
+                        },
+                        _ => rng.random_range(1.0..100.0),
+                    };
+                }
+            }
+            DriverStats::of_year_major(&table, width, n_units, n_years, interval, &mut lanes, &mut out);
+            assert_eq!(out.len(), n_units);
+            for (u, stats) in out.iter().enumerate() {
+                let series: Vec<f64> = (0..n_years).map(|t| table[t * width + u]).collect();
+                let each = DriverStats::of(&series, interval);
+                let bits = |s: &DriverStats| {
+                    [s.delta, s.min_delta, s.max_delta, s.min, s.mean, s.max, s.last].map(f64::to_bits)
+                };
+                assert_eq!(bits(stats), bits(&each), "case {case}, unit {u}: {series:?}, interval {interval}");
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use crate::data::fields::Field;
 use crate::model::chain::{PanelTerms, Parameters};
 use crate::model::config::{CeiBasis, Config, Fit, NeutralSink, Scenario};
 use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
-use crate::model::projection::{self, DriverStats, UnitBase};
+use crate::model::projection::{self, DriverStats, StatLanes, UnitBase};
 use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
@@ -88,6 +88,9 @@ pub struct Scratch {
     ti: Vec<f64>,
     cei: Vec<f64>,
     stats: Vec<[DriverStats; N_PREDICTORS]>,
+    ti_stats: Vec<DriverStats>,
+    cei_stats: Vec<DriverStats>,
+    stat_lanes: StatLanes,
     x: Vec<[f64; N_PREDICTORS]>,
     y: Vec<f64>,
     ce: Vec<f64>,
@@ -117,6 +120,9 @@ impl Scratch {
             + bytes(&self.ti)
             + bytes(&self.cei)
             + bytes(&self.stats)
+            + bytes(&self.ti_stats)
+            + bytes(&self.cei_stats)
+            + self.stat_lanes.heap_bytes()
             + bytes(&self.x)
             + bytes(&self.y)
             + bytes(&self.ce)
@@ -198,6 +204,9 @@ impl FastChain {
             ti,
             cei,
             stats,
+            ti_stats,
+            cei_stats,
+            stat_lanes,
             x,
             y,
             ce: ce_buffer,
@@ -261,40 +270,49 @@ impl FastChain {
         // The STIRPAT design: TI and CEI per unit, and the rows of the fit.
         let interval = readings.interval_years as usize;
         let ce = &trended[0];
-        let rows = dataset.rows();
         let cei_field = match readings.cei {
             CeiBasis::Gdp => Field::Gdp,
             CeiBasis::SecondaryGdp => Field::SecondaryGdp,
-        } as usize;
+        };
         let pooled = readings.fit == Fit::Pooled;
         x.clear();
         y.clear();
-        stats.clear();
-        ti.resize(n_years, 0.0);
-        cei.resize(n_years, 0.0);
-        for u in 0..n_units {
-            let unit_rows = &rows[u * n_years..(u + 1) * n_years];
-            // The reference refuses a driver that is not positive and finite;
-            // checked once per unit so that the loop has no branch.
-            let mut usual = true;
-            for t in 0..n_years {
-                let row = &unit_rows[t];
-                ti[t] = row[Field::Gdp as usize] / energy_tce[t * width + u];
-                cei[t] = ce[t * width + u] / row[cei_field];
-                usual &= (ti[t] > 0.0) & (ti[t] < f64::INFINITY) & (cei[t] > 0.0) & (cei[t] < f64::INFINITY);
+        // TI and CEI of every unit and year, year-major, a year of every
+        // unit at a time. The reference refuses a driver that is not
+        // positive and finite; checked once for all, so the loop has no
+        // branch.
+        let gdp = panel.column(Field::Gdp);
+        let denominator = panel.column(cei_field);
+        ti.resize(n_years * width, 0.0);
+        cei.resize(n_years * width, 0.0);
+        let mut usual = true;
+        for t in 0..n_years {
+            let row = t * width..t * width + n_units;
+            let drivers = ti[row.clone()].iter_mut().zip(&mut cei[row.clone()]);
+            let inputs = gdp[row.clone()].iter().zip(&energy_tce[row.clone()]).zip(ce[row.clone()].iter().zip(&denominator[row]));
+            for ((ti, cei), ((&gdp, &tce), (&ce, &denominator))) in drivers.zip(inputs) {
+                *ti = gdp / tce;
+                *cei = ce / denominator;
+                usual &= (*ti > 0.0) & (*ti < f64::INFINITY) & (*cei > 0.0) & (*cei < f64::INFINITY);
             }
-            if !usual {
-                return Err(Unusual);
-            }
-            if pooled {
+        }
+        if !usual {
+            return Err(Unusual);
+        }
+        if pooled {
+            for u in 0..n_units {
                 for t in 0..n_years {
                     let fixed = &terms.logs[u * n_years + t];
-                    x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
-                    y.push(ce[t * width + u].ln());
+                    let i = t * width + u;
+                    x.push([fixed[0], fixed[1], fixed[2], ti[i].ln(), fixed[3], cei[i].ln()]);
+                    y.push(ce[i].ln());
                 }
             }
-            stats.push(terms.unit_stats(u, ti, cei, interval));
         }
+        DriverStats::of_year_major(ti, width, n_units, n_years, interval, stat_lanes, ti_stats);
+        DriverStats::of_year_major(cei, width, n_units, n_years, interval, stat_lanes, cei_stats);
+        stats.clear();
+        stats.extend((0..n_units).map(|u| terms.unit_stats_of(u, ti_stats[u], cei_stats[u])));
         if !pooled {
             for t in 0..n_years {
                 let (mut ce_total, mut tce_total) = (0.0, 0.0);
