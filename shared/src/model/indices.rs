@@ -329,15 +329,74 @@ impl RowColumns {
     }
 }
 
-/// Rows [`compute_year_major`] computes together: each term is one loop
-/// over a block, which the compiler turns into vector instructions.
-const BLOCK: usize = 64;
+/// Rows [`compute_year_major`] computes together (then half as many for
+/// the rest): each sum's partial totals for them stay in vector registers
+/// while its terms are added (fixed-size arrays, which the compiler keeps
+/// there). With 64 rows at a time the totals went to memory and back for
+/// every term.
+const ROWS: usize = 16;
 
 /// `out[r] = out[r] + coefficient · column[r]`, the step of a sum over terms.
 #[inline(always)]
-fn add_term(out: &mut [f64], coefficient: f64, column: &[f64]) {
+fn add_term<const R: usize>(out: &mut [f64; R], coefficient: f64, column: &[f64; R]) {
     for (total, value) in out.iter_mut().zip(column) {
         *total += coefficient * *value;
+    }
+}
+
+/// The per-row terms of `R` rows from `r0` on: CE (crop inputs, energy and
+/// breathing, livestock), energy use in tce, and CS by source, each row's
+/// terms added in the order of `row_terms`.
+#[inline(always)]
+fn row_terms_of<const R: usize>(
+    panel: &YearMajorPanel,
+    k: &RowCoefficients,
+    r0: usize,
+    columns: &mut RowColumns,
+    energy_tce: &mut [f64],
+) {
+    let v = |f: Field| -> &[f64; R] { panel.columns[f as usize][r0..][..R].try_into().expect("R rows") };
+    fn out<const R: usize>(column: &mut [f64], r0: usize) -> &mut [f64; R] {
+        (&mut column[r0..][..R]).try_into().expect("R rows")
+    }
+    // CE: crop inputs, energy and breathing (urban), livestock.
+    let mut ce_crop = [-0.0; R];
+    for &(field, coefficient) in &k.crop_inputs {
+        add_term(&mut ce_crop, coefficient, v(field));
+    }
+    let (mut tce, mut carbon) = ([0.0; R], [0.0; R]);
+    for &(field, tce_per_unit, carbon_per_tce) in &k.energy {
+        for ((t, c), value) in tce.iter_mut().zip(&mut carbon).zip(v(field)) {
+            let standard_coal = *value * tce_per_unit;
+            *t += standard_coal;
+            *c += standard_coal * carbon_per_tce;
+        }
+    }
+    let mut livestock = [-0.0; R];
+    for &(field, per_head) in &k.livestock {
+        add_term(&mut livestock, per_head, v(field));
+    }
+    let population = v(Field::Population);
+    let ce = out::<R>(&mut columns.ce, r0);
+    for i in 0..R {
+        let ce_urban = carbon[i] + k.breathing * population[i];
+        ce[i] = ce_crop[i] + ce_urban + livestock[i];
+    }
+    *out::<R>(energy_tce, r0) = tce;
+    // CS: crops, and the sinks of four land uses.
+    let mut crop = [-0.0; R];
+    for &(field, factor) in &k.crops {
+        add_term(&mut crop, factor, v(field));
+    }
+    *out::<R>(&mut columns.cs_crop, r0) = crop;
+    let RowColumns { cs_shrub, cs_forest, cs_grass, cs_water, .. } = columns;
+    for (column, (sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water]
+        .into_iter()
+        .zip(k.sinks.iter().zip([Field::Shrubland, Field::Forest, Field::Grassland, Field::Water]))
+    {
+        for (o, value) in out::<R>(column, r0).iter_mut().zip(v(field)) {
+            *o = *sink * *value;
+        }
     }
 }
 
@@ -360,56 +419,25 @@ pub fn compute_year_major(
     let n = n_years * width;
     let k = RowCoefficients::new(coefficients);
     // Every element is written below: the buffers are only sized.
-    let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = columns;
-    for column in [&mut *ce, &mut *cs_crop, &mut *cs_shrub, &mut *cs_forest, &mut *cs_grass, &mut *cs_water] {
-        column.resize(n, 0.0);
+    {
+        let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = &mut *columns;
+        for column in [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water] {
+            column.resize(n, 0.0);
+        }
     }
     energy_tce.resize(n, 0.0);
     for values in trended.iter_mut() {
         values.resize(n, 0.0);
     }
-    for r0 in (0..n).step_by(BLOCK) {
-        let rows = r0..(r0 + BLOCK).min(n);
-        let len = rows.len();
-        let v = |f: Field| &panel.columns[f as usize][rows.clone()];
-        // CE: crop inputs, energy and breathing (urban), livestock.
-        let mut ce_crop = [-0.0; BLOCK];
-        for &(field, coefficient) in &k.crop_inputs {
-            add_term(&mut ce_crop[..len], coefficient, v(field));
-        }
-        let (mut tce, mut carbon) = ([0.0; BLOCK], [0.0; BLOCK]);
-        for &(field, tce_per_unit, carbon_per_tce) in &k.energy {
-            for ((t, c), value) in tce[..len].iter_mut().zip(&mut carbon[..len]).zip(v(field)) {
-                let standard_coal = *value * tce_per_unit;
-                *t += standard_coal;
-                *c += standard_coal * carbon_per_tce;
-            }
-        }
-        let mut livestock = [-0.0; BLOCK];
-        for &(field, per_head) in &k.livestock {
-            add_term(&mut livestock[..len], per_head, v(field));
-        }
-        let population = v(Field::Population);
-        for i in 0..len {
-            let ce_urban = carbon[i] + k.breathing * population[i];
-            ce[r0 + i] = ce_crop[i] + ce_urban + livestock[i];
-        }
-        energy_tce[rows.clone()].copy_from_slice(&tce[..len]);
-        // CS: crops, and the sinks of four land uses.
-        let crop = &mut cs_crop[rows.clone()];
-        crop.fill(-0.0);
-        for &(field, factor) in &k.crops {
-            add_term(crop, factor, v(field));
-        }
-        for (out, (sink, field)) in [&mut *cs_shrub, &mut *cs_forest, &mut *cs_grass, &mut *cs_water]
-            .into_iter()
-            .zip(k.sinks.iter().zip([Field::Shrubland, Field::Forest, Field::Grassland, Field::Water]))
-        {
-            for (o, value) in out[rows.clone()].iter_mut().zip(v(field)) {
-                *o = *sink * *value;
-            }
-        }
+    // `n` is a multiple of 8 (the panel's width is).
+    let wide = n - n % ROWS;
+    for r0 in (0..wide).step_by(ROWS) {
+        row_terms_of::<ROWS>(panel, &k, r0, columns, energy_tce);
     }
+    for r0 in (wide..n).step_by(ROWS / 2) {
+        row_terms_of::<{ ROWS / 2 }>(panel, &k, r0, columns, energy_tce);
+    }
+    let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = columns;
     let gdp = panel.column(Field::Gdp);
     for t in 0..n_years {
         let row0 = t * width;
