@@ -109,6 +109,9 @@ pub struct Scratch {
     best_float: Vec<Option<Float>>,
     ends: Vec<usize>,
     upper_bounds: Vec<f64>,
+    /// 1/w for every class size w up to the number of values (the filter's
+    /// scores multiply by it instead of dividing).
+    reciprocals: Vec<f64>,
 }
 
 impl Scratch {
@@ -127,6 +130,7 @@ impl Scratch {
             best_float,
             ends,
             upper_bounds,
+            reciprocals,
         } = self;
         // Distinct values and their multiplicities.
         distinct.clear();
@@ -174,9 +178,13 @@ impl Scratch {
             }
             prefix_float.clear();
             prefix_float.extend(prefix_exact.iter().map(|&v| v as f64));
+            if reciprocals.len() != sorted.len() + 1 {
+                reciprocals.clear();
+                reciprocals.extend((0..=sorted.len()).map(|w| 1.0 / w as f64));
+            }
             optimal_ends_filtered(distinct.len(), k, best_exact, best_float, ends, exact_score, |i, j| {
                 let s = prefix_float[j] - prefix_float[i];
-                s * s / (prefix_w[j] - prefix_w[i]) as f64
+                s * s * reciprocals[(prefix_w[j] - prefix_w[i]) as usize]
             })
         } else {
             prefix_float.clear();
@@ -251,10 +259,12 @@ fn reconstruct(m: usize, k: usize, ends: &mut Vec<usize>, attains: impl Fn(usize
 
 /// Relative difference below which two f64 scores are compared exactly.
 /// With every prefix sum below 2^53 a class's sum s is exact in f64, and its
-/// score s²/n is rounded twice; a candidate adds at most k such positive
-/// scores, so it is within 3k·2⁻⁵³ (relative) of the exact one: below
-/// 10⁻¹³ for k ≤ [`MAX_FILTERED_CLASSES`]. A difference above 10⁻¹² thus
-/// has the exact difference's sign.
+/// score s²·(1/n) is rounded three times (s², the reciprocal, the product:
+/// within 3u of s²/n, u = 2⁻⁵³); a candidate adds at most k such positive
+/// scores with k − 1 roundings, so it is within (k + 2)u + O(u²) ≤ 3k·2⁻⁵³
+/// (relative) of the exact one: below 10⁻¹³ for k ≤
+/// [`MAX_FILTERED_CLASSES`]. A difference above 10⁻¹² thus has the exact
+/// difference's sign.
 const FILTER: f64 = 1e-12;
 
 /// The most classes for which [`FILTER`] holds as above.
