@@ -35,7 +35,7 @@ use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
 use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
-use crate::sweep::histogram::LogHistogram;
+use crate::sweep::histogram::{Gathered, LogHistogram};
 
 /// What a runner computes once for the fast path.
 #[derive(Clone, Debug)]
@@ -409,16 +409,16 @@ const EMPTY_SCENARIO: ScenarioOutcome = ScenarioOutcome {
 const EMPTY_UNIT: UnitOutcome =
     UnitOutcome { zone: 0, total: 0, scores: [0; 10], cep: 0, scenarios: [EMPTY_SCENARIO; 3] };
 
-/// Samples whose histogram bins an [`Accumulator`] holds before it sorts
-/// them into the aggregate: at most this many, and at most
+/// Samples whose histogram bins an [`Accumulator`] holds before it adds
+/// them to the aggregate: at most this many, and at most
 /// [`PENDING_BYTES`] of bins.
 const PENDING_SAMPLES: usize = 256;
 const PENDING_BYTES: usize = 1 << 20;
 
 /// An [`Aggregate`] being filled sample by sample: the count tables
-/// directly, the histograms' bins held per batch and then added as runs
-/// (sorted, so each distinct bin is looked up once per batch instead of
-/// once per value). [`Accumulator::finish`] gives exactly the aggregate
+/// directly, the histograms' bins held per batch and then added one
+/// histogram at a time ([`Gathered`]: bins close together are counted in
+/// place, instead of a search and an insertion per value). [`Accumulator::finish`] gives exactly the aggregate
 /// that [`Aggregate::add`] of the same outcomes in any order gives.
 #[derive(Debug)]
 pub struct Accumulator {
@@ -430,7 +430,8 @@ pub struct Accumulator {
     /// Samples per batch.
     batch: usize,
     n_log: usize,
-    column: Vec<i64>,
+    /// A histogram's pending bins, added to it at once.
+    gathered: Gathered,
 }
 
 const NON_POSITIVE: i32 = i32::MIN;
@@ -447,13 +448,13 @@ impl Accumulator {
             pending: 0,
             batch,
             n_log,
-            column: Vec::with_capacity(batch),
+            gathered: Gathered::default(),
         }
     }
 
     /// The bytes of its pending bins when a batch is full.
     pub fn heap_bytes(&self) -> usize {
-        self.batch * self.n_log * std::mem::size_of::<i32>() + self.batch * std::mem::size_of::<i64>()
+        self.batch * self.n_log * std::mem::size_of::<i32>() + self.gathered.heap_bytes()
     }
 
     /// The aggregate's failures and sensitivity sums are changed through it.
@@ -508,8 +509,6 @@ impl Accumulator {
         let n = self.aggregate.shape.n_units;
         let years = self.aggregate.shape.n_projected_years();
         for h in 0..self.n_log {
-            self.column.clear();
-            self.column.extend((0..self.pending).map(|p| i64::from(self.log_bins[p * self.n_log + h])));
             let histogram = if h < 3 * n {
                 &mut self.aggregate.ce_milestone[h]
             } else if h < 6 * n {
@@ -518,11 +517,14 @@ impl Accumulator {
                 debug_assert!(h - 6 * n < 3 * years);
                 &mut self.aggregate.regional_ce[h - 6 * n]
             };
-            add_runs(&mut self.column, |bin, count| match bin {
-                SKIPPED_WIDE => {}
-                NON_POSITIVE_WIDE => histogram.non_positive += count,
-                bin => histogram.bins.add(bin as i32, count),
-            });
+            for p in 0..self.pending {
+                match self.log_bins[p * self.n_log + h] {
+                    SKIPPED => {}
+                    NON_POSITIVE => histogram.non_positive += 1,
+                    bin => self.gathered.push((bin, 1)),
+                }
+            }
+            self.gathered.add_to_amortised(&mut histogram.bins);
         }
         self.log_bins.clear();
         self.pending = 0;
@@ -537,19 +539,4 @@ impl Accumulator {
 
 /// A log bin slot with no value (no milestone CE, a shorter series).
 const SKIPPED: i32 = i32::MIN + 1;
-const SKIPPED_WIDE: i64 = SKIPPED as i64;
-const NON_POSITIVE_WIDE: i64 = NON_POSITIVE as i64;
 
-/// Sort `values` and call `add(value, count)` once per distinct value.
-fn add_runs(values: &mut [i64], mut add: impl FnMut(i64, u64)) {
-    values.sort_unstable();
-    let mut start = 0;
-    while start < values.len() {
-        let mut end = start + 1;
-        while end < values.len() && values[end] == values[start] {
-            end += 1;
-        }
-        add(values[start], (end - start) as u64);
-        start = end;
-    }
-}
