@@ -309,7 +309,8 @@ impl YearMajorPanel {
     }
 }
 
-/// The per-row terms of [`compute_year_major`], one column each.
+/// The per-row terms of [`compute_year_major`] of one year's rows, one
+/// column each.
 #[derive(Clone, Debug, Default)]
 pub struct RowColumns {
     ce: Vec<f64>,
@@ -344,14 +345,16 @@ fn add_term<const R: usize>(out: &mut [f64; R], coefficient: f64, column: &[f64;
     }
 }
 
-/// The per-row terms of `R` rows from `r0` on: CE (crop inputs, energy and
-/// breathing, livestock), energy use in tce, and CS by source, each row's
-/// terms added in the order of `row_terms`.
+/// The per-row terms of `R` panel rows from `r0` on: CE (crop inputs,
+/// energy and breathing, livestock) and CS by source into `columns` from
+/// row `o0` on, energy use in tce into `energy_tce` from `r0` on, each
+/// row's terms added in the order of `row_terms`.
 #[inline(always)]
 fn row_terms_of<const R: usize>(
     panel: &YearMajorPanel,
     k: &RowCoefficients,
     r0: usize,
+    o0: usize,
     columns: &mut RowColumns,
     energy_tce: &mut [f64],
 ) {
@@ -377,7 +380,7 @@ fn row_terms_of<const R: usize>(
         add_term(&mut livestock, per_head, v(field));
     }
     let population = v(Field::Population);
-    let ce = out::<R>(&mut columns.ce, r0);
+    let ce = out::<R>(&mut columns.ce, o0);
     for i in 0..R {
         let ce_urban = carbon[i] + k.breathing * population[i];
         ce[i] = ce_crop[i] + ce_urban + livestock[i];
@@ -388,13 +391,13 @@ fn row_terms_of<const R: usize>(
     for &(field, factor) in &k.crops {
         add_term(&mut crop, factor, v(field));
     }
-    *out::<R>(&mut columns.cs_crop, r0) = crop;
+    *out::<R>(&mut columns.cs_crop, o0) = crop;
     let RowColumns { cs_shrub, cs_forest, cs_grass, cs_water, .. } = columns;
     for (column, (sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water]
         .into_iter()
         .zip(k.sinks.iter().zip([Field::Shrubland, Field::Forest, Field::Grassland, Field::Water]))
     {
-        for (o, value) in out::<R>(column, r0).iter_mut().zip(v(field)) {
+        for (o, value) in out::<R>(column, o0).iter_mut().zip(v(field)) {
             *o = *sink * *value;
         }
     }
@@ -420,47 +423,49 @@ pub fn compute_year_major(
     let k = RowCoefficients::new(coefficients);
     // Every element is written below: the buffers are only sized.
     {
+        // One year's rows at a time.
         let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = &mut *columns;
         for column in [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water] {
-            column.resize(n, 0.0);
+            column.resize(width, 0.0);
         }
     }
     energy_tce.resize(n, 0.0);
     for values in trended.iter_mut() {
         values.resize(n, 0.0);
     }
-    // `n` is a multiple of 8 (the panel's width is).
-    let wide = n - n % ROWS;
-    for r0 in (0..wide).step_by(ROWS) {
-        row_terms_of::<ROWS>(panel, &k, r0, columns, energy_tce);
-    }
-    for r0 in (wide..n).step_by(ROWS / 2) {
-        row_terms_of::<{ ROWS / 2 }>(panel, &k, r0, columns, energy_tce);
-    }
-    let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = columns;
+    // Year by year, so that a year's terms are still in cache when its
+    // indices read them: first the terms of its rows (`width`, a multiple
+    // of 8), then the year's totals and the indices.
     let gdp = panel.column(Field::Gdp);
+    let wide = width - width % ROWS;
     for t in 0..n_years {
         let row0 = t * width;
+        for r in (0..wide).step_by(ROWS) {
+            row_terms_of::<ROWS>(panel, &k, row0 + r, r, columns, energy_tce);
+        }
+        for r in (wide..width).step_by(ROWS / 2) {
+            row_terms_of::<{ ROWS / 2 }>(panel, &k, row0 + r, r, columns, energy_tce);
+        }
+        let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = &*columns;
         let factors = YearFactors::of(n_units, coefficients, |u| {
-            let i = row0 + u;
             let term = RowTerms {
-                ce: ce[i],
-                cs_crop: cs_crop[i],
-                cs_shrub: cs_shrub[i],
-                cs_forest: cs_forest[i],
-                cs_grass: cs_grass[i],
-                cs_water: cs_water[i],
+                ce: ce[u],
+                cs_crop: cs_crop[u],
+                cs_shrub: cs_shrub[u],
+                cs_forest: cs_forest[u],
+                cs_grass: cs_grass[u],
+                cs_water: cs_water[u],
                 energy_tce: 0.0,
                 cli: 0.0,
             };
-            (term, gdp[i])
+            (term, gdp[row0 + u])
         });
-        let rows = row0..row0 + n_units;
-        let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] = trended;
-        for i in rows {
+        let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] = &mut *trended;
+        for u in 0..n_units {
+            let i = row0 + u;
             // YearFactors::indices, term by term.
-            let unit_ce = ce[i];
-            let unit_cs = cs_crop[i] + cs_shrub[i] + cs_forest[i] + cs_grass[i] + cs_water[i];
+            let unit_ce = ce[u];
+            let unit_cs = cs_crop[u] + cs_shrub[u] + cs_forest[u] + cs_grass[u] + cs_water[u];
             let per_unit_ce = 1.0 / unit_ce;
             let cf = unit_ce * factors.footprint;
             let ec = unit_cs * factors.footprint;
