@@ -114,7 +114,10 @@ pub const MK_LANES: usize = 8;
 /// computed, which then finds no tie in it: the result is the same.)
 #[inline(always)]
 pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64], equal_pairs: &mut [i64]) {
-    pair_counts(by_year, width, n, s, equal_pairs);
+    // Counters in memory, 64 series at a time: in code built without AVX2
+    // (the reference chain's) this runs twice as fast as counters kept in
+    // registers, which do not fit there.
+    pair_counts_chunked(by_year, width, n, s, equal_pairs);
 }
 
 /// [`mann_kendall_counts`] on the values rounded to f32, twice as many
@@ -125,29 +128,66 @@ pub fn mann_kendall_counts(by_year: &[f64], width: usize, n: usize, s: &mut [i64
 /// values too close for f32) must be counted again in f64.
 #[inline(always)]
 pub fn mann_kendall_counts_f32(by_year: &[f32], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
-    pair_counts(by_year, width, n, s, not_ordered);
+    pair_counts::<f32, { 2 * MK_LANES }>(by_year, width, n, s, not_ordered);
 }
 
-/// The one pair-counting kernel of [`mann_kendall_counts`] and
-/// [`mann_kendall_counts_f32`]. It takes 16 series at a time (then 8 for
-/// the rest), whose counters stay in vector registers over every pair of
-/// years (fixed-size arrays, which the compiler keeps there); each pair is
-/// a load and two compares of whole vectors. (With 64 series at a time, the
-/// counters went to memory and back for every pair: 8 % more time per
-/// sample.) The counters are 32-bit: a series has
-/// at most as many values as the dataset's years allow, far below the
-/// 65,536 whose pairs would not fit.
+/// The pair-counting kernel of [`mann_kendall_counts_f32`] (the fast
+/// path's, built for AVX2). It takes `WIDE` series at a time (then
+/// [`MK_LANES`] for the rest), whose counters stay in vector registers over
+/// every pair of years (fixed-size arrays, which the compiler keeps there);
+/// each pair is a load and two compares of whole vectors. (With 64 series
+/// at a time, the counters went to memory and back for every pair: 8 %
+/// more time per fast-path sample than 16 f32 lanes.) The counters are
+/// 32-bit: a series has at most as many values as the dataset's years
+/// allow, far below the 65,536 whose pairs would not fit.
 #[inline(always)]
-fn pair_counts<T: Copy + PartialOrd>(by_year: &[T], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
+fn pair_counts<T: Copy + PartialOrd, const WIDE: usize>(
+    by_year: &[T],
+    width: usize,
+    n: usize,
+    s: &mut [i64],
+    not_ordered: &mut [i64],
+) {
     assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && not_ordered.len() >= width);
     assert!(n <= 1 << 16, "a series of {n} values has more pairs than 32-bit counters hold");
-    // Two vectors of lanes at a time while they last, then one.
-    let wide = width - width % (2 * MK_LANES);
-    for lane0 in (0..wide).step_by(2 * MK_LANES) {
-        lane_counts::<T, { 2 * MK_LANES }>(by_year, width, n, lane0, s, not_ordered);
+    let wide = width - width % WIDE;
+    for lane0 in (0..wide).step_by(WIDE) {
+        lane_counts::<T, WIDE>(by_year, width, n, lane0, s, not_ordered);
     }
     for lane0 in (wide..width).step_by(MK_LANES) {
         lane_counts::<T, MK_LANES>(by_year, width, n, lane0, s, not_ordered);
+    }
+}
+
+/// The pair-counting kernel of [`mann_kendall_counts`]: counters for a
+/// chunk of up to 64 series stay in L1 over every pair of years, and each
+/// pair is one pass of full-width vector compares. 32-bit counters, as in
+/// [`pair_counts`].
+#[inline(always)]
+fn pair_counts_chunked(by_year: &[f64], width: usize, n: usize, s: &mut [i64], not_ordered: &mut [i64]) {
+    assert!(width % MK_LANES == 0 && by_year.len() >= n * width && s.len() >= width && not_ordered.len() >= width);
+    assert!(n <= 1 << 16, "a series of {n} values has more pairs than 32-bit counters hold");
+    let pairs = (n * n.saturating_sub(1) / 2) as i32;
+    const CHUNK: usize = 64;
+    for lane0 in (0..width).step_by(CHUNK) {
+        let lanes = CHUNK.min(width - lane0);
+        let mut greater = [0i32; CHUNK];
+        let mut less = [0i32; CHUNK];
+        let (greater_lanes, less_lanes) = (&mut greater[..lanes], &mut less[..lanes]);
+        for k in 0..n {
+            let earlier = &by_year[k * width + lane0..][..lanes];
+            for l in k + 1..n {
+                let later = &by_year[l * width + lane0..][..lanes];
+                for (((g, s), &a), &b) in greater_lanes.iter_mut().zip(less_lanes.iter_mut()).zip(earlier).zip(later) {
+                    *g += i32::from(b > a);
+                    *s += i32::from(b < a);
+                }
+            }
+        }
+        for u in 0..lanes {
+            s[lane0 + u] = i64::from(greater[u] - less[u]);
+            not_ordered[lane0 + u] = i64::from(pairs - greater[u] - less[u]);
+        }
     }
 }
 
