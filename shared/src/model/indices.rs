@@ -393,10 +393,8 @@ fn row_terms_of<const R: usize>(
     }
     *out::<R>(&mut columns.cs_crop, o0) = crop;
     let RowColumns { cs_shrub, cs_forest, cs_grass, cs_water, .. } = columns;
-    for (column, (sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water]
-        .into_iter()
-        .zip(k.sinks.iter().zip([Field::Shrubland, Field::Forest, Field::Grassland, Field::Water]))
-    {
+    let land = [Field::Shrubland, Field::Forest, Field::Grassland, Field::Water];
+    for (column, (sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water].into_iter().zip(k.sinks.iter().zip(land)) {
         for (o, value) in out::<R>(column, o0).iter_mut().zip(v(field)) {
             *o = *sink * *value;
         }

@@ -289,7 +289,10 @@ impl FastChain {
         for t in 0..n_years {
             let row = t * width..t * width + n_units;
             let drivers = ti[row.clone()].iter_mut().zip(&mut cei[row.clone()]);
-            let inputs = gdp[row.clone()].iter().zip(&energy_tce[row.clone()]).zip(ce[row.clone()].iter().zip(&denominator[row]));
+            let inputs = gdp[row.clone()]
+                .iter()
+                .zip(&energy_tce[row.clone()])
+                .zip(ce[row.clone()].iter().zip(&denominator[row]));
             for ((ti, cei), ((&gdp, &tce), (&ce, &denominator))) in drivers.zip(inputs) {
                 *ti = gdp / tce;
                 *cei = ce / denominator;
@@ -539,4 +542,3 @@ impl Accumulator {
 
 /// A log bin slot with no value (no milestone CE, a shorter series).
 const SKIPPED: i32 = i32::MIN + 1;
-
