@@ -1,6 +1,5 @@
 //! The lease-expiry task: every 250 ms, leases whose heartbeats stopped (or
-//! that outlived the maximum job time), and leases their workers'
-//! heartbeats say they do not hold, go back to pending; a job that failed
+//! that outlived the maximum job time) go back to pending; a job that failed
 //! too often fails its sweep through the committer. Workers silent for long
 //! and holding nothing are forgotten (they register again if they return).
 
@@ -28,17 +27,6 @@ impl Coordinator {
                     tracing::info!(
                         expired,
                         "leases expired (their workers went silent or ran too long); the jobs run again"
-                    );
-                }
-                // Two heartbeats, and at least 2 s: a worker may take a
-                // moment to start holding what an answer leased it.
-                let grace = (self.config().heartbeat_interval * 2).max(Duration::from_secs(2));
-                let released = state.release_unlisted(self.config().max_job_time, grace);
-                if released > 0 {
-                    tracing::info!(
-                        released,
-                        "leases released: their workers' heartbeats say they do not hold them (an answer that \
-                         leased them was lost); the jobs run again"
                     );
                 }
                 failed

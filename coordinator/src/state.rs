@@ -14,7 +14,7 @@
 //! sweep's durable parts (record, aggregate, done jobs) change only through
 //! [`State::publish`], after the committer stored them.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -361,16 +361,7 @@ pub struct State {
     /// Sweep ids by sequence: older sweeps are served first.
     order: Vec<SweepId>,
     workers: HashMap<WorkerId, WorkerInfo>,
-    /// What each worker's latest heartbeat said it holds, and when it came.
-    listed: HashMap<WorkerId, Listed>,
     next_lease: u64,
-}
-
-/// The leases a worker's latest heartbeat named.
-#[derive(Debug)]
-struct Listed {
-    heard: Instant,
-    leases: HashSet<LeaseRef>,
 }
 
 impl State {
@@ -414,7 +405,6 @@ impl State {
             && let Some(oldest) = self.workers.values().min_by_key(|w| w.last_seen).map(|w| w.id.clone())
         {
             self.workers.remove(&oldest);
-            self.listed.remove(&oldest);
         }
         self.workers.insert(info.id.clone(), info);
     }
@@ -447,7 +437,6 @@ impl State {
         for id in forget {
             tracing::info!(worker = %id, "worker left (silent for {} s, holding no lease)", silence.as_secs());
             self.workers.remove(&id);
-            self.listed.remove(&id);
         }
     }
 
@@ -542,7 +531,6 @@ impl State {
         until: Instant,
     ) -> Result<Vec<LeaseRef>, Refusal> {
         self.seen(worker)?;
-        self.listed.insert(worker.clone(), Listed { heard: Instant::now(), leases: leases.iter().cloned().collect() });
         let mut abandon = Vec::new();
         for held in leases {
             let Some(sweep) = self.sweeps.get_mut(held.sweep()) else {
@@ -645,47 +633,6 @@ impl State {
             }
         }
         failed
-    }
-
-    /// Leases that their workers' own heartbeats say they do not hold go
-    /// back to pending, as expired ones do (no failure is counted, and the
-    /// holder may still deliver or take the job back until it is leased
-    /// again); returns how many. That happens when the answer that leased
-    /// them never reached the worker: a completion whose answer was lost
-    /// is sent again, and the jobs leased with the lost answer would
-    /// otherwise wait for the lease timeout. A lease counts as unlisted only
-    /// if it was granted at least `grace` before the worker's latest
-    /// heartbeat, so that an answer still on its way when the worker sent
-    /// that heartbeat is not mistaken for a lost one. `max_job_time` is the
-    /// coordinator's: a lease's `until` is its grant plus that.
-    pub fn release_unlisted(&mut self, max_job_time: Duration, grace: Duration) -> usize {
-        let mut released = 0;
-        for (id, sweep) in &mut self.sweeps {
-            if sweep.leased == 0 {
-                continue;
-            }
-            let unlisted: Vec<(u32, u32, Holder)> = sweep
-                .jobs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, job)| match job {
-                    JobState::Leased { holder, failures, until, .. } => {
-                        let listed = self.listed.get(&holder.worker)?;
-                        let granted = until.checked_sub(max_job_time)?;
-                        let named = LeaseRef::new(id.clone(), i as u32, holder.lease.0);
-                        (listed.heard >= granted + grace && !listed.leases.contains(&named))
-                            .then(|| (i as u32, *failures, holder.clone()))
-                    }
-                    _ => None,
-                })
-                .collect();
-            for (index, failures, holder) in unlisted {
-                tracing::debug!(sweep = %id, job = index, worker = %holder.worker, "lease not held by its worker");
-                sweep.requeue(index, failures, holder);
-                released += 1;
-            }
-        }
-        released
     }
 
     /// Publish what the committer durably stored: the sweep's new record
@@ -891,38 +838,6 @@ pub(crate) mod tests {
         assert_eq!(next.lease.index(), 0);
         assert!(matches!(state.check_delivery(&worker("w"), &job.lease), Err(Refusal::NotHolder(_))));
         assert_eq!(state.check_delivery(&worker("v"), &next.lease), Ok(()));
-    }
-
-    #[test]
-    fn leases_a_heartbeat_does_not_name_go_back_once_the_grace_has_passed() {
-        let mut state = state_with(&[("a", 1, &[])]);
-        let now = Instant::now();
-        let (soon, far) = (now + Duration::from_secs(600), now + Duration::from_secs(3600));
-        let jobs = state.lease(&worker("w"), 2, soon, far).unwrap();
-        let other = state.lease(&worker("v"), 1, soon, far).unwrap().remove(0);
-        let (kept, lost) = (&jobs[0].lease, &jobs[1].lease);
-        // Before any heartbeat, nothing is known to be missing.
-        let long_ago = Duration::from_secs(3600 + 60);
-        assert_eq!(state.release_unlisted(long_ago, Duration::from_secs(4)), 0);
-        // w names only one of its two; v has not sent a heartbeat.
-        assert!(state.heartbeat(&worker("w"), std::slice::from_ref(kept), soon, far).unwrap().is_empty());
-        // Granted just now (until − max job time), within the grace: kept.
-        assert_eq!(state.release_unlisted(Duration::from_secs(3600), Duration::from_secs(4)), 0);
-        // Granted a minute before the heartbeat: the unnamed one goes back,
-        // as an expiry does (no failure, its holder remembered).
-        assert_eq!(state.release_unlisted(long_ago, Duration::from_secs(4)), 1);
-        let a = state.sweep(&id("a")).unwrap();
-        assert!(matches!(a.job(kept.index()), Some(JobState::Leased { .. })));
-        assert!(matches!(a.job(other.lease.index()), Some(JobState::Leased { .. })));
-        assert!(matches!(
-            a.job(lost.index()),
-            Some(JobState::Pending { failures: 0, last: Some(holder) }) if holder.worker == worker("w")
-        ));
-        assert_eq!(a.jobs_leased(), 2);
-        // It is leased again first; its old holder may deliver until then.
-        assert_eq!(state.check_delivery(&worker("w"), lost), Ok(()));
-        let again = state.lease(&worker("v"), 1, soon, far).unwrap().remove(0);
-        assert_eq!(again.lease.index(), lost.index());
     }
 
     #[test]
