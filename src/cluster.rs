@@ -65,7 +65,7 @@ pub struct CoordinatorArgs {
     /// Samples per job when a submission does not say. Without it, each
     /// such sweep gets jobs of about --job-seconds, timed on its first
     /// samples.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "job_seconds")]
     pub job_size: Option<u64>,
     /// Seconds of one worker thread a job is sized for, when neither the
     /// submission nor --job-size gives a job size (at least 64 jobs per

@@ -227,9 +227,33 @@ pub fn timed_job_size(runner: &SweepRunner, samples: u64, seconds: f64) -> u64 {
     by_time.min(samples.div_ceil(MIN_JOBS_BY_TIME)).max(samples.div_ceil(MAX_JOBS)).max(1)
 }
 
-/// The largest divisor of `n` that is at most `most` (1 when either is 0).
-fn largest_divisor_at_most(n: u64, most: u64) -> u64 {
-    (1..=most.min(n)).rev().find(|d| n % d == 0).unwrap_or(1)
+/// The job size of a sweep that stops early (`--until-ci`), sized by time:
+/// it checks after blocks of whole jobs, so a size that divides the block
+/// makes every block exactly `block` samples, and where the sweep stops does
+/// not depend on the timing. The largest divisor at or below `timed`, if it
+/// is at least half of it; otherwise (a block with no divisor near, a prime
+/// say) `timed` itself, and the stopping point then depends on it (a
+/// `--job-size` fixes it).
+fn block_job_size(block: u64, timed: u64) -> u64 {
+    largest_divisor_at_most(block, timed).filter(|&d| d >= timed.div_ceil(2)).unwrap_or(timed)
+}
+
+/// The largest divisor of `n` that is at most `most`, if any (none when
+/// either is 0); by the divisors up to √n.
+fn largest_divisor_at_most(n: u64, most: u64) -> Option<u64> {
+    let mut best = None;
+    let mut d = 1;
+    while d <= n / d {
+        if n % d == 0 {
+            for divisor in [d, n / d] {
+                if divisor <= most && best.is_none_or(|b| divisor > b) {
+                    best = Some(divisor);
+                }
+            }
+        }
+        d += 1;
+    }
+    best
 }
 
 /// Parse, check, plan and hash a submission; every refusal is
@@ -262,30 +286,6 @@ pub fn prepare(submission: Submission, sizing: JobSizing) -> Result<Prepared, Co
     if spec.samples > MAX_SAMPLES {
         return Err(invalid(format!("{} samples is more than the {MAX_SAMPLES} a sweep may have", spec.samples)));
     }
-    let job_size = match (submission.job_size, sizing) {
-        (Some(size), _) | (None, JobSizing::Fixed(size)) => size,
-        (None, JobSizing::Seconds(seconds)) => {
-            let timed = timed_job_size(&runner, spec.samples, seconds);
-            match submission.until_ci {
-                // A sweep that stops early checks after blocks of whole jobs:
-                // with a size that divides the block, every block is exactly
-                // `check_every` samples, so where it stops does not depend on
-                // the timing.
-                Some(_) => largest_divisor_at_most(submission.check_every.unwrap_or(BLOCK_SAMPLES), timed),
-                None => timed,
-            }
-        }
-    };
-    if !(1..=MAX_SAMPLES).contains(&job_size) {
-        return Err(invalid(format!("the job size is {job_size}; it must be 1–{MAX_SAMPLES}")));
-    }
-    let jobs = spec.samples.div_ceil(job_size);
-    if jobs > MAX_JOBS {
-        return Err(invalid(format!(
-            "{} samples in jobs of {job_size} make {jobs} jobs; at most {MAX_JOBS} are allowed (use a larger job size)",
-            spec.samples
-        )));
-    }
     if let Some(target) = submission.until_ci {
         if !(target > 0.0 && target < 0.5) {
             return Err(invalid(format!(
@@ -304,6 +304,28 @@ pub fn prepare(submission: Submission, sizing: JobSizing) -> Result<Prepared, Co
                  use design = \"monte-carlo\" or \"sobol\" with --until-ci",
             ));
         }
+    }
+    let job_size = match (submission.job_size, sizing) {
+        (Some(size), _) | (None, JobSizing::Fixed(size)) => size,
+        (None, JobSizing::Seconds(seconds)) => {
+            let timed = timed_job_size(&runner, spec.samples, seconds);
+            match submission.until_ci {
+                Some(_) => block_job_size(submission.check_every.unwrap_or(BLOCK_SAMPLES), timed),
+                None => timed,
+            }
+            // However the time came out, never more than MAX_JOBS jobs.
+            .max(spec.samples.div_ceil(MAX_JOBS))
+        }
+    };
+    if !(1..=MAX_SAMPLES).contains(&job_size) {
+        return Err(invalid(format!("the job size is {job_size}; it must be 1–{MAX_SAMPLES}")));
+    }
+    let jobs = spec.samples.div_ceil(job_size);
+    if jobs > MAX_JOBS {
+        return Err(invalid(format!(
+            "{} samples in jobs of {job_size} make {jobs} jobs; at most {MAX_JOBS} are allowed (use a larger job size)",
+            spec.samples
+        )));
     }
     if submission.dataset_name.len() > MAX_DATASET_NAME || submission.dataset_name.chars().any(char::is_control) {
         return Err(invalid(format!(
@@ -411,9 +433,21 @@ mod tests {
             Submission { until_ci: Some(0.1), check_every: Some(1_000), job_size: None, ..submission(10_000, 1) };
         let stopping = prepare(stopping, JobSizing::Seconds(1.0)).unwrap();
         assert_eq!((stopping.record.job_size, stopping.record.layout.block_jobs), (125, 8));
-        assert_eq!(largest_divisor_at_most(1_000, 157), 125);
-        assert_eq!(largest_divisor_at_most(1_000, 5_000), 1_000);
-        assert_eq!(largest_divisor_at_most(997, 500), 1);
+        assert_eq!(largest_divisor_at_most(1_000, 157), Some(125));
+        assert_eq!(largest_divisor_at_most(1_000, 5_000), Some(1_000));
+        assert_eq!(largest_divisor_at_most(997, 500), Some(1));
+        assert_eq!(largest_divisor_at_most(0, 5), None);
+        assert_eq!(largest_divisor_at_most(12, 0), None);
+        assert_eq!(largest_divisor_at_most(1_000_000_000_000, 1_000_000_000), Some(1_000_000_000));
+        // A block with no divisor near the timed size: the timed size.
+        assert_eq!(block_job_size(1_000, 157), 125);
+        assert_eq!(block_job_size(10_007, 157), 157);
+        assert_eq!(block_job_size(10_007, 20_000), 10_007);
+        // A prime block beyond MAX_JOBS one-sample jobs is not refused.
+        let prime = Submission { until_ci: Some(0.1), check_every: Some(10_007), job_size: None, ..submission(1, 1) };
+        let prime = Submission { samples: Some(20_000_000), ..prime };
+        let prime = prepare(prime, JobSizing::Seconds(1.0)).unwrap();
+        assert!(prime.record.job_size >= 2, "{} samples a job", prime.record.job_size);
         // A size the submission gives is kept.
         let given = prepare(submission(25, 10), JobSizing::Seconds(1.0)).unwrap();
         assert_eq!(given.record.job_size, 10);
