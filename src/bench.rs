@@ -402,7 +402,7 @@ async fn load_once(
                 // Delivering results leases the next jobs in the same call,
                 // as real workers do; Lease only for the first.
                 let mut next = client
-                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: threads })
+                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: threads, call: 0 })
                     .await?
                     .into_inner()
                     .jobs;
@@ -425,6 +425,7 @@ async fn load_once(
                             worker_id: worker.clone(),
                             results,
                             lease_capacity: sent as u32,
+                            call: 0,
                         })
                         .await?
                         .into_inner();

@@ -217,7 +217,7 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
             .expect("register")
             .into_inner();
         let jobs = client
-            .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4 })
+            .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4, call: 0 })
             .await
             .expect("lease")
             .into_inner()
@@ -241,6 +241,7 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
         lease: Some(lease_of(job)),
         aggregate: Some(aggregate),
         lease_capacity: 0,
+        call: 0,
     };
 
     // Results that do not fit job 0, each refused before anything is merged.
@@ -493,7 +494,7 @@ fn calls_without_the_right_token_are_refused_and_change_nothing() {
         );
         expect_refused(
             "lease without a token",
-            workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1 }).await.map(drop),
+            workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0 }).await.map(drop),
         );
         // Wrong tokens: another one, the right one with a suffix, a prefix of it.
         for wrong in ["wrong-token".to_owned(), format!("{token}x"), token[..token.len() - 1].to_owned()] {
@@ -503,7 +504,10 @@ fn calls_without_the_right_token_are_refused_and_change_nothing() {
             expect_refused("list with a wrong token", sweeps.list(pb::ListRequest {}).await.map(drop));
             expect_refused(
                 "lease with a wrong token",
-                workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1 }).await.map(drop),
+                workers
+                    .lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0 })
+                    .await
+                    .map(drop),
             );
         }
         // The right token is taken on the same connection, and nothing was stored.

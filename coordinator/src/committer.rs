@@ -693,7 +693,7 @@ mod tests {
         let mut state = state();
         let now = Instant::now();
         let worker = crate::state::tests::registered(&mut state, "wk-1");
-        state.lease(&worker, 2, now, now).unwrap();
+        state.lease(&worker, 2, now, now, 0).unwrap();
         let before = status(&state);
         let batch = [complete("a", 0, 4), complete("a", 0, 4), complete("a", 1, 4), stop("a", SweepState::Failed)];
         let Plan { decisions, entries: _ } = plan(&state, &batch);
@@ -871,7 +871,7 @@ mod tests {
 
     fn lease_all(state: &mut State, worker: &zonesweep_proto::ids::WorkerId) -> Vec<u32> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        state.lease(worker, 100, deadline, deadline).unwrap().iter().map(|j| j.lease.index()).collect()
+        state.lease(worker, 100, deadline, deadline, 0).unwrap().iter().map(|j| j.lease.index()).collect()
     }
 
     #[test]

@@ -215,12 +215,14 @@ impl pb::sweeps_server::Sweeps for Coordinator {
 /// The jobs leased with a delivery, up to `capacity`. The results are taken
 /// already; new jobs are a bonus: should leasing fail, the worker asks with
 /// Lease.
-fn lease_more(coordinator: &Coordinator, worker: &WorkerId, capacity: u32) -> Vec<pb::Job> {
+fn lease_more(coordinator: &Coordinator, worker: &WorkerId, capacity: u32, call: u64) -> Vec<pb::Job> {
     match capacity {
         0 => Vec::new(),
-        capacity => {
-            Coordinator::lease(coordinator, worker, capacity).unwrap_or_default().into_iter().map(job_to_pb).collect()
-        }
+        capacity => Coordinator::lease(coordinator, worker, capacity, call)
+            .unwrap_or_default()
+            .into_iter()
+            .map(job_to_pb)
+            .collect(),
     }
 }
 
@@ -247,7 +249,8 @@ impl pb::workers_server::Workers for Coordinator {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        let jobs = Coordinator::lease(self, &worker, request.capacity)?.into_iter().map(job_to_pb).collect();
+        let jobs =
+            Coordinator::lease(self, &worker, request.capacity, request.call)?.into_iter().map(job_to_pb).collect();
         Ok(Response::new(pb::LeaseResponse { jobs }))
     }
 
@@ -265,7 +268,7 @@ impl pb::workers_server::Workers for Coordinator {
                 Err(_) => abandon.push(wire),
             }
         }
-        abandon.extend(Coordinator::heartbeat(self, &worker, &held)?.iter().map(LeaseRef::to_pb));
+        abandon.extend(Coordinator::heartbeat(self, &worker, &held, request.calls_ended)?.iter().map(LeaseRef::to_pb));
         Ok(Response::new(pb::HeartbeatResponse { abandon }))
     }
 
@@ -274,7 +277,7 @@ impl pb::workers_server::Workers for Coordinator {
         let worker = WorkerId::parse(&request.worker_id)?;
         let result = pb::JobResult { lease: request.lease, aggregate: request.aggregate };
         let merged = queue_result(self, &worker, result).await?.answer(self).await?;
-        let jobs = lease_more(self, &worker, request.lease_capacity);
+        let jobs = lease_more(self, &worker, request.lease_capacity, request.call);
         Ok(Response::new(pb::CompleteResponse { merged, jobs }))
     }
 
@@ -307,7 +310,7 @@ impl pb::workers_server::Workers for Coordinator {
         }
         // A result not taken frees no thread: it is sent again or dropped.
         let taken = outcomes.iter().filter(|o| o.code == 0).count() as u32;
-        let jobs = lease_more(self, &worker, request.lease_capacity.min(taken));
+        let jobs = lease_more(self, &worker, request.lease_capacity.min(taken), request.call);
         Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs }))
     }
 

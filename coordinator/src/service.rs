@@ -501,13 +501,15 @@ impl Coordinator {
     }
 
     /// Lease up to `capacity` (at most 1024) pending jobs, oldest sweep
-    /// first; NOT_FOUND for a worker that is not registered.
-    pub fn lease(&self, worker: &WorkerId, capacity: u32) -> Result<Vec<LeasedJob>, CoordinatorError> {
+    /// first, in the worker's call numbered `call` (0: not numbered; see
+    /// [`Coordinator::heartbeat`]); NOT_FOUND for a worker that is not
+    /// registered.
+    pub fn lease(&self, worker: &WorkerId, capacity: u32, call: u64) -> Result<Vec<LeasedJob>, CoordinatorError> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
         let capacity = capacity.min(1024) as usize;
-        let jobs = self.state().lease(worker, capacity, deadline, until)?;
+        let jobs = self.state().lease(worker, capacity, deadline, until, call)?;
         if !jobs.is_empty() {
             self.changed();
         }
@@ -515,11 +517,27 @@ impl Coordinator {
     }
 
     /// Extend the leases a worker holds; returns those it should abandon.
-    pub fn heartbeat(&self, worker: &WorkerId, leases: &[LeaseRef]) -> Result<Vec<LeaseRef>, CoordinatorError> {
+    /// Once the worker says its calls numbered up to `calls_ended` have
+    /// ended (0: it does not say), the leases those calls granted that it
+    /// does not hold go back to pending at once: the answers carrying them
+    /// were lost (see [`State::release_unreceived`]).
+    pub fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+        calls_ended: u64,
+    ) -> Result<Vec<LeaseRef>, CoordinatorError> {
         let now = Instant::now();
         let deadline = now + self.inner.config.lease_timeout;
         let until = now + self.inner.config.max_job_time;
-        Ok(self.state().heartbeat(worker, leases, deadline, until)?)
+        let mut state = self.state();
+        let abandon = state.heartbeat(worker, leases, deadline, until)?;
+        let released = if calls_ended > 0 { state.release_unreceived(worker, leases, calls_ended) } else { 0 };
+        drop(state);
+        if released > 0 {
+            self.changed();
+        }
+        Ok(abandon)
     }
 
     /// The shape every result of a sweep must have, to decode a completion against.

@@ -361,8 +361,16 @@ pub struct State {
     /// Sweep ids by sequence: older sweeps are served first.
     order: Vec<SweepId>,
     workers: HashMap<WorkerId, WorkerInfo>,
+    /// Leases granted in a worker's numbered calls and not yet checked
+    /// against its heartbeats, with the number of the call.
+    unconfirmed: HashMap<WorkerId, Vec<(LeaseRef, u64)>>,
     next_lease: u64,
 }
+
+/// Leases a worker's numbered calls granted that wait for a heartbeat to
+/// confirm them, at most; beyond it, more are not recorded (they are then
+/// left to expire, as those of an unnumbered call are).
+pub const MAX_UNCONFIRMED: usize = 65_536;
 
 impl State {
     /// Lease ids start after `first_lease`.
@@ -405,6 +413,7 @@ impl State {
             && let Some(oldest) = self.workers.values().min_by_key(|w| w.last_seen).map(|w| w.id.clone())
         {
             self.workers.remove(&oldest);
+            self.unconfirmed.remove(&oldest);
         }
         self.workers.insert(info.id.clone(), info);
     }
@@ -437,6 +446,7 @@ impl State {
         for id in forget {
             tracing::info!(worker = %id, "worker left (silent for {} s, holding no lease)", silence.as_secs());
             self.workers.remove(&id);
+            self.unconfirmed.remove(&id);
         }
     }
 
@@ -470,7 +480,8 @@ impl State {
 
     // ------------------------------------------------------------ jobs
 
-    /// Lease up to `capacity` pending jobs to `worker`, oldest sweep first.
+    /// Lease up to `capacity` pending jobs to `worker`, oldest sweep first,
+    /// in the worker's call numbered `call` (0: not numbered).
     /// Heartbeats extend a lease to `deadline`-like times, but never past
     /// `until`: a job whose samples hang cannot hold its lease forever.
     pub fn lease(
@@ -479,6 +490,7 @@ impl State {
         capacity: usize,
         deadline: Instant,
         until: Instant,
+        call: u64,
     ) -> Result<Vec<LeasedJob>, Refusal> {
         self.seen(worker)?;
         let mut leased = Vec::new();
@@ -516,6 +528,11 @@ impl State {
                 break;
             }
         }
+        if call > 0 && !leased.is_empty() {
+            let unconfirmed = self.unconfirmed.entry(worker.clone()).or_default();
+            let room = MAX_UNCONFIRMED.saturating_sub(unconfirmed.len());
+            unconfirmed.extend(leased.iter().take(room).map(|job| (job.lease.clone(), call)));
+        }
         Ok(leased)
     }
 
@@ -552,6 +569,44 @@ impl State {
             }
         }
         Ok(abandon)
+    }
+
+    /// A heartbeat's word that each of `worker`'s calls numbered up to
+    /// `calls_ended` had ended when it read `leases`, the leases it holds:
+    /// a lease such a call granted that `leases` does not name is not the
+    /// worker's (the answer carrying it was lost, or its job has ended and
+    /// was answered), and, if still leased to it, goes back to pending now
+    /// rather than at its deadline, as an expired lease does (no failure
+    /// counted; the worker may still deliver it until it is leased again).
+    /// Each lease is checked once, by the first heartbeat after its call
+    /// ended. Returns how many went back.
+    pub fn release_unreceived(&mut self, worker: &WorkerId, leases: &[LeaseRef], calls_ended: u64) -> usize {
+        let Some(unconfirmed) = self.unconfirmed.get_mut(worker) else { return 0 };
+        let mut released = 0;
+        let sweeps = &mut self.sweeps;
+        unconfirmed.retain(|(lease, call)| {
+            if *call > calls_ended {
+                return true;
+            }
+            if !leases.contains(lease)
+                && let Some(sweep) = sweeps.get_mut(lease.sweep())
+                && let Some(JobState::Leased { holder, failures, .. }) = sweep.jobs.get(lease.index() as usize)
+                && holder.lease == lease.lease
+                && holder.worker == *worker
+            {
+                let (failures, holder) = (*failures, holder.clone());
+                sweep.requeue(lease.index(), failures, holder);
+                released += 1;
+            }
+            false
+        });
+        if unconfirmed.is_empty() {
+            self.unconfirmed.remove(worker);
+        }
+        if released > 0 {
+            tracing::info!(worker = %worker, released, "leases the worker never received are pending again");
+        }
+        released
     }
 
     /// Whether `worker` may deliver the result of the job `lease` names
@@ -793,7 +848,7 @@ pub(crate) mod tests {
     fn leases_oldest_first_and_skips_done_jobs() {
         let mut state = state_with(&[("b", 2, &[]), ("a", 1, &[0])]);
         let deadline = Instant::now() + Duration::from_secs(10);
-        let jobs = state.lease(&worker("w"), 4, deadline, deadline).unwrap();
+        let jobs = state.lease(&worker("w"), 4, deadline, deadline, 0).unwrap();
         let got: Vec<_> = jobs.iter().map(|j| (j.lease.sweep().as_str(), j.lease.index())).collect();
         assert_eq!(got, vec![("a", 1), ("a", 2), ("b", 0), ("b", 1)]);
         assert_eq!(jobs[1].samples, 8..10);
@@ -808,7 +863,7 @@ pub(crate) mod tests {
         let now = Instant::now();
         let stranger = worker("wk-made-up");
         let unknown = Refusal::UnknownWorker(stranger.clone());
-        assert_eq!(state.lease(&stranger, 1, now, now), Err(unknown.clone()));
+        assert_eq!(state.lease(&stranger, 1, now, now, 0), Err(unknown.clone()));
         assert_eq!(state.heartbeat(&stranger, &[lease("a", 0, 1)], now, now), Err(unknown.clone()));
         assert_eq!(state.check_delivery(&stranger, &lease("a", 0, 1)), Err(unknown.clone()));
         assert_eq!(state.fail_job(&stranger, &lease("a", 0, 1), "x", 1), Err(unknown));
@@ -820,7 +875,7 @@ pub(crate) mod tests {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
         let far = now + Duration::from_secs(3600);
-        let job = state.lease(&worker("w"), 1, now + Duration::from_secs(10), far).unwrap().remove(0);
+        let job = state.lease(&worker("w"), 1, now + Duration::from_secs(10), far, 0).unwrap().remove(0);
         assert_eq!(state.check_delivery(&worker("w"), &job.lease), Ok(()));
         // The right lease from another worker, a made-up lease from the
         // holder, and a job nobody was handed: refused.
@@ -834,10 +889,58 @@ pub(crate) mod tests {
         // leased again; then only the next holder may.
         assert!(state.expire(now + Duration::from_secs(11), 3).is_empty());
         assert_eq!(state.check_delivery(&worker("w"), &job.lease), Ok(()));
-        let next = state.lease(&worker("v"), 1, now + Duration::from_secs(30), far).unwrap().remove(0);
+        let next = state.lease(&worker("v"), 1, now + Duration::from_secs(30), far, 0).unwrap().remove(0);
         assert_eq!(next.lease.index(), 0);
         assert!(matches!(state.check_delivery(&worker("w"), &job.lease), Err(Refusal::NotHolder(_))));
         assert_eq!(state.check_delivery(&worker("v"), &next.lease), Ok(()));
+    }
+
+    #[test]
+    fn leases_of_an_answer_that_never_arrived_go_back_once_the_worker_says_the_call_ended() {
+        let mut state = state_with(&[]);
+        state.insert(SweepRuntime::new(record("a", 1, 40, 4), Aggregate::empty(shape()), &[]));
+        let now = Instant::now();
+        let (soon, far) = (now + Duration::from_secs(600), now + Duration::from_secs(3600));
+        // Call 1's answer arrived; call 2's did not; call 3 is still out;
+        // an unnumbered call (0) is never checked.
+        let first = state.lease(&worker("w"), 1, soon, far, 1).unwrap().remove(0).lease;
+        let lost = state.lease(&worker("w"), 2, soon, far, 2).unwrap();
+        let (lost_a, lost_b) = (lost[0].lease.clone(), lost[1].lease.clone());
+        let out = state.lease(&worker("w"), 1, soon, far, 3).unwrap().remove(0).lease;
+        let unnumbered = state.lease(&worker("w"), 1, soon, far, 0).unwrap().remove(0).lease;
+        let other = state.lease(&worker("v"), 1, soon, far, 1).unwrap().remove(0).lease;
+        let leased = |state: &State, lease: &LeaseRef| {
+            matches!(state.sweep(&id("a")).unwrap().job(lease.index()), Some(JobState::Leased { .. }))
+        };
+        // A worker's word about its calls moves only its own leases, and
+        // none while the call that granted them may still be answered.
+        assert_eq!(state.release_unreceived(&worker("w"), &[], 0), 0);
+        assert_eq!(state.release_unreceived(&worker("x"), &[], 9), 0);
+        let held = [first.clone(), unnumbered.clone()];
+        assert_eq!(state.release_unreceived(&worker("w"), &held, 1), 0);
+        assert!(leased(&state, &lost_a) && leased(&state, &lost_b));
+        // Calls up to 2 ended, and the heartbeat names neither lease of
+        // call 2: both go back, as expiries do (no failure, holder kept).
+        assert_eq!(state.release_unreceived(&worker("w"), &held, 2), 2);
+        for lease in [&lost_a, &lost_b] {
+            assert!(matches!(
+                state.sweep(&id("a")).unwrap().job(lease.index()),
+                Some(JobState::Pending { failures: 0, last: Some(holder) }) if holder.worker == worker("w")
+            ));
+        }
+        assert!([&first, &out, &unnumbered, &other].iter().all(|lease| leased(&state, lease)));
+        assert_eq!(state.sweep(&id("a")).unwrap().jobs_leased(), 4);
+        // Each lease is checked once: call 1's, confirmed, is not released
+        // when a later heartbeat leaves it out (its job may have ended).
+        assert_eq!(state.release_unreceived(&worker("w"), &[out.clone()], 3), 0);
+        assert_eq!(state.release_unreceived(&worker("w"), &[], 3), 0);
+        assert!(leased(&state, &first) && leased(&state, &out));
+        // The jobs are leased again first, and their old holder may still
+        // deliver until then.
+        assert_eq!(state.check_delivery(&worker("w"), &lost_a), Ok(()));
+        let again: Vec<u32> =
+            state.lease(&worker("x"), 2, soon, far, 0).unwrap().iter().map(|j| j.lease.index()).collect();
+        assert_eq!(again, vec![lost_b.index(), lost_a.index()]);
     }
 
     #[test]
@@ -849,7 +952,7 @@ pub(crate) mod tests {
         // the sweep never fails.
         for round in 0..20u64 {
             let deadline = now + Duration::from_secs(round);
-            let jobs = state.lease(&worker("w"), 1, deadline, far).unwrap();
+            let jobs = state.lease(&worker("w"), 1, deadline, far, 0).unwrap();
             assert_eq!(jobs[0].lease.index(), 0, "the expired job is leased again first");
             assert!(state.expire(deadline + Duration::from_millis(1), 3).is_empty(), "round {round}");
         }
@@ -861,7 +964,7 @@ pub(crate) mod tests {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
         for round in 1..=3 {
-            let jobs = state.lease(&worker("w"), 1, now, now).unwrap();
+            let jobs = state.lease(&worker("w"), 1, now, now, 0).unwrap();
             assert_eq!(jobs[0].lease.index(), 0);
             let failed = state.expire(now + Duration::from_millis(1), 3);
             if round < 3 {
@@ -880,7 +983,7 @@ pub(crate) mod tests {
         let now = Instant::now();
         let far = now + Duration::from_secs(3600);
         let soon = now + Duration::from_secs(10);
-        let job = state.lease(&worker("w"), 1, soon, far).unwrap().remove(0);
+        let job = state.lease(&worker("w"), 1, soon, far, 0).unwrap().remove(0);
         let later = now + Duration::from_secs(60);
         // Job 1 is pending and was never leased: naming it adopts nothing.
         let abandon = state
@@ -905,7 +1008,7 @@ pub(crate) mod tests {
         let a = state.sweep(&id("a")).unwrap();
         assert!(matches!(a.job(0), Some(JobState::Leased { holder, .. }) if holder.worker == worker("w")));
         // The adopted job is not leased twice.
-        let next = state.lease(&worker("x"), 10, later, far).unwrap();
+        let next = state.lease(&worker("x"), 10, later, far, 0).unwrap();
         assert!(next.iter().all(|j| j.lease.index() != 0), "{next:?}");
     }
 
@@ -914,7 +1017,7 @@ pub(crate) mod tests {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
         let limit = now + Duration::from_secs(30);
-        let job = state.lease(&worker("w"), 1, now + Duration::from_secs(10), limit).unwrap().remove(0);
+        let job = state.lease(&worker("w"), 1, now + Duration::from_secs(10), limit, 0).unwrap().remove(0);
         let abandon = state.heartbeat(&worker("w"), &[job.lease], now + Duration::from_secs(3600), limit).unwrap();
         assert!(abandon.is_empty());
         assert!(state.expire(now + Duration::from_secs(29), 3).is_empty());
@@ -926,7 +1029,7 @@ pub(crate) mod tests {
     fn only_the_holder_of_the_current_lease_can_fail_a_job() {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
-        let job = state.lease(&worker("w"), 1, now, now).unwrap().remove(0);
+        let job = state.lease(&worker("w"), 1, now, now, 0).unwrap().remove(0);
         let stale = lease("a", 0, job.lease.lease.0 + 1);
         assert!(matches!(state.fail_job(&worker("w"), &stale, "stale", 1), Err(Refusal::NotHolder(_))));
         assert!(matches!(state.fail_job(&worker("v"), &job.lease, "not mine", 1), Err(Refusal::NotHolder(_))));
@@ -941,19 +1044,19 @@ pub(crate) mod tests {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
         let far = now + Duration::from_secs(3600);
-        state.lease(&worker("w"), 1, far, far).unwrap();
+        state.lease(&worker("w"), 1, far, far, 0).unwrap();
         state.forget_silent_workers(now + Duration::from_secs(1000), Duration::from_secs(300));
         let left: Vec<String> = state.workers().iter().map(|(w, _)| w.id.as_str().to_owned()).collect();
         assert_eq!(left, vec!["w"], "the worker holding a lease stays");
         assert_eq!(state.workers()[0].1, 1);
-        assert_eq!(state.lease(&worker("v"), 1, far, far), Err(Refusal::UnknownWorker(worker("v"))));
+        assert_eq!(state.lease(&worker("v"), 1, far, far, 0), Err(Refusal::UnknownWorker(worker("v"))));
     }
 
     #[test]
     fn publishing_a_final_record_stops_leasing_and_a_running_one_restarts_it() {
         let mut state = state_with(&[("a", 1, &[])]);
         let now = Instant::now();
-        state.lease(&worker("w"), 1, now, now).unwrap();
+        state.lease(&worker("w"), 1, now, now, 0).unwrap();
         let mut record = record("a", 1, 10, 4);
         let mut aggregate = Aggregate::empty(shape());
         aggregate.samples_ok = 4;
@@ -971,7 +1074,7 @@ pub(crate) mod tests {
         assert_eq!((a.jobs_done(), a.jobs_leased(), a.is_done(1)), (1, 0, true));
         assert_eq!(a.aggregate(), None, "a final sweep's aggregate stays in the store");
         assert_eq!((a.status().state, a.status().samples_done), (SweepState::Cancelled, 4));
-        assert!(state.lease(&worker("w"), 4, now, now).unwrap().is_empty(), "a cancelled sweep hands out nothing");
+        assert!(state.lease(&worker("w"), 4, now, now, 0).unwrap().is_empty(), "a cancelled sweep hands out nothing");
         // Resumed: the jobs not done are leased again, in order.
         record.state = SweepState::Running;
         record.reason.clear();
@@ -984,7 +1087,7 @@ pub(crate) mod tests {
             delete: false,
         });
         assert_eq!(state.sweep(&id("a")).unwrap().aggregate(), Some(&aggregate));
-        let jobs = state.lease(&worker("w"), 4, now, now).unwrap();
+        let jobs = state.lease(&worker("w"), 4, now, now, 0).unwrap();
         let indices: Vec<u32> = jobs.iter().map(|j| j.lease.index()).collect();
         assert_eq!(indices, vec![0, 2]);
     }

@@ -85,7 +85,7 @@ fn child(db: &Path) {
             tasks.spawn(async move {
                 let worker = coordinator.register("crash", 1).worker_id;
                 loop {
-                    let Some(job) = coordinator.lease(&worker, 1).unwrap().pop() else { return };
+                    let Some(job) = coordinator.lease(&worker, 1, 0).unwrap().pop() else { return };
                     let index = job.lease.index();
                     println!("sent {index}");
                     std::io::stdout().flush().unwrap();

@@ -128,7 +128,7 @@ async fn huge_sample_counts_and_job_sizes_do_not_panic() {
     let status = coordinator.submit(request(1_000_000_000_000, 1_000_000_000_000)).await.expect("submit is accepted");
     assert_eq!(status.jobs, 1);
     let worker = worker(&coordinator);
-    let jobs = coordinator.lease(&worker, 2).unwrap();
+    let jobs = coordinator.lease(&worker, 2, 0).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].samples, 0..1_000_000_000_000);
 }
@@ -143,7 +143,7 @@ async fn a_result_whose_counts_overflow_is_refused() {
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
     let worker = worker(&coordinator);
-    let jobs = coordinator.lease(&worker, 1).unwrap();
+    let jobs = coordinator.lease(&worker, 1, 0).unwrap();
     let mut forged = honest(20, 0..10);
     forged.failures.clear();
     forged.samples_ok = u64::MAX;
@@ -167,7 +167,7 @@ async fn a_result_whose_counts_do_not_add_up_is_refused() {
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
     let worker = worker(&coordinator);
-    let jobs = coordinator.lease(&worker, 1).unwrap();
+    let jobs = coordinator.lease(&worker, 1, 0).unwrap();
     let mut forged = Aggregate::empty(honest(20, 0..10).shape);
     forged.samples_ok = 10;
     let result = coordinator.complete(&worker, &jobs[0].lease, forged).await;
@@ -188,7 +188,7 @@ async fn hostile_results_reaching_the_committer_are_refused_one_by_one() {
     let coordinator = start(&dir).await;
     let sweep = coordinator.submit(request(30, 10)).await.unwrap().id;
     let worker = worker(&coordinator);
-    let jobs = coordinator.lease(&worker, 3).unwrap();
+    let jobs = coordinator.lease(&worker, 3, 0).unwrap();
     let lease: Vec<LeaseRef> = jobs.iter().map(|job| job.lease.clone()).collect();
     let mut other_width = honest(30, 10..20);
     other_width.r2.width *= 2.0;
@@ -236,7 +236,7 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
         .into_inner()
         .worker_id;
     let job = workers
-        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1 })
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1, call: 0 })
         .await
         .unwrap()
         .into_inner()
@@ -251,6 +251,7 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
         lease: Some(lease),
         aggregate: Some(aggregate),
         lease_capacity: 0,
+        call: 0,
     };
     let refused = workers.complete(completion(lease.clone(), wire.clone())).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
@@ -277,8 +278,12 @@ async fn results_sent_together_are_answered_one_by_one() {
         .unwrap()
         .into_inner()
         .worker_id;
-    let jobs =
-        workers.lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3 }).await.unwrap().into_inner().jobs;
+    let jobs = workers
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3, call: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
     assert_eq!(jobs.len(), 3);
     let lease = |job: &pb::Job| pb::LeaseRef {
         sweep_id: job.sweep_id.clone(),
@@ -302,7 +307,7 @@ async fn results_sent_together_are_answered_one_by_one() {
         result(lease(&jobs[2]), Some(result_to_pb(&honest(40, range(&jobs[2]))))),
     ];
     let response = workers
-        .complete_many(pb::CompleteManyRequest { worker_id: worker_id.clone(), results, lease_capacity: 2 })
+        .complete_many(pb::CompleteManyRequest { worker_id: worker_id.clone(), results, lease_capacity: 2, call: 0 })
         .await
         .unwrap()
         .into_inner();
@@ -334,6 +339,7 @@ async fn results_sent_together_are_answered_one_by_one() {
             worker_id: "wk-stranger".into(),
             results: vec![result(lease(&jobs[1]), Some(result_to_pb(&honest(40, range(&jobs[1])))))],
             lease_capacity: 1,
+            call: 0,
         })
         .await
         .unwrap()
@@ -352,6 +358,7 @@ async fn results_sent_together_are_answered_one_by_one() {
             worker_id: worker_id.clone(),
             results: vec![result(lease(&jobs[1]), None), result(lease(&jobs[1]), None)],
             lease_capacity: 2,
+            call: 0,
         })
         .await
         .unwrap()
@@ -496,6 +503,7 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
         lease: Some(lease),
         aggregate: Some(aggregate_to_pb(aggregate)),
         lease_capacity: 0,
+        call: 0,
     };
 
     // Nobody holds job 0: a made-up worker, then a registered one with a made-up lease.
@@ -507,7 +515,11 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
     assert!(forged.message().contains("is not one this coordinator handed to worker"), "{forged:?}");
 
     // A heartbeat naming every job under made-up leases adopts none of them.
-    let heartbeat = pb::HeartbeatRequest { worker_id: intruder.clone(), leases: vec![job_ref(0, 1), job_ref(1, 2)] };
+    let heartbeat = pb::HeartbeatRequest {
+        worker_id: intruder.clone(),
+        leases: vec![job_ref(0, 1), job_ref(1, 2)],
+        calls_ended: 0,
+    };
     let abandon = workers.heartbeat(heartbeat).await.unwrap().into_inner().abandon;
     assert_eq!(abandon.len(), 2, "{abandon:?}");
     assert_eq!(coordinator.status(&target).unwrap().jobs_leased, 0, "nothing was adopted");
@@ -515,7 +527,7 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
     // An honest worker leases both jobs; the intruder's result and failure
     // report under the honest worker's lease are refused.
     let honest_worker = worker(&coordinator);
-    let jobs = coordinator.lease(&honest_worker, 2).unwrap();
+    let jobs = coordinator.lease(&honest_worker, 2, 0).unwrap();
     let lease0 = jobs[0].lease.to_pb();
     let stolen = workers.complete(complete(&intruder, lease0.clone(), &honest(20, 0..10))).await.unwrap_err();
     assert_eq!(stolen.code(), Code::FailedPrecondition, "{stolen:?}");
@@ -528,7 +540,7 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
     let mut other = request(20, 10);
     other.seed = Some(8);
     let other_sweep = coordinator.submit(other).await.unwrap().id;
-    let lease = workers.lease(pb::LeaseRequest { worker_id: intruder.clone(), capacity: 1 }).await.unwrap();
+    let lease = workers.lease(pb::LeaseRequest { worker_id: intruder.clone(), capacity: 1, call: 0 }).await.unwrap();
     let other_job = lease.into_inner().jobs.remove(0);
     assert_eq!(other_job.sweep_id, other_sweep.as_str());
     let misplaced = job_ref(1, other_job.lease_id);
@@ -569,14 +581,14 @@ async fn lease_expiries_never_fail_a_sweep_and_a_failed_sweep_resumes() {
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
     for _ in 0..5 {
         let silent = worker(&coordinator);
-        let jobs = coordinator.lease(&silent, 2).unwrap();
+        let jobs = coordinator.lease(&silent, 2, 0).unwrap();
         assert_eq!(jobs.len(), 2);
         poll_until("the silent worker's leases expire", || coordinator.status(&sweep).unwrap().jobs_leased == 0).await;
         assert_eq!(coordinator.status(&sweep).unwrap().state, SweepState::Running);
     }
     // A job that fails with an error counts: the sweep fails.
     let honest_worker = worker(&coordinator);
-    let jobs = coordinator.lease(&honest_worker, 2).unwrap();
+    let jobs = coordinator.lease(&honest_worker, 2, 0).unwrap();
     assert!(coordinator.complete(&honest_worker, &jobs[0].lease, honest(20, jobs[0].samples.clone())).await.unwrap());
     coordinator.fail(&honest_worker, &jobs[1].lease, "out of memory").await.unwrap();
     poll_until("the sweep fails", || coordinator.status(&sweep).unwrap().state == SweepState::Failed).await;
@@ -587,7 +599,7 @@ async fn lease_expiries_never_fail_a_sweep_and_a_failed_sweep_resumes() {
     // Resumed: only the job not done is leased again, with a fresh count.
     let resumed = coordinator.resume(&sweep).await.unwrap();
     assert_eq!((resumed.state, resumed.reason.as_str(), resumed.samples_done), (SweepState::Running, "", 10));
-    let again = coordinator.lease(&honest_worker, 2).unwrap();
+    let again = coordinator.lease(&honest_worker, 2, 0).unwrap();
     assert_eq!(again.iter().map(|j| j.samples.clone()).collect::<Vec<_>>(), vec![jobs[1].samples.clone()]);
     assert!(coordinator.complete(&honest_worker, &again[0].lease, honest(20, again[0].samples.clone())).await.unwrap());
     let results = coordinator.query(&sweep).await.unwrap();

@@ -90,7 +90,7 @@ fn a_sweep_whose_stored_data_is_damaged_is_quarantined_and_the_others_are_served
         let healthy = coordinator.submit(request(8, 4)).await.unwrap().id;
         // One job of the first sweep, so its aggregate holds results.
         let worker = worker(&coordinator);
-        let job = coordinator.lease(&worker, 1).unwrap().remove(0);
+        let job = coordinator.lease(&worker, 1, 0).unwrap().remove(0);
         assert_eq!(job.lease.sweep(), &damaged);
         assert!(coordinator.complete(&worker, &job.lease, honest(8, job.samples.clone())).await.unwrap());
         (damaged, healthy)
@@ -127,7 +127,7 @@ fn a_sweep_whose_stored_data_is_damaged_is_quarantined_and_the_others_are_served
 
         // The other sweep runs to its end and is served.
         let worker = worker(&coordinator);
-        let jobs = coordinator.lease(&worker, 1024).unwrap();
+        let jobs = coordinator.lease(&worker, 1024, 0).unwrap();
         assert_eq!(jobs.len(), 2);
         assert!(jobs.iter().all(|job| job.lease.sweep() == &healthy), "nothing of the quarantined sweep is leased");
         for job in jobs {
@@ -231,7 +231,7 @@ fn after_a_full_disk_the_coordinator_takes_results_again_without_a_restart() {
         let coordinator = start(&db).await.unwrap();
         let sweep: SweepId = coordinator.submit(request(samples, 2)).await.unwrap().id;
         let worker = worker(&coordinator);
-        let jobs = coordinator.lease(&worker, 1024).unwrap();
+        let jobs = coordinator.lease(&worker, 1024, 0).unwrap();
         assert_eq!(jobs.len(), 20);
         let results: Vec<Aggregate> = jobs.iter().map(|job| honest(samples, job.samples.clone())).collect();
         let mut acknowledged = Vec::new();

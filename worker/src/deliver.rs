@@ -144,16 +144,26 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
         worker.log.info(format_args!("delivering {} results in one call", results.len()));
     }
     let stop = || worker.past_drain_patience() || batch.iter().all(Waiting::unwanted);
+    let call = worker.held.call();
+    let number = call.number();
     let answer = worker
         .call_with_retry("complete", &stop, |mut client| {
             // Read per attempt: a re-registration may change the id, and a
             // draining worker leases nothing more.
             let lease_capacity = if worker.is_draining() { 0 } else { results.len() as u32 };
-            let request =
-                pb::CompleteManyRequest { worker_id: worker.worker_id(), results: results.clone(), lease_capacity };
+            let request = pb::CompleteManyRequest {
+                worker_id: worker.worker_id(),
+                results: results.clone(),
+                lease_capacity,
+                call: number,
+            };
             async move { client.complete_many(request).await }
         })
         .await;
+    match &answer {
+        Ok(response) => call.received(&response.jobs),
+        Err(_) => drop(call),
+    }
     match answer {
         Ok(response) if response.outcomes.len() == batch.len() => {
             let n = batch.len();
@@ -164,7 +174,7 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
                 let mine = if i + 1 == n { std::mem::take(&mut jobs) } else { jobs.pop().into_iter().collect() };
                 Ok((outcome, mine))
             });
-            reply_all(batch, answers.collect());
+            reply_all(worker, batch, answers.collect());
         }
         Ok(response) => {
             worker.log.info(format_args!(
@@ -180,7 +190,7 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
             };
             let mut jobs = response.jobs;
             let answers = batch.iter().map(|_| Ok((outcome.clone(), std::mem::take(&mut jobs)))).collect();
-            reply_all(batch, answers);
+            reply_all(worker, batch, answers);
         }
         Err(CallError::Refused(status))
             if status.code() == Code::Unimplemented || (status.code() == Code::OutOfRange && batch.len() > 1) =>
@@ -192,18 +202,18 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
         }
         Err(CallError::Refused(status)) => {
             let answers = batch.iter().map(|_| Err(CallError::Refused(status.clone()))).collect();
-            reply_all(batch, answers);
+            reply_all(worker, batch, answers);
         }
         Err(CallError::Stopped) => {
             let answers = batch.iter().map(|_| Err(CallError::Stopped)).collect();
-            reply_all(batch, answers);
+            reply_all(worker, batch, answers);
         }
         Err(CallError::Fatal(error)) => {
             // One job ends the worker with the error; the others stop.
             let mut error = Some(error);
             let answers =
                 batch.iter().map(|_| Err(error.take().map_or(CallError::Stopped, CallError::Fatal))).collect();
-            reply_all(batch, answers);
+            reply_all(worker, batch, answers);
         }
     }
 }
@@ -214,14 +224,15 @@ async fn send_one_by_one(worker: &Worker, batch: Vec<Waiting>) {
     for waiting in &batch {
         answers.push(complete_alone(worker, waiting).await);
     }
-    reply_all(batch, answers);
+    reply_all(worker, batch, answers);
 }
 
 /// Give each waiting job its answer. What a job that stopped waiting
 /// cannot take (its leased jobs, a fatal error) goes to the next job that
 /// still waits, so no leased job and no fatal error is dropped while one
-/// does.
-fn reply_all(batch: Vec<Waiting>, answers: Vec<Delivered>) {
+/// does; leased jobs no waiting job is left to take are let go (no longer
+/// held, so the coordinator takes them back at the next heartbeat).
+fn reply_all(worker: &Worker, batch: Vec<Waiting>, answers: Vec<Delivered>) {
     let mut carried: Vec<pb::Job> = Vec::new();
     let mut fatal = None;
     for (waiting, answer) in batch.into_iter().zip(answers) {
@@ -240,11 +251,14 @@ fn reply_all(batch: Vec<Waiting>, answers: Vec<Delivered>) {
             Err(Err(_)) => {}
         }
     }
+    worker.held.drop_jobs(&carried);
 }
 
 /// One result by Complete, its answer in CompleteMany's form.
 async fn complete_alone(worker: &Worker, waiting: &Waiting) -> Delivered {
     let stop = || worker.past_drain_patience() || waiting.unwanted();
+    let call = worker.held.call();
+    let number = call.number();
     let answer = worker
         .call_with_retry("complete", &stop, |mut client| {
             let request = pb::CompleteRequest {
@@ -252,10 +266,15 @@ async fn complete_alone(worker: &Worker, waiting: &Waiting) -> Delivered {
                 lease: waiting.result.lease.clone(),
                 aggregate: waiting.result.aggregate.clone(),
                 lease_capacity: u32::from(!worker.is_draining()),
+                call: number,
             };
             async move { client.complete(request).await }
         })
         .await;
+    match &answer {
+        Ok(response) => call.received(&response.jobs),
+        Err(_) => drop(call),
+    }
     match answer {
         Ok(response) => Ok((
             pb::ResultOutcome { code: Code::Ok as i32, message: String::new(), merged: response.merged },

@@ -229,8 +229,14 @@ async fn lease_loop<S: Future<Output = ()>>(
 
         let capacity = held_limit - jobs.len();
         let worker_id = worker.worker_id();
-        let request =
-            pb::LeaseRequest { worker_id: worker_id.clone(), capacity: u32::try_from(capacity).unwrap_or(u32::MAX) };
+        // Numbered, so that heartbeats can tell the coordinator once it has
+        // ended, answered or not (see `held`).
+        let call = worker.held.call();
+        let request = pb::LeaseRequest {
+            worker_id: worker_id.clone(),
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
+            call: call.number(),
+        };
         let mut client = worker.client();
         let lease = bounded(CONTROL_DEADLINE, client.lease(request));
         let mut lease = std::pin::pin!(lease);
@@ -251,6 +257,7 @@ async fn lease_loop<S: Future<Output = ()>>(
                 worker.outage.recovered(log);
                 unreachable.reset();
                 let granted = response.into_inner().jobs;
+                call.received(&granted);
                 let n_granted = granted.len();
                 if n_granted > 0 || !jobs.is_empty() {
                     idle_since = None;

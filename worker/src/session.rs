@@ -243,7 +243,9 @@ impl Worker {
     }
 }
 
-/// Every heartbeat interval, report every held lease; raise the abandon flag
+/// Every heartbeat interval, report every held lease and the calls that
+/// have ended (so the coordinator takes back at once the leases of answers
+/// that never arrived); raise the abandon flag
 /// of each lease the coordinator names. Runs until aborted. An unreachable
 /// coordinator is logged (once per outage) and tried again next interval.
 pub(crate) async fn heartbeat_loop(worker: std::sync::Arc<Worker>) {
@@ -255,7 +257,9 @@ pub(crate) async fn heartbeat_loop(worker: std::sync::Arc<Worker>) {
     loop {
         interval.tick().await;
         let worker_id = worker.worker_id();
-        let request = pb::HeartbeatRequest { worker_id: worker_id.clone(), leases: worker.held.snapshot() };
+        let held = worker.held.snapshot();
+        let request =
+            pb::HeartbeatRequest { worker_id: worker_id.clone(), leases: held.leases, calls_ended: held.calls_ended };
         match bounded(CONTROL_DEADLINE, worker.client().heartbeat(request)).await {
             Ok(response) => {
                 worker.outage.recovered(worker.log);

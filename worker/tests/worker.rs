@@ -10,10 +10,13 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use tonic::{Request, Status};
 use zonesweep_coordinator::server::serve_coordinator;
 use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use zonesweep_proto::ids::SweepId;
+use zonesweep_proto::pb;
+use zonesweep_proto::pb::workers_server::{Workers, WorkersServer};
 use zonesweep_proto::status::{SweepState, SweepStatus};
 use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
@@ -209,4 +212,111 @@ fn the_worker_future_can_be_spawned() {
     assert_send(&future);
     let shown = format!("{:?}", worker("http://h:1", 1));
     assert!(!shown.contains(TOKEN) && shown.contains("<redacted>"), "{shown}");
+}
+
+/// The real coordinator's worker service, but the answers of the first
+/// `lose` calls that lease jobs are lost on the way back: the coordinator
+/// granted the leases, the worker sees UNAVAILABLE.
+struct LosesAnswers {
+    coordinator: Coordinator,
+    lose: std::sync::atomic::AtomicU32,
+}
+
+impl LosesAnswers {
+    /// Lose `answer` if it leased jobs and answers are still to be lost.
+    fn pass<T>(&self, answer: tonic::Response<T>, jobs: impl Fn(&T) -> usize) -> Result<tonic::Response<T>, Status> {
+        use std::sync::atomic::Ordering;
+        let leased = jobs(answer.get_ref()) > 0;
+        if leased && self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(Status::unavailable("the answer was lost on the way back"));
+        }
+        Ok(answer)
+    }
+}
+
+#[tonic::async_trait]
+impl Workers for LosesAnswers {
+    async fn register(&self, r: Request<pb::RegisterRequest>) -> Result<tonic::Response<pb::RegisterResponse>, Status> {
+        Workers::register(&self.coordinator, r).await
+    }
+    async fn lease(&self, r: Request<pb::LeaseRequest>) -> Result<tonic::Response<pb::LeaseResponse>, Status> {
+        self.pass(Workers::lease(&self.coordinator, r).await?, |a| a.jobs.len())
+    }
+    async fn heartbeat(
+        &self,
+        r: Request<pb::HeartbeatRequest>,
+    ) -> Result<tonic::Response<pb::HeartbeatResponse>, Status> {
+        Workers::heartbeat(&self.coordinator, r).await
+    }
+    async fn complete(&self, r: Request<pb::CompleteRequest>) -> Result<tonic::Response<pb::CompleteResponse>, Status> {
+        self.pass(Workers::complete(&self.coordinator, r).await?, |a| a.jobs.len())
+    }
+    async fn complete_many(
+        &self,
+        r: Request<pb::CompleteManyRequest>,
+    ) -> Result<tonic::Response<pb::CompleteManyResponse>, Status> {
+        self.pass(Workers::complete_many(&self.coordinator, r).await?, |a| a.jobs.len())
+    }
+    async fn fail(&self, r: Request<pb::FailRequest>) -> Result<tonic::Response<pb::FailResponse>, Status> {
+        Workers::fail(&self.coordinator, r).await
+    }
+    async fn fetch_blob(
+        &self,
+        r: Request<pb::FetchBlobRequest>,
+    ) -> Result<tonic::Response<pb::FetchBlobResponse>, Status> {
+        Workers::fetch_blob(&self.coordinator, r).await
+    }
+}
+
+/// Jobs leased in answers that never reach the worker (a Lease's, and then
+/// the CompleteMany calls' that deliver results and lease more) go back to
+/// pending at the worker's next heartbeat, which says those calls ended
+/// without naming the leases: the sweep ends although no lease ever times
+/// out (the lease timeout here is ten minutes), and its aggregate is the
+/// one-machine one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into());
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.lease_timeout = Duration::from_secs(600);
+    let coordinator = Coordinator::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let lossy = LosesAnswers { coordinator: coordinator.clone(), lose: 4.into() };
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(WorkersServer::new(lossy))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
+    let submission = Submission {
+        units_csv,
+        panel_csv,
+        samples: Some(24),
+        seed: Some(5),
+        job_size: Some(2),
+        ..Submission::default()
+    };
+    let sweep = coordinator.submit(submission).await.unwrap().id;
+
+    let (stop_worker, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(run(worker(&url, 2), async {
+        let _ = stopped.await;
+    }));
+    let started = Instant::now();
+    let status = loop {
+        let status = coordinator.status(&sweep).unwrap();
+        if status.state.is_final() {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "the sweep did not end within {DEADLINE:?}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((status.state, status.samples_done, status.jobs_done), (SweepState::Done, 24, 12), "{status:?}");
+    assert_eq!(coordinator.query(&sweep).await.unwrap().aggregate, one_machine(24));
+    stop_worker.send(()).unwrap();
+    let result = finish("the worker", running).await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    server.abort();
 }
