@@ -932,7 +932,7 @@ pub(crate) mod tests {
         assert_eq!(state.sweep(&id("a")).unwrap().jobs_leased(), 4);
         // Each lease is checked once: call 1's, confirmed, is not released
         // when a later heartbeat leaves it out (its job may have ended).
-        assert_eq!(state.release_unreceived(&worker("w"), &[out.clone()], 3), 0);
+        assert_eq!(state.release_unreceived(&worker("w"), std::slice::from_ref(&out), 3), 0);
         assert_eq!(state.release_unreceived(&worker("w"), &[], 3), 0);
         assert!(leased(&state, &first) && leased(&state, &out));
         // The jobs are leased again first, and their old holder may still
