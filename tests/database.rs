@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use zonesweep_coordinator::offline;
 use zonesweep_coordinator::store::Store;
-use zonesweep_proto::convert::encode_aggregate;
+use zonesweep_proto::convert::encode_aggregate_packed;
 use zonesweep_proto::ids::SweepId;
 
 const PAGE: usize = 4096;
@@ -152,7 +152,7 @@ fn a_flipped_bit_never_changes_an_export() {
         let store = Store::open_existing(&real.dir.path().join("real.redb")).unwrap();
         offline::query(&store, &SweepId::parse(&real.sweep).unwrap()).unwrap().aggregate
     };
-    let encoded = encode_aggregate(&aggregate);
+    let encoded = encode_aggregate_packed(&aggregate);
     let start =
         good.windows(encoded.len()).position(|w| w == encoded.as_slice()).expect("the aggregate is in the file");
     let value = (start - 32)..(start + encoded.len());

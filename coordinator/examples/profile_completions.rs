@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use zonesweep_proto::convert::{encode_aggregate, result_from_pb, result_to_pb};
+use zonesweep_proto::convert::{encode_aggregate_packed, result_from_pb, result_to_pb};
 use zonesweep_proto::pb;
 use zonesweep_shared::data::dataset::Dataset;
 use zonesweep_shared::model::config::Config;
@@ -57,7 +57,7 @@ fn main() {
             times[2] += t.elapsed();
             batch_results.clear();
             let t = Instant::now();
-            stored_bytes += encode_aggregate(&delta).len();
+            stored_bytes += encode_aggregate_packed(&delta).len();
             times[3] += t.elapsed();
             let t = Instant::now();
             aggregate.merge(&delta).expect("a delta merges");

@@ -61,8 +61,11 @@ pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 ///
 /// Key: the sweep id. Value: the SHA-256 ([`CHECKSUM_LEN`] bytes) of the
 /// rest, then the aggregate in the binary form of
-/// `zonesweep_proto::convert::encode_aggregate`, whose size depends on the
-/// number of units and histogram bins, never on the number of samples.
+/// `zonesweep_proto::convert::encode_aggregate_packed` (count tables as
+/// their entries that are not zero; files written before hold some in the
+/// listed form of `encode_aggregate`, which reads the same), whose size
+/// depends on the number of units and histogram bins, never on the number
+/// of samples.
 /// Every read checks the checksum and the aggregate's invariants.
 pub const AGGREGATES: TableDefinition<&str, &[u8]> = TableDefinition::new("aggregates");
 

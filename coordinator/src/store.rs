@@ -32,7 +32,7 @@ use redb::{
     StorageError, TableError, TableHandle, WriteTransaction,
 };
 use sha2::{Digest, Sha256};
-use zonesweep_proto::convert::{decode_aggregate, encode_aggregate};
+use zonesweep_proto::convert::{decode_aggregate, encode_aggregate_packed};
 use zonesweep_proto::ids::SweepId;
 use zonesweep_shared::sweep::aggregate::Aggregate;
 
@@ -935,9 +935,12 @@ fn with_checksum(payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// An aggregate as the `aggregates` table stores it (schema version 2).
+/// An aggregate as the `aggregates` and `deltas` tables store it (schema
+/// version 2), packed: a delta's cost is that of the bins it changed, not
+/// of the sweep's shape. Aggregates stored in the listed form before read
+/// the same.
 fn encode_stored_aggregate(aggregate: &Aggregate) -> Vec<u8> {
-    with_checksum(&encode_aggregate(aggregate))
+    with_checksum(&encode_aggregate_packed(aggregate))
 }
 
 fn decode_stored_aggregate(
@@ -1538,6 +1541,28 @@ mod tests {
         assert!(error.to_string().contains("fewer than its checksum"), "{error}");
         replace_aggregate(&path, "a", &good);
         assert_eq!(Store::open_existing(&path).unwrap().aggregate(&id("a")).unwrap(), Some(merged(30)));
+    }
+
+    /// Aggregates are stored packed; one stored in the listed form, as
+    /// files written before hold them, reads as the same aggregate.
+    #[test]
+    fn an_aggregate_stored_packed_or_listed_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+        }
+        let aggregate = merged(30);
+        let (packed, listed) = (
+            encode_stored_aggregate(&aggregate),
+            with_checksum(&zonesweep_proto::convert::encode_aggregate(&aggregate)),
+        );
+        assert!(packed.len() < listed.len(), "packed {} bytes, listed {}", packed.len(), listed.len());
+        for bytes in [packed, listed] {
+            replace_aggregate(&path, "a", &bytes);
+            assert_eq!(Store::open_existing(&path).unwrap().aggregate(&id("a")).unwrap(), Some(aggregate.clone()));
+        }
     }
 
     #[test]

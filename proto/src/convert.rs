@@ -514,7 +514,14 @@ pub fn encode_aggregate(a: &Aggregate) -> Vec<u8> {
     aggregate_to_pb(a).encode_to_vec()
 }
 
-/// Decode [`encode_aggregate`]'s bytes.
+/// An aggregate's bytes in [`result_to_pb`]'s packed form: its count
+/// tables as the entries that are not zero, its log histograms packed; what
+/// the coordinator stores. [`decode_aggregate`] reads them.
+pub fn encode_aggregate_packed(a: &Aggregate) -> Vec<u8> {
+    result_to_pb(a).encode_to_vec()
+}
+
+/// Decode [`encode_aggregate`]'s or [`encode_aggregate_packed`]'s bytes.
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Aggregate, ProtoError> {
     let wire =
         pb::Aggregate::decode(bytes).map_err(|e| ProtoError::Malformed(format!("undecodable aggregate: {e}")))?;
