@@ -4,6 +4,8 @@
 //! hypercube and Sobol' designs, and aggregates that do not depend on how a
 //! sweep's samples were split or ordered.
 
+#![allow(clippy::disallowed_methods)] // expectations stated with the platform's functions
+
 use std::collections::BTreeSet;
 
 use zonesweep_shared::data::dataset::Dataset;

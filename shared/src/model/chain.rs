@@ -2,6 +2,7 @@
 //! indices → trends → STIRPAT ridge → scenario projection → scores → zones.
 
 use crate::model::coefficients::Coefficients;
+use crate::numerics::math;
 use std::borrow::Cow;
 
 use crate::data::dataset::Dataset;
@@ -153,7 +154,7 @@ impl PanelTerms {
             let fields = ROW_ONLY_FIELDS.map(|f| row[f as usize]);
             let drivers = row_only_drivers(fields, dataset, Origin::Row(i))?;
             levels[i] = drivers;
-            logs.push(drivers.map(f64::ln));
+            logs.push(drivers.map(math::ln));
             for (total, value) in totals[i % n_years].iter_mut().zip(fields) {
                 *total += value;
             }
@@ -170,7 +171,7 @@ impl PanelTerms {
         let regional_logs = totals
             .iter()
             .enumerate()
-            .map(|(t, &fields)| Ok(row_only_drivers(fields, dataset, Origin::Region(t))?.map(f64::ln)))
+            .map(|(t, &fields)| Ok(row_only_drivers(fields, dataset, Origin::Region(t))?.map(math::ln)))
             .collect::<Result<_, ChainError>>()?;
         Ok(PanelTerms {
             logs,
@@ -220,7 +221,7 @@ impl PanelTerms {
         let ti = checked(self.regional_gdp[t] / tce_total, Driver::TI)?;
         let cei = checked(ce_total / denominator, Driver::CEI)?;
         let fixed = &self.regional_logs[t];
-        Ok(([fixed[0], fixed[1], fixed[2], ti.ln(), fixed[3], cei.ln()], ce_total.ln()))
+        Ok(([fixed[0], fixed[1], fixed[2], math::ln(ti), fixed[3], math::ln(cei)], math::ln(ce_total)))
     }
 }
 
@@ -264,8 +265,8 @@ fn stirpat_design(
             cei[t] = positive(ce[i] / row[cei_field as usize], Driver::CEI, dataset, Origin::Row(i))?;
             if pooled {
                 let fixed = &terms.logs[i];
-                x.push([fixed[0], fixed[1], fixed[2], ti[t].ln(), fixed[3], cei[t].ln()]);
-                y.push(ce[i].ln());
+                x.push([fixed[0], fixed[1], fixed[2], math::ln(ti[t]), fixed[3], math::ln(cei[t])]);
+                y.push(math::ln(ce[i]));
                 response.push(ce[i]);
             }
         }
@@ -371,7 +372,7 @@ pub fn run_with_rows(
     let fit = standardized.fit(parameters.k)?;
     let r2 = fit.r_squared(&design.x, &design.y);
     let t_test_p = (detail == Detail::Full).then(|| {
-        let fitted: Vec<f64> = design.x.iter().map(|row| fit.predict(row).exp()).collect();
+        let fitted: Vec<f64> = design.x.iter().map(|row| math::exp(fit.predict(row))).collect();
         ridge::welch_t_test(&fitted, &design.response).1
     });
 

@@ -18,6 +18,7 @@
 use serde::Serialize;
 
 use crate::model::config::Scenario;
+use crate::numerics::math;
 use crate::sweep::aggregate::Aggregate;
 
 /// The default robustness threshold: a unit is robust when the lower 95 %
@@ -93,11 +94,11 @@ impl Aggregate {
                 .filter(|&&c| c > 0)
                 .map(|&c| {
                     let p = c as f64 / n as f64;
-                    -p * p.ln()
+                    -p * math::ln(p)
                 })
                 .sum();
             // A single zone gives −1·ln 1 = −0: reported as 0.
-            if h > 0.0 { h / (counts.len() as f64).ln() } else { 0.0 }
+            if h > 0.0 { h / math::ln(counts.len() as f64) } else { 0.0 }
         };
         let modal_share = zones[modal];
         Robustness {
@@ -322,6 +323,8 @@ pub struct ZoneSize {
 }
 
 #[cfg(test)]
+// Tests compare with the platform's functions and state expectations in them.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod tests {
     use super::*;
     use crate::model::config::Config;
@@ -380,8 +383,8 @@ mod tests {
                 counts.iter().copied().enumerate().filter(|&(z, c)| z != modal && c > 0).collect();
             let runner_up = others.iter().map(|&(_, c)| c).max().and_then(|m| others.iter().find(|x| x.1 == m));
             let entropy =
-                -counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n as f64).map(|p| p * p.ln()).sum::<f64>()
-                    / (n_zones as f64).ln();
+                -counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n as f64).map(|p| p * math::ln(p)).sum::<f64>()
+                    / math::ln(n_zones as f64);
             let r = a.robustness(u, Some(3), 0.8);
             assert_eq!((r.modal_zone, r.modal.count, r.modal.samples), (modal + 1, max, n), "unit {u}");
             assert!(close(r.modal.p, max as f64 / n as f64));

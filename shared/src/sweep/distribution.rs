@@ -3,7 +3,8 @@
 //! (Monte Carlo, Latin hypercube, Sobol') only has to supply a uniform number.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::numerics::math;
 
 /// A distribution, written in a sweep spec as an inline table with a `dist`
 /// key, e.g. `{ dist = "truncated-normal", mean = 1.0, sd = 0.1, low = 0.5, high = 1.5 }`.
@@ -39,10 +40,6 @@ pub enum Distribution {
     },
 }
 
-fn standard_normal() -> Normal {
-    Normal::standard()
-}
-
 impl Distribution {
     /// Why these parameters are not a distribution, if they are not.
     pub fn problem(&self) -> Option<String> {
@@ -61,8 +58,7 @@ impl Distribution {
                 } else if low > high {
                     Some(format!("`low` {low} is greater than `high` {high}"))
                 } else {
-                    let n = standard_normal();
-                    let mass = n.cdf((high - mean) / sd) - n.cdf((low - mean) / sd);
+                    let mass = math::normal_cdf((high - mean) / sd) - math::normal_cdf((low - mean) / sd);
                     (mass < 1e-12 && low < high)
                         .then(|| format!("[{low}, {high}] holds no probability of N({mean}, {sd})"))
                 }
@@ -117,8 +113,7 @@ impl TruncationCdf {
     fn of(distribution: &Distribution) -> TruncationCdf {
         match *distribution {
             Distribution::TruncatedNormal { mean, sd, low, high } => {
-                let n = standard_normal();
-                TruncationCdf(n.cdf((low - mean) / sd), n.cdf((high - mean) / sd))
+                TruncationCdf(math::normal_cdf((low - mean) / sd), math::normal_cdf((high - mean) / sd))
             }
             _ => TruncationCdf(0.0, 0.0),
         }
@@ -155,17 +150,16 @@ impl Checked {
 
     /// The value at probability `u` ∈ (0, 1): the quantile function.
     pub fn quantile(&self, u: f64) -> f64 {
-        let n = standard_normal();
         match self.0 {
             Distribution::Fixed { value } => value,
             Distribution::Uniform { low, high } => low + u * (high - low),
-            Distribution::Normal { mean, sd } => mean + sd * n.inverse_cdf(u),
+            Distribution::Normal { mean, sd } => mean + sd * math::normal_quantile(u),
             Distribution::TruncatedNormal { mean, sd, low, high } => {
                 if low == high {
                     return low;
                 }
                 let TruncationCdf(a, b) = self.1;
-                (mean + sd * n.inverse_cdf(a + u * (b - a))).clamp(low, high)
+                (mean + sd * math::normal_quantile(a + u * (b - a))).clamp(low, high)
             }
             Distribution::Triangular { low, mode, high } => {
                 if low == high {
@@ -178,7 +172,7 @@ impl Checked {
                     high - ((1.0 - u) * width * (high - mode)).sqrt()
                 }
             }
-            Distribution::Lognormal { mu, sigma } => (mu + sigma * n.inverse_cdf(u)).exp(),
+            Distribution::Lognormal { mu, sigma } => math::exp(mu + sigma * math::normal_quantile(u)),
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::model::config::{CeiBasis, Config, Fit, NeutralSink, Scenario};
 use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
 use crate::model::projection::{self, DriverStats, StatLanes, UnitBase};
 use crate::model::zoning::{self, ScoreKey};
+use crate::numerics::math;
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
 use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
@@ -307,8 +308,8 @@ impl FastChain {
                 for t in 0..n_years {
                     let fixed = &terms.logs[u * n_years + t];
                     let i = t * width + u;
-                    x.push([fixed[0], fixed[1], fixed[2], ti[i].ln(), fixed[3], cei[i].ln()]);
-                    y.push(ce[i].ln());
+                    x.push([fixed[0], fixed[1], fixed[2], math::ln(ti[i]), fixed[3], math::ln(cei[i])]);
+                    y.push(math::ln(ce[i]));
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! the same quantity add bin by bin, and memory grows with the number of
 //! bins hit, never with the number of values.
 
+use crate::numerics::math;
 use serde::{Deserialize, Serialize};
 
 /// Counts by bin, kept as a vector sorted by bin: cloning and merging are
@@ -238,18 +239,23 @@ pub struct LogHistogram {
 /// The relative bin width of [`LogHistogram`]: 1 %.
 pub const LOG_BIN_WIDTH: f64 = 0.01;
 
+/// ln(1 + [`LOG_BIN_WIDTH`]), the width of a bin of logarithms, as a
+/// constant (a test checks it is `math::ln_1p`'s value bit for bit): a
+/// call would be made for every value binned.
+const LOG_STEP: f64 = f64::from_bits(0x3f84_60d6_ccca_3677);
+
 fn log_step() -> f64 {
-    LOG_BIN_WIDTH.ln_1p()
+    LOG_STEP
 }
 
 impl LogHistogram {
     pub fn bin_of(value: f64) -> Option<i32> {
-        (value > 0.0 && value.is_finite()).then(|| (value.ln() / log_step()).floor() as i32)
+        (value > 0.0 && value.is_finite()).then(|| (math::ln(value) / log_step()).floor() as i32)
     }
 
     /// The geometric middle of bin i.
     pub fn representative(bin: i32) -> f64 {
-        ((f64::from(bin) + 0.5) * log_step()).exp()
+        math::exp((f64::from(bin) + 0.5) * log_step())
     }
 
     pub fn add(&mut self, value: f64) {
@@ -349,6 +355,11 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    #[test]
+    fn the_log_step_is_ln_1p_of_the_bin_width() {
+        assert_eq!(LOG_STEP.to_bits(), math::ln_1p(LOG_BIN_WIDTH).to_bits());
+    }
 
     /// Merging sorted bins, small into large or large into small, gives
     /// the bins of adding each pair in turn.
