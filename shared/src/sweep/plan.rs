@@ -3,12 +3,14 @@
 //! and the draws of sample k.
 
 use glob::Pattern;
-use rand_distr::{Distribution as _, LogNormal};
+use rand::Rng;
+use rand::distr::Open01;
 
 use crate::data::fields::{Field, FieldGroup, N_FIELDS, Row};
 use crate::model::chain::Parameters;
 use crate::model::coefficients::{COEFFICIENT_NAMES, N_COEFFICIENTS};
 use crate::model::config::{Config, Driver, Period, Scenario};
+use crate::numerics::math;
 use crate::sweep::design::{DOMAIN_NOISE, DOMAIN_NOISE_B, Design, SOBOL_MAX_DIMENSIONS, Side, stream};
 use crate::sweep::distribution::{Checked, Distribution};
 use crate::sweep::sensitivity::{self, SensitivityPlan};
@@ -389,17 +391,17 @@ impl Plan {
             Side::B => DOMAIN_NOISE_B,
         };
         let mut rng = stream(self.seed, domain, k);
-        let factors: Vec<Option<LogNormal<f64>>> = self
-            .noise_sigma
-            .iter()
-            .map(|&s| (s > 0.0).then(|| LogNormal::new(0.0, s).expect("σ was checked")))
-            .collect();
+        // A log-normal factor e^(σ·z), z = Φ⁻¹(u) of a uniform u in (0, 1):
+        // by the quantile rather than a ziggurat, whose accept tests call
+        // the platform's exp and ln and so could take another branch on
+        // another CPU (see `numerics::math`).
         (0..n_rows)
             .map(|_| {
                 let mut row = [1.0; N_FIELDS];
-                for (value, factor) in row.iter_mut().zip(&factors) {
-                    if let Some(factor) = factor {
-                        *value = factor.sample(&mut rng);
+                for (value, &sigma) in row.iter_mut().zip(&self.noise_sigma) {
+                    if sigma > 0.0 {
+                        let u: f64 = rng.sample(Open01);
+                        *value = math::exp(sigma * math::normal_quantile(u));
                     }
                 }
                 row
