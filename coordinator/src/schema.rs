@@ -20,11 +20,21 @@ use redb::TableDefinition;
 /// [`DELTAS`]: a sweep's merged results are its checkpoint in
 /// [`AGGREGATES`] plus its deltas. A version 3 file is a version 4 file
 /// without deltas: the coordinator upgrades it by creating the table and
-/// recording the new version, and a query reads it as it is.
-pub const SCHEMA_VERSION: u64 = 4;
+/// recording the new version, and a query reads it as it is. Version 5
+/// stores new aggregates and deltas packed (count tables as their entries
+/// that are not zero), which a coordinator of version 4 would misread as
+/// empty; a version 5 coordinator reads the listed aggregates of older
+/// files as they are, so a version 3 or 4 file is upgraded by recording the
+/// new version (and creating [`DELTAS`] for version 3), and a query reads
+/// it as it is. Recording it makes an older coordinator refuse the file.
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// The last schema version without [`DELTAS`], upgraded in place.
 pub const VERSION_BEFORE_DELTAS: u64 = 3;
+
+/// The last schema version whose aggregates are all in the listed form,
+/// upgraded in place.
+pub const VERSION_BEFORE_PACKED: u64 = 4;
 
 /// The first schema version whose aggregates carry the regional counts.
 pub const FIRST_REGIONAL_VERSION: u64 = 3;

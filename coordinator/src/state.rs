@@ -584,11 +584,12 @@ impl State {
         let Some(unconfirmed) = self.unconfirmed.get_mut(worker) else { return 0 };
         let mut released = 0;
         let sweeps = &mut self.sweeps;
+        let named: std::collections::HashSet<&LeaseRef> = leases.iter().collect();
         unconfirmed.retain(|(lease, call)| {
             if *call > calls_ended {
                 return true;
             }
-            if !leases.contains(lease)
+            if !named.contains(lease)
                 && let Some(sweep) = sweeps.get_mut(lease.sweep())
                 && let Some(JobState::Leased { holder, failures, .. }) = sweep.jobs.get(lease.index() as usize)
                 && holder.lease == lease.lease

@@ -38,7 +38,7 @@ use zonesweep_shared::sweep::aggregate::Aggregate;
 
 use crate::schema::{
     AGGREGATES, BLOBS, CHECKSUM_LEN, DELTAS, DONE_JOBS, FIRST_REGIONAL_VERSION, META, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SWEEPS, VERSION_BEFORE_DELTAS,
+    SCHEMA_VERSION_KEY, SWEEPS, VERSION_BEFORE_DELTAS, VERSION_BEFORE_PACKED,
 };
 use crate::sweep::SweepRecord;
 
@@ -419,8 +419,9 @@ impl Store {
             let found = meta.get(SCHEMA_VERSION_KEY).context("reading the schema version")?.map(|v| v.value());
             match found {
                 Some(found) if found == SCHEMA_VERSION => {}
-                // The same tables but for the deltas, created below.
-                Some(VERSION_BEFORE_DELTAS) => {
+                // The same tables (but for the deltas, created below),
+                // their aggregates listed, which this version reads as well.
+                Some(VERSION_BEFORE_DELTAS | VERSION_BEFORE_PACKED) => {
                     meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).context("recording the schema version")?;
                 }
                 Some(found) => {
@@ -484,8 +485,10 @@ impl Store {
             Ok(found)
         })?;
         match found {
-            // A version 3 file is read as it is: it has no deltas.
-            Some(found) if found == SCHEMA_VERSION || found == VERSION_BEFORE_DELTAS => {}
+            // Version 3 and 4 files are read as they are (version 3 has no
+            // deltas; both hold listed aggregates, which read the same).
+            Some(found)
+                if found == SCHEMA_VERSION || found == VERSION_BEFORE_DELTAS || found == VERSION_BEFORE_PACKED => {}
             Some(found) => {
                 return Err(StoreError::SchemaVersion { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
@@ -1687,6 +1690,46 @@ mod tests {
         let error = Store::open(&path).unwrap().aggregate(&id("a")).unwrap_err();
         assert!(matches!(&error, StoreError::Corrupt { table: "deltas", key, .. } if key.starts_with("a/")), "{error}");
         assert_eq!(error.cause(), StoreCause::Corrupt);
+    }
+
+    /// A version 4 file holds its checkpoints and deltas listed: read as it
+    /// is, and upgraded (the version recorded, nothing rewritten) once a
+    /// coordinator opens it, so that an older coordinator then refuses it
+    /// rather than misreading the packed values it cannot decode.
+    #[test]
+    fn a_version_4_file_of_listed_aggregates_is_read_as_it_is_and_upgraded_by_the_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            create(&store, "a", 0);
+            store.commit_batch(&[delta_entry(0, None)]).unwrap();
+        }
+        let listed = |aggregate: &Aggregate| with_checksum(&zonesweep_proto::convert::encode_aggregate(aggregate));
+        // What version 4 wrote: the same tables, every aggregate listed.
+        poke(&path, |txn| {
+            txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, VERSION_BEFORE_PACKED).unwrap();
+            txn.open_table(AGGREGATES).unwrap().insert("a", listed(&failed(0..0)).as_slice()).unwrap();
+            let mut deltas = txn.open_table(DELTAS).unwrap();
+            let sequence = deltas.iter().unwrap().next().unwrap().unwrap().0.value().1;
+            deltas.insert(("a", sequence), listed(&failed(0..100)).as_slice()).unwrap();
+        });
+        let version = |path: &Path| {
+            let database = ReadOnlyDatabase::open(path).unwrap();
+            let txn = database.begin_read().unwrap();
+            txn.open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value()
+        };
+        let query = Store::open_existing(&path).unwrap();
+        let before = failed(0..100);
+        assert_eq!(query.load_sweep(&record("a", 0)).unwrap(), (before.clone(), vec![0]));
+        drop(query);
+        assert_eq!(version(&path), VERSION_BEFORE_PACKED, "a query writes nothing");
+        let store = Store::open(&path).unwrap();
+        store.commit_batch(&[delta_entry(1, None)]).unwrap();
+        let after = sum(&[&before, &failed(100..200)]);
+        assert_eq!(store.load_sweep(&record("a", 0)).unwrap(), (after, vec![0, 1]));
+        drop(store);
+        assert_eq!(version(&path), SCHEMA_VERSION);
     }
 
     #[test]

@@ -145,7 +145,8 @@ fn request_with(job: u32, aggregate: pb::Aggregate) -> Vec<u8> {
         worker_id: "wk-fuzz".to_owned(),
         lease: Some(LeaseRef::new(sweep_id(), job, 1).to_pb()),
         aggregate: Some(aggregate),
-        lease_capacity: 0, call: 0
+        lease_capacity: 0,
+        call: 0,
     }
     .encode_to_vec()
 }

@@ -312,7 +312,8 @@ fn linear_to_pb(h: &LinearHistogram) -> pb::LinearHistogram {
 }
 
 /// The wire form of an aggregate, its count tables and log histograms as
-/// lists: the form stored and answered to queries.
+/// lists: the form answered to queries (and stored by schema versions up
+/// to 4).
 pub fn aggregate_to_pb(a: &Aggregate) -> pb::Aggregate {
     to_pb(a, counts_to_pb, logs_to_pb)
 }
@@ -509,7 +510,9 @@ pub fn result_from_pb(a: &pb::Aggregate, expected: &Shape) -> Result<SparseAggre
     sparse_from_pb(a)
 }
 
-/// The aggregate in the compact binary form used for storage.
+/// The aggregate's bytes in [`aggregate_to_pb`]'s listed form (what schema
+/// versions up to 4 stored; the store now writes
+/// [`encode_aggregate_packed`]).
 pub fn encode_aggregate(a: &Aggregate) -> Vec<u8> {
     aggregate_to_pb(a).encode_to_vec()
 }

@@ -231,7 +231,8 @@ async fn send_one_by_one(worker: &Worker, batch: Vec<Waiting>) {
 /// cannot take (its leased jobs, a fatal error) goes to the next job that
 /// still waits, so no leased job and no fatal error is dropped while one
 /// does; leased jobs no waiting job is left to take are let go (no longer
-/// held, so the coordinator takes them back at the next heartbeat).
+/// held, so the coordinator takes them back at the first heartbeat that no
+/// longer names them).
 fn reply_all(worker: &Worker, batch: Vec<Waiting>, answers: Vec<Delivered>) {
     let mut carried: Vec<pb::Job> = Vec::new();
     let mut fatal = None;

@@ -20,6 +20,35 @@ use crate::error::WorkerError;
 use crate::rpc::{Backoff, Disposition, classify};
 use crate::session::{CALL_BACKOFF_FIRST, CALL_BACKOFF_MAX, CallError, Worker};
 
+/// Jobs leased with a job's deliveries, held from the answer that brought
+/// them until the lease loop starts them ([`Granted::take`]). Dropped
+/// otherwise (a job task that panicked or was aborted, a worker ending),
+/// they are let go: heartbeats stop naming them, and the coordinator takes
+/// them back at once rather than at the maximum job time.
+pub(crate) struct Granted {
+    worker: Arc<Worker>,
+    jobs: Vec<pb::Job>,
+}
+
+impl Granted {
+    pub(crate) fn none(worker: &Arc<Worker>) -> Granted {
+        Granted { worker: worker.clone(), jobs: Vec::new() }
+    }
+
+    /// The jobs, to be started.
+    pub(crate) fn take(mut self) -> Vec<pb::Job> {
+        std::mem::take(&mut self.jobs)
+    }
+}
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        if !self.jobs.is_empty() {
+            self.worker.held.drop_jobs(&self.jobs);
+        }
+    }
+}
+
 /// Removes the lease from the held set however the job ends, so heartbeats
 /// stop naming it.
 struct Holding<'a> {
@@ -36,7 +65,7 @@ impl Drop for Holding<'_> {
 /// Run one job to its end. `Err` only for what must stop the worker (a
 /// refused token); everything else is delivered, logged or dropped here.
 /// `Ok` holds the jobs the coordinator leased with the result's delivery.
-pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb::Job>, WorkerError> {
+pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Granted, WorkerError> {
     let log = worker.log;
     let key = match LeaseRef::of_job(&job) {
         Ok(key) => key,
@@ -48,7 +77,7 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
             log.info(format_args!("refusing a job with a malformed id: {error}"));
             return fail(&worker, lease_ref, &format!("the worker refused the job: {error}"), &|| false)
                 .await
-                .map(|()| Vec::new());
+                .map(|()| Granted::none(&worker));
         }
     };
     let abandoned = worker.held.insert(key.clone());
@@ -61,7 +90,7 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
             "the job's sample range {}..{} is empty or beyond the sweep's {} samples",
             job.sample_start, job.sample_end, job.samples
         );
-        return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new());
+        return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Granted::none(&worker));
     }
 
     let sweep_key = SweepKey {
@@ -76,21 +105,21 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
         let stop_ref: &(dyn Fn() -> bool + Sync) = &stop;
         match worker.cache.definition(&sweep_key, move |hash| worker_ref.fetch_blob(hash, stop_ref)).await {
             Ok(Ok(definition)) => definition,
-            Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new()),
+            Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Granted::none(&worker)),
             Err(CallError::Stopped) => {
                 log.info(format_args!("dropping {key}: stopped while fetching its sweep definition"));
-                return Ok(Vec::new());
+                return Ok(Granted::none(&worker));
             }
             Err(CallError::Refused(status)) => {
                 let reason = format!("fetching the sweep's data failed ({:?}): {}", status.code(), status.message());
-                return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new());
+                return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Granted::none(&worker));
             }
             Err(CallError::Fatal(error)) => return Err(error),
         }
     };
     if abandoned.load(Ordering::SeqCst) {
         log.info(format_args!("dropping {key}: abandoned before it started"));
-        return Ok(Vec::new());
+        return Ok(Granted::none(&worker));
     }
 
     // One job is one task on the pool: the pool's threads run `threads` jobs
@@ -111,27 +140,27 @@ pub(crate) async fn run_job(worker: Arc<Worker>, job: pb::Job) -> Result<Vec<pb:
     });
     let aggregate = match receiver.await {
         Ok(Ok(aggregate)) => aggregate,
-        Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Vec::new()),
+        Ok(Err(reason)) => return fail(&worker, lease_ref, &reason, &stop).await.map(|()| Granted::none(&worker)),
         Err(_) => {
             return fail(&worker, lease_ref, "the worker's thread pool dropped the job", &stop)
                 .await
-                .map(|()| Vec::new());
+                .map(|()| Granted::none(&worker));
         }
     };
     if abandoned.load(Ordering::SeqCst) {
         log.info(format_args!("discarding the result of {key}: the lease was abandoned"));
-        return Ok(Vec::new());
+        return Ok(Granted::none(&worker));
     }
 
     let result = pb::JobResult { lease: Some(lease_ref), aggregate: Some(result_to_pb(&aggregate)) };
     // The jobs leased with the result's delivery, kept whatever its answer:
     // they are this worker's now.
-    let mut leased = Vec::new();
+    let mut leased = Granted::none(&worker);
     let mut backoff = Backoff::new(CALL_BACKOFF_FIRST, CALL_BACKOFF_MAX);
     loop {
         let status = match deliver(&worker, result.clone(), &abandoned).await {
             Ok((outcome, jobs)) => {
-                leased.extend(jobs);
+                leased.jobs.extend(jobs);
                 if outcome.code == Code::Ok as i32 {
                     log.info(format_args!(
                         "completed {key}: {} samples in {:.2} s{}",

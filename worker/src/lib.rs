@@ -198,7 +198,7 @@ fn held_limit(worker: &Worker) -> usize {
     if u128::from(last) < SPARE_JOB_BELOW.as_millis() { worker.threads.saturating_mul(2) } else { worker.threads }
 }
 
-type Jobs = JoinSet<Result<Vec<pb::Job>, WorkerError>>;
+type Jobs = JoinSet<Result<job::Granted, WorkerError>>;
 
 /// Lease while there is room, until shutdown; then drain.
 async fn lease_loop<S: Future<Output = ()>>(
@@ -331,16 +331,17 @@ async fn lease_loop<S: Future<Output = ()>>(
 
 /// A job task's end: its error stops the worker; a panic of the task (a bug
 /// of this crate, not of the model, whose panics fail the job) is logged and
-/// costs that job's lease time only.
+/// costs that job's lease time only (the jobs its deliveries leased are let
+/// go as the task unwinds, see `job::Granted`).
 /// The jobs leased with its result's delivery are run like any other.
 fn reap(
     worker: &Arc<Worker>,
     jobs: &mut Jobs,
-    joined: Result<Result<Vec<pb::Job>, WorkerError>, JoinError>,
+    joined: Result<Result<job::Granted, WorkerError>, JoinError>,
 ) -> Result<(), WorkerError> {
     match joined {
         Ok(result) => {
-            for job in result? {
+            for job in result?.take() {
                 start_job(worker, jobs, job);
             }
             Ok(())

@@ -7,6 +7,8 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -215,19 +217,35 @@ fn the_worker_future_can_be_spawned() {
 }
 
 /// The real coordinator's worker service, but the answers of the first
-/// `lose` calls that lease jobs are lost on the way back: the coordinator
-/// granted the leases, the worker sees UNAVAILABLE.
+/// calls that lease jobs (`lose_leases` Lease calls, then `lose_deliveries`
+/// Complete or CompleteMany calls) are lost on the way back: the
+/// coordinator granted the leases, the worker sees UNAVAILABLE. It counts
+/// the jobs every answer leased, and those of the answers it lost.
+#[derive(Default)]
 struct LosesAnswers {
-    coordinator: Coordinator,
-    lose: std::sync::atomic::AtomicU32,
+    coordinator: Option<Coordinator>,
+    lose_leases: AtomicU32,
+    lose_deliveries: AtomicU32,
+    granted: AtomicUsize,
+    lost: AtomicUsize,
 }
 
 impl LosesAnswers {
-    /// Lose `answer` if it leased jobs and answers are still to be lost.
-    fn pass<T>(&self, answer: tonic::Response<T>, jobs: impl Fn(&T) -> usize) -> Result<tonic::Response<T>, Status> {
-        use std::sync::atomic::Ordering;
-        let leased = jobs(answer.get_ref()) > 0;
-        if leased && self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    fn coordinator(&self) -> &Coordinator {
+        self.coordinator.as_ref().expect("set before serving")
+    }
+
+    /// Lose `answer` if it leased jobs and answers of its kind are still to be lost.
+    fn pass<T>(
+        &self,
+        answer: tonic::Response<T>,
+        lose: &AtomicU32,
+        jobs: impl Fn(&T) -> usize,
+    ) -> Result<tonic::Response<T>, Status> {
+        let leased = jobs(answer.get_ref());
+        self.granted.fetch_add(leased, Ordering::SeqCst);
+        if leased > 0 && lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            self.lost.fetch_add(leased, Ordering::SeqCst);
             return Err(Status::unavailable("the answer was lost on the way back"));
         }
         Ok(answer)
@@ -237,43 +255,44 @@ impl LosesAnswers {
 #[tonic::async_trait]
 impl Workers for LosesAnswers {
     async fn register(&self, r: Request<pb::RegisterRequest>) -> Result<tonic::Response<pb::RegisterResponse>, Status> {
-        Workers::register(&self.coordinator, r).await
+        Workers::register(self.coordinator(), r).await
     }
     async fn lease(&self, r: Request<pb::LeaseRequest>) -> Result<tonic::Response<pb::LeaseResponse>, Status> {
-        self.pass(Workers::lease(&self.coordinator, r).await?, |a| a.jobs.len())
+        self.pass(Workers::lease(self.coordinator(), r).await?, &self.lose_leases, |a| a.jobs.len())
     }
     async fn heartbeat(
         &self,
         r: Request<pb::HeartbeatRequest>,
     ) -> Result<tonic::Response<pb::HeartbeatResponse>, Status> {
-        Workers::heartbeat(&self.coordinator, r).await
+        Workers::heartbeat(self.coordinator(), r).await
     }
     async fn complete(&self, r: Request<pb::CompleteRequest>) -> Result<tonic::Response<pb::CompleteResponse>, Status> {
-        self.pass(Workers::complete(&self.coordinator, r).await?, |a| a.jobs.len())
+        self.pass(Workers::complete(self.coordinator(), r).await?, &self.lose_deliveries, |a| a.jobs.len())
     }
     async fn complete_many(
         &self,
         r: Request<pb::CompleteManyRequest>,
     ) -> Result<tonic::Response<pb::CompleteManyResponse>, Status> {
-        self.pass(Workers::complete_many(&self.coordinator, r).await?, |a| a.jobs.len())
+        self.pass(Workers::complete_many(self.coordinator(), r).await?, &self.lose_deliveries, |a| a.jobs.len())
     }
     async fn fail(&self, r: Request<pb::FailRequest>) -> Result<tonic::Response<pb::FailResponse>, Status> {
-        Workers::fail(&self.coordinator, r).await
+        Workers::fail(self.coordinator(), r).await
     }
     async fn fetch_blob(
         &self,
         r: Request<pb::FetchBlobRequest>,
     ) -> Result<tonic::Response<pb::FetchBlobResponse>, Status> {
-        Workers::fetch_blob(&self.coordinator, r).await
+        Workers::fetch_blob(self.coordinator(), r).await
     }
 }
 
-/// Jobs leased in answers that never reach the worker (a Lease's, and then
-/// the CompleteMany calls' that deliver results and lease more) go back to
-/// pending at the worker's next heartbeat, which says those calls ended
-/// without naming the leases: the sweep ends although no lease ever times
-/// out (the lease timeout here is ten minutes), and its aggregate is the
-/// one-machine one.
+/// Jobs leased in answers that never reach the worker (a Lease's, then
+/// those of deliveries that lease more, resent under the same call number)
+/// go back to pending at the first heartbeat after those calls ended, which
+/// does not name them: the sweep ends although no lease ever times out (the
+/// lease timeout here is ten minutes), its aggregate is the one-machine
+/// one, and no job the worker held was taken back: every job was leased
+/// once, but for those of the lost answers, once more each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
     let dir = tempfile::tempdir().unwrap();
@@ -283,10 +302,15 @@ async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
     let coordinator = Coordinator::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let lossy = LosesAnswers { coordinator: coordinator.clone(), lose: 4.into() };
+    let lossy = Arc::new(LosesAnswers {
+        coordinator: Some(coordinator.clone()),
+        lose_leases: 1.into(),
+        lose_deliveries: 3.into(),
+        ..LosesAnswers::default()
+    });
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(WorkersServer::new(lossy))
+            .add_service(WorkersServer::from_arc(lossy.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
@@ -319,4 +343,8 @@ async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
     let result = finish("the worker", running).await.unwrap();
     assert!(result.is_ok(), "{result:?}");
     server.abort();
+    let (granted, lost) = (lossy.granted.load(Ordering::SeqCst), lossy.lost.load(Ordering::SeqCst));
+    assert!(lossy.lose_leases.load(Ordering::SeqCst) == 0 && lossy.lose_deliveries.load(Ordering::SeqCst) == 0);
+    assert!(lost >= 4, "{lost} jobs in lost answers");
+    assert_eq!(granted, 12 + lost, "leases granted: each job once, and each of a lost answer once more");
 }

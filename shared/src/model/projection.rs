@@ -48,7 +48,7 @@ impl DriverStats {
     /// statistics are bit-identical to `of` of its series: the same
     /// operations on each unit's values in the same order, but the levels,
     /// the sums and the interval ratios are formed a year of every unit at a
-    /// time (whole rows per instruction), and only the `powf` calls are made
+    /// time (whole rows per instruction), and only the rates (a logarithm and an exponential each) are computed
     /// unit by unit. (For other values, `f64::min` and `max` are free to give
     /// either zero of a +0.0/−0.0 pair, and vector code may choose otherwise
     /// than scalar code; the fast path passes only positive finite drivers.)
@@ -175,10 +175,10 @@ fn interval_rate(ratio: f64, years: usize) -> f64 {
 }
 
 /// The least and greatest rate of the intervals of `step` years ending at
-/// the last value ([`DriverStats::of`]), with fewer `powf` calls: intervals
+/// the last value ([`DriverStats::of`]), computing fewer rates: intervals
 /// of one length have rates in the order of their ratios, so only the
 /// ratios that may give an extreme need one. A ratio within 10⁻¹² of the
-/// least (or greatest) of its length is computed too, since `powf` is not
+/// least (or greatest) of its length is computed too, since a rate is not
 /// promised to keep the order of values that close; the extremes are then
 /// those of every rate, bit for bit. A ratio that is not positive and
 /// finite makes every interval's rate be computed.
@@ -770,7 +770,7 @@ mod tests {
         assert!(p.neutral);
     }
 
-    /// The interval rates' extremes with fewer `powf` calls are those of
+    /// The interval rates' extremes computing fewer rates are those of
     /// every interval's rate, bit for bit, on random series (ties and near
     /// ties among the ratios included) and every interval length.
     #[test]

@@ -56,8 +56,8 @@ pub fn normal_cdf(x: f64) -> f64 {
 
 /// The standard normal quantile Φ⁻¹(p) for p in [0, 1] (−∞ at 0, +∞ at 1,
 /// NaN outside), by Wichura's algorithm AS 241 (Applied Statistics 37,
-/// 1988): rational approximations in three ranges of p, relative error
-/// about 10⁻¹⁶. The coefficients are written as the paper gives them.
+/// 1988): rational approximations in three ranges of p, within a few units
+/// in the last place (about 10⁻¹⁵ relative). The coefficients are written as the paper gives them.
 #[allow(clippy::excessive_precision)]
 pub fn normal_quantile(p: f64) -> f64 {
     // Coefficients of the numerators and denominators, constant term first.

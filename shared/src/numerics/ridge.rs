@@ -2,6 +2,10 @@
 //! "ridge trace" method of SPSS and NCSS that the paper used.
 
 use nalgebra::{Matrix6, Vector6};
+// The t distribution is computed with the platform's functions, which may
+// differ in the last bit between machines (see `math`): only the t-test's
+// p-value, which `evaluate` prints and no sweep uses, takes it.
+#[allow(clippy::disallowed_types)]
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::error::ChainError;
@@ -175,7 +179,9 @@ impl RidgeFit {
 /// Welch's two-sided t-test of two independent samples with unequal
 /// variances: (t, p). Matches `scipy.stats.ttest_ind(a, b, equal_var=False)`.
 /// Returns NaN for both when either sample has fewer than two values or both
-/// variances are zero.
+/// variances are zero. Its p-value is not one of the chain's bit-identical
+/// results (see the `use` of `StudentsT`).
+#[allow(clippy::disallowed_types)]
 pub fn welch_t_test(a: &[f64], b: &[f64]) -> (f64, f64) {
     fn mean_var(x: &[f64]) -> (f64, f64) {
         let n = x.len() as f64;
