@@ -63,6 +63,25 @@ impl LogLevel {
     }
 }
 
+/// Standard error for log events, whatever becomes of it: an event that
+/// cannot be written (the reader of a pipe gone, a full disk) is dropped.
+/// Handing the error to the subscriber would make it report the failure on
+/// standard error itself, which panics: a worker would end because its log
+/// collector did.
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// Install the one subscriber: the program's own events at `level` (other
 /// crates' warnings only), or what RUST_LOG says.
 fn init_logging(format: LogFormat, level: LogLevel) {
@@ -79,7 +98,7 @@ fn init_logging(format: LogFormat, level: LogLevel) {
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogSink)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.with_target(false).init(),

@@ -913,3 +913,32 @@ fn the_robustness_rpc_answers_what_zones_prints() {
         assert_eq!(u64::from(wire.nominal_zone), cli["nominal_zone"].as_u64().unwrap(), "{cli}");
     }
 }
+
+/// A worker whose standard error goes away (its log collector died; here a
+/// pipe whose reader is closed) keeps working: log events it cannot write
+/// are dropped, and the sweep completes with the worker still running.
+#[test]
+fn a_worker_outlives_its_log_reader() {
+    use std::io::BufRead as _;
+    let cluster = Cluster::start(0, CoordinatorOptions::fast_leases());
+    let sweep = cluster.submit_default(200, SEED, 1);
+    let mut worker = std::process::Command::new(binary())
+        .args(["worker", "--coordinator", cluster.address(), "--threads", "1", "--verbose"])
+        .env("ZONESWEEP_TOKEN", cluster.token())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a worker");
+    // Read its first line (it has connected), then close the pipe: every
+    // job it runs from now on logs two lines into nowhere.
+    let mut first = String::new();
+    std::io::BufReader::new(worker.stderr.take().expect("a piped stderr")).read_line(&mut first).unwrap();
+    assert!(first.contains("connected"), "{first}");
+    let done = cluster.wait_done(&sweep);
+    assert_eq!(done.samples_done, 200, "{done:?}");
+    let exited = worker.try_wait().expect("the worker's state");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(exited.is_none(), "the worker exited ({exited:?}) once its standard error was gone");
+}
