@@ -395,7 +395,11 @@ async fn load_once(
                     .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?
                     .workers();
                 let worker = client
-                    .register(pb::RegisterRequest { hostname: format!("fake{w}"), threads })
+                    .register(pb::RegisterRequest {
+                        hostname: format!("fake{w}"),
+                        threads,
+                        chain: zonesweep_shared::CHAIN_REVISION,
+                    })
                     .await?
                     .into_inner()
                     .worker_id;

@@ -228,7 +228,7 @@ impl Remote {
             let status = match tokio::time::timeout(deadline, attempt(self.client.clone())).await {
                 Ok(Ok(response)) => {
                     if let Some(since) = waiting_since {
-                        eprintln!(
+                        note!(
                             "coordinator at {} answered again after {:.1} s",
                             self.url,
                             since.elapsed().as_secs_f64()
@@ -244,7 +244,7 @@ impl Remote {
                 Err(_) => tonic::Status::deadline_exceeded(format!("no answer within {} s", deadline.as_secs())),
             };
             let since = *waiting_since.get_or_insert_with(|| {
-                eprintln!(
+                note!(
                     "coordinator at {} cannot answer now ({}); retrying for up to {:.0} s (--connect-timeout)",
                     self.url,
                     status.message(),

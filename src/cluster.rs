@@ -461,13 +461,13 @@ fn stored_or_new_token(path: &Path) -> Result<String> {
                     path.display()
                 );
             }
-            eprintln!("no token given: using the one in {} (written on an earlier start)", path.display());
+            note!("no token given: using the one in {} (written on an earlier start)", path.display());
             Ok(token.to_owned())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = random_token();
             write_token(path, &token)?;
-            eprintln!("no token given: generated one and wrote it to {} (mode 0600)", path.display());
+            note!("no token given: generated one and wrote it to {} (mode 0600)", path.display());
             Ok(token)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read the token file {}", path.display())),
@@ -655,7 +655,7 @@ impl Progress {
     fn line(&mut self) {
         let (Some(status), None) = (&self.last, &self.bar) else { return };
         let percent = 100.0 * status.samples_done as f64 / status.samples.max(1) as f64;
-        eprintln!(
+        note!(
             "sweep {}: {} {}/{} samples ({percent:.1} %), {}",
             status.id,
             status.state.name(),
@@ -705,7 +705,7 @@ async fn follow(client: &mut Remote, sweep: &SweepId, interval: Duration) -> Res
                         }
                     }
                     Err(StreamEnd::Lost(status)) => {
-                        eprintln!("lost the coordinator ({}); following sweep {sweep} again", status.message());
+                        note!("lost the coordinator ({}); following sweep {sweep} again", status.message());
                         break;
                     }
                     Err(StreamEnd::Closed) => {
@@ -901,12 +901,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         None => submit_or_continue(&mut cluster.client, request).await?,
     };
     if continued && resume.is_none() {
-        eprintln!(
+        note!(
             "continuing sweep {} of this same command, left unfinished by an earlier run ({} samples done)",
-            submitted.id, submitted.samples_done
+            submitted.id,
+            submitted.samples_done
         );
     }
-    eprintln!(
+    note!(
         "sweep {}{}: {} samples{} in {} jobs on {} local worker thread(s); results in {}",
         submitted.id,
         if continued { format!(" resumed with {} samples done", submitted.samples_done) } else { String::new() },
@@ -918,7 +919,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cluster.threads,
         args.db.display()
     );
-    eprintln!("{}", cluster.query_hint(&submitted.id));
+    note!("{}", cluster.query_hint(&submitted.id));
     let started = std::time::Instant::now();
     let again = if resume.is_none() { "running the same command again, or " } else { "" };
     let (status, view) =
@@ -975,9 +976,10 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
     if let Some(url) = &args.coordinator {
         let mut client = Remote::connect(url, &args.token.require()?, &args.limits).await?;
         let status = client.extend(&id, args.samples).await?;
-        eprintln!(
+        note!(
             "sweep {id} extended to {} samples in {} jobs; follow it with `zonesweep watch {id}`",
-            status.samples, status.jobs
+            status.samples,
+            status.jobs
         );
         println!("{}", report::status_line(&status));
         return Ok(());
@@ -985,14 +987,14 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
     require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
     let mut cluster = LocalCluster::start(&args.db, args.threads, Mode::default()).await?;
     let extended = cluster.client.extend(&id, args.samples).await?;
-    eprintln!(
+    note!(
         "sweep {id} extended by {} to {} samples on {} local worker thread(s); results in {}",
         args.samples,
         extended.samples,
         cluster.threads,
         args.db.display()
     );
-    eprintln!("{}", cluster.query_hint(&id));
+    note!("{}", cluster.query_hint(&id));
     let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval), "").await?;
     print!("{}", report::summary(&view));
     println!("{}", report::status_line(&status));
@@ -1044,7 +1046,7 @@ pub async fn show(args: ShowArgs) -> Result<()> {
         for (name, text) in files {
             fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))?;
         }
-        eprintln!("wrote the dataset of sweep {id} to {}", dir.display());
+        note!("wrote the dataset of sweep {id} to {}", dir.display());
     }
     Ok(())
 }
@@ -1053,7 +1055,7 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
     let request = args.sweep.request()?;
     let mut client = args.remote.connect().await?;
     let status = client.submit(request).await?;
-    eprintln!("submitted: {} samples in {} jobs", status.samples, status.jobs);
+    note!("submitted: {} samples in {} jobs", status.samples, status.jobs);
     println!("{}", status.id);
     Ok(())
 }
@@ -1273,7 +1275,7 @@ pub async fn prune(args: PruneArgs) -> Result<()> {
     for id in &deleted {
         println!("deleted {id}");
     }
-    eprintln!("{} sweep(s) deleted", deleted.len());
+    note!("{} sweep(s) deleted", deleted.len());
     Ok(())
 }
 
@@ -1321,7 +1323,7 @@ pub async fn wait_ready(args: WaitReadyArgs) -> Result<()> {
             bail!("the coordinator at {url} was not ready within {:.0} s: {why}", limit.as_secs_f64());
         }
         if !said {
-            eprintln!("waiting for the coordinator at {url} ({why})");
+            note!("waiting for the coordinator at {url} ({why})");
             said = true;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1392,7 +1394,7 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         return Ok(());
     }
     fs::write(&args.out, text).with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!("wrote {}", args.out.display());
+    note!("wrote {}", args.out.display());
     Ok(())
 }
 
@@ -1403,7 +1405,7 @@ pub async fn html_report(args: ReportArgs) -> Result<()> {
     let view = source.view(&id).await?;
     let definition = source.definition(&id).await?;
     let written = crate::html_report::write(&view, &definition, &args.out, args.robust_threshold)?;
-    eprintln!(
+    note!(
         "wrote the report of sweep {id} to {} ({} files: open index.html) in {:.2} s",
         written.dir.join("index.html").display(),
         written.files.len(),

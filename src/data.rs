@@ -143,7 +143,7 @@ pub fn run(command: DataCommand) -> Result<()> {
                 config.check_for(&dataset, &name)?;
             }
             for warning in dataset.warnings() {
-                eprintln!("warning: {warning}");
+                note!("warning: {warning}");
             }
             let years = dataset.years();
             println!(

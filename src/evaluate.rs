@@ -49,7 +49,7 @@ fn parse_k(text: &str) -> Result<KChoice> {
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let (dataset, config) = model_inputs(&args.model)?;
     for warning in dataset.warnings() {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     let mut parameters = Parameters::nominal(&config);
     match args.k.as_deref().map(parse_k).transpose()? {

@@ -1649,6 +1649,7 @@ fn page(
             escape(&if s.reason.is_empty() { s.state.to_string() } else { format!("{}: {}", s.state, s.reason) }),
         ),
         ("zonesweep", known(&p.version)),
+        ("model chain", escape(&crate::report::chain_revision(p.chain))),
         (
             "dataset",
             format!(

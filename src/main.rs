@@ -1,5 +1,15 @@
 //! `zonesweep`: the command-line program.
 
+/// `eprintln!` that drops what standard error cannot take: a closed pipe
+/// (`zonesweep run 2>&1 | head`) must not end a command whose work goes on,
+/// as `eprintln!`'s panic would (root `clippy.toml` refuses `eprintln!`).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod client;
 mod cluster;
@@ -278,7 +288,7 @@ fn main() -> ExitCode {
         // A write to standard output (`export --out -`) the reader stopped.
         Err(error) if stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            note!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -651,6 +651,8 @@ struct StatusRecord<'a> {
     until_ci: Option<f64>,
     samples_max: Option<u64>,
     version: &'a str,
+    /// The model chain revision (0: not recorded).
+    chain: u32,
     dataset_name: &'a str,
     submitted_unix: Option<u64>,
     ended_unix: Option<u64>,
@@ -685,6 +687,7 @@ impl<'a> StatusRecord<'a> {
             until_ci: s.until_ci,
             samples_max: s.samples_max,
             version: &p.version,
+            chain: p.chain,
             dataset_name: &p.dataset_name,
             submitted_unix: p.submitted_unix,
             ended_unix: p.ended_unix,
@@ -718,6 +721,7 @@ impl<'a> StatusRecord<'a> {
             ("until_ci", opt(self.until_ci.map(|h| h.to_string()))),
             ("samples_max", opt(self.samples_max.map(|n| n.to_string()))),
             ("version", self.version.to_owned()),
+            ("chain", self.chain.to_string()),
             ("dataset_name", self.dataset_name.to_owned()),
             ("submitted_unix", opt(self.submitted_unix.map(|t| t.to_string()))),
             ("ended_unix", opt(self.ended_unix.map(|t| t.to_string()))),
@@ -1057,6 +1061,11 @@ fn utc(seconds: u64) -> String {
         .unwrap_or_else(|| format!("{seconds} s after 1970"))
 }
 
+/// "revision N", or that it was not recorded.
+pub fn chain_revision(chain: u32) -> String {
+    if chain == 0 { "revision not recorded".to_owned() } else { format!("revision {chain}") }
+}
+
 /// `show`: where a sweep came from and who ran it, a line per fact.
 pub fn provenance(s: &SweepStatus) -> String {
     let p = &s.provenance;
@@ -1068,6 +1077,7 @@ pub fn provenance(s: &SweepStatus) -> String {
     line("sweep", s.id.to_string());
     line("state", if s.reason.is_empty() { s.state.to_string() } else { format!("{}: {}", s.state, s.reason) });
     line("zonesweep", known(&p.version));
+    line("model chain", chain_revision(p.chain));
     line("dataset", format!("{}: {} units, sha256 {}", known(&p.dataset_name), s.units, s.dataset_hash));
     line("configuration", format!("sha256 {} (`show --config` prints it)", s.config_hash));
     line("spec", format!("sha256 {} (`show --spec` prints it)", s.spec_hash));

@@ -110,7 +110,7 @@ pub fn tls(command: TlsCommand) -> Result<()> {
     write_new(&files[0], &ca_cert.pem(), 0o644)?;
     write_new(&files[1], &server_cert.pem(), 0o644)?;
     write_new(&files[2], &server_key.serialize_pem(), 0o600)?;
-    eprintln!(
+    note!(
         "wrote {} (for clients and workers: --ca), {} and {} (mode 0600) for the coordinator's --tls-cert and --tls-key; valid {days} days for {}",
         files[0].display(),
         files[1].display(),

@@ -212,7 +212,11 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
     let (worker_id, jobs) = rt.block_on(async {
         let mut client = WorkersClient::with_interceptor(channel(&cluster.url).await, bearer(&cluster.token()));
         let registered = client
-            .register(pb::RegisterRequest { hostname: "e2e-raw-client".into(), threads: 1 })
+            .register(pb::RegisterRequest {
+                hostname: "e2e-raw-client".into(),
+                threads: 1,
+                chain: zonesweep_shared::CHAIN_REVISION,
+            })
             .await
             .expect("register")
             .into_inner();
@@ -490,7 +494,14 @@ fn calls_without_the_right_token_are_refused_and_change_nothing() {
         expect_refused("list without a token", sweeps.list(pb::ListRequest {}).await.map(drop));
         expect_refused(
             "register without a token",
-            workers.register(pb::RegisterRequest { hostname: "intruder".into(), threads: 1 }).await.map(drop),
+            workers
+                .register(pb::RegisterRequest {
+                    hostname: "intruder".into(),
+                    threads: 1,
+                    chain: zonesweep_shared::CHAIN_REVISION,
+                })
+                .await
+                .map(drop),
         );
         expect_refused(
             "lease without a token",

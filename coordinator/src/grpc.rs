@@ -243,7 +243,8 @@ async fn queue_result(
 impl pb::workers_server::Workers for Coordinator {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(registration_to_pb(Coordinator::register(self, &request.hostname, request.threads))))
+        let registration = Coordinator::register(self, &request.hostname, request.threads, request.chain)?;
+        Ok(Response::new(registration_to_pb(registration)))
     }
 
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {

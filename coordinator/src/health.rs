@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use zonesweep_proto::ids::SweepId;
-use zonesweep_proto::status::SweepStatus;
+use zonesweep_proto::status::{SweepState, SweepStatus};
 
 use crate::error::CoordinatorError;
 use crate::service::{Coordinator, blocking};
@@ -43,6 +43,13 @@ pub(crate) fn load_sweeps(store: &Store) -> Result<Loaded, StoreError> {
     for mut record in records {
         match store.load_sweep_with_deltas(&record) {
             Ok((aggregate, done, deltas)) => {
+                if record.is_running()
+                    && let Err(why) = record.check_chain()
+                {
+                    tracing::warn!("sweep {} is failed: {why}", record.id);
+                    record.stop(SweepState::Failed, &why);
+                    store.update_sweep(&record)?;
+                }
                 loaded.sweeps.push(SweepRuntime::new(record, aggregate, &done).with_stored_deltas(deltas))
             }
             Err(error) if error.cause() == StoreCause::Corrupt => {

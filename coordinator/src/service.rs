@@ -335,6 +335,7 @@ impl Coordinator {
                 state => format!("sweep {id} is {state}; resume it (`zonesweep resume {id}`) before extending it"),
             }));
         }
+        record.check_chain().map_err(CoordinatorError::FailedPrecondition)?;
         let store = self.store();
         let spec_hash = record.spec_hash.clone();
         let spec_bytes = blocking(move || Ok(store.blob(&spec_hash)?)).await?.ok_or_else(|| {
@@ -469,7 +470,25 @@ impl Coordinator {
 
     // ------------------------------------------------------------ workers
 
-    pub fn register(&self, hostname: &str, threads: u32) -> Registration {
+    /// Register a worker that computes samples with model chain revision
+    /// `chain`: refused (FAILED_PRECONDITION) unless it is this
+    /// coordinator's ([`zonesweep_shared::CHAIN_REVISION`]), the revision
+    /// of every sweep whose jobs it hands out.
+    pub fn register(&self, hostname: &str, threads: u32, chain: u32) -> Result<Registration, CoordinatorError> {
+        let ours = zonesweep_shared::CHAIN_REVISION;
+        if chain != ours {
+            let theirs = if chain == 0 {
+                "sends no model chain revision (it is a zonesweep from before revisions were checked)".to_owned()
+            } else {
+                format!("computes samples with model chain revision {chain}")
+            };
+            tracing::warn!(host = %hostname.escape_debug(), chain, "a worker of another model chain was refused");
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "this worker {theirs}, and this coordinator (zonesweep {}) with revision {ours}: samples of the two may \
+                 differ in their last bits, and one sweep must not mix them; run a worker of the coordinator's release",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
         let n = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let host: String = hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
         let id = format!("wk-{}-{n:x}", if host.is_empty() { "anon" } else { &host });
@@ -488,11 +507,11 @@ impl Coordinator {
             jobs_delivered: 0,
             samples_delivered: 0,
         });
-        Registration {
+        Ok(Registration {
             worker_id,
             heartbeat_interval: self.inner.config.heartbeat_interval,
             lease_timeout: self.inner.config.lease_timeout,
-        }
+        })
     }
 
     /// The registered workers with the number of leases each holds.

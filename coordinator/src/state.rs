@@ -802,7 +802,7 @@ pub(crate) mod tests {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
-            provenance: Default::default(),
+            provenance: crate::sweep::Provenance { chain: zonesweep_shared::CHAIN_REVISION, ..Default::default() },
             layout: Default::default(),
         }
     }

@@ -362,6 +362,7 @@ pub fn prepare(submission: Submission, sizing: JobSizing) -> Result<Prepared, Co
         ended_unix: None,
         provenance: Provenance {
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            chain: zonesweep_shared::CHAIN_REVISION,
             dataset_name: submission.dataset_name,
             ..Provenance::default()
         },

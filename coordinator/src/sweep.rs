@@ -58,6 +58,12 @@ pub struct Provenance {
     /// The coordinator's zonesweep version when the sweep was submitted.
     #[serde(default)]
     pub version: String,
+    /// The model chain revision the sweep's samples are computed with
+    /// ([`zonesweep_shared::CHAIN_REVISION`] of the coordinator that
+    /// accepted it); 0 in records written before revisions were kept. Only
+    /// a coordinator of this revision runs the sweep's jobs.
+    #[serde(default)]
+    pub chain: u32,
     /// The dataset's name as the client gave it (its folder's name).
     #[serde(default)]
     pub dataset_name: String,
@@ -190,6 +196,7 @@ impl SweepRecord {
             spec_hash: self.spec_hash.clone(),
             provenance: zonesweep_proto::status::Provenance {
                 version: self.provenance.version.clone(),
+                chain: self.provenance.chain,
                 dataset_name: self.provenance.dataset_name.clone(),
                 submitted_unix: self.submitted_unix,
                 ended_unix: self.ended_unix,
@@ -343,8 +350,30 @@ impl SweepRecord {
                 "every job of sweep {id} is done (it is {} because: {}); running it again changes nothing",
                 self.state, self.reason
             )),
-            SweepState::Failed | SweepState::Cancelled => Ok(()),
+            SweepState::Failed | SweepState::Cancelled => self.check_chain(),
         }
+    }
+
+    /// Whether this coordinator may run the sweep's jobs: they must be
+    /// computed with the model chain revision its other results were
+    /// ([`Provenance::chain`]), or one sweep would mix samples that differ
+    /// in their last bits. `Err` says why not and what to do.
+    pub fn check_chain(&self) -> Result<(), String> {
+        let ours = zonesweep_shared::CHAIN_REVISION;
+        let (id, chain, version) = (&self.id, self.provenance.chain, &self.provenance.version);
+        if chain == ours {
+            return Ok(());
+        }
+        let recorded = if chain == 0 {
+            format!("was accepted by zonesweep {version}, before model chain revisions were recorded,")
+        } else {
+            format!("was accepted under model chain revision {chain} (zonesweep {version})")
+        };
+        Err(format!(
+            "sweep {id} {recorded} and this coordinator computes samples with revision {ours}: the two may differ in \
+             the last bit of a sample, so no more of its jobs run here; its results so far are kept (query and export \
+             them), and a new submission of the same inputs and seed runs it whole under revision {ours}"
+        ))
     }
 
     /// Add `samples` samples to a done sweep, in new jobs after its last,
@@ -484,7 +513,7 @@ mod tests {
             submitted_unix: None,
             ended_unix: None,
             request_id: None,
-            provenance: Default::default(),
+            provenance: Provenance { chain: zonesweep_shared::CHAIN_REVISION, ..Default::default() },
             layout: Default::default(),
         }
     }
@@ -540,6 +569,12 @@ mod tests {
         assert!(record.ended_unix.is_some());
         assert_eq!(record.check_resumable(1), Ok(()));
         assert!(record.check_resumable(2).unwrap_err().contains("every job of sweep sw-1 is done"));
+        // Accepted under another revision of the chain, or before revisions.
+        for chain in [zonesweep_shared::CHAIN_REVISION + 1, 0] {
+            let mut other = record.clone();
+            other.provenance.chain = chain;
+            assert!(other.check_resumable(1).unwrap_err().contains("this coordinator computes samples with revision"));
+        }
         record.resume();
         assert_eq!((record.state, record.reason.as_str(), record.ended_unix), (SweepState::Running, "", None));
         record.finish(&aggregate(20, 0));

@@ -83,7 +83,10 @@ fn child(db: &Path) {
             let coordinator = coordinator.clone();
             let results = results.clone();
             tasks.spawn(async move {
-                let worker = coordinator.register("crash", 1).worker_id;
+                let worker = coordinator
+                    .register("crash", 1, zonesweep_shared::CHAIN_REVISION)
+                    .expect("this build's chain")
+                    .worker_id;
                 loop {
                     let Some(job) = coordinator.lease(&worker, 1, 0).unwrap().pop() else { return };
                     let index = job.lease.index();

@@ -61,7 +61,7 @@ async fn start(dir: &tempfile::TempDir) -> Coordinator {
 
 /// A worker registered with `coordinator`.
 fn worker(coordinator: &Coordinator) -> WorkerId {
-    coordinator.register("robust", 1).worker_id
+    coordinator.register("robust", 1, zonesweep_shared::CHAIN_REVISION).expect("this build's chain").worker_id
 }
 
 struct Served {
@@ -230,7 +230,11 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
     let served = serve(coordinator).await;
     let mut workers = served.connection.workers();
     let worker_id = workers
-        .register(pb::RegisterRequest { hostname: "robust".into(), threads: 1 })
+        .register(pb::RegisterRequest {
+            hostname: "robust".into(),
+            threads: 1,
+            chain: zonesweep_shared::CHAIN_REVISION,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -273,7 +277,11 @@ async fn results_sent_together_are_answered_one_by_one() {
     let served = serve(coordinator.clone()).await;
     let mut workers = served.connection.workers();
     let worker_id = workers
-        .register(pb::RegisterRequest { hostname: "robust".into(), threads: 3 })
+        .register(pb::RegisterRequest {
+            hostname: "robust".into(),
+            threads: 3,
+            chain: zonesweep_shared::CHAIN_REVISION,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -494,7 +502,8 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
     let target = coordinator.submit(request(20, 10)).await.unwrap().id;
     let served = serve(coordinator.clone()).await;
     let mut workers = served.connection.workers();
-    let register = pb::RegisterRequest { hostname: "intruder".into(), threads: 1 };
+    let register =
+        pb::RegisterRequest { hostname: "intruder".into(), threads: 1, chain: zonesweep_shared::CHAIN_REVISION };
     let intruder = workers.register(register).await.unwrap().into_inner().worker_id;
     let job_ref =
         |index: u32, lease_id: u64| pb::LeaseRef { sweep_id: target.as_str().to_owned(), job_index: index, lease_id };

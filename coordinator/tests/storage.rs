@@ -57,7 +57,7 @@ fn honest(samples: u64, range: std::ops::Range<u64>) -> Aggregate {
 
 /// A worker registered with `coordinator`.
 fn worker(coordinator: &Coordinator) -> WorkerId {
-    coordinator.register("storage", 1).worker_id
+    coordinator.register("storage", 1, zonesweep_shared::CHAIN_REVISION).expect("this build's chain").worker_id
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -569,6 +569,7 @@ pub fn status_to_pb(status: &SweepStatus) -> pb::SweepStatus {
         units: status.units,
         sequence: status.sequence,
         version: status.provenance.version.clone(),
+        chain: status.provenance.chain,
         dataset_name: status.provenance.dataset_name.clone(),
         submitted_unix: status.provenance.submitted_unix.unwrap_or(0),
         ended_unix: status.provenance.ended_unix.unwrap_or(0),
@@ -612,6 +613,7 @@ pub fn status_from_pb(wire: pb::SweepStatus) -> Result<SweepStatus, ProtoError> 
                 wire.history_samples.into_iter().zip(wire.history_half_width).collect()
             },
             version: wire.version,
+            chain: wire.chain,
             dataset_name: wire.dataset_name,
             submitted_unix: (wire.submitted_unix > 0).then_some(wire.submitted_unix),
             ended_unix: (wire.ended_unix > 0).then_some(wire.ended_unix),
@@ -692,6 +694,7 @@ mod tests {
             spec_hash: "5".repeat(64),
             provenance: Provenance {
                 version: "0.1.0".into(),
+                chain: 7,
                 dataset_name: "qinba".into(),
                 submitted_unix: Some(1_790_000_000),
                 ended_unix: None,

@@ -79,6 +79,9 @@ pub struct SweepStatus {
 pub struct Provenance {
     /// The coordinator's version when the sweep was submitted.
     pub version: String,
+    /// The model chain revision its samples are computed with
+    /// ([`zonesweep_shared::CHAIN_REVISION`]); 0 when not recorded.
+    pub chain: u32,
     pub dataset_name: String,
     /// Seconds since 1970.
     pub submitted_unix: Option<u64>,

@@ -139,6 +139,7 @@ impl Worker {
         let request = pb::RegisterRequest {
             hostname: self.hostname.clone(),
             threads: u32::try_from(self.threads).unwrap_or(u32::MAX),
+            chain: zonesweep_shared::CHAIN_REVISION,
         };
         let mut backoff = Backoff::new(Duration::from_millis(200), CALL_BACKOFF_MAX);
         let response = loop {
