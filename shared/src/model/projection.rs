@@ -362,17 +362,21 @@ fn project(
     // ln CE_t − ln CE_T₀ every year of a period, so uncapped drivers only
     // set each period's steady change; capped ones are followed year by
     // year, and their ln(1 + rate) is computed the first time it is needed.
+    // Every ln(1 + rate) at once, side by side (`math::ln_1p_each`: the
+    // same bits as one at a time); a capped driver's is used only if it
+    // grows below its cap.
+    let log_growth: [f64; 2 * N_PREDICTORS] =
+        math::ln_1p_each(std::array::from_fn(|i| resolved[i % N_PREDICTORS][i / N_PREDICTORS].rate));
     let mut steady_change = [0.0; 2];
     for p in 0..2 {
         for d in 0..N_PREDICTORS {
             if resolved[d][p].cap.is_none() {
-                steady_change[p] += coefficients[d] * math::ln_1p(resolved[d][p].rate);
+                steady_change[p] += coefficients[d] * log_growth[p * N_PREDICTORS + d];
             }
         }
     }
     // The capped drivers, followed year by year, with each period's rule.
-    let unfollowed =
-        Followed { driver: 0, level: 0.0, rate: [0.0; 2], growth: [0.0; 2], cap: [None; 2], change: [None; 2] };
+    let unfollowed = Followed { driver: 0, level: 0.0, growth: [0.0; 2], cap: [None; 2], change: [None; 2] };
     let mut followed = [unfollowed; N_PREDICTORS];
     let mut n_followed = 0;
     let mut fixed_levels_positive = true;
@@ -383,7 +387,6 @@ fn project(
             followed[n_followed] = Followed {
                 driver: d,
                 level: last,
-                rate: [first.rate, second.rate],
                 growth: [1.0 + first.rate, 1.0 + second.rate],
                 cap: [first.cap, second.cap],
                 change: [None; 2],
@@ -408,8 +411,16 @@ fn project(
     };
     if segments
         && fixed_levels_positive
-        && let Some(peak) =
-            project_in_segments(followed, steady_change, periods, base_year, coefficients, unit.ce_base, ce)
+        && let Some(peak) = project_in_segments(
+            followed,
+            steady_change,
+            periods,
+            base_year,
+            coefficients,
+            &log_growth,
+            unit.ce_base,
+            ce,
+        )
     {
         #[cfg(test)]
         tests::SEGMENTS_TAKEN.with(|n| n.set(n.get() + 1));
@@ -444,8 +455,9 @@ fn project(
                     }
                     Some(_) => {
                         f.level = advanced;
-                        let (driver, rate) = (f.driver, f.rate[period]);
-                        change += *f.change[period].get_or_insert_with(|| coefficients[driver] * math::ln_1p(rate));
+                        let driver = f.driver;
+                        change += *f.change[period]
+                            .get_or_insert_with(|| coefficients[driver] * log_growth[period * N_PREDICTORS + driver]);
                     }
                 }
                 followed_positive &= f.level > 0.0;
@@ -475,7 +487,6 @@ fn project(
 struct Followed {
     driver: usize,
     level: f64,
-    rate: [f64; 2],
     /// 1 + the rate, per period.
     growth: [f64; 2],
     cap: [Option<f64>; 2],
@@ -547,6 +558,7 @@ fn project_in_segments(
     periods: [(i32, i32); 2],
     base_year: i32,
     coefficients: &[f64; N_PREDICTORS],
+    log_growth: &[f64; 2 * N_PREDICTORS],
     ce_base: f64,
     ce: &mut [f64],
 ) -> Option<usize> {
@@ -592,7 +604,8 @@ fn project_in_segments(
                         level = advanced;
                         i += 1;
                     }
-                    let growing = if i > start { coefficients[f.driver] * math::ln_1p(f.rate[p]) } else { 0.0 };
+                    let growing =
+                        if i > start { coefficients[f.driver] * log_growth[p * N_PREDICTORS + f.driver] } else { 0.0 };
                     phases[p] = Phase { still: false, growing, grow_end: i, hit };
                 }
             }

@@ -31,6 +31,65 @@ pub fn ln_1p(x: f64) -> f64 {
     libm::log1p(x)
 }
 
+/// [`ln_1p`] of each of `x`, bit for bit, computed side by side when
+/// every value lies where libm's `log1p` needs no range reduction:
+/// −0.2929 ≤ x < 0.4142 (1 + x within [√2/2, √2)) and |x| ≥ 2⁻⁵³, which
+/// covers yearly growth rates. There `log1p` is one fixed sequence of IEEE
+/// operations with k = 0 and no correction term, repeated here operation
+/// for operation (no fused multiply-add: Rust never contracts), so the
+/// compiler can run it in vector lanes; otherwise each value goes to
+/// [`ln_1p`].
+#[inline(always)]
+pub fn ln_1p_each<const N: usize>(x: [f64; N]) -> [f64; N] {
+    // Plain loops without early exits, which the compiler vectorises.
+    let unreduced = x.iter().fold(true, |all, &v| all & ln_1p_unreduced(v));
+    let mut out = [0.0; N];
+    if unreduced {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            *out = ln_1p_core(x);
+        }
+    } else {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            *out = ln_1p(x);
+        }
+    }
+    out
+}
+
+/// Whether libm's `log1p(x)` takes its path without range reduction (k = 0)
+/// and without an early return.
+#[inline(always)]
+fn ln_1p_unreduced(x: f64) -> bool {
+    let hx = (x.to_bits() >> 32) as u32;
+    let large_enough = (hx & 0x7fff_ffff) >= 0x3ca0_0000;
+    let in_range = if hx >> 31 == 0 { hx < 0x3fda_827a } else { hx <= 0xbfd2_bec4 };
+    large_enough & in_range
+}
+
+/// libm 0.2.16's `log1p` on its k = 0 path (src/math/log1p.rs), the same
+/// operations in the same order.
+#[inline(always)]
+fn ln_1p_core(x: f64) -> f64 {
+    const LN2_HI: f64 = 6.93147180369123816490e-01;
+    const LN2_LO: f64 = 1.90821492927058770002e-10;
+    const LG1: f64 = 6.666666666666735130e-01;
+    const LG2: f64 = 3.999999999940941908e-01;
+    const LG3: f64 = 2.857142874366239149e-01;
+    const LG4: f64 = 2.222219843214978396e-01;
+    const LG5: f64 = 1.818357216161805012e-01;
+    const LG6: f64 = 1.531383769920937332e-01;
+    const LG7: f64 = 1.479819860511658591e-01;
+    let (f, c, dk) = (x, 0.0, 0.0);
+    let hfsq = 0.5 * f * f;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let w = z * z;
+    let t1 = w * (LG2 + w * (LG4 + w * LG6));
+    let t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
+    let r = t2 + t1;
+    s * (hfsq + r) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI
+}
+
 /// eˣ.
 #[inline]
 pub fn exp(x: f64) -> f64 {
@@ -163,6 +222,67 @@ mod tests {
         assert_eq!(pow(1.21, 1.0 / 3.0).to_bits(), 0x3ff1_0cb4_ee57_500b);
         assert_eq!(exp_m1(0.001).to_bits(), 0x3f50_6466_dfb8_cf3a);
         assert_eq!(normal_quantile(0.975).to_bits(), 0x3fff_5c03_31ee_ff82);
+    }
+
+    /// The side-by-side ln(1 + x) is libm's bit for bit: random values in
+    /// and around its range, its edges one ulp either way, and values that
+    /// send a whole batch to libm.
+    #[test]
+    fn ln_1p_each_is_ln_1p_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let up = |v: f64| f64::from_bits(v.to_bits() + 1);
+        let down = |v: f64| f64::from_bits(v.to_bits() - 1);
+        let lower = f64::from_bits(0xbfd2_bec4_ffff_ffff);
+        let upper = f64::from_bits(0x3fda_827a_0000_0000);
+        let tiny = f64::from_bits(0x3ca0_0000_0000_0000);
+        let mut values = vec![
+            0.0,
+            -0.0,
+            lower,
+            up(lower),
+            down(lower),
+            upper,
+            up(upper),
+            down(upper),
+            tiny,
+            up(tiny),
+            down(tiny),
+            -tiny,
+            -up(tiny),
+            -down(tiny),
+            -1.0,
+            -1.5,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-300,
+        ];
+        for _ in 0..400_000 {
+            let v = match rng.random_range(0..4) {
+                0 => rng.random_range(-0.3..0.42),
+                1 => rng.random_range(-0.05..0.05),
+                2 => rng.random_range(-1.0..2.0),
+                _ => f64::from_bits(rng.random::<u64>()),
+            };
+            values.push(v);
+        }
+        let mut in_lanes = 0;
+        for chunk in values.chunks_exact(4) {
+            let batch: [f64; 4] = chunk.try_into().unwrap();
+            in_lanes += usize::from(batch.iter().all(|&v| ln_1p_unreduced(v)));
+            for (v, got) in batch.iter().zip(ln_1p_each(batch)) {
+                assert_eq!(got.to_bits(), ln_1p(*v).to_bits(), "ln_1p({v:e})");
+            }
+        }
+        // Every value of the range itself, one at a time, through the core.
+        for v in values.iter().copied().filter(|&v| ln_1p_unreduced(v)) {
+            assert_eq!(ln_1p_core(v).to_bits(), libm::log1p(v).to_bits(), "core ln_1p({v:e})");
+        }
+        assert!(in_lanes > 5_000, "the side-by-side path was taken {in_lanes} times");
+        assert!(!ln_1p_unreduced(-0.0) && !ln_1p_unreduced(f64::NAN) && !ln_1p_unreduced(up(lower)));
+        assert!(ln_1p_unreduced(lower) && ln_1p_unreduced(down(upper)) && !ln_1p_unreduced(upper));
     }
 
     #[test]
