@@ -7,6 +7,9 @@
 //! Sample counts are small in a debug build (the model is 10–30× slower
 //! there); `ZONESWEEP_E2E_SAMPLES` overrides the main sweeps' size.
 
+// Progress notes go to the test runner, whose standard error stays open.
+#![allow(clippy::disallowed_macros)]
+
 mod common;
 
 use std::fs;

@@ -4,6 +4,9 @@
 //! an empty file is refused, a query never writes to the file, and the
 //! file is private (mode 0600).
 
+// Progress notes go to the test runner, whose standard error stays open.
+#![allow(clippy::disallowed_macros)]
+
 mod common;
 
 use std::fs;

@@ -7,6 +7,9 @@
 //! The full-disk test mounts a small tmpfs, so it needs root; elsewhere it
 //! prints that it is skipped.
 
+// Progress notes go to the test runner, whose standard error stays open.
+#![allow(clippy::disallowed_macros)]
+
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
