@@ -223,6 +223,16 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
             .await
             .expect("register")
             .into_inner();
+        // A worker of another model chain revision, or of none (older), is
+        // refused at the door.
+        for chain in [0, zonesweep_shared::CHAIN_REVISION + 1] {
+            let refused = client
+                .register(pb::RegisterRequest { hostname: "e2e-other-chain".into(), threads: 1, chain })
+                .await
+                .expect_err("a worker of another chain revision is refused");
+            assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+            assert!(refused.message().contains("model chain revision"), "{}", refused.message());
+        }
         let jobs = client
             .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4, call: 0 })
             .await
