@@ -882,6 +882,13 @@ async fn submit_or_continue(
         match status.state {
             _ if !earlier => return Ok((status, false)),
             SweepState::Done => continue,
+            // Left by a release of another model chain revision: it cannot
+            // be resumed here, so this run starts a sweep of its own.
+            SweepState::Cancelled | SweepState::Failed
+                if status.provenance.chain != zonesweep_shared::CHAIN_REVISION =>
+            {
+                continue;
+            }
             SweepState::Cancelled | SweepState::Failed => return Ok((client.resume(&status.id).await?, true)),
             SweepState::Running => return Ok((status, true)),
         }
@@ -925,18 +932,30 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let (status, view) =
         cluster.follow_to_end(&submitted.id, Duration::from_secs_f64(args.progress_interval), again).await?;
     let elapsed = started.elapsed();
-    print!("{}", report::summary(&view));
-    println!("{}", report::status_line(&status));
-    println!(
+    let mut out = report::summary(&view);
+    let _ = writeln!(out, "{}", report::status_line(&status));
+    let _ = writeln!(
+        out,
         "{:.1} s, {:.0} samples/s",
         elapsed.as_secs_f64(),
         status.samples_done.saturating_sub(submitted.samples_done) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+    let _ = writeln!(out, "{}", submitted.id);
+    print_out(&out)?;
     if status.state != SweepState::Done {
-        println!("{}", submitted.id);
         bail!("sweep {} ended {}: {}", submitted.id, status.state, status.reason);
     }
-    println!("{}", submitted.id);
+    Ok(())
+}
+
+/// Write a command's result to standard output as an error, not a panic:
+/// a reader that stopped early (`run | head`) ends the command through
+/// `main`, after the runtime (and any database it holds) has shut down.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(())
 }
 
@@ -996,8 +1015,9 @@ pub async fn extend(args: ExtendArgs) -> Result<()> {
     );
     note!("{}", cluster.query_hint(&id));
     let (status, view) = cluster.follow_to_end(&id, Duration::from_secs_f64(args.progress_interval), "").await?;
-    print!("{}", report::summary(&view));
-    println!("{}", report::status_line(&status));
+    let mut out = report::summary(&view);
+    let _ = writeln!(out, "{}", report::status_line(&status));
+    print_out(&out)?;
     if status.state != SweepState::Done {
         bail!("sweep {id} ended {}: {}", status.state, status.reason);
     }

@@ -966,3 +966,37 @@ fn a_worker_outlives_its_log_reader() {
     let _ = worker.wait();
     assert!(exited.is_none(), "the worker exited ({exited:?}) once its standard error was gone");
 }
+
+/// `zonesweep run | head`: the reader stops early, closing both standard
+/// output and standard error. The run still ends with its database closed,
+/// so queries read it without a repair (an exit from inside the failed
+/// write used to leave it needing one).
+#[test]
+fn a_run_whose_reader_stops_early_leaves_its_database_closed() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.redb");
+    let db_arg = db.to_str().expect("a UTF-8 path");
+    let mut run = zonesweep_command(&["run", "--samples", "400", "--threads", "1", "--db", db_arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a run");
+    // Its first line (the sweep was submitted), then both pipes closed.
+    let mut first = String::new();
+    std::io::BufReader::new(run.stderr.take().expect("a piped stderr")).read_line(&mut first).unwrap();
+    assert!(first.contains("samples"), "{first}");
+    drop(run.stdout.take());
+    let deadline = std::time::Instant::now() + MAX_WAIT;
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("the run's state") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let listed = ok(&["list", "--db", db_arg]);
+    assert!(listed.stdout.contains("400/400 samples"), "{listed:?}");
+}

@@ -94,6 +94,7 @@ fn registration_to_pb(registration: Registration) -> pb::RegisterResponse {
         worker_id: registration.worker_id.as_str().to_owned(),
         heartbeat_millis: registration.heartbeat_interval.as_millis() as u32,
         lease_millis: registration.lease_timeout.as_millis() as u32,
+        chain: zonesweep_shared::CHAIN_REVISION,
     }
 }
 

@@ -23,8 +23,8 @@ pub mod error;
 /// near-tie. A coordinator records its revision in every sweep it accepts
 /// and takes workers of that revision only, so one sweep's results never
 /// mix two revisions. Raise it with every change that alters any sample's
-/// outcome; the test `chain_revision.rs` in the proto crate pins the
-/// aggregate of a few sweeps to it and fails until the revision and the
+/// outcome; `shared/tests/chain_revision.rs` pins a digest of every bit of
+/// a few samples' outcomes to it and fails until the revision and the
 /// pinned digest are changed together.
 pub const CHAIN_REVISION: u32 = 1;
 pub mod model;

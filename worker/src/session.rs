@@ -161,6 +161,24 @@ impl Worker {
             }
         };
         self.outage.recovered(self.log);
+        // The coordinator's revision must be this worker's too: an older
+        // coordinator, which does not check the worker's, sends none.
+        let ours = zonesweep_shared::CHAIN_REVISION;
+        if response.chain != ours {
+            let theirs = match response.chain {
+                0 => "states no model chain revision (it is a zonesweep from before revisions were checked)".to_owned(),
+                chain => format!("computes samples with model chain revision {chain}"),
+            };
+            return Err(WorkerError::RegisterRefused {
+                code: tonic::Code::FailedPrecondition,
+                message: format!(
+                    "the coordinator {theirs}, and this worker (zonesweep {}) with revision {ours}: samples of the two \
+                     may differ in their last bits, and one sweep must not mix them; run a worker of the coordinator's \
+                     release",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            });
+        }
         let worker_id = WorkerId::parse(&response.worker_id)
             .map_err(|e| WorkerError::Protocol(format!("the coordinator registered this worker as {e}")))?;
         let millis = |value: u32, default: Duration| {

@@ -20,6 +20,7 @@ use zonesweep_proto::ids::SweepId;
 use zonesweep_proto::pb;
 use zonesweep_proto::pb::workers_server::{Workers, WorkersServer};
 use zonesweep_proto::status::{SweepState, SweepStatus};
+use zonesweep_shared::CHAIN_REVISION;
 use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
 use zonesweep_shared::sweep::SweepSpec;
@@ -228,6 +229,9 @@ struct LosesAnswers {
     lose_deliveries: AtomicU32,
     granted: AtomicUsize,
     lost: AtomicUsize,
+    /// The model chain revision its registration answers state, when set
+    /// (as an older coordinator, which states none, or another release).
+    chain: Option<u32>,
 }
 
 impl LosesAnswers {
@@ -255,7 +259,11 @@ impl LosesAnswers {
 #[tonic::async_trait]
 impl Workers for LosesAnswers {
     async fn register(&self, r: Request<pb::RegisterRequest>) -> Result<tonic::Response<pb::RegisterResponse>, Status> {
-        Workers::register(self.coordinator(), r).await
+        let mut answer = Workers::register(self.coordinator(), r).await?;
+        if let Some(chain) = self.chain {
+            answer.get_mut().chain = chain;
+        }
+        Ok(answer)
     }
     async fn lease(&self, r: Request<pb::LeaseRequest>) -> Result<tonic::Response<pb::LeaseResponse>, Status> {
         self.pass(Workers::lease(self.coordinator(), r).await?, &self.lose_leases, |a| a.jobs.len())
@@ -347,4 +355,50 @@ async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
     assert!(lossy.lose_leases.load(Ordering::SeqCst) == 0 && lossy.lose_deliveries.load(Ordering::SeqCst) == 0);
     assert!(lost >= 4, "{lost} jobs in lost answers");
     assert_eq!(granted, 12 + lost, "leases granted: each job once, and each of a lost answer once more");
+}
+
+/// A worker whose coordinator states another model chain revision, or none
+/// (a coordinator from before revisions, which would not refuse the worker
+/// itself), stops with the reason instead of running its jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stops_when_its_coordinator_computes_with_another_chain() {
+    for (chain, says) in
+        [(0, "states no model chain revision"), (CHAIN_REVISION + 1, "computes samples with model chain revision")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator =
+            Coordinator::start(CoordinatorConfig::new(dir.path().join("db.redb"), TOKEN.into())).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let other = Arc::new(LosesAnswers {
+            coordinator: Some(coordinator.clone()),
+            chain: Some(chain),
+            ..LosesAnswers::default()
+        });
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(WorkersServer::from_arc(other.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
+        let submission = Submission {
+            units_csv,
+            panel_csv,
+            samples: Some(8),
+            seed: Some(5),
+            job_size: Some(2),
+            ..Submission::default()
+        };
+        let sweep = coordinator.submit(submission).await.unwrap().id;
+        let running = tokio::spawn(run(worker(&url, 1), std::future::pending::<()>()));
+        let result = finish("the worker", running).await.unwrap();
+        match result {
+            Err(WorkerError::RegisterRefused { code: tonic::Code::FailedPrecondition, message }) => {
+                assert!(message.contains(says), "{message}")
+            }
+            other => panic!("expected the worker to stop, refusing the coordinator's chain: {other:?}"),
+        }
+        assert_eq!(coordinator.status(&sweep).unwrap().samples_done, 0, "it ran none of the sweep's jobs");
+        server.abort();
+    }
 }

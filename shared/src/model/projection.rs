@@ -361,7 +361,8 @@ fn project(
     // An uncapped driver adds coefficient · ln(1 + rate) to the log-ratio
     // ln CE_t − ln CE_T₀ every year of a period, so uncapped drivers only
     // set each period's steady change; capped ones are followed year by
-    // year, and their ln(1 + rate) is computed the first time it is needed.
+    // year, and their coefficient · ln(1 + rate) is formed the first time
+    // it is needed.
     // Every ln(1 + rate) at once, side by side (`math::ln_1p_each`: the
     // same bits as one at a time); a capped driver's is used only if it
     // grows below its cap.
