@@ -6,6 +6,12 @@
 //!
 //! The full-disk test mounts a small tmpfs, so it needs root; elsewhere it
 //! prints that it is skipped.
+//!
+//! One sweep, one model chain revision: a coordinator refuses workers of
+//! another revision, and a sweep it finds recorded under another revision
+//! (accepted by another release) is failed when it starts, its results kept
+//! and served, with resuming and extending it refused, so no sample of this
+//! build is merged with samples of another.
 
 // Progress notes go to the test runner, whose standard error stays open.
 #![allow(clippy::disallowed_macros)]
@@ -24,6 +30,7 @@ use zonesweep_coordinator::submission::Submission;
 use zonesweep_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use zonesweep_proto::ids::{SweepId, WorkerId};
 use zonesweep_proto::status::SweepState;
+use zonesweep_shared::CHAIN_REVISION;
 use zonesweep_shared::data::blob::DatasetBlob;
 use zonesweep_shared::data::demo;
 use zonesweep_shared::model::config::Config;
@@ -60,7 +67,7 @@ fn honest(samples: u64, range: std::ops::Range<u64>) -> Aggregate {
 
 /// A worker registered with `coordinator`.
 fn worker(coordinator: &Coordinator) -> WorkerId {
-    coordinator.register("storage", 1, zonesweep_shared::CHAIN_REVISION).expect("this build's chain").worker_id
+    coordinator.register("storage", 1, CHAIN_REVISION).expect("this build's chain").worker_id
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -308,4 +315,88 @@ fn after_a_full_disk_the_coordinator_takes_results_again_without_a_restart() {
     assert_eq!(store.load_sweep(&records[0]).unwrap().1, acknowledged);
     drop(store);
     drop(tmpfs);
+}
+
+#[test]
+fn a_worker_of_another_chain_revision_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let coordinator = start(&dir.path().join("db.redb")).await.unwrap();
+        assert_refused(
+            coordinator.register("newer", 1, CHAIN_REVISION + 1),
+            Code::FailedPrecondition,
+            &format!("model chain revision {}, and this coordinator", CHAIN_REVISION + 1),
+        );
+        assert_refused(coordinator.register("older", 1, 0), Code::FailedPrecondition, "sends no model chain revision");
+        assert!(coordinator.workers().is_empty(), "a refused worker is not registered");
+        let worker = coordinator.register("same", 2, CHAIN_REVISION).expect("a worker of this revision joins");
+        assert_eq!(coordinator.workers().len(), 1);
+        assert_eq!(coordinator.workers()[0].0.id, worker.worker_id);
+    });
+}
+
+#[test]
+fn a_sweep_recorded_under_another_chain_revision_is_failed_with_its_results_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.redb");
+    let runtime1 = runtime();
+    let (running, done) = runtime1.block_on(async {
+        let coordinator = start(&db).await.unwrap();
+        let worker = worker(&coordinator);
+        let running = coordinator.submit(request(8, 4)).await.unwrap().id;
+        let job = coordinator.lease(&worker, 1, 0).unwrap().remove(0);
+        assert_eq!(job.lease.sweep(), &running);
+        assert!(coordinator.complete(&worker, &job.lease, honest(8, job.samples.clone())).await.unwrap());
+        let done = coordinator.submit(request(4, 4)).await.unwrap().id;
+        // The rest of the running sweep stays pending; the second finishes.
+        let mut jobs = coordinator.lease(&worker, 2, 0).unwrap();
+        jobs.retain(|job| job.lease.sweep() == &done);
+        let job = jobs.remove(0);
+        assert!(coordinator.complete(&worker, &job.lease, honest(4, job.samples.clone())).await.unwrap());
+        assert_eq!(coordinator.status(&running).unwrap().provenance.chain, CHAIN_REVISION);
+        (running, done)
+    });
+    runtime1.shutdown_timeout(Duration::from_secs(5));
+
+    // As if another release, of the next revision, had accepted both.
+    {
+        let store = Store::open(&db).unwrap();
+        let (records, unreadable) = store.sweep_entries().unwrap();
+        assert!(unreadable.is_empty());
+        for mut record in records {
+            record.provenance.chain = CHAIN_REVISION + 1;
+            store.update_sweep(&record).unwrap();
+        }
+    }
+
+    let runtime2 = runtime();
+    runtime2.block_on(async {
+        let coordinator = start(&db).await.unwrap();
+        let status = coordinator.status(&running).unwrap();
+        assert_eq!(status.state, SweepState::Failed, "{status:?}");
+        let expected = format!("model chain revision {} (zonesweep", CHAIN_REVISION + 1);
+        assert!(status.reason.contains(&expected), "{}", status.reason);
+        assert!(status.reason.contains("its results so far are kept"), "{}", status.reason);
+        assert_eq!(status.samples_done, 4, "the results merged before are kept");
+        let results = coordinator.query(&running).await.unwrap();
+        assert_eq!(results.aggregate, honest(8, 0..4), "and served as they were");
+
+        let worker = worker(&coordinator);
+        assert!(coordinator.lease(&worker, 4, 0).unwrap().is_empty(), "none of its jobs is handed out");
+        assert_refused(coordinator.resume(&running).await, Code::FailedPrecondition, &expected);
+        assert_eq!(coordinator.status(&done).unwrap().state, SweepState::Done, "a done sweep stays done");
+        assert_refused(coordinator.extend(&done, 4).await, Code::FailedPrecondition, &expected);
+        assert_eq!(coordinator.status(&done).unwrap().samples, 4);
+    });
+    runtime2.shutdown_timeout(Duration::from_secs(5));
+
+    // The failure was stored: a third start finds it as it was left.
+    let runtime3 = runtime();
+    runtime3.block_on(async {
+        let coordinator = start(&db).await.unwrap();
+        let status = coordinator.status(&running).unwrap();
+        assert_eq!(status.state, SweepState::Failed);
+        assert_eq!(status.samples_done, 4);
+    });
 }
