@@ -19,8 +19,15 @@ fn not_found(id: &SweepId) -> CoordinatorError {
 }
 
 /// A sweep's status and aggregate, or for damaged data the quarantined
-/// status and the error.
+/// status and the error. A running sweep of another model chain revision
+/// reads as failed, as the coordinator fails it when it starts
+/// (nothing is written here).
 fn load(store: &Store, mut record: SweepRecord) -> Result<(SweepStatus, Result<Aggregate, StoreError>), StoreError> {
+    if record.is_running()
+        && let Err(why) = record.check_chain()
+    {
+        record.stop(zonesweep_proto::status::SweepState::Failed, &why);
+    }
     match store.load_sweep(&record) {
         Ok((aggregate, done)) => Ok((record.status(&Tally::of(&aggregate), done.len() as u32, 0), Ok(aggregate))),
         Err(error) if error.cause() == StoreCause::Corrupt => {

@@ -368,6 +368,10 @@ fn a_sweep_recorded_under_another_chain_revision_is_failed_with_its_results_kept
             record.provenance.chain = CHAIN_REVISION + 1;
             store.update_sweep(&record).unwrap();
         }
+        // A query of the file answers as the coordinator will.
+        let offline = offline::status(&store, &running).unwrap();
+        assert_eq!(offline.state, SweepState::Failed, "{offline:?}");
+        assert!(offline.reason.contains("its results so far are kept"), "{}", offline.reason);
     }
 
     let runtime2 = runtime();
