@@ -52,6 +52,7 @@ impl DriverStats {
     /// unit by unit. (For other values, `f64::min` and `max` are free to give
     /// either zero of a +0.0/−0.0 pair, and vector code may choose otherwise
     /// than scalar code; the fast path passes only positive finite drivers.)
+    #[inline(always)]
     pub fn of_year_major(
         values: &[f64],
         width: usize,
@@ -97,14 +98,99 @@ impl DriverStats {
             }
             b -= step;
         }
+        // A unit with a ratio other than the extremes themselves within
+        // `CLOSE` of one has its extremes found ratio by ratio, as
+        // `rate_extremes_of_ratios` does; for the others the extreme rates
+        // are those of the extreme ratios.
+        let mut b = n_years - 1;
+        while b >= step {
+            let (later, earlier) = (row(b), row(b - step));
+            for u in 0..n_units {
+                let ratio = later[u] / earlier[u];
+                let near_low = ratio <= low[u] * (1.0 + CLOSE) && ratio != low[u];
+                let near_high = ratio >= high[u] * (1.0 - CLOSE) && ratio != high[u];
+                usual[u] &= !(near_low | near_high);
+            }
+            b -= step;
+        }
+        let mut earliest = n_years - 1;
+        while earliest >= step {
+            earliest -= step;
+        }
         out.clear();
-        for u in 0..n_units {
-            let value = |t: usize| values[t * width + u];
-            let (first, last) = (value(0), value(n_years - 1));
+        let value = |t: usize, u: usize| values[t * width + u];
+        let one_by_one = |u: usize| {
+            let (first, last) = (value(0, u), value(n_years - 1, u));
             let delta = interval_rate(last / first, n_years - 1);
-            let (min_delta, max_delta) = rate_extremes_of_ratios(n_years, step, value, (low[u], high[u], usual[u]));
-            let mean = sum[u] / n_years as f64;
-            out.push(DriverStats { delta, min_delta, max_delta, min: min[u], mean, max: max[u], last });
+            let (min_delta, max_delta) =
+                rate_extremes_of_ratios(n_years, step, |t| value(t, u), (low[u], high[u], usual[u]));
+            (delta, min_delta, max_delta)
+        };
+        // Four units at a time, their rates side by side: per unit the
+        // rate over all years, of the earliest shorter interval (if any),
+        // and of the least and greatest ratio of the intervals of `step`
+        // years; the same operations as `interval_rate` on each.
+        const UNITS: usize = 4;
+        let years = [n_years - 1, earliest, step, step];
+        let whole_intervals = n_years > step;
+        let mut u = 0;
+        while u < n_units {
+            let together = u + UNITS <= n_units && usual[u..u + UNITS].iter().all(|&usual| usual);
+            if !together {
+                #[cfg(test)]
+                tests::ONE_BY_ONE.with(|n| n.set(n.get() + 1));
+                let (delta, min_delta, max_delta) = one_by_one(u);
+                let mean = sum[u] / n_years as f64;
+                out.push(DriverStats {
+                    delta,
+                    min_delta,
+                    max_delta,
+                    min: min[u],
+                    mean,
+                    max: max[u],
+                    last: value(n_years - 1, u),
+                });
+                u += 1;
+                continue;
+            }
+            let ratios: [f64; 4 * UNITS] = std::array::from_fn(|i| {
+                let v = u + i % UNITS;
+                match i / UNITS {
+                    0 => value(n_years - 1, v) / value(0, v),
+                    // No earliest interval: a ratio of 1, never used.
+                    1 if earliest == 0 => 1.0,
+                    1 => value(earliest, v) / value(0, v),
+                    2 => low[v],
+                    _ => high[v],
+                }
+            });
+            let logs = math::ln_each(ratios);
+            // (A rate over one year, or none, takes no exponential: 0 in
+            // its lane keeps the others side by side.)
+            let exponents: [f64; 4 * UNITS] =
+                std::array::from_fn(|i| if years[i / UNITS] > 1 { logs[i] / years[i / UNITS] as f64 } else { 0.0 });
+            let grown = math::exp_m1_each(exponents);
+            let rate = |i: usize| if years[i / UNITS] == 1 { ratios[i] - 1.0 } else { grown[i] };
+            for l in 0..UNITS {
+                let v = u + l;
+                let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
+                // In `rate_extremes_of_ratios`'s order: the earliest
+                // interval first (the only rate here that may not be a
+                // number), then the rest.
+                let candidates = [
+                    (earliest > 0).then(|| rate(UNITS + l)),
+                    whole_intervals.then(|| rate(2 * UNITS + l)),
+                    whole_intervals.then(|| rate(3 * UNITS + l)),
+                ];
+                for g in candidates.into_iter().flatten() {
+                    min_delta = min_delta.min(g);
+                    max_delta = max_delta.max(g);
+                }
+                let mean = sum[v] / n_years as f64;
+                let (delta, last) = (rate(l), value(n_years - 1, v));
+                out.push(DriverStats { delta, min_delta, max_delta, min: min[v], mean, max: max[v], last });
+            }
+            u += UNITS;
         }
     }
 
@@ -210,7 +296,6 @@ fn rate_extremes_of_ratios(
     value: impl Fn(usize) -> f64,
     (low, high, usual): (f64, f64, bool),
 ) -> (f64, f64) {
-    const CLOSE: f64 = 1e-12;
     let (mut min_delta, mut max_delta) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut consider = |g: f64| {
         min_delta = min_delta.min(g);
@@ -234,6 +319,11 @@ fn rate_extremes_of_ratios(
     }
     (min_delta, max_delta)
 }
+
+/// How close two ratios of intervals of one length must be for their
+/// rates to be computed both, since a rate is not promised to keep the
+/// order of values that close.
+const CLOSE: f64 = 1e-12;
 
 /// Sampled changes to the scenario rules: a multiplier of each rule's final
 /// annual rate and an offset of its cap, per scenario, driver and period.
@@ -728,6 +818,8 @@ mod tests {
     thread_local! {
         /// Projections the segment path completed on this thread.
         pub(super) static SEGMENTS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Units whose statistics `of_year_major` formed one by one.
+        pub(super) static ONE_BY_ONE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
     fn flat_stats() -> [DriverStats; N_PREDICTORS] {
@@ -856,6 +948,52 @@ mod tests {
                 assert_eq!(bits(stats), bits(&each), "case {case}, unit {u}: {series:?}, interval {interval}");
             }
         }
+    }
+
+    /// Four units' rates are formed side by side unless one of them has
+    /// an interval ratio within `CLOSE` of an extreme ratio without being
+    /// it, or its ratios are not all positive and finite, or fewer than
+    /// four units are left: that group of four is formed one by one.
+    #[test]
+    fn rates_side_by_side_only_where_the_extreme_ratios_decide() {
+        let (n_years, width) = (11, 8);
+        let plain = |u: usize, t: usize| 10.0 + (u + 1) as f64 * t as f64 + (t * t % 7) as f64;
+        let table = |unusual: &dyn Fn(usize, usize) -> Option<f64>| {
+            let mut table = vec![1.0; n_years * width];
+            for u in 0..width {
+                for t in 0..n_years {
+                    table[t * width + u] = unusual(u, t).unwrap_or_else(|| plain(u, t));
+                }
+            }
+            table
+        };
+        let one_by_one = |table: &[f64], n_units: usize| {
+            ONE_BY_ONE.with(|n| n.set(0));
+            let (mut lanes, mut out) = (StatLanes::default(), Vec::new());
+            DriverStats::of_year_major(table, width, n_units, n_years, 5, &mut lanes, &mut out);
+            for (u, stats) in out.iter().enumerate() {
+                let series: Vec<f64> = (0..n_years).map(|t| table[t * width + u]).collect();
+                assert_eq!(*stats, DriverStats::of(&series, 5), "unit {u}");
+            }
+            ONE_BY_ONE.with(|n| n.get())
+        };
+        assert_eq!(one_by_one(&table(&|_, _| None), 8), 0);
+        assert_eq!(one_by_one(&table(&|_, _| None), 7), 3);
+        // Unit 5: the ratios of [0, 5] and [5, 10] one rounding apart.
+        let near = |u: usize, t: usize| {
+            let ratio = 1.25f64;
+            (u == 5).then(|| match t {
+                0 => 4.0,
+                5 => 4.0 * ratio,
+                10 => f64::from_bits((4.0 * ratio * ratio).to_bits() + 1),
+                _ => 5.0,
+            })
+        };
+        // (with the three others of its group of four).
+        assert_eq!(one_by_one(&table(&near), 8), 4);
+        // Unit 2: equal ratios, which need no second look.
+        let equal = |u: usize, t: usize| (u == 2).then(|| [3.0, 6.0, 12.0][t / 5]);
+        assert_eq!(one_by_one(&table(&equal), 8), 0);
     }
 
     /// The segment path gives every value, peak year, neutrality and

@@ -90,6 +90,67 @@ fn ln_1p_core(x: f64) -> f64 {
     s * (hfsq + r) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI
 }
 
+/// [`ln`] of each of `x`, bit for bit, computed side by side when every
+/// value is a positive, normal, finite number (the usual case: ratios of
+/// positive quantities). There libm's `log` is one fixed sequence of
+/// integer and IEEE operations (its argument reduction is done on the bits,
+/// without a branch), repeated here operation for operation so the
+/// compiler can run it in vector lanes; otherwise each value goes to [`ln`].
+#[inline(always)]
+pub fn ln_each<const N: usize>(x: [f64; N]) -> [f64; N] {
+    let usual = x.iter().fold(true, |all, &v| all & ln_usual(v));
+    let mut out = [0.0; N];
+    if usual {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            *out = ln_core(x);
+        }
+    } else {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            *out = ln(x);
+        }
+    }
+    out
+}
+
+/// Whether libm's `log(x)` takes its main path: x positive, normal and
+/// finite (1.0, which it returns early as +0, gives +0 there too).
+#[inline(always)]
+fn ln_usual(x: f64) -> bool {
+    let hx = (x.to_bits() >> 32) as u32;
+    (hx >= 0x0010_0000) & (hx < 0x7ff0_0000)
+}
+
+/// libm 0.2.16's `log` on its main path (src/math/log.rs), the same
+/// constants and operations in the same order.
+#[inline(always)]
+fn ln_core(x: f64) -> f64 {
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const LG1: f64 = f64::from_bits(0x3fe5_5555_5555_5593);
+    const LG2: f64 = f64::from_bits(0x3fd9_9999_9997_fa04);
+    const LG3: f64 = f64::from_bits(0x3fd2_4924_9422_9359);
+    const LG4: f64 = f64::from_bits(0x3fcc_71c5_1d8e_78af);
+    const LG5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
+    const LG6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
+    const LG7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
+    let ui = x.to_bits();
+    // Reduce x into [√2/2, √2): x = 2ᵏ · (1 + f).
+    let hx = ((ui >> 32) as u32).wrapping_add(0x3ff0_0000 - 0x3fe6_a09e);
+    let k = (hx >> 20) as i32 - 0x3ff;
+    let hx = (hx & 0x000f_ffff) + 0x3fe6_a09e;
+    let x = f64::from_bits((u64::from(hx) << 32) | (ui & 0xffff_ffff));
+    let f = x - 1.0;
+    let hfsq = 0.5 * f * f;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let w = z * z;
+    let t1 = w * (LG2 + w * (LG4 + w * LG6));
+    let t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
+    let r = t2 + t1;
+    let dk = f64::from(k);
+    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
+}
+
 /// eˣ.
 #[inline]
 pub fn exp(x: f64) -> f64 {
@@ -100,6 +161,52 @@ pub fn exp(x: f64) -> f64 {
 #[inline]
 pub fn exp_m1(x: f64) -> f64 {
     libm::expm1(x)
+}
+
+/// [`exp_m1`] of each of `x`, bit for bit, computed side by side when
+/// every |x| ≤ ½ ln 2 (yearly growth rates' logarithms): there libm's
+/// `expm1` needs no argument reduction and is one fixed sequence of IEEE
+/// operations, repeated here operation for operation (it returns x itself
+/// when |x| < 2⁻⁵⁴, chosen here lane by lane); otherwise each value goes to
+/// [`exp_m1`].
+#[inline(always)]
+pub fn exp_m1_each<const N: usize>(x: [f64; N]) -> [f64; N] {
+    let usual = x.iter().fold(true, |all, &v| all & (exp_m1_high_word(v) <= 0x3fd6_2e42));
+    let mut out = [0.0; N];
+    if usual {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            let core = exp_m1_core(x);
+            *out = if exp_m1_high_word(x) < 0x3c90_0000 { x } else { core };
+        }
+    } else {
+        for (out, &x) in out.iter_mut().zip(&x) {
+            *out = exp_m1(x);
+        }
+    }
+    out
+}
+
+/// The high word of |x|'s bits, which libm's `expm1` branches on.
+#[inline(always)]
+fn exp_m1_high_word(x: f64) -> u32 {
+    ((x.to_bits() >> 32) & 0x7fff_ffff) as u32
+}
+
+/// libm 0.2.16's `expm1` for 2⁻⁵⁴ ≤ |x| ≤ ½ ln 2 (src/math/expm1.rs, k = 0),
+/// the same constants and operations in the same order.
+#[inline(always)]
+fn exp_m1_core(x: f64) -> f64 {
+    const Q1: f64 = f64::from_bits(0xbfa1_1111_1111_10f4);
+    const Q2: f64 = f64::from_bits(0x3f5a_01a0_19fe_5585);
+    const Q3: f64 = f64::from_bits(0xbf14_ce19_9eaa_dbb7);
+    const Q4: f64 = f64::from_bits(0x3ed0_cfca_86e6_5239);
+    const Q5: f64 = f64::from_bits(0xbe8a_fdb7_6e09_c32d);
+    let hfx = 0.5 * x;
+    let hxs = x * hfx;
+    let r1 = 1.0 + hxs * (Q1 + hxs * (Q2 + hxs * (Q3 + hxs * (Q4 + hxs * Q5))));
+    let t = 3.0 - r1 * hfx;
+    let e = hxs * ((r1 - t) / (6.0 - x * t));
+    x - (x * e - hxs)
 }
 
 /// xʸ.
@@ -283,6 +390,79 @@ mod tests {
         assert!(in_lanes > 5_000, "the side-by-side path was taken {in_lanes} times");
         assert!(!ln_1p_unreduced(-0.0) && !ln_1p_unreduced(f64::NAN) && !ln_1p_unreduced(up(lower)));
         assert!(ln_1p_unreduced(lower) && ln_1p_unreduced(down(upper)) && !ln_1p_unreduced(upper));
+    }
+
+    /// The side-by-side ln and eˣ − 1 are libm's bit for bit: random values
+    /// in and around their ranges, edges one ulp either way, special values.
+    #[test]
+    fn ln_each_and_exp_m1_each_are_libm_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let up = |v: f64| f64::from_bits(v.to_bits() + 1);
+        let down = |v: f64| f64::from_bits(v.to_bits() - 1);
+        let half_ln2 = f64::from_bits(0x3fd6_2e42_ffff_ffff);
+        let tiny = f64::from_bits(0x3c90_0000_0000_0000);
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            up(1.0),
+            down(1.0),
+            f64::MIN_POSITIVE,
+            up(f64::MIN_POSITIVE),
+            down(f64::MIN_POSITIVE),
+            f64::MAX,
+            half_ln2,
+            up(half_ln2),
+            down(half_ln2),
+            -half_ln2,
+            -up(half_ln2),
+            tiny,
+            up(tiny),
+            down(tiny),
+            -tiny,
+            -down(tiny),
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-310,
+        ];
+        for _ in 0..400_000 {
+            let v = match rng.random_range(0..5) {
+                0 => rng.random_range(0.2..5.0),
+                1 => rng.random_range(-0.35..0.35),
+                2 => rng.random_range(-1e-3..1e-3),
+                3 => rng.random_range(1e-300..1e300),
+                _ => f64::from_bits(rng.random::<u64>()),
+            };
+            values.push(v);
+        }
+        let (mut ln_lanes, mut exp_m1_lanes) = (0, 0);
+        for chunk in values.chunks_exact(4) {
+            let batch: [f64; 4] = chunk.try_into().unwrap();
+            ln_lanes += usize::from(batch.iter().all(|&v| ln_usual(v)));
+            exp_m1_lanes += usize::from(batch.iter().all(|&v| exp_m1_high_word(v) <= 0x3fd6_2e42));
+            for (v, got) in batch.iter().zip(ln_each(batch)) {
+                assert_eq!(got.to_bits(), ln(*v).to_bits(), "ln({v:e})");
+            }
+            for (v, got) in batch.iter().zip(exp_m1_each(batch)) {
+                assert_eq!(got.to_bits(), exp_m1(*v).to_bits(), "exp_m1({v:e})");
+            }
+        }
+        // Every value of the ranges, one at a time, through the cores.
+        for &v in &values {
+            if ln_usual(v) {
+                assert_eq!(ln_core(v).to_bits(), libm::log(v).to_bits(), "core ln({v:e})");
+            }
+            let word = exp_m1_high_word(v);
+            if (0x3c90_0000..=0x3fd6_2e42).contains(&word) {
+                assert_eq!(exp_m1_core(v).to_bits(), libm::expm1(v).to_bits(), "core exp_m1({v:e})");
+            }
+        }
+        assert!(ln_lanes > 5_000 && exp_m1_lanes > 5_000, "side by side: ln {ln_lanes}, exp_m1 {exp_m1_lanes}");
+        assert!(ln_usual(1.0) && ln_usual(f64::MIN_POSITIVE) && !ln_usual(down(f64::MIN_POSITIVE)));
+        assert!(!ln_usual(0.0) && !ln_usual(-1.0) && !ln_usual(f64::INFINITY) && !ln_usual(f64::NAN));
     }
 
     #[test]
