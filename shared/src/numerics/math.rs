@@ -117,7 +117,7 @@ pub fn ln_each<const N: usize>(x: [f64; N]) -> [f64; N] {
 #[inline(always)]
 fn ln_usual(x: f64) -> bool {
     let hx = (x.to_bits() >> 32) as u32;
-    (hx >= 0x0010_0000) & (hx < 0x7ff0_0000)
+    (0x0010_0000..0x7ff0_0000).contains(&hx)
 }
 
 /// libm 0.2.16's `log` on its main path (src/math/log.rs), the same

@@ -253,6 +253,15 @@ impl LogHistogram {
         (value > 0.0 && value.is_finite()).then(|| (math::ln(value) / log_step()).floor() as i32)
     }
 
+    /// [`LogHistogram::bin_of`] of each of four values side by side, bit for
+    /// bit, with `None` for a value that has no bin.
+    #[inline(always)]
+    pub fn bins_of(values: [f64; 4]) -> [Option<i32>; 4] {
+        let binned = values.map(|v| v > 0.0 && v.is_finite());
+        let logs: [f64; 4] = math::ln_each(std::array::from_fn(|i| if binned[i] { values[i] } else { 1.0 }));
+        std::array::from_fn(|i| binned[i].then(|| (logs[i] / log_step()).floor() as i32))
+    }
+
     /// The geometric middle of bin i.
     pub fn representative(bin: i32) -> f64 {
         math::exp((f64::from(bin) + 0.5) * log_step())
@@ -355,6 +364,28 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    /// Four bins side by side are the bins one at a time, for values with
+    /// and without a bin (zero, negative, subnormal, infinite, NaN).
+    #[test]
+    fn bins_side_by_side_are_the_bins_one_at_a_time() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let special = [0.0, -0.0, -3.0, 1e-310, f64::MIN_POSITIVE, f64::INFINITY, f64::NAN, 1.0, f64::MAX];
+        let (mut side_by_side, mut checked) = (0, 0);
+        for _ in 0..100_000 {
+            let values: [f64; 4] = std::array::from_fn(|_| match rng.random_range(0..20) {
+                0 => special[rng.random_range(0..special.len())],
+                1 => f64::from_bits(rng.random::<u64>()),
+                _ => math::pow(10.0, rng.random_range(-3.0..9.0)),
+            });
+            side_by_side += usize::from(values.iter().all(|&v| v >= f64::MIN_POSITIVE && v.is_finite()));
+            for (value, bin) in values.iter().zip(LogHistogram::bins_of(values)) {
+                assert_eq!(bin, LogHistogram::bin_of(*value), "{value:e}");
+                checked += 1;
+            }
+        }
+        assert!(side_by_side > 10_000 && checked == 400_000, "{side_by_side}");
+    }
 
     #[test]
     fn the_log_step_is_ln_1p_of_the_bin_width() {
