@@ -220,7 +220,12 @@ pub fn timed_job_size(runner: &SweepRunner, samples: u64, seconds: f64) -> u64 {
         runner.run_into(timed..timed + 1, &mut scratch, &mut accumulator);
         timed += 1;
     }
-    let per_sample = started.elapsed().as_secs_f64() / timed as f64;
+    job_size_by_time(started.elapsed().as_secs_f64() / timed as f64, samples, seconds)
+}
+
+/// The job size of [`timed_job_size`] for samples that take `per_sample`
+/// seconds each.
+fn job_size_by_time(per_sample: f64, samples: u64, seconds: f64) -> u64 {
     // A float to integer cast saturates: a sample timed at zero seconds
     // gives the largest size, which the bounds below then cut.
     let by_time = (seconds / per_sample).round() as u64;
@@ -466,13 +471,17 @@ mod tests {
         // Next to nothing: one sample a job, unless that makes too many jobs.
         assert_eq!(timed_job_size(&runner, 10_000, 1e-12), 1);
         assert_eq!(timed_job_size(&runner, 3 * MAX_JOBS, 1e-12), 3);
-        // Between the bounds, the size follows the time: a hundred times the
-        // seconds, about a hundred times the samples (timing noise aside).
+        // Between the bounds, the size follows the time (given, so that the
+        // test does not depend on how fast this machine is just now): a
+        // hundred times the seconds, a hundred times the samples.
         let samples = 10_000_000;
-        let short = timed_job_size(&runner, samples, 0.01);
-        let long = timed_job_size(&runner, samples, 1.0);
-        assert!(short > 1 && long > 20 * short, "{short} and {long} samples a job");
-        assert!(long < samples.div_ceil(MIN_JOBS_BY_TIME), "{long} samples a job");
+        assert_eq!(job_size_by_time(1e-4, samples, 0.01), 100);
+        assert_eq!(job_size_by_time(1e-4, samples, 1.0), 10_000);
+        assert_eq!(job_size_by_time(0.0, samples, 1.0), samples.div_ceil(MIN_JOBS_BY_TIME));
+        assert_eq!(job_size_by_time(10.0, 3 * MAX_JOBS, 1.0), 3);
+        // Timed here: within its bounds.
+        let timed = timed_job_size(&runner, samples, 0.01);
+        assert!((samples.div_ceil(MAX_JOBS)..=samples.div_ceil(MIN_JOBS_BY_TIME)).contains(&timed), "{timed}");
     }
 
     #[test]

@@ -144,6 +144,12 @@ fn the_accumulator_counts_extreme_and_non_finite_values_as_aggregate_add_does() 
         }
         outcome.units[0].scenarios[0].ce_horizon = if k % 2 == 0 { 0.0 } else { f64::INFINITY };
         outcome.regional_ce[1][3] = -5.0;
+        // Slots without a value, which neither counts.
+        if k % 3 == 0 {
+            outcome.units[1].scenarios[2].ce_milestone = None;
+            let years = outcome.regional_ce[2].len();
+            outcome.regional_ce[2].truncate(years - 2);
+        }
         outcomes.push(outcome);
     }
     let mut reference = runner.empty_aggregate();

@@ -46,10 +46,14 @@ impl DriverStats {
     /// table (year t of unit u at `t · width + u`, `n_years` ≥ 2 years), into
     /// `out` (one per unit). For positive finite values, each unit's
     /// statistics are bit-identical to `of` of its series: the same
-    /// operations on each unit's values in the same order, but the levels,
-    /// the sums and the interval ratios are formed a year of every unit at a
-    /// time (whole rows per instruction), and only the rates (a logarithm and an exponential each) are computed
-    /// unit by unit. (For other values, `f64::min` and `max` are free to give
+    /// operations on each unit's values, but the levels, the sums and the
+    /// interval ratios are formed a year of every unit at a time (whole rows
+    /// per instruction), and the rates (a logarithm and an exponential each)
+    /// of four units side by side, where the least and greatest rate are
+    /// those of the least and greatest ratio (see `CLOSE`); the least and
+    /// greatest of a unit's rates do not depend on the order they are
+    /// considered in, since none is −0.0 and only the earliest interval's
+    /// may be NaN, which is considered first as in `of`. (For other values, `f64::min` and `max` are free to give
     /// either zero of a +0.0/−0.0 pair, and vector code may choose otherwise
     /// than scalar code; the fast path passes only positive finite drivers.)
     #[inline(always)]
@@ -62,9 +66,10 @@ impl DriverStats {
         lanes: &mut StatLanes,
         out: &mut Vec<DriverStats>,
     ) {
+        debug_assert!(n_years >= 2, "growth statistics of {n_years} years");
         let step = interval_years.max(1);
         let row = |t: usize| &values[t * width..t * width + n_units];
-        let StatLanes { min, max, sum, low, high, usual } = lanes;
+        let StatLanes { min, max, sum, low, high, usual, near } = lanes;
         min.clear();
         min.resize(n_units, f64::INFINITY);
         max.clear();
@@ -102,6 +107,8 @@ impl DriverStats {
         // `CLOSE` of one has its extremes found ratio by ratio, as
         // `rate_extremes_of_ratios` does; for the others the extreme rates
         // are those of the extreme ratios.
+        near.clear();
+        near.resize(n_units, false);
         let mut b = n_years - 1;
         while b >= step {
             let (later, earlier) = (row(b), row(b - step));
@@ -109,7 +116,7 @@ impl DriverStats {
                 let ratio = later[u] / earlier[u];
                 let near_low = ratio <= low[u] * (1.0 + CLOSE) && ratio != low[u];
                 let near_high = ratio >= high[u] * (1.0 - CLOSE) && ratio != high[u];
-                usual[u] &= !(near_low | near_high);
+                near[u] |= near_low | near_high;
             }
             b -= step;
         }
@@ -135,7 +142,8 @@ impl DriverStats {
         let whole_intervals = n_years > step;
         let mut u = 0;
         while u < n_units {
-            let together = u + UNITS <= n_units && usual[u..u + UNITS].iter().all(|&usual| usual);
+            let together = u + UNITS <= n_units
+                && usual[u..u + UNITS].iter().zip(&near[u..u + UNITS]).all(|(&usual, &near)| usual & !near);
             if !together {
                 #[cfg(test)]
                 tests::ONE_BY_ONE.with(|n| n.set(n.get() + 1));
@@ -237,6 +245,9 @@ pub struct StatLanes {
     low: Vec<f64>,
     high: Vec<f64>,
     usual: Vec<bool>,
+    /// Whether a unit has an interval ratio within `CLOSE` of the least
+    /// or greatest without being it.
+    near: Vec<bool>,
 }
 
 impl StatLanes {
@@ -248,6 +259,7 @@ impl StatLanes {
             + self.low.capacity()
             + self.high.capacity())
             + self.usual.capacity()
+            + self.near.capacity()
     }
 }
 

@@ -438,6 +438,19 @@ mod tests {
             };
             values.push(v);
         }
+        // The edges in groups whose other values are in range, so that the
+        // group's path is decided by the edge value.
+        for edge in [half_ln2, up(half_ln2), -half_ln2, -up(half_ln2), tiny, down(tiny), -down(tiny), 0.0, -0.0] {
+            values.extend([edge, 0.1, -0.2, 0.3]);
+        }
+        for edge in [f64::MIN_POSITIVE, down(f64::MIN_POSITIVE), 1.0, f64::MAX, f64::INFINITY, 0.0] {
+            values.extend([edge, 0.5, 2.0, 1e10]);
+        }
+        // Just past the high word `expm1` reduces from.
+        for _ in 0..1_000 {
+            let word: u64 = rng.random_range(0x3fd6_2e43..0x3fd6_2e50);
+            values.extend([f64::from_bits((word << 32) | rng.random::<u32>() as u64), 0.1, 0.2, -0.1]);
+        }
         let (mut ln_lanes, mut exp_m1_lanes) = (0, 0);
         for chunk in values.chunks_exact(4) {
             let batch: [f64; 4] = chunk.try_into().unwrap();

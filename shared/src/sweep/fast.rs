@@ -458,7 +458,7 @@ impl Accumulator {
             n_log,
             gathered: Gathered::default(),
             values: Vec::with_capacity(n_log),
-            skipped: Vec::new(),
+            skipped: Vec::with_capacity(n_log),
         }
     }
 
