@@ -406,7 +406,7 @@ async fn load_once(
                 // Delivering results leases the next jobs in the same call,
                 // as real workers do; Lease only for the first.
                 let mut next = client
-                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: threads, call: 0 })
+                    .lease(pb::LeaseRequest { worker_id: worker.clone(), capacity: threads, call: 0, wait_ms: 0 })
                     .await?
                     .into_inner()
                     .jobs;

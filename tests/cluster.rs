@@ -234,7 +234,7 @@ fn a_completion_sent_twice_is_merged_once_and_misfits_are_refused() {
             assert!(refused.message().contains("model chain revision"), "{}", refused.message());
         }
         let jobs = client
-            .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4, call: 0 })
+            .lease(pb::LeaseRequest { worker_id: registered.worker_id.clone(), capacity: 4, call: 0, wait_ms: 0 })
             .await
             .expect("lease")
             .into_inner()
@@ -518,7 +518,10 @@ fn calls_without_the_right_token_are_refused_and_change_nothing() {
         );
         expect_refused(
             "lease without a token",
-            workers.lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0 }).await.map(drop),
+            workers
+                .lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0, wait_ms: 0 })
+                .await
+                .map(drop),
         );
         // Wrong tokens: another one, the right one with a suffix, a prefix of it.
         for wrong in ["wrong-token".to_owned(), format!("{token}x"), token[..token.len() - 1].to_owned()] {
@@ -529,7 +532,7 @@ fn calls_without_the_right_token_are_refused_and_change_nothing() {
             expect_refused(
                 "lease with a wrong token",
                 workers
-                    .lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0 })
+                    .lease(pb::LeaseRequest { worker_id: "wk-intruder-1".into(), capacity: 1, call: 0, wait_ms: 0 })
                     .await
                     .map(drop),
             );

@@ -29,8 +29,13 @@ impl Coordinator {
                         "leases expired (their workers went silent or ran too long); the jobs run again"
                     );
                 }
-                failed
+                (failed, expired)
             };
+            let (failed, expired) = failed;
+            if expired > 0 {
+                // Jobs to lease again: wake lease calls waiting for work.
+                self.changed();
+            }
             for (sweep, reason) in failed {
                 let change = Change::Stop { sweep, state: SweepState::Failed, reason };
                 let _ = self.send(Command { change, reply: None }).await;

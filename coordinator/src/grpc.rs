@@ -4,6 +4,7 @@
 //! statuses through [`CoordinatorError::code`].
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -251,8 +252,12 @@ impl pb::workers_server::Workers for Coordinator {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let request = request.into_inner();
         let worker = WorkerId::parse(&request.worker_id)?;
-        let jobs =
-            Coordinator::lease(self, &worker, request.capacity, request.call)?.into_iter().map(job_to_pb).collect();
+        let wait = Duration::from_millis(u64::from(request.wait_ms));
+        let jobs = Coordinator::lease_or_wait(self, &worker, request.capacity, request.call, wait)
+            .await?
+            .into_iter()
+            .map(job_to_pb)
+            .collect();
         Ok(Response::new(pb::LeaseResponse { jobs }))
     }
 

@@ -73,6 +73,10 @@ impl QueuedResult {
     }
 }
 
+/// The longest a lease call that finds no work is held
+/// ([`Coordinator::lease_or_wait`]).
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// The coordinator service; cheap to clone.
 #[derive(Clone)]
 pub struct Coordinator {
@@ -533,6 +537,44 @@ impl Coordinator {
             self.changed();
         }
         Ok(jobs)
+    }
+
+    /// [`Coordinator::lease`], but when there is no job to lease, wait up
+    /// to `wait` (at most [`MAX_LEASE_WAIT`]) for one: the state is asked
+    /// again after each change (a submission, a job released, failed or
+    /// expired, or any other) until a job is leased, the time is up or the
+    /// server begins to shut down. The change signal is subscribed to
+    /// before the first attempt, so a change between that attempt and the
+    /// wait is not missed.
+    pub async fn lease_or_wait(
+        &self,
+        worker: &WorkerId,
+        capacity: u32,
+        call: u64,
+        wait: Duration,
+    ) -> Result<Vec<LeasedJob>, CoordinatorError> {
+        let mut changes = self.inner.changes.subscribe();
+        let mut stopping = self.inner.stopping.subscribe();
+        let jobs = self.lease(worker, capacity, call)?;
+        if !jobs.is_empty() || wait.is_zero() || *stopping.borrow() {
+            return Ok(jobs);
+        }
+        let until = tokio::time::Instant::now() + wait.min(MAX_LEASE_WAIT);
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(Vec::new());
+                    }
+                }
+                _ = stopping.changed() => return Ok(Vec::new()),
+                () = tokio::time::sleep_until(until) => return Ok(Vec::new()),
+            }
+            let jobs = self.lease(worker, capacity, call)?;
+            if !jobs.is_empty() {
+                return Ok(jobs);
+            }
+        }
     }
 
     /// Extend the leases a worker holds; returns those it should abandon.

@@ -240,7 +240,7 @@ async fn a_completion_is_decoded_against_its_sweeps_shape() {
         .into_inner()
         .worker_id;
     let job = workers
-        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1, call: 0 })
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 1, call: 0, wait_ms: 0 })
         .await
         .unwrap()
         .into_inner()
@@ -287,7 +287,7 @@ async fn results_sent_together_are_answered_one_by_one() {
         .into_inner()
         .worker_id;
     let jobs = workers
-        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3, call: 0 })
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3, call: 0, wait_ms: 0 })
         .await
         .unwrap()
         .into_inner()
@@ -549,7 +549,10 @@ async fn results_and_heartbeats_count_only_from_the_holder_of_the_lease() {
     let mut other = request(20, 10);
     other.seed = Some(8);
     let other_sweep = coordinator.submit(other).await.unwrap().id;
-    let lease = workers.lease(pb::LeaseRequest { worker_id: intruder.clone(), capacity: 1, call: 0 }).await.unwrap();
+    let lease = workers
+        .lease(pb::LeaseRequest { worker_id: intruder.clone(), capacity: 1, call: 0, wait_ms: 0 })
+        .await
+        .unwrap();
     let other_job = lease.into_inner().jobs.remove(0);
     assert_eq!(other_job.sweep_id, other_sweep.as_str());
     let misplaced = job_ref(1, other_job.lease_id);
@@ -618,6 +621,54 @@ async fn lease_expiries_never_fail_a_sweep_and_a_failed_sweep_resumes() {
     assert_refused(coordinator.resume(&sweep).await, Code::FailedPrecondition, "is done; there is nothing to resume");
     let ghost = zonesweep_proto::ids::SweepId::parse("sw-ghost").unwrap();
     assert_refused(coordinator.resume(&ghost).await, Code::NotFound, "sweep sw-ghost");
+}
+
+/// A lease call that finds no work is held until work appears: a sweep
+/// submitted while it waits, or a job whose lease expired; with none it
+/// answers empty after its wait (capped), or at once when the server
+/// begins to shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_call_waits_for_work() {
+    use zonesweep_coordinator::service::MAX_LEASE_WAIT;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start_impatient(&dir).await;
+    let idle = worker(&coordinator);
+    // No work and a short wait: empty, after the wait.
+    let asked = std::time::Instant::now();
+    let jobs = coordinator.lease_or_wait(&idle, 1, 0, Duration::from_millis(300)).await.unwrap();
+    assert!(jobs.is_empty() && asked.elapsed() >= Duration::from_millis(300), "{jobs:?} after {:?}", asked.elapsed());
+    // A sweep submitted while the call waits is leased by it.
+    let waiting = {
+        let (coordinator, idle) = (coordinator.clone(), idle.clone());
+        tokio::spawn(async move { coordinator.lease_or_wait(&idle, 1, 0, MAX_LEASE_WAIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
+    let jobs = waiting.await.unwrap().unwrap();
+    assert_eq!(jobs.len(), 1, "the waiting call leases the new sweep's job");
+    // Every job leased (the second to a worker that goes silent; neither
+    // sends heartbeats, so both leases expire after 300 ms): a call waits,
+    // and is woken by a lease expiring.
+    let silent = worker(&coordinator);
+    assert_eq!(coordinator.lease(&silent, 1, 0).unwrap().len(), 1);
+    assert_eq!(coordinator.status(&sweep).unwrap().jobs_leased, 2, "no job pending");
+    let asked = std::time::Instant::now();
+    let jobs = coordinator.lease_or_wait(&idle, 1, 0, MAX_LEASE_WAIT).await.unwrap();
+    assert_eq!(jobs.len(), 1, "an expired job, after {:?}", asked.elapsed());
+    // Shutting down ends a waiting call with no work (a coordinator of
+    // its own: here the other job's lease expires too).
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    let idle = worker(&coordinator);
+    let waiting = {
+        let (coordinator, idle) = (coordinator.clone(), idle.clone());
+        tokio::spawn(async move { coordinator.lease_or_wait(&idle, 1, 0, MAX_LEASE_WAIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    coordinator.begin_shutdown();
+    let jobs =
+        tokio::time::timeout(MAX_LEASE_WAIT / 2, waiting).await.expect("ended by the shutdown").unwrap().unwrap();
+    assert!(jobs.is_empty());
 }
 
 /// Deleting and pruning: a running sweep is refused, a final one goes with

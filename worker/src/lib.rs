@@ -108,7 +108,11 @@ impl std::fmt::Debug for WorkerConfig {
     }
 }
 
-/// While idle, ask for work again after 200 ms, backing off to 1 s.
+/// How long an idle worker lets the coordinator hold a lease call that
+/// finds no work (the coordinator answers as soon as work appears).
+const IDLE_LEASE_WAIT: Duration = Duration::from_secs(1);
+/// While idle and the coordinator answers at once (it did not hold the
+/// call), ask for work again after 200 ms, backing off to 1 s.
 const IDLE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const IDLE_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// While the coordinator is unreachable or refuses leases.
@@ -232,12 +236,18 @@ async fn lease_loop<S: Future<Output = ()>>(
         // Numbered, so that heartbeats can tell the coordinator once it has
         // ended, answered or not (see `held`).
         let call = worker.held.call();
+        // With no job in hand, the coordinator may hold the call until work
+        // appears; with jobs in hand the answer comes at once, and more work
+        // also comes with the results.
+        let wait = if jobs.is_empty() { IDLE_LEASE_WAIT } else { Duration::ZERO };
         let request = pb::LeaseRequest {
             worker_id: worker_id.clone(),
             capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             call: call.number(),
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
         let mut client = worker.client();
+        let asked = std::time::Instant::now();
         let lease = bounded(CONTROL_DEADLINE, client.lease(request));
         let mut lease = std::pin::pin!(lease);
         let mut stopping = false;
@@ -287,6 +297,11 @@ async fn lease_loop<S: Future<Output = ()>>(
                     // Fewer than asked: the coordinator has run dry for now.
                     idle.reset();
                     IDLE_BACKOFF_FIRST
+                } else if !wait.is_zero() && asked.elapsed() >= wait / 2 {
+                    // The coordinator held the call for work and none came:
+                    // ask again at once, to be held again.
+                    idle.reset();
+                    Duration::ZERO
                 } else {
                     idle.next_delay()
                 }
