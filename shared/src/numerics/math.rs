@@ -41,16 +41,27 @@ pub fn ln_1p(x: f64) -> f64 {
 /// [`ln_1p`].
 #[inline(always)]
 pub fn ln_1p_each<const N: usize>(x: [f64; N]) -> [f64; N] {
-    // Plain loops without early exits, which the compiler vectorises.
-    let unreduced = x.iter().fold(true, |all, &v| all & ln_1p_unreduced(v));
+    side_by_side(x, ln_1p_unreduced, ln_1p_core, ln_1p)
+}
+
+/// `core` of each of `x` when `usual` holds for every one, else `one` of
+/// each: plain loops without early exits, which the compiler vectorises.
+#[inline(always)]
+fn side_by_side<const N: usize>(
+    x: [f64; N],
+    usual: impl Fn(f64) -> bool,
+    core: impl Fn(f64) -> f64,
+    one: impl Fn(f64) -> f64,
+) -> [f64; N] {
+    let all_usual = x.iter().fold(true, |all, &v| all & usual(v));
     let mut out = [0.0; N];
-    if unreduced {
+    if all_usual {
         for (out, &x) in out.iter_mut().zip(&x) {
-            *out = ln_1p_core(x);
+            *out = core(x);
         }
     } else {
         for (out, &x) in out.iter_mut().zip(&x) {
-            *out = ln_1p(x);
+            *out = one(x);
         }
     }
     out
@@ -98,18 +109,7 @@ fn ln_1p_core(x: f64) -> f64 {
 /// compiler can run it in vector lanes; otherwise each value goes to [`ln`].
 #[inline(always)]
 pub fn ln_each<const N: usize>(x: [f64; N]) -> [f64; N] {
-    let usual = x.iter().fold(true, |all, &v| all & ln_usual(v));
-    let mut out = [0.0; N];
-    if usual {
-        for (out, &x) in out.iter_mut().zip(&x) {
-            *out = ln_core(x);
-        }
-    } else {
-        for (out, &x) in out.iter_mut().zip(&x) {
-            *out = ln(x);
-        }
-    }
-    out
+    side_by_side(x, ln_usual, ln_core, ln)
 }
 
 /// Whether libm's `log(x)` takes its main path: x positive, normal and
@@ -171,19 +171,15 @@ pub fn exp_m1(x: f64) -> f64 {
 /// [`exp_m1`].
 #[inline(always)]
 pub fn exp_m1_each<const N: usize>(x: [f64; N]) -> [f64; N] {
-    let usual = x.iter().fold(true, |all, &v| all & (exp_m1_high_word(v) <= 0x3fd6_2e42));
-    let mut out = [0.0; N];
-    if usual {
-        for (out, &x) in out.iter_mut().zip(&x) {
+    side_by_side(
+        x,
+        |x| exp_m1_high_word(x) <= 0x3fd6_2e42,
+        |x| {
             let core = exp_m1_core(x);
-            *out = if exp_m1_high_word(x) < 0x3c90_0000 { x } else { core };
-        }
-    } else {
-        for (out, &x) in out.iter_mut().zip(&x) {
-            *out = exp_m1(x);
-        }
-    }
-    out
+            if exp_m1_high_word(x) < 0x3c90_0000 { x } else { core }
+        },
+        exp_m1,
+    )
 }
 
 /// The high word of |x|'s bits, which libm's `expm1` branches on.
