@@ -81,6 +81,17 @@ fn ln_1p_unreduced(x: f64) -> bool {
 /// constants (given by their bits there) and operations in the same order.
 #[inline(always)]
 fn ln_1p_core(x: f64) -> f64 {
+    // With k = 0 and no correction term c, log1p's last line
+    // `s·(hfsq + R) + (dk·LN2_LO + c) − hfsq + f + dk·LN2_HI` is log's, with
+    // f = x: both middle terms are +0.
+    log_kernel(x, 0.0)
+}
+
+/// The last step of libm 0.2.16's `log` and `log1p`: ln(1 + f) + k·ln 2 for
+/// f in [√2/2 − 1, √2 − 1), by the same constants (given by their bits
+/// there) and operations in the same order.
+#[inline(always)]
+fn log_kernel(f: f64, dk: f64) -> f64 {
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     const LG1: f64 = f64::from_bits(0x3fe5_5555_5555_5593);
@@ -90,7 +101,6 @@ fn ln_1p_core(x: f64) -> f64 {
     const LG5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
     const LG6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
     const LG7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
-    let (f, c, dk) = (x, 0.0, 0.0);
     let hfsq = 0.5 * f * f;
     let s = f / (2.0 + f);
     let z = s * s;
@@ -98,7 +108,7 @@ fn ln_1p_core(x: f64) -> f64 {
     let t1 = w * (LG2 + w * (LG4 + w * LG6));
     let t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
     let r = t2 + t1;
-    s * (hfsq + r) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI
+    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
 /// [`ln`] of each of `x`, bit for bit, computed side by side when every
@@ -124,31 +134,13 @@ fn ln_usual(x: f64) -> bool {
 /// constants and operations in the same order.
 #[inline(always)]
 fn ln_core(x: f64) -> f64 {
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const LG1: f64 = f64::from_bits(0x3fe5_5555_5555_5593);
-    const LG2: f64 = f64::from_bits(0x3fd9_9999_9997_fa04);
-    const LG3: f64 = f64::from_bits(0x3fd2_4924_9422_9359);
-    const LG4: f64 = f64::from_bits(0x3fcc_71c5_1d8e_78af);
-    const LG5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
-    const LG6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
-    const LG7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
     let ui = x.to_bits();
     // Reduce x into [√2/2, √2): x = 2ᵏ · (1 + f).
     let hx = ((ui >> 32) as u32).wrapping_add(0x3ff0_0000 - 0x3fe6_a09e);
     let k = (hx >> 20) as i32 - 0x3ff;
     let hx = (hx & 0x000f_ffff) + 0x3fe6_a09e;
     let x = f64::from_bits((u64::from(hx) << 32) | (ui & 0xffff_ffff));
-    let f = x - 1.0;
-    let hfsq = 0.5 * f * f;
-    let s = f / (2.0 + f);
-    let z = s * s;
-    let w = z * z;
-    let t1 = w * (LG2 + w * (LG4 + w * LG6));
-    let t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
-    let r = t2 + t1;
-    let dk = f64::from(k);
-    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
+    log_kernel(x - 1.0, f64::from(k))
 }
 
 /// eˣ.
