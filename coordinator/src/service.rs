@@ -76,6 +76,8 @@ impl QueuedResult {
 /// The longest a lease call that finds no work is held
 /// ([`Coordinator::lease_or_wait`]).
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(2);
+/// The least time between two attempts of one waiting lease call.
+const LEASE_RETRY_SPACING: Duration = Duration::from_millis(50);
 
 /// The coordinator service; cheap to clone.
 #[derive(Clone)]
@@ -541,9 +543,9 @@ impl Coordinator {
 
     /// [`Coordinator::lease`], but when there is no job to lease, wait up
     /// to `wait` (at most [`MAX_LEASE_WAIT`]) for one: the state is asked
-    /// again after each change (a submission, a job released, failed or
-    /// expired, or any other) until a job is leased, the time is up or the
-    /// server begins to shut down. The change signal is subscribed to
+    /// again after a change (a submission, a job released, failed or
+    /// expired, or any other; at most every 50 ms) until a job is leased,
+    /// the time is up or the server begins to shut down. The change signal is subscribed to
     /// before the first attempt, so a change between that attempt and the
     /// wait is not missed.
     pub async fn lease_or_wait(
@@ -560,6 +562,7 @@ impl Coordinator {
             return Ok(jobs);
         }
         let until = tokio::time::Instant::now() + wait.min(MAX_LEASE_WAIT);
+        let mut tried = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 changed = changes.changed() => {
@@ -570,6 +573,19 @@ impl Coordinator {
                 _ = stopping.changed() => return Ok(Vec::new()),
                 () = tokio::time::sleep_until(until) => return Ok(Vec::new()),
             }
+            // Changes come in bursts (every commit, every lease): ask at
+            // most once per `LEASE_RETRY_SPACING`, so that many idle workers
+            // do not take the state lock for each. What changes meanwhile is
+            // seen by this attempt or wakes the next.
+            let next = tried + LEASE_RETRY_SPACING;
+            if next > tokio::time::Instant::now() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(next.min(until)) => {}
+                    _ = stopping.changed() => return Ok(Vec::new()),
+                }
+            }
+            changes.borrow_and_update();
+            tried = tokio::time::Instant::now();
             let jobs = self.lease(worker, capacity, call)?;
             if !jobs.is_empty() {
                 return Ok(jobs);

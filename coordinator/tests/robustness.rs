@@ -637,24 +637,28 @@ async fn a_lease_call_waits_for_work() {
     let asked = std::time::Instant::now();
     let jobs = coordinator.lease_or_wait(&idle, 1, 0, Duration::from_millis(300)).await.unwrap();
     assert!(jobs.is_empty() && asked.elapsed() >= Duration::from_millis(300), "{jobs:?} after {:?}", asked.elapsed());
-    // A sweep submitted while the call waits is leased by it.
+    // A sweep submitted while the call waits is leased by it, at once (not
+    // at the end of the wait).
+    let silent = worker(&coordinator);
     let waiting = {
         let (coordinator, idle) = (coordinator.clone(), idle.clone());
         tokio::spawn(async move { coordinator.lease_or_wait(&idle, 1, 0, MAX_LEASE_WAIT).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let submitted = std::time::Instant::now();
     let sweep = coordinator.submit(request(20, 10)).await.unwrap().id;
     let jobs = waiting.await.unwrap().unwrap();
     assert_eq!(jobs.len(), 1, "the waiting call leases the new sweep's job");
+    assert!(submitted.elapsed() < MAX_LEASE_WAIT / 2, "leased {:?} after the submission", submitted.elapsed());
     // Every job leased (the second to a worker that goes silent; neither
     // sends heartbeats, so both leases expire after 300 ms): a call waits,
-    // and is woken by a lease expiring.
-    let silent = worker(&coordinator);
+    // and is woken by a lease expiring, before the end of its wait.
     assert_eq!(coordinator.lease(&silent, 1, 0).unwrap().len(), 1);
     assert_eq!(coordinator.status(&sweep).unwrap().jobs_leased, 2, "no job pending");
     let asked = std::time::Instant::now();
     let jobs = coordinator.lease_or_wait(&idle, 1, 0, MAX_LEASE_WAIT).await.unwrap();
     assert_eq!(jobs.len(), 1, "an expired job, after {:?}", asked.elapsed());
+    assert!(asked.elapsed() < MAX_LEASE_WAIT * 3 / 4, "woken {:?} after it asked", asked.elapsed());
     // Shutting down ends a waiting call with no work (a coordinator of
     // its own: here the other job's lease expires too).
     let dir = tempfile::tempdir().unwrap();

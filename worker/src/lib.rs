@@ -272,7 +272,8 @@ async fn lease_loop<S: Future<Output = ()>>(
                 if n_granted > 0 || !jobs.is_empty() {
                     idle_since = None;
                 } else {
-                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                    // Idle since this call was sent (it may have been held).
+                    let since = *idle_since.get_or_insert(asked);
                     if exit_when_idle.is_some_and(|limit| since.elapsed() >= limit) {
                         log.notice(format_args!(
                             "no work offered for {:.0} s: exiting (--exit-when-idle)",
