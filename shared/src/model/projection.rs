@@ -4,7 +4,9 @@
 //! potential (CEP).
 
 use crate::error::ChainError;
-use crate::model::config::{Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, Sign};
+use crate::model::config::{
+    Driver, Level, NeutralSink, Period, RateStat, Rule, Scenario, ScenarioConfig, ScenarioRules, Sign,
+};
 use crate::numerics::math;
 use crate::numerics::ridge::N_PREDICTORS;
 
@@ -352,12 +354,106 @@ impl Default for RuleAdjustments {
 }
 
 /// A rule resolved for one unit: its annual rate and optional cap.
-#[derive(Clone, Copy, Debug)]
-struct Resolved {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resolved {
     rate: f64,
     cap: Option<f64>,
 }
 
+/// A scenario's rules resolved for one unit, per driver and period.
+pub type ResolvedRules = [[Resolved; 2]; N_PREDICTORS];
+
+/// A scenario's rules resolved for one unit.
+#[inline(always)]
+fn resolve_unit(
+    rules: &ScenarioRules,
+    stats: &[DriverStats; N_PREDICTORS],
+    adjustments: &RuleAdjustments,
+    scenario: Scenario,
+) -> ResolvedRules {
+    let s = scenario as usize;
+    std::array::from_fn(|d| {
+        let driver_rules = rules.get(Driver::ALL[d]);
+        std::array::from_fn(|p| {
+            resolve(
+                driver_rules.get(Period::ALL[p]),
+                &stats[d],
+                adjustments.rate_multiplier[s][d][p],
+                adjustments.cap_offset[s][d][p],
+            )
+        })
+    })
+}
+
+/// A scenario's rules resolved for every unit (`stats` per unit) into
+/// `out`: each rule, multiplier and cap offset taken once for all units,
+/// each unit's rate and cap formed as [`project_unit_into`] forms them.
+pub fn resolve_units(
+    rules: &ScenarioRules,
+    stats: &[[DriverStats; N_PREDICTORS]],
+    adjustments: &RuleAdjustments,
+    scenario: Scenario,
+    out: &mut Vec<ResolvedRules>,
+) {
+    let s = scenario as usize;
+    out.clear();
+    out.resize(stats.len(), [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS]);
+    for (d, driver) in Driver::ALL.into_iter().enumerate() {
+        let driver_rules = rules.get(driver);
+        for (p, period) in Period::ALL.into_iter().enumerate() {
+            let rule = driver_rules.get(period);
+            let (multiplier, cap_offset) = (adjustments.rate_multiplier[s][d][p], adjustments.cap_offset[s][d][p]);
+            // `resolve`, with its choices made once for every unit: a loop
+            // per statistic and sign, then per cap's source.
+            let rates = |stat: fn(&DriverStats) -> f64, out: &mut [ResolvedRules]| match rule.sign {
+                Sign::Keep => set_rates(out, stats, d, p, |u| stat(u), rule, multiplier),
+                Sign::Positive => set_rates(out, stats, d, p, |u| stat(u).abs(), rule, multiplier),
+                Sign::Negative => set_rates(out, stats, d, p, |u| -stat(u).abs(), rule, multiplier),
+            };
+            match rule.rate {
+                RateStat::Delta => rates(|u| u.delta, out),
+                RateStat::MinDelta => rates(|u| u.min_delta, out),
+                RateStat::MaxDelta => rates(|u| u.max_delta, out),
+            }
+            let Some(cap) = rule.cap else {
+                out.iter_mut().for_each(|resolved| resolved[d][p].cap = None);
+                continue;
+            };
+            let set_caps = |base: &dyn Fn(&DriverStats) -> f64, out: &mut [ResolvedRules]| {
+                for (resolved, unit) in out.iter_mut().zip(stats) {
+                    resolved[d][p].cap = Some(base(&unit[d]) + cap.offset + cap_offset);
+                }
+            };
+            match (cap.level, cap.value) {
+                (Some(Level::Min), _) => set_caps(&|u| u.min, out),
+                (Some(Level::Mean), _) => set_caps(&|u| u.mean, out),
+                (Some(Level::Max), _) => set_caps(&|u| u.max, out),
+                (None, Some(value)) => set_caps(&|_| value, out),
+                (None, None) => set_caps(&|_| f64::INFINITY, out),
+            }
+        }
+    }
+}
+
+/// Every unit's rate of driver `d` in period `p`: `signed` of its
+/// statistics, then `rule`'s factor and offset and the multiplier, as
+/// [`resolve`] forms it.
+#[inline(always)]
+fn set_rates(
+    out: &mut [ResolvedRules],
+    stats: &[[DriverStats; N_PREDICTORS]],
+    d: usize,
+    p: usize,
+    signed: impl Fn(&DriverStats) -> f64,
+    rule: &Rule,
+    multiplier: f64,
+) {
+    for (resolved, unit) in out.iter_mut().zip(stats) {
+        resolved[d][p].rate = (signed(&unit[d]) * rule.factor + rule.offset) * multiplier;
+    }
+}
+
+#[inline(always)]
 fn resolve(rule: &Rule, stats: &DriverStats, multiplier: f64, cap_offset: f64) -> Resolved {
     let stat = stats.rate_stat(rule.rate);
     let signed = match rule.sign {
@@ -445,20 +541,38 @@ fn project(
     ce: &mut [f64],
     segments: bool,
 ) -> Result<(Option<i32>, bool), ChainError> {
-    let rules = config.rules(scenario);
-    let s = scenario as usize;
-    let mut resolved = [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS];
-    for (d, driver) in Driver::ALL.into_iter().enumerate() {
-        let driver_rules = rules.get(driver);
-        for (p, period) in Period::ALL.into_iter().enumerate() {
-            resolved[d][p] = resolve(
-                driver_rules.get(period),
-                &unit.stats[d],
-                adjustments.rate_multiplier[s][d][p],
-                adjustments.cap_offset[s][d][p],
-            );
-        }
-    }
+    let resolved = resolve_unit(config.rules(scenario), unit.stats, adjustments, scenario);
+    project_resolved(unit, scenario, config, &resolved, coefficients, base_year, ce, segments)
+}
+
+/// [`project_unit_into`] with the scenario's rules already resolved for
+/// the unit ([`resolve_units`]): what a sweep calls.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn project_resolved_into(
+    unit: &UnitBase<'_>,
+    scenario: Scenario,
+    config: &ScenarioConfig,
+    resolved: &ResolvedRules,
+    coefficients: &[f64; N_PREDICTORS],
+    base_year: i32,
+    ce: &mut [f64],
+) -> Result<(Option<i32>, bool), ChainError> {
+    project_resolved(unit, scenario, config, resolved, coefficients, base_year, ce, true)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn project_resolved(
+    unit: &UnitBase<'_>,
+    scenario: Scenario,
+    config: &ScenarioConfig,
+    resolved: &ResolvedRules,
+    coefficients: &[f64; N_PREDICTORS],
+    base_year: i32,
+    ce: &mut [f64],
+    segments: bool,
+) -> Result<(Option<i32>, bool), ChainError> {
     ce[0] = unit.ce_base;
     // An uncapped driver adds coefficient · ln(1 + rate) to the log-ratio
     // ln CE_t − ln CE_T₀ every year of a period, so uncapped drivers only
@@ -1085,6 +1199,91 @@ mod tests {
         // same way both ways.
         let by_segments = SEGMENTS_TAKEN.with(|n| n.get());
         assert!(taken > 20_000 && by_segments > taken / 2, "{taken} projections, {by_segments} by segments");
+    }
+
+    #[test]
+    fn rules_resolved_for_every_unit_at_once_are_those_of_each_unit() {
+        use crate::model::config::Cap;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        // Bits, every NaN alike: which NaN an operation on two gives is
+        // the compiler's choice (the order of a commutative operation's
+        // operands), and a NaN rate or cap fails the projection whatever its
+        // sign.
+        let exact = |v: f64| if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
+        let bits = |r: &ResolvedRules| r.map(|periods| periods.map(|r| (exact(r.rate), r.cap.map(exact))));
+        let mut out = Vec::new();
+        let mut rules = Config::default().scenarios.low;
+        for case in 0..2_000 {
+            let value = |rng: &mut rand_chacha::ChaCha8Rng| match rng.random_range(0..12) {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => f64::INFINITY,
+                _ => rng.random_range(-3.0..3.0),
+            };
+            for driver in Driver::ALL {
+                for period in Period::ALL {
+                    let rule = match (driver, period) {
+                        (Driver::P, Period::First) => &mut rules.P.first,
+                        (Driver::P, Period::Second) => &mut rules.P.second,
+                        (Driver::W, Period::First) => &mut rules.W.first,
+                        (Driver::W, Period::Second) => &mut rules.W.second,
+                        (Driver::IS, Period::First) => &mut rules.IS.first,
+                        (Driver::IS, Period::Second) => &mut rules.IS.second,
+                        (Driver::TI, Period::First) => &mut rules.TI.first,
+                        (Driver::TI, Period::Second) => &mut rules.TI.second,
+                        (Driver::UR, Period::First) => &mut rules.UR.first,
+                        (Driver::UR, Period::Second) => &mut rules.UR.second,
+                        (Driver::CEI, Period::First) => &mut rules.CEI.first,
+                        (Driver::CEI, Period::Second) => &mut rules.CEI.second,
+                    };
+                    rule.rate = [RateStat::Delta, RateStat::MinDelta, RateStat::MaxDelta][rng.random_range(0..3)];
+                    rule.sign = [Sign::Keep, Sign::Positive, Sign::Negative][rng.random_range(0..3)];
+                    rule.factor = value(&mut rng);
+                    rule.offset = value(&mut rng);
+                    let levels = [Some(Level::Min), Some(Level::Mean), Some(Level::Max), None];
+                    rule.cap = match rng.random_range(0..6) {
+                        0 | 1 => None,
+                        2 => Some(Cap { level: None, value: Some(value(&mut rng)), offset: value(&mut rng) }),
+                        3 => Some(Cap { level: None, value: None, offset: value(&mut rng) }),
+                        _ => Some(Cap { level: levels[rng.random_range(0..3)], value: None, offset: value(&mut rng) }),
+                    };
+                }
+            }
+            let mut adjustments = RuleAdjustments::default();
+            for s in 0..3 {
+                for d in 0..N_PREDICTORS {
+                    for p in 0..2 {
+                        adjustments.rate_multiplier[s][d][p] = value(&mut rng);
+                        adjustments.cap_offset[s][d][p] = value(&mut rng);
+                    }
+                }
+            }
+            let n_units = case % 9;
+            let stats: Vec<[DriverStats; N_PREDICTORS]> = (0..n_units)
+                .map(|_| {
+                    std::array::from_fn(|_| DriverStats {
+                        delta: value(&mut rng),
+                        min_delta: value(&mut rng),
+                        max_delta: value(&mut rng),
+                        min: value(&mut rng),
+                        mean: value(&mut rng),
+                        max: value(&mut rng),
+                        last: value(&mut rng),
+                    })
+                })
+                .collect();
+            let scenario = Scenario::ALL[case % 3];
+            resolve_units(&rules, &stats, &adjustments, scenario, &mut out);
+            assert_eq!(out.len(), n_units);
+            for (u, unit) in stats.iter().enumerate() {
+                assert_eq!(
+                    bits(&out[u]),
+                    bits(&resolve_unit(&rules, unit, &adjustments, scenario)),
+                    "case {case}, unit {u}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::data::fields::Field;
 use crate::model::chain::{PanelTerms, Parameters};
 use crate::model::config::{CeiBasis, Config, Fit, NeutralSink, Scenario};
 use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
-use crate::model::projection::{self, DriverStats, StatLanes, UnitBase};
+use crate::model::projection::{self, DriverStats, ResolvedRules, StatLanes, UnitBase};
 use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::math;
 use crate::numerics::ridge::{self, N_PREDICTORS};
@@ -89,6 +89,7 @@ pub struct Scratch {
     ti: Vec<f64>,
     cei: Vec<f64>,
     stats: Vec<[DriverStats; N_PREDICTORS]>,
+    resolved: Vec<ResolvedRules>,
     ti_stats: Vec<DriverStats>,
     cei_stats: Vec<DriverStats>,
     stat_lanes: StatLanes,
@@ -121,6 +122,7 @@ impl Scratch {
             + bytes(&self.ti)
             + bytes(&self.cei)
             + bytes(&self.stats)
+            + bytes(&self.resolved)
             + bytes(&self.ti_stats)
             + bytes(&self.cei_stats)
             + self.stat_lanes.heap_bytes()
@@ -205,6 +207,7 @@ impl FastChain {
             ti,
             cei,
             stats,
+            resolved,
             ti_stats,
             cei_stats,
             stat_lanes,
@@ -343,6 +346,13 @@ impl FastChain {
         let cs = &trended[1];
         for scenario in Scenario::ALL {
             let s = scenario as usize;
+            projection::resolve_units(
+                config.scenarios.rules(scenario),
+                stats,
+                &parameters.adjustments,
+                scenario,
+                resolved,
+            );
             let regional = &mut outcome.regional_ce[s];
             regional.clear();
             regional.resize(n_projected, -0.0);
@@ -359,11 +369,11 @@ impl FastChain {
                         horizon,
                     ),
                 };
-                let (peak_year, neutral) = projection::project_unit_into(
+                let (peak_year, neutral) = projection::project_resolved_into(
                     &unit,
                     scenario,
                     &config.scenarios,
-                    &parameters.adjustments,
+                    &resolved[u],
                     &fit.coefficients,
                     base_year,
                     ce_buffer,
