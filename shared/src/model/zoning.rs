@@ -135,8 +135,23 @@ pub fn zones_into(totals: &[u32], config: &ZoningConfig, scratch: &mut jenks::Sc
         return;
     }
     scratch.sorted.clear();
-    scratch.sorted.extend(totals.iter().map(|&t| f64::from(t)));
-    scratch.sorted.sort_unstable_by(f64::total_cmp);
+    // Sorted by counting when the totals span fewer than `SPAN` values
+    // (as they do: ten scores of 1 to 5), otherwise by comparisons.
+    const SPAN: usize = 64;
+    let (low, high) = totals.iter().fold((u32::MAX, 0), |(low, high), &t| (low.min(t), high.max(t)));
+    if ((high - low) as usize) < SPAN {
+        let mut counts = [0u32; SPAN];
+        for &t in totals {
+            counts[(t - low) as usize] += 1;
+        }
+        for (offset, &count) in counts.iter().enumerate() {
+            let value = f64::from(low + offset as u32);
+            scratch.sorted.extend(std::iter::repeat_n(value, count as usize));
+        }
+    } else {
+        scratch.sorted.extend(totals.iter().map(|&t| f64::from(t)));
+        scratch.sorted.sort_unstable_by(f64::total_cmp);
+    }
     let upper_bounds = scratch.upper_bounds(config.zones);
     let n_classes = upper_bounds.len();
     for (z, &total) in zone.iter_mut().zip(totals) {
@@ -182,5 +197,25 @@ mod tests {
         let z = zones(&[10, 10, 30, 20], &Config::default().zoning);
         assert_eq!(z.breaks, vec![10, 20, 30]);
         assert_eq!(z.zone, vec![3, 3, 1, 2]);
+    }
+
+    /// A sweep's zones (totals sorted by counting when their span is
+    /// narrow, by comparisons otherwise) are those of `zones`.
+    #[test]
+    fn zones_into_gives_the_zones_of_zones() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut scratch = jenks::Scratch::default();
+        let mut config = Config::default().zoning;
+        for case in 0..3_000 {
+            let n = rng.random_range(1..100);
+            let (low, span) =
+                [(10, 41), (0, 64), (0, 65), (7, 63), (1000, 3), (u32::MAX - 70, 70), (0, 5000)][case % 7];
+            let totals: Vec<u32> = (0..n).map(|_| low + rng.random_range(0..=span)).collect();
+            config.zones = [5, 1, 3, 8][case % 4];
+            let mut zone = vec![u8::MAX; n];
+            zones_into(&totals, &config, &mut scratch, &mut zone);
+            assert_eq!(zone, zones(&totals, &config).zone, "case {case}: {totals:?}");
+        }
     }
 }
