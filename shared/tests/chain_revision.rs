@@ -24,6 +24,12 @@ use zonesweep_shared::sweep::{Design, NoiseEntry, SweepSpec};
 /// Each revision and the digest of its samples.
 const PINNED: &[(u32, &str)] = &[(1, "783e635d7d89f6bae3e9641cc8fe89671c1f4eb7ed5bbc0b95cdbd658d99b58c")];
 
+/// Prepares the process before the test: nothing here. `portable.rs`
+/// runs this test again with its own `setup`, which takes the portable
+/// code.
+#[allow(dead_code)]
+fn setup() {}
+
 fn digest_outcome(hasher: &mut Sha256, outcome: &Outcome) {
     let mut f = |v: f64| hasher.update(v.to_bits().to_le_bytes());
     for unit in &outcome.units {
@@ -50,6 +56,7 @@ fn digest_outcome(hasher: &mut Sha256, outcome: &Outcome) {
 
 #[test]
 fn the_chain_revision_pins_every_bit_of_a_few_samples() {
+    crate::setup();
     let dataset =
         Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
             .expect("the demonstration dataset is valid");

@@ -13,6 +13,12 @@ use zonesweep_shared::sweep::{
     Design, NoiseEntry, ReadingEntry, SensitivityGroups, SensitivityMethod, SensitivitySpec, SweepSpec,
 };
 
+/// Prepares the process before each test: nothing here. `portable.rs`
+/// runs these tests again with its own `setup`, which takes the portable
+/// code.
+#[allow(dead_code)]
+fn setup() {}
+
 fn demo_dataset() -> Dataset {
     Dataset::from_csv(include_str!("../../data/demo/units.csv"), include_str!("../../data/demo/panel.csv"), None)
         .expect("the demonstration dataset is valid")
@@ -40,11 +46,13 @@ fn verify(dataset: &Dataset, config: &Config, spec: &SweepSpec, range: std::ops:
 
 #[test]
 fn the_default_spec_on_the_demonstration_dataset_is_bit_identical() {
+    crate::setup();
     verify(&demo_dataset(), &Config::default(), &SweepSpec::default(), 0..600);
 }
 
 #[test]
 fn every_reading_and_design_is_bit_identical() {
+    crate::setup();
     let dataset = demo::generate(40, 7).expect("a valid demo dataset");
     let config = Config::default();
     let readings = vec![
@@ -65,6 +73,7 @@ fn every_reading_and_design_is_bit_identical() {
 
 #[test]
 fn samples_the_fast_path_gives_up_on_come_out_as_the_reference_gives_them() {
+    crate::setup();
     // K far outside its usual range and rates that collapse drivers make
     // some samples fail (singular fits, projections below zero): the fast
     // path leaves them to the reference chain, which records the failure.
@@ -94,6 +103,7 @@ fn samples_the_fast_path_gives_up_on_come_out_as_the_reference_gives_them() {
 
 #[test]
 fn data_noise_runs_the_reference_chain() {
+    crate::setup();
     let dataset = demo::generate(12, 2).expect("a valid demo dataset");
     let config = Config::default();
     let noisy = SweepSpec { noise: vec![NoiseEntry { group: "*".into(), sigma: 0.05 }], ..SweepSpec::default() };
@@ -108,6 +118,7 @@ fn data_noise_runs_the_reference_chain() {
 /// `run_into` alike.
 #[test]
 fn a_sensitivity_design_takes_the_fast_path_run_by_run() {
+    crate::setup();
     let dataset = demo_dataset();
     let config = Config::default();
     let spec = SweepSpec {
@@ -129,6 +140,7 @@ fn a_sensitivity_design_takes_the_fast_path_run_by_run() {
 
 #[test]
 fn the_accumulator_counts_extreme_and_non_finite_values_as_aggregate_add_does() {
+    crate::setup();
     let dataset = demo::generate(9, 4).expect("a valid demo dataset");
     let config = Config::default();
     let runner = SweepRunner::new(&dataset, &config, &SweepSpec::default()).expect("a valid sweep");

@@ -38,6 +38,27 @@ use crate::numerics::trend::{self, MK_LANES};
 use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
 use crate::sweep::histogram::{Gathered, LogHistogram};
 
+/// Whether this process runs only the portable copies of the fast path
+/// and the accumulator ([`portable_only`]).
+static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run the fast path and the [`Accumulator`] without their AVX2 copies in
+/// this process from now on (`true`), or with them where the CPU has AVX2
+/// (`false`, the default). Both give the same bits; this lets the tests of
+/// an AVX2 machine run the code a machine without AVX2 runs.
+#[doc(hidden)]
+pub fn portable_only(yes: bool) {
+    PORTABLE_ONLY.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether to take the AVX2 copies: the CPU has AVX2 and [`portable_only`]
+/// was not asked for.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx2() -> bool {
+    !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// What a runner computes once for the fast path.
 #[derive(Clone, Debug)]
 pub(crate) struct FastChain {
@@ -156,7 +177,7 @@ impl FastChain {
         scratch: &mut Scratch,
     ) -> Result<(), Unusual> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if avx2() {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { self.outcome_avx2(dataset, config, terms, parameters, scratch) };
         }
@@ -488,7 +509,7 @@ impl Accumulator {
     /// Count one successful sample, as [`Aggregate::add`] does.
     pub fn add(&mut self, outcome: &Outcome) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if avx2() {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { self.add_avx2(outcome) };
         }
