@@ -406,7 +406,7 @@ pub fn resolve_units(
             // `resolve`, with its choices made once for every unit: a loop
             // per statistic and sign, then per cap's source.
             let rates = |stat: fn(&DriverStats) -> f64, out: &mut [ResolvedRules]| match rule.sign {
-                Sign::Keep => set_rates(out, stats, d, p, |u| stat(u), rule, multiplier),
+                Sign::Keep => set_rates(out, stats, d, p, stat, rule, multiplier),
                 Sign::Positive => set_rates(out, stats, d, p, |u| stat(u).abs(), rule, multiplier),
                 Sign::Negative => set_rates(out, stats, d, p, |u| -stat(u).abs(), rule, multiplier),
             };
