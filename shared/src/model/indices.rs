@@ -394,9 +394,11 @@ fn row_terms_of<const R: usize>(
     *out::<R>(&mut columns.cs_crop, o0) = crop;
     let RowColumns { cs_shrub, cs_forest, cs_grass, cs_water, .. } = columns;
     let land = [Field::Shrubland, Field::Forest, Field::Grassland, Field::Water];
-    for (column, (sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water].into_iter().zip(k.sinks.iter().zip(land)) {
-        for (o, value) in out::<R>(column, o0).iter_mut().zip(v(field)) {
-            *o = *sink * *value;
+    for (column, (&sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water].into_iter().zip(k.sinks.iter().zip(land))
+    {
+        let (out, values) = (out::<R>(column, o0), v(field));
+        for i in 0..R {
+            out[i] = sink * values[i];
         }
     }
 }
@@ -444,7 +446,15 @@ pub fn compute_year_major(
         for r in (wide..width).step_by(ROWS / 2) {
             row_terms_of::<{ ROWS / 2 }>(panel, &k, row0 + r, r, columns, energy_tce);
         }
+        // The year's totals, then YearFactors::indices term by term over the
+        // year's units side by side: every input and output is cut to the
+        // year's units first, so that the loops have no bounds checks (and
+        // the second runs in vector lanes).
         let RowColumns { ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water } = &*columns;
+        let year = row0..row0 + n_units;
+        let [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water] =
+            [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water].map(|column| &column[..n_units]);
+        let gdp = &gdp[year.clone()];
         let factors = YearFactors::of(n_units, coefficients, |u| {
             let term = RowTerms {
                 ce: ce[u],
@@ -456,25 +466,72 @@ pub fn compute_year_major(
                 energy_tce: 0.0,
                 cli: 0.0,
             };
-            (term, gdp[row0 + u])
+            (term, gdp[u])
         });
-        let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] = &mut *trended;
+        let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] =
+            trended.each_mut().map(|values| &mut values[year.clone()]);
         for u in 0..n_units {
-            let i = row0 + u;
-            // YearFactors::indices, term by term.
             let unit_ce = ce[u];
             let unit_cs = cs_crop[u] + cs_shrub[u] + cs_forest[u] + cs_grass[u] + cs_water[u];
             let per_unit_ce = 1.0 / unit_ce;
             let cf = unit_ce * factors.footprint;
             let ec = unit_cs * factors.footprint;
-            out_ce[i] = unit_ce;
-            out_cs[i] = unit_cs;
-            out_nce[i] = unit_ce - unit_cs;
-            out_ecc[i] = gdp[i] * factors.ce_per_gdp * per_unit_ce;
-            out_esc[i] = unit_cs * factors.ce_per_cs * per_unit_ce;
-            out_cf[i] = cf;
-            out_ec[i] = ec;
-            out_ed[i] = cf - ec;
+            out_ce[u] = unit_ce;
+            out_cs[u] = unit_cs;
+            out_nce[u] = unit_ce - unit_cs;
+            out_ecc[u] = gdp[u] * factors.ce_per_gdp * per_unit_ce;
+            out_esc[u] = unit_cs * factors.ce_per_cs * per_unit_ce;
+            out_cf[u] = cf;
+            out_ec[u] = ec;
+            out_ed[u] = cf - ec;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::coefficients::N_COEFFICIENTS;
+
+    /// Every trended index and every energy use of `compute_year_major`
+    /// has the bits of `compute`'s, for unit counts that fill the blocks of
+    /// rows or leave a short one, with sampled coefficients; an input of
+    /// zeros, which gives non-finite indices, included.
+    #[test]
+    fn year_major_indices_are_those_of_compute_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut columns, mut trended, mut energy_tce) = (RowColumns::default(), Default::default(), Vec::new());
+        for (case, n_units) in [1, 7, 8, 9, 16, 17, 23, 40, 81].into_iter().enumerate() {
+            let dataset = crate::data::demo::generate(n_units, case as u64).expect("a valid demo dataset");
+            let mut rows = dataset.rows().to_vec();
+            if case % 3 == 0 {
+                // A unit with nothing at all in its first year.
+                rows[0] = [0.0; crate::data::fields::N_FIELDS];
+            }
+            let n_years = dataset.n_years();
+            let panel = YearMajorPanel::new(&rows, n_years, n_units + case % 2);
+            for _ in 0..5 {
+                let mut coefficients = crate::model::config::Config::default().coefficients;
+                for c in 0..N_COEFFICIENTS {
+                    coefficients.set(c, coefficients.get(c) * rng.random_range(0.8..1.2));
+                }
+                let reference = compute(&rows, n_years, &coefficients);
+                compute_year_major(&panel, &coefficients, &mut columns, &mut trended, &mut energy_tce);
+                for u in 0..n_units {
+                    for t in 0..n_years {
+                        let (i, year_major) = (u * n_years + t, t * panel.width + u);
+                        for (key, values) in IndexKey::TRENDED.iter().zip(&trended) {
+                            let (want, got) = (reference.get(*key)[i], values[year_major]);
+                            assert!(
+                                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
+                                "{n_units} units, {key:?} of unit {u} year {t}: {want:e} against {got:e}"
+                            );
+                        }
+                        assert_eq!(reference.energy_tce[i].to_bits(), energy_tce[year_major].to_bits());
+                    }
+                }
+            }
         }
     }
 }
