@@ -172,3 +172,27 @@ fn the_accumulator_counts_extreme_and_non_finite_values_as_aggregate_add_does() 
     }
     assert!(accumulator.finish() == reference, "the accumulator and Aggregate::add differ");
 }
+
+/// A sample whose indices are not finite (a net ecosystem productivity
+/// multiplied by 10⁻³²⁰, so the carbon footprint overflows): the reference
+/// chain refuses every such sample, and the fast path leaves each to it.
+#[test]
+fn a_non_finite_index_leaves_the_sample_to_the_reference_chain() {
+    crate::setup();
+    let dataset = demo::generate(12, 5).expect("a valid demo dataset");
+    let config = Config::default();
+    let spec = SweepSpec {
+        coefficient: vec![zonesweep_shared::sweep::CoefficientEntry {
+            name: "nep.cropland".into(),
+            multiplier: Distribution::Fixed { value: 1e-320 },
+        }],
+        ..SweepSpec::default()
+    };
+    let runner = SweepRunner::new(&dataset, &config, &spec).expect("a valid sweep");
+    let reference = runner.clone().with_mode(Mode::Reference).run_range(0..20);
+    assert_eq!(reference.samples_failed(), 20, "every sample fails: {:?}", reference.failures);
+    assert!(reference.failures.keys().all(|kind| kind.ends_with("not finite")), "{:?}", reference.failures);
+    assert!((0..20).all(|k| !runner.fast_path_takes(k)), "the fast path took a sample with a non-finite index");
+    assert!(runner.clone().with_mode(Mode::Verify).run_range(0..20) == reference);
+    assert!(runner.with_mode(Mode::Fast).run_range(0..20) == reference);
+}

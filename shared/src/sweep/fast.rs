@@ -244,12 +244,16 @@ impl FastChain {
 
         // Indices, year-major; the reference refuses any non-finite one.
         compute_year_major(panel, &parameters.coefficients, row_terms, trended, energy_tce);
+        // Checked without an early exit, so that the check runs in vector
+        // lanes (a sample with a non-finite index is rare).
+        let mut finite = true;
         for values in trended.iter() {
             for t in 0..n_years {
-                if values[t * width..t * width + n_units].iter().any(|v| !v.is_finite()) {
-                    return Err(Unusual);
-                }
+                finite &= values[t * width..t * width + n_units].iter().fold(true, |all, v| all & v.is_finite());
             }
+        }
+        if !finite {
+            return Err(Unusual);
         }
         let last_year = (n_years - 1) * width;
 
