@@ -202,12 +202,32 @@ fn lane_counts<T: Copy + PartialOrd, const L: usize>(
     not_ordered: &mut [i64],
 ) {
     let pairs = (n * n.saturating_sub(1) / 2) as i32;
-    let lanes_at = |t: usize| -> &[T; L] { by_year[t * width + lane0..][..L].try_into().expect("a slice of L values") };
+    assert!(lane0 + L <= width && by_year.len() >= n * width, "the L series from lane0 in every one of n years");
+    // The L values of year t < n: checked once above instead of at every
+    // pair, which is a few vector instructions.
+    let lanes_at = |t: usize| -> [T; L] {
+        debug_assert!(t < n);
+        // SAFETY: t < n, lane0 + L ≤ width and n · width ≤ by_year.len()
+        // (asserted above), so the L values from t · width + lane0 lie in
+        // `by_year`; an array of T has T's alignment.
+        unsafe { *by_year.as_ptr().add(t * width + lane0).cast::<[T; L]>() }
+    };
     let mut greater = [0i32; L];
     let mut less = [0i32; L];
     for k in 0..n {
         let earlier = lanes_at(k);
-        for l in k + 1..n {
+        // Two later years a pass (the counts are integers: their order
+        // does not matter), then the last one if one is left.
+        let mut l = k + 1;
+        while l + 1 < n {
+            let (first, second) = (lanes_at(l), lanes_at(l + 1));
+            for j in 0..L {
+                greater[j] += i32::from(first[j] > earlier[j]) + i32::from(second[j] > earlier[j]);
+                less[j] += i32::from(first[j] < earlier[j]) + i32::from(second[j] < earlier[j]);
+            }
+            l += 2;
+        }
+        if l < n {
             let later = lanes_at(l);
             for j in 0..L {
                 greater[j] += i32::from(later[j] > earlier[j]);
@@ -338,6 +358,44 @@ mod tests {
         assert!(flagged[3] > 0 && equal[3] > 0, "an exact tie is flagged");
         assert!(flagged[4] > 0 && equal[4] == 0 && s64[4] == 10, "values equal in f32 only are flagged");
         assert_eq!(flagged.iter().filter(|&&f| f > 0).count(), 2);
+    }
+
+    /// The f32 kernel (16 series at a time, then 8; two later years a pass,
+    /// then the last one) counts every pair of every series as a plain
+    /// double loop does, for odd and even numbers of years.
+    #[test]
+    fn f32_counts_are_those_of_every_pair() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        for n in (0..=13).chain([21, 30]) {
+            for width in [8, 16, 24, 40] {
+                let by_year: Vec<f32> = (0..n * width)
+                    .map(|_| match rng.random_range(0..6) {
+                        0 => 1.0,
+                        1 => f32::NAN,
+                        _ => rng.random_range(-3.0..3.0),
+                    })
+                    .collect();
+                let (mut s, mut not_ordered) = (vec![0; width], vec![0; width]);
+                mann_kendall_counts_f32(&by_year, width, n, &mut s, &mut not_ordered);
+                for u in 0..width {
+                    let (mut greater, mut less) = (0i64, 0i64);
+                    for k in 0..n {
+                        for l in k + 1..n {
+                            let (a, b) = (by_year[k * width + u], by_year[l * width + u]);
+                            greater += i64::from(b > a);
+                            less += i64::from(b < a);
+                        }
+                    }
+                    let pairs = (n * n.saturating_sub(1) / 2) as i64;
+                    assert_eq!(
+                        (s[u], not_ordered[u]),
+                        (greater - less, pairs - greater - less),
+                        "n {n}, width {width}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
