@@ -782,7 +782,7 @@ fn project_in_segments(
     let mut phases = [[Phase::STILL; 2]; N_PREDICTORS];
     for (f, phases) in followed.iter().zip(phases.iter_mut()) {
         let mut level = f.level;
-        if !(level > 0.0 && level.is_finite()) {
+        if !((level > 0.0) & (level < f64::INFINITY)) {
             return None;
         }
         for (p, &(from, to)) in periods.iter().enumerate() {
@@ -791,7 +791,7 @@ fn project_in_segments(
             }
             let (start, end) = ((from - base_year) as usize, (to - base_year) as usize);
             let growth = f.growth[p];
-            if !(growth > 0.0 && growth.is_finite()) {
+            if !((growth > 0.0) & (growth < f64::INFINITY)) {
                 return None;
             }
             match f.cap[p] {
@@ -828,7 +828,7 @@ fn project_in_segments(
             }
             // A level moves one way within a period, so positive and finite
             // at both ends means in every year.
-            if !(level > 0.0 && level.is_finite()) {
+            if !((level > 0.0) & (level < f64::INFINITY)) {
                 return None;
             }
         }
