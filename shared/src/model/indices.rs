@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::fields::{Field, Row};
+use crate::data::fields::{Field, N_FIELDS, Row};
 use crate::keyed::keyed_enum;
 use crate::model::coefficients::{
     CROP_COEFFICIENTS, Coefficients, ENERGY_COEFFICIENTS, LIVESTOCK_COEFFICIENTS, coefficient as c,
@@ -278,34 +278,62 @@ pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Ind
     Indices { n_units, n_years, values, energy_tce: terms.iter().map(|t| t.energy_tce).collect() }
 }
 
-/// The panel's fields year-major for [`compute_year_major`]: field f of
-/// unit u in year t at `[f][t * width + u]`, `width` ≥ the number of units
-/// (the padding lanes hold zeros).
+/// The panel year-major for [`compute_year_major`]: every field in blocks
+/// of [`ROWS`] rows of a year (which the indices read without a bounds
+/// check per field), and GDP and secondary GDP as columns, unit u in year t
+/// at `t * width + u`; `width` ≥ the number of units (the padding lanes
+/// hold zeros).
 #[derive(Clone, Debug)]
 pub struct YearMajorPanel {
     pub n_units: usize,
     pub n_years: usize,
     pub width: usize,
-    columns: Vec<Vec<f64>>,
+    gdp: Vec<f64>,
+    secondary_gdp: Vec<f64>,
+    /// Year t's rows b·ROWS … at `blocks[t * (width / ROWS) + b]`.
+    blocks: Vec<[[f64; ROWS]; N_FIELDS]>,
+    /// Year t's last ROWS / 2 rows at `tails[t]`, when `width` is not a
+    /// multiple of ROWS (it is one of ROWS / 2).
+    tails: Vec<[[f64; ROWS / 2]; N_FIELDS]>,
 }
 
 impl YearMajorPanel {
     /// From unit-major rows; `width` is rounded up to a multiple of 8.
     pub fn new(rows: &[Row], n_years: usize, width: usize) -> YearMajorPanel {
         let n_units = rows.len() / n_years.max(1);
-        let width = width.max(n_units).div_ceil(8) * 8;
-        let mut columns = vec![vec![0.0; n_years * width]; crate::data::fields::N_FIELDS];
+        let width = width.max(n_units).div_ceil(ROWS / 2) * (ROWS / 2);
+        let mut columns = vec![vec![0.0; n_years * width]; N_FIELDS];
         for (i, row) in rows.iter().enumerate() {
             let (u, t) = (i / n_years, i % n_years);
             for (f, column) in columns.iter_mut().enumerate() {
                 column[t * width + u] = row[f];
             }
         }
-        YearMajorPanel { n_units, n_years, width, columns }
+        fn block<const R: usize>(columns: &[Vec<f64>], start: usize) -> [[f64; R]; N_FIELDS] {
+            std::array::from_fn(|f| std::array::from_fn(|i| columns[f][start + i]))
+        }
+        let (wide, mut blocks, mut tails) = (width - width % ROWS, Vec::new(), Vec::new());
+        for t in 0..n_years {
+            blocks.extend((0..wide).step_by(ROWS).map(|r| block::<ROWS>(&columns, t * width + r)));
+            if wide < width {
+                tails.push(block::<{ ROWS / 2 }>(&columns, t * width + wide));
+            }
+        }
+        let (gdp, secondary_gdp) = (
+            std::mem::take(&mut columns[Field::Gdp as usize]),
+            std::mem::take(&mut columns[Field::SecondaryGdp as usize]),
+        );
+        YearMajorPanel { n_units, n_years, width, gdp, secondary_gdp, blocks, tails }
     }
 
-    pub fn column(&self, field: Field) -> &[f64] {
-        &self.columns[field as usize]
+    /// GDP, year-major.
+    pub fn gdp(&self) -> &[f64] {
+        &self.gdp
+    }
+
+    /// Secondary-sector GDP, year-major.
+    pub fn secondary_gdp(&self) -> &[f64] {
+        &self.secondary_gdp
     }
 }
 
@@ -351,14 +379,14 @@ fn add_term<const R: usize>(out: &mut [f64; R], coefficient: f64, column: &[f64;
 /// row's terms added in the order of `row_terms`.
 #[inline(always)]
 fn row_terms_of<const R: usize>(
-    panel: &YearMajorPanel,
+    block: &[[f64; R]; N_FIELDS],
     k: &RowCoefficients,
     r0: usize,
     o0: usize,
     columns: &mut RowColumns,
     energy_tce: &mut [f64],
 ) {
-    let v = |f: Field| -> &[f64; R] { panel.columns[f as usize][r0..][..R].try_into().expect("R rows") };
+    let v = |f: Field| -> &[f64; R] { &block[f as usize] };
     fn out<const R: usize>(column: &mut [f64], r0: usize) -> &mut [f64; R] {
         (&mut column[r0..][..R]).try_into().expect("R rows")
     }
@@ -436,15 +464,17 @@ pub fn compute_year_major(
     // Year by year, so that a year's terms are still in cache when its
     // indices read them: first the terms of its rows (`width`, a multiple
     // of 8), then the year's totals and the indices.
-    let gdp = panel.column(Field::Gdp);
+    let gdp = panel.gdp();
     let wide = width - width % ROWS;
     for t in 0..n_years {
         let row0 = t * width;
-        for r in (0..wide).step_by(ROWS) {
-            row_terms_of::<ROWS>(panel, &k, row0 + r, r, columns, energy_tce);
+        let blocks = &panel.blocks[t * (wide / ROWS)..(t + 1) * (wide / ROWS)];
+        for (b, block) in blocks.iter().enumerate() {
+            let r = b * ROWS;
+            row_terms_of::<ROWS>(block, &k, row0 + r, r, columns, energy_tce);
         }
-        for r in (wide..width).step_by(ROWS / 2) {
-            row_terms_of::<{ ROWS / 2 }>(panel, &k, row0 + r, r, columns, energy_tce);
+        if wide < width {
+            row_terms_of::<{ ROWS / 2 }>(&panel.tails[t], &k, row0 + wide, wide, columns, energy_tce);
         }
         // The year's totals, then YearFactors::indices term by term over the
         // year's units side by side: every input and output is cut to the

@@ -26,7 +26,6 @@
 //! [`crate::sweep::runner::Mode::Verify`] runs both paths on every sample
 //! and stops at the first difference.
 
-use crate::data::fields::Field;
 use crate::model::chain::{PanelTerms, Parameters};
 use crate::model::config::{CeiBasis, Config, Fit, NeutralSink, Scenario};
 use crate::model::indices::{IndexKey, RowColumns, YearMajorPanel, compute_year_major};
@@ -299,9 +298,9 @@ impl FastChain {
         // The STIRPAT design: TI and CEI per unit, and the rows of the fit.
         let interval = readings.interval_years as usize;
         let ce = &trended[0];
-        let cei_field = match readings.cei {
-            CeiBasis::Gdp => Field::Gdp,
-            CeiBasis::SecondaryGdp => Field::SecondaryGdp,
+        let denominator = match readings.cei {
+            CeiBasis::Gdp => panel.gdp(),
+            CeiBasis::SecondaryGdp => panel.secondary_gdp(),
         };
         let pooled = readings.fit == Fit::Pooled;
         x.clear();
@@ -310,8 +309,7 @@ impl FastChain {
         // unit at a time. The reference refuses a driver that is not
         // positive and finite; checked once for all, so the loop has no
         // branch.
-        let gdp = panel.column(Field::Gdp);
-        let denominator = panel.column(cei_field);
+        let gdp = panel.gdp();
         ti.resize(n_years * width, 0.0);
         cei.resize(n_years * width, 0.0);
         let mut usual = true;
