@@ -396,7 +396,7 @@ pub fn resolve_units(
     out: &mut Vec<ResolvedRules>,
 ) {
     let s = scenario as usize;
-    out.clear();
+    // Every rate and cap of every unit is written below.
     out.resize(stats.len(), [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS]);
     for (d, driver) in Driver::ALL.into_iter().enumerate() {
         let driver_rules = rules.get(driver);

@@ -244,14 +244,18 @@ impl FastChain {
         // Indices, year-major; the reference refuses any non-finite one.
         compute_year_major(panel, &parameters.coefficients, row_terms, trended, energy_tce);
         // Checked without an early exit, so that the check runs in vector
-        // lanes (a sample with a non-finite index is rare).
-        let mut finite = true;
+        // lanes: the largest exponent field of every index is all ones only
+        // if one is infinite or NaN (a sample with one is rare).
+        const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+        let mut largest = 0;
         for values in trended.iter() {
             for t in 0..n_years {
-                finite &= values[t * width..t * width + n_units].iter().fold(true, |all, v| all & v.is_finite());
+                largest = values[t * width..t * width + n_units]
+                    .iter()
+                    .fold(largest, |largest, v| largest.max(v.to_bits() & EXPONENT));
             }
         }
-        if !finite {
+        if largest == EXPONENT {
             return Err(Unusual);
         }
         let last_year = (n_years - 1) * width;
