@@ -13,4 +13,5 @@ mod fast;
 /// Called first by every test of the two files.
 fn setup() {
     zonesweep_shared::sweep::fast::portable_only(true);
+    assert!(!zonesweep_shared::sweep::fast::takes_avx2_copies(), "the portable copies are taken");
 }

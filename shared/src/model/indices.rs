@@ -279,7 +279,7 @@ pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Ind
 }
 
 /// The panel year-major for [`compute_year_major`]: every field in blocks
-/// of [`ROWS`] rows of a year (which the indices read without a bounds
+/// of 16 rows of a year (which the indices read without a bounds
 /// check per field), and GDP and secondary GDP as columns, unit u in year t
 /// at `t * width + u`; `width` ≥ the number of units (the padding lanes
 /// hold zeros).

@@ -1208,8 +1208,9 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         // Bits, every NaN alike: which NaN an operation on two gives is
         // the compiler's choice (the order of a commutative operation's
-        // operands), and a NaN rate or cap fails the projection whatever its
-        // sign.
+        // operands). No output can tell them apart: a NaN rate fails the
+        // projection whatever its sign, and a cap is only ever compared (a
+        // NaN one never binds).
         let exact = |v: f64| if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
         let bits = |r: &ResolvedRules| r.map(|periods| periods.map(|r| (exact(r.rate), r.cap.map(exact))));
         let mut out = Vec::new();

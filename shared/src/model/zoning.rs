@@ -144,7 +144,8 @@ pub fn zones_into(totals: &[u32], config: &ZoningConfig, scratch: &mut jenks::Sc
         for &t in totals {
             counts[(t - low) as usize] += 1;
         }
-        for (offset, &count) in counts.iter().enumerate() {
+        for (offset, &count) in counts.iter().enumerate().filter(|(_, count)| **count > 0) {
+            // A total that occurs: low + offset does not overflow.
             let value = f64::from(low + offset as u32);
             scratch.sorted.extend(std::iter::repeat_n(value, count as usize));
         }

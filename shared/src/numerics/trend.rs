@@ -202,7 +202,10 @@ fn lane_counts<T: Copy + PartialOrd, const L: usize>(
     not_ordered: &mut [i64],
 ) {
     let pairs = (n * n.saturating_sub(1) / 2) as i32;
-    assert!(lane0 + L <= width && by_year.len() >= n * width, "the L series from lane0 in every one of n years");
+    assert!(
+        lane0 + L <= width && n.checked_mul(width).is_some_and(|values| by_year.len() >= values),
+        "the L series from lane0 in every one of n years"
+    );
     // The L values of year t < n: checked once above instead of at every
     // pair, which is a few vector instructions.
     let lanes_at = |t: usize| -> [T; L] {

@@ -50,6 +50,17 @@ pub fn portable_only(yes: bool) {
     PORTABLE_ONLY.store(yes, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether the fast path and the [`Accumulator`] take their AVX2 copies
+/// in this process now: on x86-64 with AVX2 unless [`portable_only`] was
+/// asked for; never elsewhere.
+#[doc(hidden)]
+pub fn takes_avx2_copies() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 /// Whether to take the AVX2 copies: the CPU has AVX2 and [`portable_only`]
 /// was not asked for.
 #[cfg(target_arch = "x86_64")]
