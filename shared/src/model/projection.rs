@@ -561,6 +561,8 @@ pub fn project_resolved_into(
     project_resolved(unit, scenario, config, resolved, coefficients, base_year, ce, true)
 }
 
+/// The projection itself, from the unit's resolved rules: segment by
+/// segment where it can (`segments`), otherwise year by year.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn project_resolved(
