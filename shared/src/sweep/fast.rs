@@ -255,18 +255,21 @@ impl FastChain {
         // Indices, year-major; the reference refuses any non-finite one.
         compute_year_major(panel, &parameters.coefficients, row_terms, trended, energy_tce);
         // Checked without an early exit, so that the check runs in vector
-        // lanes: the largest exponent field of every index is all ones only
-        // if one is infinite or NaN (a sample with one is rare).
+        // lanes: an index is infinite or NaN exactly when its exponent
+        // field is all ones (a sample with one is rare). Whether any is
+        // is an OR of comparisons, one cycle a step in vector lanes; a
+        // running maximum of the fields, as before, has no AVX2
+        // instruction and took several (5 % of a sample's time).
         const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
-        let mut largest = 0;
+        let mut any_not_finite = 0u64;
         for values in trended.iter() {
             for t in 0..n_years {
-                largest = values[t * width..t * width + n_units]
+                any_not_finite = values[t * width..t * width + n_units]
                     .iter()
-                    .fold(largest, |largest, v| largest.max(v.to_bits() & EXPONENT));
+                    .fold(any_not_finite, |any, v| any | u64::from(v.to_bits() & EXPONENT == EXPONENT));
             }
         }
-        if largest == EXPONENT {
+        if any_not_finite != 0 {
             return Err(Unusual);
         }
         let last_year = (n_years - 1) * width;
