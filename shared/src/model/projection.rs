@@ -99,7 +99,7 @@ impl DriverStats {
             let (later, earlier) = (row(b), row(b - step));
             for u in 0..n_units {
                 let ratio = later[u] / earlier[u];
-                usual[u] &= ratio > 0.0 && ratio < f64::INFINITY;
+                usual[u] &= math::positive_and_finite(ratio);
                 low[u] = low[u].min(ratio);
                 high[u] = high[u].max(ratio);
             }
@@ -784,7 +784,7 @@ fn project_in_segments(
     let mut phases = [[Phase::STILL; 2]; N_PREDICTORS];
     for (f, phases) in followed.iter().zip(phases.iter_mut()) {
         let mut level = f.level;
-        if !((level > 0.0) & (level < f64::INFINITY)) {
+        if !math::positive_and_finite(level) {
             return None;
         }
         for (p, &(from, to)) in periods.iter().enumerate() {
@@ -793,7 +793,7 @@ fn project_in_segments(
             }
             let (start, end) = ((from - base_year) as usize, (to - base_year) as usize);
             let growth = f.growth[p];
-            if !((growth > 0.0) & (growth < f64::INFINITY)) {
+            if !math::positive_and_finite(growth) {
                 return None;
             }
             match f.cap[p] {
@@ -830,7 +830,7 @@ fn project_in_segments(
             }
             // A level moves one way within a period, so positive and finite
             // at both ends means in every year.
-            if !((level > 0.0) & (level < f64::INFINITY)) {
+            if !math::positive_and_finite(level) {
                 return None;
             }
         }

@@ -197,6 +197,18 @@ fn exp_m1_core(x: f64) -> f64 {
     x - (x * e - hxs)
 }
 
+/// Whether `x` is positive and finite (0 < x < ∞), by one integer
+/// comparison of its bits: those of the positive finite values are
+/// 1 … `f64::MAX`'s, so one less is below `f64::MAX`'s bits exactly for
+/// them (+0 wraps around; −0, the negative values, ∞ and NaN lie above).
+/// Written as `x > 0.0 && x < f64::INFINITY`, the compiler turns the test
+/// into a floating-point class check: a normal and a subnormal range, some
+/// sixteen integer instructions.
+#[inline(always)]
+pub fn positive_and_finite(x: f64) -> bool {
+    x.to_bits().wrapping_sub(1) < f64::MAX.to_bits()
+}
+
 /// xʸ.
 #[inline]
 pub fn pow(x: f64, y: f64) -> f64 {
@@ -317,6 +329,34 @@ mod tests {
         assert_eq!(pow(1.21, 1.0 / 3.0).to_bits(), 0x3ff1_0cb4_ee57_500b);
         assert_eq!(exp_m1(0.001).to_bits(), 0x3f50_6466_dfb8_cf3a);
         assert_eq!(normal_quantile(0.975).to_bits(), 0x3fff_5c03_31ee_ff82);
+    }
+
+    /// `positive_and_finite` is `0 < x < ∞` on the edges (±0, the least
+    /// subnormal, the largest finite value, ∞, NaN of either sign) and on
+    /// random bit patterns.
+    #[test]
+    fn positive_and_finite_is_the_two_comparisons() {
+        use rand::{Rng, SeedableRng};
+        let plainly = |x: f64| x > 0.0 && x < f64::INFINITY;
+        let edges = [
+            0.0,
+            -0.0,
+            f64::from_bits(1),
+            -f64::from_bits(1),
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            -f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            1.0,
+            -1.0,
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for x in edges.into_iter().chain((0..100_000).map(|_| f64::from_bits(rng.random()))) {
+            assert_eq!(positive_and_finite(x), plainly(x), "{x:e} ({:#018x})", x.to_bits());
+        }
     }
 
     /// The side-by-side ln(1 + x) is libm's bit for bit: random values in

@@ -341,7 +341,7 @@ impl FastChain {
             for ((ti, cei), ((&gdp, &tce), (&ce, &denominator))) in drivers.zip(inputs) {
                 *ti = gdp / tce;
                 *cei = ce / denominator;
-                usual &= (*ti > 0.0) & (*ti < f64::INFINITY) & (*cei > 0.0) & (*cei < f64::INFINITY);
+                usual &= math::positive_and_finite(*ti) & math::positive_and_finite(*cei);
             }
         }
         if !usual {

@@ -257,7 +257,7 @@ impl LogHistogram {
     /// bit, with `None` for a value that has no bin.
     #[inline(always)]
     pub fn bins_of(values: [f64; 4]) -> [Option<i32>; 4] {
-        let binned = values.map(|v| (v > 0.0) & (v < f64::INFINITY));
+        let binned = values.map(math::positive_and_finite);
         let logs: [f64; 4] = math::ln_each(std::array::from_fn(|i| if binned[i] { values[i] } else { 1.0 }));
         std::array::from_fn(|i| binned[i].then(|| (logs[i] / log_step()).floor() as i32))
     }
