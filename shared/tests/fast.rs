@@ -155,6 +155,10 @@ fn the_accumulator_counts_extreme_and_non_finite_values_as_aggregate_add_does() 
             _ => outcome.coefficients[2] = 1e300,
         }
         outcome.units[0].scenarios[0].ce_horizon = if k % 2 == 0 { 0.0 } else { f64::INFINITY };
+        // Values far apart (the accumulator's dense counters then spill
+        // into the sparse bins and start again), in both directions.
+        outcome.units[2].scenarios[0].ce_horizon = [1e-300, 1e300, 1.0, 1e150, 1e-150][k as usize % 5];
+        outcome.units[3].scenarios[1].ce_horizon = 1e-3 * 1.5f64.powi(k as i32 * if k % 2 == 0 { 1 } else { -1 });
         outcome.regional_ce[1][3] = -5.0;
         // Slots without a value, which neither counts.
         if k % 3 == 0 {

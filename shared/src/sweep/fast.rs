@@ -35,7 +35,7 @@ use crate::numerics::math;
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
 use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
-use crate::sweep::histogram::{Gathered, LogHistogram};
+use crate::sweep::histogram::LogHistogram;
 
 /// Whether this process runs only the portable copies of the fast path
 /// and the accumulator ([`portable_only`]).
@@ -471,10 +471,12 @@ const PENDING_SAMPLES: usize = 256;
 const PENDING_BYTES: usize = 1 << 20;
 
 /// An [`Aggregate`] being filled sample by sample: the count tables
-/// directly, the histograms' bins held per batch and then added one
-/// histogram at a time ([`Gathered`]: bins close together are counted in
-/// place, instead of a search and an insertion per value). [`Accumulator::finish`] gives exactly the aggregate
-/// that [`Aggregate::add`] of the same outcomes in any order gives.
+/// directly; the log histograms' bins held per batch, then counted one
+/// histogram at a time into [`DenseBins`] (a counter per bin over the range
+/// met so far, instead of sorted sparse bins rebuilt at every batch), which
+/// go into the aggregate's sparse histograms when the job ends.
+/// [`Accumulator::finish`] gives exactly the aggregate that
+/// [`Aggregate::add`] of the same outcomes in any order gives.
 #[derive(Debug)]
 pub struct Accumulator {
     aggregate: Aggregate,
@@ -485,8 +487,10 @@ pub struct Accumulator {
     /// Samples per batch.
     batch: usize,
     n_log: usize,
-    /// A histogram's pending bins, added to it at once.
-    gathered: Gathered,
+    /// Each log histogram's counts so far, in [`Accumulator::log_histograms`]
+    /// order (the aggregate's own bins stay as they were given until
+    /// [`Accumulator::finish`]).
+    dense: Vec<DenseBins>,
     /// The sample being added: its log-histogram values in slot order,
     /// and the slots without one.
     values: Vec<f64>,
@@ -507,7 +511,7 @@ impl Accumulator {
             pending: 0,
             batch,
             n_log,
-            gathered: Gathered::default(),
+            dense: vec![DenseBins::default(); n_log],
             values: Vec::with_capacity(n_log),
             skipped: Vec::with_capacity(n_log),
         }
@@ -516,7 +520,7 @@ impl Accumulator {
     /// The bytes of its pending bins when a batch is full.
     pub fn heap_bytes(&self) -> usize {
         self.batch * self.n_log * std::mem::size_of::<i32>()
-            + self.gathered.heap_bytes()
+            + self.dense.iter().map(DenseBins::heap_bytes).sum::<usize>()
             + self.values.capacity() * std::mem::size_of::<f64>()
             + self.skipped.capacity() * std::mem::size_of::<usize>()
     }
@@ -602,30 +606,31 @@ impl Accumulator {
         }
     }
 
-    /// Add the pending bins to the aggregate's histograms.
+    /// Count the pending bins.
     fn flush(&mut self) {
         if self.pending == 0 {
             return;
         }
-        let n = self.aggregate.shape.n_units;
-        let years = self.aggregate.shape.n_projected_years();
         for h in 0..self.n_log {
-            let histogram = if h < 3 * n {
-                &mut self.aggregate.ce_milestone[h]
-            } else if h < 6 * n {
-                &mut self.aggregate.ce_horizon[h - 3 * n]
-            } else {
-                debug_assert!(h - 6 * n < 3 * years);
-                &mut self.aggregate.regional_ce[h - 6 * n]
-            };
+            let mut non_positive = 0;
+            let dense = &mut self.dense[h];
             for p in 0..self.pending {
                 match self.log_bins[p * self.n_log + h] {
                     SKIPPED => {}
-                    NON_POSITIVE => histogram.non_positive += 1,
-                    bin => self.gathered.push((bin, 1)),
+                    NON_POSITIVE => non_positive += 1,
+                    bin => {
+                        if !dense.add(bin) {
+                            // Far from the bins counted so far: those go
+                            // to the aggregate, and the counters start
+                            // again around this one.
+                            dense.spill_into(&mut log_histogram(&mut self.aggregate, h).bins);
+                            let counted = dense.add(bin);
+                            debug_assert!(counted);
+                        }
+                    }
                 }
             }
-            self.gathered.add_to_amortised(&mut histogram.bins);
+            log_histogram(&mut self.aggregate, h).non_positive += non_positive;
         }
         self.log_bins.clear();
         self.pending = 0;
@@ -634,9 +639,172 @@ impl Accumulator {
     /// The aggregate of every sample added.
     pub fn finish(mut self) -> Aggregate {
         self.flush();
+        for (h, dense) in self.dense.iter_mut().enumerate() {
+            dense.spill_into(&mut log_histogram(&mut self.aggregate, h).bins);
+        }
         self.aggregate
+    }
+}
+
+/// Log histogram `h` of `aggregate` in [`Accumulator`] order: CE at the
+/// milestone [scenario][unit], CE at the horizon [scenario][unit], the
+/// regional CE [scenario][year].
+fn log_histogram(aggregate: &mut Aggregate, h: usize) -> &mut LogHistogram {
+    let n = aggregate.shape.n_units;
+    if h < 3 * n {
+        &mut aggregate.ce_milestone[h]
+    } else if h < 6 * n {
+        &mut aggregate.ce_horizon[h - 3 * n]
+    } else {
+        &mut aggregate.regional_ce[h - 6 * n]
+    }
+}
+
+/// One log histogram's counts in a job: a counter for every bin from
+/// `low` on, over the range of bins met so far (a job's values of one
+/// histogram lie within a few hundred bins of each other), grown by
+/// amortised doubling, and never wider than [`DenseBins::MAX_SPAN`], so
+/// that a histogram with values far apart takes a bounded memory: its
+/// counts then go to the aggregate's sparse bins and start again, as they
+/// do when a 32-bit counter is full.
+#[derive(Clone, Debug, Default)]
+struct DenseBins {
+    low: i64,
+    counts: Vec<u32>,
+}
+
+impl DenseBins {
+    /// The widest range of bins counted densely: 4,096 bins of 1 %, a
+    /// factor of 5·10¹⁷ between the smallest and the largest value.
+    const MAX_SPAN: i64 = 4096;
+
+    fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// Count one value in `bin`; `false` (nothing counted) when that
+    /// would make the range wider than [`DenseBins::MAX_SPAN`] or a counter
+    /// overflow.
+    #[inline(always)]
+    fn add(&mut self, bin: i32) -> bool {
+        let at = i64::from(bin) - self.low;
+        if let Some(count) = usize::try_from(at).ok().and_then(|at| self.counts.get_mut(at)) {
+            let Some(more) = count.checked_add(1) else {
+                return false;
+            };
+            *count = more;
+            return true;
+        }
+        self.widen(i64::from(bin))
+    }
+
+    /// Widen the range to hold `bin` (with room on that side, as much as
+    /// it holds already) and count it there.
+    #[cold]
+    fn widen(&mut self, bin: i64) -> bool {
+        let len = self.counts.len() as i64;
+        if len == 0 {
+            self.low = bin - 8;
+            self.counts.resize(17, 0);
+        } else if bin < self.low {
+            let high = self.low + len;
+            if high - bin > Self::MAX_SPAN {
+                return false;
+            }
+            let low = (bin - len.max(8)).max(high - Self::MAX_SPAN);
+            let more = (self.low - low) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, more));
+            self.low = low;
+        } else {
+            if bin - self.low >= Self::MAX_SPAN {
+                return false;
+            }
+            let high = (bin + 1 + len.max(8)).min(self.low + Self::MAX_SPAN);
+            self.counts.resize((high - self.low) as usize, 0);
+        }
+        self.counts[(bin - self.low) as usize] += 1;
+        true
+    }
+
+    /// Add the counts to `bins` and start again with none.
+    fn spill_into(&mut self, bins: &mut crate::sweep::histogram::SparseBins<i32>) {
+        if self.counts.iter().all(|&count| count == 0) {
+            self.counts.clear();
+            return;
+        }
+        let low = self.low;
+        let entries: Vec<(i32, u64)> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &count)| count > 0)
+            .map(|(at, &count)| ((low + at as i64) as i32, u64::from(count)))
+            .collect();
+        bins.merge_sorted(&entries);
+        self.counts.clear();
     }
 }
 
 /// A log bin slot with no value (no milestone CE, a shorter series).
 const SKIPPED: i32 = i32::MIN + 1;
+
+#[cfg(test)]
+mod tests {
+    use super::DenseBins;
+    use crate::sweep::histogram::SparseBins;
+    use rand::{Rng, SeedableRng};
+
+    /// Dense counters spilled into sparse bins count what adding each bin
+    /// to the sparse bins counts: bins close together, spread wider than
+    /// the widest range (spills), met upwards, downwards and at random,
+    /// into bins that hold counts already.
+    #[test]
+    fn dense_bins_count_as_sparse_bins_do() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut spilled = 0;
+        for case in 0..400 {
+            let spread: i64 = [5, 300, 5000, 1 << 31][case % 4];
+            let centre: i64 = rng.random_range(-3000..3000);
+            let mut dense = DenseBins::default();
+            let mut expected = SparseBins::default();
+            let mut actual = SparseBins::default();
+            for b in 0..rng.random_range(0..10) {
+                expected.add(b * 7, 2);
+                actual.add(b * 7, 2);
+            }
+            for i in 0..rng.random_range(1..600) {
+                let offset = match case % 3 {
+                    0 => i * spread / 300,
+                    1 => -i * spread / 300,
+                    _ => rng.random_range(-spread..=spread),
+                };
+                let bin = (centre + offset).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                expected.add(bin, 1);
+                if !dense.add(bin) {
+                    spilled += 1;
+                    dense.spill_into(&mut actual);
+                    assert!(dense.add(bin), "case {case}: an empty counter takes any bin");
+                }
+                assert!(dense.counts.len() as i64 <= DenseBins::MAX_SPAN);
+            }
+            dense.spill_into(&mut actual);
+            assert_eq!(actual, expected, "case {case}");
+        }
+        assert!(spilled > 100, "{spilled} spills");
+    }
+
+    /// A full 32-bit counter is not incremented: the caller spills it.
+    #[test]
+    fn a_full_counter_spills() {
+        let mut dense = DenseBins::default();
+        assert!(dense.add(40));
+        let at = (40 - dense.low) as usize;
+        dense.counts[at] = u32::MAX;
+        assert!(!dense.add(40));
+        let mut bins = SparseBins::default();
+        dense.spill_into(&mut bins);
+        assert!(dense.add(40));
+        dense.spill_into(&mut bins);
+        assert_eq!(bins.as_slice(), &[(40, u64::from(u32::MAX) + 1)]);
+    }
+}

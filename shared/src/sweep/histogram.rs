@@ -160,17 +160,6 @@ impl Gathered {
     /// to exactly what it holds (a coordinator keeps merged histograms for
     /// a sweep's life).
     pub fn add_to(&mut self, bins: &mut SparseBins<i32>) {
-        self.add_to_growing(bins, Vec::reserve_exact);
-    }
-
-    /// [`Gathered::add_to`] where `bins` grows by amortised doubling, as a
-    /// job's histograms, which meet new bins batch after batch, should.
-    pub fn add_to_amortised(&mut self, bins: &mut SparseBins<i32>) {
-        self.add_to_growing(bins, Vec::reserve);
-    }
-
-    #[inline(always)]
-    fn add_to_growing(&mut self, bins: &mut SparseBins<i32>, reserve: fn(&mut Vec<(i32, u64)>, usize)) {
         if self.pairs.is_empty() {
             return;
         }
@@ -197,7 +186,7 @@ impl Gathered {
                 distinct += usize::from(!self.seen[at]);
                 self.seen[at] = true;
             }
-            reserve(&mut bins.entries, distinct);
+            bins.entries.reserve_exact(distinct);
             for (at, (&count, &seen)) in self.counts.iter().zip(&self.seen).enumerate() {
                 if seen {
                     bins.entries.push(((low + at as i64) as i32, count));
@@ -206,7 +195,7 @@ impl Gathered {
         } else {
             self.pairs.sort_unstable_by_key(|&(bin, _)| bin);
             let distinct = 1 + self.pairs.windows(2).filter(|w| w[0].0 != w[1].0).count();
-            reserve(&mut bins.entries, distinct);
+            bins.entries.reserve_exact(distinct);
             for &(bin, count) in &self.pairs {
                 match bins.entries.last_mut() {
                     Some(last) if last.0 == bin => last.1 += count,
