@@ -160,9 +160,12 @@ fn sample_cost(samples: u64, units: Option<usize>) -> Result<()> {
         per_add * 1e6,
         100.0 * per_add / fast
     );
-    let memory = runner.thread_memory();
+    // A job of the bench's samples, at most 1,000 (a job's size by time
+    // is about a second of samples).
+    let job = samples.min(1000);
+    let memory = runner.thread_memory(job);
     println!(
-        "  memory per worker thread: {:.1} KiB of buffers for a sample and {:.1} KiB of pending histogram bins, beside the job's aggregate ({:.1} KiB encoded)",
+        "  memory per worker thread: {:.1} KiB of buffers for a sample and {:.1} KiB of pending histogram bins and per-job histogram counters after a job of {job} samples, beside the job's aggregate ({:.1} KiB encoded)",
         memory.scratch as f64 / 1024.0,
         memory.accumulator as f64 / 1024.0,
         prost::Message::encoded_len(&aggregate_to_pb(&fast_aggregate)) as f64 / 1024.0

@@ -517,9 +517,11 @@ impl Accumulator {
         }
     }
 
-    /// The bytes of its pending bins when a batch is full.
+    /// The bytes of its pending bins when a batch is full, and of its
+    /// histograms' counters now.
     pub fn heap_bytes(&self) -> usize {
         self.batch * self.n_log * std::mem::size_of::<i32>()
+            + self.dense.capacity() * std::mem::size_of::<DenseBins>()
             + self.dense.iter().map(DenseBins::heap_bytes).sum::<usize>()
             + self.values.capacity() * std::mem::size_of::<f64>()
             + self.skipped.capacity() * std::mem::size_of::<usize>()

@@ -301,17 +301,18 @@ impl<'a> SweepRunner<'a> {
         }
     }
 
-    /// The memory one thread running this sweep's samples holds beside the
-    /// job's aggregate: the fast path's buffers after a sample, and its
-    /// pending histogram bins (zero on the reference chain, which holds a
-    /// sample's intermediate results only while it runs).
-    pub fn thread_memory(&self) -> ThreadMemory {
-        let Some(fast) = &self.fast else {
+    /// The memory one thread running a job of this sweep's first `samples`
+    /// samples holds beside the job's count tables: the fast path's buffers,
+    /// and its accumulator's pending histogram bins and per-job counters of
+    /// the histograms (zero on the reference chain, which holds a sample's
+    /// intermediate results only while it runs).
+    pub fn thread_memory(&self, samples: u64) -> ThreadMemory {
+        if self.fast.is_none() {
             return ThreadMemory { scratch: 0, accumulator: 0 };
-        };
+        }
         let mut scratch = Scratch::default();
-        self.fast_outcome(fast, &mut scratch, 0);
-        let accumulator = Accumulator::new(self.empty_aggregate());
+        let mut accumulator = Accumulator::new(self.empty_aggregate());
+        self.run_into(0..samples.max(1), &mut scratch, &mut accumulator);
         ThreadMemory { scratch: scratch.heap_bytes(), accumulator: accumulator.heap_bytes() }
     }
 
