@@ -481,13 +481,13 @@ const PENDING_BYTES: usize = 1 << 20;
 pub struct Accumulator {
     aggregate: Aggregate,
     /// Per pending sample, every log histogram's bin ([`NON_POSITIVE`] for a
-    /// value that has none), in [`Accumulator::log_histograms`] order.
+    /// value that has none), in [`log_histogram`] order.
     log_bins: Vec<i32>,
     pending: usize,
     /// Samples per batch.
     batch: usize,
     n_log: usize,
-    /// Each log histogram's counts so far, in [`Accumulator::log_histograms`]
+    /// Each log histogram's counts so far, in [`log_histogram`]
     /// order (the aggregate's own bins stay as they were given until
     /// [`Accumulator::finish`]).
     dense: Vec<DenseBins>,
