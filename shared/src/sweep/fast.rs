@@ -472,7 +472,7 @@ const PENDING_BYTES: usize = 1 << 20;
 
 /// An [`Aggregate`] being filled sample by sample: the count tables
 /// directly; the log histograms' bins held per batch, then counted one
-/// histogram at a time into [`DenseBins`] (a counter per bin over the range
+/// histogram at a time into `DenseBins` (a counter per bin over the range
 /// met so far, instead of sorted sparse bins rebuilt at every batch), which
 /// go into the aggregate's sparse histograms when the job ends.
 /// [`Accumulator::finish`] gives exactly the aggregate that
