@@ -165,7 +165,7 @@ fn sample_cost(samples: u64, units: Option<usize>) -> Result<()> {
     let job = samples.min(1000);
     let memory = runner.thread_memory(job);
     println!(
-        "  memory per worker thread: {:.1} KiB of buffers for a sample and {:.1} KiB of pending histogram bins and per-job histogram counters after a job of {job} samples, beside the job's aggregate ({:.1} KiB encoded)",
+        "  memory per worker thread: {:.1} KiB of buffers, {:.1} KiB of histogram bins and counters after a {job}-sample job, beside the job's aggregate ({:.1} KiB encoded)",
         memory.scratch as f64 / 1024.0,
         memory.accumulator as f64 / 1024.0,
         prost::Message::encoded_len(&aggregate_to_pb(&fast_aggregate)) as f64 / 1024.0
