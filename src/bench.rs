@@ -413,6 +413,12 @@ async fn load_once(
                     .await?
                     .into_inner()
                     .jobs;
+                // Results go over one CompleteStream, as a real worker's do:
+                // each request names its jobs' results and leases as many
+                // jobs again, and its answer is awaited before the next.
+                let (requests, outbox) = tokio::sync::mpsc::channel::<pb::CompleteManyRequest>(1);
+                let mut answers =
+                    client.complete_stream(tokio_stream::wrappers::ReceiverStream::new(outbox)).await?.into_inner();
                 while !next.is_empty() {
                     // Results are built once; tonic still encodes every request.
                     let results: Vec<pb::JobResult> = next
@@ -427,15 +433,17 @@ async fn load_once(
                         })
                         .collect();
                     let sent = results.len() as u64;
-                    let response = client
-                        .complete_many(pb::CompleteManyRequest {
-                            worker_id: worker.clone(),
-                            results,
-                            lease_capacity: sent as u32,
-                            call: 0,
-                        })
+                    let request = pb::CompleteManyRequest {
+                        worker_id: worker.clone(),
+                        results,
+                        lease_capacity: sent as u32,
+                        call: 0,
+                    };
+                    requests.send(request).await.map_err(|_| tonic::Status::unavailable("the result stream closed"))?;
+                    let response = answers
+                        .message()
                         .await?
-                        .into_inner();
+                        .ok_or_else(|| tonic::Status::unavailable("the coordinator ended the result stream"))?;
                     if let Some(refused) = response.outcomes.iter().find(|o| o.code != 0) {
                         return Err(tonic::Status::new(tonic::Code::from(refused.code), refused.message.clone()));
                     }

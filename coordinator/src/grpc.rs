@@ -241,6 +241,39 @@ async fn queue_result(
     Ok(coordinator.queue_result(worker, &lease, aggregate).await?)
 }
 
+/// One CompleteMany request, from a call of its own or from a stream.
+async fn complete_many(
+    coordinator: &Coordinator,
+    request: pb::CompleteManyRequest,
+) -> Result<pb::CompleteManyResponse, Status> {
+    let worker = WorkerId::parse(&request.worker_id)?;
+    // Every result is checked and queued before any answer is awaited,
+    // so they reach the committer together and share one commit.
+    let mut queued = Vec::with_capacity(request.results.len());
+    for result in request.results {
+        queued.push(queue_result(coordinator, &worker, result).await);
+    }
+    let mut outcomes = Vec::with_capacity(queued.len());
+    for result in queued {
+        let answer = match result {
+            Ok(queued) => queued.answer(coordinator).await.map_err(Status::from),
+            Err(status) => Err(status),
+        };
+        outcomes.push(match answer {
+            Ok(merged) => pb::ResultOutcome { code: 0, message: String::new(), merged },
+            Err(status) => {
+                pb::ResultOutcome { code: status.code() as i32, message: status.message().to_owned(), merged: false }
+            }
+        });
+    }
+    // A result not taken frees no thread: it is sent again or dropped.
+    let taken = outcomes.iter().filter(|o| o.code == 0).count() as u32;
+    let jobs = lease_more(coordinator, &worker, request.lease_capacity.min(taken), request.call);
+    Ok(pb::CompleteManyResponse { outcomes, jobs })
+}
+
+type CompletionStream = Pin<Box<dyn Stream<Item = Result<pb::CompleteManyResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::workers_server::Workers for Coordinator {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
@@ -292,33 +325,47 @@ impl pb::workers_server::Workers for Coordinator {
         &self,
         request: Request<pb::CompleteManyRequest>,
     ) -> Result<Response<pb::CompleteManyResponse>, Status> {
-        let request = request.into_inner();
-        let worker = WorkerId::parse(&request.worker_id)?;
-        // Every result is checked and queued before any answer is awaited,
-        // so they reach the committer together and share one commit.
-        let mut queued = Vec::with_capacity(request.results.len());
-        for result in request.results {
-            queued.push(queue_result(self, &worker, result).await);
-        }
-        let mut outcomes = Vec::with_capacity(queued.len());
-        for result in queued {
-            let answer = match result {
-                Ok(queued) => queued.answer(self).await.map_err(Status::from),
-                Err(status) => Err(status),
-            };
-            outcomes.push(match answer {
-                Ok(merged) => pb::ResultOutcome { code: 0, message: String::new(), merged },
-                Err(status) => pb::ResultOutcome {
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                    merged: false,
-                },
-            });
-        }
-        // A result not taken frees no thread: it is sent again or dropped.
-        let taken = outcomes.iter().filter(|o| o.code == 0).count() as u32;
-        let jobs = lease_more(self, &worker, request.lease_capacity.min(taken), request.call);
-        Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs }))
+        Ok(Response::new(complete_many(self, request.into_inner()).await?))
+    }
+
+    type CompleteStreamStream = CompletionStream;
+
+    async fn complete_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::CompleteManyRequest>>,
+    ) -> Result<Response<CompletionStream>, Status> {
+        let mut requests = request.into_inner();
+        let coordinator = self.clone();
+        // One answer ahead at most: the next request is read only once its
+        // predecessor's answer is on its way.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let mut stopping = self.stopping();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = requests.message() => next,
+                    _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                        let _ = sender.send(Err(Status::unavailable("the coordinator is shutting down"))).await;
+                        return;
+                    }
+                };
+                let request = match next {
+                    Ok(Some(request)) => request,
+                    // The worker closed its side: the stream ends.
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let answer = complete_many(&coordinator, request).await;
+                let refused = answer.is_err();
+                if sender.send(answer).await.is_err() || refused {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {

@@ -175,6 +175,12 @@ impl Coordinator {
         self.inner.stopping.send_replace(true);
     }
 
+    /// Turns true when the server begins to shut down: a stream a handler
+    /// keeps open ends then, as a graceful shutdown waits for open streams.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
     pub(crate) fn changed(&self) {
         self.inner.changes.send_modify(|v| *v += 1);
     }

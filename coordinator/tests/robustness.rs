@@ -376,6 +376,77 @@ async fn results_sent_together_are_answered_one_by_one() {
     served.stop().await;
 }
 
+/// CompleteMany requests over one CompleteStream are answered in order,
+/// each as a call of its own would be; a request refused as a whole ends
+/// the stream with its status; a shutdown ends an open stream and is not
+/// held up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_a_stream_are_answered_in_order_and_shutdown_ends_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start(&dir).await;
+    let sweep = coordinator.submit(request(40, 10)).await.unwrap().id;
+    let served = serve(coordinator.clone()).await;
+    let mut workers = served.connection.workers();
+    let worker_id = workers
+        .register(pb::RegisterRequest {
+            hostname: "robust".into(),
+            threads: 2,
+            chain: zonesweep_shared::CHAIN_REVISION,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let jobs = workers
+        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 2, call: 0, wait_ms: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert_eq!(jobs.len(), 2);
+    let result = |job: &pb::Job| pb::JobResult {
+        lease: Some(pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id }),
+        aggregate: Some(result_to_pb(&honest(40, job.sample_start..job.sample_end))),
+    };
+    let request = |worker_id: &str, results: Vec<pb::JobResult>| pb::CompleteManyRequest {
+        worker_id: worker_id.to_owned(),
+        results,
+        lease_capacity: 1,
+        call: 0,
+    };
+    let open = |mut workers: pb::workers_client::WorkersClient<Authorized>| async move {
+        let (sender, outbox) = tokio::sync::mpsc::channel(4);
+        let answers =
+            workers.complete_stream(tokio_stream::wrappers::ReceiverStream::new(outbox)).await.unwrap().into_inner();
+        (sender, answers)
+    };
+    let (sender, mut answers) = open(workers.clone()).await;
+    // Three requests queued at once: answered in their order.
+    sender.send(request(&worker_id, vec![result(&jobs[0])])).await.unwrap();
+    sender.send(request(&worker_id, vec![result(&jobs[0])])).await.unwrap();
+    sender.send(request(&worker_id, vec![result(&jobs[1]), result(&jobs[1])])).await.unwrap();
+    let (mut merged, mut leased) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let answer = answers.message().await.unwrap().expect("an answer per request");
+        assert!(answer.outcomes.iter().all(|o| o.code == 0), "{answer:?}");
+        merged.push(answer.outcomes.iter().map(|o| o.merged).collect::<Vec<_>>());
+        leased.push(answer.jobs.len());
+    }
+    assert_eq!(merged, [vec![true], vec![false], vec![true, false]]);
+    // Each answer leases the one job asked for while any of the four is left.
+    assert_eq!(leased, [1, 1, 0]);
+    assert_eq!(coordinator.status(&sweep).unwrap().jobs_done, 2);
+    // A request whose worker id does not parse ends the stream.
+    sender.send(request("not a worker id", vec![result(&jobs[0])])).await.unwrap();
+    let refused = answers.message().await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    // A new stream, left open and idle: the shutdown ends it.
+    let (_sender, mut answers) = open(workers).await;
+    served.stop().await;
+    let end = answers.message().await.unwrap_err();
+    assert_eq!((end.code(), end.message()), (Code::Unavailable, "the coordinator is shutting down"));
+}
+
 /// A wire shape with extreme years is refused without overflowing.
 #[test]
 fn a_shape_with_extreme_years_is_refused_without_panicking() {

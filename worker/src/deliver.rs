@@ -10,6 +10,15 @@
 //! and one whose jobs end faster than a round trip saves a call per result
 //! without holding any result back.
 //!
+//! The calls go over one CompleteStream, opened by the first and kept
+//! open between calls (the stream saves each call's HTTP/2 headers and
+//! dispatch on both sides). A stream that fails is dropped and the call
+//! retried on a new one, at once if the stream had been left open since an
+//! earlier call (the coordinator or a proxy may have closed it meanwhile),
+//! otherwise after the usual backoff. A call larger than a batch may be, a
+//! coordinator without CompleteStream (UNIMPLEMENTED), and a worker told so
+//! once, use CompleteMany calls of their own.
+//!
 //! Each result keeps its own answer: taken (merged now or before), to be
 //! sent again (the coordinator could not store it), or refused. A call the
 //! coordinator does not answer is retried as every call is, while any of
@@ -22,11 +31,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use prost::Message;
-use tokio::sync::oneshot;
-use tonic::{Code, Status};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Code, Response, Status};
 use zonesweep_proto::pb;
 
 use crate::held::AbandonFlag;
+use crate::rpc::{Client, Disposition, classify};
 use crate::session::{CallError, Worker};
 
 /// Results one call carries at most.
@@ -47,6 +57,43 @@ pub(crate) struct Deliveries {
     max_bytes: usize,
     /// The coordinator answered CompleteMany with UNIMPLEMENTED.
     complete_only: std::sync::atomic::AtomicBool,
+    /// The coordinator answered CompleteStream with UNIMPLEMENTED.
+    unary_only: std::sync::atomic::AtomicBool,
+    /// The CompleteStream kept open between calls; taken by the call that
+    /// uses it (one at a time: `Queue::sending`) and put back once it has
+    /// answered, so a call that fails or is given up drops it.
+    stream: std::sync::Mutex<Option<ResultStream>>,
+}
+
+/// An open CompleteStream: requests go in, their answers come out in order.
+#[derive(Debug)]
+struct ResultStream {
+    requests: mpsc::Sender<pb::CompleteManyRequest>,
+    answers: tonic::Streaming<pb::CompleteManyResponse>,
+}
+
+impl ResultStream {
+    async fn open(client: &mut Client) -> Result<ResultStream, Status> {
+        // One request at a time is ever sent: the answer is awaited first.
+        let (requests, outbox) = mpsc::channel(1);
+        let answers = client.complete_stream(tokio_stream::wrappers::ReceiverStream::new(outbox)).await?.into_inner();
+        Ok(ResultStream { requests, answers })
+    }
+
+    /// One request and its answer; the stream again if it stays usable.
+    async fn exchange(
+        mut self,
+        request: pb::CompleteManyRequest,
+    ) -> Result<(pb::CompleteManyResponse, ResultStream), Status> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| Status::unavailable("the result stream to the coordinator is closed"))?;
+        match self.answers.message().await? {
+            Some(answer) => Ok((answer, self)),
+            None => Err(Status::unavailable("the coordinator ended the result stream without an answer")),
+        }
+    }
 }
 
 impl Default for Deliveries {
@@ -82,7 +129,47 @@ impl Deliveries {
             queue: std::sync::Mutex::default(),
             max_bytes: max_bytes.min(MAX_BYTES_PER_CALL),
             complete_only: std::sync::atomic::AtomicBool::new(false),
+            unary_only: std::sync::atomic::AtomicBool::new(false),
+            stream: std::sync::Mutex::new(None),
         }
+    }
+
+    /// One CompleteMany request: over the open stream, or a new one, or by
+    /// a call of its own (a request above the batch size, or a coordinator
+    /// without CompleteStream).
+    async fn complete_many(
+        &self,
+        mut client: Client,
+        request: pb::CompleteManyRequest,
+    ) -> Result<Response<pb::CompleteManyResponse>, Status> {
+        if self.unary_only.load(Ordering::Relaxed) || request.encoded_len() > self.max_bytes {
+            return client.complete_many(request).await;
+        }
+        let kept = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let reused = kept.is_some();
+        let stream = match kept {
+            Some(stream) => stream,
+            None => match ResultStream::open(&mut client).await {
+                Ok(stream) => stream,
+                Err(status) if status.code() == Code::Unimplemented => {
+                    self.unary_only.store(true, Ordering::Relaxed);
+                    return client.complete_many(request).await;
+                }
+                Err(status) => return Err(status),
+            },
+        };
+        let (answer, stream) = match stream.exchange(request.clone()).await {
+            Ok(exchanged) => exchanged,
+            // A stream kept since an earlier call may have been closed
+            // meanwhile; a request the coordinator did take is answered
+            // the same when sent again.
+            Err(status) if reused && classify(&status) == Disposition::Retry => {
+                ResultStream::open(&mut client).await?.exchange(request).await?
+            }
+            Err(status) => return Err(status),
+        };
+        *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+        Ok(Response::new(answer))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -147,7 +234,7 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
     let call = worker.held.call();
     let number = call.number();
     let answer = worker
-        .call_with_retry("complete", &stop, |mut client| {
+        .call_with_retry("complete", &stop, |client| {
             // Read per attempt: a re-registration may change the id, and a
             // draining worker leases nothing more.
             let lease_capacity = if worker.is_draining() { 0 } else { results.len() as u32 };
@@ -157,7 +244,7 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
                 lease_capacity,
                 call: number,
             };
-            async move { client.complete_many(request).await }
+            worker.deliveries.complete_many(client, request)
         })
         .await;
     match &answer {
@@ -308,9 +395,41 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         old: bool,
+        /// Knows CompleteMany but not CompleteStream.
+        no_stream: bool,
+        /// Ends each CompleteStream after its first answer, as a proxy that
+        /// closes idle streams would.
+        one_answer_per_stream: bool,
         /// Refuses CompleteMany calls of more than one result as too large.
         small: bool,
         calls: Mutex<Vec<(&'static str, Vec<u32>)>>,
+        /// CompleteStream calls opened.
+        streams: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Recorder {
+        /// A CompleteMany request's answer, by a call or over a stream.
+        async fn answer(&self, request: pb::CompleteManyRequest) -> Result<pb::CompleteManyResponse, Status> {
+            if self.small && request.results.len() > 1 {
+                self.calls.lock().unwrap().push(("too large", Vec::new()));
+                return Err(Status::out_of_range("the message is larger than the limit"));
+            }
+            let indices: Vec<u32> =
+                request.results.iter().map(|r| r.lease.as_ref().map_or(0, |l| l.job_index)).collect();
+            self.calls.lock().unwrap().push(("complete_many", indices.clone()));
+            // Slow enough for the results that end meanwhile to queue up.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let outcomes = indices
+                .iter()
+                .map(|&i| match i {
+                    // Job 3's result is refused, the others taken.
+                    3 => pb::ResultOutcome { code: Code::InvalidArgument as i32, message: "no".into(), merged: false },
+                    _ => pb::ResultOutcome { code: 0, message: String::new(), merged: true },
+                })
+                .collect();
+            let jobs = (0..request.lease_capacity).map(job).collect();
+            Ok(pb::CompleteManyResponse { outcomes, jobs })
+        }
     }
 
     /// The server's handle on a shared recorder.
@@ -354,26 +473,30 @@ mod tests {
             if self.old {
                 return Err(Status::unimplemented("unknown method CompleteMany"));
             }
-            let request = request.into_inner();
-            if self.small && request.results.len() > 1 {
-                self.calls.lock().unwrap().push(("too large", Vec::new()));
-                return Err(Status::out_of_range("the message is larger than the limit"));
+            Ok(Response::new(self.answer(request.into_inner()).await?))
+        }
+        type CompleteStreamStream = tokio_stream::wrappers::ReceiverStream<Result<pb::CompleteManyResponse, Status>>;
+        async fn complete_stream(
+            &self,
+            request: Request<tonic::Streaming<pb::CompleteManyRequest>>,
+        ) -> Result<Response<Self::CompleteStreamStream>, Status> {
+            if self.old || self.no_stream {
+                return Err(Status::unimplemented("unknown method CompleteStream"));
             }
-            let indices: Vec<u32> =
-                request.results.iter().map(|r| r.lease.as_ref().map_or(0, |l| l.job_index)).collect();
-            self.calls.lock().unwrap().push(("complete_many", indices.clone()));
-            // Slow enough for the results that end meanwhile to queue up.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let outcomes = indices
-                .iter()
-                .map(|&i| match i {
-                    // Job 3's result is refused, the others taken.
-                    3 => pb::ResultOutcome { code: Code::InvalidArgument as i32, message: "no".into(), merged: false },
-                    _ => pb::ResultOutcome { code: 0, message: String::new(), merged: true },
-                })
-                .collect();
-            let jobs = (0..request.lease_capacity).map(job).collect();
-            Ok(Response::new(pb::CompleteManyResponse { outcomes, jobs }))
+            self.streams.fetch_add(1, Ordering::SeqCst);
+            let mut requests = request.into_inner();
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            let served = self.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(request)) = requests.message().await {
+                    let answer = served.answer(request).await;
+                    let end = answer.is_err() || served.one_answer_per_stream;
+                    if sender.send(answer).await.is_err() || end {
+                        return;
+                    }
+                }
+            });
+            Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
         }
         async fn fail(&self, _: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
             Err(Status::unimplemented("not in this test"))
@@ -436,6 +559,8 @@ mod tests {
         let mut calls = recorder.calls.lock().unwrap().clone();
         calls.iter_mut().for_each(|(_, indices)| indices.sort());
         assert_eq!(calls, [("complete_many", vec![0]), ("complete_many", vec![1, 2, 3, 4])]);
+        // Both calls went over one stream, kept open between them.
+        assert_eq!(recorder.streams.load(Ordering::SeqCst), 1);
         let mut leased = 0;
         for (i, answer) in answers.into_iter().enumerate() {
             let (outcome, jobs) = answer.unwrap();
@@ -454,6 +579,38 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the sender did not end with nothing left to send");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_closed_between_calls_is_opened_again_at_once() {
+        let recorder = Arc::new(Recorder { one_answer_per_stream: true, ..Recorder::default() });
+        let worker = worker_of(recorder.clone()).await;
+        let answers = deliver_all(&worker, 3).await;
+        for answer in answers {
+            let (outcome, jobs) = answer.unwrap();
+            assert_eq!((outcome.code, outcome.merged, jobs.len()), (0, true, 1));
+        }
+        let mut calls = recorder.calls.lock().unwrap().clone();
+        calls.iter_mut().for_each(|(_, indices)| indices.sort());
+        assert_eq!(calls, [("complete_many", vec![0]), ("complete_many", vec![1, 2])]);
+        // The second call found the kept stream ended and opened another
+        // without a backoff: no outage began.
+        assert_eq!(recorder.streams.load(Ordering::SeqCst), 2);
+        assert_eq!(worker.outage.begun(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_coordinator_without_streams_gets_complete_many_calls() {
+        let recorder = Arc::new(Recorder { no_stream: true, ..Recorder::default() });
+        let worker = worker_of(recorder.clone()).await;
+        let answers = deliver_all(&worker, 5).await;
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 5);
+        let mut calls = recorder.calls.lock().unwrap().clone();
+        calls.iter_mut().for_each(|(_, indices)| indices.sort());
+        assert_eq!(calls, [("complete_many", vec![0]), ("complete_many", vec![1, 2, 3, 4])]);
+        assert_eq!(recorder.streams.load(Ordering::SeqCst), 0);
+        assert!(worker.deliveries.unary_only.load(Ordering::Relaxed));
+        assert!(!worker.deliveries.complete_only.load(Ordering::Relaxed));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

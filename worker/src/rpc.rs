@@ -152,6 +152,8 @@ impl Log {
 #[derive(Debug, Default)]
 pub(crate) struct Outage {
     since: Mutex<Option<Instant>>,
+    /// Outages begun so far.
+    begun: std::sync::atomic::AtomicU64,
 }
 
 impl Outage {
@@ -159,6 +161,7 @@ impl Outage {
         let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
         if since.is_none() {
             *since = Some(Instant::now());
+            self.begun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log.notice(format_args!(
                 "coordinator unreachable ({call}: {:?}: {}); retrying with backoff",
                 status.code(),
@@ -172,6 +175,12 @@ impl Outage {
         if let Some(start) = since.take() {
             log.notice(format_args!("coordinator reachable again after {:.1} s", start.elapsed().as_secs_f64()));
         }
+    }
+
+    /// How many outages have begun since the worker started.
+    #[cfg(test)]
+    pub fn begun(&self) -> u64 {
+        self.begun.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How long the current outage has lasted; zero when there is none.

@@ -219,8 +219,9 @@ fn the_worker_future_can_be_spawned() {
 
 /// The real coordinator's worker service, but the answers of the first
 /// calls that lease jobs (`lose_leases` Lease calls, then `lose_deliveries`
-/// Complete or CompleteMany calls) are lost on the way back: the
-/// coordinator granted the leases, the worker sees UNAVAILABLE. It counts
+/// Complete or CompleteMany calls or CompleteStream requests) are lost on
+/// the way back: the coordinator granted the leases, the worker sees
+/// UNAVAILABLE (a stream ends with it). It counts
 /// the jobs every answer leased, and those of the answers it lost.
 #[derive(Default)]
 struct LosesAnswers {
@@ -256,8 +257,19 @@ impl LosesAnswers {
     }
 }
 
+/// The server's handle on a shared [`LosesAnswers`] (a stream's task holds one too).
+#[derive(Clone)]
+struct Lossy(Arc<LosesAnswers>);
+
+impl std::ops::Deref for Lossy {
+    type Target = LosesAnswers;
+    fn deref(&self) -> &LosesAnswers {
+        &self.0
+    }
+}
+
 #[tonic::async_trait]
-impl Workers for LosesAnswers {
+impl Workers for Lossy {
     async fn register(&self, r: Request<pb::RegisterRequest>) -> Result<tonic::Response<pb::RegisterResponse>, Status> {
         let mut answer = Workers::register(self.coordinator(), r).await?;
         if let Some(chain) = self.chain {
@@ -282,6 +294,28 @@ impl Workers for LosesAnswers {
         r: Request<pb::CompleteManyRequest>,
     ) -> Result<tonic::Response<pb::CompleteManyResponse>, Status> {
         self.pass(Workers::complete_many(self.coordinator(), r).await?, &self.lose_deliveries, |a| a.jobs.len())
+    }
+    type CompleteStreamStream = tokio_stream::wrappers::ReceiverStream<Result<pb::CompleteManyResponse, Status>>;
+    async fn complete_stream(
+        &self,
+        r: Request<tonic::Streaming<pb::CompleteManyRequest>>,
+    ) -> Result<tonic::Response<Self::CompleteStreamStream>, Status> {
+        let mut requests = r.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = requests.message().await {
+                let answer = Workers::complete_many(this.coordinator(), Request::new(request))
+                    .await
+                    .and_then(|answer| this.pass(answer, &this.lose_deliveries, |a| a.jobs.len()))
+                    .map(tonic::Response::into_inner);
+                let end = answer.is_err();
+                if sender.send(answer).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(tonic::Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
     }
     async fn fail(&self, r: Request<pb::FailRequest>) -> Result<tonic::Response<pb::FailResponse>, Status> {
         Workers::fail(self.coordinator(), r).await
@@ -318,7 +352,7 @@ async fn jobs_leased_in_lost_answers_are_taken_back_at_the_next_heartbeat() {
     });
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(WorkersServer::from_arc(lossy.clone()))
+            .add_service(WorkersServer::new(Lossy(lossy.clone())))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
@@ -377,7 +411,7 @@ async fn a_worker_stops_when_its_coordinator_computes_with_another_chain() {
         });
         let server = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(WorkersServer::from_arc(other.clone()))
+                .add_service(WorkersServer::new(Lossy(other.clone())))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         let (units_csv, panel_csv) = demo::generate(6, 3).unwrap().to_csv();
