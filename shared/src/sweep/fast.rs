@@ -668,11 +668,14 @@ fn log_histogram(aggregate: &mut Aggregate, h: usize) -> &mut LogHistogram {
 /// amortised doubling, and never wider than [`DenseBins::MAX_SPAN`], so
 /// that a histogram with values far apart takes a bounded memory: its
 /// counts then go to the aggregate's sparse bins and start again, as they
-/// do when a 32-bit counter is full.
+/// do when a counter is full. The counters are 16-bit: a histogram takes
+/// one value a sample, so a job of fewer than 65,536 samples never fills
+/// one, and half the memory keeps more of them in cache (at 2,844 units a
+/// thread's counters take megabytes).
 #[derive(Clone, Debug, Default)]
 struct DenseBins {
     low: i64,
-    counts: Vec<u32>,
+    counts: Vec<u16>,
 }
 
 impl DenseBins {
@@ -681,7 +684,7 @@ impl DenseBins {
     const MAX_SPAN: i64 = 4096;
 
     fn heap_bytes(&self) -> usize {
-        self.counts.capacity() * std::mem::size_of::<u32>()
+        self.counts.capacity() * std::mem::size_of::<u16>()
     }
 
     /// Count one value in `bin`; `false` (nothing counted) when that
@@ -795,18 +798,32 @@ mod tests {
         assert!(spilled > 100, "{spilled} spills");
     }
 
-    /// A full 32-bit counter is not incremented: the caller spills it.
+    /// A full counter is not incremented: the caller spills it. Counting
+    /// 200,000 values of one bin, spilling when told, counts them all.
     #[test]
     fn a_full_counter_spills() {
         let mut dense = DenseBins::default();
         assert!(dense.add(40));
         let at = (40 - dense.low) as usize;
-        dense.counts[at] = u32::MAX;
+        dense.counts[at] = u16::MAX;
         assert!(!dense.add(40));
         let mut bins = SparseBins::default();
         dense.spill_into(&mut bins);
         assert!(dense.add(40));
         dense.spill_into(&mut bins);
-        assert_eq!(bins.as_slice(), &[(40, u64::from(u32::MAX) + 1)]);
+        assert_eq!(bins.as_slice(), &[(40, u64::from(u16::MAX) + 1)]);
+        let mut bins = SparseBins::default();
+        let mut spills = 0;
+        for i in 0..200_000 {
+            let bin = if i % 2 == 0 { 40 } else { 41 };
+            if !dense.add(bin) {
+                spills += 1;
+                dense.spill_into(&mut bins);
+                assert!(dense.add(bin));
+            }
+        }
+        dense.spill_into(&mut bins);
+        assert_eq!(bins.as_slice(), &[(40, 100_000), (41, 100_000)]);
+        assert_eq!(spills, 1, "100,000 values of a bin fill a 16-bit counter once");
     }
 }
