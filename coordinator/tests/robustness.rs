@@ -95,6 +95,20 @@ impl Served {
     }
 }
 
+/// A worker of `threads` threads registered by gRPC, and the jobs it
+/// leased, one a thread.
+async fn register_and_lease(
+    workers: &mut pb::workers_client::WorkersClient<Authorized>,
+    threads: u32,
+) -> (String, Vec<pb::Job>) {
+    let request = pb::RegisterRequest { hostname: "robust".into(), threads, chain: zonesweep_shared::CHAIN_REVISION };
+    let worker_id = workers.register(request).await.unwrap().into_inner().worker_id;
+    let request = pb::LeaseRequest { worker_id: worker_id.clone(), capacity: threads, call: 0, wait_ms: 0 };
+    let jobs = workers.lease(request).await.unwrap().into_inner().jobs;
+    assert_eq!(jobs.len(), threads as usize);
+    (worker_id, jobs)
+}
+
 /// The honest result of samples `range` of a sweep of `samples` samples, seed 7.
 fn honest(samples: u64, range: std::ops::Range<u64>) -> Aggregate {
     let (units_csv, panel_csv) = files();
@@ -276,23 +290,7 @@ async fn results_sent_together_are_answered_one_by_one() {
     let sweep = coordinator.submit(request(40, 10)).await.unwrap().id;
     let served = serve(coordinator.clone()).await;
     let mut workers = served.connection.workers();
-    let worker_id = workers
-        .register(pb::RegisterRequest {
-            hostname: "robust".into(),
-            threads: 3,
-            chain: zonesweep_shared::CHAIN_REVISION,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
-    let jobs = workers
-        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 3, call: 0, wait_ms: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .jobs;
-    assert_eq!(jobs.len(), 3);
+    let (worker_id, jobs) = register_and_lease(&mut workers, 3).await;
     let lease = |job: &pb::Job| pb::LeaseRef {
         sweep_id: job.sweep_id.clone(),
         job_index: job.job_index,
@@ -387,23 +385,7 @@ async fn results_over_a_stream_are_answered_in_order_and_shutdown_ends_the_strea
     let sweep = coordinator.submit(request(40, 10)).await.unwrap().id;
     let served = serve(coordinator.clone()).await;
     let mut workers = served.connection.workers();
-    let worker_id = workers
-        .register(pb::RegisterRequest {
-            hostname: "robust".into(),
-            threads: 2,
-            chain: zonesweep_shared::CHAIN_REVISION,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
-    let jobs = workers
-        .lease(pb::LeaseRequest { worker_id: worker_id.clone(), capacity: 2, call: 0, wait_ms: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .jobs;
-    assert_eq!(jobs.len(), 2);
+    let (worker_id, jobs) = register_and_lease(&mut workers, 2).await;
     let result = |job: &pb::Job| pb::JobResult {
         lease: Some(pb::LeaseRef { sweep_id: job.sweep_id.clone(), job_index: job.job_index, lease_id: job.lease_id }),
         aggregate: Some(result_to_pb(&honest(40, job.sample_start..job.sample_end))),
