@@ -134,14 +134,16 @@ impl Deliveries {
         }
     }
 
-    /// One CompleteMany request: over the open stream, or a new one, or by
-    /// a call of its own (a request above the batch size, or a coordinator
-    /// without CompleteStream).
+    /// One CompleteMany request (`request()` builds it, a second time only
+    /// to send it again): over the open stream, or a new one, or by a call
+    /// of its own (a request above the batch size, or a coordinator without
+    /// CompleteStream).
     async fn complete_many(
         &self,
         mut client: Client,
-        request: pb::CompleteManyRequest,
+        request: impl Fn() -> pb::CompleteManyRequest,
     ) -> Result<Response<pb::CompleteManyResponse>, Status> {
+        let (request, build) = (request(), request);
         if self.unary_only.load(Ordering::Relaxed) || request.encoded_len() > self.max_bytes {
             return client.complete_many(request).await;
         }
@@ -158,13 +160,13 @@ impl Deliveries {
                 Err(status) => return Err(status),
             },
         };
-        let (answer, stream) = match stream.exchange(request.clone()).await {
+        let (answer, stream) = match stream.exchange(request).await {
             Ok(exchanged) => exchanged,
             // A stream kept since an earlier call may have been closed
             // meanwhile; a request the coordinator did take is answered
             // the same when sent again.
             Err(status) if reused && classify(&status) == Disposition::Retry => {
-                ResultStream::open(&mut client).await?.exchange(request).await?
+                ResultStream::open(&mut client).await?.exchange(build()).await?
             }
             Err(status) => return Err(status),
         };
@@ -237,11 +239,10 @@ async fn send(worker: &Worker, batch: Vec<Waiting>) {
         .call_with_retry("complete", &stop, |client| {
             // Read per attempt: a re-registration may change the id, and a
             // draining worker leases nothing more.
-            let lease_capacity = if worker.is_draining() { 0 } else { results.len() as u32 };
-            let request = pb::CompleteManyRequest {
+            let request = || pb::CompleteManyRequest {
                 worker_id: worker.worker_id(),
                 results: results.clone(),
-                lease_capacity,
+                lease_capacity: if worker.is_draining() { 0 } else { results.len() as u32 },
                 call: number,
             };
             worker.deliveries.complete_many(client, request)
