@@ -425,7 +425,9 @@ async fn results_over_a_stream_are_answered_in_order_and_shutdown_ends_the_strea
     // A new stream, left open and idle: the shutdown ends it.
     let (_sender, mut answers) = open(workers).await;
     served.stop().await;
-    let end = answers.message().await.unwrap_err();
+    // Bounded: a stream the shutdown left open would wait here for ever.
+    let end = tokio::time::timeout(Duration::from_secs(10), answers.message()).await;
+    let end = end.expect("the shutdown ends the open stream").unwrap_err();
     assert_eq!((end.code(), end.message()), (Code::Unavailable, "the coordinator is shutting down"));
 }
 
