@@ -487,10 +487,11 @@ async fn load_once(
         _ => "unknown".to_owned(),
     };
     println!(
-        "memory per sweep: its merged aggregate is {:.1} KiB encoded, about {:.1} KiB in memory; the process's resident memory grew {grown} during the run (coordinator and load generator)",
+        "memory per sweep: its merged aggregate is {:.1} KiB encoded, about {:.1} KiB in memory",
         encoded as f64 / 1024.0,
         heap as f64 / 1024.0
     );
+    println!("memory of the process: resident memory grew {grown} during the run (coordinator and load generator)");
     drop(client);
     let _ = cluster.stop.send(());
     tokio::time::timeout(Duration::from_secs(10), cluster.server).await.ok();

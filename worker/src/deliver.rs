@@ -222,15 +222,16 @@ async fn send_waiting(worker: Arc<Worker>) {
     }
 }
 
-/// One CompleteMany call for `batch`, retried through outages while any of
-/// its results is wanted, and each result's answer to its job.
+/// One request for `batch` (on the results stream, or a `CompleteMany`
+/// call), retried through outages while any of its results is wanted, and
+/// each result's answer to its job.
 async fn send(worker: &Worker, batch: Vec<Waiting>) {
     if worker.deliveries.complete_only.load(Ordering::Relaxed) {
         return send_one_by_one(worker, batch).await;
     }
     let results: Vec<pb::JobResult> = batch.iter().map(|w| w.result.clone()).collect();
     if results.len() > 1 {
-        worker.log.info(format_args!("delivering {} results in one call", results.len()));
+        worker.log.info(format_args!("delivering {} results in one request", results.len()));
     }
     let stop = || worker.past_drain_patience() || batch.iter().all(Waiting::unwanted);
     let call = worker.held.call();
