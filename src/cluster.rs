@@ -134,9 +134,10 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "SECS", value_parser = seconds_arg)]
     pub max_disconnect: Option<f64>,
     /// Run every sample by both the fast path and the reference chain and
-    /// stop at the first difference (about 2.5× slower): a check of this
-    /// program, whose results are the same either way. Sweeps with data
-    /// noise or a sensitivity design have no fast path: nothing to compare.
+    /// stop at the first difference (about 5× slower): a check of this
+    /// program, whose results are the same either way. A sensitivity
+    /// design is compared run by run; sweeps with data noise have no fast
+    /// path, so nothing is compared.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
@@ -173,9 +174,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
     pub progress_interval: f64,
     /// Run every sample by both the fast path and the reference chain and
-    /// stop at the first difference (about 2.5× slower): a check of this
-    /// program, whose results are the same either way. Sweeps with data
-    /// noise or a sensitivity design have no fast path: nothing to compare.
+    /// stop at the first difference (about 5× slower): a check of this
+    /// program, whose results are the same either way. A sensitivity
+    /// design is compared run by run; sweeps with data noise have no fast
+    /// path, so nothing is compared.
     #[arg(long)]
     pub verify: bool,
 }
