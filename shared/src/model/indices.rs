@@ -206,7 +206,6 @@ impl YearFactors {
     /// From the year's rows (term and gdp of unit u), summed in unit order.
     #[inline(always)]
     fn of(n_units: usize, coefficients: &Coefficients, row: impl Fn(usize) -> (RowTerms<f64>, f64)) -> YearFactors {
-        let nep = |i| coefficients.get(i);
         let (mut gdp, mut ce, mut cs) = (0.0, 0.0, 0.0);
         let (mut crop, mut shrub, mut forest, mut grass) = (0.0, 0.0, 0.0, 0.0);
         for u in 0..n_units {
@@ -219,6 +218,14 @@ impl YearFactors {
             forest += term.cs_forest;
             grass += term.cs_grass;
         }
+        YearFactors::of_totals(coefficients, [gdp, ce, cs, crop, shrub, forest, grass])
+    }
+
+    /// From the year's totals of GDP, CE, CS and the crop, shrub, forest
+    /// and grass sinks, each summed in unit order.
+    #[inline(always)]
+    fn of_totals(coefficients: &Coefficients, [gdp, ce, cs, crop, shrub, forest, grass]: [f64; 7]) -> YearFactors {
+        let nep = |i| coefficients.get(i);
         let typed_sink = crop + shrub + forest + grass;
         let footprint = crop / typed_sink / nep(c::NEP_CROPLAND)
             + shrub / typed_sink / nep(c::NEP_SHRUBLAND)
@@ -485,19 +492,22 @@ pub fn compute_year_major(
         let [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water] =
             [ce, cs_crop, cs_shrub, cs_forest, cs_grass, cs_water].map(|column| &column[..n_units]);
         let gdp = &gdp[year.clone()];
-        let factors = YearFactors::of(n_units, coefficients, |u| {
-            let term = RowTerms {
-                ce: ce[u],
-                cs_crop: cs_crop[u],
-                cs_shrub: cs_shrub[u],
-                cs_forest: cs_forest[u],
-                cs_grass: cs_grass[u],
-                cs_water: cs_water[u],
-                energy_tce: 0.0,
-                cli: 0.0,
-            };
-            (term, gdp[u])
-        });
+        // The totals as `YearFactors::of` sums them (a row's CS as
+        // `RowTerms::cs`), over zipped columns: no bounds check per unit.
+        let mut totals = [0.0; 7];
+        let columns =
+            gdp.iter().zip(ce).zip(cs_crop.iter().zip(cs_shrub)).zip(cs_forest.iter().zip(cs_grass).zip(cs_water));
+        for (((&gdp, &ce), (&crop, &shrub)), ((&forest, &grass), &water)) in columns {
+            let [t_gdp, t_ce, t_cs, t_crop, t_shrub, t_forest, t_grass] = &mut totals;
+            *t_gdp += gdp;
+            *t_ce += ce;
+            *t_cs += crop + shrub + forest + grass + water;
+            *t_crop += crop;
+            *t_shrub += shrub;
+            *t_forest += forest;
+            *t_grass += grass;
+        }
+        let factors = YearFactors::of_totals(coefficients, totals);
         let [out_ce, out_cs, out_nce, out_ecc, out_esc, out_cf, out_ec, out_ed] =
             trended.each_mut().map(|values| &mut values[year.clone()]);
         for u in 0..n_units {
