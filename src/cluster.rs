@@ -133,6 +133,15 @@ pub struct WorkerArgs {
     /// this many seconds (default: wait for it forever).
     #[arg(long, value_name = "SECS", value_parser = seconds_arg)]
     pub max_disconnect: Option<f64>,
+    #[command(flatten)]
+    pub verify: VerifyArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `--verify`, which `run` and `worker` share.
+#[derive(clap::Args)]
+pub struct VerifyArg {
     /// Run every sample by both the fast path and the reference chain and
     /// stop at the first difference (about 5× slower): a check of this
     /// program, whose results are the same either way. A sensitivity
@@ -140,8 +149,6 @@ pub struct WorkerArgs {
     /// path, so nothing is compared.
     #[arg(long)]
     pub verify: bool,
-    #[command(flatten)]
-    pub limits: LimitArgs,
 }
 
 /// A command-line number of seconds from 0 to a year.
@@ -173,13 +180,8 @@ pub struct RunArgs {
     /// Seconds between progress lines when standard error is not a terminal.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds_arg)]
     pub progress_interval: f64,
-    /// Run every sample by both the fast path and the reference chain and
-    /// stop at the first difference (about 5× slower): a check of this
-    /// program, whose results are the same either way. A sensitivity
-    /// design is compared run by run; sweeps with data noise have no fast
-    /// path, so nothing is compared.
-    #[arg(long)]
-    pub verify: bool,
+    #[command(flatten)]
+    pub verify: VerifyArg,
 }
 
 #[derive(clap::Args)]
@@ -572,7 +574,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs_f64),
         max_disconnect: args.max_disconnect.map(Duration::from_secs_f64),
         ca_pem: args.limits.ca_pem()?,
-        chain: chain_mode(args.verify),
+        chain: chain_mode(args.verify.verify),
         ..zonesweep_worker::WorkerConfig::new(
             &crate::client::coordinator_url(&args.coordinator),
             &args.token.require()?,
@@ -904,7 +906,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if resume.is_some() {
         require_database(&args.db, args.db != Path::new(DEFAULT_DB))?;
     }
-    let mut cluster = LocalCluster::start(&args.db, args.threads, chain_mode(args.verify)).await?;
+    let mut cluster = LocalCluster::start(&args.db, args.threads, chain_mode(args.verify.verify)).await?;
     let (submitted, continued) = match &resume {
         Some(id) => (cluster.client.resume(id).await?, true),
         None => submit_or_continue(&mut cluster.client, request).await?,
