@@ -395,9 +395,29 @@ pub fn resolve_units(
     scenario: Scenario,
     out: &mut Vec<ResolvedRules>,
 ) {
-    let s = scenario as usize;
     // Every rate and cap of every unit is written below.
     out.resize(stats.len(), [[Resolved { rate: 0.0, cap: None }; 2]; N_PREDICTORS]);
+    // A block of units at a time, so that its statistics and rules stay
+    // in the first-level cache across the twelve passes of a driver and
+    // period (a pass over every unit of a large dataset streamed both
+    // from further out each time: at 2,844 units this function took
+    // about three times as long per unit as at 81).
+    const UNITS: usize = 32;
+    for (out, stats) in out.chunks_mut(UNITS).zip(stats.chunks(UNITS)) {
+        resolve_block(rules, stats, adjustments, scenario, out);
+    }
+}
+
+/// [`resolve_units`] for one block of units.
+#[inline(always)]
+fn resolve_block(
+    rules: &ScenarioRules,
+    stats: &[[DriverStats; N_PREDICTORS]],
+    adjustments: &RuleAdjustments,
+    scenario: Scenario,
+    out: &mut [ResolvedRules],
+) {
+    let s = scenario as usize;
     for (d, driver) in Driver::ALL.into_iter().enumerate() {
         let driver_rules = rules.get(driver);
         for (p, period) in Period::ALL.into_iter().enumerate() {

@@ -147,6 +147,8 @@ pub const MIN_TOTAL: u32 = 10;
 pub const MAX_TOTAL: u32 = 50;
 const N_TOTALS: usize = (MAX_TOTAL - MIN_TOTAL + 1) as usize;
 const N_SCORES: usize = ScoreKey::ALL.len();
+/// The per-unit count tables ([`Aggregate::unit_tables_mut`]).
+pub(crate) const UNIT_TABLES: usize = 6;
 /// How many failed sample indices are kept per reason (the smallest ones).
 pub const KEPT_FAILED_SAMPLES: usize = 16;
 /// Bin widths of the regression histograms.
@@ -273,30 +275,55 @@ impl Aggregate {
     }
 
     /// The part of [`Aggregate::add`] that counts into tables (every count
-    /// but the histograms'), which the sweep's accumulator shares.
+    /// but the histograms').
     pub(crate) fn add_counts(&mut self, outcome: &Outcome) {
-        let shape = self.shape;
-        let n = shape.n_units;
-        assert_eq!(outcome.units.len(), n, "an outcome of this sweep's dataset");
         self.samples_ok += 1;
-        let peak_bins = shape.n_peak_bins();
+        let shape = self.shape;
+        assert_eq!(outcome.units.len(), shape.n_units, "an outcome of this sweep's dataset");
+        let mut tables = self.unit_tables_mut();
+        Aggregate::unit_counts_of(&shape, outcome, |table, row, bin| tables[table].row_mut(row)[bin] += 1);
+        self.add_regional(outcome);
+    }
+
+    /// The count tables with a row per unit (or per unit and score or
+    /// scenario, or a column per unit), in the order in which
+    /// [`Aggregate::unit_counts_of`] names them.
+    pub(crate) fn unit_tables_mut(&mut self) -> [&mut CountTable; UNIT_TABLES] {
+        [
+            &mut self.zone_counts,
+            &mut self.total_counts,
+            &mut self.score_counts,
+            &mut self.cep_counts,
+            &mut self.peak_counts,
+            &mut self.neutral_counts,
+        ]
+    }
+
+    /// Where one successful sample counts in the per-unit tables:
+    /// `count(table, row, bin)` once for each count it adds, `table` in
+    /// [`Aggregate::unit_tables_mut`] order. Shared by [`Aggregate::add`] and the sweep's accumulator,
+    /// which counts a batch of samples in narrow counters first.
+    #[inline(always)]
+    pub(crate) fn unit_counts_of(shape: &Shape, outcome: &Outcome, mut count: impl FnMut(usize, usize, usize)) {
+        let (n, peak_bins) = (shape.n_units, shape.n_peak_bins());
         for (u, unit) in outcome.units.iter().enumerate() {
-            self.zone_counts.row_mut(u)[usize::from(unit.zone) - 1] += 1;
-            self.total_counts.row_mut(u)[(unit.total - MIN_TOTAL) as usize] += 1;
+            count(0, u, usize::from(unit.zone) - 1);
+            count(1, u, (unit.total - MIN_TOTAL) as usize);
             for (k, score) in unit.scores.iter().enumerate() {
-                self.score_counts.row_mut(u * N_SCORES + k)[usize::from(*score) - 1] += 1;
+                count(2, u * N_SCORES + k, usize::from(*score) - 1);
             }
-            self.cep_counts.row_mut(u)[usize::from(unit.cep) - 1] += 1;
+            count(3, u, usize::from(unit.cep) - 1);
             for (s, scenario) in unit.scenarios.iter().enumerate() {
                 let bin = match scenario.peak_year {
                     Some(year) => (i64::from(year) - i64::from(shape.base_year)) as usize,
                     None => peak_bins - 1,
                 };
-                self.peak_counts.row_mut(s * n + u)[bin] += 1;
-                self.neutral_counts.row_mut(s)[u] += u64::from(scenario.neutral);
+                count(4, s * n + u, bin);
+                if scenario.neutral {
+                    count(5, s, u);
+                }
             }
         }
-        self.add_regional(outcome);
     }
 
     /// Count one successful sample's regional answers: the regional peak

@@ -34,7 +34,7 @@ use crate::model::zoning::{self, ScoreKey};
 use crate::numerics::math;
 use crate::numerics::ridge::{self, N_PREDICTORS};
 use crate::numerics::trend::{self, MK_LANES};
-use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UnitOutcome};
+use crate::sweep::aggregate::{Aggregate, Outcome, ScenarioOutcome, UNIT_TABLES, UnitOutcome};
 use crate::sweep::histogram::LogHistogram;
 
 /// Whether this process runs only the portable copies of the fast path
@@ -495,12 +495,66 @@ pub struct Accumulator {
     /// and the slots without one.
     values: Vec<f64>,
     skipped: Vec<usize>,
+    /// The per-unit count tables of the samples added since they last went
+    /// to the aggregate.
+    unit_counts: NarrowCounts,
+}
+
+/// The aggregate's per-unit count tables ([`Aggregate::unit_tables_mut`])
+/// in 8-bit counters, added to the aggregate's every 255 samples: an
+/// eighth of the memory, so that at 2,844 units a sample's scattered
+/// increments (nineteen a unit) land in a table of 0.6 MiB that stays in
+/// the second-level cache instead of one of 5 MiB that does not.
+#[derive(Debug)]
+struct NarrowCounts {
+    /// Each table's width and counts, in the aggregate table's layout.
+    tables: [(usize, Vec<u8>); UNIT_TABLES],
+    /// Samples counted since the counts last went to the aggregate.
+    samples: u8,
+}
+
+impl NarrowCounts {
+    fn new(aggregate: &mut Aggregate) -> NarrowCounts {
+        let tables = aggregate.unit_tables_mut().map(|table| (table.width(), vec![0; table.as_flat().len()]));
+        NarrowCounts { tables, samples: 0 }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.tables.iter().map(|(_, counts)| counts.capacity()).sum()
+    }
+
+    /// Count one sample; its counts and those before it go to `aggregate`
+    /// when a counter could fill up otherwise.
+    #[inline(always)]
+    fn add(&mut self, aggregate: &mut Aggregate, outcome: &Outcome) {
+        let tables = &mut self.tables;
+        Aggregate::unit_counts_of(&aggregate.shape, outcome, |table, row, bin| {
+            let (width, counts) = &mut tables[table];
+            counts[row * *width..][..*width][bin] += 1;
+        });
+        self.samples += 1;
+        if self.samples == u8::MAX {
+            self.spill_into(aggregate);
+        }
+    }
+
+    /// Add the counts to `aggregate`'s tables and start again from zero.
+    fn spill_into(&mut self, aggregate: &mut Aggregate) {
+        for (table, (_, counts)) in aggregate.unit_tables_mut().into_iter().zip(&mut self.tables) {
+            for (total, count) in table.as_flat_mut().iter_mut().zip(counts.iter_mut()) {
+                *total += u64::from(*count);
+                *count = 0;
+            }
+        }
+        self.samples = 0;
+    }
 }
 
 const NON_POSITIVE: i32 = i32::MIN;
 
 impl Accumulator {
-    pub fn new(aggregate: Aggregate) -> Accumulator {
+    pub fn new(mut aggregate: Aggregate) -> Accumulator {
+        let unit_counts = NarrowCounts::new(&mut aggregate);
         let shape = aggregate.shape;
         let n_log = 2 * 3 * shape.n_units + 3 * shape.n_projected_years();
         let per_sample = n_log * std::mem::size_of::<i32>();
@@ -514,6 +568,7 @@ impl Accumulator {
             dense: vec![DenseBins::default(); n_log],
             values: Vec::with_capacity(n_log),
             skipped: Vec::with_capacity(n_log),
+            unit_counts,
         }
     }
 
@@ -525,6 +580,7 @@ impl Accumulator {
             + self.dense.iter().map(DenseBins::heap_bytes).sum::<usize>()
             + self.values.capacity() * std::mem::size_of::<f64>()
             + self.skipped.capacity() * std::mem::size_of::<usize>()
+            + self.unit_counts.heap_bytes()
     }
 
     /// The aggregate's failures and sensitivity sums are changed through it.
@@ -554,7 +610,10 @@ impl Accumulator {
     fn add_generic(&mut self, outcome: &Outcome) {
         let shape = self.aggregate.shape;
         let n = shape.n_units;
-        self.aggregate.add_counts(outcome);
+        assert_eq!(outcome.units.len(), n, "an outcome of this sweep's dataset");
+        self.aggregate.samples_ok += 1;
+        self.unit_counts.add(&mut self.aggregate, outcome);
+        self.aggregate.add_regional(outcome);
         // ce_milestone [s][u] (a value without one is not counted: the
         // milestone is before the base year for every sample alike), then
         // ce_horizon [s][u], then regional CE [s][year]; their bins four
@@ -595,7 +654,6 @@ impl Accumulator {
             log_bins[start + i] = SKIPPED;
         }
         debug_assert_eq!(self.log_bins.len(), (self.pending + 1) * self.n_log);
-        debug_assert_eq!(outcome.units.len(), n);
         // Eight values a sample, into histograms of few bins: added at once.
         for (histogram, value) in self.aggregate.coefficients.iter_mut().zip(outcome.coefficients) {
             histogram.add(value);
@@ -641,6 +699,7 @@ impl Accumulator {
     /// The aggregate of every sample added.
     pub fn finish(mut self) -> Aggregate {
         self.flush();
+        self.unit_counts.spill_into(&mut self.aggregate);
         for (h, dense) in self.dense.iter_mut().enumerate() {
             dense.spill_into(&mut log_histogram(&mut self.aggregate, h).bins);
         }
