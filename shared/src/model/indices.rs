@@ -286,7 +286,7 @@ pub fn compute(rows: &[Row], n_years: usize, coefficients: &Coefficients) -> Ind
 }
 
 /// The panel year-major for [`compute_year_major`]: the fields the indices
-/// read ([`BLOCK_SLOT`]) in blocks of 16 rows of a year (which the indices
+/// read (35 of the 41) in blocks of 16 rows of a year (which the indices
 /// read without a bounds check per field), and GDP and secondary GDP as
 /// columns, unit u in year t at `t * width + u`; `width` ≥ the number of
 /// units (the padding lanes hold zeros).
