@@ -277,9 +277,9 @@ impl Aggregate {
     /// The part of [`Aggregate::add`] that counts into tables (every count
     /// but the histograms').
     pub(crate) fn add_counts(&mut self, outcome: &Outcome) {
-        self.samples_ok += 1;
         let shape = self.shape;
         assert_eq!(outcome.units.len(), shape.n_units, "an outcome of this sweep's dataset");
+        self.samples_ok += 1;
         let mut tables = self.unit_tables_mut();
         Aggregate::unit_counts_of(&shape, outcome, |table, row, bin| tables[table].row_mut(row)[bin] += 1);
         self.add_regional(outcome);
@@ -301,8 +301,9 @@ impl Aggregate {
 
     /// Where one successful sample counts in the per-unit tables:
     /// `count(table, row, bin)` once for each count it adds, `table` in
-    /// [`Aggregate::unit_tables_mut`] order. Shared by [`Aggregate::add`] and the sweep's accumulator,
-    /// which counts a batch of samples in narrow counters first.
+    /// [`Aggregate::unit_tables_mut`] order. Shared by [`Aggregate::add`]
+    /// and the sweep's accumulator, which counts a batch of samples in
+    /// narrow counters first.
     #[inline(always)]
     pub(crate) fn unit_counts_of(shape: &Shape, outcome: &Outcome, mut count: impl FnMut(usize, usize, usize)) {
         let (n, peak_bins) = (shape.n_units, shape.n_peak_bins());

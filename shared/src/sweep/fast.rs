@@ -470,8 +470,9 @@ const EMPTY_UNIT: UnitOutcome =
 const PENDING_SAMPLES: usize = 256;
 const PENDING_BYTES: usize = 1 << 20;
 
-/// An [`Aggregate`] being filled sample by sample: the count tables
-/// directly; the log histograms' bins held per batch, then counted one
+/// An [`Aggregate`] being filled sample by sample: the per-unit count
+/// tables in 8-bit copies (`NarrowCounts`) added to the aggregate's every
+/// 255 samples, the regional ones directly; the log histograms' bins held per batch, then counted one
 /// histogram at a time into `DenseBins` (a counter per bin over the range
 /// met so far, instead of sorted sparse bins rebuilt at every batch), which
 /// go into the aggregate's sparse histograms when the job ends.
