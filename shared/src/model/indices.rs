@@ -413,8 +413,12 @@ const ROWS: usize = 16;
 /// `out[r] = out[r] + coefficient · column[r]`, the step of a sum over terms.
 #[inline(always)]
 fn add_term<const R: usize>(out: &mut [f64; R], coefficient: f64, column: &[f64; R]) {
-    for (total, value) in out.iter_mut().zip(column) {
-        *total += coefficient * *value;
+    // In fours, one vector register each: as a loop over the R rows the
+    // compiler computed most rows one at a time.
+    const { assert!(R % 4 == 0, "rows in fours") };
+    for (out, column) in out.as_chunks_mut::<4>().0.iter_mut().zip(column.as_chunks::<4>().0) {
+        let product: [f64; 4] = std::array::from_fn(|i| coefficient * column[i]);
+        *out = std::array::from_fn(|i| out[i] + product[i]);
     }
 }
 
@@ -452,12 +456,16 @@ fn row_terms_of<const R: usize>(
     for &(field, per_head) in &k.livestock {
         add_term(&mut livestock, per_head, v(field));
     }
+    // Each output is formed in an array and written whole: written element
+    // by element through the column, it was reloaded from the column's
+    // vector after every store (which might have changed it, as far as the
+    // compiler could tell), and the loop ran one row at a time.
     let population = v(Field::Population);
-    let ce = out::<R>(&mut columns.ce, o0);
-    for i in 0..R {
+    let ce: [f64; R] = std::array::from_fn(|i| {
         let ce_urban = carbon[i] + k.breathing * population[i];
-        ce[i] = ce_crop[i] + ce_urban + livestock[i];
-    }
+        ce_crop[i] + ce_urban + livestock[i]
+    });
+    *out::<R>(&mut columns.ce, o0) = ce;
     *out::<R>(energy_tce, r0) = tce;
     // CS: crops, and the sinks of four land uses.
     let mut crop = [-0.0; R];
@@ -469,10 +477,8 @@ fn row_terms_of<const R: usize>(
     let land = [Field::Shrubland, Field::Forest, Field::Grassland, Field::Water];
     for (column, (&sink, field)) in [cs_shrub, cs_forest, cs_grass, cs_water].into_iter().zip(k.sinks.iter().zip(land))
     {
-        let (out, values) = (out::<R>(column, o0), v(field));
-        for i in 0..R {
-            out[i] = sink * values[i];
-        }
+        let values = v(field);
+        *out::<R>(column, o0) = std::array::from_fn(|i| sink * values[i]);
     }
 }
 
