@@ -413,14 +413,8 @@ const ROWS: usize = 16;
 /// `out[r] = out[r] + coefficient · column[r]`, the step of a sum over terms.
 #[inline(always)]
 fn add_term<const R: usize>(out: &mut [f64; R], coefficient: f64, column: &[f64; R]) {
-    // In fours, one vector register each: as a loop over the R rows the
-    // compiler computed most rows one at a time.
-    const { assert!(R % 4 == 0, "rows in fours") };
-    for (out, column) in out.chunks_exact_mut(4).zip(column.chunks_exact(4)) {
-        let out: &mut [f64; 4] = out.try_into().expect("chunks of four");
-        let column: &[f64; 4] = column.try_into().expect("chunks of four");
-        let product: [f64; 4] = std::array::from_fn(|i| coefficient * column[i]);
-        *out = std::array::from_fn(|i| out[i] + product[i]);
+    for (total, value) in out.iter_mut().zip(column) {
+        *total += coefficient * *value;
     }
 }
 
