@@ -156,7 +156,7 @@ fn sample_cost(samples: u64, units: Option<usize>) -> Result<()> {
     }
     let per_add = started.elapsed().as_secs_f64() / (rounds * outcomes.len().max(1) as u64) as f64;
     println!(
-        "  regional accumulators (regional peak year, units per zone): {:.2} µs per sample = {:.2} % of a fast-path sample (target < 15 %)",
+        "  regional accumulators (peak year, units per zone): {:.2} µs per sample = {:.2} % of a fast-path sample (target < 15 %)",
         per_add * 1e6,
         100.0 * per_add / fast
     );
@@ -164,10 +164,14 @@ fn sample_cost(samples: u64, units: Option<usize>) -> Result<()> {
     // is about a second of samples).
     let job = samples.min(1000);
     let memory = runner.thread_memory(job);
+    // Two lines: as one, it wrapped in a terminal of 160 columns.
     println!(
-        "  memory per worker thread: {:.1} KiB of buffers, {:.1} KiB of histogram bins and counters after a {job}-sample job, beside the job's aggregate ({:.1} KiB encoded)",
+        "  memory per worker thread: {:.1} KiB of buffers, {:.1} KiB of histogram bins and counters",
         memory.scratch as f64 / 1024.0,
         memory.accumulator as f64 / 1024.0,
+    );
+    println!(
+        "    (after a {job}-sample job; beside them the job's aggregate, {:.1} KiB encoded)",
         prost::Message::encoded_len(&aggregate_to_pb(&fast_aggregate)) as f64 / 1024.0
     );
     Ok(())
